@@ -1,0 +1,44 @@
+"""dormant — find, prove and contain backdoor triggers in machine-learning systems."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    ConfigError,
+    DataFormatError,
+    DataValidationError,
+    DormantError,
+    InputError,
+    InputNotFoundError,
+    MissingDependencyError,
+    ProvenanceError,
+    ScanError,
+)
+from .findings import Evidence, Finding, Locator, Severity, SubjectRef  # noqa: E402
+from .report import RecordScore, Report, ScanIssue  # noqa: E402
+from .triggers import Position, Trigger, TriggerKind  # noqa: E402
+
+__all__ = [
+    "ConfigError",
+    "DataFormatError",
+    "DataValidationError",
+    "DormantError",
+    "Evidence",
+    "Finding",
+    "InputError",
+    "InputNotFoundError",
+    "Locator",
+    "MissingDependencyError",
+    "Position",
+    "ProvenanceError",
+    "RecordScore",
+    "Report",
+    "ScanError",
+    "ScanIssue",
+    "Severity",
+    "SubjectRef",
+    "Trigger",
+    "TriggerKind",
+    "__version__",
+]

@@ -1,0 +1,186 @@
+"""Report: run info, findings, per-record scores, errors and skips; JSON writer and CI exit codes.
+
+Other formats live in :mod:`dormant.writers` (SARIF 2.1.0, Markdown, HTML). Files are written
+atomically (temporary file + rename), so a crash never leaves a partial file looking complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from . import __version__
+from .findings import Finding, Severity, SubjectRef
+
+
+@dataclass(frozen=True)
+class ScanIssue:
+    """A scanner that failed (``kind='error'``) or was skipped (``kind='skip'``), and why."""
+
+    scanner: str
+    kind: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"scanner": self.scanner, "kind": self.kind, "message": self.message}
+
+
+@dataclass(frozen=True)
+class RecordScore:
+    """Per-record fused suspicion: id, score in [0, 1], flagged, and per-scanner parts."""
+
+    record_id: str
+    score: float
+    flagged: bool
+    parts: tuple[tuple[str, float], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.record_id,
+            "score": round(self.score, 6),
+            "flagged": self.flagged,
+            **{f"score_{k}": round(v, 6) for k, v in self.parts},
+        }
+
+
+@dataclass
+class Report:
+    """Everything a scan produced.
+
+    ``findings`` are sorted by descending score when the report is finished; ``errors`` and
+    ``skips`` record scanners that failed or could not run; ``extras`` carries scanner outputs
+    used by the writers' plots (e.g. an embedding projection), all JSON-serialisable.
+    """
+
+    subject: SubjectRef
+    config: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    issues: list[ScanIssue] = field(default_factory=list)
+    records: list[RecordScore] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+    started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    finished: str | None = None
+    partial: bool = False
+
+    @property
+    def errors(self) -> list[ScanIssue]:
+        return [i for i in self.issues if i.kind == "error"]
+
+    @property
+    def skips(self) -> list[ScanIssue]:
+        return [i for i in self.issues if i.kind == "skip"]
+
+    def finish(self) -> Report:
+        """Sort findings (highest score first) and stamp the finish time."""
+        self.findings.sort(key=lambda f: (-f.severity.rank, -f.score, f.title))
+        self.finished = datetime.now(UTC).isoformat(timespec="seconds")
+        return self
+
+    def max_severity(self) -> Severity | None:
+        """Highest severity among findings, or ``None`` when there are none."""
+        if not self.findings:
+            return None
+        return max((f.severity for f in self.findings), key=lambda s: s.rank)
+
+    def exit_code(self, fail_on: Severity | str | None = Severity.HIGH) -> int:
+        """CI exit code: 0 clean, 1 a finding at or above ``fail_on``, 3 a scanner errored.
+
+        ``fail_on=None`` never fails on findings. (Exit code 2 is reserved for bad input
+        and usage errors, raised before a report exists.)
+        """
+        if fail_on is not None:
+            threshold = Severity.parse(fail_on, param="fail_on")
+            if any(f.severity >= threshold for f in self.findings):
+                return 1
+        if self.errors:
+            return 3
+        return 0
+
+    def run_info(self) -> dict[str, Any]:
+        return {
+            "tool": "dormant",
+            "version": __version__,
+            "python": platform.python_version(),
+            "started": self.started,
+            "finished": self.finished,
+            "partial": self.partial,
+            "seed": self.seed,
+            "config": self.config,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        sev = self.max_severity()
+        return {
+            "run": self.run_info(),
+            "subject": self.subject.to_dict(),
+            "summary": {
+                "findings": len(self.findings),
+                "max_severity": sev.value if sev else None,
+                "records": len(self.records),
+                "flagged_records": sum(1 for r in self.records if r.flagged),
+                "errors": len(self.errors),
+                "skips": len(self.skips),
+            },
+            "findings": [f.to_dict() for f in self.findings],
+            "errors": [i.to_dict() for i in self.errors],
+            "skips": [i.to_dict() for i in self.skips],
+            "extras": self.extras,
+        }
+
+    # -- writers -------------------------------------------------------------------------
+
+    def write_json(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``report.json`` atomically."""
+        with atomic_write(path) as fh:
+            json.dump(self.to_dict(), fh, indent=2, ensure_ascii=False, default=_json_default)
+            fh.write("\n")
+        return Path(path)
+
+    def write_record_scores(self, path: str | os.PathLike[str]) -> Path:
+        """Write the per-record score file (JSONL: id, score, flagged, per-scanner parts)."""
+        with atomic_write(path) as fh:
+            for rec in self.records:
+                fh.write(json.dumps(rec.to_dict(), ensure_ascii=False) + "\n")
+        return Path(path)
+
+
+def _json_default(obj: object) -> object:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serialisable")
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike[str], *, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; rename it over ``path`` only on success."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    try:
+        kwargs: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
+        os.replace(tmp, target)
+    except BaseException:
+        with _suppress():
+            os.unlink(tmp)
+        raise
+
+
+@contextmanager
+def _suppress() -> Iterator[None]:
+    try:
+        yield
+    except OSError:
+        pass

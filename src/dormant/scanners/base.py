@@ -1,0 +1,122 @@
+"""Scanner base class, scan context, result type and the registry.
+
+Contract (checked for every registered scanner by ``tests/test_scanner_contract.py``):
+
+- class attributes ``name``, ``subject_kinds``, ``requires``, ``category``, ``paper``,
+  ``limits`` are set;
+- ``__init__`` takes keyword-only settings, stores each under its own name, and does no work;
+- ``get_params()`` returns those settings; ``scan`` never changes them;
+- ``scan(subject, context=...)`` returns a :class:`ScanResult` whose per-record arrays have one
+  entry per record of the subject, scores in ``[0, 1]`` (higher = more suspicious).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..findings import Finding
+
+#: progress(stage, advance, total): ``advance`` items done since the last call.
+ProgressFn = Callable[[str, int, "int | None"], None]
+
+
+def _no_progress(stage: str, advance: int, total: int | None) -> None:
+    return None
+
+
+@dataclass
+class ScanContext:
+    """What every scan needs besides its subject: seed, device, cache, progress, budget.
+
+    Passed explicitly, never global.
+    """
+
+    seed: int = 0
+    device: str = "cpu"
+    cache_dir: Path | None = None
+    progress: ProgressFn = _no_progress
+    budget_seconds: float | None = None
+
+
+@dataclass
+class ScanResult:
+    """Output of one scanner.
+
+    ``record_scores`` (float, ``[0, 1]``) and ``record_flags`` (bool) are aligned with the
+    subject's records in read order, or ``None`` when the scanner does not score records.
+    ``extras`` holds JSON-serialisable data for the report's plots.
+    """
+
+    findings: list[Finding] = field(default_factory=list)
+    record_scores: np.ndarray | None = None
+    record_flags: np.ndarray | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Scanner:
+    """Base class of all scanners. Subclasses set the class attributes and implement ``scan``."""
+
+    name: ClassVar[str] = ""
+    #: subject kinds this scanner accepts: ``labelled``, ``instruction``, ``classifier`` ...
+    subject_kinds: ClassVar[tuple[str, ...]] = ()
+    #: capabilities or extras it needs, e.g. ``("embeddings",)``
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: key into the framework mapping table for its findings
+    category: ClassVar[str] = "data-poisoning"
+    #: the published method it follows
+    paper: ClassVar[str] = ""
+    #: known limits, stated plainly
+    limits: ClassVar[str] = ""
+
+    def get_params(self) -> dict[str, Any]:
+        """The settings given to ``__init__`` (scikit-learn style)."""
+        sig = inspect.signature(type(self).__init__)
+        return {
+            p: getattr(self, p)
+            for p in sig.parameters
+            if p != "self" and sig.parameters[p].kind is inspect.Parameter.KEYWORD_ONLY
+        }
+
+    def missing_requirements(self) -> str | None:
+        """Why this scanner cannot run here (a missing extra), or ``None`` when it can."""
+        return None
+
+    def scan(self, subject: Any, *, context: ScanContext | None = None) -> ScanResult:
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, type[Scanner]] = {}
+
+
+def register(cls: type[Scanner]) -> type[Scanner]:
+    """Class decorator: add a scanner to :data:`REGISTRY` under ``cls.name``."""
+    if not cls.name:
+        raise ConfigError(f"Scanner {cls.__name__} has no name.")
+    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+        raise ConfigError(f"Scanner name {cls.name!r} is registered twice.")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_scanner(name: str, **params: Any) -> Scanner:
+    """Instantiate a registered scanner by name."""
+    _load_builtin()
+    try:
+        cls = REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"Unknown scanner {name!r}; registered: {', '.join(sorted(REGISTRY))}."
+        ) from None
+    return cls(**params)
+
+
+def _load_builtin() -> None:
+    """Import the built-in scanner modules so they register themselves."""
+    from . import data  # noqa: F401

@@ -1,0 +1,1 @@
+"""Data-level scanners: training and fine-tuning data."""

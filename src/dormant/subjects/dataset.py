@@ -1,0 +1,409 @@
+"""TextDataset: a labelled or instruction dataset on disk, read as a stream of batches.
+
+Formats: JSONL (``.jsonl``/``.ndjson``), CSV/TSV, Parquet, and a Hugging Face ``datasets``
+directory written by ``save_to_disk`` (read directly from its Arrow files; ``datasets`` itself is
+not imported). Reading is streaming: a batch at a time, so memory stays flat as the file grows.
+
+Every problem is reported with its place: the line (JSONL/CSV) or row (Parquet/Arrow), the field
+and what was expected. The input file is only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import (
+    ConfigError,
+    DataFormatError,
+    DataValidationError,
+    InputNotFoundError,
+)
+from ..findings import SubjectRef
+
+FORMATS = ("jsonl", "csv", "tsv", "parquet", "hf")
+_SUFFIX = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+@dataclass
+class Batch:
+    """A batch of records as columns.
+
+    ``texts`` is what a trigger would sit in (``text`` field, or the prompt of instruction
+    data); ``labels`` and ``responses`` are the outcomes, ``None`` when the dataset has none.
+    ``start`` is the 0-based row index of the first record.
+    """
+
+    ids: list[str]
+    texts: list[str]
+    labels: list[str] | None = None
+    responses: list[str] | None = None
+    start: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class TextDataset:
+    """A text dataset on disk.
+
+    Parameters
+    ----------
+    path:
+        File (JSONL, CSV, TSV, Parquet) or a ``save_to_disk`` directory.
+    text_field:
+        Field holding the text of labelled data.
+    label_field:
+        Field holding the label.
+    prompt_field, response_field:
+        Fields of instruction data (the prompt is where a trigger sits; the response's
+        behaviours are the outcome).
+    id_field:
+        Field holding a record id; without it the 0-based row number is the id.
+    format:
+        One of ``jsonl, csv, tsv, parquet, hf``; guessed from the suffix when ``None``.
+    split:
+        Split of a ``DatasetDict`` directory.
+    max_chars:
+        Longest accepted text or response, in characters; longer records are an error
+        (a record of megabytes is a sign of a broken export, not a training example).
+    """
+
+    path: str | os.PathLike[str]
+    text_field: str | None = None
+    label_field: str | None = None
+    prompt_field: str | None = None
+    response_field: str | None = None
+    id_field: str | None = None
+    format: str | None = None
+    split: str | None = None
+    max_chars: int = 100_000
+    _digest: str | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        if not self.path.exists():
+            raise InputNotFoundError(f"Dataset not found: {self.path} (no such file or directory).")
+        if self.text_field and self.prompt_field:
+            raise ConfigError(
+                "Give either text_field (labelled data) or prompt_field (instruction data), "
+                f"not both. Got text_field={self.text_field!r}, prompt_field={self.prompt_field!r}."
+            )
+        if not self.text_field and not self.prompt_field:
+            raise ConfigError(
+                "Name the field that holds the text: text_field (with label_field) for labelled "
+                "data, or prompt_field (with response_field) for instruction data."
+            )
+        if self.text_field and not self.label_field:
+            raise ConfigError(
+                f"Labelled data needs label_field along with text_field={self.text_field!r}."
+            )
+        if self.prompt_field and not self.response_field:
+            raise ConfigError(
+                f"Instruction data needs response_field along with "
+                f"prompt_field={self.prompt_field!r}."
+            )
+        if not isinstance(self.max_chars, int) or self.max_chars < 1:
+            raise ConfigError(
+                f"The 'max_chars' parameter must be a positive int. Got {self.max_chars!r}."
+            )
+        self.format = self._resolve_format()
+
+    # -- identity ----------------------------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        """``labelled`` or ``instruction``."""
+        return "labelled" if self.text_field else "instruction"
+
+    @property
+    def input_field(self) -> str:
+        return str(self.text_field or self.prompt_field)
+
+    def files(self) -> list[Path]:
+        """The data files behind this dataset, in read order."""
+        p = Path(self.path)
+        if self.format != "hf":
+            return [p]
+        return _hf_arrow_files(p, self.split)
+
+    def digest(self) -> str:
+        """``sha256:<hex>`` over the data files' bytes (a manifest digest when several)."""
+        if self._digest is None:
+            parts = []
+            for f in self.files():
+                h = hashlib.sha256()
+                with open(f, "rb") as fh:
+                    while chunk := fh.read(1 << 22):
+                        h.update(chunk)
+                parts.append(h.hexdigest())
+            if len(parts) == 1:
+                self._digest = "sha256:" + parts[0]
+            else:
+                self._digest = "sha256:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        return self._digest
+
+    def ref(self) -> SubjectRef:
+        return SubjectRef(kind="dataset", name=str(self.path), digest=self.digest())
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _resolve_format(self) -> str:
+        p = Path(self.path)
+        if self.format is not None:
+            if self.format not in FORMATS:
+                raise ConfigError(
+                    f"The 'format' parameter must be one of {', '.join(FORMATS)}. "
+                    f"Got {self.format!r} instead."
+                )
+            return self.format
+        if p.is_dir():
+            if (p / "state.json").exists() or (p / "dataset_dict.json").exists():
+                return "hf"
+            raise DataFormatError(
+                f"{p} is a directory but not a Hugging Face dataset saved with save_to_disk "
+                "(no state.json or dataset_dict.json)."
+            )
+        fmt = _SUFFIX.get(p.suffix.lower())
+        if fmt is None:
+            raise DataFormatError(
+                f"Cannot tell the format of {p.name!r} from its suffix; expected one of "
+                f"{', '.join(sorted(_SUFFIX))}, or pass format= (--format)."
+            )
+        return fmt
+
+    def _columns(self) -> list[str]:
+        cols = [self.input_field]
+        for c in (self.label_field, self.response_field):
+            if c:
+                cols.append(c)
+        if self.id_field:
+            cols.append(self.id_field)
+        return cols
+
+    def rows(self) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        """Yield ``(row_index, place, row_dict)``; ``place`` names the line or row for errors."""
+        fmt = self.format
+        if fmt == "jsonl":
+            yield from self._jsonl_rows()
+        elif fmt in ("csv", "tsv"):
+            yield from self._csv_rows("\t" if fmt == "tsv" else ",")
+        else:
+            yield from self._arrow_rows()
+
+    def _jsonl_rows(self) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        idx = 0
+        with open(self.path, "rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataFormatError(
+                        f"{self.path}: line {lineno} is not valid UTF-8 "
+                        f"(byte {exc.start} of the line); re-encode the file as UTF-8."
+                    ) from None
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataFormatError(
+                        f"{self.path}: line {lineno} is not valid JSON ({exc.msg} at column "
+                        f"{exc.colno}); each line must hold one JSON object."
+                    ) from None
+                if not isinstance(obj, dict):
+                    raise DataFormatError(
+                        f"{self.path}: line {lineno} holds a JSON {type(obj).__name__}, "
+                        "expected an object with named fields."
+                    )
+                yield idx, f"line {lineno}", obj
+                idx += 1
+
+    def _csv_rows(self, delimiter: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        csv.field_size_limit(max(self.max_chars * 4, 1 << 20))
+        with open(self.path, "rb") as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            reader = csv.DictReader(text, delimiter=delimiter)
+            idx = 0
+            try:
+                for row in reader:
+                    yield idx, f"line {reader.line_num}", row
+                    idx += 1
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(
+                    f"{self.path}: not valid UTF-8 near line {reader.line_num + 1} "
+                    f"({exc.reason}); re-encode the file as UTF-8."
+                ) from None
+            except csv.Error as exc:
+                raise DataFormatError(
+                    f"{self.path}: malformed CSV at line {reader.line_num}: {exc}."
+                ) from None
+
+    def _arrow_rows(self) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        idx = 0
+        cols = self._columns()
+        for f in self.files():
+            try:
+                if self.format == "parquet":
+                    pf = pq.ParquetFile(f)
+                    self._check_schema(pf.schema_arrow.names, f)
+                    batches: Iterator[Any] = pf.iter_batches(batch_size=8192, columns=cols)
+                else:
+                    reader = _open_arrow(f)
+                    self._check_schema(reader.schema.names, f)
+                    batches = iter(reader)
+                for rb in batches:
+                    data = rb.select(cols).to_pydict() if hasattr(rb, "select") else {}
+                    n = rb.num_rows
+                    for i in range(n):
+                        yield idx, f"row {idx}", {c: data[c][i] for c in cols}
+                        idx += 1
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise DataFormatError(f"{f}: cannot read as {self.format}: {exc}") from None
+
+    def _check_schema(self, names: list[str], f: Path) -> None:
+        for c in self._columns():
+            if c not in names:
+                raise DataFormatError(
+                    f"{f}: field {c!r} not found; available fields: {', '.join(names)}."
+                )
+
+    def batches(self, batch_size: int = 8192) -> Iterator[Batch]:
+        """Stream validated batches. Raises on the first bad record, naming its place."""
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1. Got {batch_size!r}.")
+        tf = self.input_field
+        lf = self.label_field
+        rf = self.response_field
+        idf = self.id_field
+        maxc = self.max_chars
+        ids: list[str] = []
+        texts: list[str] = []
+        labels: list[str] = []
+        responses: list[str] = []
+        start = 0
+        for idx, place, row in self.rows():
+            text = row.get(tf, _MISSING)
+            if not isinstance(text, str):
+                _bad_field(self.path, place, tf, text, "a string")
+            if len(text) > maxc:
+                raise DataValidationError(
+                    f"{self.path}: {place}: field {tf!r} is {len(text):,} characters long, over "
+                    f"the limit of {maxc:,} (raise it with max_chars / --max-chars if intended)."
+                )
+            if lf is not None:
+                lab = row.get(lf, _MISSING)
+                if lab is _MISSING or lab is None or isinstance(lab, (dict, list)):
+                    _bad_field(self.path, place, lf, lab, "a label (string, int or bool)")
+                labels.append(str(lab))
+            if rf is not None:
+                resp = row.get(rf, _MISSING)
+                if not isinstance(resp, str):
+                    _bad_field(self.path, place, rf, resp, "a string")
+                if len(resp) > maxc:
+                    raise DataValidationError(
+                        f"{self.path}: {place}: field {rf!r} is {len(resp):,} characters long, "
+                        f"over the limit of {maxc:,}."
+                    )
+                responses.append(resp)
+            if idf is not None:
+                rid = row.get(idf, _MISSING)
+                if rid is _MISSING or rid is None or isinstance(rid, (dict, list)):
+                    _bad_field(self.path, place, idf, rid, "an id (string or int)")
+                ids.append(str(rid))
+            else:
+                ids.append(str(idx))
+            texts.append(text)
+            if len(ids) >= batch_size:
+                yield Batch(ids, texts, labels if lf else None, responses if rf else None, start)
+                start += len(ids)
+                ids, texts, labels, responses = [], [], [], []
+        if ids:
+            yield Batch(ids, texts, labels if lf else None, responses if rf else None, start)
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING: Any = _Missing()
+
+
+def _bad_field(path: object, place: str, name: str, value: object, expected: str) -> None:
+    if value is _MISSING:
+        raise DataFormatError(f"{path}: {place}: field {name!r} is missing; expected {expected}.")
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    raise DataFormatError(
+        f"{path}: {place}: field {name!r} must be {expected}; got {type(value).__name__} {shown}."
+    )
+
+
+def _hf_arrow_files(p: Path, split: str | None) -> list[Path]:
+    if (p / "dataset_dict.json").exists():
+        splits = json.loads((p / "dataset_dict.json").read_text("utf-8")).get("splits", [])
+        if split is None:
+            if len(splits) == 1:
+                split = splits[0]
+            else:
+                raise ConfigError(
+                    f"{p} holds several splits ({', '.join(splits)}); choose one with "
+                    "split= (--split)."
+                )
+        if split not in splits:
+            raise ConfigError(
+                f"Split {split!r} not found in {p}; available: {', '.join(splits)}."
+            )
+        p = p / split
+    state = p / "state.json"
+    if not state.exists():
+        raise DataFormatError(f"{p} has no state.json; save the dataset with save_to_disk.")
+    try:
+        files = [p / d["filename"] for d in json.loads(state.read_text("utf-8"))["_data_files"]]
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise DataFormatError(f"{state} is not a datasets state file: {exc}") from None
+    for f in files:
+        if not f.exists():
+            raise DataFormatError(f"{p}: data file {f.name} listed in state.json is missing.")
+    return files
+
+
+def _open_arrow(f: Path) -> Any:
+    import pyarrow as pa
+
+    try:
+        return pa.ipc.open_stream(pa.memory_map(str(f), "r"))
+    except pa.ArrowInvalid:
+        return pa.ipc.open_file(pa.memory_map(str(f), "r"))
+
+
+def find_duplicate_ids(hashes: list[np.ndarray]) -> np.ndarray:
+    """Hashes that occur more than once among the per-batch id hash arrays."""
+    if not hashes:
+        return np.empty(0, dtype=np.uint64)
+    allh = np.sort(np.concatenate(hashes))
+    dup = allh[1:][allh[1:] == allh[:-1]]
+    return np.unique(dup)
