@@ -1,0 +1,109 @@
+"""The ``dormant`` command line. The only part of the package that prints.
+
+Exit codes (documented in the README; CI pipelines rely on them):
+
+====  ==========================================================================
+0     ran; no finding at or above ``--fail-on``
+1     ran; at least one finding at or above ``--fail-on``
+2     usage error or bad input (missing file, malformed data, bad option value)
+3     a scanner failed (the report lists it under ``errors``)
+4     verification failed (provenance: signature or manifest does not verify)
+130   interrupted
+====  ==========================================================================
+
+Subcommands live in sibling modules; each has ``register(root, scan)`` that adds its parsers
+to the root sub-parsers and to the ``scan`` group, setting ``func`` to a handler that returns an
+exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import (
+    ConfigError,
+    DormantError,
+    InputError,
+    MissingDependencyError,
+    VerificationError,
+)
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_SCAN_ERROR = 3
+EXIT_VERIFY = 4
+EXIT_INTERRUPTED = 130
+
+#: Modules that add subcommands; a missing module is skipped (optional parts).
+SUBCOMMAND_MODULES = (
+    "dormant.cli.data",
+    "dormant.cli.demo",
+    "dormant.cli.model",
+    "dormant.cli.provenance",
+    "dormant.cli.registry",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dormant",
+        description="Find, prove and contain backdoor triggers in machine-learning systems.",
+        epilog="Exit codes: 0 clean, 1 findings at/above --fail-on, 2 bad input or usage, "
+        "3 a scanner failed, 4 verification failed, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"dormant {__version__}")
+    root = parser.add_subparsers(dest="command", metavar="COMMAND")
+    scan = root.add_parser("scan", help="scan data, a model or an artifact for backdoors")
+    scan_sub = scan.add_subparsers(dest="subject", metavar="SUBJECT")
+    scan.set_defaults(func=lambda a: _usage(scan))
+    for name in SUBCOMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        mod.register(root, scan_sub)
+    parser.set_defaults(func=lambda a: _usage(parser))
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def error(msg: str) -> None:
+    """Print a one-line error to stderr."""
+    print(f"dormant: error: {msg}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dormant`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except KeyboardInterrupt:
+        error("interrupted; no output was left looking complete")
+        return EXIT_INTERRUPTED
+    except VerificationError as exc:
+        error(str(exc))
+        return EXIT_VERIFY
+    except (InputError, ConfigError, MissingDependencyError) as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except DormantError as exc:
+        error(str(exc))
+        return EXIT_SCAN_ERROR
+
+
+def run() -> None:
+    """Console-script wrapper: exit with ``main``'s code."""
+    sys.exit(main())
