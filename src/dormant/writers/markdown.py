@@ -160,8 +160,13 @@ def _flagged(report: Report) -> list[str]:
     out = [
         "## Most suspicious records",
         "",
-        f"{len(flagged)} flagged; the top {min(len(flagged), MAX_FLAGGED_LISTED)} by score "
-        "(all of them are in `scores.jsonl`):",
+        f"{len(flagged)} flagged; "
+        + (
+            f"the top {MAX_FLAGGED_LISTED} by score"
+            if len(flagged) > MAX_FLAGGED_LISTED
+            else "all of them, by score"
+        )
+        + " (every record's score is in `scores.jsonl`):",
         "",
         _row(["record", "score"]),
         _row([":---", "---:"]),
@@ -182,8 +187,7 @@ def _run_info(report: Report) -> list[str]:
         f"- **Subject:** {subject.kind} {md_code(subject.name)}",
         f"- **Digest:** {md_code(subject.digest)}",
         f"- **dormant** {md_text(info['version'])} on Python {md_text(info['python'])}",
-        f"- **Started:** {md_text(info['started'])} · **finished:** "
-        f"{md_text(info['finished'] or 'not finished')}"
+        f"- **Started:** {info['started']} · **finished:** {info['finished'] or 'not finished'}"
         + (" · **partial run**" if info["partial"] else ""),
         f"- **Seed:** {info['seed']}",
     ]
