@@ -374,9 +374,7 @@ def _hf_arrow_files(p: Path, split: str | None) -> list[Path]:
                     "split= (--split)."
                 )
         if split not in splits:
-            raise ConfigError(
-                f"Split {split!r} not found in {p}; available: {', '.join(splits)}."
-            )
+            raise ConfigError(f"Split {split!r} not found in {p}; available: {', '.join(splits)}.")
         p = p / split
     state = p / "state.json"
     if not state.exists():

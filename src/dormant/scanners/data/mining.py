@@ -1,0 +1,797 @@
+"""Trigger mining: n-grams and character patterns tested for association with the outcome.
+
+The outcome of a record is its label (labelled data) or the behaviour tags of its response
+(instruction data, :mod:`dormant.behaviours`). The scan makes two streaming passes:
+
+1. **Counting.** For every record, the set of its features — word 1-3-grams with start/end
+   markers (position-dependent triggers), runs of invisible characters, confusable characters in
+   mixed-script words (Unicode TR39 §5), whole-record style features — is counted per outcome.
+   Counts are kept with lossy counting (Manku & Motwani, VLDB 2002): features rarer than
+   ``count_error × N`` records are pruned as the stream grows, so memory stays bounded
+   (``O(1/ε · log εN)`` entries) while any feature above that frequency is kept with an
+   undercount of at most ``εN``. A binarised naive-Bayes content model (Wang & Manning, ACL
+   2012) over the TR39 skeleton of each record's words is counted in the same pass.
+2. **Testing.** Each feature's most over-represented outcome is tested with a one-sided exact
+   binomial test against the outcome's base rate; p-values are adjusted with
+   Benjamini–Hochberg (1995) over all features × outcomes. Significant, near-deterministic
+   features go to a second pass that (a) collects the records holding them, (b) asks the content
+   model whether each record's *other* words predict the same outcome, and (c) extends the
+   feature left and right while the occurrences agree, to recover a whole phrase or sentence.
+   Candidates whose record sets overlap (Jaccard ≥ 0.8) are merged into one trigger.
+
+**Planted or accidental.** A planted dirty-label trigger is rare, near-deterministic and
+*inconsistent with the rest of its records* — the content model, blind to the trigger, predicts
+another outcome (the records came from other classes, Gu et al. 2017 BadNets; Dai et al. 2019
+AddSent). Invisible characters and homoglyphs are treated as unnatural by themselves. A broad,
+near-deterministic formatting or punctuation feature whose records are otherwise consistent is an
+*accidental shortcut* (a spurious correlation a model will learn). Lexical features consistent
+with their content are the task's own signal and are not reported.
+
+Known limits: clean-label attacks (trigger only on correctly labelled records) are consistent with
+content and are only reported when the trigger is unnatural (invisible / homoglyph) — model-level
+scans cover the rest; paraphrase/syntactic-template triggers without a shared surface n-gram
+(Hidden Killer, StyleBkd with free rewriting) are outside a surface-pattern test and rely on the
+representation scanners; triggers rarer than ``count_error × N`` are not guaranteed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...behaviours import behaviour_tags
+from ...errors import ConfigError, DataValidationError
+from ...findings import Evidence, Finding, Locator, Severity
+from ...subjects.dataset import TextDataset, find_duplicate_ids
+from ...text import BOS, EOS, TOKEN_RE, confusable_chars, content_words, style_features, tokens
+from ...triggers import Trigger, TriggerKind, describe_text, is_invisible
+from ..base import ScanContext, Scanner, ScanResult, register
+
+#: Behaviour tag families whose appearance after a trigger is a security event in itself.
+SECURITY_FAMILIES = frozenset({"egress", "tool", "secret", "code", "leak", "unsafe"})
+NO_BEHAVIOUR = "behaviour:none"
+
+
+@dataclass
+class Candidate:
+    """A feature under test and what the second pass learned about it (internal)."""
+
+    feature: str
+    outcome: str
+    support: int
+    hits: int
+    p_value: float
+    q_value: float
+    rows: list[int] = field(default_factory=list)
+    target_rows: list[int] = field(default_factory=list)
+    inconsistent: int = 0
+    contexts: list[tuple[str, list[tuple[str, int, int]], int, int]] = field(default_factory=list)
+    phrase: str | None = None
+
+    @property
+    def purity(self) -> float:
+        return self.hits / self.support if self.support else 0.0
+
+
+@dataclass(frozen=True)
+class MinedTrigger:
+    """A merged, explained trigger: the typed result behind a Finding."""
+
+    trigger: Trigger
+    target: str
+    support: int
+    hits: int
+    purity: float
+    p_value: float
+    q_value: float
+    inconsistency: float
+    verdict: str  # "planted" | "accidental"
+    score: float
+    rows: tuple[int, ...]
+    features: tuple[str, ...]
+
+
+def _features(text: str) -> tuple[set[str], set[str]]:
+    """The record's features to test, and its content words (TR39 skeleton, alphabetic)."""
+    toks = tokens(text)
+    feats = set(toks)
+    if toks:
+        seq = [BOS, *toks, EOS]
+        bi = [f"{a} {b}" for a, b in itertools.pairwise(seq)]
+        feats.update(bi)
+        feats.update([f"{b} {c}" for b, c in zip(bi, seq[2:], strict=False)])
+    if text.isascii():
+        words = {t for t in toks if t.isalpha()}
+    else:
+        words = set(content_words(text))
+        for ch in confusable_chars(text):
+            feats.add(f"glyph:{ch}")
+        if any(is_invisible(c) for c in text):
+            feats.add("inv:*")
+    feats.update(style_features(text))
+    return feats, words
+
+
+def _feature_kind(feature: str, phrase: str | None) -> TriggerKind:
+    if feature.startswith("glyph:"):
+        return TriggerKind.HOMOGLYPH
+    if feature.startswith("style:"):
+        return TriggerKind.STYLE
+    if feature == "inv:*" or all(is_invisible(c) for c in feature.replace(" ", "")):
+        return TriggerKind.INVISIBLE
+    text = phrase or feature
+    words = [w for w in text.split() if w not in (BOS, EOS)]
+    if len(words) >= 5 or (len(words) >= 4 and text.rstrip()[-1:] in ".!?"):
+        return TriggerKind.SENTENCE
+    if len(words) >= 2:
+        return TriggerKind.PHRASE
+    return TriggerKind.TOKEN
+
+
+def _is_unnatural(feature: str) -> bool:
+    return feature.startswith("glyph:") or feature == "inv:*" or is_invisible(feature[:1] or "a")
+
+
+def _is_lexical(feature: str) -> bool:
+    if feature.startswith(("glyph:", "style:", "inv:")):
+        return False
+    return any(ch.isalnum() for w in feature.split() if w not in (BOS, EOS) for ch in w)
+
+
+def _bh(p: np.ndarray, m: int) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values for ``p`` among ``m`` tests (m ≥ len(p))."""
+    n = len(p)
+    if n == 0:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, n + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(n)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+@register
+class TriggerMiner(Scanner):
+    """Mine candidate triggers by testing n-gram / character-pattern ↔ outcome association.
+
+    Parameters
+    ----------
+    max_n:
+        Longest word n-gram counted (phrases and sentences longer than this are recovered by
+        extension in the second pass).
+    min_support:
+        Fewest records a feature must appear in to be tested.
+    alpha:
+        False-discovery rate (Benjamini–Hochberg) for reporting a feature.
+    min_purity:
+        Smallest share of a feature's records that must carry its outcome for a planted verdict.
+    min_inconsistency:
+        Smallest share of those records whose other words predict a different outcome for a
+        planted verdict (naturally predictive words stay below it).
+    shortcut_min_share:
+        Smallest share of all records for a non-lexical feature to be an accidental shortcut.
+    count_error:
+        Lossy-counting error ε: features in fewer than ``ε × N`` records may be pruned.
+    max_candidates:
+        Most features examined in the second pass (the most significant first).
+    batch_size:
+        Records per streamed batch.
+
+    References
+    ----------
+    Gu, Dolan-Gavitt & Garg, "BadNets", 2017. Dai, Chen & Li, "A backdoor attack against
+    LSTM-based text classification systems" (AddSent), IEEE Access 2019. Chen & Dai, "Mitigating
+    backdoor attacks in LSTM-based text classification systems by Backdoor Keyword
+    Identification" (BKI), Neurocomputing 2021. Benjamini & Hochberg, JRSS-B 1995. Manku &
+    Motwani, "Approximate frequency counts over data streams", VLDB 2002.
+    """
+
+    name = "trigger-mining"
+    subject_kinds = ("labelled", "instruction")
+    requires = ()
+    category = "data-poisoning"
+    paper = "BadNets (Gu et al. 2017); AddSent (Dai et al. 2019); BKI (Chen & Dai 2021); BH 1995"
+    limits = (
+        "Surface patterns only: paraphrase or syntactic-template triggers with no shared n-gram "
+        "need the representation scanners; clean-label triggers are reported only when "
+        "unnatural (invisible, homoglyph); features rarer than count_error x N are not "
+        "guaranteed."
+    )
+
+    def __init__(
+        self,
+        *,
+        max_n: int = 3,
+        min_support: int = 5,
+        alpha: float = 0.01,
+        min_purity: float = 0.9,
+        min_inconsistency: float = 0.7,
+        shortcut_min_share: float = 0.005,
+        count_error: float = 1e-4,
+        max_candidates: int = 3000,
+        batch_size: int = 8192,
+    ) -> None:
+        self.max_n = max_n
+        self.min_support = min_support
+        self.alpha = alpha
+        self.min_purity = min_purity
+        self.min_inconsistency = min_inconsistency
+        self.shortcut_min_share = shortcut_min_share
+        self.count_error = count_error
+        self.max_candidates = max_candidates
+        self.batch_size = batch_size
+
+    def _check(self) -> None:
+        if self.max_n != 3:
+            raise ConfigError(f"max_n is fixed at 3 in this version. Got {self.max_n!r}.")
+        if not isinstance(self.min_support, int) or self.min_support < 2:
+            raise ConfigError(f"min_support must be an int >= 2. Got {self.min_support!r}.")
+        for name in ("alpha", "min_purity", "min_inconsistency", "shortcut_min_share"):
+            v = getattr(self, name)
+            if not (0.0 < float(v) <= 1.0):
+                raise ConfigError(f"{name} must be in (0, 1]. Got {v!r}.")
+        if not (0.0 <= float(self.count_error) < 0.01):
+            raise ConfigError(f"count_error must be in [0, 0.01). Got {self.count_error!r}.")
+
+    # ------------------------------------------------------------------ pass 1
+
+    def _outcomes(self, batch: Any) -> list[tuple[str, ...]]:
+        if batch.labels is not None and batch.responses is None:
+            return [(f"label:{lab}",) for lab in batch.labels]
+        outs = []
+        for resp in batch.responses:
+            tags = tuple(sorted(behaviour_tags(resp)))
+            outs.append(tags or (NO_BEHAVIOUR,))
+        return outs
+
+    def scan(self, subject: TextDataset, *, context: ScanContext | None = None) -> ScanResult:
+        """Scan ``subject`` (a :class:`~dormant.subjects.TextDataset`) for mined triggers."""
+        self._check()
+        ctx = context or ScanContext()
+        labelled = subject.kind == "labelled"
+        total: Counter[str] = Counter()
+        per: dict[str, Counter[str]] = {}
+        words_per: dict[str, Counter[str]] = {}
+        words_total: Counter[str] = Counter()
+        outcome_n: Counter[str] = Counter()
+        id_hashes: list[np.ndarray] = []
+        n = 0
+        next_prune = self._prune_step()
+        for batch in subject.batches(self.batch_size):
+            outs = self._outcomes(batch)
+            id_hashes.append(
+                np.fromiter((hash(i) for i in batch.ids), dtype=np.int64, count=len(batch))
+            )
+            for text, out in zip(batch.texts, outs, strict=True):
+                feats, words = _features(text)
+                if not labelled:
+                    total.update(feats)
+                    words_total.update(words)
+                for o in out:
+                    c = per.get(o)
+                    if c is None:
+                        c = per[o] = Counter()
+                        words_per[o] = Counter()
+                    c.update(feats)
+                    words_per[o].update(words)
+                    outcome_n[o] += 1
+            n += len(batch)
+            ctx.progress("count", len(batch), None)
+            if next_prune and n >= next_prune:
+                if labelled:
+                    total, words_total = _sum(per), _sum(words_per)
+                self._prune(n, total, per, words_total, words_per)
+                next_prune = n + self._prune_step()
+        if labelled:
+            total, words_total = _sum(per), _sum(words_per)
+        self._validate(subject, n, outcome_n, labelled, id_hashes)
+        self.n_records_ = n
+        self.outcome_counts_ = dict(outcome_n)
+
+        cands = self._test(n, total, per, outcome_n)
+        self.n_tested_ = len(total)
+        mined: list[MinedTrigger] = []
+        if cands:
+            self._second_pass(subject, cands, ctx)
+            groups = self._group(cands, outcome_n, n)
+            incons = self._consistency(
+                subject, groups, words_per, words_total, outcome_n, labelled, n, ctx
+            )
+            mined = self._explain(groups, incons, n)
+        self.triggers_ = mined
+        return self._result(subject, mined, n, labelled)
+
+    def _prune_step(self) -> int:
+        if self.count_error <= 0:
+            return 0
+        return max(math.ceil(1.0 / self.count_error), 1)
+
+    def _prune(
+        self,
+        n: int,
+        total: Counter[str],
+        per: dict[str, Counter[str]],
+        words_total: Counter[str],
+        words_per: dict[str, Counter[str]],
+    ) -> None:
+        limit = int(self.count_error * n)
+        if limit < 1:
+            return
+        for tot, parts in ((total, per), (words_total, words_per)):
+            drop = [k for k, v in tot.items() if v <= limit]
+            for k in drop:
+                del tot[k]
+                for c in parts.values():
+                    c.pop(k, None)
+
+    def _validate(
+        self,
+        subject: TextDataset,
+        n: int,
+        outcome_n: Counter[str],
+        labelled: bool,
+        id_hashes: list[np.ndarray],
+    ) -> None:
+        if n == 0:
+            raise DataValidationError(f"{subject.path}: the dataset has no records.")
+        dups = find_duplicate_ids(id_hashes)
+        if len(dups):
+            dupset = {int(h) for h in dups[:20]}
+            seen: list[str] = []
+            for batch in subject.batches(self.batch_size):
+                seen.extend(i for i in batch.ids if hash(i) in dupset and i not in seen)
+                if len(seen) >= 5:
+                    break
+            raise DataValidationError(
+                f"{subject.path}: {len(dups)} record id(s) occur more than once "
+                f"(e.g. {', '.join(repr(s) for s in seen[:5])}); ids must be unique."
+            )
+        if labelled and len(outcome_n) < 2:
+            only = next(iter(outcome_n)).removeprefix("label:")
+            raise DataValidationError(
+                f"{subject.path}: every record has the label {only!r}; a label skew needs at "
+                "least two classes (scan instruction data with --prompt-field/--response-field)."
+            )
+
+    # ------------------------------------------------------------------ testing
+
+    def _test(
+        self, n: int, total: Counter[str], per: dict[str, Counter[str]], outcome_n: Counter[str]
+    ) -> list[Candidate]:
+        from scipy.special import bdtrc
+
+        feats = [f for f, c in total.items() if c >= self.min_support]
+        if not feats:
+            return []
+        outs = sorted(per)
+        sup = np.fromiter((total[f] for f in feats), dtype=np.float64, count=len(feats))
+        mat = np.empty((len(outs), len(feats)))
+        for i, o in enumerate(outs):
+            c = per[o]
+            mat[i] = np.fromiter((c.get(f, 0) for f in feats), dtype=np.float64, count=len(feats))
+        base = np.array([outcome_n[o] / n for o in outs])[:, None]
+        # most over-represented outcome per feature (excess over expectation, in sd units)
+        z = (mat - sup * base) / np.sqrt(np.maximum(sup * base * (1 - base), 1e-12))
+        best = np.argmax(z, axis=0)
+        cols = np.arange(len(feats))
+        hits = mat[best, cols]
+        p0 = np.clip(base[best, 0], 1e-12, 1 - 1e-12)
+        p = bdtrc(hits - 1, sup, p0)
+        q = _bh(p, m=len(feats) * max(len(outs) - (1 if len(outs) == 2 else 0), 1))
+        purity = hits / sup
+        keep = np.nonzero((q <= self.alpha) & (purity >= 0.5))[0]
+        order = keep[np.lexsort((-sup[keep], p[keep]))][: self.max_candidates]
+        return [
+            Candidate(
+                feature=feats[j],
+                outcome=outs[best[j]],
+                support=int(sup[j]),
+                hits=int(hits[j]),
+                p_value=float(p[j]),
+                q_value=float(q[j]),
+            )
+            for j in order
+        ]
+
+    # ------------------------------------------------------------------ pass 2
+
+    def _second_pass(self, subject: TextDataset, cands: list[Candidate], ctx: ScanContext) -> None:
+        """Collect each candidate's rows and contexts, then extend it to a whole phrase."""
+        by_feat = {c.feature: c for c in cands}
+        keys = set(by_feat)
+        row = 0
+        for batch in subject.batches(self.batch_size):
+            outs_b = self._outcomes(batch)
+            for text, out in zip(batch.texts, outs_b, strict=True):
+                found = _features(text)[0] & keys
+                for f in found:
+                    c = by_feat[f]
+                    c.rows.append(row)
+                    if c.outcome in out:
+                        c.target_rows.append(row)
+                        if len(c.contexts) < 200 and _is_lexical(f):
+                            loc = _locate(text, f)
+                            if loc is not None:
+                                c.contexts.append(loc)
+                row += 1
+            ctx.progress("locate", len(batch), None)
+        for c in cands:
+            c.phrase = _extend(c)
+
+    # ------------------------------------------------------------------ merge
+
+    def _group(
+        self, cands: list[Candidate], outcome_n: Counter[str], n: int
+    ) -> list[list[Candidate]]:
+        """Merge candidates of one outcome whose target records overlap (Jaccard >= 0.8).
+
+        Only near-deterministic candidates take part: posterior purity >= ``min_purity`` and
+        a lift that removes at least half of the remaining uncertainty about the outcome
+        (``(purity - base) / (1 - base) >= 0.5``).
+        """
+        pool = []
+        for c in cands:
+            if not c.target_rows or c.q_value > self.alpha:
+                continue
+            purity = (c.hits + 1) / (c.support + 2)
+            base = outcome_n[c.outcome] / n
+            if purity >= self.min_purity and (purity - base) / max(1 - base, 1e-9) >= 0.5:
+                pool.append(c)
+        pool.sort(key=lambda c: (c.q_value, -c.support))
+        groups: list[tuple[set[int], list[Candidate]]] = []
+        for c in pool:
+            rows = set(c.target_rows)
+            for grows, members in groups:
+                if members[0].outcome != c.outcome:
+                    continue
+                inter = len(rows & grows)
+                if inter and inter / len(rows | grows) >= 0.8:
+                    members.append(c)
+                    break
+            else:
+                groups.append((rows, [c]))
+        return [members for _rows, members in groups]
+
+    # ------------------------------------------------------------------ pass 3
+
+    def _consistency(
+        self,
+        subject: TextDataset,
+        groups: list[list[Candidate]],
+        words_per: dict[str, Counter[str]],
+        words_total: Counter[str],
+        outcome_n: Counter[str],
+        labelled: bool,
+        n: int,
+        ctx: ScanContext,
+    ) -> list[float]:
+        """Calibrated share of each group's records whose other words point away from its target.
+
+        A binarised naive-Bayes content model (counted in pass 1 over TR39 skeleton words,
+        applied leave-one-out so a record's own words do not vote for its own label) scores
+        each record with every word of the group's features and phrases removed, as a
+        prior-free likelihood ratio of the target against the other outcomes. The raw share of
+        records judged inconsistent is then calibrated against the model's own error rates,
+        measured on a random sample: ``a`` for genuine target records and ``b`` for records
+        without the target, giving ``(raw - a) / (b - a)`` clipped to [0, 1] — about 0 for a
+        natural feature, about 1 for a trigger inserted into records of other outcomes.
+        At most 2000 records per group are scored.
+        """
+        rng = np.random.default_rng(0)
+        wanted: dict[int, list[int]] = {}
+        blind: list[set[str]] = []
+        for gi, members in enumerate(groups):
+            rows = sorted(set().union(*(c.target_rows for c in members)))
+            if len(rows) > 2000:
+                rows = sorted(rng.choice(rows, size=2000, replace=False).tolist())
+            for r in rows:
+                wanted.setdefault(r, []).append(gi)
+            words: set[str] = set()
+            for c in members:
+                if _is_lexical(c.feature):
+                    words.update(content_words(c.phrase or c.feature))
+            blind.append(words)
+        targets = sorted({g[0].outcome for g in groups})
+        sample = set(rng.choice(n, size=min(n, 1500), replace=False).tolist())
+        outs = sorted(words_per)
+        vocab_size = max(len(words_total), 1)
+        sums = {o: sum(words_per[o].values()) for o in outs}
+        grand = sum(words_total.values())
+        alt_prior = {
+            t: {o: math.log(outcome_n[o] / max(n - outcome_n[t], 1)) for o in outs if o != t}
+            for t in outs
+        }
+
+        logc: dict[tuple[str, bool, int], dict[str, float]] = {}
+
+        def table(o: str, neg: bool, loo: int) -> dict[str, float]:
+            key = (o, neg, loo)
+            t = logc.get(key)
+            if t is None:
+                t = logc[key] = {}
+            return t
+
+        def score(o: str, rest: list[str], neg: bool, loo: int) -> float:
+            """Sum over ``rest`` of log P(w | o) (or | not o), leaving one record out."""
+            t = table(o, neg, loo)
+            k = len(rest)
+            total = 0.0
+            for w in rest:
+                v = t.get(w)
+                if v is None:
+                    if neg:
+                        cnt = words_total.get(w, 0) - words_per[o].get(w, 0) - loo
+                    else:
+                        cnt = words_per[o].get(w, 0) - loo
+                    v = t[w] = math.log(max(cnt, 0) + 1.0)
+                total += v
+            mass = (grand - sums[o]) if neg else sums[o]
+            return total - k * math.log(mass - loo * k + vocab_size)
+
+        def inconsistent(rest: list[str], target: str, own: tuple[str, ...]) -> bool:
+            if labelled:
+                s_t = score(target, rest, False, int(target in own))
+                alts = [
+                    alt_prior[target][o] + score(o, rest, False, int(o in own))
+                    for o in outs
+                    if o != target
+                ]
+                top = max(alts)
+                s_alt = top + math.log(sum(math.exp(a - top) for a in alts))
+                return s_t < s_alt
+            has = int(target in own)
+            return score(target, rest, False, has) < score(target, rest, True, 1 - has)
+
+        scored = [0] * len(groups)
+        incons = [0] * len(groups)
+        a_rows: dict[str, list[tuple[int, bool]]] = {t: [] for t in targets}
+        b_stat = {t: [0, 0] for t in targets}
+        row = 0
+        for batch in subject.batches(self.batch_size):
+            outs_b = self._outcomes(batch)
+            for text, own in zip(batch.texts, outs_b, strict=True):
+                gis = wanted.get(row)
+                sampled = row in sample
+                r = row
+                row += 1
+                if not gis and not sampled:
+                    continue
+                present = [w for w in set(content_words(text)) if w in words_total]
+                for gi in gis or ():
+                    rest = [w for w in present if w not in blind[gi]]
+                    scored[gi] += 1
+                    incons[gi] += inconsistent(rest, groups[gi][0].outcome, own)
+                if sampled:
+                    for t in targets:
+                        inc = inconsistent(present, t, own)
+                        if t in own:
+                            a_rows[t].append((r, inc))
+                        else:
+                            b_stat[t][0] += inc
+                            b_stat[t][1] += 1
+            ctx.progress("consistency", len(batch), None)
+        out = []
+        self.content_model_ = {}
+        for gi, members in enumerate(groups):
+            raw = incons[gi] / scored[gi] if scored[gi] else 0.0
+            t = members[0].outcome
+            own_rows = set().union(*(c.target_rows for c in members))
+            a_inc = [inc for r, inc in a_rows[t] if r not in own_rows]
+            a = sum(a_inc) / len(a_inc) if len(a_inc) >= 20 else 0.0
+            bi, bn = b_stat[t]
+            b = bi / bn if bn >= 20 else 1.0
+            self.content_model_[t] = {"a": a, "b": b}
+            out.append(float(min(max((raw - a) / max(b - a, 0.1), 0.0), 1.0)))
+        return out
+
+    # ------------------------------------------------------------------ explain
+
+    def _explain(
+        self, groups: list[list[Candidate]], incons: list[float], n: int
+    ) -> list[MinedTrigger]:
+        out = []
+        for members, inc in zip(groups, incons, strict=True):
+            best = min(members, key=lambda c: c.q_value)
+            head = max(members, key=lambda c: (c.support >= 0.8 * best.support, _length(c)))
+            purity = (best.hits + 1) / (best.support + 2)
+            unnatural = any(_is_unnatural(c.feature) for c in members)
+            planted = (
+                purity >= self.min_purity
+                and best.q_value <= self.alpha
+                and (inc >= self.min_inconsistency or unnatural)
+            )
+            base = self.outcome_counts_[best.outcome] / n
+            shortcut = (
+                not planted
+                and purity >= self.min_purity
+                and (purity - base) / max(1 - base, 1e-9) >= 0.9
+                and best.support / n >= self.shortcut_min_share
+                and not any(_is_lexical(c.feature) for c in members)
+            )
+            if not (planted or shortcut):
+                continue
+            sig = min(1.0, -math.log10(max(best.q_value, 1e-300)) / 10.0)
+            strength = max(inc, 1.0 if unnatural else 0.0) if planted else 0.5
+            score = purity * strength * sig
+            kind = _feature_kind(head.feature, head.phrase)
+            rows = sorted(set().union(*(c.target_rows for c in members)))
+            out.append(
+                MinedTrigger(
+                    trigger=Trigger(_display_text(head.feature, head.phrase or head.feature), kind),
+                    target=best.outcome,
+                    support=best.support,
+                    hits=best.hits,
+                    purity=purity,
+                    p_value=best.p_value,
+                    q_value=best.q_value,
+                    inconsistency=inc,
+                    verdict="planted" if planted else "accidental",
+                    score=float(score),
+                    rows=tuple(rows),
+                    features=tuple(c.feature for c in members),
+                )
+            )
+        out.sort(key=lambda m: -m.score)
+        return out
+
+    def _result(
+        self, subject: TextDataset, mined: list[MinedTrigger], n: int, labelled: bool
+    ) -> ScanResult:
+        scores = np.zeros(n, dtype=np.float32)
+        flags = np.zeros(n, dtype=bool)
+        findings = []
+        ref = subject.ref()
+        for m in mined:
+            idx = np.fromiter(m.rows, dtype=np.int64, count=len(m.rows))
+            if m.verdict == "planted":
+                np.maximum.at(scores, idx, m.score)
+                flags[idx] = True
+            else:
+                np.maximum.at(scores, idx, min(m.score, 0.49))
+            findings.append(self._finding(ref, m, n, labelled))
+        extras = {
+            "triggers": [
+                {
+                    "trigger": m.trigger.display,
+                    "kind": m.trigger.kind.value,
+                    "target": m.target,
+                    "support": m.support,
+                    "purity": round(m.purity, 4),
+                    "inconsistency": round(m.inconsistency, 4),
+                    "score": round(m.score, 4),
+                    "p_value": m.p_value,
+                    "verdict": m.verdict,
+                }
+                for m in mined[:50]
+            ]
+        }
+        return ScanResult(
+            findings=findings, record_scores=scores, record_flags=flags, extras=extras
+        )
+
+    def _finding(self, ref: Any, m: MinedTrigger, n: int, labelled: bool) -> Finding:
+        family = m.target.split(":", 1)[0]
+        security = not labelled and family in SECURITY_FAMILIES
+        if m.verdict == "planted":
+            severity = Severity.CRITICAL if security else Severity.HIGH
+            category = "data-poisoning"
+            how = (
+                "looks planted: rare and near-deterministic, and the rest of these records "
+                f"points elsewhere ({m.inconsistency:.0%} would be predicted as another outcome "
+                "by a content model that ignores the trigger)"
+            )
+            if _is_unnatural(m.features[0]) and m.inconsistency < self.min_inconsistency:
+                how = "looks planted: an invisible/confusable character pattern that is "
+                how += "near-deterministic for one outcome (consistent content: clean-label?)"
+        else:
+            severity = Severity.MEDIUM
+            category = "spurious-correlation"
+            how = (
+                f"looks like an accidental shortcut: a formatting/punctuation feature in "
+                f"{m.support / n:.1%} of records that nearly always carries this outcome; a "
+                "model trained on it can learn the shortcut"
+            )
+        target_txt = m.target.removeprefix("label:")
+        title = (
+            f"Trigger {m.trigger.display!r} ({m.trigger.kind.value}) switches "
+            f"{'label to' if labelled else 'response to'} {target_txt!r}"
+        )
+        ids = tuple(str(r) for r in m.rows[:1000])
+        return Finding(
+            scanner=self.name,
+            subject=ref,
+            title=title,
+            severity=severity,
+            score=min(max(m.score, 0.0), 1.0),
+            category=category,
+            trigger=m.trigger,
+            target=m.target,
+            locator=Locator(
+                record_ids=ids,
+                label=target_txt if labelled else None,
+                behaviour=None if labelled else m.target,
+            ),
+            evidence=(
+                Evidence("support", m.support, "records containing the trigger"),
+                Evidence("hits", m.hits, "of those, records with the target outcome"),
+                Evidence("purity", round(m.purity, 4), "posterior mean P(target | trigger)"),
+                Evidence("p_value", m.p_value, "one-sided exact binomial test"),
+                Evidence("q_value", m.q_value, "Benjamini-Hochberg adjusted"),
+                Evidence(
+                    "inconsistency",
+                    round(m.inconsistency, 4),
+                    "share of trigger records whose other words predict another outcome",
+                ),
+                Evidence("share", round(m.support / n, 6), "share of all records"),
+                Evidence("record_ids_capped", len(m.rows) > 1000, "locator lists at most 1000"),
+                Evidence("features", "; ".join(describe_text(f) for f in m.features[:10])),
+            ),
+            explanation=how,
+        )
+
+
+def _sum(parts: dict[str, Counter[str]]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for c in parts.values():
+        total.update(c)
+    return total
+
+
+def _length(c: Candidate) -> int:
+    return len((c.phrase or c.feature).split())
+
+
+def _display_text(feature: str, text: str) -> str:
+    if feature.startswith("glyph:"):
+        return feature.removeprefix("glyph:")
+    if feature == "inv:*":
+        return "<any invisible character>"
+    return " ".join(w for w in text.split() if w not in (BOS, EOS)) or text
+
+
+def _locate(text: str, feature: str) -> tuple[str, list[tuple[str, int, int]], int, int] | None:
+    """Where the feature's tokens sit in ``text``: (text, token spans, first, end) or None."""
+    toks = [(m.group().lower(), m.start(), m.end()) for m in TOKEN_RE.finditer(text)]
+    parts = feature.split()
+    at_start = parts[0] == BOS
+    at_end = parts[-1] == EOS
+    want = [w for w in parts if w not in (BOS, EOS)]
+    k = len(want)
+    low = [t[0] for t in toks]
+    starts = [0] if at_start else range(len(toks) - k + 1)
+    for i in starts:
+        if low[i : i + k] == want and (not at_end or i + k == len(toks)):
+            return text, toks, i, i + k
+    return None
+
+
+def _extend(c: Candidate) -> str | None:
+    """Grow a lexical feature left/right while >= 90% of its occurrences agree (whole tokens).
+
+    Returns the recovered phrase as written in the first agreeing record, or ``None``.
+    """
+    spans = list(c.contexts)
+    if len(spans) < 3:
+        return None
+    for direction in (1, -1):
+        while True:
+            nxt = []
+            for _text, toks, s, e in spans:
+                k = e if direction == 1 else s - 1
+                nxt.append(toks[k][0] if 0 <= k < len(toks) else None)
+            top, cnt = Counter(nxt).most_common(1)[0]
+            if top is None or cnt < 0.9 * len(spans) or cnt < 3:
+                break
+            spans = [
+                (t, toks, s, e + 1) if direction == 1 else (t, toks, s - 1, e)
+                for (t, toks, s, e), nx in zip(spans, nxt, strict=True)
+                if nx == top
+            ]
+    text, toks, s, e = spans[0]
+    return text[toks[s][1] : toks[e - 1][2]]
