@@ -1,0 +1,1 @@
+"""Private pattern tables and parsers behind :mod:`dormant.behaviours`."""
