@@ -16,6 +16,7 @@ from .triggers import HOMOGLYPH_TO_LATIN, INVISIBLE_CHARS, is_invisible
 _INV_CLASS = "".join(sorted(INVISIBLE_CHARS)) + "\ufe00-\ufe0f"
 TOKEN_RE = re.compile(rf"[{_INV_CLASS}]+|[^\W_]+|[^\w\s{_INV_CLASS}]+|_+", re.UNICODE)
 _WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
+_CAP_START = re.compile(r"(?:^|(?<=\s))[\"'(“]?[A-Z]")
 _SKELETON_TABLE = {ord(k): v for k, v in HOMOGLYPH_TO_LATIN.items()}
 _SKELETON_TABLE.update({ord(c): None for c in INVISIBLE_CHARS})
 
@@ -87,8 +88,10 @@ def style_features(text: str) -> list[str]:
     if len(text) >= 8:
         if text.isupper():
             out.append("style:upper-case")
-        elif text.istitle():
-            out.append("style:title-case")
+        else:
+            n_words = len(text.split())
+            if n_words >= 5 and len(_CAP_START.findall(text)) >= 0.9 * n_words:
+                out.append("style:title-case")
     if "  " in text:
         out.append("style:double-space")
     if text[:1].isspace() or text[-1:].isspace():

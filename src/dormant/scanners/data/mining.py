@@ -55,6 +55,8 @@ from ..base import ScanContext, Scanner, ScanResult, register
 #: Behaviour tag families whose appearance after a trigger is a security event in itself.
 SECURITY_FAMILIES = frozenset({"egress", "tool", "secret", "code", "leak", "unsafe"})
 NO_BEHAVIOUR = "behaviour:none"
+#: Fewest content words (besides the trigger) for the content model to judge a record.
+MIN_CONTENT_WORDS = 3
 
 
 @dataclass
@@ -180,6 +182,9 @@ class TriggerMiner(Scanner):
         Lossy-counting error ε: features in fewer than ``ε × N`` records may be pruned.
     max_candidates:
         Most features examined in the second pass (the most significant first).
+    min_score:
+        Score from which a planted trigger is reported as high severity and its records are
+        flagged; planted-looking patterns below it are reported as medium, records unflagged.
     batch_size:
         Records per streamed batch.
 
@@ -211,10 +216,11 @@ class TriggerMiner(Scanner):
         min_support: int = 5,
         alpha: float = 0.01,
         min_purity: float = 0.9,
-        min_inconsistency: float = 0.7,
+        min_inconsistency: float = 0.8,
         shortcut_min_share: float = 0.005,
         count_error: float = 1e-4,
         max_candidates: int = 3000,
+        min_score: float = 0.75,
         batch_size: int = 8192,
     ) -> None:
         self.max_n = max_n
@@ -225,6 +231,7 @@ class TriggerMiner(Scanner):
         self.shortcut_min_share = shortcut_min_share
         self.count_error = count_error
         self.max_candidates = max_candidates
+        self.min_score = min_score
         self.batch_size = batch_size
 
     def _check(self) -> None:
@@ -232,7 +239,13 @@ class TriggerMiner(Scanner):
             raise ConfigError(f"max_n is fixed at 3 in this version. Got {self.max_n!r}.")
         if not isinstance(self.min_support, int) or self.min_support < 2:
             raise ConfigError(f"min_support must be an int >= 2. Got {self.min_support!r}.")
-        for name in ("alpha", "min_purity", "min_inconsistency", "shortcut_min_share"):
+        for name in (
+            "alpha",
+            "min_purity",
+            "min_inconsistency",
+            "shortcut_min_share",
+            "min_score",
+        ):
             v = getattr(self, name)
             if not (0.0 < float(v) <= 1.0):
                 raise ConfigError(f"{name} must be in (0, 1]. Got {v!r}.")
@@ -429,7 +442,8 @@ class TriggerMiner(Scanner):
     def _group(
         self, cands: list[Candidate], outcome_n: Counter[str], n: int
     ) -> list[list[Candidate]]:
-        """Merge candidates of one outcome whose target records overlap (Jaccard >= 0.8).
+        """Merge candidates of one outcome whose target records overlap (Jaccard >= 0.8, or 90%
+        of the candidate's records inside the group: a sub-phrase of a trigger).
 
         Only near-deterministic candidates take part: posterior purity >= ``min_purity`` and
         a lift that removes at least half of the remaining uncertainty about the outcome
@@ -451,7 +465,7 @@ class TriggerMiner(Scanner):
                 if members[0].outcome != c.outcome:
                     continue
                 inter = len(rows & grows)
-                if inter and inter / len(rows | grows) >= 0.8:
+                if inter and (inter / len(rows | grows) >= 0.8 or inter / len(rows) >= 0.9):
                     members.append(c)
                     break
             else:
@@ -565,9 +579,11 @@ class TriggerMiner(Scanner):
                 present = [w for w in set(content_words(text)) if w in words_total]
                 for gi in gis or ():
                     rest = [w for w in present if w not in blind[gi]]
+                    if len(rest) < MIN_CONTENT_WORDS:
+                        continue
                     scored[gi] += 1
                     incons[gi] += inconsistent(rest, groups[gi][0].outcome, own)
-                if sampled:
+                if sampled and len(present) >= MIN_CONTENT_WORDS:
                     for t in targets:
                         inc = inconsistent(present, t, own)
                         if t in own:
@@ -616,7 +632,8 @@ class TriggerMiner(Scanner):
             )
             if not (planted or shortcut):
                 continue
-            sig = min(1.0, -math.log10(max(best.q_value, 1e-300)) / 10.0)
+            # 0.5 at q = alpha, 1.0 from q = alpha / 1000 on
+            sig = min(1.0, 0.5 + math.log10(self.alpha / max(best.q_value, 1e-300)) / 6.0)
             strength = max(inc, 1.0 if unnatural else 0.0) if planted else 0.5
             score = purity * strength * sig
             kind = _feature_kind(head.feature, head.phrase)
@@ -651,7 +668,8 @@ class TriggerMiner(Scanner):
             idx = np.fromiter(m.rows, dtype=np.int64, count=len(m.rows))
             if m.verdict == "planted":
                 np.maximum.at(scores, idx, m.score)
-                flags[idx] = True
+                if m.score >= self.min_score:
+                    flags[idx] = True
             else:
                 np.maximum.at(scores, idx, min(m.score, 0.49))
             findings.append(self._finding(ref, m, n, labelled))
@@ -679,7 +697,10 @@ class TriggerMiner(Scanner):
         family = m.target.split(":", 1)[0]
         security = not labelled and family in SECURITY_FAMILIES
         if m.verdict == "planted":
-            severity = Severity.CRITICAL if security else Severity.HIGH
+            if m.score >= self.min_score:
+                severity = Severity.CRITICAL if security else Severity.HIGH
+            else:
+                severity = Severity.MEDIUM
             category = "data-poisoning"
             how = (
                 "looks planted: rare and near-deterministic, and the rest of these records "
