@@ -17,7 +17,7 @@ _INV_CLASS = "".join(sorted(INVISIBLE_CHARS)) + "\ufe00-\ufe0f"
 TOKEN_RE = re.compile(rf"[{_INV_CLASS}]+|[^\W_]+|[^\w\s{_INV_CLASS}]+|_+", re.UNICODE)
 _WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
 _CAP_START = re.compile(r"(?:^|(?<=\s))[\"'(“]?[A-Z]")
-_SKELETON_TABLE = {ord(k): v for k, v in HOMOGLYPH_TO_LATIN.items()}
+_SKELETON_TABLE: dict[int, str | None] = {ord(k): v for k, v in HOMOGLYPH_TO_LATIN.items()}
 _SKELETON_TABLE.update({ord(c): None for c in INVISIBLE_CHARS})
 
 BOS = "<s>"
