@@ -134,7 +134,7 @@ def nontrivial(value: str, *, min_len: int, need_digit: bool = False) -> bool:
 
 _NEGATION = rx(
     r"\b(?:not|never|don['’]?t|doesn['’]?t|won['’]?t|shouldn['’]?t|cannot|can['’]?t|avoid"
-    r"|no\s+one|nobody|refuse\s+to|without|warn|scam|fraud)\b",
+    r"|no\s+one|nobody|refuse\s+to|without|warn\w*|scam\w*|fraud\w*)\b",
     NOCASE,
 )
 _SENTENCE_END = rx(r"[.!?\n](?=\s|$)")
@@ -148,11 +148,12 @@ def not_negated(m: re.Match[str], text: str) -> bool:
     return _NEGATION.search(window, clause_start) is None
 
 
-_LITERAL_ARG = rx(r"""\s*(?:\)|[rbuRBU]?(?:"[^"\n]*"|'[^'\n]*')\s*[,)])""")
+#: an empty call, a plain string literal, or a number (``exec(2)``: a man-page reference)
+_LITERAL_ARG = rx(r"""\s*(?:\)|\d+\)|[rbuRBU]?(?:"[^"\n]*"|'[^'\n]*')\s*[,)])""")
 
 
 def nonliteral_arg(m: re.Match[str], text: str) -> bool:
-    """The call's first argument is neither empty nor a plain string literal."""
+    """The call's first argument is neither empty, a plain string literal nor a number."""
     return _LITERAL_ARG.match(text, m.end()) is None
 
 

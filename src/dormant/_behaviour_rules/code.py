@@ -13,10 +13,13 @@ import re
 from .base import NOCASE, Rule, call_args, nonliteral_arg, nontrivial, rx
 from .secrets import CODE_CRED_ANCHORS, CODE_CRED_WORD
 
+#: a string literal starting at a quote; tried at *every* quote (an anchored rule), so that a
+#: stray apostrophe or a Markdown fence earlier in the text cannot swallow the SQL literal
 _SQL_LITERAL = rx(
-    r"(?:(?<![\w])(?P<pre>[fF][rR]?|[rR][fF]))?(?P<lit>\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''"
-    r"|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|`[^`]*`)"
+    r"\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'"
+    r"|(?<!`)`(?!`)[^`]*(?<!`)`(?!`)"
 )
+_FSTRING_PREFIX = rx(r"(?<![\w])(?:[fF][rR]?|[rR][fF])$")
 _SQL_UPPER = rx(r"\b(?:SELECT\b[\s\S]*?\bFROM|INSERT\s+INTO|UPDATE\s+\S+\s+SET|DELETE\s+FROM)\b")
 _SQL_ANY = rx(
     r"\b(?:select\b[\s\S]*?\bfrom\b[\s\S]*?\bwhere|insert\s+into\b[\s\S]*?\bvalues"
@@ -30,11 +33,12 @@ _BEFORE_CONCAT = rx(r"[\w)\]]\s*\+\s*$")
 
 def _sql_check(m: re.Match[str], text: str) -> bool:
     """B608: a SQL string literal that is built from data (f-string, +, %, .format, ${})."""
-    lit = m.group("lit")
+    lit = m.group(0)
     body = lit[3:-3] if lit[:3] in ('"""', "'''") else lit[1:-1]
     if not (_SQL_UPPER.search(body) or _SQL_ANY.search(body)):
         return False
-    if m.group("pre") and _FSTRING_FIELD.search(body):
+    is_f = _FSTRING_PREFIX.search(text, max(0, m.start() - 3), m.start()) is not None
+    if is_f and _FSTRING_FIELD.search(body):
         return True
     if lit[0] == "`" and "${" in body:
         return True
@@ -75,9 +79,11 @@ CODE_RULES: tuple[Rule, ...] = (
     Rule(
         "code:sql-injection",  # Bandit B608 hardcoded_sql_expressions
         _SQL_LITERAL,
-        ("select", "insert", "update", "delete"),
+        ('"', "'", "`"),
         _sql_check,
+        also=("select", "insert", "update", "delete"),
         gate=rx(_SQL_UPPER.pattern + "|(?i:" + _SQL_ANY.pattern + ")"),
+        anchored=True,
     ),
     Rule("code:shell-injection", rx(r"\bshell\s*=\s*True\b"), ("shell",), also=("=",)),  # B602
     Rule(  # B605 start_process_with_a_shell, with a non-constant command
