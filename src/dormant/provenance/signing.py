@@ -176,7 +176,7 @@ def sign_model(
     ms = require("model_signing", EXTRA)
     model = _model_path(path)
     sig = Path(signature) if signature else default_signature_path(model)
-    method, signer = _signer_identity(key, password, certificate, sigstore)
+    method, signer = _signer_identity(key, password, certificate, chain, sigstore)
     hashing_config = _hashing_config(ms, model, sig, allow_symlinks)
     cfg = ms.signing.Config().set_hashing_config(hashing_config)  # type: ignore[attr-defined]
     try:
@@ -456,6 +456,7 @@ def _signer_identity(
     key: str | os.PathLike[str] | None,
     password: str | None,
     certificate: str | os.PathLike[str] | None,
+    chain: Sequence[str | os.PathLike[str]],
     sigstore: bool,
 ) -> tuple[str, str]:
     if sigstore:
@@ -470,6 +471,12 @@ def _signer_identity(
     fingerprint = _key_fingerprint(pem, public=False, password=password)
     if certificate is not None:
         from cryptography import x509
+
+        if not chain:
+            raise ConfigError(
+                "Certificate signing needs the issuing chain (chain=..., --chain): at least "
+                "the certificate of the CA that issued the signing certificate."
+            )
 
         cert = x509.load_pem_x509_certificate(_read(certificate, "certificate"))
         return "certificate", cert.subject.rfc4514_string()
