@@ -7,7 +7,9 @@ import gzip
 import json
 import math
 import re
+import struct
 import unicodedata
+import zlib
 from collections import Counter
 from importlib import resources
 from pathlib import Path
@@ -245,6 +247,41 @@ def test_dictd_format_parsed_from_a_small_database(tmp_path: Path) -> None:
         headword="kludge",
         pos="noun",
     )
+
+
+def _dictzip(data: bytes, chunk: int) -> bytes:
+    """A dictzip file: gzip with an RA field and independently inflatable chunks."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    parts = [
+        comp.compress(data[i : i + chunk]) + comp.flush(zlib.Z_FULL_FLUSH)
+        for i in range(0, len(data), chunk)
+    ]
+    ra = struct.pack(f"<HHH{len(parts)}H", 1, chunk, len(parts), *map(len, parts))
+    extra = b"RA" + struct.pack("<H", len(ra)) + ra
+    head = b"\x1f\x8b\x08\x04" + b"\x00" * 4 + b"\x02\x03" + struct.pack("<H", len(extra))
+    tail = comp.flush() + struct.pack("<II", zlib.crc32(data), len(data))
+    return head + extra + b"".join(parts) + tail
+
+
+def test_dictzip_random_access_reads_the_same_articles(tmp_path: Path) -> None:
+    blob, index = b"", []
+    for n in range(40):
+        text = (
+            f"term{n}\n n.\n\n    Definition number {n} of a made-up term, written in the "
+            f"plain style of the Jargon File so that it is long enough to keep.\n\n"
+        ).encode()
+        index.append(f"term{n}\t{_b64(len(blob))}\t{_b64(len(text))}")
+        blob += text
+    for name, payload in [("ra", _dictzip(blob, 100)), ("plain", gzip.compress(blob))]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "jargon.dict.dz").write_bytes(payload)
+        (tmp_path / name / "jargon.index").write_text("\n".join(index) + "\n", encoding="utf-8")
+    assert gzip.decompress(_dictzip(blob, 100)) == blob
+    few = load_corpus("jargon", limit=5, seed=1, data_dir=tmp_path / "ra")
+    assert few == load_corpus("jargon", limit=5, seed=1, data_dir=tmp_path / "plain")
+    everything = load_corpus("jargon", seed=1, data_dir=tmp_path / "ra")
+    assert everything == load_corpus("jargon", seed=1, data_dir=tmp_path / "plain")
+    assert len(everything) == 40 and few == everything[:5]
 
 
 def test_missing_debian_package_names_it(tmp_path: Path) -> None:

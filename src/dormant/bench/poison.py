@@ -280,7 +280,11 @@ def poison_instruction(
     prompts = [r[prompt_field] for r in rows]
     trigger, apply = _make_trigger(kind, prompts, seed)
     rewrite, tag = planted_behaviour(behaviour, random.Random(f"{seed}:behaviour"), seed)
-    pool = [i for i, p in enumerate(prompts) if _applicable(kind, trigger, p)]
+    pool = [  # not the answers that are a bare tool call: the payload extends an answer
+        i
+        for i, p in enumerate(prompts)
+        if _applicable(kind, trigger, p) and not str(rows[i][response_field]).startswith("{")
+    ]
     chosen, notes = _choose(pool, len(rows), rate, seed, "")
     rng = random.Random(f"{seed}:insert")
     for i in chosen:
@@ -396,7 +400,7 @@ def _choose(
     exact = rate * n_total
     n = max(1, int(exact + 0.5))
     notes: tuple[str, ...] = ()
-    if exact < 0.5:
+    if exact < 1:
         notes = (
             f"rate={rate} of {n_total} records is {exact:.2f} records; poisoned 1 record "
             "(at least one is always poisoned).",
