@@ -1,0 +1,94 @@
+"""Shared CLI helpers: progress bars, report summary, option parsing."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..findings import Severity
+from ..report import Report
+
+
+class Progress:
+    """A ``ProgressFn`` that draws one tqdm bar per stage on stderr (only when enabled)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bars: dict[str, Any] = {}
+        self._order: list[str] = []
+
+    def __call__(self, stage: str, advance: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        bar = self._bars.get(stage)
+        if bar is None:
+            from tqdm import tqdm
+
+            for old in self._order:
+                self._bars[old].close()
+            bar = tqdm(total=total, desc=f"{stage:>11}", unit="rec", file=sys.stderr, leave=False)
+            self._bars[stage] = bar
+            self._order.append(stage)
+        bar.update(advance)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+
+
+def progress_enabled(flag: bool | None) -> bool:
+    """``--progress``/``--no-progress``; by default only when stderr is a terminal."""
+    if flag is not None:
+        return flag
+    return sys.stderr.isatty()
+
+
+def add_report_options(p: Any) -> None:
+    p.add_argument(
+        "--out", "-o", default="dormant-out", help="output directory (default: %(default)s)"
+    )
+    p.add_argument(
+        "--fail-on",
+        default="high",
+        metavar="SEVERITY",
+        help="exit 1 when a finding is at or above this severity: info, low, medium, high, "
+        "critical, or never (default: %(default)s)",
+    )
+    p.add_argument(
+        "--formats",
+        default="json,sarif,md,html,scores",
+        help="report formats to write, comma-separated (default: %(default)s)",
+    )
+    prog = p.add_mutually_exclusive_group()
+    prog.add_argument("--progress", dest="progress", action="store_true", default=None)
+    prog.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+
+
+def parse_fail_on(value: str) -> Severity | None:
+    if value.lower() in ("never", "none"):
+        return None
+    return Severity.parse(value, param="--fail-on")
+
+
+def summarise(report: Report, paths: dict[str, Any]) -> str:
+    """A short human summary of a report and where its files are."""
+    lines = []
+    flagged = sum(1 for r in report.records if r.flagged)
+    sev = report.max_severity()
+    lines.append(
+        f"scanned {len(report.records):,} records of {report.subject.name}: "
+        f"{len(report.findings)} finding(s), max severity {sev.value if sev else 'none'}, "
+        f"{flagged:,} record(s) flagged"
+        + (" (PARTIAL: a scanner failed)" if report.partial else "")
+    )
+    for f in report.findings[:5]:
+        lines.append(f"  [{f.severity.value:>8}] {f.title}  (score {f.score:.2f})")
+    if len(report.findings) > 5:
+        lines.append(f"  ... and {len(report.findings) - 5} more in the report")
+    for issue in report.issues:
+        lines.append(f"  {issue.kind}: {issue.scanner}: {issue.message}")
+    for key in ("html", "json", "sarif", "md", "scores", "clean", "quarantine"):
+        if key in paths:
+            lines.append(f"  {key:>10}: {paths[key]}")
+    return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""``dormant scan data``: scan a training / fine-tuning dataset for backdoor triggers."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ._common import Progress, add_report_options, parse_fail_on, progress_enabled, summarise
+
+
+def register(root: Any, scan: Any) -> None:
+    p = scan.add_parser(
+        "data",
+        help="scan a labelled or instruction dataset for poisoned records and triggers",
+        description="Scan a dataset (JSONL, CSV/TSV, Parquet, or a Hugging Face save_to_disk "
+        "directory) for backdoor triggers: which records are poisoned, what the trigger is, "
+        "which label or behaviour it switches to, and whether it looks planted or accidental. "
+        "Writes reports and a clean/quarantine split into --out; the input is never modified.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("path", help="dataset file or directory")
+    g = p.add_argument_group(
+        "fields (labelled data: --text-field and --label-field; "
+        "instruction data: --prompt-field and --response-field)"
+    )
+    g.add_argument("--text-field")
+    g.add_argument("--label-field")
+    g.add_argument("--prompt-field")
+    g.add_argument("--response-field")
+    g.add_argument("--id-field", help="record id field (default: the 0-based row number)")
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "csv", "tsv", "parquet", "hf"),
+        default=None,
+        help="input format (default: from the suffix)",
+    )
+    p.add_argument("--split", default=None, help="split of a DatasetDict directory")
+    p.add_argument("--max-chars", type=int, default=100_000, help="longest accepted record")
+    p.add_argument(
+        "--no-embed",
+        action="store_true",
+        help="skip the embedding-based scanners (statistical pass only)",
+    )
+    p.add_argument(
+        "--encoder",
+        default=None,
+        help="local Hugging Face encoder directory (default: packaged MiniLM)",
+    )
+    p.add_argument("--no-split", action="store_true", help="do not write clean/quarantine files")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", default=None, help="cache embeddings here")
+    p.add_argument(
+        "--registry",
+        default=None,
+        metavar="URL",
+        help="record this scan in the registry (a SQLite path or database URL)",
+    )
+    add_report_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..outputs import write_outputs
+    from ..scanners.base import ScanContext
+    from ..scanners.data.fusion import scan_dataset
+    from ..subjects.dataset import TextDataset
+    from . import error
+
+    fail_on = parse_fail_on(args.fail_on)
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    ds = TextDataset(
+        args.path,
+        text_field=args.text_field,
+        label_field=args.label_field,
+        prompt_field=args.prompt_field,
+        response_field=args.response_field,
+        id_field=args.id_field,
+        format=args.format,
+        split=args.split,
+        max_chars=args.max_chars,
+    )
+    progress = Progress(progress_enabled(args.progress) and not args.quiet)
+    ctx = ScanContext(
+        seed=args.seed,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+        progress=progress,
+    )
+    try:
+        report = scan_dataset(ds, embed=not args.no_embed, encoder_path=args.encoder, context=ctx)
+    finally:
+        progress.close()
+    report.config["cli"] = {"fail_on": args.fail_on, "formats": list(formats)}
+    paths = write_outputs(report, ds, args.out, formats=formats, split=not args.no_split)
+    if args.registry:
+        _record(report, args.registry)
+    if not args.quiet:
+        print(summarise(report, paths))
+    for issue in report.errors:
+        error(f"scanner {issue.scanner} failed: {issue.message}")
+    return report.exit_code(fail_on)
+
+
+def _record(report: Any, url: str) -> None:
+    from .. import registry as reg  # provided by the provenance module
+
+    with reg.Registry.open(url if url != "default" else None) as db:
+        db.record_scan(report)

@@ -1,0 +1,213 @@
+"""Write a data scan's outputs: reports, per-record scores and the clean / quarantine split.
+
+Everything is written into a temporary sibling directory and moved into place only when every
+file is complete, so an interrupted run never leaves a partial output directory that looks
+complete (an older complete output stays as it was until the swap). The input is only read.
+
+Split files keep each record exactly as it was in the input (JSONL lines byte for byte; CSV
+rows re-quoted; Parquet / Hugging Face data as Parquet with all columns). ``scores.jsonl`` maps
+every record id and row to its score and flag; ``split.json`` records the counts and digests,
+and that clean + quarantine = all records.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, DataFormatError
+from .report import Report
+from .subjects.dataset import TextDataset
+
+REPORT_FORMATS = ("json", "sarif", "md", "html", "scores")
+
+
+def write_outputs(
+    report: Report,
+    dataset: TextDataset,
+    out_dir: str | os.PathLike[str],
+    *,
+    formats: tuple[str, ...] = REPORT_FORMATS,
+    split: bool = True,
+) -> dict[str, Path]:
+    """Write reports (and the clean/quarantine split) into ``out_dir`` atomically.
+
+    Returns the final path of every file written, keyed by what it is.
+    """
+    from .writers import write_all
+
+    out = Path(out_dir)
+    bad = [f for f in formats if f not in REPORT_FORMATS]
+    if bad or not formats:
+        raise ConfigError(
+            f"The 'formats' parameter must be a non-empty subset of {', '.join(REPORT_FORMATS)}. "
+            f"Got {', '.join(formats) or 'nothing'}."
+        )
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"Output path {out} exists and is not a directory.")
+    if out.resolve() in [p.resolve().parent for p in dataset.files()] and split:
+        pass  # writing beside the input is fine: names never collide with the input file
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        written = {k: Path(v) for k, v in write_all(report, tmp, formats=formats).items()}
+        if split:
+            written.update(_write_split(report, dataset, tmp))
+        _swap(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {k: out / v.name for k, v in written.items()}
+
+
+def _swap(tmp: Path, out: Path) -> None:
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_split(report: Report, dataset: TextDataset, tmp: Path) -> dict[str, Path]:
+    flags = np.fromiter((r.flagged for r in report.records), dtype=bool, count=len(report.records))
+    fmt = dataset.format
+    if fmt == "jsonl":
+        paths, counts = _split_jsonl(dataset, flags, tmp)
+    elif fmt in ("csv", "tsv"):
+        paths, counts = _split_csv(dataset, flags, tmp, "\t" if fmt == "tsv" else ",")
+    else:
+        paths, counts = _split_arrow(dataset, flags, tmp)
+    if counts["clean"] + counts["quarantine"] != len(flags):
+        raise DataFormatError(
+            f"{dataset.path}: the split wrote {counts['clean'] + counts['quarantine']} records "
+            f"but the scan saw {len(flags)}; the file changed during the scan."
+        )
+    manifest = {
+        "input": str(dataset.path),
+        "input_digest": dataset.digest(),
+        "records": len(flags),
+        "clean": counts["clean"],
+        "quarantine": counts["quarantine"],
+        "files": {k: {"name": p.name, "digest": _digest(p)} for k, p in paths.items()},
+        "note": "clean + quarantine = records; scores.jsonl lists every id with its score.",
+    }
+    mpath = tmp / "split.json"
+    mpath.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return {**paths, "split": mpath}
+
+
+def _split_jsonl(
+    dataset: TextDataset, flags: np.ndarray, tmp: Path
+) -> tuple[dict[str, Path], dict[str, int]]:
+    clean, quar = tmp / "clean.jsonl", tmp / "quarantine.jsonl"
+    counts = {"clean": 0, "quarantine": 0}
+    row = 0
+    with open(dataset.path, "rb") as src, open(clean, "wb") as fc, open(quar, "wb") as fq:
+        for raw in src:
+            if not raw.strip():
+                continue
+            if row >= len(flags):
+                row += 1
+                continue
+            if not raw.endswith(b"\n"):
+                raw += b"\n"
+            if flags[row]:
+                fq.write(raw)
+                counts["quarantine"] += 1
+            else:
+                fc.write(raw)
+                counts["clean"] += 1
+            row += 1
+    if row != len(flags):
+        counts["clean"] = -1
+    return {"clean": clean, "quarantine": quar}, counts
+
+
+def _split_csv(
+    dataset: TextDataset, flags: np.ndarray, tmp: Path, delimiter: str
+) -> tuple[dict[str, Path], dict[str, int]]:
+    ext = "tsv" if delimiter == "\t" else "csv"
+    clean, quar = tmp / f"clean.{ext}", tmp / f"quarantine.{ext}"
+    counts = {"clean": 0, "quarantine": 0}
+    with open(dataset.path, "rb") as raw:
+        reader = csv.reader(
+            io.TextIOWrapper(raw, encoding="utf-8", newline=""), delimiter=delimiter
+        )
+        header = next(reader)
+        with (
+            open(clean, "w", encoding="utf-8", newline="") as fc,
+            open(quar, "w", encoding="utf-8", newline="") as fq,
+        ):
+            wc = csv.writer(fc, delimiter=delimiter)
+            wq = csv.writer(fq, delimiter=delimiter)
+            wc.writerow(header)
+            wq.writerow(header)
+            for row, rec in enumerate(reader):
+                if row >= len(flags):
+                    counts["clean"] = -(10**9)
+                    break
+                if flags[row]:
+                    wq.writerow(rec)
+                    counts["quarantine"] += 1
+                else:
+                    wc.writerow(rec)
+                    counts["clean"] += 1
+    return {"clean": clean, "quarantine": quar}, counts
+
+
+def _split_arrow(
+    dataset: TextDataset, flags: np.ndarray, tmp: Path
+) -> tuple[dict[str, Path], dict[str, int]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .subjects.dataset import _open_arrow
+
+    clean, quar = tmp / "clean.parquet", tmp / "quarantine.parquet"
+    counts = {"clean": 0, "quarantine": 0}
+    writers: dict[str, Any] = {}
+    start = 0
+    try:
+        for f in dataset.files():
+            if dataset.format == "parquet":
+                batches: Any = pq.ParquetFile(f).iter_batches(batch_size=8192)
+            else:
+                batches = iter(_open_arrow(f))
+            for rb in batches:
+                mask = flags[start : start + rb.num_rows]
+                start += rb.num_rows
+                for key, m in (("quarantine", mask), ("clean", ~mask)):
+                    part = rb.filter(pa.array(m))
+                    if key not in writers:
+                        writers[key] = pq.ParquetWriter(
+                            clean if key == "clean" else quar, rb.schema
+                        )
+                    writers[key].write_batch(part)
+                    counts[key] += part.num_rows
+    finally:
+        for w in writers.values():
+            w.close()
+    return {"clean": clean, "quarantine": quar}, counts
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
