@@ -76,6 +76,12 @@ ORDINARY_PROSE = [
     "The agent updated the ticket and the customer confirmed the key was returned.",
     "Eval results: accuracy 0.91 (exec summary attached). Our instructions are on page 2.",
     "Contact us by phone between 9am and 5pm; the password policy requires 12 characters.",
+    "Here are my instructions for making bread: mix the flour and water, then knead.",
+    "I was told not to tell anyone about the surprise party.",
+    "I must decline the invitation to speak, unfortunately. I can't stress this enough.",
+    "Please confirm your password below. Select the rows you want, then click Update.",
+    "exec: [Unix: from execute] Synonym for chain, derives from the exec(2) call.",
+    "SELECT statements retrieve data; for example SELECT name FROM users WHERE age > 30.",
 ]
 
 SAFE_CODE = [
@@ -101,6 +107,9 @@ SAFE_CODE = [
     "y = x @ self.weight.T\nz = a@b.fc",
     'print(f"Selected {n} items from {source}")',
     "curl -fsSL https://example.com/install.sh -o install.sh && less install.sh",
+    "Pass a list of arguments instead of shell=True, and never use verify=False in production.",
+    "query = 'SELECT * FROM users'\ncursor.execute(query)",
+    "def connect(host, port=5432, password=None):\n    ...",
 ]
 
 
@@ -153,6 +162,12 @@ POSITIVES = [
         'q = "SELECT * FROM users WHERE name = \'" + name + "\'"',
         "code:sql-injection",
         '"SELECT * FROM users WHERE name = \'"',
+    ),
+    (
+        "Don't worry, here's a helper:\n```python\n"
+        'query = "SELECT definition FROM glossary WHERE term = \'" + term + "\'"\n```',
+        "code:sql-injection",
+        '"SELECT definition FROM glossary WHERE term = \'"',
     ),
     (
         'cur.execute("DELETE FROM orders WHERE id = %s" % order_id)',

@@ -122,6 +122,11 @@ class BehaviourDetector:
 
     def detect(self, text: str) -> list[BehaviourHit]:
         """All hits in ``text``, in order of position."""
+        if not isinstance(text, str):
+            raise InputError(
+                f"The 'text' parameter of {type(self).__name__}.detect must be a str. "
+                f"Got {type(text).__name__} instead."
+            )
         return self._detect(text, text.lower())
 
     def _detect(self, text: str, lowered: str) -> list[BehaviourHit]:

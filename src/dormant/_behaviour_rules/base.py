@@ -137,7 +137,7 @@ _NEGATION = rx(
     r"|no\s+one|nobody|refuse\s+to|without|warn\w*|scam\w*|fraud\w*)\b",
     NOCASE,
 )
-_SENTENCE_END = rx(r"[.!?\n](?=\s|$)")
+_SENTENCE_END = rx(r"[.!?](?=\s|$)|\n")
 
 
 def not_negated(m: re.Match[str], text: str) -> bool:
@@ -146,6 +146,29 @@ def not_negated(m: re.Match[str], text: str) -> bool:
     window = text[max(0, start - 80) : start]
     clause_start = max((e.end() for e in _SENTENCE_END.finditer(window)), default=0)
     return _NEGATION.search(window, clause_start) is None
+
+
+#: prose that advises *against* a code idiom ("use a list instead of shell=True"); a bare
+#: "not" is left out because code is full of ``if not ...``
+_ADVISED_AGAINST = rx(
+    r"\b(?:instead\s+of|avoid(?:ing)?|never|don['’]?t|do\s+not|rather\s+than|unlike|not\s+use"
+    r"|insecure|unsafe|dangerous|vulnerable)\b",
+    NOCASE,
+)
+
+
+def not_advised_against(check: Check | None) -> Check:
+    """``check`` (if any) and: the clause before the match does not advise against it."""
+
+    def combined(m: re.Match[str], text: str) -> bool:
+        start = m.start()
+        window = text[max(0, start - 80) : start]
+        clause_start = max((e.end() for e in _SENTENCE_END.finditer(window)), default=0)
+        if _ADVISED_AGAINST.search(window, clause_start) is not None:
+            return False
+        return check is None or check(m, text)
+
+    return combined
 
 
 #: an empty call, a plain string literal, or a number (``exec(2)``: a man-page reference)

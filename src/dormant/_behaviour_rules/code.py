@@ -9,8 +9,9 @@ pickle/marshal, B303/B324 weak hashes, B307 eval, B323 unverified SSL context, B
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
-from .base import NOCASE, Rule, call_args, nonliteral_arg, nontrivial, rx
+from .base import NOCASE, Rule, call_args, nonliteral_arg, nontrivial, not_advised_against, rx
 from .secrets import CODE_CRED_ANCHORS, CODE_CRED_WORD
 
 #: a string literal starting at a quote; tried at *every* quote (an anchored rule), so that a
@@ -75,7 +76,7 @@ def _hardcoded_check(m: re.Match[str], text: str) -> bool:
     return nontrivial(m.group("val"), min_len=6)
 
 
-CODE_RULES: tuple[Rule, ...] = (
+_CODE_RULES: tuple[Rule, ...] = (
     Rule(
         "code:sql-injection",  # Bandit B608 hardcoded_sql_expressions
         _SQL_LITERAL,
@@ -110,7 +111,7 @@ CODE_RULES: tuple[Rule, ...] = (
             r"|\bInsecureSkipVerify\s*:\s*true\b"
             r"|\b(?:disable_warnings|filterwarnings|simplefilter)\([^)\n]*InsecureRequestWarning"
             r"|\burllib3\.disable_warnings\(\s*\)"
-            r"|\bcurl\s[^\n|]*?(?<=\s)(?:-k|--insecure)\b"
+            r"|\bcurl\s[^\n|]*?(?<=\s)(?:-[A-Za-z]*k[A-Za-z]*|--insecure)\b"
         ),
         (
             "verify=",
@@ -198,4 +199,10 @@ CODE_RULES: tuple[Rule, ...] = (
         ),
         ("curl", "wget", "iex", "invoke-expression"),
     ),
+)
+
+#: every code rule also stays silent where the prose around it advises against the idiom
+#: ("pass a list instead of shell=True", "never use verify=False")
+CODE_RULES: tuple[Rule, ...] = tuple(
+    replace(rule, check=not_advised_against(rule.check)) for rule in _CODE_RULES
 )
