@@ -61,7 +61,8 @@ class DictzipReader:
                 return
             i += 4 + slen
 
-    def _inflate_all(self) -> bytes:
+    def inflate_all(self) -> bytes:
+        """Inflate the whole file once; later reads slice it."""
         if self._whole is None:
             try:
                 with gzip.open(self.path, "rb") as fh:
@@ -88,10 +89,10 @@ class DictzipReader:
         """The ``length`` bytes at ``offset`` of the uncompressed text."""
         n_chunks = len(self._offsets) - 1
         if self._whole is not None or n_chunks < 1 or len(self._chunks) > n_chunks // 2:
-            return self._inflate_all()[offset : offset + length]
+            return self.inflate_all()[offset : offset + length]
         first, last = offset // self._chunk_len, (offset + max(length, 1) - 1) // self._chunk_len
         if last >= n_chunks:
-            return self._inflate_all()[offset : offset + length]
+            return self.inflate_all()[offset : offset + length]
         blob = b"".join(self._chunk(k) for k in range(first, last + 1))
         start = offset - first * self._chunk_len
         return blob[start : start + length]

@@ -222,14 +222,22 @@ def b64_number(s: str) -> int:
 
 
 def read_dictd(
-    index_path: Path, dict_path: Path, name: str, *, shuffle_seed: int | None = None
+    index_path: Path,
+    dict_path: Path,
+    name: str,
+    *,
+    shuffle_seed: int | None = None,
+    whole: bool = True,
 ) -> Iterator[RawEntry]:
     """Yield cleaned entries of a dictd database, one per distinct article.
 
     Articles come in file order, or shuffled by ``shuffle_seed`` (so that a caller wanting a
-    few entries can stop early instead of cleaning all of them).
+    few entries can stop early instead of cleaning all of them). ``whole=False`` inflates only
+    the chunks of the articles read, for a caller that wants a few.
     """
     data = DictzipReader(dict_path)
+    if whole:
+        data.inflate_all()
     spans: set[tuple[str, str]] = set()  # base64 (offset, length); aliases share an article
     with index_path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):

@@ -132,7 +132,7 @@ def load_corpus(
         raw = read_wordnet(_wordnet_paths(root), shuffle_seed=seed)
     else:
         index, dict_dz = _dictd_paths(name, root)
-        raw = read_dictd(index, dict_dz, name, shuffle_seed=seed)
+        raw = read_dictd(index, dict_dz, name, shuffle_seed=seed, whole=limit is None)
     return list(itertools.islice(_entries(raw, name), limit))
 
 
