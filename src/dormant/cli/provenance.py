@@ -165,7 +165,7 @@ def _hash(args: argparse.Namespace) -> int:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from ..provenance.signing import generate_key_pair
+    from ..provenance.keys import generate_key_pair
 
     priv, pub = generate_key_pair(
         args.key,

@@ -18,12 +18,12 @@ from .artifact import ArtifactScanner, scan_artifact
 from .attestation import Attestation, attest_report, report_digest, verify_attestation
 from .bom import build_bom, write_bom
 from .hashing import FileDigest, Manifest, ManifestDiff, hash_file, hash_path
+from .keys import generate_key_pair
 from .serialization import FileScan, scan_file
 from .signing import (
     ModelTamperedError,
     SignatureInfo,
     default_signature_path,
-    generate_key_pair,
     sign_model,
     verify_model,
 )

@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import getpass
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -42,6 +41,12 @@ from ..errors import (
     require,
 )
 from .hashing import DEFAULT_IGNORED, FileDigest, ManifestDiff, diff_digests, directory_digest
+from .keys import (
+    certificate_subject,
+    key_fingerprint,
+    read_file,
+    signer_identity,
+)
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -96,44 +101,6 @@ def default_signature_path(model: str | os.PathLike[str]) -> Path:
     return p / "model.sig" if p.is_dir() else p.with_name(p.name + ".sig")
 
 
-def generate_key_pair(
-    private_key: str | os.PathLike[str],
-    *,
-    public_key: str | os.PathLike[str] | None = None,
-    password: str | None = None,
-    overwrite: bool = False,
-) -> tuple[Path, Path]:
-    """Write a new P-256 signing key (PKCS#8 PEM, mode 0600) and its public key.
-
-    ``public_key`` defaults to the private key path with the suffix ``.pub``.
-    """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    priv = Path(private_key)
-    pub = Path(public_key) if public_key else priv.with_suffix(".pub")
-    for p in (priv, pub):
-        if p.exists() and not overwrite:
-            raise ConfigError(f"Refusing to overwrite existing key file {p}.")
-    key = ec.generate_private_key(ec.SECP256R1())
-    enc: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password.encode())
-        if password
-        else serialization.NoEncryption()
-    )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
-    priv.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    pub.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return priv, pub
-
-
 def sign_model(
     path: str | os.PathLike[str],
     *,
@@ -176,7 +143,7 @@ def sign_model(
     ms = require("model_signing", EXTRA)
     model = _model_path(path)
     sig = Path(signature) if signature else default_signature_path(model)
-    method, signer = _signer_identity(key, password, certificate, chain, sigstore)
+    method, signer = signer_identity(key, password, certificate, chain, sigstore)
     hashing_config = _hashing_config(ms, model, sig, allow_symlinks)
     cfg = ms.signing.Config().set_hashing_config(hashing_config)  # type: ignore[attr-defined]
     try:
@@ -261,11 +228,11 @@ def verify_model(
         )
     cfg = ms.verifying.Config()  # type: ignore[attr-defined]
     if key is not None:
-        method, signer = "key", _key_fingerprint(_read(key, "public key"), public=True)
+        method, signer = "key", key_fingerprint(read_file(key, "public key"), public=True)
         make = lambda: cfg.use_elliptic_key_verifier(public_key=Path(key))  # noqa: E731
     elif certificate_chain:
         for c in certificate_chain:
-            _read(c, "certificate")
+            read_file(c, "certificate")
         method, signer = "certificate", ""
         make = lambda: cfg.use_certificate_verifier(  # noqa: E731
             certificate_chain=[Path(c) for c in certificate_chain]
@@ -285,7 +252,7 @@ def verify_model(
         _record_failure(registry, model, None, method, signer, sig, "corrupt signature")
         raise
     if method == "certificate":
-        signer = _certificate_subject(sig)
+        signer = certificate_subject(sig)
     try:
         cfg.verify(model, sig)
     except Exception as exc:  # model-signing raises ValueError, InvalidSignature, OpenSSL errors
@@ -443,80 +410,6 @@ def _model_path(path: str | os.PathLike[str]) -> Path:
     if not p.is_dir() and not p.is_file():
         raise InputError(f"{p} is not a model: expected a directory or a file.")
     return p
-
-
-def _read(path: str | os.PathLike[str], what: str) -> bytes:
-    p = Path(path)
-    if not p.is_file():
-        raise InputNotFoundError(f"The {what} {p} does not exist.")
-    return p.read_bytes()
-
-
-def _signer_identity(
-    key: str | os.PathLike[str] | None,
-    password: str | None,
-    certificate: str | os.PathLike[str] | None,
-    chain: Sequence[str | os.PathLike[str]],
-    sigstore: bool,
-) -> tuple[str, str]:
-    if sigstore:
-        if key is not None or certificate is not None:
-            raise ConfigError("Sigstore signing is keyless: do not pass key or certificate.")
-        return "sigstore", "sigstore"
-    if key is None:
-        raise ConfigError(
-            "Signing needs a private key (key=..., --key) or sigstore=True (--sigstore)."
-        )
-    pem = _read(key, "private key")
-    fingerprint = _key_fingerprint(pem, public=False, password=password)
-    if certificate is not None:
-        from cryptography import x509
-
-        if not chain:
-            raise ConfigError(
-                "Certificate signing needs the issuing chain (chain=..., --chain): at least "
-                "the certificate of the CA that issued the signing certificate."
-            )
-
-        cert = x509.load_pem_x509_certificate(_read(certificate, "certificate"))
-        return "certificate", cert.subject.rfc4514_string()
-    return "key", fingerprint
-
-
-def _key_fingerprint(pem: bytes, *, public: bool, password: str | None = None) -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    try:
-        if public:
-            pub = serialization.load_pem_public_key(pem)
-        else:
-            pub = serialization.load_pem_private_key(
-                pem, password.encode() if password else None
-            ).public_key()
-    except (ValueError, TypeError) as exc:
-        kind = "public" if public else "private"
-        raise InputError(f"Cannot read the {kind} key (expected PEM): {exc}") from exc
-    if not isinstance(pub, ec.EllipticCurvePublicKey):
-        raise InputError(
-            f"model-signing keys are elliptic-curve (P-256/384/521); got {type(pub).__name__}."
-        )
-    raw = pub.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return "key:sha256:" + hashlib.sha256(raw).hexdigest()
-
-
-def _certificate_subject(sig: Path) -> str:
-    from cryptography import x509
-
-    try:
-        bundle = json.loads(sig.read_text("utf-8"))
-        certs = bundle["verificationMaterial"]["x509CertificateChain"]["certificates"]
-        der = base64.b64decode(certs[0]["rawBytes"])
-        return str(x509.load_der_x509_certificate(der).subject.rfc4514_string())
-    except (KeyError, IndexError, ValueError, TypeError):
-        return "certificate"
 
 
 def _now() -> str:
