@@ -457,7 +457,8 @@ class TriggerMiner(Scanner):
             base = outcome_n[c.outcome] / n
             if purity >= self.min_purity and (purity - base) / max(1 - base, 1e-9) >= 0.5:
                 pool.append(c)
-        pool.sort(key=lambda c: (c.q_value, -c.support))
+        # most deterministic first, so a specific trigger seeds its group before a broad word
+        pool.sort(key=lambda c: (-(c.hits + 1) / (c.support + 2), c.q_value, -c.support))
         groups: list[tuple[set[int], list[Candidate]]] = []
         for c in pool:
             rows = set(c.target_rows)
@@ -470,7 +471,12 @@ class TriggerMiner(Scanner):
                     break
             else:
                 groups.append((rows, [c]))
-        return [members for _rows, members in groups]
+        out = []
+        for _rows, members in groups:
+            best = min(members, key=lambda c: c.q_value)
+            head = max(members, key=lambda c: (c.support >= 0.8 * best.support, _length(c)))
+            out.append([head, *(c for c in members if c is not head)])
+        return out
 
     # ------------------------------------------------------------------ pass 3
 
@@ -501,7 +507,7 @@ class TriggerMiner(Scanner):
         wanted: dict[int, list[int]] = {}
         blind: list[set[str]] = []
         for gi, members in enumerate(groups):
-            rows = sorted(set().union(*(c.target_rows for c in members)))
+            rows = sorted(set(members[0].target_rows))
             if len(rows) > 2000:
                 rows = sorted(rng.choice(rows, size=2000, replace=False).tolist())
             for r in rows:
@@ -597,7 +603,7 @@ class TriggerMiner(Scanner):
         for gi, members in enumerate(groups):
             raw = incons[gi] / scored[gi] if scored[gi] else 0.0
             t = members[0].outcome
-            own_rows = set().union(*(c.target_rows for c in members))
+            own_rows = set(members[0].target_rows)
             a_inc = [inc for r, inc in a_rows[t] if r not in own_rows]
             a = sum(a_inc) / len(a_inc) if len(a_inc) >= 20 else 0.0
             bi, bn = b_stat[t]
@@ -614,7 +620,7 @@ class TriggerMiner(Scanner):
         out = []
         for members, inc in zip(groups, incons, strict=True):
             best = min(members, key=lambda c: c.q_value)
-            head = max(members, key=lambda c: (c.support >= 0.8 * best.support, _length(c)))
+            head = members[0]
             purity = (best.hits + 1) / (best.support + 2)
             unnatural = any(_is_unnatural(c.feature) for c in members)
             planted = (
@@ -632,12 +638,12 @@ class TriggerMiner(Scanner):
             )
             if not (planted or shortcut):
                 continue
-            # 0.5 at q = alpha, 1.0 from q = alpha / 1000 on
-            sig = min(1.0, 0.5 + math.log10(self.alpha / max(best.q_value, 1e-300)) / 6.0)
+            # evidence strength: 0.5 at q = alpha, rising to 1.0 at q = alpha * 1e-6
+            sig = min(1.0, 0.5 + math.log10(self.alpha / max(best.q_value, 1e-300)) / 12.0)
             strength = max(inc, 1.0 if unnatural else 0.0) if planted else 0.5
             score = purity * strength * sig
             kind = _feature_kind(head.feature, head.phrase)
-            rows = sorted(set().union(*(c.target_rows for c in members)))
+            rows = sorted(set(head.target_rows))
             out.append(
                 MinedTrigger(
                     trigger=Trigger(_display_text(head.feature, head.phrase or head.feature), kind),
