@@ -490,7 +490,7 @@ class TriggerMiner(Scanner):
         labelled: bool,
         n: int,
         ctx: ScanContext,
-    ) -> list[float]:
+    ) -> list[tuple[float, int, int]]:
         """Calibrated share of each group's records whose other words point away from its target.
 
         A binarised naive-Bayes content model (counted in pass 1 over TR39 skeleton words,
@@ -609,16 +609,19 @@ class TriggerMiner(Scanner):
             bi, bn = b_stat[t]
             b = bi / bn if bn >= 20 else 1.0
             self.content_model_[t] = {"a": a, "b": b}
-            out.append(float(min(max((raw - a) / max(b - a, 0.1), 0.0), 1.0)))
+            calibrated = float(min(max((raw - a) / max(b - a, 0.1), 0.0), 1.0))
+            out.append((calibrated, incons[gi], scored[gi]))
         return out
 
     # ------------------------------------------------------------------ explain
 
     def _explain(
-        self, groups: list[list[Candidate]], incons: list[float], n: int
+        self, groups: list[list[Candidate]], incons: list[tuple[float, int, int]], n: int
     ) -> list[MinedTrigger]:
         out = []
-        for members, inc in zip(groups, incons, strict=True):
+        from scipy.special import bdtrc, chdtrc
+
+        for members, (inc, k_inc, m_scored) in zip(groups, incons, strict=True):
             best = min(members, key=lambda c: c.q_value)
             head = members[0]
             purity = (best.hits + 1) / (best.support + 2)
@@ -638,8 +641,14 @@ class TriggerMiner(Scanner):
             )
             if not (planted or shortcut):
                 continue
-            # evidence strength: 0.5 at q = alpha, rising to 1.0 at q = alpha * 1e-6
-            sig = min(1.0, 0.5 + math.log10(self.alpha / max(best.q_value, 1e-300)) / 12.0)
+            # Evidence strength combines (Fisher's method) the association q-value with a
+            # deliberately conservative test of the inconsistent records: even if 70% of a
+            # natural sub-population's records looked inconsistent, k of m would be unlikely.
+            p_inc = float(bdtrc(k_inc - 1, m_scored, 0.7)) if k_inc > 0 else 1.0
+            stat = -2.0 * (math.log(max(best.q_value, 1e-300)) + math.log(max(p_inc, 1e-300)))
+            p_comb = float(chdtrc(4, stat))
+            # 0.5 at p = alpha, rising to 1.0 at p = alpha * 1e-6
+            sig = min(1.0, 0.5 + math.log10(self.alpha / max(p_comb, 1e-300)) / 12.0)
             strength = max(inc, 1.0 if unnatural else 0.0) if planted else 0.5
             score = purity * strength * sig
             kind = _feature_kind(head.feature, head.phrase)
