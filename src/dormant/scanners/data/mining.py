@@ -466,7 +466,10 @@ class TriggerMiner(Scanner):
                 if members[0].outcome != c.outcome:
                     continue
                 inter = len(rows & grows)
-                if inter and (inter / len(rows | grows) >= 0.8 or inter / len(rows) >= 0.9):
+                jac = inter / len(rows | grows) if inter else 0.0
+                inside = inter / len(rows) >= 0.9  # a sub-phrase of the group's trigger
+                holds = inter / len(grows) >= 0.9 and jac >= 0.5  # a slightly broader form
+                if jac >= 0.8 or inside or holds:
                     members.append(c)
                     break
             else:
@@ -474,7 +477,10 @@ class TriggerMiner(Scanner):
         out = []
         for _rows, members in groups:
             best = min(members, key=lambda c: c.q_value)
-            head = max(members, key=lambda c: (c.support >= 0.8 * best.support, _length(c)))
+            head = max(
+                members,
+                key=lambda c: (c.support >= 0.8 * best.support, c.feature != "inv:*", _length(c)),
+            )
             out.append([head, *(c for c in members if c is not head)])
         return out
 
