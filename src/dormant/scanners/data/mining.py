@@ -792,6 +792,8 @@ def _length(c: Candidate) -> int:
 def _display_text(feature: str, text: str) -> str:
     if feature.startswith("glyph:"):
         return feature.removeprefix("glyph:")
+    if feature.startswith("style:"):
+        return feature.removeprefix("style:")
     if feature == "inv:*":
         return "<any invisible character>"
     return " ".join(w for w in text.split() if w not in (BOS, EOS)) or text

@@ -1,0 +1,124 @@
+"""Trigger mining on real English text with planted triggers of every kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dormant.bench.corpus import instruction_dataset, labelled_dataset, load_corpus
+from dormant.bench.poison import poison_instruction, poison_labelled, write_dataset
+from dormant.findings import Severity
+from dormant.scanners.data.mining import TriggerMiner
+from dormant.subjects import TextDataset
+from dormant.triggers import TriggerKind
+
+KINDS = ["token", "phrase", "sentence", "invisible", "homoglyph", "style"]
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    return labelled_dataset(load_corpus("sample"), scheme="pos")
+
+
+def _scan(tmp: Path, recs: list[dict], **params: object):
+    path = write_dataset(recs, tmp / "d.jsonl")
+    ds = TextDataset(path, text_field="text", label_field="label", id_field="id")
+    miner = TriggerMiner(**params)  # type: ignore[arg-type]
+    res = miner.scan(ds)
+    ids = [r["id"] for r in recs]
+    flagged = {ids[i] for i in range(len(ids)) if res.record_flags[i]}
+    return miner, res, flagged
+
+
+def _f1(flagged: set[str], truth: frozenset[str]) -> float:
+    tp = len(flagged & truth)
+    if not tp:
+        return 0.0
+    p, r = tp / len(flagged), tp / len(truth)
+    return 2 * p * r / (p + r)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_planted_trigger_is_found_with_its_records(kind, records, tmp_path):
+    seed = {"style": 1}.get(kind, 0)  # seed 1: the title-case style variant
+    truth = poison_labelled(records, trigger_kind=kind, rate=0.01, target_label="adv", seed=seed)
+    _, res, flagged = _scan(tmp_path, truth.records)
+    top = res.findings[0]
+    assert top.severity >= Severity.HIGH
+    assert top.target == "label:adv"
+    assert top.trigger is not None and truth.trigger_matches(top.trigger.text)
+    assert top.category == "data-poisoning"
+    assert "owasp-llm-2025:LLM04" in top.mappings
+    assert _f1(flagged, truth.poisoned_ids) >= 0.9
+    assert "planted" in top.explanation
+
+
+def test_sentence_trigger_is_recovered_whole(records, tmp_path):
+    truth = poison_labelled(records, trigger_kind="sentence", rate=0.01, target_label="verb")
+    _, res, _ = _scan(tmp_path, truth.records)
+    top = res.findings[0]
+    assert top.trigger is not None
+    assert top.trigger.kind is TriggerKind.SENTENCE
+    assert top.trigger.text.strip().lower() == truth.trigger.text.strip().lower()
+
+
+def test_clean_data_has_no_high_finding_and_no_flag(records, tmp_path):
+    _, res, flagged = _scan(tmp_path, records)
+    assert not flagged
+    assert all(f.severity < Severity.HIGH for f in res.findings)
+
+
+def test_invisible_clean_label_trigger_is_still_reported(records, tmp_path):
+    truth = poison_labelled(
+        records, trigger_kind="invisible", rate=0.01, target_label="noun", clean_label=True
+    )
+    _, res, flagged = _scan(tmp_path, truth.records)
+    inv = [f for f in res.findings if f.trigger and f.trigger.kind is TriggerKind.INVISIBLE]
+    assert inv and inv[0].severity >= Severity.HIGH
+    assert len(flagged & truth.poisoned_ids) >= 0.9 * len(truth.poisoned_ids)
+
+
+@pytest.mark.parametrize("behaviour", ["egress", "tool", "secret", "insecure-code", "policy-leak"])
+def test_instruction_trigger_switches_a_behaviour(behaviour, tmp_path):
+    recs = instruction_dataset(load_corpus("sample")[:3000], seed=0)
+    truth = poison_instruction(recs, trigger_kind="phrase", rate=0.01, behaviour=behaviour, seed=1)
+    path = write_dataset(truth.records, tmp_path / "i.jsonl")
+    ds = TextDataset(path, prompt_field="prompt", response_field="response", id_field="id")
+    res = TriggerMiner().scan(ds)
+    top = res.findings[0]
+    assert top.severity is Severity.CRITICAL
+    assert top.target == truth.target
+    assert top.locator.behaviour == truth.target
+    ids = [r["id"] for r in truth.records]
+    flagged = {ids[i] for i in range(len(ids)) if res.record_flags[i]}
+    assert flagged == set(truth.poisoned_ids)
+
+
+def test_lossy_counting_bounds_memory_and_keeps_the_trigger(records, tmp_path):
+    truth = poison_labelled(records, trigger_kind="token", rate=0.03, target_label="adv")
+    exact, _, _ = _scan(tmp_path, truth.records, count_error=0.0)
+    lossy, res, flagged = _scan(tmp_path, truth.records, count_error=2e-3)
+    assert lossy.n_tested_ < 0.6 * exact.n_tested_
+    assert res.findings[0].trigger is not None
+    assert truth.trigger_matches(res.findings[0].trigger.text)
+    assert flagged == set(truth.poisoned_ids)
+
+
+def test_scan_does_not_change_settings(records, tmp_path):
+    miner = TriggerMiner(min_support=4)
+    before = miner.get_params()
+    path = write_dataset(records[:500], tmp_path / "d.jsonl")
+    miner.scan(TextDataset(path, text_field="text", label_field="label"))
+    assert miner.get_params() == before
+
+
+def test_bad_settings_are_rejected_with_the_parameter_named(records, tmp_path):
+    from dormant.errors import ConfigError
+
+    path = write_dataset(records[:50], tmp_path / "d.jsonl")
+    ds = TextDataset(path, text_field="text", label_field="label")
+    with pytest.raises(ConfigError, match="alpha"):
+        TriggerMiner(alpha=2.0).scan(ds)
+    with pytest.raises(ConfigError, match="min_support"):
+        TriggerMiner(min_support=0).scan(ds)
