@@ -4,6 +4,7 @@ ordinary prose and safe code (precision matters more than recall: tags are test 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -369,13 +370,20 @@ def test_tool_call_wrapper_span_includes_the_tags() -> None:
         '{"name": "Alice", "age": 31}',
         # not JSON (Python dict), never evaluated
         "{'name': 'send_email', 'arguments': {}}",
-        # broken and deeply nested input must not raise
+        # broken input must not raise
         '{"name": "x", "arguments": ' + "[" * 5000,
-        '{"a": ' * 3000 + '{"name": "deep", "arguments": {}}' + "}" * 3000,
     ],
+    ids=lambda text: text[:40],
 )
 def test_non_calls_are_not_tool_tags(text: str) -> None:
     assert not {t for t in behaviour_tags(text) if t.startswith("tool:")}
+
+
+def test_nesting_deeper_than_the_interpreter_allows_is_skipped_not_fatal() -> None:
+    deep = '{"a": ' * 3000 + '{"name": "deep", "arguments": {}}' + "}" * 3000
+    after = '{"name": "send_email", "arguments": {}}'
+    # the call hidden inside the over-deep structure is not reported; one after it still is
+    assert tags(deep + " then " + after) == {"tool:send_email"}
 
 
 # ----------------------------------------------------------------------------- egress
@@ -539,3 +547,22 @@ def test_tag_family() -> None:
     assert tag_family("refusal") == "refusal"
     for _, tag, _ in POSITIVES:
         assert tag_family(tag) in BEHAVIOUR_CATEGORY
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "' select \" from " * 1200,  # nested lazy SQL gaps once took cubic time on this
+        '"""select from ' * 1200,
+        "curl " * 4000,
+        "http://" + "a." * 8000,
+        '{"a": ' * 2000,
+    ],
+    ids=["sql-words", "triple-quotes", "curl", "long-host", "deep-json"],
+)
+def test_adversarial_inputs_stay_linear(text: str) -> None:
+    # a guard against catastrophic backtracking (seconds to hours), not a speed benchmark:
+    # each of these takes a few milliseconds
+    start = time.process_time()
+    behaviour_tags(text)
+    assert time.process_time() - start < 2.0

@@ -21,10 +21,14 @@ _SQL_LITERAL = rx(
     r"|(?<!`)`(?!`)[^`]*(?<!`)`(?!`)"
 )
 _FSTRING_PREFIX = rx(r"(?<![\w])(?:[fF][rR]?|[rR][fF])$")
-_SQL_UPPER = rx(r"\b(?:SELECT\b[\s\S]*?\bFROM|INSERT\s+INTO|UPDATE\s+\S+\s+SET|DELETE\s+FROM)\b")
+#: SQL statement shapes. Gaps are bounded and the SELECT ... FROM gap is atomic, so that text
+#: full of "select"/"from" costs linear time instead of cubic (nested lazy gaps backtrack)
+_SQL_UPPER = rx(
+    r"\b(?:SELECT\b(?>[^;]{0,200}?\bFROM)|INSERT\s+INTO|UPDATE\s+\S{1,64}\s+SET|DELETE\s+FROM)\b"
+)
 _SQL_ANY = rx(
-    r"\b(?:select\b[\s\S]*?\bfrom\b[\s\S]*?\bwhere|insert\s+into\b[\s\S]*?\bvalues"
-    r"|update\s+\S+\s+set\b[\s\S]*?\bwhere|delete\s+from\b[\s\S]*?\bwhere)\b",
+    r"\b(?:select\b(?>[^;]{0,200}?\bfrom\b)[^;]{0,300}?\bwhere|insert\s+into\b[^;]{0,300}?\bvalues"
+    r"|update\s+\S{1,64}\s+set\b[^;]{0,300}?\bwhere|delete\s+from\b[^;]{0,300}?\bwhere)\b",
     NOCASE,
 )
 _FSTRING_FIELD = rx(r"(?<!\{)\{[^{}\n]+\}")
@@ -66,9 +70,13 @@ _PW_WORD = rx(r"pass(?:word|wd|phrase)?|pwd|\bpw\b", NOCASE)
 
 def _weak_hash_check(m: re.Match[str], text: str) -> bool:
     """B303/B324 narrowed to the brief's case: MD5/SHA-1 applied to a password on that line."""
-    lo = text.rfind("\n", 0, m.start()) + 1
-    hi = text.find("\n", m.end())
-    line = text[lo : hi if hi >= 0 else len(text)]
+    # the line of the match, at most 200 characters each side (long lines stay linear)
+    lo = max(0, m.start() - 200)
+    newline = text.rfind("\n", lo, m.start())
+    if newline >= 0:
+        lo = newline + 1
+    hi = text.find("\n", m.end(), m.end() + 200)
+    line = text[lo : hi if hi >= 0 else m.end() + 200]
     return _PW_WORD.search(line) is not None and "usedforsecurity=False" not in line
 
 
@@ -109,9 +117,9 @@ _CODE_RULES: tuple[Rule, ...] = (
             r"|\bcheck_hostname\s*=\s*False\b|\brejectUnauthorized[\"']?\s*:\s*false\b"
             r"|\bNODE_TLS_REJECT_UNAUTHORIZED[\"']?\s*[=:]\s*[\"']?0\b"
             r"|\bInsecureSkipVerify\s*:\s*true\b"
-            r"|\b(?:disable_warnings|filterwarnings|simplefilter)\([^)\n]*InsecureRequestWarning"
+            r"|\b(?:disable_warnings|filterwarnings|simplefilter)\([^)\n]{0,200}InsecureRequestWarning"
             r"|\burllib3\.disable_warnings\(\s*\)"
-            r"|\bcurl\s[^\n|]*?(?<=\s)(?:-[A-Za-z]*k[A-Za-z]*|--insecure)\b"
+            r"|\bcurl\s[^\n|]{0,300}?(?<=\s)(?:-[A-Za-z]*k[A-Za-z]*|--insecure)\b"
         ),
         (
             "verify=",
@@ -181,20 +189,20 @@ _CODE_RULES: tuple[Rule, ...] = (
         "code:world-writable",
         rx(
             r"\bchmod\s+(?:-[A-Za-z]+\s+)*(?:[0-7]?[0-7]{2}[2367]\b|[ugo]*[oa][ugo]*\+[rxX]*w)"
-            r"|\bos\.chmod\([^)\n]*,\s*(?:0[oO]?)?[0-7]?[0-7]{2}[2367]\b"
-            r"|\bos\.chmod\([^)\n]*\bS_IWOTH\b"
+            r"|\bos\.chmod\([^)\n]{0,200},\s*(?:0[oO]?)?[0-7]?[0-7]{2}[2367]\b"
+            r"|\bos\.chmod\([^)\n]{0,200}\bS_IWOTH\b"
         ),
         ("chmod", "s_iwoth"),
     ),
     Rule(  # CWE-494 download-and-execute: curl|sh, bash <(curl), iex (iwr ...)
         "code:pipe-to-shell",
         rx(
-            r"\b(?:curl|wget)\b[^\n|;&]*\|\s*(?:sudo\s+(?:-\S+\s+)*)?(?:ba|z|k|da|fi)?sh\b"
-            r"|\b(?:curl|wget)\b[^\n|;&]*\|\s*(?:sudo\s+)?python3?\b"
+            r"\b(?:curl|wget)\b[^\n|;&]{0,300}\|\s*(?:sudo\s+(?:-\S+\s+)*)?(?:ba|z|k|da|fi)?sh\b"
+            r"|\b(?:curl|wget)\b[^\n|;&]{0,300}\|\s*(?:sudo\s+)?python3?\b"
             r"|\b(?:ba|z)?sh\s+(?:-c\s+)?[\"']?(?:<|\$)\(\s*(?:curl|wget)\b"
             r"|\b(?:iex|Invoke-Expression)\b[^\n]{0,120}?(?:DownloadString|\biwr\b|\birm\b"
             r"|Invoke-WebRequest|Invoke-RestMethod)"
-            r"|\b(?:iwr|irm|Invoke-WebRequest|Invoke-RestMethod)\b[^\n|]*\|\s*(?:iex|Invoke-Expression)\b",
+            r"|\b(?:iwr|irm|Invoke-WebRequest|Invoke-RestMethod)\b[^\n|]{0,300}\|\s*(?:iex|Invoke-Expression)\b",
             NOCASE,
         ),
         ("curl", "wget", "iex", "invoke-expression"),

@@ -82,7 +82,7 @@ def _is_schema(params: object) -> bool:
 
 
 URL = re.compile(
-    r"\b(?:https?|ftps?|sftp|wss?)://(?:[^\s/?#@\[\]\"'<>]+@)?"
+    r"\b(?:https?|ftps?|sftp|wss?)://(?:[^\s/?#@\[\]\"'<>]{1,256}@)?"
     r"(?P<host>\[[0-9A-Fa-f:.]+\]|[\w\-.%~]+)(?::\d{1,5})?(?:[/?#][^\s\"'<>`]*)?",
     re.IGNORECASE,
 )
@@ -131,6 +131,30 @@ def registrable_domain(host: str) -> str:
     return ".".join(labels[-keep:])
 
 
+def _end_of_nesting(text: str, start: int) -> int:
+    """Index just after the bracket structure opening at ``start`` (or the end of ``text``)."""
+    depth = 0
+    in_string = escaped = False
+    for i in range(start, len(text)):
+        c = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "{[":
+            depth += 1
+        elif c in "}]":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return len(text)
+
+
 def find_tool_calls(text: str) -> Iterator[tuple[str, int, int]]:
     """``(tool name, start, end)`` for each tool call; the span covers its JSON object and a
     surrounding ``<tool_call>...</tool_call>`` wrapper."""
@@ -139,9 +163,14 @@ def find_tool_calls(text: str) -> Iterator[tuple[str, int, int]]:
         start = m.start()
         try:
             obj, end = DECODER.raw_decode(text, start)
-        except (ValueError, RecursionError):
+        except ValueError:
             # Not JSON from here: the expected outcome of probing a candidate, not a failure.
             pos = start + 1
+            continue
+        except RecursionError:
+            # Nested deeper than the interpreter allows (no real tool call is): skip the whole
+            # structure at once, else every inner candidate would recurse again (quadratic).
+            pos = _end_of_nesting(text, start)
             continue
         wrap = WRAP_OPEN.search(text, max(0, start - 40), start)
         span_start, span_end = start, end
