@@ -41,7 +41,8 @@ Tag vocabulary (``family:value``; :func:`tag_family` returns the part before ``:
     text), ``unsafe-deserialization`` (B301/B302 pickle/marshal, B506 ``yaml.load`` without a
     safe loader, B614 ``torch.load`` without ``weights_only=True``), ``weak-hash`` (B303/B324:
     MD5/SHA-1 on a line that handles a password), ``world-writable`` (B103) and
-    ``pipe-to-shell`` (``curl ... | sh``, ``iex (iwr ...)``; CWE-494).
+    ``pipe-to-shell`` (``curl ... | sh``, ``iex (iwr ...)``; CWE-494). An idiom in a clause that
+    advises against it ("pass a list instead of ``shell=True``") does not fire.
 ``leak:system-prompt`` / ``leak:policy``
     The output reveals internal instructions ("my system prompt is:", "as instructed by my
     developer", echoed ``<<SYS>>`` turns) or confidential policy (upper-case ``CONFIDENTIAL``
