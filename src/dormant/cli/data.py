@@ -49,12 +49,9 @@ def register(root: Any, scan: Any) -> None:
     p.add_argument("--no-split", action="store_true", help="do not write clean/quarantine files")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=None, help="cache embeddings here")
-    p.add_argument(
-        "--registry",
-        default=None,
-        metavar="URL",
-        help="record this scan in the registry (a SQLite path or database URL)",
-    )
+    from .provenance import add_registry_option
+
+    add_registry_option(p)
     add_report_options(p)
     p.set_defaults(func=run)
 
@@ -93,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         progress.close()
     report.config["cli"] = {"fail_on": args.fail_on, "formats": list(formats)}
     paths = write_outputs(report, ds, args.out, formats=formats, split=not args.no_split)
-    if args.registry:
+    if args.registry is not None:
         _record(report, args.registry)
     if not args.quiet:
         print(summarise(report, paths))
@@ -102,8 +99,11 @@ def run(args: argparse.Namespace) -> int:
     return report.exit_code(fail_on)
 
 
-def _record(report: Any, url: str) -> None:
-    from .. import registry as reg  # provided by the provenance module
+def _record(report: Any, value: str) -> None:
+    from .provenance import open_registry
 
-    with reg.Registry.open(url if url != "default" else None) as db:
+    db = open_registry(value)
+    try:
         db.record_scan(report)
+    finally:
+        db.close()
