@@ -8,6 +8,10 @@ Split files keep each record exactly as it was in the input (JSONL lines byte fo
 rows re-quoted; Parquet / Hugging Face data as Parquet with all columns). ``scores.jsonl`` maps
 every record id and row to its score and flag; ``split.json`` records the counts and digests,
 and that clean + quarantine = all records.
+
+An existing output directory is replaced only when it holds nothing but files these writers
+produce (or is empty) and holds none of the input files: the swap deletes the old directory, so
+pointing ``out_dir`` at a folder of other files (the data folder, a home directory) is refused.
 """
 
 from __future__ import annotations
@@ -46,16 +50,7 @@ def write_outputs(
     from .writers import write_all
 
     out = Path(out_dir)
-    bad = [f for f in formats if f not in REPORT_FORMATS]
-    if bad or not formats:
-        raise ConfigError(
-            f"The 'formats' parameter must be a non-empty subset of {', '.join(REPORT_FORMATS)}. "
-            f"Got {', '.join(formats) or 'nothing'}."
-        )
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"Output path {out} exists and is not a directory.")
-    if out.resolve() in [p.resolve().parent for p in dataset.files()] and split:
-        pass  # writing beside the input is fine: names never collide with the input file
+    check_outputs(dataset, out, formats=formats)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
@@ -67,6 +62,63 @@ def write_outputs(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {k: out / v.name for k, v in written.items()}
+
+
+def check_outputs(
+    dataset: TextDataset,
+    out_dir: str | os.PathLike[str],
+    *,
+    formats: tuple[str, ...] = REPORT_FORMATS,
+) -> None:
+    """Check, before a scan, that :func:`write_outputs` may write ``formats`` into ``out_dir``.
+
+    Raises
+    ------
+    ConfigError
+        ``formats`` is empty or names an unknown format; ``out_dir`` is a file; or it is an
+        existing directory that holds an input file or files these writers do not produce
+        (replacing it would delete them).
+    """
+    out = Path(out_dir)
+    bad = [f for f in formats if f not in REPORT_FORMATS]
+    if bad or not formats:
+        raise ConfigError(
+            f"The 'formats' parameter must be a non-empty subset of {', '.join(REPORT_FORMATS)}. "
+            f"Got {', '.join(formats) or 'nothing'}."
+        )
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"Output path {out} exists and is not a directory.")
+    if not out.is_dir():
+        return
+    root = out.resolve()
+    inputs = [f for f in dataset.files() if root in Path(f).resolve().parents]
+    if inputs:
+        raise ConfigError(
+            f"Output directory {out} holds the input {inputs[0]}; writing the outputs replaces "
+            "that directory. Choose another output directory (--out)."
+        )
+    foreign = sorted(e.name for e in out.iterdir() if not _is_output_name(e))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (
+            f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        )
+        raise ConfigError(
+            f"Output directory {out} exists and holds files dormant did not write ({shown}); "
+            "writing the outputs replaces the whole directory. Choose a new or empty output "
+            "directory (--out)."
+        )
+
+
+def _is_output_name(entry: Path) -> bool:
+    from .writers import FILENAMES
+
+    if not entry.is_file() or entry.is_symlink():
+        return False
+    name = entry.name
+    if name in FILENAMES.values() or name == "split.json":
+        return True
+    stem, _, ext = name.partition(".")
+    return stem in ("clean", "quarantine") and ext in ("jsonl", "csv", "tsv", "parquet")
 
 
 def _swap(tmp: Path, out: Path) -> None:
