@@ -209,7 +209,11 @@ def _split_csv(
             wq = csv.writer(fq, delimiter=delimiter)
             wc.writerow(header)
             wq.writerow(header)
-            for row, rec in enumerate(reader):
+            row = -1
+            for rec in reader:
+                if not rec:  # a blank line: csv.DictReader (the scan) skips it too
+                    continue
+                row += 1
                 if row >= len(flags):
                     counts["clean"] = -(10**9)
                     break
