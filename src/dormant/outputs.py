@@ -21,8 +21,8 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ def write_outputs(
     out = Path(out_dir)
     check_outputs(dataset, out, formats=formats)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    tmp = _make_tmp_dir(out)
     try:
         written = {k: Path(v) for k, v in write_all(report, tmp, formats=formats).items()}
         if split:
@@ -119,6 +119,18 @@ def _is_output_name(entry: Path) -> bool:
         return True
     stem, _, ext = name.partition(".")
     return stem in ("clean", "quarantine") and ext in ("jsonl", "csv", "tsv", "parquet")
+
+
+def _make_tmp_dir(out: Path) -> Path:
+    """A fresh hidden sibling of ``out``, created with the umask's permissions (not 0700)."""
+    for _ in range(100):
+        tmp = out.parent / f".{out.name}.{secrets.token_hex(6)}.partial"
+        try:
+            tmp.mkdir()
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"Could not create a temporary directory beside {out}.")
 
 
 def _swap(tmp: Path, out: Path) -> None:
