@@ -182,8 +182,8 @@ def _split_jsonl(
     counts = {"clean": 0, "quarantine": 0}
     row = 0
     with open(dataset.path, "rb") as src, open(clean, "wb") as fc, open(quar, "wb") as fq:
-        for raw in src:
-            if not raw.strip():
+        for lineno, raw in enumerate(src, start=1):
+            if not (raw.removeprefix(b"\xef\xbb\xbf") if lineno == 1 else raw).strip():
                 continue
             if row >= len(flags):
                 row += 1
@@ -210,7 +210,7 @@ def _split_csv(
     counts = {"clean": 0, "quarantine": 0}
     with open(dataset.path, "rb") as raw:
         reader = csv.reader(
-            io.TextIOWrapper(raw, encoding="utf-8", newline=""), delimiter=delimiter
+            io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""), delimiter=delimiter
         )
         header = next(reader)
         with (

@@ -220,6 +220,8 @@ class TextDataset:
                         f"{self.path}: line {lineno} is not valid UTF-8 "
                         f"(byte {exc.start} of the line); re-encode the file as UTF-8."
                     ) from None
+                if lineno == 1:
+                    line = line.removeprefix("\ufeff")  # a UTF-8 byte-order mark
                 if not line.strip():
                     continue
                 try:
@@ -240,7 +242,7 @@ class TextDataset:
     def _csv_rows(self, delimiter: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
         csv.field_size_limit(max(self.max_chars * 4, 1 << 20))
         with open(self.path, "rb") as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
             reader = csv.DictReader(text, delimiter=delimiter)
             idx = 0
             try:
