@@ -102,6 +102,14 @@ class TextDataset:
         self.path = Path(self.path)
         if not self.path.exists():
             raise InputNotFoundError(f"Dataset not found: {self.path} (no such file or directory).")
+        if not self.path.is_dir():
+            try:
+                with open(self.path, "rb"):
+                    pass
+            except OSError as exc:
+                raise DataFormatError(
+                    f"Cannot read the dataset {self.path}: {exc.strerror or exc}."
+                ) from None
         if self.text_field and self.prompt_field:
             raise ConfigError(
                 "Give either text_field (labelled data) or prompt_field (instruction data), "
