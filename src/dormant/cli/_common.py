@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ..errors import ConfigError
 from ..findings import Severity
 from ..report import Report
 
@@ -63,6 +64,21 @@ def add_report_options(p: Any) -> None:
     prog.add_argument("--progress", dest="progress", action="store_true", default=None)
     prog.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+
+
+def parse_formats(value: str) -> tuple[str, ...]:
+    """``--formats``: a comma-separated, non-empty subset of the report formats."""
+    from ..outputs import REPORT_FORMATS
+
+    formats = tuple(dict.fromkeys(f.strip() for f in value.split(",") if f.strip()))
+    bad = [f for f in formats if f not in REPORT_FORMATS]
+    if bad or not formats:
+        raise ConfigError(
+            f"The '--formats' option must be a comma-separated list of "
+            f"{', '.join(REPORT_FORMATS)}. Got {value!r}"
+            + (f" ({', '.join(map(repr, bad))} unknown)." if bad else ".")
+        )
+    return formats
 
 
 def parse_fail_on(value: str) -> Severity | None:

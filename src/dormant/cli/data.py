@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import Progress, add_report_options, parse_fail_on, progress_enabled, summarise
+from ._common import (
+    Progress,
+    add_report_options,
+    parse_fail_on,
+    parse_formats,
+    progress_enabled,
+    summarise,
+)
 
 
 def register(root: Any, scan: Any) -> None:
@@ -59,14 +66,14 @@ def register(root: Any, scan: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..outputs import write_outputs
+    from ..outputs import check_outputs, write_outputs
     from ..scanners.base import ScanContext
     from ..scanners.data.fusion import scan_dataset
     from ..subjects.dataset import TextDataset
     from . import error
 
     fail_on = parse_fail_on(args.fail_on)
-    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    formats = parse_formats(args.formats)
     ds = TextDataset(
         args.path,
         text_field=args.text_field,
@@ -78,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         max_chars=args.max_chars,
     )
+    check_outputs(ds, args.out, formats=formats)  # before a long scan, not after it
     progress = Progress(progress_enabled(args.progress) and not args.quiet)
     ctx = ScanContext(
         seed=args.seed,
