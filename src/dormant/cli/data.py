@@ -66,6 +66,7 @@ def register(root: Any, scan: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..errors import ConfigError
     from ..outputs import check_outputs, write_outputs
     from ..scanners.base import ScanContext
     from ..scanners.data.fusion import scan_dataset
@@ -97,7 +98,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     report.config["cli"] = {"fail_on": args.fail_on, "formats": list(formats)}
-    paths = write_outputs(report, ds, args.out, formats=formats, split=not args.no_split)
+    try:
+        paths = write_outputs(report, ds, args.out, formats=formats, split=not args.no_split)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the outputs into {args.out}: {exc.strerror or exc}; nothing was "
+            "written there (an earlier output is unchanged)."
+        ) from None
     if args.registry is not None:
         _record(report, args.registry)
     if not args.quiet:
