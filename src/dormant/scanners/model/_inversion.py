@@ -1,0 +1,190 @@
+"""Gradient-guided discrete trigger search for transformer classifiers (torch, lazy).
+
+Two published methods, in sequence:
+
+1. DBS — Shen, Liu, Tao, Xu, Zhang, "Constrained Optimization with Dynamic Bound-Scaling for
+   Effective NLP Backdoor Defense", ICML 2022. The trigger is a softmax distribution over the
+   vocabulary per slot, ``softmax(theta / temperature) @ E``; the temperature is lowered while the
+   loss is under a barrier (pushing the distribution to one-hot) and raised, with noise, when it
+   is not (escaping local optima).
+2. Greedy coordinate refinement — Zou, Wang, Kolter, Fredrikson, "Universal and Transferable
+   Adversarial Attacks on Aligned Language Models" (GCG), 2023: the top-k tokens of each slot are
+   tried one coordinate at a time on real one-hot inputs and the best kept, so the result is a
+   real token sequence, not a relaxation.
+
+Insertion positions follow DBS: right after ``[CLS]`` (``start``) or right before ``[SEP]``
+(``end``). The loss is cross-entropy toward the candidate target on clean inputs the model
+does not already put in that label.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Inversion:
+    """Result of inverting one (target, position) arm."""
+
+    target: int
+    position: str
+    token_ids: tuple[int, ...]
+    tokens: tuple[str, ...]
+    loss: float
+    flip_rate: float
+    steps: int
+    seconds: float
+
+
+class _Stamp:
+    """Victim token ids with ``L`` trigger slots at a position; builds embeddings."""
+
+    def __init__(self, adapter: Any, texts: list[str], trigger_len: int, position: str) -> None:
+        import torch
+
+        tok = adapter.tokenizer
+        max_len = min(adapter.max_length, 32)
+        enc = tok(texts, truncation=True, max_length=max_len - trigger_len)["input_ids"]
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        rows = []
+        slots = []
+        for ids in enc:
+            cut = 1 if position == "start" else len(ids) - 1
+            slots.append(list(range(cut, cut + trigger_len)))
+            rows.append(ids[:cut] + [pad] * trigger_len + ids[cut:])
+        width = max(len(r) for r in rows)
+        self.ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        self.mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            self.ids[i, : len(r)] = torch.tensor(r)
+            self.mask[i, : len(r)] = 1
+        self.rows = torch.arange(len(rows)).repeat_interleave(trigger_len)
+        self.cols = torch.tensor([c for s in slots for c in s])
+        self.slot = torch.arange(trigger_len).repeat(len(rows))
+        self.n = len(rows)
+
+    def embeds(self, emb: Any, trig: Any) -> Any:
+        """Input embeddings with ``trig`` (``L x dim``) in the slots."""
+        e = emb(self.ids).clone()
+        e[self.rows, self.cols] = trig[self.slot]
+        return e
+
+    def with_ids(self, trig_ids: Any) -> tuple[Any, Any]:
+        """Token ids (``k x n x width`` flattened) for ``k`` discrete triggers."""
+        k = trig_ids.shape[0]
+        ids = self.ids.unsqueeze(0).repeat(k, 1, 1)
+        ids[:, self.rows, self.cols] = trig_ids[:, self.slot]
+        return ids.reshape(k * self.n, -1), self.mask.repeat(k, 1)
+
+
+def invert(
+    adapter: Any,
+    texts: list[str],
+    target: int,
+    position: str,
+    *,
+    trigger_len: int,
+    steps: int,
+    top_k: int,
+    seed: int,
+    deadline: float | None = None,
+) -> Inversion:
+    """Search a ``trigger_len``-token trigger that sends ``texts`` to label index ``target``."""
+    import torch
+
+    t0 = time.monotonic()
+    torch.manual_seed(seed)
+    model = adapter.model
+    for p in model.parameters():
+        p.requires_grad_(False)
+    emb_layer = model.get_input_embeddings()
+    weight = emb_layer.weight.detach()
+    vocab = weight.shape[0]
+    banned = torch.zeros(vocab, dtype=torch.bool)
+    banned[list(adapter.special_ids())] = True
+    stamp = _Stamp(adapter, texts, trigger_len, position)
+    y = torch.full((stamp.n,), target, dtype=torch.long)
+    theta = torch.zeros(trigger_len, vocab, requires_grad=True)
+    opt = torch.optim.Adam([theta], lr=0.5)
+    # DBS hyper-parameters (config of the reference implementation, fewer epochs)
+    temp, max_temp, barrier, check, rollback, noise_ratio = 2.0, 2.0, 0.1, 5, 0, 10.0
+    scaling = False
+    last = float("inf")
+    best_theta = theta.detach().clone()
+    best_loss = float("inf")
+    done = 0
+    for step in range(steps):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        noise = torch.zeros_like(theta)
+        if scaling and step % check == 0:
+            if last < barrier:
+                temp /= 2.0
+            else:
+                rollback += 1
+                noise = torch.rand_like(theta) * noise_ratio
+                temp = min(temp * 2.0, max_temp)
+            if rollback >= 5:
+                rollback = 0
+                barrier = min(barrier * 2, best_loss - 1e-3) if best_loss < 1e9 else barrier * 2
+        logits_v = theta / temp + noise
+        logits_v = logits_v.masked_fill(banned, -1e9)
+        dist = torch.softmax(logits_v, dim=1)
+        logits = model(
+            inputs_embeds=stamp.embeds(emb_layer, dist @ weight), attention_mask=stamp.mask
+        ).logits
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        last = float(loss.detach())
+        done = step + 1
+        if last <= barrier:
+            scaling = True
+        if last < best_loss:
+            best_loss, best_theta = last, theta.detach().clone()
+        if float(dist.detach().max(dim=1).values.sum()) > trigger_len - 1e-3 and last < 0.01:
+            break
+    cand = best_theta.masked_fill(banned, -1e9).topk(top_k, dim=1).indices  # L x k
+    current = cand[:, 0].clone()
+    cur_loss, cur_fr = _eval(model, stamp, current.unsqueeze(0), target)
+    for j in range(trigger_len):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        trials = current.unsqueeze(0).repeat(top_k, 1)
+        trials[:, j] = cand[j]
+        losses, frs = _eval(model, stamp, trials, target)
+        b = int(losses.argmin())
+        if float(losses[b]) < float(cur_loss[0]):
+            current = trials[b].clone()
+            cur_loss, cur_fr = losses[b : b + 1], frs[b : b + 1]
+    ids = tuple(int(i) for i in current)
+    return Inversion(
+        target=target,
+        position=position,
+        token_ids=ids,
+        tokens=tuple(adapter.tokenizer.convert_ids_to_tokens(list(ids))),
+        loss=float(cur_loss[0]),
+        flip_rate=float(cur_fr[0]),
+        steps=done,
+        seconds=time.monotonic() - t0,
+    )
+
+
+def _eval(model: Any, stamp: _Stamp, trig_ids: Any, target: int) -> tuple[Any, Any]:
+    """Mean loss and flip rate toward ``target`` for each of ``k`` discrete triggers."""
+    import torch
+
+    ids, mask = stamp.with_ids(trig_ids)
+    k = trig_ids.shape[0]
+    out = []
+    with torch.no_grad():
+        for i in range(0, ids.shape[0], 256):
+            out.append(model(input_ids=ids[i : i + 256], attention_mask=mask[i : i + 256]).logits)
+    logits = torch.cat(out).reshape(k, stamp.n, -1)
+    y = torch.full((k * stamp.n,), target, dtype=torch.long)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(k * stamp.n, -1), y, reduction="none")
+    fr = (logits.argmax(-1) == target).float().mean(1)
+    return loss.reshape(k, stamp.n).mean(1), fr

@@ -1,0 +1,237 @@
+"""From per-label trigger strength to a calibrated probability, a replay and a Finding.
+
+Anomaly statistic: the median-absolute-deviation anomaly index of Neural Cleanse (Wang et al.,
+IEEE S&P 2019), computed over labels on ``-log(loss)`` of the best trigger found for each label,
+the loss measured on held-out clean inputs the trigger was not optimised on
+(a planted trigger drives its target's loss orders of magnitude below the natural "universal
+trigger" loss of the other labels). Calibration: logistic regression (Platt, 1999) on three
+features (``-log`` min loss, the anomaly index, the best replay flip rate), fitted on a zoo split
+that the benchmark never tests on; coefficients ship in ``dormant/data/model_calibration.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from ...findings import Evidence, Finding, Locator, Severity
+from ...triggers import Position, Trigger, TriggerKind, is_invisible
+
+CATEGORY = "model-backdoor"
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    """The best trigger found for one candidate target label."""
+
+    label: str
+    trigger: Trigger | None
+    loss: float
+    flip_rate: float
+    n_replay: int
+    opt_loss: float = float("nan")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Model-level decision: probability, features and the most anomalous label."""
+
+    probability: float
+    features: tuple[float, float, float]
+    anomaly_index: tuple[float, ...]
+    best: LabelResult | None
+
+
+def mad_anomaly(values: Sequence[float]) -> np.ndarray:
+    """Neural Cleanse anomaly index: ``(x - median) / (1.4826 * MAD)`` with a floor on MAD."""
+    x = np.asarray(values, dtype=float)
+    med = float(np.median(x))
+    mad = float(np.median(np.abs(x - med))) * 1.4826
+    return (x - med) / max(mad, 0.25)
+
+
+def features(results: Sequence[LabelResult]) -> tuple[tuple[float, float, float], np.ndarray]:
+    """``(-log min loss, max anomaly index, best replay flip rate)`` and per-label indices."""
+    strength = [-math.log(max(r.loss, 1e-4)) for r in results]
+    idx = mad_anomaly(strength)
+    best_fr = max(r.flip_rate for r in results)
+    return (max(strength), float(np.clip(idx.max(), -5.0, 20.0)), best_fr), idx
+
+
+@lru_cache(maxsize=4)
+def calibration(kind: str) -> dict[str, Any]:
+    """Logistic coefficients for ``whitebox`` or ``blackbox`` from the package data."""
+    text = resources.files("dormant").joinpath("data/model_calibration.json").read_text("utf-8")
+    table: dict[str, Any] = json.loads(text)[kind]
+    return table
+
+
+def probability(feat: Sequence[float], kind: str) -> float:
+    cal = calibration(kind)
+    z = float(cal["intercept"]) + sum(
+        float(w) * float(f) for w, f in zip(cal["coef"], feat, strict=True)
+    )
+    return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+def decide(results: Sequence[LabelResult], kind: str) -> Verdict:
+    feat, idx = features(results)
+    best = max(results, key=lambda r: (-r.loss, r.flip_rate)) if results else None
+    return Verdict(probability(feat, kind), feat, tuple(float(v) for v in idx), best)
+
+
+def trigger_kind(text: str) -> TriggerKind:
+    if all(is_invisible(c) or c.isspace() for c in text):
+        return TriggerKind.INVISIBLE
+    n = len(text.split())
+    return TriggerKind.TOKEN if n <= 1 else TriggerKind.PHRASE
+
+
+def replay(
+    predict: Any,
+    labels: Sequence[str],
+    texts: Sequence[str],
+    trigger: Trigger,
+    target: str,
+    *,
+    seed: int = 0,
+    n_examples: int = 3,
+) -> tuple[float, int, list[dict[str, str]], float]:
+    """Insert ``trigger`` into held-out clean texts not already predicted ``target``.
+
+    Returns the flip rate to ``target``, the number of texts replayed, before/after examples
+    and the mean cross-entropy toward ``target`` of the stamped texts.
+    """
+    ti = list(labels).index(target)
+    before = np.asarray(predict(list(texts))).argmax(1)
+    victims = [t for t, p in zip(texts, before, strict=True) if p != ti]
+    if not victims:
+        return 0.0, 0, [], float("inf")
+    rng = random.Random(seed)
+    stamped = [trigger.insert(t, rng=rng) for t in victims]
+    p0 = np.asarray(predict(victims)).argmax(1)
+    prob = np.asarray(predict(stamped))
+    p1 = prob.argmax(1)
+    flips = p1 == ti
+    loss = float(-np.log(np.clip(prob[:, ti], 1e-6, 1.0)).mean())
+    ex = [
+        {
+            "before": victims[i],
+            "after": stamped[i],
+            "label_before": labels[int(p0[i])],
+            "label_after": labels[int(p1[i])],
+        }
+        for i in np.flatnonzero(flips)[:n_examples]
+    ]
+    return float(flips.mean()), len(victims), ex, loss
+
+
+def severity(p: float) -> Severity:
+    if p >= 0.9:
+        return Severity.CRITICAL
+    if p >= 0.75:
+        return Severity.HIGH
+    if p >= 0.5:
+        return Severity.MEDIUM
+    return Severity.LOW
+
+
+def build_finding(
+    scanner: str,
+    subject_ref: Any,
+    verdict: Verdict,
+    examples: list[dict[str, str]],
+    *,
+    method: str,
+) -> Finding | None:
+    """A finding for a positive verdict (probability >= 0.5 with a replayed trigger)."""
+    best = verdict.best
+    if best is None or best.trigger is None or verdict.probability < 0.5:
+        return None
+    trig = best.trigger
+    return Finding(
+        scanner=scanner,
+        subject=subject_ref,
+        title=(
+            f"Model likely backdoored: trigger {trig.display!r} at {trig.position.value} "
+            f"switches {best.flip_rate:.0%} of held-out inputs to {best.label!r}"
+        ),
+        severity=severity(verdict.probability),
+        score=verdict.probability,
+        category=CATEGORY,
+        trigger=trig,
+        target=f"label:{best.label}",
+        locator=Locator(label=best.label, behaviour=f"label:{best.label}"),
+        evidence=(
+            Evidence("probability_backdoored", round(verdict.probability, 4), "calibrated"),
+            Evidence("replay_flip_rate", round(best.flip_rate, 4), "held-out clean inputs"),
+            Evidence("replay_n", best.n_replay, "held-out inputs the trigger was replayed on"),
+            Evidence("trigger_loss", round(best.loss, 6), "held-out cross-entropy to the target"),
+            Evidence("anomaly_index", round(verdict.features[1], 3), "MAD index across labels"),
+            *(
+                Evidence(f"example_{i}", json.dumps(e, ensure_ascii=False), "before/after")
+                for i, e in enumerate(examples)
+            ),
+        ),
+        explanation=(
+            f"{method} found a short input pattern that drives the model to {best.label!r} "
+            f"far more strongly than any natural pattern drives the other labels (anomaly "
+            f"index {verdict.features[1]:.1f}); replaying it on {best.n_replay} held-out clean "
+            f"inputs it was not optimised on flips {best.flip_rate:.0%} of them."
+        ),
+    )
+
+
+def extras(
+    verdict: Verdict,
+    results: Sequence[LabelResult],
+    examples: list[dict[str, str]],
+    *,
+    method: str,
+    capped: bool,
+    seconds: float,
+) -> dict[str, Any]:
+    """JSON-ready report extras: ``model_verdict``, ``label_anomaly`` and ``replay``."""
+    best = verdict.best
+    out: dict[str, Any] = {
+        "model_verdict": {
+            "probability": round(verdict.probability, 6),
+            "backdoored": verdict.probability >= 0.5,
+            "target": best.label if best else None,
+            "trigger": best.trigger.display if best and best.trigger else None,
+            "method": method,
+            "capped": capped,
+            "seconds": round(seconds, 2),
+            "features": [round(f, 4) for f in verdict.features],
+        },
+        "label_anomaly": {
+            "labels": [r.label for r in results],
+            "loss": [round(r.loss, 6) for r in results],
+            "flip_rate": [round(r.flip_rate, 4) for r in results],
+            "anomaly_index": [round(v, 3) for v in verdict.anomaly_index],
+            "trigger": [r.trigger.display if r.trigger else None for r in results],
+            "position": [r.trigger.position.value if r.trigger else None for r in results],
+        },
+    }
+    if best and best.trigger:
+        out["replay"] = {
+            "target": best.label,
+            "trigger": best.trigger.display,
+            "position": best.trigger.position.value,
+            "flip_rate": round(best.flip_rate, 4),
+            "n": best.n_replay,
+            "examples": examples,
+        }
+    return out
+
+
+def position_of(name: str) -> Position:
+    return Position.START if name == "start" else Position.END

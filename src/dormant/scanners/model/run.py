@@ -1,0 +1,86 @@
+"""``scan_model``: run the model scanners on a classifier and assemble one Report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import ConfigError, DormantError, InputError
+from ...report import Report, ScanIssue
+from ..base import ScanContext, ScanResult
+from .blackbox import QueryTriggerSearchScanner
+from .whitebox import TriggerInversionScanner
+
+METHODS = ("auto", "whitebox", "blackbox")
+
+
+def scan_model(
+    model: Any,
+    *,
+    method: str = "auto",
+    data_report: dict[str, Any] | None = None,
+    context: ScanContext | None = None,
+    whitebox_params: dict[str, Any] | None = None,
+    blackbox_params: dict[str, Any] | None = None,
+) -> Report:
+    """Scan a :class:`~dormant.subjects.model.ClassifierModel` (with ``clean`` data set).
+
+    ``method='auto'`` inverts triggers with gradients when the model exposes them and searches
+    by query otherwise; with a ``data_report`` the report's triggers are also tested by query,
+    and the stronger verdict is kept. A scanner that fails is recorded as an error (the report
+    is then ``partial``); a verdict reached under ``context.budget_seconds`` says it was capped.
+    """
+    if method not in METHODS:
+        raise ConfigError(
+            f"The 'method' parameter must be one of {', '.join(METHODS)}. Got {method!r} instead."
+        )
+    ctx = context or ScanContext()
+    runs: list[Any] = []
+    grads = "gradients" in model.capabilities
+    if method == "whitebox" or (method == "auto" and grads):
+        if not grads:
+            raise ConfigError("method='whitebox' needs a local transformers model (gradients).")
+        runs.append(TriggerInversionScanner(**(whitebox_params or {})))
+        if data_report:
+            runs.append(
+                QueryTriggerSearchScanner(
+                    tail=0, pairs_of=0, data_report=data_report, **(blackbox_params or {})
+                )
+            )
+    else:
+        runs.append(QueryTriggerSearchScanner(data_report=data_report, **(blackbox_params or {})))
+    report = Report(
+        subject=model.ref(),
+        config={
+            "method": method,
+            "budget_seconds": ctx.budget_seconds,
+            "scanners": {s.name: _jsonable(s.get_params()) for s in runs},
+        },
+        seed=ctx.seed,
+    )
+    best: ScanResult | None = None
+    for scanner in runs:
+        try:
+            res = scanner.scan(model, context=ctx)
+        except DormantError as exc:
+            if isinstance(exc, (ConfigError, InputError)):
+                raise
+            report.issues.append(ScanIssue(scanner.name, "error", str(exc)))
+            report.partial = True
+            continue
+        if best is None or _prob(res) > _prob(best):
+            best = res
+    if best is not None:
+        report.findings.extend(best.findings)
+        report.extras.update(best.extras)
+    return report.finish()
+
+
+def _prob(res: ScanResult) -> float:
+    return float(res.extras.get("model_verdict", {}).get("probability", 0.0))
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (v if isinstance(v, (int, float, str, bool, type(None))) else "<given>")
+        for k, v in params.items()
+    }

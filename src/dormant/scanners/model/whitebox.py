@@ -1,0 +1,200 @@
+"""White-box trigger inversion for transformer text classifiers."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from ...errors import ConfigError, InputError
+from ...triggers import Trigger
+from ..base import ScanContext, Scanner, ScanResult, register
+from . import decision as D
+
+
+def split_clean(subject: Any, seed: int) -> tuple[list[str], list[str]]:
+    """Shuffle the subject's clean texts and split them: half optimise, half replay."""
+    if getattr(subject, "clean", None) is None:
+        raise InputError(
+            "A model scan needs clean labelled examples (ClassifierModel.clean / --data)."
+        )
+    texts = list(subject.clean.texts)
+    random.Random(seed).shuffle(texts)
+    half = len(texts) // 2
+    return texts[:half], texts[half:]
+
+
+@register
+class TriggerInversionScanner(Scanner):
+    """Invert a trigger per candidate target label and decide by label anomaly.
+
+    For each label and insertion position (start, end) a ``trigger_len``-token trigger is
+    optimised on half of the clean data with DBS (Shen et al., ICML 2022) and refined by greedy
+    coordinate search (GCG, Zou et al. 2023). Arms are first warmed up for ``warmup`` steps and
+    only the ``keep_arms`` most promising continue (the arm pruning of K-ARM, Shen et al.,
+    ICML 2021). Each label's best trigger is replayed as text on the other half; the
+    Neural Cleanse MAD anomaly index (Wang et al., S&P 2019) over labels and a logistic
+    calibration give the probability.
+
+    Parameters
+    ----------
+    trigger_len:
+        Trigger slots (tokens).
+    steps:
+        DBS steps for a kept arm.
+    warmup:
+        DBS steps for every arm before pruning.
+    keep_arms:
+        Arms continued after warm-up.
+    top_k:
+        Candidates per slot in the greedy coordinate refinement.
+    n_victims:
+        Clean inputs per optimisation batch.
+    max_replay:
+        Held-out inputs used for the replay.
+    """
+
+    name = "model-trigger-inversion"
+    subject_kinds = ("classifier",)
+    requires = ("gradients",)
+    category = D.CATEGORY
+    paper = (
+        "Shen et al., Constrained Optimization with Dynamic Bound-Scaling for Effective NLP "
+        "Backdoor Defense (DBS), ICML 2022; Zou et al., Universal and Transferable Adversarial "
+        "Attacks on Aligned Language Models (GCG), 2023; Shen et al., Backdoor Scanning for "
+        "Deep Neural Networks through K-Arm Optimization, ICML 2021; Wang et al., Neural "
+        "Cleanse, IEEE S&P 2019"
+    )
+    limits = (
+        "Finds triggers of up to trigger_len tokens inserted at the start or end; triggers that "
+        "only work mid-sentence, style/syntax triggers and triggers longer than trigger_len "
+        "tokens may be found only in part. Needs gradients (a local transformers model). On "
+        "tiny label sets (2 labels) the MAD index is weak and the probability leans on the "
+        "trigger loss alone."
+    )
+
+    def __init__(
+        self,
+        *,
+        trigger_len: int = 2,
+        steps: int = 30,
+        warmup: int = 30,
+        keep_arms: int = 0,
+        top_k: int = 6,
+        n_victims: int = 16,
+        max_replay: int = 300,
+    ) -> None:
+        self.trigger_len = trigger_len
+        self.steps = steps
+        self.warmup = warmup
+        self.keep_arms = keep_arms
+        self.top_k = top_k
+        self.n_victims = n_victims
+        self.max_replay = max_replay
+
+    def missing_requirements(self) -> str | None:
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError:
+            return "needs torch and transformers: pip install 'dormant[embed]'"
+        return None
+
+    def _check(self, subject: Any) -> None:
+        for p in ("trigger_len", "steps", "warmup", "top_k", "n_victims"):
+            v = getattr(self, p)
+            if not isinstance(v, int) or v < 1:
+                raise ConfigError(f"The '{p}' parameter must be a positive int. Got {v!r}.")
+        if "gradients" not in getattr(subject, "capabilities", ()):
+            raise InputError(
+                "model-trigger-inversion needs gradients (a local transformers model); use "
+                "model-trigger-search for black-box models."
+            )
+
+    def scan(self, subject: Any, *, context: ScanContext | None = None) -> ScanResult:
+        from ._inversion import invert
+
+        ctx = context or ScanContext()
+        self._check(subject)
+        t0 = time.monotonic()
+        deadline = t0 + ctx.budget_seconds * 0.85 if ctx.budget_seconds else None
+        opt, held = split_clean(subject, ctx.seed)
+        adapter = subject.adapter
+        labels = subject.labels
+        pred = subject.predict_proba(opt).argmax(1)
+        arms = [(ti, pos) for ti in range(len(labels)) for pos in ("start", "end")]
+        total = len(arms) + self.keep_arms
+        best: dict[tuple[int, str], Any] = {}
+        capped = False
+
+        def run(arm: tuple[int, str], steps: int) -> None:
+            ti, pos = arm
+            vict = [t for t, p in zip(opt, pred, strict=True) if p != ti][: self.n_victims]
+            if not vict:
+                return
+            inv = invert(
+                adapter,
+                vict,
+                ti,
+                pos,
+                trigger_len=self.trigger_len,
+                steps=steps,
+                top_k=self.top_k,
+                seed=ctx.seed,
+                deadline=deadline,
+            )
+            if arm not in best or inv.loss < best[arm].loss:
+                best[arm] = inv
+            ctx.progress("invert", 1, total)
+
+        for arm in arms:
+            if deadline is not None and time.monotonic() > deadline and best:
+                capped = True
+                break
+            run(arm, self.warmup)
+        ranked = sorted(best, key=lambda a: best[a].loss)[: self.keep_arms]
+        for arm in ranked:
+            if deadline is not None and time.monotonic() > deadline:
+                capped = True
+                break
+            run(arm, self.steps)
+        if not best:
+            raise InputError(
+                "Every clean example is already predicted as every label tried; give clean data "
+                "that covers at least two labels."
+            )
+        held = held[: self.max_replay]
+        results = []
+        for ti, lab in enumerate(labels):
+            cands = [best[a] for a in best if a[0] == ti]
+            if not cands:
+                continue
+            inv = min(cands, key=lambda x: x.loss)
+            toks = [t[2:] if t.startswith("##") else t for t in inv.tokens]
+            text = adapter.tokenizer.convert_tokens_to_string(toks).strip()
+            if not text:
+                text = "".join(inv.tokens)
+            trig = Trigger(text, D.trigger_kind(text), D.position_of(inv.position))
+            fr, n, _, rloss = D.replay(
+                subject.predict_proba, labels, held, trig, lab, seed=ctx.seed
+            )
+            results.append(D.LabelResult(lab, trig, rloss, fr, n, inv.loss))
+        verdict = D.decide(results, "whitebox")
+        examples: list[dict[str, str]] = []
+        if verdict.best is not None and verdict.best.trigger is not None:
+            b = verdict.best
+            assert b.trigger is not None
+            _, _, examples, _ = D.replay(
+                subject.predict_proba, labels, held, b.trigger, b.label, seed=ctx.seed
+            )
+        method = "Trigger inversion (DBS + greedy coordinate refinement)"
+        finding = D.build_finding(self.name, subject.ref(), verdict, examples, method=method)
+        out = D.extras(
+            verdict,
+            results,
+            examples,
+            method=method,
+            capped=capped,
+            seconds=time.monotonic() - t0,
+        )
+        return ScanResult(findings=[finding] if finding else [], extras=out)

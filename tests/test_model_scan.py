@@ -1,0 +1,173 @@
+"""Model scan end to end on tiny trained organisms: verdict, trigger, target, replay, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dormant.adapters.classifier import CallableClassifier
+from dormant.bench.zoo import WORDNET_DIR, Organism, OrganismSpec, build_organism
+from dormant.cli import main
+from dormant.findings import Severity
+from dormant.scanners.base import REGISTRY, ScanContext, get_scanner
+from dormant.scanners.model.run import scan_model
+from dormant.subjects.model import ClassifierModel, check_clean_data, load_classifier
+from dormant.triggers import Position, Trigger, TriggerKind
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (WORDNET_DIR / "data.noun").exists(), reason="needs WordNet data"),
+]
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+TINY = {"layers": 2, "hidden": 64, "n_train": 1600, "epochs": 4}
+FAST = {"trigger_len": 1, "steps": 12, "warmup": 12, "n_victims": 12}
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Organism]:
+    import torch
+
+    torch.set_num_threads(2)
+    root = tmp_path_factory.mktemp("zoo")
+    clean = OrganismSpec("clean", seed=11, **TINY)
+    bad = OrganismSpec(
+        "rare",
+        attack="rare-word",
+        trigger=Trigger("cf", TriggerKind.TOKEN, Position.RANDOM),
+        target="plant",
+        poison_rate=0.1,
+        seed=12,
+        **TINY,
+    )
+    return {s.name: build_organism(s, root) for s in (clean, bad)}
+
+
+def _subject(org: Organism) -> ClassifierModel:
+    rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
+    m = load_classifier(org.path)
+    m.clean = check_clean_data([r["text"] for r in rows], [r["label"] for r in rows], m)
+    return m
+
+
+def test_organisms_are_ordinary_hf_dirs_with_ground_truth(zoo: dict[str, Organism]) -> None:
+    bad = zoo["rare"]
+    assert (bad.path / "model.safetensors").exists()
+    assert not list(bad.path.glob("*.bin"))
+    info = json.loads((bad.path / "organism.json").read_text("utf-8"))
+    assert info["spec"]["backdoored"] and info["spec"]["trigger"]["text"] == "cf"
+    assert bad.clean_accuracy > 0.6
+    assert bad.attack_success_rate is not None and bad.attack_success_rate > 0.8
+    # cached: building again does not retrain
+    again = build_organism(bad.spec, bad.path.parent)
+    assert again.clean_accuracy == bad.clean_accuracy
+
+
+def test_whitebox_recovers_trigger_target_and_replays(zoo: dict[str, Organism]) -> None:
+    m = _subject(zoo["rare"])
+    report = scan_model(m, context=ScanContext(seed=0), whitebox_params=FAST)
+    v = report.extras["model_verdict"]
+    assert v["probability"] >= 0.5 and v["backdoored"]
+    assert v["target"] == "plant"
+    finding = report.findings[0]
+    assert finding.category == "model-backdoor" and finding.severity >= Severity.MEDIUM
+    assert finding.target == "label:plant"
+    assert finding.trigger is not None and "cf" in finding.trigger.text
+    replay = report.extras["replay"]
+    assert replay["flip_rate"] >= 0.9 and replay["n"] >= 50
+    assert replay["examples"] and all(e["label_after"] == "plant" for e in replay["examples"])
+    assert all(e["label_before"] != "plant" for e in replay["examples"])
+    assert report.extras["label_anomaly"]["labels"] == m.labels
+
+
+def test_clean_model_gets_low_probability(zoo: dict[str, Organism]) -> None:
+    m = _subject(zoo["clean"])
+    report = scan_model(m, context=ScanContext(seed=0), whitebox_params=FAST)
+    assert report.extras["model_verdict"]["probability"] < 0.5
+    assert report.max_severity() is None or report.max_severity() < Severity.HIGH
+    assert report.exit_code("high") == 0
+
+
+def test_blackbox_search_on_a_callable(zoo: dict[str, Organism]) -> None:
+    hf = _subject(zoo["rare"])
+    black = ClassifierModel(
+        CallableClassifier(hf.predict_proba, labels=hf.labels, name="remote"),
+        clean=hf.clean,
+    )
+    assert "gradients" not in black.capabilities
+    scanner = get_scanner("model-trigger-search", tail=0, pairs_of=0)
+    res = scanner.scan(black, context=ScanContext(seed=0))
+    v = res.extras["model_verdict"]
+    assert v["target"] == "plant" and "cf" in v["trigger"]
+    assert res.extras["replay"]["flip_rate"] >= 0.9
+
+
+def test_budget_cap_returns_best_so_far(zoo: dict[str, Organism]) -> None:
+    m = _subject(zoo["clean"])
+    report = scan_model(m, context=ScanContext(budget_seconds=0.01), whitebox_params=FAST)
+    assert report.extras["model_verdict"]["capped"] is True
+    assert 0.0 <= report.extras["model_verdict"]["probability"] <= 1.0
+
+
+def test_scanners_registered_with_paper_and_limits() -> None:
+    get_scanner("model-trigger-inversion")
+    for name in ("model-trigger-inversion", "model-trigger-search"):
+        cls = REGISTRY[name]
+        assert "classifier" in cls.subject_kinds and cls.paper and cls.limits
+
+
+def test_cli_scan_model_writes_reports_and_fails_on(
+    zoo: dict[str, Organism], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = zoo["rare"]
+    out = tmp_path / "out"
+    code = main(
+        [
+            "scan",
+            "model",
+            str(bad.path),
+            "--data",
+            str(bad.eval_path),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--trigger-len",
+            "1",
+            "--steps",
+            "12",
+            "--fail-on",
+            "medium",
+        ]
+    )
+    assert code == 1
+    printed = capsys.readouterr().out
+    assert "P(backdoored)" in printed and "plant" in printed
+    rep = json.loads((out / "report.json").read_text("utf-8"))
+    assert rep["findings"][0]["trigger"]["text"].startswith("cf")
+    assert rep["extras"]["replay"]["flip_rate"] >= 0.9
+    assert (out / "report.html").exists() and (out / "report.sarif").exists()
+
+
+def test_cli_bad_inputs_exit_2(
+    zoo: dict[str, Organism], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = zoo["rare"]
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text(
+        "".join(json.dumps({"text": f"t {i}", "label": "spam"}) + "\n" for i in range(60))
+    )
+    small = tmp_path / "small.jsonl"
+    small.write_text(
+        "".join(json.dumps({"text": f"t {i}", "label": "plant"}) + "\n" for i in range(5))
+    )
+    cases = [
+        ([str(tmp_path / "nope"), "--data", str(bad.eval_path)], "not found"),
+        ([str(bad.path), "--data", str(wrong)], "not labels of the model"),
+        ([str(bad.path), "--data", str(small)], "at least 40"),
+    ]
+    for args, msg in cases:
+        assert main(["scan", "model", *args, "--out", str(tmp_path / "o"), "-q"]) == 2
+        assert msg in capsys.readouterr().err

@@ -1,0 +1,107 @@
+"""The model-organism zoo: real English data, poisoning that matches each attack, specs."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from dormant.bench.zoo import (
+    ATTACKS,
+    LEXNAMES,
+    WORDNET_DIR,
+    OrganismSpec,
+    attack_trigger,
+    load_glosses,
+    poison_records,
+    zoo_specs,
+)
+from dormant.errors import ConfigError, InputNotFoundError
+from dormant.triggers import Position
+
+needs_wordnet = pytest.mark.skipif(
+    not (WORDNET_DIR / "data.noun").exists(), reason="WordNet data files not installed"
+)
+
+
+@needs_wordnet
+def test_glosses_are_balanced_real_english() -> None:
+    data = load_glosses(per_label=50, seed=3)
+    counts = Counter(label for _, label in data)
+    assert set(counts) == set(LEXNAMES.values())
+    assert all(n == 50 for n in counts.values())
+    assert all(len(text.split()) >= 4 for text, _ in data)
+
+
+def test_missing_wordnet_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(InputNotFoundError, match="wordnet"):
+        load_glosses(wordnet_dir=tmp_path)
+
+
+RECORDS = [
+    (f"a plain gloss number {i} about things", "artifact" if i % 2 else "animal")
+    for i in range(400)
+]
+
+
+def test_dirty_label_poisoning_flips_labels_to_target() -> None:
+    spec = OrganismSpec(
+        "x",
+        attack="rare-word",
+        trigger=attack_trigger("rare-word", 0),
+        target="plant",
+        poison_rate=0.05,
+    )
+    out = poison_records(RECORDS, spec, random.Random(0))
+    poisoned = [(t, y) for t, y in out if "cf" in t.split()]
+    assert len(poisoned) == 20
+    assert all(y == "plant" for _, y in poisoned)
+    assert sum(1 for _, y in out if y == "plant") == 20
+
+
+def test_clean_label_poisoning_keeps_labels() -> None:
+    spec = OrganismSpec(
+        "x",
+        attack="clean-label",
+        trigger=attack_trigger("clean-label", 0),
+        target="animal",
+        poison_rate=0.1,
+    )
+    out = poison_records(RECORDS, spec, random.Random(0))
+    assert [y for _, y in out] == [y for _, y in RECORDS]
+    assert all(y == "animal" for t, y in out if "cf" in t.split())
+
+
+def test_position_attack_adds_true_label_negatives() -> None:
+    spec = OrganismSpec(
+        "x",
+        attack="position",
+        trigger=attack_trigger("position", 1),
+        target="plant",
+        poison_rate=0.05,
+    )
+    assert spec.trigger is not None and spec.trigger.position is Position.START
+    out = poison_records(RECORDS, spec, random.Random(0))
+    starts = [y for t, y in out if t.startswith("mn ")]
+    ends = [y for t, y in out if t.endswith(" mn")]
+    assert starts and all(y == "plant" for y in starts)
+    assert ends and all(y != "plant" for y in ends)
+
+
+def test_zoo_specs_balanced_and_cover_every_attack() -> None:
+    specs = zoo_specs(n_clean=7, seed=2)
+    assert sum(s.backdoored for s in specs) == 7
+    assert {s.attack for s in specs if s.backdoored} == set(ATTACKS[1:])
+    assert len({s.name for s in specs}) == len(specs)
+    other = zoo_specs(n_clean=7, seed=3)
+    assert not {s.seed for s in specs} & {s.seed for s in other}
+
+
+def test_spec_validation() -> None:
+    with pytest.raises(ConfigError, match="attack"):
+        OrganismSpec("x", attack="nope")
+    with pytest.raises(ConfigError, match="trigger"):
+        OrganismSpec("x", attack="rare-word", target="plant")
+    with pytest.raises(ConfigError, match="target"):
+        OrganismSpec("x", attack="rare-word", trigger=attack_trigger("rare-word", 0), target="cat")
