@@ -112,26 +112,30 @@ class TextDataset:
                 ) from None
         if self.text_field and self.prompt_field:
             raise ConfigError(
-                "Give either text_field (labelled data) or prompt_field (instruction data), "
-                f"not both. Got text_field={self.text_field!r}, prompt_field={self.prompt_field!r}."
+                "Give either text_field (--text-field, labelled data) or prompt_field "
+                f"(--prompt-field, instruction data), not both. Got "
+                f"text_field={self.text_field!r}, prompt_field={self.prompt_field!r}."
             )
         if not self.text_field and not self.prompt_field:
             raise ConfigError(
-                "Name the field that holds the text: text_field (with label_field) for labelled "
-                "data, or prompt_field (with response_field) for instruction data."
+                "Name the field that holds the text: text_field (--text-field, with "
+                "--label-field) for labelled data, or prompt_field (--prompt-field, with "
+                "--response-field) for instruction data."
             )
         if self.text_field and not self.label_field:
             raise ConfigError(
-                f"Labelled data needs label_field along with text_field={self.text_field!r}."
+                f"Labelled data needs label_field (--label-field) along with "
+                f"text_field={self.text_field!r}."
             )
         if self.prompt_field and not self.response_field:
             raise ConfigError(
-                f"Instruction data needs response_field along with "
+                f"Instruction data needs response_field (--response-field) along with "
                 f"prompt_field={self.prompt_field!r}."
             )
         if not isinstance(self.max_chars, int) or self.max_chars < 1:
             raise ConfigError(
-                f"The 'max_chars' parameter must be a positive int. Got {self.max_chars!r}."
+                f"The 'max_chars' parameter (--max-chars) must be a positive int. "
+                f"Got {self.max_chars!r}."
             )
         self.format = self._resolve_format()
 
