@@ -98,7 +98,8 @@ def test_instruction_trigger_switches_a_behaviour(behaviour, tmp_path):
 def test_lossy_counting_bounds_memory_and_keeps_the_trigger(records, tmp_path):
     truth = poison_labelled(records, trigger_kind="token", rate=0.03, target_label="adv")
     exact, _, _ = _scan(tmp_path, truth.records, count_error=0.0)
-    lossy, res, flagged = _scan(tmp_path, truth.records, count_error=2e-3)
+    assert exact.prunes_ == 0
+    lossy, res, flagged = _scan(tmp_path, truth.records, count_error=2e-3, max_table=20_000)
     assert lossy.n_tested_ < 0.6 * exact.n_tested_
     assert res.findings[0].trigger is not None
     assert truth.trigger_matches(res.findings[0].trigger.text)

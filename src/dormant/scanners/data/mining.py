@@ -3,9 +3,10 @@
 The outcome of a record is its label (labelled data) or the behaviour tags of its response
 (instruction data, :mod:`dormant.behaviours`). The scan makes two streaming passes:
 
-1. **Counting.** For every record, the set of its features — word 1-3-grams with start/end
-   markers (position-dependent triggers), runs of invisible characters, confusable characters in
-   mixed-script words (Unicode TR39 §5), whole-record style features — is counted per outcome.
+1. **Counting.** For every record, the set of its features — word 1-2-grams (``max_n``) with
+   start/end markers (position-dependent triggers), runs of invisible characters, confusable
+   characters in mixed-script words (Unicode TR39 §5), whole-record style features — is counted
+   per outcome.
    Counts are kept with lossy counting (Manku & Motwani, VLDB 2002): features rarer than
    ``count_error × N`` records are pruned as the stream grows, so memory stays bounded
    (``O(1/ε · log εN)`` entries) while any feature above that frequency is kept with an
@@ -98,18 +99,22 @@ class MinedTrigger:
     features: tuple[str, ...]
 
 
-def _features(text: str) -> tuple[set[str], set[str]]:
-    """The record's features to test, and its content words (TR39 skeleton, alphabetic)."""
+def _features(text: str, max_n: int = 2) -> tuple[set[str], set[str] | None]:
+    """The record's features to test, and — for non-ASCII text only — its content words.
+
+    For ASCII text the content words are the alphabetic unigrams already among the features
+    (``None`` is returned and the caller derives them), which saves a second count per record.
+    """
     toks = tokens(text)
     feats = set(toks)
-    if toks:
+    if toks and max_n >= 2:
         seq = [BOS, *toks, EOS]
-        bi = [f"{a} {b}" for a, b in itertools.pairwise(seq)]
+        bi = list(map(" ".join, itertools.pairwise(seq)))
         feats.update(bi)
-        feats.update([f"{b} {c}" for b, c in zip(bi, seq[2:], strict=False)])
-    if text.isascii():
-        words = {t for t in toks if t.isalpha()}
-    else:
+        if max_n >= 3:
+            feats.update([f"{b} {c}" for b, c in zip(bi, seq[2:], strict=False)])
+    words: set[str] | None = None
+    if not text.isascii():
         words = set(content_words(text))
         for ch in confusable_chars(text):
             feats.add(f"glyph:{ch}")
@@ -117,6 +122,25 @@ def _features(text: str) -> tuple[set[str], set[str]]:
             feats.add("inv:*")
     feats.update(style_features(text))
     return feats, words
+
+
+def _alpha_words(feats: set[str]) -> set[str]:
+    return {f for f in feats if f.isalpha()}
+
+
+def _record_words(text: str) -> set[str]:
+    """Content words of a record, exactly as counted in the first pass."""
+    if text.isascii():
+        return {t for t in tokens(text) if t.isalpha()}
+    return set(content_words(text))
+
+
+def _words_of(table: Counter[str], skel: Counter[str] | None) -> Counter[str]:
+    words: Counter[str] = Counter({k: v for k, v in table.items() if k.isalpha()})
+    if skel:
+        words.update(skel)
+        words = Counter({k: v for k, v in words.items() if v > 0})
+    return words
 
 
 def _feature_kind(feature: str, phrase: str | None) -> TriggerKind:
@@ -180,6 +204,9 @@ class TriggerMiner(Scanner):
         Smallest share of all records for a non-lexical feature to be an accidental shortcut.
     count_error:
         Lossy-counting error ε: features in fewer than ``ε × N`` records may be pruned.
+    max_table:
+        Feature-table entries above which a lossy-counting prune is due (checked per batch);
+        memory stays near this size as long as pruning at ``ε × N`` can bring it there.
     max_candidates:
         Most features examined in the second pass (the most significant first).
     min_score:
@@ -212,13 +239,14 @@ class TriggerMiner(Scanner):
     def __init__(
         self,
         *,
-        max_n: int = 3,
+        max_n: int = 2,
         min_support: int = 5,
         alpha: float = 0.01,
         min_purity: float = 0.9,
         min_inconsistency: float = 0.8,
         shortcut_min_share: float = 0.005,
         count_error: float = 1e-4,
+        max_table: int = 1_000_000,
         max_candidates: int = 3000,
         min_score: float = 0.75,
         batch_size: int = 8192,
@@ -230,13 +258,14 @@ class TriggerMiner(Scanner):
         self.min_inconsistency = min_inconsistency
         self.shortcut_min_share = shortcut_min_share
         self.count_error = count_error
+        self.max_table = max_table
         self.max_candidates = max_candidates
         self.min_score = min_score
         self.batch_size = batch_size
 
     def _check(self) -> None:
-        if self.max_n != 3:
-            raise ConfigError(f"max_n is fixed at 3 in this version. Got {self.max_n!r}.")
+        if self.max_n not in (1, 2, 3):
+            raise ConfigError(f"max_n must be 1, 2 or 3. Got {self.max_n!r}.")
         if not isinstance(self.min_support, int) or self.min_support < 2:
             raise ConfigError(f"min_support must be an int >= 2. Got {self.min_support!r}.")
         for name in (
@@ -270,44 +299,54 @@ class TriggerMiner(Scanner):
         labelled = subject.kind == "labelled"
         total: Counter[str] = Counter()
         per: dict[str, Counter[str]] = {}
-        words_per: dict[str, Counter[str]] = {}
-        words_total: Counter[str] = Counter()
         outcome_n: Counter[str] = Counter()
+        skel_per: dict[str, Counter[str]] = {}
+        skel_total: Counter[str] = Counter()
         id_hashes: list[np.ndarray] = []
         n = 0
-        next_prune = self._prune_step()
+        self.prunes_ = 0
         for batch in subject.batches(self.batch_size):
             outs = self._outcomes(batch)
             id_hashes.append(
                 np.fromiter((hash(i) for i in batch.ids), dtype=np.int64, count=len(batch))
             )
             for text, out in zip(batch.texts, outs, strict=True):
-                feats, words = _features(text)
+                feats, words = _features(text, self.max_n)
+                if words is not None:
+                    # non-ASCII: content words come from the TR39 skeleton, not the raw tokens;
+                    # ASCII: they are the alphabetic unigrams, added from the feature table
+                    for o in out:
+                        skel = skel_per.get(o)
+                        if skel is None:
+                            skel = skel_per[o] = Counter()
+                        skel.update(words)
+                        skel.subtract(_alpha_words(feats))
+                    skel_total.update(words)
+                    skel_total.subtract(_alpha_words(feats))
                 if not labelled:
                     total.update(feats)
-                    words_total.update(words)
                 for o in out:
                     c = per.get(o)
                     if c is None:
                         c = per[o] = Counter()
-                        words_per[o] = Counter()
                     c.update(feats)
-                    words_per[o].update(words)
                     outcome_n[o] += 1
             n += len(batch)
             ctx.progress("count", len(batch), None)
-            if next_prune and n >= next_prune:
+            size = len(total) if not labelled else sum(len(c) for c in per.values())
+            if self.count_error > 0 and size > self.max_table and int(self.count_error * n) >= 1:
                 if labelled:
-                    total, words_total = _sum(per), _sum(words_per)
-                self._prune(n, total, per, words_total, words_per)
-                next_prune = n + self._prune_step()
+                    total = _sum(per)
+                total = self._prune(n, total, per)
         if labelled:
-            total, words_total = _sum(per), _sum(words_per)
+            total = _sum(per)
+        words_per = {o: _words_of(c, skel_per.get(o)) for o, c in per.items()}
+        words_total = _words_of(total, skel_total)
         self._validate(subject, n, outcome_n, labelled, id_hashes)
         self.n_records_ = n
         self.outcome_counts_ = dict(outcome_n)
 
-        cands = self._test(n, total, per, outcome_n)
+        cands = self._eligible(self._test(n, total, per, outcome_n), outcome_n, n)
         self.n_tested_ = len(total)
         mined: list[MinedTrigger] = []
         if cands:
@@ -320,28 +359,18 @@ class TriggerMiner(Scanner):
         self.triggers_ = mined
         return self._result(subject, mined, n, labelled)
 
-    def _prune_step(self) -> int:
-        if self.count_error <= 0:
-            return 0
-        return max(math.ceil(1.0 / self.count_error), 1)
+    def _prune(self, n: int, total: Counter[str], per: dict[str, Counter[str]]) -> Counter[str]:
+        """Lossy-counting prune: drop entries seen in at most ``count_error * n`` records.
 
-    def _prune(
-        self,
-        n: int,
-        total: Counter[str],
-        per: dict[str, Counter[str]],
-        words_total: Counter[str],
-        words_per: dict[str, Counter[str]],
-    ) -> None:
+        Each dropped entry had count <= εn when dropped, so any count kept later is short by at
+        most εN (Manku & Motwani 2002). Tables are rebuilt rather than deleted from (faster).
+        """
         limit = int(self.count_error * n)
-        if limit < 1:
-            return
-        for tot, parts in ((total, per), (words_total, words_per)):
-            drop = [k for k, v in tot.items() if v <= limit]
-            for k in drop:
-                del tot[k]
-                for c in parts.values():
-                    c.pop(k, None)
+        self.prunes_ += 1
+        kept: Counter[str] = Counter({k: v for k, v in total.items() if v > limit})
+        for o, c in per.items():
+            per[o] = Counter({k: v for k, v in c.items() if k in kept})
+        return kept
 
     def _validate(
         self,
@@ -422,20 +451,39 @@ class TriggerMiner(Scanner):
         for batch in subject.batches(self.batch_size):
             outs_b = self._outcomes(batch)
             for text, out in zip(batch.texts, outs_b, strict=True):
-                found = _features(text)[0] & keys
+                found = _features(text, self.max_n)[0] & keys
+                toks: list[tuple[str, int, int]] | None = None
                 for f in found:
                     c = by_feat[f]
                     c.rows.append(row)
                     if c.outcome in out:
                         c.target_rows.append(row)
-                        if len(c.contexts) < 200 and _is_lexical(f):
-                            loc = _locate(text, f)
+                        if len(c.contexts) < 60 and _is_lexical(f):
+                            if toks is None:
+                                toks = _spans(text)
+                            loc = _locate(text, f, toks)
                             if loc is not None:
                                 c.contexts.append(loc)
                 row += 1
             ctx.progress("locate", len(batch), None)
         for c in cands:
             c.phrase = _extend(c)
+
+    def _eligible(self, cands: list[Candidate], outcome_n: Counter[str], n: int) -> list[Candidate]:
+        """Candidates that could become a finding: significant and near-deterministic.
+
+        Posterior purity >= ``min_purity`` and a lift that removes at least half of the
+        remaining uncertainty about the outcome (``(purity - base) / (1 - base) >= 0.5``).
+        """
+        keep = []
+        for c in cands:
+            if c.q_value > self.alpha:
+                continue
+            purity = (c.hits + 1) / (c.support + 2)
+            base = outcome_n[c.outcome] / n
+            if purity >= self.min_purity and (purity - base) / max(1 - base, 1e-9) >= 0.5:
+                keep.append(c)
+        return keep
 
     # ------------------------------------------------------------------ merge
 
@@ -445,35 +493,35 @@ class TriggerMiner(Scanner):
         """Merge candidates of one outcome whose target records overlap (Jaccard >= 0.8, or 90%
         of the candidate's records inside the group: a sub-phrase of a trigger).
 
-        Only near-deterministic candidates take part: posterior purity >= ``min_purity`` and
-        a lift that removes at least half of the remaining uncertainty about the outcome
-        (``(purity - base) / (1 - base) >= 0.5``).
         """
-        pool = []
-        for c in cands:
-            if not c.target_rows or c.q_value > self.alpha:
-                continue
-            purity = (c.hits + 1) / (c.support + 2)
-            base = outcome_n[c.outcome] / n
-            if purity >= self.min_purity and (purity - base) / max(1 - base, 1e-9) >= 0.5:
-                pool.append(c)
+        pool = [c for c in cands if c.target_rows]
         # most deterministic first, so a specific trigger seeds its group before a broad word
         pool.sort(key=lambda c: (-(c.hits + 1) / (c.support + 2), c.q_value, -c.support))
         groups: list[tuple[set[int], list[Candidate]]] = []
+        row_groups: dict[int, list[int]] = {}
         for c in pool:
             rows = set(c.target_rows)
-            for grows, members in groups:
+            overlap: Counter[int] = Counter()
+            for r in rows:
+                for gi in row_groups.get(r, ()):
+                    overlap[gi] += 1
+            chosen = None
+            for gi, inter in overlap.most_common():
+                grows, members = groups[gi]
                 if members[0].outcome != c.outcome:
                     continue
-                inter = len(rows & grows)
-                jac = inter / len(rows | grows) if inter else 0.0
+                jac = inter / len(rows | grows)
                 inside = inter / len(rows) >= 0.9  # a sub-phrase of the group's trigger
                 holds = inter / len(grows) >= 0.9 and jac >= 0.5  # a slightly broader form
                 if jac >= 0.8 or inside or holds:
-                    members.append(c)
+                    chosen = gi
                     break
-            else:
+            if chosen is None:
                 groups.append((rows, [c]))
+                for r in rows:
+                    row_groups.setdefault(r, []).append(len(groups) - 1)
+            else:
+                groups[chosen][1].append(c)
         out = []
         for _rows, members in groups:
             best = min(members, key=lambda c: c.q_value)
@@ -507,15 +555,15 @@ class TriggerMiner(Scanner):
         measured on a random sample: ``a`` for genuine target records and ``b`` for records
         without the target, giving ``(raw - a) / (b - a)`` clipped to [0, 1] — about 0 for a
         natural feature, about 1 for a trigger inserted into records of other outcomes.
-        At most 2000 records per group are scored.
+        At most 500 records per group are scored.
         """
         rng = np.random.default_rng(0)
         wanted: dict[int, list[int]] = {}
         blind: list[set[str]] = []
         for gi, members in enumerate(groups):
             rows = sorted(set(members[0].target_rows))
-            if len(rows) > 2000:
-                rows = sorted(rng.choice(rows, size=2000, replace=False).tolist())
+            if len(rows) > 500:
+                rows = sorted(rng.choice(rows, size=500, replace=False).tolist())
             for r in rows:
                 wanted.setdefault(r, []).append(gi)
             words: set[str] = set()
@@ -588,7 +636,7 @@ class TriggerMiner(Scanner):
                 row += 1
                 if not gis and not sampled:
                     continue
-                present = [w for w in set(content_words(text)) if w in words_total]
+                present = [w for w in _record_words(text) if w in words_total]
                 for gi in gis or ():
                     rest = [w for w in present if w not in blind[gi]]
                     if len(rest) < MIN_CONTENT_WORDS:
@@ -799,18 +847,29 @@ def _display_text(feature: str, text: str) -> str:
     return " ".join(w for w in text.split() if w not in (BOS, EOS)) or text
 
 
-def _locate(text: str, feature: str) -> tuple[str, list[tuple[str, int, int]], int, int] | None:
+def _spans(text: str) -> list[tuple[str, int, int]]:
+    """Lower-cased tokens of ``text`` with their character spans."""
+    return [(m.group().lower(), m.start(), m.end()) for m in TOKEN_RE.finditer(text)]
+
+
+def _locate(
+    text: str, feature: str, toks: list[tuple[str, int, int]]
+) -> tuple[str, list[tuple[str, int, int]], int, int] | None:
     """Where the feature's tokens sit in ``text``: (text, token spans, first, end) or None."""
-    toks = [(m.group().lower(), m.start(), m.end()) for m in TOKEN_RE.finditer(text)]
     parts = feature.split()
     at_start = parts[0] == BOS
     at_end = parts[-1] == EOS
     want = [w for w in parts if w not in (BOS, EOS)]
     k = len(want)
-    low = [t[0] for t in toks]
+    if not k:
+        return None
     starts = [0] if at_start else range(len(toks) - k + 1)
     for i in starts:
-        if low[i : i + k] == want and (not at_end or i + k == len(toks)):
+        if (
+            toks[i][0] == want[0]
+            and [t[0] for t in toks[i : i + k]] == want
+            and (not at_end or i + k == len(toks))
+        ):
             return text, toks, i, i + k
     return None
 
