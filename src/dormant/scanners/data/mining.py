@@ -292,10 +292,8 @@ class TriggerMiner(Scanner):
             outs.append(tags or (NO_BEHAVIOUR,))
         return outs
 
-    def scan(self, subject: TextDataset, *, context: ScanContext | None = None) -> ScanResult:
-        """Scan ``subject`` (a :class:`~dormant.subjects.TextDataset`) for mined triggers."""
-        self._check()
-        ctx = context or ScanContext()
+    def _count(self, subject: TextDataset, ctx: ScanContext) -> tuple[Any, ...]:
+        """Pass 1: stream the data once, counting features and content words per outcome."""
         labelled = subject.kind == "labelled"
         total: Counter[str] = Counter()
         per: dict[str, Counter[str]] = {}
@@ -342,6 +340,14 @@ class TriggerMiner(Scanner):
             total = _sum(per)
         words_per = {o: _words_of(c, skel_per.get(o)) for o, c in per.items()}
         words_total = _words_of(total, skel_total)
+        return n, total, per, outcome_n, words_per, words_total, id_hashes
+
+    def scan(self, subject: TextDataset, *, context: ScanContext | None = None) -> ScanResult:
+        """Scan ``subject`` (a :class:`~dormant.subjects.TextDataset`) for mined triggers."""
+        self._check()
+        ctx = context or ScanContext()
+        labelled = subject.kind == "labelled"
+        n, total, per, outcome_n, words_per, words_total, id_hashes = self._count(subject, ctx)
         self._validate(subject, n, outcome_n, labelled, id_hashes)
         self.n_records_ = n
         self.outcome_counts_ = dict(outcome_n)
