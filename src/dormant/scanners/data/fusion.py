@@ -52,6 +52,7 @@ def scan_dataset(
     min_votes: int = 2,
     context: ScanContext | None = None,
     mining_params: dict[str, Any] | None = None,
+    embeddings: np.ndarray | None = None,
 ) -> Report:
     """Scan a dataset with the data scanners and return the fused :class:`Report`.
 
@@ -71,6 +72,9 @@ def scan_dataset(
         Seed, cache directory and progress callback.
     mining_params:
         Settings for the trigger-mining scanner.
+    embeddings:
+        Precomputed record embeddings (one row per record, in read order); the encoder is not
+        run when given.
     """
     _load_builtin()
     ctx = context or ScanContext()
@@ -110,7 +114,7 @@ def scan_dataset(
         for name in rep_names:
             report.issues.append(ScanIssue(name, "skip", "embedding disabled (--no-embed)"))
     elif rep_names:
-        _run_representation(dataset, rep_names, encoder_path, ctx, report, results)
+        _run_representation(dataset, rep_names, encoder_path, ctx, report, results, embeddings)
 
     n: int = _n_records(results, dataset)
     fused = np.zeros(n, dtype=np.float32)
@@ -156,12 +160,14 @@ def _run_representation(
     ctx: ScanContext,
     report: Report,
     results: dict[str, ScanResult],
+    embeddings: np.ndarray | None = None,
 ) -> None:
     try:
         from ...adapters.encoder import TextEncoder
 
-        encoder = TextEncoder(model_path=encoder_path, device=ctx.device)
-        embeddings = encoder.embed_dataset(dataset, context=ctx)
+        if embeddings is None:
+            encoder = TextEncoder(model_path=encoder_path, device=ctx.device)
+            embeddings = encoder.embed_dataset(dataset, context=ctx)
     except MissingDependencyError as exc:
         for n in names:
             report.issues.append(ScanIssue(n, "skip", str(exc)))
