@@ -143,6 +143,76 @@ def _words_of(table: Counter[str], skel: Counter[str] | None) -> Counter[str]:
     return words
 
 
+def _outcomes_of(labels: list[str] | None, responses: list[str] | None) -> list[tuple[str, ...]]:
+    """Outcome tags per record: its label, or the behaviour tags of its response."""
+    if labels is not None and responses is None:
+        return [(f"label:{lab}",) for lab in labels]
+    outs = []
+    for resp in responses or []:
+        tags = tuple(sorted(behaviour_tags(resp)))
+        outs.append(tags or (NO_BEHAVIOUR,))
+    return outs
+
+
+@dataclass
+class _Partial:
+    """Counts of one or more batches; partials merge by addition."""
+
+    n: int = 0
+    total: Counter[str] = field(default_factory=Counter)
+    per: dict[str, Counter[str]] = field(default_factory=dict)
+    outcome_n: Counter[str] = field(default_factory=Counter)
+    skel_per: dict[str, Counter[str]] = field(default_factory=dict)
+    skel_total: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: _Partial, labelled: bool) -> None:
+        if not labelled:
+            _add(self.total, other.total)
+        for o, c in other.per.items():
+            mine = self.per.get(o)
+            if mine is None:
+                self.per[o] = c
+            else:
+                _add(mine, c)
+        self.outcome_n.update(other.outcome_n)
+        for o, c in other.skel_per.items():
+            self.skel_per.setdefault(o, Counter()).update(c)
+        self.skel_total.update(other.skel_total)
+
+
+def _add(into: Counter[str], other: Counter[str]) -> None:
+    into.update(other)
+
+
+def _count_batch(job: tuple[list[str], list[str] | None, list[str] | None, int]) -> _Partial:
+    """Count one batch (runs in a worker process when ``n_jobs > 1``)."""
+    texts, labels, responses, max_n = job
+    labelled = labels is not None and responses is None
+    part = _Partial(n=len(texts))
+    per = part.per
+    for text, out in zip(texts, _outcomes_of(labels, responses), strict=True):
+        feats, words = _features(text, max_n)
+        if words is not None:
+            # non-ASCII: content words come from the TR39 skeleton, not the raw tokens;
+            # ASCII: they are the alphabetic unigrams, added from the feature table
+            raw = _alpha_words(feats)
+            for o in out:
+                skel = part.skel_per.setdefault(o, Counter())
+                skel.update(words)
+                skel.subtract(raw)
+            part.skel_total.update(words)
+            part.skel_total.subtract(raw)
+        if not labelled:
+            part.total.update(feats)
+        for o in out:
+            c = per.get(o)
+            if c is None:
+                c = per[o] = Counter()
+            c.update(feats)
+            part.outcome_n[o] += 1
+    return part
+
+
 def _feature_kind(feature: str, phrase: str | None) -> TriggerKind:
     if feature.startswith("glyph:"):
         return TriggerKind.HOMOGLYPH
@@ -212,6 +282,8 @@ class TriggerMiner(Scanner):
     min_score:
         Score from which a planted trigger is reported as high severity and its records are
         flagged; planted-looking patterns below it are reported as medium, records unflagged.
+    n_jobs:
+        Worker processes for the counting pass (batches are counted in parallel and merged).
     batch_size:
         Records per streamed batch.
 
@@ -247,6 +319,7 @@ class TriggerMiner(Scanner):
         shortcut_min_share: float = 0.005,
         count_error: float = 1e-4,
         max_table: int = 1_000_000,
+        n_jobs: int = 1,
         max_candidates: int = 3000,
         min_score: float = 0.75,
         batch_size: int = 8192,
@@ -259,6 +332,7 @@ class TriggerMiner(Scanner):
         self.shortcut_min_share = shortcut_min_share
         self.count_error = count_error
         self.max_table = max_table
+        self.n_jobs = n_jobs
         self.max_candidates = max_candidates
         self.min_score = min_score
         self.batch_size = batch_size
@@ -278,69 +352,66 @@ class TriggerMiner(Scanner):
             v = getattr(self, name)
             if not (0.0 < float(v) <= 1.0):
                 raise ConfigError(f"{name} must be in (0, 1]. Got {v!r}.")
+        if not isinstance(self.n_jobs, int) or self.n_jobs < 1:
+            raise ConfigError(f"n_jobs must be an int >= 1. Got {self.n_jobs!r}.")
         if not (0.0 <= float(self.count_error) < 0.01):
             raise ConfigError(f"count_error must be in [0, 0.01). Got {self.count_error!r}.")
 
     # ------------------------------------------------------------------ pass 1
 
     def _outcomes(self, batch: Any) -> list[tuple[str, ...]]:
-        if batch.labels is not None and batch.responses is None:
-            return [(f"label:{lab}",) for lab in batch.labels]
-        outs = []
-        for resp in batch.responses:
-            tags = tuple(sorted(behaviour_tags(resp)))
-            outs.append(tags or (NO_BEHAVIOUR,))
-        return outs
+        return _outcomes_of(batch.labels, batch.responses)
 
     def _count(self, subject: TextDataset, ctx: ScanContext) -> tuple[Any, ...]:
-        """Pass 1: stream the data once, counting features and content words per outcome."""
+        """Pass 1: stream the data once, counting features and content words per outcome.
+
+        Each batch is counted by :func:`_count_batch` into partial tables that merge by
+        addition, so with ``n_jobs > 1`` batches are counted in worker processes and merged
+        here (the data is still read once, in order).
+        """
         labelled = subject.kind == "labelled"
-        total: Counter[str] = Counter()
-        per: dict[str, Counter[str]] = {}
-        outcome_n: Counter[str] = Counter()
-        skel_per: dict[str, Counter[str]] = {}
-        skel_total: Counter[str] = Counter()
+        acc = _Partial()
         id_hashes: list[np.ndarray] = []
         n = 0
         self.prunes_ = 0
-        for batch in subject.batches(self.batch_size):
-            outs = self._outcomes(batch)
-            id_hashes.append(
-                np.fromiter((hash(i) for i in batch.ids), dtype=np.int64, count=len(batch))
-            )
-            for text, out in zip(batch.texts, outs, strict=True):
-                feats, words = _features(text, self.max_n)
-                if words is not None:
-                    # non-ASCII: content words come from the TR39 skeleton, not the raw tokens;
-                    # ASCII: they are the alphabetic unigrams, added from the feature table
-                    for o in out:
-                        skel = skel_per.get(o)
-                        if skel is None:
-                            skel = skel_per[o] = Counter()
-                        skel.update(words)
-                        skel.subtract(_alpha_words(feats))
-                    skel_total.update(words)
-                    skel_total.subtract(_alpha_words(feats))
-                if not labelled:
-                    total.update(feats)
-                for o in out:
-                    c = per.get(o)
-                    if c is None:
-                        c = per[o] = Counter()
-                    c.update(feats)
-                    outcome_n[o] += 1
-            n += len(batch)
-            ctx.progress("count", len(batch), None)
-            size = len(total) if not labelled else sum(len(c) for c in per.values())
-            if self.count_error > 0 and size > self.max_table and int(self.count_error * n) >= 1:
-                if labelled:
-                    total = _sum(per)
-                total = self._prune(n, total, per)
-        if labelled:
-            total = _sum(per)
-        words_per = {o: _words_of(c, skel_per.get(o)) for o, c in per.items()}
-        words_total = _words_of(total, skel_total)
-        return n, total, per, outcome_n, words_per, words_total, id_hashes
+
+        def jobs() -> Any:
+            for batch in subject.batches(self.batch_size):
+                id_hashes.append(
+                    np.fromiter((hash(i) for i in batch.ids), dtype=np.int64, count=len(batch))
+                )
+                yield (batch.texts, batch.labels, batch.responses, self.max_n)
+
+        pool = None
+        if self.n_jobs > 1:
+            import multiprocessing as mp
+
+            pool = mp.get_context("fork").Pool(self.n_jobs)
+            parts: Any = pool.imap(_count_batch, jobs(), chunksize=1)
+        else:
+            parts = map(_count_batch, jobs())
+        try:
+            for part in parts:
+                acc.merge(part, labelled)
+                n += part.n
+                ctx.progress("count", part.n, None)
+                size = len(acc.total) if not labelled else sum(len(c) for c in acc.per.values())
+                if (
+                    self.count_error > 0
+                    and size > self.max_table
+                    and int(self.count_error * n) >= 1
+                ):
+                    if labelled:
+                        acc.total = _sum(acc.per)
+                    acc.total = self._prune(n, acc.total, acc.per)
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        total = _sum(acc.per) if labelled else acc.total
+        words_per = {o: _words_of(c, acc.skel_per.get(o)) for o, c in acc.per.items()}
+        words_total = _words_of(total, acc.skel_total)
+        return n, total, acc.per, acc.outcome_n, words_per, words_total, id_hashes
 
     def scan(self, subject: TextDataset, *, context: ScanContext | None = None) -> ScanResult:
         """Scan ``subject`` (a :class:`~dormant.subjects.TextDataset`) for mined triggers."""
