@@ -505,7 +505,7 @@ class TriggerMiner(Scanner):
         q = _bh(p, m=len(feats) * max(len(outs) - (1 if len(outs) == 2 else 0), 1))
         purity = hits / sup
         keep = np.nonzero((q <= self.alpha) & (purity >= 0.5))[0]
-        order = keep[np.lexsort((-sup[keep], p[keep]))][: self.max_candidates]
+        order = keep[np.lexsort((-sup[keep], p[keep]))]
         return [
             Candidate(
                 feature=feats[j],
@@ -560,7 +560,9 @@ class TriggerMiner(Scanner):
             base = outcome_n[c.outcome] / n
             if purity >= self.min_purity and (purity - base) / max(1 - base, 1e-9) >= 0.5:
                 keep.append(c)
-        return keep
+        # most deterministic first, then most significant; at most max_candidates
+        keep.sort(key=lambda c: (-(c.hits + 1) / (c.support + 2), c.q_value))
+        return keep[: self.max_candidates]
 
     # ------------------------------------------------------------------ merge
 
@@ -703,31 +705,54 @@ class TriggerMiner(Scanner):
         incons = [0] * len(groups)
         a_rows: dict[str, list[tuple[int, bool]]] = {t: [] for t in targets}
         b_stat = {t: [0, 0] for t in targets}
+        # baseline first: the content model's error rates on a random sample of records
+        row = 0
+        for batch in subject.batches(self.batch_size):
+            for text, own in zip(batch.texts, self._outcomes(batch), strict=True):
+                r = row
+                row += 1
+                if r not in sample:
+                    continue
+                present = [w for w in _record_words(text) if w in words_total]
+                if len(present) < MIN_CONTENT_WORDS:
+                    continue
+                for t in targets:
+                    inc = inconsistent(present, t, own)
+                    if t in own:
+                        a_rows[t].append((r, inc))
+                    else:
+                        b_stat[t][0] += inc
+                        b_stat[t][1] += 1
+        # sequential stopping: a group whose inconsistency is clearly below the planted line
+        # (99% Wilson upper bound) after 40 records is not scored further
+        line = {}
+        for t in targets:
+            a_all = [inc for _r, inc in a_rows[t]]
+            a0 = sum(a_all) / len(a_all) if len(a_all) >= 20 else 0.0
+            b0 = b_stat[t][0] / b_stat[t][1] if b_stat[t][1] >= 20 else 1.0
+            line[t] = a0 + self.min_inconsistency * max(b0 - a0, 0.1) - 0.05
+        done: set[int] = set()
         row = 0
         for batch in subject.batches(self.batch_size):
             outs_b = self._outcomes(batch)
             for text, own in zip(batch.texts, outs_b, strict=True):
                 gis = wanted.get(row)
-                sampled = row in sample
-                r = row
                 row += 1
-                if not gis and not sampled:
+                if not gis:
+                    continue
+                gis = [gi for gi in gis if gi not in done]
+                if not gis:
                     continue
                 present = [w for w in _record_words(text) if w in words_total]
-                for gi in gis or ():
+                for gi in gis:
                     rest = [w for w in present if w not in blind[gi]]
                     if len(rest) < MIN_CONTENT_WORDS:
                         continue
                     scored[gi] += 1
                     incons[gi] += inconsistent(rest, groups[gi][0].outcome, own)
-                if sampled and len(present) >= MIN_CONTENT_WORDS:
-                    for t in targets:
-                        inc = inconsistent(present, t, own)
-                        if t in own:
-                            a_rows[t].append((r, inc))
-                        else:
-                            b_stat[t][0] += inc
-                            b_stat[t][1] += 1
+                    m = scored[gi]
+                    if m >= 40 and _wilson_upper(incons[gi], m) < line[groups[gi][0].outcome]:
+                        done.add(gi)
             ctx.progress("consistency", len(batch), None)
         out = []
         self.content_model_ = {}
@@ -901,6 +926,14 @@ class TriggerMiner(Scanner):
             ),
             explanation=how,
         )
+
+
+def _wilson_upper(k: int, m: int, z: float = 2.576) -> float:
+    """Upper end of the Wilson score interval for k successes in m trials."""
+    p = k / m
+    centre = p + z * z / (2 * m)
+    half = z * math.sqrt(p * (1 - p) / m + z * z / (4 * m * m))
+    return (centre + half) / (1 + z * z / m)
 
 
 def _sum(parts: dict[str, Counter[str]]) -> Counter[str]:
