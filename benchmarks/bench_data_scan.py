@@ -47,7 +47,7 @@ from dormant.scanners.data.mining import TriggerMiner
 from dormant.subjects import TextDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from art_baselines import art_activation_defence, art_spectral_signature  # noqa: E402
+from art_baselines import art_activation_defence, art_spectral_signature
 
 KINDS = ("token", "phrase", "sentence", "invisible", "homoglyph", "style")
 RATES = (0.005, 0.01, 0.03, 0.1)
@@ -214,6 +214,14 @@ def throughput(path: Path, sizes: list[int]) -> list[dict]:
     return rows
 
 
+def _peak_rss_kb() -> int:
+    """Peak resident set of this process (VmHWM; unlike ru_maxrss it is not inherited)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def probe(path: Path, size: int) -> None:
     """One fresh process: statistical pass and full mining on the first ``size`` records."""
     with tempfile.TemporaryDirectory() as d:
@@ -224,12 +232,12 @@ def probe(path: Path, size: int) -> None:
                     break
                 dst.write(line)
         ds = TextDataset(sub, text_field="text", label_field="label", id_field="id")
-        base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base_rss = _peak_rss_kb()
         miner = TriggerMiner()
         t0 = time.perf_counter()
         miner._count(ds, ScanContext())
         t_count = time.perf_counter() - t0
-        rss_count = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss_count = _peak_rss_kb()
         t0 = time.perf_counter()
         TriggerMiner().scan(ds)
         t_scan = time.perf_counter() - t0
@@ -243,6 +251,7 @@ def probe(path: Path, size: int) -> None:
                 "read_only_rps": round(n / t_read),
                 "statistical_pass_rps": round(n / t_count),
                 "full_mining_rps": round(n / t_scan),
+                "peak_rss_mb_before": round(base_rss / 1024, 1),
                 "peak_rss_mb_statistical_pass": round((rss_count - base_rss) / 1024, 1),
                 "prunes": miner.prunes_,
             }
