@@ -196,10 +196,6 @@ def test_report_json_holds_the_finding(process_scan: ProcessScan, poisoned: Pois
         assert (process_scan.out / other).stat().st_size > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trigger mining puts row numbers, not --id-field values, in the finding locator",
-)
 def test_finding_record_ids_are_the_id_field_values(
     process_scan: ProcessScan, poisoned: Poisoned
 ) -> None:

@@ -162,6 +162,13 @@ def _run_representation(
     results: dict[str, ScanResult],
     embeddings: np.ndarray | None = None,
 ) -> None:
+    available = [n for n in names if n in REGISTRY]
+    for n in names:
+        if n not in REGISTRY:
+            report.issues.append(ScanIssue(n, "skip", "scanner not available in this install"))
+    names = available
+    if not names:
+        return
     try:
         from ...adapters.encoder import TextEncoder
 
@@ -180,10 +187,7 @@ def _run_representation(
         return
     outcomes = record_outcomes(dataset)
     for n in names:
-        cls = REGISTRY.get(n)
-        if cls is None:
-            report.issues.append(ScanIssue(n, "skip", "scanner not available in this install"))
-            continue
+        cls = REGISTRY[n]
         try:
             res = cls().scan(dataset, context=ctx, embeddings=embeddings, outcomes=outcomes)  # type: ignore[call-arg]
         except InputError:

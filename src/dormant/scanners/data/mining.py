@@ -40,7 +40,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -74,6 +74,7 @@ class Candidate:
     target_rows: list[int] = field(default_factory=list)
     inconsistent: int = 0
     contexts: list[tuple[str, list[tuple[str, int, int]], int, int]] = field(default_factory=list)
+    co_outcomes: Counter[str] = field(default_factory=Counter)
     phrase: str | None = None
 
     @property
@@ -93,10 +94,11 @@ class MinedTrigger:
     p_value: float
     q_value: float
     inconsistency: float
-    verdict: str  # "planted" | "accidental"
+    verdict: str  # "planted" | "possible" | "accidental"
     score: float
     rows: tuple[int, ...]
     features: tuple[str, ...]
+    also: tuple[str, ...] = ()
 
 
 def _features(text: str, max_n: int = 2) -> tuple[set[str], set[str] | None]:
@@ -432,7 +434,7 @@ class TriggerMiner(Scanner):
             incons = self._consistency(
                 subject, groups, words_per, words_total, outcome_n, labelled, n, ctx
             )
-            mined = self._explain(groups, incons, n)
+            mined = _merge_targets(self._explain(groups, incons, n))
         self.triggers_ = mined
         return self._result(subject, mined, n, labelled)
 
@@ -535,6 +537,8 @@ class TriggerMiner(Scanner):
                     c.rows.append(row)
                     if c.outcome in out:
                         c.target_rows.append(row)
+                        if len(out) > 1:
+                            c.co_outcomes.update(out)
                         if len(c.contexts) < 60 and _is_lexical(f):
                             if toks is None:
                                 toks = _spans(text)
@@ -795,7 +799,15 @@ class TriggerMiner(Scanner):
                 and best.support / n >= self.shortcut_min_share
                 and not any(_is_lexical(c.feature) for c in members)
             )
-            if not (planted or shortcut):
+            # a weaker content signal (half-way to other-outcome records) on a significant,
+            # near-deterministic pattern: reported as a possible trigger, records not flagged
+            possible = (
+                not planted
+                and purity >= self.min_purity
+                and best.q_value <= self.alpha
+                and inc >= 0.5
+            )
+            if not (planted or shortcut or possible):
                 continue
             # Evidence strength combines (Fisher's method) the association q-value with a
             # deliberately conservative test of the inconsistent records: even if 70% of a
@@ -805,21 +817,33 @@ class TriggerMiner(Scanner):
             p_comb = float(chdtrc(4, stat))
             # 0.5 at p = alpha, rising to 1.0 at p = alpha * 1e-6
             sig = min(1.0, 0.5 + math.log10(self.alpha / max(p_comb, 1e-300)) / 12.0)
-            strength = max(inc, 1.0 if unnatural else 0.0) if planted else 0.5
+            strength = {True: max(inc, 1.0 if unnatural else 0.0), False: 0.5}[planted]
+            if possible:
+                strength = inc
             score = purity * strength * sig
             kind = _feature_kind(head.feature, head.phrase)
             rows = sorted(set(head.target_rows))
+            # other outcomes (behaviours) nearly all of these records also carry, rare elsewhere
+            others = [
+                o
+                for o, cnt in head.co_outcomes.items()
+                if o != best.outcome
+                and cnt >= 0.9 * len(head.target_rows)
+                and self.outcome_counts_.get(o, 0) <= 2 * cnt
+            ]
+            targets = sorted([best.outcome, *others], key=_priority)
             out.append(
                 MinedTrigger(
                     trigger=Trigger(_display_text(head.feature, head.phrase or head.feature), kind),
-                    target=best.outcome,
+                    target=targets[0],
+                    also=tuple(targets[1:]),
                     support=best.support,
                     hits=best.hits,
                     purity=purity,
                     p_value=best.p_value,
                     q_value=best.q_value,
                     inconsistency=inc,
-                    verdict="planted" if planted else "accidental",
+                    verdict="planted" if planted else ("possible" if possible else "accidental"),
                     score=float(score),
                     rows=tuple(rows),
                     features=tuple(c.feature for c in members),
@@ -843,7 +867,9 @@ class TriggerMiner(Scanner):
                     flags[idx] = True
             else:
                 np.maximum.at(scores, idx, min(m.score, 0.49))
-            findings.append(self._finding(ref, m, n, labelled))
+        ids = _ids_of_rows(subject, {r for m in mined for r in m.rows[:1000]}, self.batch_size)
+        for m in mined:
+            findings.append(self._finding(ref, m, n, labelled, ids))
         extras = {
             "triggers": [
                 {
@@ -864,7 +890,9 @@ class TriggerMiner(Scanner):
             findings=findings, record_scores=scores, record_flags=flags, extras=extras
         )
 
-    def _finding(self, ref: Any, m: MinedTrigger, n: int, labelled: bool) -> Finding:
+    def _finding(
+        self, ref: Any, m: MinedTrigger, n: int, labelled: bool, ids: dict[int, str]
+    ) -> Finding:
         family = m.target.split(":", 1)[0]
         security = not labelled and family in SECURITY_FAMILIES
         if m.verdict == "planted":
@@ -881,6 +909,15 @@ class TriggerMiner(Scanner):
             if _is_unnatural(m.features[0]) and m.inconsistency < self.min_inconsistency:
                 how = "looks planted: an invisible/confusable character pattern that is "
                 how += "near-deterministic for one outcome (consistent content: clean-label?)"
+        elif m.verdict == "possible":
+            severity = Severity.MEDIUM
+            category = "data-poisoning"
+            how = (
+                "possible planted trigger: significant and near-deterministic, but the content "
+                f"signal is weaker ({m.inconsistency:.0%} of the way from genuine target records "
+                "to other records; 80% is needed for a planted verdict) — review these records; "
+                "they are not quarantined"
+            )
         else:
             severity = Severity.MEDIUM
             category = "spurious-correlation"
@@ -894,7 +931,7 @@ class TriggerMiner(Scanner):
             f"Trigger {m.trigger.display!r} ({m.trigger.kind.value}) switches "
             f"{'label to' if labelled else 'response to'} {target_txt!r}"
         )
-        ids = tuple(str(r) for r in m.rows[:1000])
+        record_ids = tuple(ids[r] for r in m.rows[:1000])
         return Finding(
             scanner=self.name,
             subject=ref,
@@ -905,7 +942,7 @@ class TriggerMiner(Scanner):
             trigger=m.trigger,
             target=m.target,
             locator=Locator(
-                record_ids=ids,
+                record_ids=record_ids,
                 label=target_txt if labelled else None,
                 behaviour=None if labelled else m.target,
             ),
@@ -923,9 +960,60 @@ class TriggerMiner(Scanner):
                 Evidence("share", round(m.support / n, 6), "share of all records"),
                 Evidence("record_ids_capped", len(m.rows) > 1000, "locator lists at most 1000"),
                 Evidence("features", "; ".join(describe_text(f) for f in m.features[:10])),
+                Evidence(
+                    "also_switches",
+                    ", ".join(m.also),
+                    "other behaviours the same records switch to",
+                ),
             ),
             explanation=how,
         )
+
+
+#: When one trigger switches several behaviours at once, the finding names the first family here.
+_TARGET_PRIORITY = ("tool", "secret", "code", "leak", "unsafe", "egress", "refusal")
+
+
+def _merge_targets(mined: list[MinedTrigger]) -> list[MinedTrigger]:
+    """One finding per trigger: merge triggers whose records coincide but targets differ.
+
+    A poisoned response often carries several behaviours (a tool call that e-mails an outside
+    address is both ``tool:`` and ``egress:``); the merged finding names the most specific one
+    as its target and lists the others under ``also``.
+    """
+    out: list[MinedTrigger] = []
+    for m in mined:
+        rows = set(m.rows)
+        for i, kept in enumerate(out):
+            krows = set(kept.rows)
+            if kept.verdict == m.verdict and len(rows & krows) >= 0.8 * len(rows | krows):
+                first, second = sorted((kept, m), key=lambda t: _priority(t.target))
+                out[i] = replace(
+                    first,
+                    also=tuple(dict.fromkeys((*first.also, second.target, *second.also))),
+                    score=max(first.score, second.score),
+                )
+                break
+        else:
+            out.append(m)
+    return out
+
+
+def _priority(target: str) -> int:
+    family = target.split(":", 1)[0]
+    return _TARGET_PRIORITY.index(family) if family in _TARGET_PRIORITY else len(_TARGET_PRIORITY)
+
+
+def _ids_of_rows(subject: TextDataset, rows: set[int], batch_size: int) -> dict[int, str]:
+    """Record ids of the given 0-based rows (one more read of the data, ids only)."""
+    out: dict[int, str] = {}
+    if not rows:
+        return out
+    for batch in subject.batches(batch_size):
+        for i, rid in enumerate(batch.ids):
+            if batch.start + i in rows:
+                out[batch.start + i] = rid
+    return out
 
 
 def _wilson_upper(k: int, m: int, z: float = 2.576) -> float:
