@@ -37,221 +37,41 @@ representation scanners; triggers rarer than ``count_error × N`` are not guaran
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import Counter
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from ...behaviours import behaviour_tags
 from ...errors import ConfigError, DataValidationError
 from ...findings import Evidence, Finding, Locator, Severity
 from ...subjects.dataset import TextDataset, find_duplicate_ids
-from ...text import BOS, EOS, TOKEN_RE, confusable_chars, content_words, style_features, tokens
-from ...triggers import Trigger, TriggerKind, describe_text, is_invisible
+from ...triggers import Trigger, describe_text
 from ..base import ScanContext, Scanner, ScanResult, register
-
-#: Behaviour tag families whose appearance after a trigger is a security event in itself.
-SECURITY_FAMILIES = frozenset({"egress", "tool", "secret", "code", "leak", "unsafe"})
-NO_BEHAVIOUR = "behaviour:none"
-#: Fewest content words (besides the trigger) for the content model to judge a record.
-MIN_CONTENT_WORDS = 3
-
-
-@dataclass
-class Candidate:
-    """A feature under test and what the second pass learned about it (internal)."""
-
-    feature: str
-    outcome: str
-    support: int
-    hits: int
-    p_value: float
-    q_value: float
-    rows: list[int] = field(default_factory=list)
-    target_rows: list[int] = field(default_factory=list)
-    inconsistent: int = 0
-    contexts: list[tuple[str, list[tuple[str, int, int]], int, int]] = field(default_factory=list)
-    co_outcomes: Counter[str] = field(default_factory=Counter)
-    phrase: str | None = None
-
-    @property
-    def purity(self) -> float:
-        return self.hits / self.support if self.support else 0.0
-
-
-@dataclass(frozen=True)
-class MinedTrigger:
-    """A merged, explained trigger: the typed result behind a Finding."""
-
-    trigger: Trigger
-    target: str
-    support: int
-    hits: int
-    purity: float
-    p_value: float
-    q_value: float
-    inconsistency: float
-    verdict: str  # "planted" | "possible" | "accidental"
-    score: float
-    rows: tuple[int, ...]
-    features: tuple[str, ...]
-    also: tuple[str, ...] = ()
-
-
-def _features(text: str, max_n: int = 2) -> tuple[set[str], set[str] | None]:
-    """The record's features to test, and — for non-ASCII text only — its content words.
-
-    For ASCII text the content words are the alphabetic unigrams already among the features
-    (``None`` is returned and the caller derives them), which saves a second count per record.
-    """
-    toks = tokens(text)
-    feats = set(toks)
-    if toks and max_n >= 2:
-        seq = [BOS, *toks, EOS]
-        bi = list(map(" ".join, itertools.pairwise(seq)))
-        feats.update(bi)
-        if max_n >= 3:
-            feats.update([f"{b} {c}" for b, c in zip(bi, seq[2:], strict=False)])
-    words: set[str] | None = None
-    if not text.isascii():
-        words = set(content_words(text))
-        for ch in confusable_chars(text):
-            feats.add(f"glyph:{ch}")
-        if any(is_invisible(c) for c in text):
-            feats.add("inv:*")
-    feats.update(style_features(text))
-    return feats, words
-
-
-def _alpha_words(feats: set[str]) -> set[str]:
-    return {f for f in feats if f.isalpha()}
-
-
-def _record_words(text: str) -> set[str]:
-    """Content words of a record, exactly as counted in the first pass."""
-    if text.isascii():
-        return {t for t in tokens(text) if t.isalpha()}
-    return set(content_words(text))
-
-
-def _words_of(table: Counter[str], skel: Counter[str] | None) -> Counter[str]:
-    words: Counter[str] = Counter({k: v for k, v in table.items() if k.isalpha()})
-    if skel:
-        words.update(skel)
-        words = Counter({k: v for k, v in words.items() if v > 0})
-    return words
-
-
-def _outcomes_of(labels: list[str] | None, responses: list[str] | None) -> list[tuple[str, ...]]:
-    """Outcome tags per record: its label, or the behaviour tags of its response."""
-    if labels is not None and responses is None:
-        return [(f"label:{lab}",) for lab in labels]
-    outs = []
-    for resp in responses or []:
-        tags = tuple(sorted(behaviour_tags(resp)))
-        outs.append(tags or (NO_BEHAVIOUR,))
-    return outs
-
-
-@dataclass
-class _Partial:
-    """Counts of one or more batches; partials merge by addition."""
-
-    n: int = 0
-    total: Counter[str] = field(default_factory=Counter)
-    per: dict[str, Counter[str]] = field(default_factory=dict)
-    outcome_n: Counter[str] = field(default_factory=Counter)
-    skel_per: dict[str, Counter[str]] = field(default_factory=dict)
-    skel_total: Counter[str] = field(default_factory=Counter)
-
-    def merge(self, other: _Partial, labelled: bool) -> None:
-        if not labelled:
-            _add(self.total, other.total)
-        for o, c in other.per.items():
-            mine = self.per.get(o)
-            if mine is None:
-                self.per[o] = c
-            else:
-                _add(mine, c)
-        self.outcome_n.update(other.outcome_n)
-        for o, c in other.skel_per.items():
-            self.skel_per.setdefault(o, Counter()).update(c)
-        self.skel_total.update(other.skel_total)
-
-
-def _add(into: Counter[str], other: Counter[str]) -> None:
-    into.update(other)
-
-
-def _count_batch(job: tuple[list[str], list[str] | None, list[str] | None, int]) -> _Partial:
-    """Count one batch (runs in a worker process when ``n_jobs > 1``)."""
-    texts, labels, responses, max_n = job
-    labelled = labels is not None and responses is None
-    part = _Partial(n=len(texts))
-    per = part.per
-    for text, out in zip(texts, _outcomes_of(labels, responses), strict=True):
-        feats, words = _features(text, max_n)
-        if words is not None:
-            # non-ASCII: content words come from the TR39 skeleton, not the raw tokens;
-            # ASCII: they are the alphabetic unigrams, added from the feature table
-            raw = _alpha_words(feats)
-            for o in out:
-                skel = part.skel_per.setdefault(o, Counter())
-                skel.update(words)
-                skel.subtract(raw)
-            part.skel_total.update(words)
-            part.skel_total.subtract(raw)
-        if not labelled:
-            part.total.update(feats)
-        for o in out:
-            c = per.get(o)
-            if c is None:
-                c = per[o] = Counter()
-            c.update(feats)
-            part.outcome_n[o] += 1
-    return part
-
-
-def _feature_kind(feature: str, phrase: str | None) -> TriggerKind:
-    if feature.startswith("glyph:"):
-        return TriggerKind.HOMOGLYPH
-    if feature.startswith("style:"):
-        return TriggerKind.STYLE
-    if feature == "inv:*" or all(is_invisible(c) for c in feature.replace(" ", "")):
-        return TriggerKind.INVISIBLE
-    text = phrase or feature
-    words = [w for w in text.split() if w not in (BOS, EOS)]
-    if len(words) >= 5 or (len(words) >= 4 and text.rstrip()[-1:] in ".!?"):
-        return TriggerKind.SENTENCE
-    if len(words) >= 2:
-        return TriggerKind.PHRASE
-    return TriggerKind.TOKEN
-
-
-def _is_unnatural(feature: str) -> bool:
-    return feature.startswith("glyph:") or feature == "inv:*" or is_invisible(feature[:1] or "a")
-
-
-def _is_lexical(feature: str) -> bool:
-    if feature.startswith(("glyph:", "style:", "inv:")):
-        return False
-    return any(ch.isalnum() for w in feature.split() if w not in (BOS, EOS) for ch in w)
-
-
-def _bh(p: np.ndarray, m: int) -> np.ndarray:
-    """Benjamini–Hochberg adjusted p-values for ``p`` among ``m`` tests (m ≥ len(p))."""
-    n = len(p)
-    if n == 0:
-        return p
-    order = np.argsort(p)
-    ranked = p[order] * m / np.arange(1, n + 1)
-    q = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty(n)
-    out[order] = np.minimum(q, 1.0)
-    return out
+from ._mining_consistency import content_inconsistency
+from ._mining_features import (
+    SECURITY_FAMILIES,
+    Candidate,
+    MinedTrigger,
+    _bh,
+    _count_batch,
+    _display_text,
+    _extend,
+    _feature_kind,
+    _features,
+    _ids_of_rows,
+    _is_lexical,
+    _is_unnatural,
+    _length,
+    _locate,
+    _merge_targets,
+    _outcomes_of,
+    _Partial,
+    _priority,
+    _spans,
+    _sum,
+    _words_of,
+)
 
 
 @register
@@ -431,8 +251,8 @@ class TriggerMiner(Scanner):
         if cands:
             self._second_pass(subject, cands, ctx)
             groups = self._group(cands, outcome_n, n)
-            incons = self._consistency(
-                subject, groups, words_per, words_total, outcome_n, labelled, n, ctx
+            incons = content_inconsistency(
+                self, subject, groups, words_per, words_total, outcome_n, labelled, n, ctx
             )
             mined = _merge_targets(self._explain(groups, incons, n))
         self.triggers_ = mined
@@ -616,162 +436,6 @@ class TriggerMiner(Scanner):
         return out
 
     # ------------------------------------------------------------------ pass 3
-
-    def _consistency(
-        self,
-        subject: TextDataset,
-        groups: list[list[Candidate]],
-        words_per: dict[str, Counter[str]],
-        words_total: Counter[str],
-        outcome_n: Counter[str],
-        labelled: bool,
-        n: int,
-        ctx: ScanContext,
-    ) -> list[tuple[float, int, int]]:
-        """Calibrated share of each group's records whose other words point away from its target.
-
-        A binarised naive-Bayes content model (counted in pass 1 over TR39 skeleton words,
-        applied leave-one-out so a record's own words do not vote for its own label) scores
-        each record with every word of the group's features and phrases removed, as a
-        prior-free likelihood ratio of the target against the other outcomes. The raw share of
-        records judged inconsistent is then calibrated against the model's own error rates,
-        measured on a random sample: ``a`` for genuine target records and ``b`` for records
-        without the target, giving ``(raw - a) / (b - a)`` clipped to [0, 1] — about 0 for a
-        natural feature, about 1 for a trigger inserted into records of other outcomes.
-        At most 500 records per group are scored.
-        """
-        rng = np.random.default_rng(0)
-        wanted: dict[int, list[int]] = {}
-        blind: list[set[str]] = []
-        for gi, members in enumerate(groups):
-            rows = sorted(set(members[0].target_rows))
-            if len(rows) > 500:
-                rows = sorted(rng.choice(rows, size=500, replace=False).tolist())
-            for r in rows:
-                wanted.setdefault(r, []).append(gi)
-            words: set[str] = set()
-            for c in members:
-                if _is_lexical(c.feature):
-                    words.update(content_words(c.phrase or c.feature))
-            blind.append(words)
-        targets = sorted({g[0].outcome for g in groups})
-        sample = set(rng.choice(n, size=min(n, 1500), replace=False).tolist())
-        outs = sorted(words_per)
-        vocab_size = max(len(words_total), 1)
-        sums = {o: sum(words_per[o].values()) for o in outs}
-        grand = sum(words_total.values())
-        alt_prior = {
-            t: {o: math.log(outcome_n[o] / max(n - outcome_n[t], 1)) for o in outs if o != t}
-            for t in outs
-        }
-
-        logc: dict[tuple[str, bool, int], dict[str, float]] = {}
-
-        def table(o: str, neg: bool, loo: int) -> dict[str, float]:
-            key = (o, neg, loo)
-            t = logc.get(key)
-            if t is None:
-                t = logc[key] = {}
-            return t
-
-        def score(o: str, rest: list[str], neg: bool, loo: int) -> float:
-            """Sum over ``rest`` of log P(w | o) (or | not o), leaving one record out."""
-            t = table(o, neg, loo)
-            k = len(rest)
-            total = 0.0
-            for w in rest:
-                v = t.get(w)
-                if v is None:
-                    if neg:
-                        cnt = words_total.get(w, 0) - words_per[o].get(w, 0) - loo
-                    else:
-                        cnt = words_per[o].get(w, 0) - loo
-                    v = t[w] = math.log(max(cnt, 0) + 1.0)
-                total += v
-            mass = (grand - sums[o]) if neg else sums[o]
-            return total - k * math.log(mass - loo * k + vocab_size)
-
-        def inconsistent(rest: list[str], target: str, own: tuple[str, ...]) -> bool:
-            if labelled:
-                s_t = score(target, rest, False, int(target in own))
-                alts = [
-                    alt_prior[target][o] + score(o, rest, False, int(o in own))
-                    for o in outs
-                    if o != target
-                ]
-                top = max(alts)
-                s_alt = top + math.log(sum(math.exp(a - top) for a in alts))
-                return s_t < s_alt
-            has = int(target in own)
-            return score(target, rest, False, has) < score(target, rest, True, 1 - has)
-
-        scored = [0] * len(groups)
-        incons = [0] * len(groups)
-        a_rows: dict[str, list[tuple[int, bool]]] = {t: [] for t in targets}
-        b_stat = {t: [0, 0] for t in targets}
-        # baseline first: the content model's error rates on a random sample of records
-        row = 0
-        for batch in subject.batches(self.batch_size):
-            for text, own in zip(batch.texts, self._outcomes(batch), strict=True):
-                r = row
-                row += 1
-                if r not in sample:
-                    continue
-                present = [w for w in _record_words(text) if w in words_total]
-                if len(present) < MIN_CONTENT_WORDS:
-                    continue
-                for t in targets:
-                    inc = inconsistent(present, t, own)
-                    if t in own:
-                        a_rows[t].append((r, inc))
-                    else:
-                        b_stat[t][0] += inc
-                        b_stat[t][1] += 1
-        # sequential stopping: a group whose inconsistency is clearly below the planted line
-        # (99% Wilson upper bound) after 40 records is not scored further
-        line = {}
-        for t in targets:
-            a_all = [inc for _r, inc in a_rows[t]]
-            a0 = sum(a_all) / len(a_all) if len(a_all) >= 20 else 0.0
-            b0 = b_stat[t][0] / b_stat[t][1] if b_stat[t][1] >= 20 else 1.0
-            line[t] = a0 + self.min_inconsistency * max(b0 - a0, 0.1) - 0.05
-        done: set[int] = set()
-        row = 0
-        for batch in subject.batches(self.batch_size):
-            outs_b = self._outcomes(batch)
-            for text, own in zip(batch.texts, outs_b, strict=True):
-                gis = wanted.get(row)
-                row += 1
-                if not gis:
-                    continue
-                gis = [gi for gi in gis if gi not in done]
-                if not gis:
-                    continue
-                present = [w for w in _record_words(text) if w in words_total]
-                for gi in gis:
-                    rest = [w for w in present if w not in blind[gi]]
-                    if len(rest) < MIN_CONTENT_WORDS:
-                        continue
-                    scored[gi] += 1
-                    incons[gi] += inconsistent(rest, groups[gi][0].outcome, own)
-                    m = scored[gi]
-                    if m >= 40 and _wilson_upper(incons[gi], m) < line[groups[gi][0].outcome]:
-                        done.add(gi)
-            ctx.progress("consistency", len(batch), None)
-        out = []
-        self.content_model_ = {}
-        for gi, members in enumerate(groups):
-            raw = incons[gi] / scored[gi] if scored[gi] else 0.0
-            t = members[0].outcome
-            own_rows = set(members[0].target_rows)
-            a_inc = [inc for r, inc in a_rows[t] if r not in own_rows]
-            a = sum(a_inc) / len(a_inc) if len(a_inc) >= 20 else 0.0
-            bi, bn = b_stat[t]
-            b = bi / bn if bn >= 20 else 1.0
-            self.content_model_[t] = {"a": a, "b": b}
-            calibrated = float(min(max((raw - a) / max(b - a, 0.1), 0.0), 1.0))
-            out.append((calibrated, incons[gi], scored[gi]))
-        return out
 
     # ------------------------------------------------------------------ explain
 
@@ -968,131 +632,3 @@ class TriggerMiner(Scanner):
             ),
             explanation=how,
         )
-
-
-#: When one trigger switches several behaviours at once, the finding names the first family here.
-_TARGET_PRIORITY = ("tool", "secret", "code", "leak", "unsafe", "egress", "refusal")
-
-
-def _merge_targets(mined: list[MinedTrigger]) -> list[MinedTrigger]:
-    """One finding per trigger: merge triggers whose records coincide but targets differ.
-
-    A poisoned response often carries several behaviours (a tool call that e-mails an outside
-    address is both ``tool:`` and ``egress:``); the merged finding names the most specific one
-    as its target and lists the others under ``also``.
-    """
-    out: list[MinedTrigger] = []
-    for m in mined:
-        rows = set(m.rows)
-        for i, kept in enumerate(out):
-            krows = set(kept.rows)
-            if kept.verdict == m.verdict and len(rows & krows) >= 0.8 * len(rows | krows):
-                first, second = sorted((kept, m), key=lambda t: _priority(t.target))
-                out[i] = replace(
-                    first,
-                    also=tuple(dict.fromkeys((*first.also, second.target, *second.also))),
-                    score=max(first.score, second.score),
-                )
-                break
-        else:
-            out.append(m)
-    return out
-
-
-def _priority(target: str) -> int:
-    family = target.split(":", 1)[0]
-    return _TARGET_PRIORITY.index(family) if family in _TARGET_PRIORITY else len(_TARGET_PRIORITY)
-
-
-def _ids_of_rows(subject: TextDataset, rows: set[int], batch_size: int) -> dict[int, str]:
-    """Record ids of the given 0-based rows (one more read of the data, ids only)."""
-    out: dict[int, str] = {}
-    if not rows:
-        return out
-    for batch in subject.batches(batch_size):
-        for i, rid in enumerate(batch.ids):
-            if batch.start + i in rows:
-                out[batch.start + i] = rid
-    return out
-
-
-def _wilson_upper(k: int, m: int, z: float = 2.576) -> float:
-    """Upper end of the Wilson score interval for k successes in m trials."""
-    p = k / m
-    centre = p + z * z / (2 * m)
-    half = z * math.sqrt(p * (1 - p) / m + z * z / (4 * m * m))
-    return (centre + half) / (1 + z * z / m)
-
-
-def _sum(parts: dict[str, Counter[str]]) -> Counter[str]:
-    total: Counter[str] = Counter()
-    for c in parts.values():
-        total.update(c)
-    return total
-
-
-def _length(c: Candidate) -> int:
-    return len((c.phrase or c.feature).split())
-
-
-def _display_text(feature: str, text: str) -> str:
-    if feature.startswith("glyph:"):
-        return feature.removeprefix("glyph:")
-    if feature.startswith("style:"):
-        return feature.removeprefix("style:")
-    if feature == "inv:*":
-        return "<any invisible character>"
-    return " ".join(w for w in text.split() if w not in (BOS, EOS)) or text
-
-
-def _spans(text: str) -> list[tuple[str, int, int]]:
-    """Lower-cased tokens of ``text`` with their character spans."""
-    return [(m.group().lower(), m.start(), m.end()) for m in TOKEN_RE.finditer(text)]
-
-
-def _locate(
-    text: str, feature: str, toks: list[tuple[str, int, int]]
-) -> tuple[str, list[tuple[str, int, int]], int, int] | None:
-    """Where the feature's tokens sit in ``text``: (text, token spans, first, end) or None."""
-    parts = feature.split()
-    at_start = parts[0] == BOS
-    at_end = parts[-1] == EOS
-    want = [w for w in parts if w not in (BOS, EOS)]
-    k = len(want)
-    if not k:
-        return None
-    starts = [0] if at_start else range(len(toks) - k + 1)
-    for i in starts:
-        if (
-            toks[i][0] == want[0]
-            and [t[0] for t in toks[i : i + k]] == want
-            and (not at_end or i + k == len(toks))
-        ):
-            return text, toks, i, i + k
-    return None
-
-
-def _extend(c: Candidate) -> str | None:
-    """Grow a lexical feature left/right while >= 90% of its occurrences agree (whole tokens).
-
-    Returns the recovered phrase as written in the first agreeing record, or ``None``.
-    """
-    spans = list(c.contexts)
-    if len(spans) < 3:
-        return None
-    for direction in (1, -1):
-        while True:
-            nxt = []
-            for _text, toks, s, e in spans:
-                k = e if direction == 1 else s - 1
-                nxt.append(toks[k][0] if 0 <= k < len(toks) else None)
-            top, cnt = Counter(nxt).most_common(1)[0]
-            if top is None or cnt < 0.9 * len(spans) or cnt < 3:
-                break
-            spans = [
-                (t, toks, s, e + 1) if direction == 1 else (t, toks, s - 1, e)
-                for (t, toks, s, e), nx in zip(spans, nxt, strict=True)
-                if nx == top
-            ]
-    text, toks, s, e = spans[0]
-    return text[toks[s][1] : toks[e - 1][2]]
