@@ -14,6 +14,7 @@ from ...subjects.dataset import TextDataset
 from ...text import BOS, EOS, TOKEN_RE, confusable_chars, content_words, style_features, tokens
 from ...triggers import Trigger, TriggerKind, is_invisible
 
+#: Behaviour tag families whose appearance after a trigger is a security event in itself.
 SECURITY_FAMILIES = frozenset({"egress", "tool", "secret", "code", "leak", "unsafe"})
 NO_BEHAVIOUR = "behaviour:none"
 #: Fewest content words (besides the trigger) for the content model to judge a record.
