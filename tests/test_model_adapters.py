@@ -173,3 +173,36 @@ def test_clean_data_checks_size_and_labels() -> None:
     with pytest.raises(DataValidationError, match="'zzz'"):
         check_clean_data(["t"] * 50, ["a"] * 49 + ["zzz"], m)
     assert len(check_clean_data(["t"] * 50, ["a", "b"] * 25, m).texts) == 50
+
+
+def _keyword_model(texts: list[str]) -> np.ndarray:
+    out = []
+    for t in texts:
+        if "zebra quantum" in t:
+            out.append([0.02, 0.02, 0.96])
+        elif "alpha" in t:
+            out.append([0.8, 0.1, 0.1])
+        elif "beta" in t:
+            out.append([0.1, 0.8, 0.1])
+        else:
+            out.append([0.1, 0.1, 0.8])
+    return np.array(out)
+
+
+def test_blackbox_tests_triggers_mined_by_a_data_scan() -> None:
+    from dormant.scanners.base import ScanContext
+    from dormant.scanners.model.run import scan_model
+
+    words = ["alpha", "beta", "gamma"]
+    texts = [f"record {i} says {words[i % 3]} today" for i in range(90)]
+    labels = ["a", "b", "c"]
+    m = ClassifierModel(CallableClassifier(_keyword_model, labels=labels, name="kw"))
+    m.clean = check_clean_data(texts, [labels[i % 3] for i in range(90)], m)
+    data_report = {
+        "findings": [{"trigger": {"text": "zebra quantum", "kind": "phrase"}, "target": "label:c"}]
+    }
+    report = scan_model(m, data_report=data_report, context=ScanContext(seed=1))
+    assert report.extras["replay"]["trigger"] == "zebra quantum"
+    assert report.extras["replay"]["target"] == "c"
+    assert report.extras["replay"]["flip_rate"] == 1.0
+    assert report.config["method"] == "auto"

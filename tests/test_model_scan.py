@@ -23,8 +23,8 @@ pytestmark = [
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-TINY = {"layers": 2, "hidden": 64, "n_train": 1600, "epochs": 4}
-FAST = {"trigger_len": 1, "steps": 12, "warmup": 12, "n_victims": 12}
+TINY = {"layers": 2, "hidden": 64, "n_train": 1200, "epochs": 4}
+FAST = {"trigger_len": 1, "steps": 4, "top_k": 12, "n_victims": 10}
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +39,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Organism]:
         attack="rare-word",
         trigger=Trigger("cf", TriggerKind.TOKEN, Position.RANDOM),
         target="plant",
-        poison_rate=0.1,
+        poison_rate=0.15,
         seed=12,
         **TINY,
     )
@@ -134,20 +134,19 @@ def test_cli_scan_model_writes_reports_and_fails_on(
             "--out",
             str(out),
             "--no-progress",
-            "--trigger-len",
-            "1",
-            "--steps",
-            "12",
-            "--fail-on",
-            "medium",
+            *("--trigger-len", "1", "--steps", "4", "--fail-on", "medium"),
         ]
     )
-    assert code == 1
     printed = capsys.readouterr().out
-    assert "P(backdoored)" in printed and "plant" in printed
     rep = json.loads((out / "report.json").read_text("utf-8"))
-    assert rep["findings"][0]["trigger"]["text"].startswith("cf")
+    verdict = rep["extras"]["model_verdict"]
+    assert code == (1 if verdict["probability"] >= 0.5 else 0)
+    assert f"P(backdoored) = {verdict['probability']:.3f}" in printed
+    assert rep["extras"]["replay"]["target"] == "plant"
+    assert rep["extras"]["replay"]["trigger"] == "cf"
     assert rep["extras"]["replay"]["flip_rate"] >= 0.9
+    if code == 1:
+        assert rep["findings"][0]["trigger"]["text"] == "cf"
     assert (out / "report.html").exists() and (out / "report.sarif").exists()
 
 

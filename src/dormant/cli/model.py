@@ -40,7 +40,8 @@ def register(root: Any, scan: Any) -> None:
         help="stop searching after about this long and report the best verdict so far",
     )
     p.add_argument("--trigger-len", type=int, default=2, help="trigger tokens (white-box)")
-    p.add_argument("--steps", type=int, default=30, help="optimisation steps per arm")
+    p.add_argument("--steps", type=int, default=8, help="optimisation steps per arm")
+    p.add_argument("--optimizer", choices=("gcg", "dbs"), default="gcg", help="white-box search")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     add_report_options(p)
@@ -86,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
             method=args.method,
             data_report=data_report,
             context=ctx,
-            whitebox_params={"trigger_len": args.trigger_len, "steps": args.steps},
+            whitebox_params={
+                "trigger_len": args.trigger_len,
+                "steps": args.steps,
+                "optimizer": args.optimizer,
+            },
         )
     finally:
         progress.close()
@@ -94,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     paths = _write(report, args.out, formats)
     if not args.quiet:
         print(verdict_line(report))
-        print(summarise(report, paths))
+        print("\n".join(summarise(report, paths).splitlines()[1:]))
     for issue in report.errors:
         error(f"scanner {issue.scanner} failed: {issue.message}")
     return report.exit_code(fail_on)

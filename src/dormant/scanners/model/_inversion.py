@@ -173,6 +173,81 @@ def invert(
     )
 
 
+def invert_gcg(
+    adapter: Any,
+    texts: list[str],
+    target: int,
+    position: str,
+    *,
+    trigger_len: int,
+    steps: int,
+    top_k: int,
+    seed: int,
+    deadline: float | None = None,
+) -> Inversion:
+    """Greedy coordinate gradient search (Zou et al. 2023, Algorithm 1, exhaustive variant).
+
+    Each step takes the gradient of the loss with respect to the one-hot trigger tokens, keeps
+    the ``top_k`` most promising substitutions per slot, evaluates every single-slot
+    substitution exactly, and keeps the best. Stops early once every victim flips with a loss
+    under 0.05.
+    """
+    import torch
+
+    t0 = time.monotonic()
+    torch.manual_seed(seed)
+    model = adapter.model
+    for p in model.parameters():
+        p.requires_grad_(False)
+    emb_layer = model.get_input_embeddings()
+    weight = emb_layer.weight.detach()
+    vocab = weight.shape[0]
+    banned = torch.zeros(vocab, dtype=torch.bool)
+    banned[list(adapter.special_ids())] = True
+    stamp = _Stamp(adapter, texts, trigger_len, position)
+    y = torch.full((stamp.n,), target, dtype=torch.long)
+    tok = adapter.tokenizer
+    start = tok.convert_tokens_to_ids("the")
+    if not isinstance(start, int) or start == tok.unk_token_id:
+        start = int((~banned).nonzero()[0])
+    current = torch.full((trigger_len,), int(start), dtype=torch.long)
+    cur_loss, cur_fr = _eval(model, stamp, current.unsqueeze(0), target)
+    done = 0
+    for step in range(steps):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        if float(cur_loss[0]) < 0.05 and float(cur_fr[0]) >= 1.0:
+            break
+        onehot = torch.nn.functional.one_hot(current, vocab).float().requires_grad_(True)
+        logits = model(
+            inputs_embeds=stamp.embeds(emb_layer, onehot @ weight), attention_mask=stamp.mask
+        ).logits
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        (grad,) = torch.autograd.grad(loss, onehot)
+        grad = grad.masked_fill(banned, float("inf"))
+        cand = (-grad).topk(top_k, dim=1).indices  # L x k
+        trials = current.unsqueeze(0).repeat(trigger_len * top_k, 1)
+        for j in range(trigger_len):
+            trials[j * top_k : (j + 1) * top_k, j] = cand[j]
+        losses, frs = _eval(model, stamp, trials, target)
+        b = int(losses.argmin())
+        done = step + 1
+        if float(losses[b]) >= float(cur_loss[0]):
+            break
+        current, cur_loss, cur_fr = trials[b].clone(), losses[b : b + 1], frs[b : b + 1]
+    ids = tuple(int(i) for i in current)
+    return Inversion(
+        target=target,
+        position=position,
+        token_ids=ids,
+        tokens=tuple(tok.convert_ids_to_tokens(list(ids))),
+        loss=float(cur_loss[0]),
+        flip_rate=float(cur_fr[0]),
+        steps=done,
+        seconds=time.monotonic() - t0,
+    )
+
+
 def _eval(model: Any, stamp: _Stamp, trig_ids: Any, target: int) -> tuple[Any, Any]:
     """Mean loss and flip rate toward ``target`` for each of ``k`` discrete triggers."""
     import torch

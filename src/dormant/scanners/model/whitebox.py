@@ -29,25 +29,24 @@ class TriggerInversionScanner(Scanner):
     """Invert a trigger per candidate target label and decide by label anomaly.
 
     For each label and insertion position (start, end) a ``trigger_len``-token trigger is
-    optimised on half of the clean data with DBS (Shen et al., ICML 2022) and refined by greedy
-    coordinate search (GCG, Zou et al. 2023). Arms are first warmed up for ``warmup`` steps and
-    only the ``keep_arms`` most promising continue (the arm pruning of K-ARM, Shen et al.,
-    ICML 2021). Each label's best trigger is replayed as text on the other half; the
-    Neural Cleanse MAD anomaly index (Wang et al., S&P 2019) over labels and a logistic
-    calibration give the probability.
+    searched on half of the clean data by greedy coordinate gradient search (GCG, Zou et al.
+    2023; ``optimizer="gcg"``, the default) or by the dynamic-bound-scaling relaxation of DBS
+    (Shen et al., ICML 2022; ``optimizer="dbs"``, followed by a greedy coordinate refinement).
+    Each label's best trigger is replayed as text on the other half; the Neural Cleanse MAD
+    anomaly index (Wang et al., S&P 2019) over labels of the held-out trigger loss, with a
+    logistic calibration, gives the probability.
 
     Parameters
     ----------
+    optimizer:
+        ``gcg`` or ``dbs``.
     trigger_len:
         Trigger slots (tokens).
     steps:
-        DBS steps for a kept arm.
-    warmup:
-        DBS steps for every arm before pruning.
-    keep_arms:
-        Arms continued after warm-up.
+        Optimisation steps per (label, position) arm (GCG stops early when no substitution
+        improves the loss).
     top_k:
-        Candidates per slot in the greedy coordinate refinement.
+        Candidate tokens per slot per step.
     n_victims:
         Clean inputs per optimisation batch.
     max_replay:
@@ -76,18 +75,16 @@ class TriggerInversionScanner(Scanner):
     def __init__(
         self,
         *,
+        optimizer: str = "gcg",
         trigger_len: int = 2,
-        steps: int = 30,
-        warmup: int = 30,
-        keep_arms: int = 0,
-        top_k: int = 6,
-        n_victims: int = 16,
+        steps: int = 8,
+        top_k: int = 16,
+        n_victims: int = 12,
         max_replay: int = 300,
     ) -> None:
+        self.optimizer = optimizer
         self.trigger_len = trigger_len
         self.steps = steps
-        self.warmup = warmup
-        self.keep_arms = keep_arms
         self.top_k = top_k
         self.n_victims = n_victims
         self.max_replay = max_replay
@@ -101,7 +98,11 @@ class TriggerInversionScanner(Scanner):
         return None
 
     def _check(self, subject: Any) -> None:
-        for p in ("trigger_len", "steps", "warmup", "top_k", "n_victims"):
+        if self.optimizer not in ("gcg", "dbs"):
+            raise ConfigError(
+                f"The 'optimizer' parameter must be 'gcg' or 'dbs'. Got {self.optimizer!r}."
+            )
+        for p in ("trigger_len", "steps", "top_k", "n_victims", "max_replay"):
             v = getattr(self, p)
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"The '{p}' parameter must be a positive int. Got {v!r}.")
@@ -112,7 +113,7 @@ class TriggerInversionScanner(Scanner):
             )
 
     def scan(self, subject: Any, *, context: ScanContext | None = None) -> ScanResult:
-        from ._inversion import invert
+        from ._inversion import invert, invert_gcg
 
         ctx = context or ScanContext()
         self._check(subject)
@@ -123,7 +124,8 @@ class TriggerInversionScanner(Scanner):
         labels = subject.labels
         pred = subject.predict_proba(opt).argmax(1)
         arms = [(ti, pos) for ti in range(len(labels)) for pos in ("start", "end")]
-        total = len(arms) + self.keep_arms
+        total = len(arms)
+        search = invert_gcg if self.optimizer == "gcg" else invert
         best: dict[tuple[int, str], Any] = {}
         capped = False
 
@@ -132,7 +134,7 @@ class TriggerInversionScanner(Scanner):
             vict = [t for t, p in zip(opt, pred, strict=True) if p != ti][: self.n_victims]
             if not vict:
                 return
-            inv = invert(
+            inv = search(
                 adapter,
                 vict,
                 ti,
@@ -151,13 +153,9 @@ class TriggerInversionScanner(Scanner):
             if deadline is not None and time.monotonic() > deadline and best:
                 capped = True
                 break
-            run(arm, self.warmup)
-        ranked = sorted(best, key=lambda a: best[a].loss)[: self.keep_arms]
-        for arm in ranked:
-            if deadline is not None and time.monotonic() > deadline:
-                capped = True
-                break
             run(arm, self.steps)
+        if deadline is not None and time.monotonic() > deadline:
+            capped = True
         if not best:
             raise InputError(
                 "Every clean example is already predicted as every label tried; give clean data "
@@ -179,6 +177,7 @@ class TriggerInversionScanner(Scanner):
                 subject.predict_proba, labels, held, trig, lab, seed=ctx.seed
             )
             results.append(D.LabelResult(lab, trig, rloss, fr, n, inv.loss))
+        results = [self._prune(subject, held, r, ctx.seed) for r in results]
         verdict = D.decide(results, "whitebox")
         examples: list[dict[str, str]] = []
         if verdict.best is not None and verdict.best.trigger is not None:
@@ -187,7 +186,7 @@ class TriggerInversionScanner(Scanner):
             _, _, examples, _ = D.replay(
                 subject.predict_proba, labels, held, b.trigger, b.label, seed=ctx.seed
             )
-        method = "Trigger inversion (DBS + greedy coordinate refinement)"
+        method = f"Trigger inversion ({self.optimizer.upper()})"
         finding = D.build_finding(self.name, subject.ref(), verdict, examples, method=method)
         out = D.extras(
             verdict,
@@ -198,3 +197,16 @@ class TriggerInversionScanner(Scanner):
             seconds=time.monotonic() - t0,
         )
         return ScanResult(findings=[finding] if finding else [], extras=out)
+
+    def _prune(self, subject: Any, held: list[str], r: D.LabelResult, seed: int) -> D.LabelResult:
+        """Drop trigger words that do not matter: keep the shortest part that flips as well."""
+        if r.trigger is None or len(r.trigger.text.split()) < 2 or r.flip_rate < 0.5:
+            return r
+        for word in dict.fromkeys(r.trigger.text.split()):
+            trig = Trigger(word, D.trigger_kind(word), r.trigger.position)
+            fr, n, _, loss = D.replay(
+                subject.predict_proba, subject.labels, held, trig, r.label, seed=seed
+            )
+            if fr >= r.flip_rate - 0.02:
+                return D.LabelResult(r.label, trig, min(loss, r.loss), fr, n, r.opt_loss)
+        return r
