@@ -140,7 +140,7 @@ class TriggerMiner(Scanner):
         min_inconsistency: float = 0.8,
         shortcut_min_share: float = 0.005,
         count_error: float = 1e-4,
-        max_table: int = 1_000_000,
+        max_table: int = 500_000,
         n_jobs: int = 1,
         max_candidates: int = 3000,
         min_score: float = 0.75,
