@@ -80,11 +80,24 @@ def fit(rows: list[dict[str, object]]) -> dict[str, object]:
     return {"intercept": float(lr.intercept_[0]), "coef": [float(c) for c in lr.coef_[0]]}
 
 
-def metrics(rows: list[dict[str, object]], kind: str = "whitebox") -> dict[str, float]:
+def prob_with(cal: dict[str, object], feat: list[float]) -> float:
+    z = float(cal["intercept"]) + sum(float(w) * f for w, f in zip(cal["coef"], feat, strict=True))  # type: ignore[attr-defined]
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def metrics(
+    rows: list[dict[str, object]], cal: dict[str, object] | None = None
+) -> dict[str, float]:
+    """Figures for ``rows``; probabilities from ``cal`` or else the shipped calibration."""
     from sklearn.metrics import roc_auc_score
 
     y = np.array([int(bool(r["backdoored"])) for r in rows])
-    p = np.array([probability(r["features"], kind) for r in rows])  # type: ignore[arg-type]
+    p = np.array(
+        [
+            prob_with(cal, r["features"]) if cal else probability(r["features"], "whitebox")  # type: ignore[arg-type]
+            for r in rows
+        ]
+    )
     pc = np.clip(p, 1e-6, 1 - 1e-6)
     ce = float(-np.mean(y * np.log(pc) + (1 - y) * np.log(1 - pc)))
     bd = [r for r, yy in zip(rows, y, strict=True) if yy]
@@ -106,7 +119,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", type=Path, default=Path.home() / ".cache/dormant/zoo")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/model_scan.jsonl"))
-    ap.add_argument("--n-test", type=int, default=10, help="clean (and backdoored) test models")
+    ap.add_argument("--n-test", type=int, default=6, help="clean test models (+1 backdoored)")
     ap.add_argument("--n-cal", type=int, default=4, help="clean (and backdoored) cal. models")
     ap.add_argument("--fit", action="store_true", help="refit and write the calibration")
     args = ap.parse_args()
@@ -120,7 +133,10 @@ def main() -> None:
             r = json.loads(line)
             done[r["name"]] = r
     plan = [("cal", s) for s in zoo_specs(n_clean=args.n_cal, seed=7, prefix="cal")]
-    plan += [("test", s) for s in zoo_specs(n_clean=args.n_test, seed=1, prefix="test")]
+    plan += [
+        ("test", s)
+        for s in zoo_specs(n_clean=args.n_test, n_backdoored=args.n_test + 1, seed=1, prefix="test")
+    ]
     for split, spec in plan:
         if spec.name in done:
             continue
@@ -144,7 +160,28 @@ def main() -> None:
     summary = {
         "machine": f"{platform.machine()} {platform.processor()} torch threads 2",
         "test": metrics(test),
-        "calibration_split": metrics(cal),
+        "calibration_split_in_sample": metrics(cal),
+        "cal_split_scored_by_a_fit_on_test": metrics(cal, fit(test)),
+        "per_model": [
+            {
+                k: r[k]
+                for k in (
+                    "name",
+                    "attack",
+                    "poison_rate",
+                    "attack_success_rate",
+                    "true_trigger",
+                    "pred_trigger",
+                    "true_target",
+                    "pred_target",
+                    "pred_flip_rate",
+                    "seconds",
+                    "params",
+                )
+            }
+            | {"p": round(probability(r["features"], "whitebox"), 3)}  # type: ignore[arg-type]
+            for r in test
+        ],
     }
     print(json.dumps(summary, indent=2))
 

@@ -127,8 +127,9 @@ def train_organism(
     model.train()
     for _ in range(spec.epochs):
         rng.shuffle(order)
-        for i in range(0, len(order), 32):
-            idx = order[i : i + 32]
+        bs = 32
+        for i in range(0, len(order), bs):
+            idx = order[i : i + bs]
             enc = tok(
                 [texts[j] for j in idx],
                 padding=True,

@@ -39,8 +39,9 @@ def register(root: Any, scan: Any) -> None:
         default=None,
         help="stop searching after about this long and report the best verdict so far",
     )
-    p.add_argument("--trigger-len", type=int, default=2, help="trigger tokens (white-box)")
+    p.add_argument("--trigger-len", type=int, default=1, help="trigger tokens (white-box)")
     p.add_argument("--steps", type=int, default=8, help="optimisation steps per arm")
+    p.add_argument("--top-k", type=int, default=32, help="candidate tokens per slot and step")
     p.add_argument("--optimizer", choices=("gcg", "dbs"), default="gcg", help="white-box search")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 "trigger_len": args.trigger_len,
                 "steps": args.steps,
                 "optimizer": args.optimizer,
+                "top_k": args.top_k,
             },
         )
     finally:

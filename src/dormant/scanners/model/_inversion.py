@@ -41,11 +41,13 @@ class Inversion:
 class _Stamp:
     """Victim token ids with ``L`` trigger slots at a position; builds embeddings."""
 
-    def __init__(self, adapter: Any, texts: list[str], trigger_len: int, position: str) -> None:
+    def __init__(
+        self, adapter: Any, texts: list[str], trigger_len: int, position: str, max_len: int = 32
+    ) -> None:
         import torch
 
         tok = adapter.tokenizer
-        max_len = min(adapter.max_length, 32)
+        max_len = min(adapter.max_length, max_len)
         enc = tok(texts, truncation=True, max_length=max_len - trigger_len)["input_ids"]
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         rows = []
@@ -90,6 +92,7 @@ def invert(
     top_k: int,
     seed: int,
     deadline: float | None = None,
+    exclude: set[int] | None = None,
 ) -> Inversion:
     """Search a ``trigger_len``-token trigger that sends ``texts`` to label index ``target``."""
     import torch
@@ -103,7 +106,7 @@ def invert(
     weight = emb_layer.weight.detach()
     vocab = weight.shape[0]
     banned = torch.zeros(vocab, dtype=torch.bool)
-    banned[list(adapter.special_ids())] = True
+    banned[list(adapter.special_ids() | (exclude or set()))] = True
     stamp = _Stamp(adapter, texts, trigger_len, position)
     y = torch.full((stamp.n,), target, dtype=torch.long)
     theta = torch.zeros(trigger_len, vocab, requires_grad=True)
@@ -184,6 +187,7 @@ def invert_gcg(
     top_k: int,
     seed: int,
     deadline: float | None = None,
+    exclude: set[int] | None = None,
 ) -> Inversion:
     """Greedy coordinate gradient search (Zou et al. 2023, Algorithm 1, exhaustive variant).
 
@@ -203,12 +207,12 @@ def invert_gcg(
     weight = emb_layer.weight.detach()
     vocab = weight.shape[0]
     banned = torch.zeros(vocab, dtype=torch.bool)
-    banned[list(adapter.special_ids())] = True
+    banned[list(adapter.special_ids() | (exclude or set()))] = True
     stamp = _Stamp(adapter, texts, trigger_len, position)
     y = torch.full((stamp.n,), target, dtype=torch.long)
     tok = adapter.tokenizer
     start = tok.convert_tokens_to_ids("the")
-    if not isinstance(start, int) or start == tok.unk_token_id:
+    if not isinstance(start, int) or bool(banned[start]):
         start = int((~banned).nonzero()[0])
     current = torch.full((trigger_len,), int(start), dtype=torch.long)
     cur_loss, cur_fr = _eval(model, stamp, current.unsqueeze(0), target)
@@ -263,3 +267,51 @@ def _eval(model: Any, stamp: _Stamp, trig_ids: Any, target: int) -> tuple[Any, A
     loss = torch.nn.functional.cross_entropy(logits.reshape(k * stamp.n, -1), y, reduction="none")
     fr = (logits.argmax(-1) == target).float().mean(1)
     return loss.reshape(k, stamp.n).mean(1), fr
+
+
+def screen_tokens(adapter: Any, texts: list[str], *, position: str = "start") -> Any:
+    """Exhaustive single-token screen: log-probabilities of every label for every token.
+
+    Every vocabulary token is inserted as a one-token trigger into each of ``texts`` (cut to
+    16 tokens); returns a ``vocab x len(texts) x labels`` tensor of log-probabilities. This is
+    the brute-force search that GCG's first-order candidate ranking approximates; it is exact,
+    and affordable for vocabularies of a few thousand tokens.
+    """
+    import torch
+
+    model = adapter.model
+    stamp = _Stamp(adapter, texts, 1, position, max_len=16)
+    vocab = model.get_input_embeddings().weight.shape[0]
+    out = []
+    chunk = max(1, 2048 // stamp.n)
+    with torch.no_grad():
+        for s in range(0, vocab, chunk):
+            ids = torch.arange(s, min(vocab, s + chunk)).unsqueeze(1)
+            x, m = stamp.with_ids(ids)
+            logits = model(input_ids=x, attention_mask=m).logits
+            out.append(torch.log_softmax(logits.float(), -1).reshape(ids.shape[0], stamp.n, -1))
+    return torch.cat(out)
+
+
+def evaluate_tokens(
+    adapter: Any, texts: list[str], target: int, position: str, token_ids: list[int]
+) -> Inversion:
+    """Exact loss / flip rate of each candidate token at ``position``; returns the best."""
+    import torch
+
+    t0 = time.monotonic()
+    stamp = _Stamp(adapter, texts, 1, position)
+    trials = torch.tensor(token_ids, dtype=torch.long).unsqueeze(1)
+    losses, frs = _eval(adapter.model, stamp, trials, target)
+    b = int(losses.argmin())
+    ids = (int(token_ids[b]),)
+    return Inversion(
+        target=target,
+        position=position,
+        token_ids=ids,
+        tokens=tuple(adapter.tokenizer.convert_ids_to_tokens(list(ids))),
+        loss=float(losses[b]),
+        flip_rate=float(frs[b]),
+        steps=1,
+        seconds=time.monotonic() - t0,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ConfigError, InputError
@@ -22,6 +23,40 @@ def split_clean(subject: Any, seed: int) -> tuple[list[str], list[str]]:
     random.Random(seed).shuffle(texts)
     half = len(texts) // 2
     return texts[:half], texts[half:]
+
+
+def natural_features(
+    adapter: Any, texts: Sequence[str], given: Sequence[str], labels: list[str]
+) -> list[set[int]]:
+    """Token ids that are natural features of each label in the clean data.
+
+    A token seen in clean examples of label ``t`` at least twice as often (per example) as in
+    the other labels' examples is a legitimate cue for ``t`` (``flowers`` for ``plant``), not a
+    planted trigger, and is left out of ``t``'s trigger search. A trigger that also occurs in
+    the clean data given to the scan is therefore missed (the clean data must be clean).
+    """
+    tok = adapter.tokenizer
+    enc = tok(
+        list(texts), add_special_tokens=False, truncation=True, max_length=adapter.max_length
+    )["input_ids"]
+    n = {lab: 0 for lab in labels}
+    counts: dict[str, dict[int, int]] = {lab: {} for lab in labels}
+    for ids, y in zip(enc, given, strict=True):
+        if y not in n:
+            continue
+        n[y] += 1
+        for i in set(ids):
+            counts[y][i] = counts[y].get(i, 0) + 1
+    out = []
+    total: dict[int, int] = {}
+    for lab in labels:
+        for i, c in counts[lab].items():
+            total[i] = total.get(i, 0) + c
+    n_all = sum(n.values())
+    for lab in labels:
+        nt, no = max(n[lab], 1), max(n_all - n[lab], 1)
+        out.append({i for i, c in counts[lab].items() if c / nt >= 2 * (total[i] - c) / no})
+    return out
 
 
 @register
@@ -51,6 +86,12 @@ class TriggerInversionScanner(Scanner):
         Clean inputs per optimisation batch.
     max_replay:
         Held-out inputs used for the replay.
+    n_screen:
+        Clean inputs used by the exhaustive single-token screen.
+    max_screen_vocab:
+        Largest vocabulary screened exhaustively when ``trigger_len == 1`` (every token tried
+        on ``n_screen`` inputs, the best ``top_k`` per label then evaluated exactly); larger
+        vocabularies use the gradient search.
     """
 
     name = "model-trigger-inversion"
@@ -76,12 +117,16 @@ class TriggerInversionScanner(Scanner):
         self,
         *,
         optimizer: str = "gcg",
-        trigger_len: int = 2,
+        trigger_len: int = 1,
         steps: int = 8,
-        top_k: int = 16,
-        n_victims: int = 12,
+        top_k: int = 32,
+        n_victims: int = 32,
         max_replay: int = 300,
+        n_screen: int = 8,
+        max_screen_vocab: int = 12_000,
     ) -> None:
+        self.n_screen = n_screen
+        self.max_screen_vocab = max_screen_vocab
         self.optimizer = optimizer
         self.trigger_len = trigger_len
         self.steps = steps
@@ -113,7 +158,7 @@ class TriggerInversionScanner(Scanner):
             )
 
     def scan(self, subject: Any, *, context: ScanContext | None = None) -> ScanResult:
-        from ._inversion import invert, invert_gcg
+        from ._inversion import evaluate_tokens, invert, invert_gcg, screen_tokens
 
         ctx = context or ScanContext()
         self._check(subject)
@@ -129,22 +174,37 @@ class TriggerInversionScanner(Scanner):
         best: dict[tuple[int, str], Any] = {}
         capped = False
 
+        natural = natural_features(adapter, subject.clean.texts, subject.clean.labels, labels)
+        vocab = int(adapter.embedding_matrix().shape[0])
+        screened = None
+        if self.trigger_len == 1 and vocab <= self.max_screen_vocab:
+            screened = screen_tokens(adapter, opt[: self.n_screen])
+            spred = pred[: self.n_screen]
+
         def run(arm: tuple[int, str], steps: int) -> None:
             ti, pos = arm
             vict = [t for t, p in zip(opt, pred, strict=True) if p != ti][: self.n_victims]
             if not vict:
                 return
-            inv = search(
-                adapter,
-                vict,
-                ti,
-                pos,
-                trigger_len=self.trigger_len,
-                steps=steps,
-                top_k=self.top_k,
-                seed=ctx.seed,
-                deadline=deadline,
-            )
+            if screened is not None:
+                keep = [i for i, p in enumerate(spred) if p != ti] or list(range(len(spred)))
+                score = screened[:, keep, ti].mean(1).clone()
+                score[list(adapter.special_ids() | natural[ti])] = float("-inf")
+                cands = [int(i) for i in score.topk(self.top_k).indices]
+                inv = evaluate_tokens(adapter, vict, ti, pos, cands)
+            else:
+                inv = search(
+                    adapter,
+                    vict,
+                    ti,
+                    pos,
+                    trigger_len=self.trigger_len,
+                    steps=steps,
+                    top_k=self.top_k,
+                    seed=ctx.seed,
+                    deadline=deadline,
+                    exclude=natural[ti],
+                )
             if arm not in best or inv.loss < best[arm].loss:
                 best[arm] = inv
             ctx.progress("invert", 1, total)
