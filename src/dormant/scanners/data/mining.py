@@ -430,7 +430,13 @@ class TriggerMiner(Scanner):
             best = min(members, key=lambda c: c.q_value)
             head = max(
                 members,
-                key=lambda c: (c.support >= 0.8 * best.support, c.feature != "inv:*", _length(c)),
+                # a whole-record style explains more than one of its tokens (ALL CAPS + "!!")
+                key=lambda c: (
+                    c.support >= 0.8 * best.support,
+                    c.feature != "inv:*",
+                    _length(c) > 1 or c.feature.startswith("style:"),
+                    _length(c),
+                ),
             )
             out.append([head, *(c for c in members if c is not head)])
         return out
