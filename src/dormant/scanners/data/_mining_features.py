@@ -277,7 +277,8 @@ def _sum(parts: dict[str, Counter[str]]) -> Counter[str]:
 
 
 def _length(c: Candidate) -> int:
-    return len((c.phrase or c.feature).split())
+    """Words in the candidate's phrase, not counting the start/end markers."""
+    return len([w for w in (c.phrase or c.feature).split() if w not in (BOS, EOS)])
 
 
 def _display_text(feature: str, text: str) -> str:
