@@ -158,7 +158,9 @@ def _art(fn: Any, emb: np.ndarray, outcomes: list[str], **kw: Any) -> tuple[np.n
         return np.asarray(fn(emb, merged, **kw), dtype=bool), note
 
 
-def quality(n: int, kinds: tuple[str, ...], rates: tuple[float, ...], seed: int) -> list[dict]:
+def quality(
+    n: int, kinds: tuple[str, ...], rates: tuple[float, ...], seed: int, which: tuple[str, ...]
+) -> list[dict]:
     from dormant.adapters.encoder import TextEncoder
 
     labelled, instr = base_records(n, seed)
@@ -167,6 +169,8 @@ def quality(n: int, kinds: tuple[str, ...], rates: tuple[float, ...], seed: int)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         for data, base in (("labelled", labelled), ("instruction", instr)):
+            if data not in which:
+                continue
             field = "text" if data == "labelled" else "prompt"
             base_texts = [r[field] for r in base]
             t0 = time.perf_counter()
@@ -326,6 +330,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="benchmarks/results/data_scan.json")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: quality,speed,embed")
+    ap.add_argument("--data", default="labelled,instruction", help="which datasets to build")
     ap.add_argument("--probe", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe:
@@ -341,7 +346,8 @@ def main() -> None:
         "load_average_at_start": os.getloadavg(),
     }
     if "quality" not in skip:
-        result["quality"] = quality(args.n, kinds, rates, args.seed)
+        which = tuple(args.data.split(","))
+        result["quality"] = quality(args.n, kinds, rates, args.seed, which)
     if "speed" not in skip:
         with tempfile.TemporaryDirectory() as d:
             path = Path(d) / "big.jsonl"
