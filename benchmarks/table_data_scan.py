@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -37,7 +38,7 @@ def main() -> None:
     speed: list[dict[str, Any]] = []
     emb: dict[str, Any] | None = None
     for path in sys.argv[1:]:
-        res = json.loads(open(path, encoding="utf-8").read())
+        res = json.loads(Path(path).read_text(encoding="utf-8"))
         print(
             f"<!-- {path}: {res.get('command')} on {res.get('machine')}, load average "
             f"{res.get('load_average_at_start')} -> {res.get('load_average_at_end')} -->"
