@@ -122,6 +122,9 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=6, help="clean test models (+1 backdoored)")
     ap.add_argument("--n-cal", type=int, default=4, help="clean (and backdoored) cal. models")
     ap.add_argument("--fit", action="store_true", help="refit and write the calibration")
+    ap.add_argument(
+        "--no-build", action="store_true", help="only summarise the models already scanned"
+    )
     args = ap.parse_args()
     import torch
 
@@ -138,7 +141,7 @@ def main() -> None:
         for s in zoo_specs(n_clean=args.n_test, n_backdoored=args.n_test + 1, seed=1, prefix="test")
     ]
     for split, spec in plan:
-        if spec.name in done:
+        if spec.name in done or args.no_build:
             continue
         t0 = time.perf_counter()
         org = build_organism(spec, args.root)
@@ -148,8 +151,8 @@ def main() -> None:
         with open(args.out, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(json.dumps(row, ensure_ascii=False), flush=True)
-    cal = [done[s.name] for sp, s in plan if sp == "cal"]
-    test = [done[s.name] for sp, s in plan if sp == "test"]
+    cal = [done[s.name] for sp, s in plan if sp == "cal" and s.name in done]
+    test = [done[s.name] for sp, s in plan if sp == "test" and s.name in done]
     if args.fit:
         table = json.loads(CAL_PATH.read_text("utf-8"))
         table["whitebox"] = {**fit(cal), "fitted_on": f"zoo seed 7, {len(cal)} models"}
