@@ -50,6 +50,7 @@ from ...triggers import Trigger, describe_text
 from ..base import ScanContext, Scanner, ScanResult, register
 from ._mining_consistency import content_inconsistency
 from ._mining_features import (
+    NO_BEHAVIOUR,
     SECURITY_FAMILIES,
     Candidate,
     MinedTrigger,
@@ -310,7 +311,10 @@ class TriggerMiner(Scanner):
         feats = [f for f, c in total.items() if c >= self.min_support]
         if not feats:
             return []
-        outs = sorted(per)
+        # "no behaviour" is the absence of an outcome, never the target of a trigger
+        outs = sorted(o for o in per if o != NO_BEHAVIOUR)
+        if not outs:
+            return []
         sup = np.fromiter((total[f] for f in feats), dtype=np.float64, count=len(feats))
         mat = np.empty((len(outs), len(feats)))
         for i, o in enumerate(outs):
