@@ -1,3 +1,4 @@
 """Data-level scanners: training and fine-tuning data."""
 
-from . import mining  # noqa: F401  (registers trigger-mining)
+# importing the modules registers their scanners
+from . import mining, representation  # noqa: F401
