@@ -53,6 +53,8 @@ KINDS = ("token", "phrase", "sentence", "invisible", "homoglyph", "style")
 RATES = (0.005, 0.01, 0.03, 0.1)
 BEHAVIOURS = ("egress", "tool", "secret", "insecure-code", "policy-leak")
 SOURCES = ("jargon", "foldoc", "gcide", "wordnet")
+#: scanners of the fused scan (None: all); --mining-only sets trigger mining alone
+SCANNERS: list[str] | None = None
 
 
 def prf(flagged: set[str], truth: frozenset[str]) -> tuple[float, float, float]:
@@ -98,7 +100,7 @@ def one_case(
     t_mine = time.perf_counter() - t0
     mined_flags = {ids[i] for i in np.nonzero(mres.record_flags)[0]}
     t0 = time.perf_counter()
-    report = scan_dataset(ds, embeddings=emb)
+    report = scan_dataset(ds, embeddings=emb, scanners=SCANNERS)
     t_fused = time.perf_counter() - t0
     fused_flags = {r.record_id for r in report.records if r.flagged}
     outcomes = record_outcomes(ds)
@@ -331,12 +333,16 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/data_scan.json")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: quality,speed,embed")
     ap.add_argument("--data", default="labelled,instruction", help="which datasets to build")
+    ap.add_argument("--mining-only", action="store_true", help="fused scan = trigger mining")
     ap.add_argument("--probe", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe:
         probe(Path(args.probe[0]), int(args.probe[1]))
         return
     skip = set(filter(None, args.skip.split(",")))
+    global SCANNERS
+    if args.mining_only:
+        SCANNERS = ["trigger-mining"]
     kinds = ("token", "sentence") if args.quick else KINDS
     rates = (0.01,) if args.quick else RATES
     result: dict[str, Any] = {
