@@ -1,7 +1,8 @@
-"""Every registered scanner keeps the scanner contract (scikit-learn parametrize_with_checks style)."""
+"""Every registered scanner keeps the scanner contract (like parametrize_with_checks)."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 
 import numpy as np
@@ -15,10 +16,8 @@ from dormant.subjects import TextDataset
 
 _load_builtin()
 for _mod in ("dormant.provenance.artifact",):
-    try:
+    with contextlib.suppress(ImportError):
         __import__(_mod)
-    except ImportError:
-        pass
 
 DATA_SCANNERS = sorted(
     n for n, c in REGISTRY.items() if set(c.subject_kinds) & {"labelled", "instruction"}

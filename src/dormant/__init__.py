@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import (  # noqa: E402
+from .errors import (
     ConfigError,
     DataFormatError,
     DataValidationError,
@@ -15,9 +15,9 @@ from .errors import (  # noqa: E402
     ProvenanceError,
     ScanError,
 )
-from .findings import Evidence, Finding, Locator, Severity, SubjectRef  # noqa: E402
-from .report import RecordScore, Report, ScanIssue  # noqa: E402
-from .triggers import Position, Trigger, TriggerKind  # noqa: E402
+from .findings import Evidence, Finding, Locator, Severity, SubjectRef
+from .report import RecordScore, Report, ScanIssue
+from .triggers import Position, Trigger, TriggerKind
 
 __all__ = [
     "ConfigError",
