@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from ...behaviours import behaviour_tags
 from ...errors import ConfigError, DormantError, InputError, MissingDependencyError
 from ...report import RecordScore, Report, ScanIssue
 from ...subjects.dataset import TextDataset
 from ..base import REGISTRY, ScanContext, ScanResult, _load_builtin
+from ._mining_features import _outcomes_of
 
 REPRESENTATION_SCANNERS = ("spectral-signature", "activation-clustering", "spectre")
 MINING = "trigger-mining"
@@ -34,12 +34,7 @@ def record_outcomes(dataset: TextDataset, *, batch_size: int = 8192) -> list[str
     """One outcome string per record: ``label:X``, or the sorted behaviour tags of a response."""
     out: list[str] = []
     for batch in dataset.batches(batch_size):
-        if batch.labels is not None and batch.responses is None:
-            out.extend(f"label:{lab}" for lab in batch.labels)
-        else:
-            for resp in batch.responses or []:
-                tags = sorted(behaviour_tags(resp))
-                out.append("+".join(tags) if tags else "behaviour:none")
+        out.extend("+".join(tags) for tags in _outcomes_of(batch.labels, batch.responses))
     return out
 
 
