@@ -12,6 +12,8 @@ keeps working for callers who do not know dormant::
     │   └── DataValidationError            empty, single class, duplicate ids, too long
     ├── MissingDependencyError (ImportError)   an optional extra is not installed
     ├── ScanError (RuntimeError)           a scanner failed while running
+    ├── EndpointError (ConnectionError)    a model/tool server does not answer, times out or
+    │                                      answers with malformed JSON / invalid tool calls
     └── ProvenanceError                    signing / verification / registry problems
         ├── VerificationError              a signature or manifest does not verify
         └── RegistryError                  the registry database is unreachable or corrupt
@@ -53,6 +55,18 @@ class MissingDependencyError(DormantError, ImportError):
 
 class ScanError(DormantError, RuntimeError):
     """A scanner failed while running."""
+
+
+class EndpointError(DormantError, ConnectionError):
+    """A model or tool server did not answer, timed out, or answered with something malformed.
+
+    ``retryable`` says whether trying again may help (connection refused, timeout, HTTP 5xx/429)
+    as opposed to a malformed answer or a 4xx that will not change.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class ProvenanceError(DormantError):
