@@ -315,3 +315,61 @@ def evaluate_tokens(
         steps=1,
         seconds=time.monotonic() - t0,
     )
+
+
+def extend_tokens(
+    adapter: Any,
+    texts: list[str],
+    victims: list[str],
+    target: int,
+    position: str,
+    prefix: tuple[int, ...],
+    *,
+    banned: set[int],
+    top_k: int,
+) -> Inversion:
+    """Add one token after ``prefix`` by an exhaustive screen, then evaluate the best exactly.
+
+    Multi-token and sentence triggers (AddSent) are often only partly carried by their single
+    strongest token; DBS and PICCOLO search several slots for this reason. Here the slots are
+    filled greedily, one at a time: every vocabulary token is tried in the next slot on the
+    short ``texts`` screen (log-probability of ``target``), the ``top_k`` best are evaluated
+    exactly on ``victims``. ``banned`` tokens (special tokens, natural features of the target)
+    are never chosen.
+    """
+    import torch
+
+    t0 = time.monotonic()
+    model = adapter.model
+    n_slots = len(prefix) + 1
+    stamp = _Stamp(adapter, texts, n_slots, position, max_len=16 + n_slots)
+    vocab = model.get_input_embeddings().weight.shape[0]
+    base = torch.tensor(prefix, dtype=torch.long)
+    scores = []
+    chunk = max(1, 2048 // stamp.n)
+    with torch.no_grad():
+        for s in range(0, vocab, chunk):
+            nxt = torch.arange(s, min(vocab, s + chunk)).unsqueeze(1)
+            trig = torch.cat([base.unsqueeze(0).repeat(nxt.shape[0], 1), nxt], 1)
+            x, m = stamp.with_ids(trig)
+            logp = torch.log_softmax(model(input_ids=x, attention_mask=m).logits.float(), -1)
+            scores.append(logp[:, target].reshape(nxt.shape[0], stamp.n).mean(1))
+    score = torch.cat(scores)
+    if banned:
+        score[list(banned)] = float("-inf")
+    cands = score.topk(min(top_k, vocab)).indices
+    trials = torch.cat([base.unsqueeze(0).repeat(len(cands), 1), cands.unsqueeze(1)], 1)
+    full = _Stamp(adapter, victims, n_slots, position)
+    losses, frs = _eval(model, full, trials, target)
+    b = int(losses.argmin())
+    ids = tuple(int(i) for i in trials[b])
+    return Inversion(
+        target=target,
+        position=position,
+        token_ids=ids,
+        tokens=tuple(adapter.tokenizer.convert_ids_to_tokens(list(ids))),
+        loss=float(losses[b]),
+        flip_rate=float(frs[b]),
+        steps=1,
+        seconds=time.monotonic() - t0,
+    )
