@@ -64,7 +64,8 @@ def scan_one(org: object, split: str) -> dict[str, object]:
         "probability_shipped": v["probability"],
         "pred_target": v["target"],
         "pred_trigger": v["trigger"],
-        "pred_flip_rate": la["flip_rate"][i],
+        # the replayed proof (the extended trigger when extension helped)
+        "pred_flip_rate": res.extras.get("replay", {}).get("flip_rate", la["flip_rate"][i]),
         "label_flip_rates": dict(zip(la["labels"], la["flip_rate"], strict=True)),
         "seconds": round(secs, 2),
         "params": n_params,
@@ -119,8 +120,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", type=Path, default=Path.home() / ".cache/dormant/zoo")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/model_scan.jsonl"))
-    ap.add_argument("--n-test", type=int, default=6, help="clean test models (+1 backdoored)")
-    ap.add_argument("--n-cal", type=int, default=4, help="clean (and backdoored) cal. models")
+    ap.add_argument("--n-test", type=int, default=10, help="clean (and backdoored) test models")
+    ap.add_argument("--n-cal", type=int, default=6, help="clean (and backdoored) cal. models")
+    ap.add_argument(
+        "--n-5m", type=int, default=2, help="clean (and backdoored) ~5M-parameter models"
+    )
+    ap.add_argument("--n-minilm", type=int, default=1, help="clean (and backdoored) MiniLM")
     ap.add_argument("--fit", action="store_true", help="refit and write the calibration")
     ap.add_argument(
         "--no-build", action="store_true", help="only summarise the models already scanned"
@@ -136,9 +141,17 @@ def main() -> None:
             r = json.loads(line)
             done[r["name"]] = r
     plan = [("cal", s) for s in zoo_specs(n_clean=args.n_cal, seed=7, prefix="cal")]
+    plan += [("test", s) for s in zoo_specs(n_clean=args.n_test, seed=1, prefix="test")]
+    # ~5M parameters: hidden 256, 6 layers, 8k vocabulary (the 0.8M models: 128, 2, 4k)
     plan += [
-        ("test", s)
-        for s in zoo_specs(n_clean=args.n_test, n_backdoored=args.n_test + 1, seed=1, prefix="test")
+        ("5m", s) for s in zoo_specs(n_clean=args.n_5m, seed=3, prefix="big", layers=6, hidden=256)
+    ]
+    # the packaged all-MiniLM-L6-v2 (22M) fine-tuned; pretrained, so fewer steps
+    plan += [
+        ("minilm", s)
+        for s in zoo_specs(
+            n_clean=args.n_minilm, seed=5, prefix="minilm", arch="minilm", n_train=2000, epochs=2
+        )
     ]
     for split, spec in plan:
         if spec.name in done or args.no_build:
@@ -160,9 +173,25 @@ def main() -> None:
         from dormant.scanners.model import decision
 
         decision.calibration.cache_clear()
+    other = {
+        sp: [done[s.name] for p, s in plan if p == sp and s.name in done] for sp in ("5m", "minilm")
+    }
     summary = {
         "machine": f"{platform.machine()} {platform.processor()} torch threads 2",
         "test": metrics(test),
+        **{f"{sp}_models": metrics(rows) for sp, rows in other.items() if rows},
+        **{
+            f"{sp}_per_model": [
+                {k: r[k] for k in ("name", "attack", "pred_trigger", "true_trigger", "seconds")}
+                | {
+                    "p": round(probability(r["features"], "whitebox"), 3),  # type: ignore[arg-type]
+                    "params": r["params"],
+                    "train_seconds": r.get("train_seconds"),
+                }
+                for r in rows
+            ]
+            for sp, rows in other.items()
+        },
         "calibration_split_in_sample": metrics(cal),
         "cal_split_scored_by_a_fit_on_test": metrics(cal, fit(test)),
         "per_model": [

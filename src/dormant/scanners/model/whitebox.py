@@ -92,6 +92,10 @@ class TriggerInversionScanner(Scanner):
         Largest vocabulary screened exhaustively when ``trigger_len == 1`` (every token tried
         on ``n_screen`` inputs, the best ``top_k`` per label then evaluated exactly); larger
         vocabularies use the gradient search.
+    max_extend:
+        After the single-token screen, each label's best token is extended greedily by up to
+        this many further tokens (exhaustive screen of the next slot) while the held-out loss
+        drops by at least 30 %; recovers sentence and multi-token triggers. ``0`` turns it off.
     """
 
     name = "model-trigger-inversion"
@@ -124,7 +128,9 @@ class TriggerInversionScanner(Scanner):
         max_replay: int = 300,
         n_screen: int = 8,
         max_screen_vocab: int = 12_000,
+        max_extend: int = 2,
     ) -> None:
+        self.max_extend = max_extend
         self.n_screen = n_screen
         self.max_screen_vocab = max_screen_vocab
         self.optimizer = optimizer
@@ -239,6 +245,14 @@ class TriggerInversionScanner(Scanner):
             results.append(D.LabelResult(lab, trig, rloss, fr, n, inv.loss))
         results = [self._prune(subject, held, r, ctx.seed) for r in results]
         verdict = D.decide(results, "whitebox")
+        if screened is not None and self.max_extend > 0 and verdict.best is not None:
+            # the decision above compares one-token triggers across labels on equal terms; the
+            # proof for the most anomalous label may need more tokens (sentence, multi-token)
+            longer = self._extend(subject, opt, pred, spred, held, best, natural, verdict, ctx)
+            if longer is not None:
+                verdict = D.Verdict(
+                    verdict.probability, verdict.features, verdict.anomaly_index, longer
+                )
         examples: list[dict[str, str]] = []
         if verdict.best is not None and verdict.best.trigger is not None:
             b = verdict.best
@@ -257,6 +271,68 @@ class TriggerInversionScanner(Scanner):
             seconds=time.monotonic() - t0,
         )
         return ScanResult(findings=[finding] if finding else [], extras=out)
+
+    def _extend(
+        self,
+        subject: Any,
+        opt: list[str],
+        pred: Any,
+        spred: Any,
+        held: list[str],
+        best: dict[tuple[int, str], Any],
+        natural: list[set[int]],
+        verdict: D.Verdict,
+        ctx: ScanContext,
+    ) -> D.LabelResult | None:
+        """Greedy multi-token extension of the best label's trigger; ``None`` if no better.
+
+        DBS and PICCOLO search several trigger slots because sentence and multi-token
+        triggers are only partly carried by their strongest token. Slots are added one at a
+        time by an exhaustive screen (:func:`extend_tokens`) while the loss on the optimisation
+        victims drops by at least 30 %; the result replaces the one-token trigger only when it
+        also flips more held-out inputs.
+        """
+        from ._inversion import extend_tokens
+
+        assert verdict.best is not None
+        adapter = subject.adapter
+        ti = subject.labels.index(verdict.best.label)
+        arms_t = [a for a in best if a[0] == ti]
+        if not arms_t or verdict.best.flip_rate >= 0.99:
+            return None
+        arm = min(arms_t, key=lambda a: best[a].loss)
+        inv = best[arm]
+        vict = [t for t, p in zip(opt, pred, strict=True) if p != ti][: self.n_victims]
+        scr = [t for t, p in zip(opt[: self.n_screen], spred, strict=True) if p != ti]
+        banned = adapter.special_ids() | natural[ti]
+        grown = inv
+        for _ in range(self.max_extend):
+            if grown.flip_rate >= 0.99:
+                break
+            longer = extend_tokens(
+                adapter,
+                scr or opt[: self.n_screen],
+                vict,
+                ti,
+                arm[1],
+                grown.token_ids,
+                banned=banned,
+                top_k=self.top_k,
+            )
+            if longer.loss >= 0.7 * grown.loss:
+                break
+            grown = longer
+        if grown is inv:
+            return None
+        toks = [t[2:] if t.startswith("##") else t for t in grown.tokens]
+        text = adapter.tokenizer.convert_tokens_to_string(toks).strip() or "".join(grown.tokens)
+        trig = Trigger(text, D.trigger_kind(text), D.position_of(grown.position))
+        fr, n, _, rloss = D.replay(
+            subject.predict_proba, subject.labels, held, trig, verdict.best.label, seed=ctx.seed
+        )
+        if fr <= verdict.best.flip_rate:
+            return None
+        return D.LabelResult(verdict.best.label, trig, rloss, fr, n, grown.loss)
 
     def _prune(self, subject: Any, held: list[str], r: D.LabelResult, seed: int) -> D.LabelResult:
         """Drop trigger words that do not matter: keep the shortest part that flips as well."""
