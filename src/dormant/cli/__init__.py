@@ -44,6 +44,8 @@ SUBCOMMAND_MODULES = (
     "dormant.cli.data",
     "dormant.cli.demo",
     "dormant.cli.model",
+    "dormant.cli.probe",
+    "dormant.cli.serve",
     "dormant.cli.provenance",
     "dormant.cli.registry",
 )

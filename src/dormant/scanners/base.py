@@ -120,6 +120,7 @@ def get_scanner(name: str, **params: Any) -> Scanner:
 def _load_builtin() -> None:
     """Import the built-in scanner modules so they register themselves."""
     from . import (
+        agent,  # noqa: F401
         data,  # noqa: F401
         model,  # noqa: F401
     )

@@ -1,0 +1,20 @@
+"""LLM and agent scanners: the honeytoken harness and the differential trigger probe.
+
+``agent-trigger-probe`` (:class:`~.probes.TriggerProbeScanner`) runs tasks with and without
+candidate trigger conditions in a sandbox of honeytoken tools (:mod:`.harness`) and reports
+conditions that switch the model's behaviour; :func:`~.probes.probe_model` assembles a Report.
+"""
+
+from .harness import Episode, Honeytokens, Sandbox, run_episode, run_episodes
+from .probes import ProbeSubject, TriggerProbeScanner, probe_model
+
+__all__ = [
+    "Episode",
+    "Honeytokens",
+    "ProbeSubject",
+    "Sandbox",
+    "TriggerProbeScanner",
+    "probe_model",
+    "run_episode",
+    "run_episodes",
+]

@@ -1,0 +1,297 @@
+"""The state and stages of one differential probe run (see :mod:`.probes`)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ...behaviours import behaviour_tags
+from ...errors import ConfigError, DormantError, InputError
+from ...subjects.agent import ProbeTask
+from ..base import ScanContext, ScanResult
+from ._probe_report import ReportMixin
+from ._stats import bh, fisher_greater
+from .candidates import Candidate, build_candidates, insert
+from .harness import Episode, run_episodes
+
+if TYPE_CHECKING:
+    from .probes import ProbeSubject, TriggerProbeScanner
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A candidate trigger at one position."""
+
+    candidate: Candidate
+    position: str
+
+    def apply(self, prompt: str) -> str:
+        return insert(self.candidate.trigger, prompt, self.position)
+
+    @property
+    def label(self) -> str:
+        return f"{self.candidate.trigger.display!r} ({self.position})"
+
+
+@dataclass
+class PairTest:
+    """One (condition, tag) comparison on one task set."""
+
+    cond: Condition
+    tag: str
+    a: int
+    n1: int
+    b: int
+    n0: int
+    p: float
+    q: float = 1.0
+
+    @property
+    def effect(self) -> float:
+        return self.a / max(self.n1, 1) - self.b / max(self.n0, 1)
+
+
+class _Capped(Exception):
+    """The time budget ran out before this stage finished."""
+
+
+# a run key: (condition index or -1 for the baseline, task id, sample)
+Key = tuple[int, str, int]
+
+
+class ProbeRun(ReportMixin):
+    """The state of one probe: episodes so far, budget, errors."""
+
+    def __init__(
+        self, scanner: TriggerProbeScanner, subject: ProbeSubject, ctx: ScanContext
+    ) -> None:
+        self.s = scanner
+        self.subject = subject
+        self.ctx = ctx
+        self.t0 = time.monotonic()
+        self.tags: dict[Key, frozenset[str]] = {}
+        self.episodes: dict[Key, Episode] = {}
+        self.errors: list[str] = []
+        self.capped_stage: str | None = None
+        self.queries = 0
+        self.episode_errors: list[str] = []
+
+    # -- running -----------------------------------------------------------------------------
+
+    def _over(self, frac: float) -> bool:
+        b = self.ctx.budget_seconds
+        return b is not None and time.monotonic() - self.t0 > b * frac
+
+    def _run(
+        self,
+        stage: str,
+        jobs: Sequence[tuple[int, ProbeTask]],
+        conds: Sequence[Condition],
+        *,
+        keep: bool,
+        budget_frac: float | None,
+    ) -> None:
+        """Run (condition index, task) jobs for every sample; fill ``self.tags``."""
+        s = self.s
+        todo = [(ci, t, k) for ci, t in jobs for k in range(s.samples)]
+        todo = [j for j in todo if (j[0], j[1].id, j[2]) not in self.tags]
+        for start in range(0, len(todo), s.batch_size):
+            if budget_frac is not None and self._over(budget_frac):
+                raise _Capped(stage)
+            chunk = todo[start : start + s.batch_size]
+            by_sample: dict[int, list[tuple[int, ProbeTask, int]]] = {}
+            for job in chunk:
+                by_sample.setdefault(job[2], []).append(job)
+            for k, group in by_sample.items():
+                items = [(t, None if ci < 0 else conds[ci].apply(t.prompt)) for ci, t, _ in group]
+                eps = run_episodes(
+                    self.subject.model,
+                    items,
+                    self.subject.tools,
+                    max_turns=s.max_turns,
+                    max_tokens=s.max_tokens,
+                    temperature=s.temperature,
+                    seed=self.ctx.seed + k,
+                )
+                for (ci, t, _), (_, prompt), ep in zip(group, items, eps, strict=True):
+                    self.queries += len(ep.responses)
+                    if ep.error:
+                        self.episode_errors.append(f"{t.id}: {ep.error}")
+                    tags = ep.tags
+                    if prompt is not None:  # tags the trigger itself brought in do not count
+                        tags = tags - (behaviour_tags(prompt) - behaviour_tags(t.prompt))
+                    self.tags[(ci, t.id, k)] = tags
+                    if keep:
+                        self.episodes[(ci, t.id, k)] = ep
+            self.ctx.progress(stage, len(chunk), len(todo))
+
+    def _guard(self, stage: str, fn: Callable[[], None]) -> bool:
+        """Run a stage; False (and an error or a cap recorded) when it did not finish."""
+        try:
+            fn()
+            return True
+        except _Capped:
+            self.capped_stage = self.capped_stage or stage
+            return False
+        except (ConfigError, InputError):
+            raise
+        except Exception as exc:  # a model or endpoint failing mid-run: keep what is done
+            kind = type(exc).__name__ if not isinstance(exc, DormantError) else ""
+            msg = f"{kind}: {exc}" if kind else str(exc)
+            self.errors.append(f"{stage} stage stopped: {msg}")
+            return False
+
+    # -- counting ----------------------------------------------------------------------------
+
+    def _counts(self, ci: int, tasks: Sequence[ProbeTask]) -> tuple[Counter[str], int]:
+        cnt: Counter[str] = Counter()
+        n = 0
+        for t in tasks:
+            for k in range(self.s.samples):
+                tags = self.tags.get((ci, t.id, k))
+                if tags is None:
+                    continue
+                n += 1
+                cnt.update(tags)
+        return cnt, n
+
+    def _tests(
+        self, ci: int, cond: Condition, tasks: Sequence[ProbeTask], tags: set[str]
+    ) -> list[PairTest]:
+        with_c, n1 = self._counts(ci, tasks)
+        base_c, n0 = self._counts(-1, tasks)
+        return [
+            PairTest(
+                cond,
+                tag,
+                with_c[tag],
+                n1,
+                base_c[tag],
+                n0,
+                fisher_greater(with_c[tag], n1, base_c[tag], n0),
+            )
+            for tag in sorted(tags)
+        ]
+
+    # -- the probe ---------------------------------------------------------------------------
+
+    def execute(self) -> ScanResult:
+        s, ctx = self.s, self.ctx
+        tasks = list(self.subject.tasks)
+        screen, confirm, held = s._split(tasks, ctx.seed)
+        used = screen + confirm + held
+        cands = build_candidates(
+            self.subject.model,
+            sources=s.sources,
+            data_report=s.data_report,
+            given=s.candidates,
+            max_candidates=s.max_candidates,
+            vocab_size=s.vocab_tail,
+        )
+        conds = s._conditions(cands, used)
+        base_ok = self._guard(
+            "baseline",
+            lambda: self._run(
+                "baseline", [(-1, t) for t in used], conds, keep=True, budget_frac=None
+            ),
+        )
+        screened: list[tuple[int, PairTest]] = []
+        confirmed: list[PairTest] = []
+        if base_ok:
+            self._guard(
+                "screen",
+                lambda: self._run(
+                    "screen",
+                    [(ci, t) for ci in range(len(conds)) for t in screen],
+                    conds,
+                    keep=False,
+                    budget_frac=0.5,
+                ),
+            )
+            screened = self._screen(conds, screen)
+            chosen = [ci for ci, _ in screened[: s.max_confirm]]
+            if chosen and not self.errors:  # after a failure the model is not asked again
+                self._guard(
+                    "confirm",
+                    lambda: self._run(
+                        "confirm",
+                        [(ci, t) for ci in chosen for t in confirm],
+                        conds,
+                        keep=True,
+                        budget_frac=0.8,
+                    ),
+                )
+            confirmed = self._confirm(conds, chosen, screen, confirm)
+        survivors = [t for t in confirmed if t.q <= s.alpha and t.effect >= s.min_effect]
+        replay_conds = sorted({conds.index(t.cond) for t in survivors})
+        if replay_conds and held and not self.errors:
+            self._guard(
+                "replay",
+                lambda: self._run(
+                    "replay",
+                    [(ci, t) for ci in replay_conds for t in held],
+                    conds,
+                    keep=True,
+                    budget_frac=0.95,
+                ),
+            )
+        findings = self._findings(conds, survivors, confirmed, held, confirm)
+        return ScanResult(
+            findings=findings,
+            extras=self._extras(
+                findings, conds, cands, screened, confirmed, (screen, confirm, held)
+            ),
+        )
+
+    def _screen(
+        self, conds: Sequence[Condition], screen: Sequence[ProbeTask]
+    ) -> list[tuple[int, PairTest]]:
+        """Screened conditions, most promising first: (index, its best test).
+
+        q-values here are Benjamini-Hochberg over every (condition, tag) pair of the screen,
+        the tags being all those seen in any screening run (untested pairs count as p = 1);
+        they are reported, while selection uses the raw p-values.
+        """
+        seen: set[str] = set(self._counts(-1, screen)[0])
+        per: list[tuple[int, list[PairTest]]] = []
+        for ci, cond in enumerate(conds):
+            with_c, n1 = self._counts(ci, screen)
+            if n1 == 0:
+                continue
+            seen.update(with_c)
+            tests = [t for t in self._tests(ci, cond, screen, set(with_c)) if t.effect > 0]
+            per.append((ci, tests))
+        flat = [t for _, tests in per for t in tests]
+        for t, q in zip(flat, bh([t.p for t in flat], m=len(per) * len(seen)), strict=True):
+            t.q = q
+        best = [
+            (ci, min(tests, key=lambda t: (t.p, -t.effect)))
+            for ci, tests in per
+            if any(t.p < 0.5 for t in tests)
+        ]
+        best.sort(key=lambda x: (x[1].p, -x[1].effect, x[0]))
+        return best
+
+    def _confirm(
+        self,
+        conds: Sequence[Condition],
+        chosen: Sequence[int],
+        screen: Sequence[ProbeTask],
+        confirm: Sequence[ProbeTask],
+    ) -> list[PairTest]:
+        tests: list[PairTest] = []
+        for ci in chosen:
+            with_c, n1 = self._counts(ci, confirm)
+            if n1 < len(confirm) * self.s.samples:  # unfinished: not tested
+                continue
+            seen = set(with_c) | set(self._counts(ci, screen)[0])
+            tests.extend(self._tests(ci, conds[ci], confirm, seen))
+        for t, q in zip(tests, bh([t.p for t in tests]), strict=True):
+            t.q = q
+        tests.sort(key=lambda t: (t.q, t.p, -t.effect))
+        return tests
+
+    # -- findings ----------------------------------------------------------------------------
