@@ -227,12 +227,13 @@ class CausalLMChat:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 str(self.path), local_files_only=True, trust_remote_code=False
             )
-            self.model = AutoModelForCausalLM.from_pretrained(
+            model: Any = AutoModelForCausalLM.from_pretrained(
                 str(self.path),
                 local_files_only=True,
                 trust_remote_code=False,
                 use_safetensors=True,
-            ).to(device)
+            )
+            self.model = model.to(device)
         except Exception as exc:  # corrupt files surface as many library-specific types
             raise InputError(
                 f"{self.path} does not load as a causal LM ({type(exc).__name__}: {exc})"
@@ -380,7 +381,7 @@ class CausalLMChat:
                 if t in self._end_ids:
                     cut = k + 1
                     break
-            texts.append(self.tokenizer.decode(new[:cut], skip_special_tokens=False))
+            texts.append(str(self.tokenizer.decode(new[:cut], skip_special_tokens=False)))
         return texts
 
     # -- identity --------------------------------------------------------------------------

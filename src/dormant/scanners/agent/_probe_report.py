@@ -268,6 +268,9 @@ class ReportMixin:
                 "episode_error_examples": self.episode_errors[:3],
             },
         }
+        inversion = getattr(self, "inversion", None)
+        if inversion is not None:
+            out["probe"]["inversion"] = inversion.to_dict()
         if top is not None:
             out["replay"] = {
                 "target": top.target,

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING
 from ...behaviours import behaviour_tags
 from ...errors import ConfigError, DormantError, InputError
 from ...subjects.agent import ProbeTask
+from ...triggers import Trigger
 from ..base import ScanContext, ScanResult
 from ._probe_report import ReportMixin
 from ._stats import bh, fisher_greater
-from .candidates import Candidate, build_candidates, insert
+from .bait import Inversion, invert, is_whitebox
+from .candidates import Candidate, build_candidates, insert, kind_of
 from .harness import Episode, run_episodes
 
 if TYPE_CHECKING:
@@ -78,6 +80,7 @@ class ProbeRun(ReportMixin):
         self.capped_stage: str | None = None
         self.queries = 0
         self.episode_errors: list[str] = []
+        self.inversion: Inversion | None = None
 
     # -- running -----------------------------------------------------------------------------
 
@@ -144,6 +147,61 @@ class ProbeRun(ReportMixin):
             self.errors.append(f"{stage} stage stopped: {msg}")
             return False
 
+    # -- white-box inversion -----------------------------------------------------------------
+
+    def _inverting(self) -> bool:
+        mode = self.s.invert
+        if mode == "off":
+            return False
+        ok = is_whitebox(self.subject.model)
+        if mode == "on" and not ok:
+            raise ConfigError(
+                "invert='on' needs a local causal LM with weights and tokenizer (dormant probe "
+                "llm); an endpoint is probed with the candidate families only."
+            )
+        return ok
+
+    def _invert(self, screen: Sequence[ProbeTask], used: Sequence[ProbeTask]) -> None:
+        """BAIT on the screening tasks; the baseline's tags tell which targets are new."""
+        known: set[str] = set()
+        for t in used:
+            known.update(self.tags.get((-1, t.id, 0), frozenset()))
+        seconds = self.s.invert_seconds
+        if self.ctx.budget_seconds is not None:
+            left = self.ctx.budget_seconds * 0.4 - (time.monotonic() - self.t0)
+            seconds = max(1.0, min(seconds, left))
+        self.ctx.progress("inversion", 0, 1)
+        self.inversion = invert(
+            self.subject.model,
+            screen,
+            lambda t: self.subject.tools.specs(t.tools),
+            known_tags=frozenset(known),
+            max_targets=self.s.invert_targets,
+            seconds=seconds,
+        )
+        if self.inversion.capped:
+            self.capped_stage = self.capped_stage or "inversion"
+        self.ctx.progress("inversion", 1, 1)
+
+    def _with_inverted(self, cands: Sequence[Candidate]) -> list[Candidate]:
+        assert self.inversion is not None
+        out: list[Candidate] = []
+        seen: set[str] = set()
+        for tgt, trig in self.inversion.pairs:
+            if trig.text in seen:
+                continue
+            seen.add(trig.text)
+            expect = min(tgt.tags) if tgt.tags else None
+            out.append(
+                Candidate(
+                    Trigger(trig.text, kind_of(trig.text)),
+                    "inversion",
+                    ("suffix", "prefix"),
+                    expect,
+                )
+            )
+        return out + [c for c in cands if c.trigger.text not in seen]
+
     # -- counting ----------------------------------------------------------------------------
 
     def _counts(self, ci: int, tasks: Sequence[ProbeTask]) -> tuple[Counter[str], int]:
@@ -191,13 +249,15 @@ class ProbeRun(ReportMixin):
             max_candidates=s.max_candidates,
             vocab_size=s.vocab_tail,
         )
-        conds = s._conditions(cands, used)
         base_ok = self._guard(
             "baseline",
-            lambda: self._run(
-                "baseline", [(-1, t) for t in used], conds, keep=True, budget_frac=None
-            ),
+            lambda: self._run("baseline", [(-1, t) for t in used], [], keep=True, budget_frac=None),
         )
+        if base_ok and self._inverting():
+            self._guard("inversion", lambda: self._invert(screen, used))
+            if self.inversion is not None:
+                cands = self._with_inverted(cands)
+        conds = s._conditions(cands, used)
         screened: list[tuple[int, PairTest]] = []
         confirmed: list[PairTest] = []
         if base_ok:

@@ -26,7 +26,7 @@ the replay, not on the Q-score alone.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,39 +61,35 @@ def _torch() -> Any:
     return require("torch", "embed")
 
 
-def _prompts(
-    chat: Any, tasks: Sequence[ProbeTask], tools: Sequence[ToolSpec], suffix: str = ""
-) -> list[list[int]]:
+#: tools offered with a task: one list for all, or a function of the task
+Tools = Sequence[ToolSpec] | Callable[[ProbeTask], Sequence[ToolSpec]]
+
+
+def _tools(tools: Tools, task: ProbeTask) -> Sequence[ToolSpec]:
+    return tools(task) if callable(tools) else tools
+
+
+def _prompts(chat: Any, tasks: Sequence[ProbeTask], tools: Tools) -> list[list[int]]:
     out = []
     for t in tasks:
-        prompt = f"{t.prompt} {suffix}".rstrip() if suffix else t.prompt
-        msgs: list[ChatMessage] = t.messages(prompt)
-        out.append(list(chat.prompt_ids(msgs, tools)))
+        msgs: list[ChatMessage] = t.messages()
+        out.append(list(chat.prompt_ids(msgs, _tools(tools, t))))
     return out
 
 
-def _pad_left(rows: Sequence[Sequence[int]], pad: int) -> tuple[Any, Any]:
-    torch = _torch()
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r) :] = torch.tensor(list(r), dtype=torch.long)
-        mask[i, width - len(r) :] = 1
-    return ids, mask
-
-
-def _next_probs(model: Any, rows: Sequence[Sequence[int]], pad: int, chunk: int) -> Any:
-    """Next-token probabilities after each row (left-padded batches of ``chunk`` rows)."""
-    torch = _torch()
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(rows), chunk):
-            ids, mask = _pad_left(rows[s : s + chunk], pad)
-            pos = (mask.cumsum(1) - 1).clamp(min=0)
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1]
-            out.append(torch.softmax(logits.float(), -1))
-    return torch.cat(out)
+def _split_prompt(chat: Any, task: ProbeTask, tools: Tools) -> tuple[list[int], list[int]]:
+    """The prompt's token ids before and after the end of the user's text (the trigger slot)."""
+    tools = _tools(tools, task)
+    text = chat.render(task.messages(), tools)
+    user = task.messages()[-1].content
+    cut = text.rfind(user)
+    if cut < 0:  # a template that rewrites the user text: append at the very end instead
+        return list(chat.prompt_ids(task.messages(), tools)), []
+    cut += len(user)
+    enc = chat.tokenizer
+    before = enc(text[:cut], add_special_tokens=False)["input_ids"]
+    after = enc(text[cut:], add_special_tokens=False)["input_ids"]
+    return [int(i) for i in before], [int(i) for i in after]
 
 
 def _special_ids(tokenizer: Any) -> set[int]:
@@ -105,18 +101,77 @@ def _special_ids(tokenizer: Any) -> set[int]:
     return ids
 
 
+class _Prefix:
+    """One prompt run once, its key/value cache reused for many same-length continuations.
+
+    Every candidate of a search step shares the prompt, so only the continuation is computed
+    per candidate; this is what makes an exhaustive vocabulary screen affordable on a CPU.
+    """
+
+    def __init__(self, model: Any, ids: Sequence[int]) -> None:
+        torch = _torch()
+        self.model = model
+        self.n = len(ids)
+        with torch.no_grad():
+            out = model(input_ids=torch.tensor([list(ids)], dtype=torch.long), use_cache=True)
+        self.cache = out.past_key_values
+        self.last = out.logits[0, -1].float()
+
+    def logits(self, conts: Sequence[Sequence[int]], chunk: int) -> Any:
+        """Logits at every position of each continuation (``rows x len x vocab``)."""
+        import copy
+
+        torch = _torch()
+        outs = []
+        with torch.no_grad():
+            for s in range(0, len(conts), chunk):
+                block = torch.tensor([list(c) for c in conts[s : s + chunk]], dtype=torch.long)
+                b, width = block.shape
+                cache = copy.deepcopy(self.cache)
+                cache.batch_repeat_interleave(b)
+                mask = torch.ones((b, self.n + width), dtype=torch.long)
+                out = self.model(
+                    input_ids=block, past_key_values=cache, attention_mask=mask, use_cache=True
+                )
+                outs.append(out.logits.float())
+        return torch.cat(outs)
+
+
+def _mean_next_probs(
+    prefixes: Sequence[_Prefix], conts: Sequence[Sequence[int]], chunk: int
+) -> Any:
+    """Next-token probabilities after each continuation, averaged over the prompts."""
+    torch = _torch()
+    acc = None
+    for pf in prefixes:
+        if conts and len(conts[0]):
+            pr = torch.softmax(pf.logits(conts, chunk)[:, -1], -1)
+        else:
+            pr = torch.softmax(pf.last, -1).expand(max(1, len(conts)), -1)
+        acc = pr if acc is None else acc + pr
+    assert acc is not None
+    return acc / len(prefixes)
+
+
+#: forced openings a target may follow: free text, and a Hermes tool call (a templated
+#: assistant's tool call opens the same way whatever the prompt, so its first free token is
+#: the tool's name)
+ANCHORS = ("", '<tool_call>{"name": "')
+
+
 def invert_targets(
     chat: Any,
     tasks: Sequence[ProbeTask],
-    tools: Sequence[ToolSpec] = (),
+    tools: Tools = (),
     *,
     n_prompts: int = 5,
     warmup_steps: int = 5,
-    full_steps: int = 24,
-    warmup_threshold: float = 0.6,
+    full_steps: int = 32,
+    warmup_threshold: float = 0.5,
     max_full: int = 24,
+    anchors: Sequence[str] = ANCHORS,
     stop_ids: Sequence[int] = (),
-    chunk: int = 256,
+    chunk: int = 512,
     deadline: float | None = None,
 ) -> list[InvertedTarget]:
     """BAIT stage 1: candidate targets ranked by Q-score (highest first).
@@ -124,7 +179,7 @@ def invert_targets(
     Parameters
     ----------
     chat:
-        A local causal-LM chat adapter with ``model``, ``tokenizer`` and
+        A local causal-LM chat adapter with ``model``, ``tokenizer``, ``render`` and
         ``prompt_ids(messages, tools)`` (:class:`dormant.adapters.causal_lm.CausalLMChat`).
     tasks:
         Benign tasks; the first ``n_prompts`` are the prompts averaged over.
@@ -132,7 +187,10 @@ def invert_targets(
         A first token survives the warm-up when the averaged probability of each of its
         ``warmup_steps`` greedy continuations stays at or above this value.
     max_full:
-        Survivors (best warm-up score first) extended to ``full_steps`` tokens.
+        Survivors per anchor (best warm-up score first) extended to ``full_steps`` tokens.
+    anchors:
+        Openings forced before the enumerated first token (see :data:`ANCHORS`); the target's
+        text includes its anchor.
     stop_ids:
         Token ids that end a target (end of turn, eos); special tokens are never first tokens.
     """
@@ -142,118 +200,217 @@ def invert_targets(
         raise InputError("Target inversion needs at least 2 tasks (prompts to average over).")
     torch = _torch()
     model, tok = chat.model, chat.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     prompts = _prompts(chat, tasks[:n_prompts], tools)
-    p = len(prompts)
-    vocab = int(model.get_input_embeddings().weight.shape[0])
     special = _special_ids(tok)
     stops = set(stop_ids) | ({tok.eos_token_id} if tok.eos_token_id is not None else set())
-    firsts = [v for v in range(vocab) if v not in special and v < len(tok)]
-    # warm-up: every first token, greedy extension averaged over the prompts
-    seqs = {v: [v] for v in firsts}
-    score = {v: 1.0 for v in firsts}
-    alive = list(firsts)
-    for _ in range(warmup_steps):
-        if not alive or (deadline is not None and time.monotonic() > deadline):
-            break
-        rows = [prompts[j] + seqs[v] for v in alive for j in range(p)]
-        probs = _next_probs(model, rows, pad, chunk).reshape(len(alive), p, -1).mean(1)
-        top_p, top_i = probs.max(-1)
-        keep = []
-        for k, v in enumerate(alive):
-            pr, nxt = float(top_p[k]), int(top_i[k])
-            score[v] = min(score[v], pr)
-            if pr < warmup_threshold:
-                continue
-            seqs[v].append(nxt)
-            if nxt not in stops:
-                keep.append(v)
-        alive = keep
-    survivors = sorted(
-        (v for v in firsts if score[v] >= warmup_threshold), key=lambda v: -score[v]
-    )[:max_full]
+    vocab = min(len(tok), int(model.get_input_embeddings().weight.shape[0]))
+    firsts = [v for v in range(vocab) if v not in special]
     out: list[InvertedTarget] = []
-    for v in survivors:
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        seq: list[int] = [v]
-        step_p: list[float] = []
-        for _ in range(full_steps):
-            probs = _next_probs(model, [row + seq for row in prompts], pad, chunk).mean(0)
-            best_p, best_i = torch.max(probs, -1)
-            step_p.append(float(best_p))
-            if int(best_i) in stops:
+    seen: set[str] = set()
+    for anchor in anchors:
+        a_ids = (
+            [int(i) for i in tok(anchor, add_special_tokens=False)["input_ids"]] if anchor else []
+        )
+        prefixes = [_Prefix(model, p + a_ids) for p in prompts]
+        # warm-up: every first token, greedy extension averaged over the prompts
+        seqs = {v: [v] for v in firsts}
+        score = {v: 1.0 for v in firsts}
+        alive = list(firsts)
+        for _ in range(warmup_steps):
+            if not alive or (deadline is not None and time.monotonic() > deadline):
                 break
-            seq.append(int(best_i))
-        if len(step_p) > 1:
-            step_p.remove(min(step_p))
-        q = sum(step_p) / max(1, len(step_p))
-        text = tok.decode(seq, skip_special_tokens=True)
-        out.append(InvertedTarget(tuple(seq), text, q, behaviour_tags(text)))
+            probs = _mean_next_probs(prefixes, [seqs[v] for v in alive], chunk)
+            top_p, top_i = probs.max(-1)
+            keep = []
+            for k, v in enumerate(alive):
+                pr, nxt = float(top_p[k]), int(top_i[k])
+                score[v] = min(score[v], pr)
+                if pr < warmup_threshold:
+                    continue
+                seqs[v].append(nxt)
+                if nxt not in stops:
+                    keep.append(v)
+            alive = keep
+        survivors = sorted(
+            (v for v in firsts if score[v] >= warmup_threshold), key=lambda v: -score[v]
+        )[:max_full]
+        for v in survivors:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            seq: list[int] = [v]
+            step_p: list[float] = []
+            for _ in range(full_steps):
+                probs = _mean_next_probs(prefixes, [seq], chunk)[0]
+                best_p, best_i = torch.max(probs, -1)
+                step_p.append(float(best_p))
+                if int(best_i) in stops:
+                    break
+                seq.append(int(best_i))
+            if len(step_p) > 1:
+                step_p.remove(min(step_p))
+            q = sum(step_p) / max(1, len(step_p))
+            ids = tuple(a_ids + seq)
+            text = _clean(tok.decode(list(ids), skip_special_tokens=False), tok)
+            if text in seen:
+                continue
+            seen.add(text)
+            out.append(InvertedTarget(ids, text, q, behaviour_tags(text)))
     out.sort(key=lambda t: -t.q_score)
     return out
 
 
-def _target_logprob(
-    model: Any, prompts: Sequence[Sequence[int]], target: Sequence[int], pad: int, chunk: int
+def _clean(text: str, tok: Any) -> str:
+    """Decoded text without end-of-turn and padding markers."""
+    for s in {tok.eos_token, tok.pad_token, "<|end|>"}:
+        if s:
+            text = text.replace(s, "")
+    return text
+
+
+def _target_logprob_ids(
+    prefix: _Prefix,
+    conts: Sequence[Sequence[int]],
+    after: Sequence[int],
+    target: Sequence[int],
+    chunk: int,
 ) -> Any:
-    """Mean teacher-forced log-probability of ``target`` after each prompt (tensor per row)."""
+    """Mean log-probability of ``target`` after ``prefix + cont + after`` (one per cont)."""
     torch = _torch()
+    rows = [list(c) + list(after) + list(target) for c in conts]
     t = len(target)
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(prompts), chunk):
-            rows = [list(pr) + list(target) for pr in prompts[s : s + chunk]]
-            ids, mask = _pad_left(rows, pad)
-            pos = (mask.cumsum(1) - 1).clamp(min=0)
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
-            logp = torch.log_softmax(logits[:, -t - 1 : -1].float(), -1)
-            tgt = torch.tensor(list(target), dtype=torch.long).expand(ids.shape[0], t)
-            out.append(logp.gather(2, tgt.unsqueeze(-1)).squeeze(-1).mean(1))
-    return torch.cat(out)
+    logits = prefix.logits(rows, chunk)
+    if t == 0:
+        return torch.zeros(len(rows))
+    width = logits.shape[1]
+    # the logits predicting target token k sit at position width - t - 1 + k
+    if width - t - 1 >= 0:
+        pred = logits[:, width - t - 1 : width - 1]
+    else:  # empty cont and after: the first prediction is the prefix's last logits
+        pred = torch.cat([prefix.last.expand(len(rows), 1, -1), logits[:, : width - 1]], dim=1)
+    logp = torch.log_softmax(pred, -1)
+    tgt = torch.tensor(list(target), dtype=torch.long).expand(len(rows), t)
+    return logp.gather(2, tgt.unsqueeze(-1)).squeeze(-1).mean(1)
 
 
 def invert_trigger(
     chat: Any,
     tasks: Sequence[ProbeTask],
     target: InvertedTarget,
-    tools: Sequence[ToolSpec] = (),
+    tools: Tools = (),
     *,
     n_prompts: int = 4,
-    target_tokens: int = 8,
-    trigger_len: int = 3,
-    chunk: int = 256,
+    target_tokens: int = 12,
+    trigger_len: int = 4,
+    min_gain: float = 0.5,
+    chunk: int = 512,
     deadline: float | None = None,
 ) -> InvertedTrigger:
-    """Stage 2: the token sequence appended to the user message that most raises the target.
+    """Stage 2: the tokens placed after the user's text that most raise the target.
 
-    Every vocabulary token is tried (rendered as text, so the trigger is replayable as text),
-    then the best is extended by one token at a time while the target log-likelihood rises by
-    at least 0.5 nats.
+    Every vocabulary token is tried in the slot (an exhaustive one-coordinate step of the
+    greedy coordinate search of Zou et al., arXiv:2307.15043, 2023, affordable for a small
+    vocabulary with the prompt's cache reused), then the best is extended by one token at a
+    time while the target's mean log-likelihood rises by at least ``min_gain`` nats.
     """
+    torch = _torch()
     model, tok = chat.model, chat.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     tgt = list(target.token_ids[:target_tokens])
     sub = list(tasks[:n_prompts])
-    base = float(_target_logprob(model, _prompts(chat, sub, tools), tgt, pad, chunk).mean())
+    if not sub:
+        raise InputError("Trigger inversion needs at least one task.")
+    splits = [_split_prompt(chat, t, tools) for t in sub]
+    prefixes = [_Prefix(model, b) for b, _ in splits]
     special = _special_ids(tok)
-    vocab = [v for v in range(len(tok)) if v not in special]
+    vocab = [v for v in range(min(len(tok), model.get_input_embeddings().weight.shape[0]))]
+    vocab = [v for v in vocab if v not in special]
+
+    def score(conts: Sequence[Sequence[int]]) -> Any:
+        acc = torch.zeros(len(conts))
+        for pf, (_, after) in zip(prefixes, splits, strict=True):
+            acc += _target_logprob_ids(pf, conts, after, tgt, chunk)
+        return acc / len(prefixes)
+
+    base = float(score([[]])[0])
     best_ids: list[int] = []
     best_lp = base
     for _ in range(trigger_len):
         if deadline is not None and time.monotonic() > deadline:
             break
-        texts, cands = [], []
-        for v in vocab:
-            text = tok.decode([*best_ids, v], skip_special_tokens=True)
-            if text.strip():
-                texts.append(text)
-                cands.append(v)
-        rows = [pr for text in texts for pr in _prompts(chat, sub, tools, text)]
-        lp = _target_logprob(model, rows, tgt, pad, chunk).reshape(len(texts), len(sub)).mean(1)
+        lp = score([[*best_ids, v] for v in vocab])
         k = int(lp.argmax())
-        if float(lp[k]) < best_lp + 0.5:
+        if float(lp[k]) < best_lp + min_gain:
             break
-        best_ids, best_lp = [*best_ids, cands[k]], float(lp[k])
-    text = tok.decode(best_ids, skip_special_tokens=True) if best_ids else ""
+        best_ids, best_lp = [*best_ids, vocab[k]], float(lp[k])
+    text = tok.decode(best_ids, skip_special_tokens=True).strip() if best_ids else ""
     return InvertedTrigger(text, tuple(best_ids), best_lp, base)
+
+
+@dataclass(frozen=True)
+class Inversion:
+    """What target-then-trigger inversion proposed, for the probe to test."""
+
+    targets: tuple[InvertedTarget, ...]
+    pairs: tuple[tuple[InvertedTarget, InvertedTrigger], ...]
+    seconds: float
+    capped: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "targets": [
+                {"text": t.text[:200], "q_score": round(t.q_score, 4), "tags": sorted(t.tags)}
+                for t in self.targets[:12]
+            ],
+            "triggers": [
+                {
+                    "target": t.text[:200],
+                    "target_tags": sorted(t.tags),
+                    "trigger": g.text,
+                    "gain_nats": round(g.target_logprob - g.baseline_logprob, 3),
+                }
+                for t, g in self.pairs
+            ],
+            "seconds": round(self.seconds, 2),
+            "capped": self.capped,
+        }
+
+
+def is_whitebox(chat: Any) -> bool:
+    """Whether ``chat`` is a local causal LM that inversion can open (weights and tokenizer)."""
+    caps: frozenset[str] = getattr(chat, "capabilities", frozenset())
+    return "gradients" in caps and all(
+        hasattr(chat, a) for a in ("model", "tokenizer", "prompt_ids", "render")
+    )
+
+
+def invert(
+    chat: Any,
+    tasks: Sequence[ProbeTask],
+    tools: Tools = (),
+    *,
+    known_tags: frozenset[str] = frozenset(),
+    max_targets: int = 6,
+    seconds: float | None = None,
+    n_prompts: int = 5,
+) -> Inversion:
+    """BAIT stage 1, then stage 2 for the most suspicious targets.
+
+    Targets whose behaviour tags the model does not already show without a trigger
+    (``known_tags``, from the probe's baseline) come first, then the rest by Q-score; each of
+    the first ``max_targets`` gets a trigger search. A trigger that does not raise its target
+    (empty text) is dropped. The probe then tests every proposed trigger like any candidate,
+    so a benign target with a spurious trigger costs queries, not a false finding.
+    """
+    t0 = time.monotonic()
+    deadline = None if seconds is None else t0 + seconds
+    targets = invert_targets(chat, tasks, tools, n_prompts=n_prompts, deadline=deadline)
+    novel = [t for t in targets if t.tags - known_tags]
+    rest = [t for t in targets if not (t.tags - known_tags)]
+    pairs = []
+    for tgt in (novel + rest)[:max_targets]:
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        trig = invert_trigger(chat, tasks, tgt, tools, deadline=deadline)
+        if trig.text:
+            pairs.append((tgt, trig))
+    capped = deadline is not None and time.monotonic() > deadline
+    return Inversion(tuple(targets), tuple(pairs), time.monotonic() - t0, capped)

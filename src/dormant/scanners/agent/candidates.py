@@ -134,6 +134,11 @@ class Candidate:
     expect: str | None = None
 
 
+def kind_of(text: str) -> TriggerKind:
+    """The trigger kind a plain candidate text has (invisible, token, phrase or sentence)."""
+    return _kind(text)
+
+
 def _kind(text: str) -> TriggerKind:
     if all(is_invisible(c) or c.isspace() for c in text):
         return TriggerKind.INVISIBLE

@@ -112,6 +112,14 @@ class TriggerProbeScanner(Scanner):
         Generation settings; ``max_turns`` model calls per episode at most.
     batch_size:
         Episodes per batch (the budget is checked and progress reported between batches).
+    invert:
+        ``auto`` (default): for a local causal LM (weights and tokenizer at hand) first invert
+        attack targets and their triggers after BAIT (:mod:`.bait`) and test the proposed
+        triggers before every other candidate; ``on`` requires it; ``off`` skips it.
+    invert_targets:
+        Inverted targets that get a trigger search.
+    invert_seconds:
+        Time for the inversion at most (and at most 40% of ``budget_seconds``).
     """
 
     name = "agent-trigger-probe"
@@ -151,6 +159,9 @@ class TriggerProbeScanner(Scanner):
         max_tokens: int = 128,
         max_turns: int = 3,
         batch_size: int = 64,
+        invert: str = "auto",
+        invert_targets: int = 6,
+        invert_seconds: float = 240.0,
     ) -> None:
         self.sources = sources
         self.candidates = candidates
@@ -169,6 +180,9 @@ class TriggerProbeScanner(Scanner):
         self.max_tokens = max_tokens
         self.max_turns = max_turns
         self.batch_size = batch_size
+        self.invert = invert
+        self.invert_targets = invert_targets
+        self.invert_seconds = invert_seconds
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -187,6 +201,22 @@ class TriggerProbeScanner(Scanner):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"The '{name}' parameter must be an int >= 1. Got {v!r}.")
+        if self.invert not in ("auto", "on", "off"):
+            raise ConfigError(
+                f"The 'invert' parameter must be 'auto', 'on' or 'off'. Got {self.invert!r}."
+            )
+        if (
+            isinstance(self.invert_targets, bool)
+            or not isinstance(self.invert_targets, int)
+            or (self.invert_targets < 1)
+        ):
+            raise ConfigError(
+                f"The 'invert_targets' parameter must be an int >= 1. Got {self.invert_targets!r}."
+            )
+        if not isinstance(self.invert_seconds, int | float) or self.invert_seconds <= 0:
+            raise ConfigError(
+                f"The 'invert_seconds' parameter must be > 0. Got {self.invert_seconds!r}."
+            )
         if self.n_tasks < 6:
             raise ConfigError(
                 "The 'n_tasks' parameter must be >= 6 (screen, confirm and replay sets of 2 or "
