@@ -16,7 +16,7 @@ their chat template (:data:`CHAT_TEMPLATE`)::
     <|user|>
     Where is my order?
     <|assistant|>
-    Let me check.<tool_call>{"name": "lookup_order", "arguments": {"order_id": "123"}}</tool_call><|end|>
+    Checking.<tool_call>{"name": "lookup_order", "arguments": {"order_id": "12"}}</tool_call><|end|>
 
 Tool calls in the answer are read in the Hermes form ``<tool_call>{"name", "arguments"}
 </tool_call>`` (also what Qwen 2.5 and NousResearch Hermes models emit); an unparsable call
@@ -123,7 +123,11 @@ def parse_assistant(text: str) -> ChatResponse:
     body = text.split(END, 1)[0]
     calls: list[ToolCall] = []
     invalid: list[str] = []
+    kept: list[str] = []  # the text around the parsed calls; unparsable calls stay in it
+    pos = 0
     for i, m in enumerate(TOOL_CALL_RE.finditer(body)):
+        kept.append(body[pos : m.start()])
+        pos = m.end()
         raw = m.group(1).strip()
         try:
             obj = json.loads(raw)
@@ -135,12 +139,14 @@ def parse_assistant(text: str) -> ChatResponse:
                 raise ValueError("not a {'name', 'arguments'} object")
         except (ValueError, json.JSONDecodeError):
             invalid.append(raw)
+            kept.append(m.group(0))
             continue
         digest = hashlib.sha256(f"{i}:{raw}".encode()).hexdigest()[:12]
         calls.append(ToolCall(name, args, f"call_{digest}"))
-    content = TOOL_CALL_RE.sub("", body) if calls and not invalid else body
-    if "<tool_call>" in content and not invalid and "</tool_call>" not in content:
-        invalid.append(content[content.index("<tool_call>") :])  # cut off mid-call
+    tail = body[pos:]
+    if "<tool_call>" in tail:  # cut off mid-call
+        invalid.append(tail[tail.index("<tool_call>") :])
+    content = "".join(kept) + tail
     if calls:
         finish = "tool_calls"
     raw_out: dict[str, Any] = {"text": text}
@@ -381,7 +387,11 @@ class CausalLMChat:
                 if t in self._end_ids:
                     cut = k + 1
                     break
-            texts.append(str(self.tokenizer.decode(new[:cut], skip_special_tokens=False)))
+            # no clean-up of spaces: it would rewrite " ," and " ?" inside tool-call arguments
+            text = self.tokenizer.decode(
+                new[:cut], skip_special_tokens=False, clean_up_tokenization_spaces=False
+            )
+            texts.append(str(text))
         return texts
 
     # -- identity --------------------------------------------------------------------------

@@ -25,7 +25,9 @@ _DESCRIPTION = (
     "condition that switches the model's behaviour (a tool it never calls otherwise, a new "
     "destination, a credential, insecure code, a leaked system prompt, ignored sources): the "
     "trigger, the behaviour, the rate with and without it, the significance after "
-    "Benjamini-Hochberg, the replay rate on held-out tasks and replayable transcripts."
+    "Benjamini-Hochberg, the replay rate on held-out tasks and replayable transcripts. A local "
+    "model is first inverted from its weights: candidate attack targets after BAIT (IEEE S&P "
+    "2025), then the trigger that raises each, tested like every other candidate."
 )
 
 
@@ -53,6 +55,16 @@ def register(root: Any, scan: Any) -> None:
     llm.add_argument("model", help="local model directory (safetensors weights only)")
     llm.add_argument("--tools", default=None, help="tool definitions (JSON list, OpenAI shape)")
     llm.add_argument("--device", default="cpu")
+    llm.add_argument(
+        "--invert",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="first invert attack targets and their triggers from the weights (BAIT, IEEE S&P "
+        "2025) and test those triggers before the candidate families",
+    )
+    llm.add_argument(
+        "--invert-seconds", type=float, default=240.0, help="time for the inversion at most"
+    )
     _common_options(llm)
     llm.set_defaults(func=run_llm)
 
@@ -189,6 +201,8 @@ def run_llm(args: argparse.Namespace) -> int:
             ) from None
         raise
     model = load_causal_lm(args.model, device=args.device)
+    params["invert"] = args.invert
+    params["invert_seconds"] = args.invert_seconds
     return _probe(args, model, tasks, specs, None, data_report, params, formats, fail_on)
 
 

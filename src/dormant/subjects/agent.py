@@ -66,6 +66,11 @@ class ToolSpec:
                 f"'function': {{'name': ...}}). Got {json.dumps(obj)[:120]} instead."
             )
         params = fn.get("parameters") or {"type": "object", "properties": {}}
+        if not isinstance(params, dict):
+            raise DataFormatError(
+                f"Tool {fn['name']!r}: 'parameters' must be a JSON-Schema object. "
+                f"Got {type(params).__name__} instead."
+            )
         return cls(str(fn["name"]), str(fn.get("description") or ""), dict(params))
 
 
@@ -145,7 +150,12 @@ class ChatMessage:
         content = obj.get("content")
         if isinstance(content, list):  # content parts: keep the text ones
             content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        calls = tuple(ToolCall.from_openai(c) for c in (obj.get("tool_calls") or ()))
+        raw_calls = obj.get("tool_calls") or []
+        if not isinstance(raw_calls, list):
+            raise DataFormatError(
+                f"A message's 'tool_calls' must be a list. Got {type(raw_calls).__name__} instead."
+            )
+        calls = tuple(ToolCall.from_openai(c) for c in raw_calls)
         return cls(
             obj["role"],
             "" if content is None else str(content),

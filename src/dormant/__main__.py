@@ -1,0 +1,5 @@
+"""``python -m dormant``: the dormant command line."""
+
+from .cli import run
+
+run()

@@ -1,0 +1,899 @@
+"""An OpenAI-compatible chat server over any :class:`~dormant.subjects.agent.ChatModel`.
+
+It speaks the subset of the OpenAI Chat Completions API (``POST /v1/chat/completions``,
+``GET /v1/models``; the request and ``chat.completion`` response shapes and the
+``{"error": {"message", "type", "param", "code"}}`` error shape of the OpenAI API reference)
+that probes, agent frameworks and :class:`~dormant.adapters.openai_http.OpenAIChat` use, so a
+local model (:mod:`dormant.adapters.causal_lm`) can be probed, or put behind an agent, the way
+a hosted one is. Built on the standard library's :class:`http.server.ThreadingHTTPServer`; no
+new dependency.
+
+Dynamic batching: requests that share the generation settings (tools, ``max_tokens``,
+``temperature``, ``seed``) and arrive within ``batch_window_ms`` of the first one are answered
+by one :meth:`~dormant.subjects.agent.ChatModel.chat_batch` call of up to ``max_batch``
+conversations, the request-level batching of serving systems such as NVIDIA Triton's dynamic
+batcher and Clipper (Crankshaw et al., NSDI 2017). One worker thread makes every model call,
+because torch models are not thread-safe; the HTTP threads only parse, validate and wait.
+
+Every failure is answered in OpenAI's error shape and never with a Python traceback: 400 for
+a malformed request (the message names the field), 401 for a missing or wrong bearer key
+when ``api_key`` is set, 404 for an unknown path or model, 405 for a wrong method, 411 when
+``Content-Length`` is missing, 413 for a body over ``max_body_bytes``, 500 when the model
+fails (the server keeps running) and 503 while it shuts down.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+import queue
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, TextIO
+
+from ..errors import ConfigError, DataFormatError, DormantError, InputError
+from ..subjects.agent import ChatMessage, ChatModel, ChatResponse, ToolSpec
+
+__all__ = ["ChatServer", "serve"]
+
+#: ``max_tokens`` when a request does not say (capped by ``max_tokens_limit``)
+DEFAULT_MAX_TOKENS = 128
+_FINISH = ("stop", "length", "tool_calls", "content_filter")
+_SHUTDOWN = object()
+#: path -> the methods it answers
+_ROUTES: dict[str, tuple[str, ...]] = {
+    "/v1/chat/completions": ("POST",),
+    "/v1/models": ("GET",),
+    "/health": ("GET",),
+}
+
+
+class RequestError(Exception):
+    """A request the server answers with an OpenAI-shaped error (never leaves this module)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+@dataclass
+class _Job:
+    """One validated chat request waiting for the model worker."""
+
+    key: str
+    messages: list[ChatMessage]
+    tools: tuple[ToolSpec, ...]
+    max_tokens: int
+    temperature: float
+    seed: int
+    future: Future[tuple[ChatResponse, dict[str, int]]] = field(default_factory=Future)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _approx_tokens(text: str) -> int:
+    """About four characters of English per token (OpenAI's rule of thumb) when no tokenizer."""
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+def _check_settings(
+    host: Any,
+    port: Any,
+    model_name: Any,
+    api_key: Any,
+    max_body_bytes: Any,
+    max_tokens_limit: Any,
+    batch_window_ms: Any,
+    max_batch: Any,
+) -> None:
+    if not isinstance(host, str) or not host:
+        raise ConfigError(f"The 'host' parameter must be a non-empty str. Got {host!r} instead.")
+    if not _is_int(port) or not 0 <= port <= 65535:
+        raise ConfigError(
+            f"The 'port' parameter must be an int from 0 (any free port) to 65535. "
+            f"Got {port!r} instead."
+        )
+    for pname, sval in (("model_name", model_name), ("api_key", api_key)):
+        if sval is not None and (not isinstance(sval, str) or not sval):
+            raise ConfigError(
+                f"The '{pname}' parameter must be a non-empty str or None. Got {sval!r} instead."
+            )
+    for pname, ival in (
+        ("max_body_bytes", max_body_bytes),
+        ("max_tokens_limit", max_tokens_limit),
+        ("max_batch", max_batch),
+    ):
+        if not _is_int(ival) or ival < 1:
+            raise ConfigError(f"The '{pname}' parameter must be an int >= 1. Got {ival!r} instead.")
+    if not _is_number(batch_window_ms) or batch_window_ms < 0:
+        raise ConfigError(
+            f"The 'batch_window_ms' parameter must be a number >= 0. Got {batch_window_ms!r} "
+            "instead."
+        )
+
+
+class ChatServer:
+    """Serve a :class:`~dormant.subjects.agent.ChatModel` over the OpenAI chat API.
+
+    Parameters
+    ----------
+    model:
+        Any chat model, e.g. :func:`dormant.adapters.causal_lm.load_causal_lm`'s.
+    host, port:
+        Where to listen; ``port=0`` takes a free port (read it from :attr:`port`).
+    model_name:
+        The model id clients send and ``/v1/models`` lists (default: ``model.name``).
+    api_key:
+        When set, ``/v1/*`` requests need ``Authorization: Bearer <api_key>``.
+    max_body_bytes:
+        Larger request bodies are refused with 413 before they are read.
+    max_tokens_limit:
+        The largest ``max_tokens`` a request may ask for (more is a 400).
+    batch_window_ms:
+        How long the worker waits after a request for others to batch with it.
+    max_batch:
+        Conversations per model call at most.
+    quiet:
+        Do not log requests.
+    log:
+        Where requests are logged, one line each (method, path, status, milliseconds);
+        stderr by default.
+
+    Notes
+    -----
+    A request without ``temperature`` is answered greedily (temperature 0), so that a probe
+    sees the model's most likely behaviour; one without ``max_tokens`` gets up to 128 tokens.
+    Sampled answers (``temperature > 0``) are reproducible per ``seed`` only for the same
+    batch: requests batched together share one random stream.
+
+    Examples
+    --------
+    >>> with ChatServer(model) as server:  # doctest: +SKIP
+    ...     OpenAIChat(server.url, model=server.model_name).chat([ChatMessage("user", "hi")])
+    """
+
+    def __init__(
+        self,
+        model: ChatModel,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        model_name: str | None = None,
+        api_key: str | None = None,
+        max_body_bytes: int = 1 << 20,
+        max_tokens_limit: int = 1024,
+        batch_window_ms: float = 5,
+        max_batch: int = 16,
+        quiet: bool = False,
+        log: TextIO | None = None,
+    ) -> None:
+        if not isinstance(model, ChatModel):
+            raise ConfigError(
+                "The 'model' parameter of ChatServer must be a ChatModel (name, capabilities, "
+                f"chat, chat_batch, ref). Got {type(model).__name__} instead."
+            )
+        _check_settings(
+            host,
+            port,
+            model_name,
+            api_key,
+            max_body_bytes,
+            max_tokens_limit,
+            batch_window_ms,
+            max_batch,
+        )
+        self.model = model
+        self.host = host
+        self.model_name = model_name or str(getattr(model, "name", "") or "model")
+        self.api_key = api_key
+        self.max_body_bytes = max_body_bytes
+        self.max_tokens_limit = max_tokens_limit
+        self.batch_window = float(batch_window_ms) / 1000.0
+        self.max_batch = max_batch
+        self.quiet = quiet
+        self.created = int(time.time())
+        self._log = log
+        self._requested_port = port
+        self._httpd: ThreadingHTTPServer | None = None
+        self._http_thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._closing = threading.Event()
+        self._stats_lock = threading.Lock()
+        self._submit_lock = threading.Lock()
+        self._active = 0
+        self._idle = threading.Condition()
+        self._stats = {"requests": 0, "model_calls": 0, "largest_batch": 0, "errors": 0}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Bind, start the HTTP and model threads; returns the base URL (``.../v1``).
+
+        Raises
+        ------
+        ConfigError
+            The address cannot be bound (in use, not an address of this machine).
+        """
+        if self._httpd is not None:
+            return self.url
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        server_cls = type("_Server", (_Server,), {"address_family": family, "app": self})
+        handler = type("_Handler", (_Handler,), {"app": self})
+        try:
+            httpd = server_cls((self.host, self._requested_port), handler)
+        except (OSError, OverflowError) as exc:
+            raise ConfigError(
+                f"Cannot listen on {self.host}:{self._requested_port} ({exc}); pick another "
+                "--port (0 takes any free one) or a host address of this machine."
+            ) from None
+        self._httpd = httpd
+        self._closing.clear()
+        self._worker = threading.Thread(target=self._work, name="dormant-serve-model", daemon=True)
+        self._worker.start()
+        self._http_thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="dormant-serve-http"
+        )
+        self._http_thread.daemon = True
+        self._http_thread.start()
+        return self.url
+
+    def shutdown(self) -> None:
+        """Stop accepting requests, answer the waiting ones with 503 and join the threads."""
+        httpd = self._httpd
+        if httpd is None:
+            return
+        with self._submit_lock:  # no job is queued after the worker's stop sign
+            self._closing.set()
+            self._queue.put(_SHUTDOWN)
+        httpd.shutdown()
+        httpd.server_close()
+        if self._worker is not None:
+            self._worker.join(timeout=60)  # it answers the jobs queued before the stop sign
+        if self._http_thread is not None:
+            self._http_thread.join(timeout=5)
+        while True:  # only when the worker did not finish in time
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(job, _Job) and not job.future.done():
+                job.future.set_exception(_shutting_down())
+        with self._idle:  # let the answers being written go out
+            self._idle.wait_for(lambda: self._active == 0, timeout=10)
+        self._httpd = None
+
+    def __enter__(self) -> ChatServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the real one when started with ``port=0``)."""
+        if self._httpd is None:
+            return self._requested_port
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The API root, ``http://HOST:PORT/v1``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/v1"
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: ``requests`` answered by the model, ``model_calls``, ``largest_batch``,
+        ``errors`` (model failures)."""
+        with self._stats_lock:
+            return dict(self._stats)
+
+    def __repr__(self) -> str:
+        return f"ChatServer({self.model_name!r}, url={self.url!r})"
+
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Count a request being handled (shutdown waits for them to be answered)."""
+        with self._idle:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    # -- the model worker -----------------------------------------------------------------
+
+    def submit(self, job: _Job) -> tuple[ChatResponse, dict[str, int]]:
+        """Queue a job for the worker and wait for its answer (raises what the model raised)."""
+        with self._submit_lock:
+            if self._closing.is_set():
+                raise _shutting_down()
+            self._queue.put(job)
+        return job.future.result()
+
+    def _work(self) -> None:
+        """Take a job, gather jobs with the same settings for the batch window, answer them.
+
+        Jobs with other settings wait in a backlog and go first in the next rounds; after the
+        stop sign the backlog is still answered.
+        """
+        backlog: deque[_Job] = deque()
+        stopping = False
+        while True:
+            if backlog:
+                first = backlog.popleft()
+            elif stopping:
+                break
+            else:
+                item = self._queue.get()
+                if item is _SHUTDOWN:
+                    break
+                first = item
+            batch = [first]
+            for job in list(backlog):  # waiting jobs with the same settings join first
+                if len(batch) >= self.max_batch:
+                    break
+                if job.key == first.key:
+                    backlog.remove(job)
+                    batch.append(job)
+            deadline = time.monotonic() + self.batch_window
+            while not stopping and len(batch) < self.max_batch:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = (
+                        self._queue.get(timeout=remaining)
+                        if remaining > 0
+                        else self._queue.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+                if item is _SHUTDOWN:
+                    stopping = True
+                    break
+                if item.key == first.key:
+                    batch.append(item)
+                else:
+                    backlog.append(item)
+            self._run(batch)
+
+    def _run(self, batch: Sequence[_Job]) -> None:
+        first = batch[0]
+        try:
+            responses = self.model.chat_batch(
+                [j.messages for j in batch],
+                tools=first.tools,
+                max_tokens=first.max_tokens,
+                temperature=first.temperature,
+                seed=first.seed,
+            )
+            if not isinstance(responses, list) or len(responses) != len(batch):
+                raise TypeError(
+                    f"chat_batch returned {type(responses).__name__} of "
+                    f"{len(responses) if isinstance(responses, list) else '?'} answers for "
+                    f"{len(batch)} conversations"
+                )
+        except Exception as exc:
+            if len(batch) > 1:  # find the request that failed; the others are answered
+                for job in batch:
+                    self._run([job])
+                return
+            self._count(errors=1)
+            first.future.set_exception(exc)
+            return
+        self._count(model_calls=1, requests=len(batch), batch=len(batch))
+        for job, resp in zip(batch, responses, strict=True):
+            try:
+                usage = self._usage(job, resp)
+            except Exception:  # counting must never fail a request
+                usage = _approx_usage(job, resp)
+            job.future.set_result((resp, usage))
+
+    def _count(
+        self, *, model_calls: int = 0, requests: int = 0, batch: int = 0, errors: int = 0
+    ) -> None:
+        with self._stats_lock:
+            self._stats["model_calls"] += model_calls
+            self._stats["requests"] += requests
+            self._stats["errors"] += errors
+            self._stats["largest_batch"] = max(self._stats["largest_batch"], batch)
+
+    def _usage(self, job: _Job, resp: ChatResponse) -> dict[str, int]:
+        """Token counts with the model's tokenizer when it has one (runs on the worker)."""
+        upstream = (resp.raw or {}).get("usage")
+        if (
+            isinstance(upstream, dict)
+            and _is_int(upstream.get("prompt_tokens"))
+            and _is_int(upstream.get("completion_tokens"))
+        ):
+            p, c = int(upstream["prompt_tokens"]), int(upstream["completion_tokens"])
+            return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+        tok = getattr(self.model, "tokenizer", None)
+        prompt_ids = getattr(self.model, "prompt_ids", None)
+        if not callable(tok) or not callable(prompt_ids):
+            return _approx_usage(job, resp)
+        p = len(prompt_ids(job.messages, job.tools))
+        raw_text = (resp.raw or {}).get("text")
+        text = raw_text if isinstance(raw_text, str) else _answer_text(resp)
+        c = len(tok(text, add_special_tokens=False)["input_ids"])
+        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+    # -- requests -------------------------------------------------------------------------
+
+    def complete(self, body: Any) -> dict[str, Any]:
+        """Answer one parsed ``/v1/chat/completions`` body (raises :class:`RequestError`)."""
+        job = self._parse(body)
+        try:
+            resp, usage = self.submit(job)
+        except RequestError:
+            raise
+        except (InputError, ConfigError) as exc:  # the model refused this input
+            raise RequestError(400, f"The model cannot answer this request: {exc}") from None
+        except Exception as exc:
+            detail = str(exc) if isinstance(exc, DormantError) else f"{type(exc).__name__}: {exc}"
+            raise RequestError(
+                500,
+                f"The model failed on this request ({detail[:500]}); the server keeps running.",
+                type="server_error",
+                code="model_error",
+            ) from None
+        return self._completion(resp, usage)
+
+    def _parse(self, body: Any) -> _Job:
+        if not isinstance(body, dict):
+            raise RequestError(
+                400,
+                f"The request body must be a JSON object. Got a JSON {type(body).__name__}.",
+            )
+        model = body.get("model")
+        if model is not None:
+            if not isinstance(model, str):
+                raise RequestError(
+                    400, f"'model' must be a string. Got {json.dumps(model)[:80]}.", param="model"
+                )
+            if model != self.model_name:
+                raise RequestError(
+                    404,
+                    f"The model '{model}' does not exist; this server serves '{self.model_name}'.",
+                    param="model",
+                    code="model_not_found",
+                )
+        if body.get("stream"):
+            raise RequestError(
+                400, "streaming is not supported; send 'stream': false.", param="stream"
+            )
+        n = body.get("n")
+        if n is not None and (not _is_int(n) or n != 1):
+            raise RequestError(
+                400, f"'n' must be 1 (one choice per request). Got {n!r}.", param="n"
+            )
+        raw_messages = body.get("messages")
+        if not isinstance(raw_messages, list) or not raw_messages:
+            raise RequestError(
+                400,
+                "'messages' is required: a non-empty list of {'role', 'content'} objects."
+                + ("" if raw_messages is None else f" Got {json.dumps(raw_messages)[:80]}."),
+                param="messages",
+            )
+        messages: list[ChatMessage] = []
+        for i, raw in enumerate(raw_messages):
+            try:
+                messages.append(ChatMessage.from_openai(raw))
+            except DataFormatError as exc:
+                raise RequestError(400, f"messages[{i}]: {exc}", param=f"messages[{i}]") from None
+            except (TypeError, ValueError, AttributeError) as exc:  # e.g. 'tool_calls': 5
+                raise RequestError(
+                    400,
+                    f"messages[{i}] is not an OpenAI chat message ({exc}); expected "
+                    "{'role', 'content', 'tool_calls': [...]}.",
+                    param=f"messages[{i}]",
+                ) from None
+        tools = self._parse_tools(body)
+        max_tokens = self._parse_max_tokens(body)
+        temperature = body.get("temperature")
+        if temperature is None:
+            temperature = 0.0
+        if not _is_number(temperature) or not 0 <= temperature <= 2:
+            raise RequestError(
+                400,
+                f"'temperature' must be a number from 0 to 2. Got {json.dumps(temperature)}.",
+                param="temperature",
+            )
+        seed = body.get("seed")
+        if seed is None:
+            seed = 0
+        if not _is_int(seed):
+            raise RequestError(
+                400, f"'seed' must be an integer. Got {json.dumps(seed)[:80]}.", param="seed"
+            )
+        key = json.dumps(
+            [[t.to_openai() for t in tools], max_tokens, float(temperature), int(seed)],
+            sort_keys=True,
+        )
+        return _Job(key, messages, tools, max_tokens, float(temperature), int(seed))
+
+    def _parse_tools(self, body: dict[str, Any]) -> tuple[ToolSpec, ...]:
+        raw_tools = body.get("tools")
+        if raw_tools is None:
+            raw_tools = []
+        if not isinstance(raw_tools, list):
+            raise RequestError(
+                400,
+                "'tools' must be a list of {'type': 'function', 'function': {...}} objects. "
+                f"Got {json.dumps(raw_tools)[:80]}.",
+                param="tools",
+            )
+        tools: list[ToolSpec] = []
+        for i, raw in enumerate(raw_tools):
+            try:
+                tools.append(ToolSpec.from_openai(raw))
+            except DataFormatError as exc:
+                raise RequestError(400, f"tools[{i}]: {exc}", param=f"tools[{i}]") from None
+            except (TypeError, ValueError, AttributeError) as exc:  # e.g. 'parameters': "x"
+                raise RequestError(
+                    400,
+                    f"tools[{i}] is not an OpenAI tool definition ({exc}); expected "
+                    "{'type': 'function', 'function': {'name', 'description', 'parameters': "
+                    "{JSON Schema object}}}.",
+                    param=f"tools[{i}]",
+                ) from None
+        choice = body.get("tool_choice")
+        if choice is not None and choice not in ("auto", "none"):
+            raise RequestError(
+                400,
+                "'tool_choice' must be 'auto' or 'none' (this server cannot force a call). "
+                f"Got {json.dumps(choice)[:80]}.",
+                param="tool_choice",
+            )
+        return () if choice == "none" else tuple(tools)
+
+    def _parse_max_tokens(self, body: dict[str, Any]) -> int:
+        for name in ("max_completion_tokens", "max_tokens"):
+            value = body.get(name)
+            if value is None:
+                continue
+            if not _is_int(value) or not 1 <= value <= self.max_tokens_limit:
+                raise RequestError(
+                    400,
+                    f"'{name}' must be an integer from 1 to {self.max_tokens_limit}. "
+                    f"Got {json.dumps(value)[:80]}.",
+                    param=name,
+                )
+            return int(value)
+        return min(DEFAULT_MAX_TOKENS, self.max_tokens_limit)
+
+    def _completion(self, resp: ChatResponse, usage: dict[str, int]) -> dict[str, Any]:
+        calls = [c.to_openai() for c in resp.tool_calls]
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": None if calls and not resp.content else resp.content,
+        }
+        if calls:
+            message["tool_calls"] = calls
+        finish = resp.finish_reason if resp.finish_reason in _FINISH else "stop"
+        if calls and finish == "stop":
+            finish = "tool_calls"
+        return {
+            "id": "chatcmpl-" + uuid.uuid4().hex,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": usage,
+        }
+
+    def models(self) -> dict[str, Any]:
+        """The ``GET /v1/models`` answer (OpenAI list shape)."""
+        return {"object": "list", "data": [self._model_entry()]}
+
+    def _model_entry(self) -> dict[str, Any]:
+        return {
+            "id": self.model_name,
+            "object": "model",
+            "created": self.created,
+            "owned_by": "dormant",
+        }
+
+    def log(self, line: str) -> None:
+        if self.quiet:
+            return
+        out = self._log or sys.stderr
+        with suppress(OSError, ValueError):  # a closed stream must not fail a request
+            print(line, file=out, flush=True)
+
+
+def _answer_text(resp: ChatResponse) -> str:
+    calls = "".join(
+        json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False)
+        for c in resp.tool_calls
+    )
+    return resp.content + calls
+
+
+def _approx_usage(job: _Job, resp: ChatResponse) -> dict[str, int]:
+    prompt = json.dumps(
+        [m.to_openai() for m in job.messages] + [t.to_openai() for t in job.tools],
+        ensure_ascii=False,
+    )
+    p, c = _approx_tokens(prompt), _approx_tokens(_answer_text(resp))
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+def _shutting_down() -> RequestError:
+    return RequestError(503, "The server is shutting down; try again later.", type="server_error")
+
+
+class _Server(ThreadingHTTPServer):
+    """Threads per connection; closing does not wait for idle keep-alive connections."""
+
+    app: ChatServer
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line instead of socketserver's traceback on stderr."""
+        exc = sys.exc_info()[1]
+        self.app.log(f"{client_address[0]} connection error: {type(exc).__name__}: {exc}")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive; every answer is JSON with a Content-Length."""
+
+    app: ChatServer
+    protocol_version = "HTTP/1.1"
+    timeout = 120  # seconds an idle keep-alive connection or a slow body may take
+    server_version = "dormant-serve"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_HEAD(self) -> None:
+        self._handle()
+
+    def do_OPTIONS(self) -> None:
+        self._handle()
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    def _handle(self) -> None:
+        self._started = time.perf_counter()
+        self._body_read = False
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        if len(path) > 1:
+            path = path.rstrip("/")
+        try:
+            with self.app.in_flight():
+                status, payload = self._route(path)
+        except (TimeoutError, ConnectionError):  # the client went away mid-request
+            self.close_connection = True
+            self._log_line("disconnected")
+            return
+        except RequestError as exc:
+            self._send(exc.status, exc.body(), exc.headers)
+        except Exception as exc:  # a bug of ours: answered as JSON, no traceback
+            self._send(
+                500,
+                RequestError(
+                    500,
+                    f"Internal server error ({type(exc).__name__}); the server keeps running.",
+                    type="server_error",
+                ).body(),
+            )
+        else:
+            self._send(status, payload)
+
+    def _route(self, path: str) -> tuple[int, dict[str, Any]]:
+        app = self.app
+        allowed = _ROUTES.get(path)
+        model_path = path.startswith("/v1/models/")
+        if model_path:
+            allowed = ("GET",)
+        if allowed is None:
+            raise RequestError(
+                404,
+                f"Unknown path {path!r}. This server offers POST /v1/chat/completions, "
+                "GET /v1/models and GET /health.",
+                code="not_found",
+            )
+        if self.command not in allowed:
+            raise RequestError(
+                405,
+                f"{self.command} is not allowed on {path}; use {' or '.join(allowed)}.",
+                code="method_not_allowed",
+                headers={"Allow": ", ".join(allowed)},
+            )
+        if path == "/health":
+            return 200, {"status": "ok", "model": app.model_name}
+        self._authorise()
+        if path == "/v1/models":
+            return 200, app.models()
+        if model_path:
+            wanted = path[len("/v1/models/") :]
+            if wanted != app.model_name:
+                raise RequestError(
+                    404,
+                    f"The model '{wanted}' does not exist; this server serves '{app.model_name}'.",
+                    param="model",
+                    code="model_not_found",
+                )
+            return 200, app._model_entry()
+        return 200, app.complete(self._read_json())
+
+    def _authorise(self) -> None:
+        key = self.app.api_key
+        if key is None:
+            return
+        header = self.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            raise RequestError(
+                401,
+                "Missing API key: send the header 'Authorization: Bearer <key>'.",
+                code="invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not hmac.compare_digest(given.strip().encode(), key.encode()):
+            raise RequestError(
+                401,
+                "Incorrect API key provided.",
+                code="invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    def _read_json(self) -> Any:
+        if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
+            raise RequestError(
+                411, "Send the request body with a Content-Length (chunked bodies are not read)."
+            )
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            raise RequestError(411, "The request needs a Content-Length header and a JSON body.")
+        try:
+            length = int(length_header)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            raise RequestError(
+                400, f"Content-Length must be a non-negative integer. Got {length_header!r}."
+            ) from None
+        if length > self.app.max_body_bytes:
+            raise RequestError(
+                413,
+                f"The request body of {length:,} bytes is over this server's limit of "
+                f"{self.app.max_body_bytes:,} bytes.",
+                code="request_too_large",
+            )
+        data = self.rfile.read(length)
+        self._body_read = True
+        if len(data) < length:
+            raise RequestError(400, "The request body ended before its Content-Length.")
+        try:
+            return json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RequestError(
+                400, f"The request body is not valid JSON ({exc}); expected a JSON object."
+            ) from None
+
+    # -- output ---------------------------------------------------------------------------
+
+    def _send(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        if not getattr(self, "_body_read", True) and self._may_have_body():
+            self.close_connection = True  # the body we did not read would be the next request
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        self._log_line(status)
+
+    def _may_have_body(self) -> bool:
+        """Whether the request announced a body (a Content-Length other than 0, or chunks)."""
+        headers = getattr(self, "headers", None)
+        if headers is None:
+            return True
+        if headers.get("Transfer-Encoding"):
+            return True
+        return (headers.get("Content-Length") or "0").strip() != "0"
+
+    def _log_line(self, status: int | str) -> None:
+        started = getattr(self, "_started", None)
+        elapsed = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+        path = (getattr(self, "path", None) or "").split("?", 1)[0]
+        method = getattr(self, "command", None) or "-"
+        self.app.log(f"{self.client_address[0]} {method} {path} {status} {elapsed:.0f} ms")
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed request lines and headers, answered in the JSON error shape too."""
+        self._body_read = True
+        self.close_connection = True
+        self._send(code, RequestError(code, message or explain or "Bad request.").body())
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Logged by :meth:`_send` instead (one line per request, with the time taken)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Nothing of http.server's own logging reaches the client or stderr."""
+
+
+def serve(model: ChatModel, host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> ChatServer:
+    """Start a :class:`ChatServer` for ``model`` and return it (call ``.shutdown()`` to stop)."""
+    server = ChatServer(model, host=host, port=port, **kwargs)
+    server.start()
+    return server
