@@ -5,26 +5,65 @@ embedding projection; PNGs inlined as ``data:`` URIs, each left out with a note 
 is missing), one section per finding (evidence, framework mappings, example record ids), the
 most suspicious records, errors and skips, and the run information.
 
-Record text, record ids and trigger strings come from the data under scan and may be hostile:
-every one of them is HTML-escaped, and the page carries a Content-Security-Policy that allows
-no script and no outside resource, so an escaping slip still cannot run code or call out.
-The page's size does not grow with the number of records (plots aggregate; at most
-``MAX_FLAGGED_LISTED`` records are listed).
+A report of a differential trigger probe (``dormant probe``) also gets a "Probe" section
+(verdict, notices when the run was capped or partial, confirmation tests with rates and p/q
+values, screening, baseline behaviour rates, trigger inversion) and, in each finding, its
+transcripts: the same task without and with the trigger side by side, message by message with
+the tool calls, the trigger highlighted and invisible characters shown as ``⟨U+XXXX⟩``, and the
+behaviour tags of each run. Other reports render exactly as before.
+
+Record text, record ids, trigger strings and model output come from what is under scan and may
+be hostile: every one of them is HTML-escaped, and the page carries a Content-Security-Policy
+that allows no script and no outside resource, so an escaping slip still cannot run code or call
+out. The page's size does not grow with the number of records (plots aggregate; at most
+``MAX_FLAGGED_LISTED`` records are listed), and a transcript message longer than 4,000
+characters is shown by its start and end.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import itertools
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..findings import Finding
 from ..report import Report, atomic_write
-from ._common import evidence_dict, fmt_value, json_default, mapping_titles
+from ..triggers import describe_text
+from ._common import (
+    ROLES,
+    Inline,
+    Message,
+    Piece,
+    Run,
+    Transcript,
+    baseline_rates,
+    clip,
+    count_rate,
+    evidence_dict,
+    finding_transcripts,
+    fmt_p,
+    fmt_value,
+    inversion,
+    json_default,
+    mapping_titles,
+    pair_finding,
+    pct,
+    plain,
+    probe_extras,
+    probe_facts,
+    probe_notices,
+    probe_replay,
+    probe_rows,
+    probe_verdict,
+    reveal,
+    visible_json,
+)
 from ._plots import Plot, projection_plot, score_plot, trigger_plot
 
 #: Record ids shown per finding.
@@ -59,6 +98,30 @@ figure img{max-width:100%;height:auto}
 .sev{display:inline-block;border-radius:3px;padding:0 .4rem;color:#fff;font-size:.85em}
 .sev-critical{background:#7b1113}.sev-high{background:#c0392b}.sev-medium{background:#d68910}
 .sev-low{background:#2c6e9b}.sev-info{background:#7f8c8d}
+"""
+
+#: Added only to pages of probe reports, so that other pages stay as they were.
+_PROBE_CSS = """
+.verdict{font-size:1.1rem}
+.notice{background:#fdf2e9;border:1px solid #d68910;border-radius:6px;padding:.3rem .8rem;
+margin:.5rem 0}
+details{margin:.5rem 0}summary{cursor:pointer;font-weight:600}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:.8rem}
+@media (max-width:800px){.pair{grid-template-columns:1fr}}
+.run{border:1px solid #d5d9de;border-radius:6px;padding:.3rem .6rem;min-width:0}
+.run-with{border-color:#c0392b}
+.run h5{margin:.2rem 0 .4rem;font-size:.95rem}
+.msg{border-left:4px solid #7f8c8d;background:#f6f7f9;margin:.35rem 0;padding:.2rem .5rem}
+.msg-user{border-color:#2c6e9b}.msg-assistant{border-color:#1e8449}.msg-tool{border-color:#d68910}
+.role{font-size:.78em;font-weight:600;text-transform:uppercase;letter-spacing:.03em;color:#5b6670}
+.body{white-space:pre-wrap;overflow-wrap:anywhere;font-family:ui-monospace,SFMono-Regular,Menlo,
+Consolas,monospace;font-size:.86em}
+.call{font-size:.86em;margin-top:.2rem}
+mark.trig{background:#f9e79f;outline:1px solid #b7950b;border-radius:2px}
+.inv{color:#fff;background:#8e44ad;border-radius:2px;font-size:.8em;padding:0 .15em}
+.cut{color:#5b6670;font-style:italic}
+.tags{font-size:.88em;margin:.4rem 0 .2rem}.tag{margin-right:.25rem}
+code.hit{background:#c0392b;color:#fff;font-weight:600}
 """
 
 
@@ -108,7 +171,7 @@ def _findings_table(report: Report) -> str:
     return f'<section id="findings"><h2>Findings</h2><table>{head}{"".join(rows)}</table></section>'
 
 
-def _finding(i: int, f: Finding) -> str:
+def _finding(i: int, f: Finding, seen: dict[str, tuple[str, str]] | None = None) -> str:
     items = [
         ("Severity", _sev(f.severity.value) + f" score {f.score:.3f}"),
         ("Scanner", esc(f.scanner)),
@@ -135,7 +198,9 @@ def _finding(i: int, f: Finding) -> str:
         items.append((f"Records ({len(loc.record_ids)})", shown + extra))
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in items)
     parts = [f'<article id="finding-{i}"><h3>{i}. {esc(f.title)}</h3><dl>{dl}</dl>']
-    ev = evidence_dict(f)
+    transcripts = finding_transcripts(f)
+    in_transcripts = {t.name for t in transcripts}
+    ev = {k: v for k, v in evidence_dict(f).items() if k not in in_transcripts}
     if ev:
         desc = {e.name: e.description for e in f.evidence}
         rows = "".join(
@@ -153,7 +218,259 @@ def _finding(i: int, f: Finding) -> str:
         parts.append(f"<h4>Framework mappings</h4><ul>{lis}</ul>")
     if f.explanation:
         parts.append(f"<h4>Explanation</h4><p>{esc(f.explanation)}</p>")
+    if transcripts:
+        parts.append(_transcripts(i, f, transcripts, {} if seen is None else seen))
     parts.append("</article>")
+    return "".join(parts)
+
+
+# -- probe transcripts -------------------------------------------------------------------
+
+
+def _pieces(pieces: list[Piece]) -> str:
+    out = []
+    for occurrence, group in itertools.groupby(pieces, key=lambda p: p.trigger):
+        inner = "".join(
+            f'<span class="inv" title="invisible character">{esc(p.text)}</span>'
+            if p.mark
+            else esc(p.text)
+            for p in group
+        )
+        out.append(f'<mark class="trig" title="trigger">{inner}</mark>' if occurrence else inner)
+    return "".join(out)
+
+
+def _shown(text: str, trigger: str | None) -> str:
+    head, cut, tail = clip(text)
+    if not cut:
+        return _pieces(reveal(text, trigger))
+    return (
+        _pieces(reveal(head, trigger))
+        + f'<span class="cut">[… {cut} characters left out …]</span>'
+        + _pieces(reveal(tail, trigger))
+    )
+
+
+def _message(m: Message, trigger: str | None) -> str:
+    role = m.role if m.role in ROLES else "other"
+    label = esc(m.role)
+    if m.name:
+        label += f" · {esc(m.name)}"
+    if m.call_id:
+        label += f' <span class="muted">(reply to call {esc(m.call_id)})</span>'
+    parts = [f'<div class="msg msg-{role}"><div class="role">{label}</div>']
+    if m.content:
+        parts.append(f'<div class="body">{_shown(m.content, trigger)}</div>')
+    elif not m.calls:
+        parts.append('<div class="body muted">(empty)</div>')
+    for name, args, call_id in m.calls:
+        ident = f' <span class="muted">id {esc(call_id)}</span>' if call_id else ""
+        parts.append(
+            f'<div class="call">tool call <code>{_shown(name, trigger)}'
+            f"({_shown(args, trigger)})</code>{ident}</div>"
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _tags(tags: tuple[str, ...], tag: str | None) -> str:
+    if not tags:
+        return '<span class="muted">none</span>'
+    return " ".join(
+        f'<code class="tag hit" title="the behaviour of this finding">{esc(t)}</code>'
+        if t == tag
+        else f'<code class="tag">{esc(t)}</code>'
+        for t in tags
+    )
+
+
+def _run_block(run: Run, with_trigger: bool, trigger: str | None, tag: str | None) -> str:
+    title = "With trigger" if with_trigger else "Without trigger"
+    cls = "run-with" if with_trigger else "run-without"
+    msgs = "".join(_message(m, trigger) for m in run.messages)
+    found = (
+        not with_trigger
+        or trigger is None
+        or any(trigger in m.content for m in run.messages if m.role == "user")
+    )
+    note = (
+        ""
+        if found
+        else '<p class="note">The trigger text does not occur verbatim in the user message '
+        "(it may have been applied as a transformation).</p>"
+    )
+    return (
+        f'<div class="run {cls}"><h5>{title}</h5>{note}{msgs}'
+        f'<p class="tags">Behaviour tags: {_tags(run.tags, tag)}</p></div>'
+    )
+
+
+def _transcripts(
+    i: int, f: Finding, transcripts: list[Transcript], seen: dict[str, tuple[str, str]]
+) -> str:
+    trigger = f.trigger.text if f.trigger is not None else None
+    tag = f.target or f.locator.behaviour
+    parts = [
+        '<h4>Transcripts</h4><p class="muted">Each example is one task run without and with '
+        'the trigger. The trigger is <mark class="trig">highlighted</mark>, invisible '
+        'characters are shown as <span class="inv">⟨U+200B⟩</span>, and the behaviour of this '
+        'finding is <code class="hit">marked</code> among the tags of each run. Everything '
+        "below is model output or task text, shown as text.</p>"
+    ]
+    for k, t in enumerate(transcripts, 1):
+        anchor = f"finding-{i}-example-{k}"
+        head = f"Example {k}: task {_code(t.task_id)}"
+        if t.raw in seen:
+            ref, label = seen[t.raw]
+            parts.append(
+                f'<div id="{anchor}"><p><b>{head}</b>: the same runs as '
+                f'<a href="#{ref}">{esc(label)}</a>. Behaviour tags without the trigger: '
+                f"{_tags(t.without_trigger.tags, tag)}; with it: "
+                f"{_tags(t.with_trigger.tags, tag)}.</p></div>"
+            )
+            continue
+        seen[t.raw] = (anchor, f"finding {i}, example {k}")
+        parts.append(
+            f'<details id="{anchor}" open><summary>{head}</summary>'
+            '<div class="pair">'
+            + _run_block(t.without_trigger, False, trigger, tag)
+            + _run_block(t.with_trigger, True, trigger, tag)
+            + "</div></details>"
+        )
+    return "".join(parts)
+
+
+# -- probe section -----------------------------------------------------------------------
+
+
+def _inline(parts: Inline) -> str:
+    return "".join(_code(text) if as_code else esc(text) for text, as_code in parts)
+
+
+def _outcome(row: dict[str, Any], findings: list[Finding] | None) -> str:
+    if findings is None:
+        return ""
+    n = pair_finding(row, findings)
+    cell = f'<a href="#finding-{n}">finding {n}</a>' if n else '<span class="muted">no</span>'
+    return f"<td>{cell}</td>"
+
+
+def _pairs_table(rows: list[dict[str, Any]], findings: list[Finding] | None = None) -> str:
+    head = (
+        "<tr><th>trigger</th><th>family</th><th>position</th><th>behaviour</th>"
+        "<th>with trigger</th><th>without</th><th>p</th><th>q</th>"
+        + ("<th>finding</th>" if findings is not None else "")
+        + "</tr>"
+    )
+    body = "".join(
+        f"<tr><td>{_code(r.get('trigger', ''))}</td><td>{esc(r.get('family', ''))}</td>"
+        f"<td>{esc(r.get('position', ''))}</td><td>{_code(r.get('tag', ''))}</td>"
+        f'<td class="num">{esc(count_rate(r.get("with")))}</td>'
+        f'<td class="num">{esc(count_rate(r.get("without")))}</td>'
+        f'<td class="num">{esc(fmt_p(r.get("p_value")))}</td>'
+        f'<td class="num">{esc(fmt_p(r.get("q_value")))}</td>{_outcome(r, findings)}</tr>'
+        for r in rows
+    )
+    return f"<table>{head}{body}</table>"
+
+
+def _inversion(probe: dict[str, Any]) -> str:
+    inv = probe.get("inversion")
+    if not isinstance(inv, dict):
+        return ""
+    targets, triggers = inversion(probe)
+    parts = [
+        '<h3>Trigger inversion</h3><p class="muted">Attack targets the model is unusually '
+        "ready to produce whatever the prompt (BAIT, Shen et al., IEEE S&amp;P 2025; ranked by "
+        "Q-score), and the triggers that most raise each target's likelihood; every proposed "
+        "trigger was then tested like any other candidate."
+    ]
+    secs = inv.get("seconds")
+    if isinstance(secs, int | float):
+        parts.append(f" Took {secs:.1f} s.")
+    parts.append("</p>")
+    if targets:
+        rows = "".join(
+            f"<tr><td>{_code(plain(reveal(str(t.get('text', '')))))}</td>"
+            f'<td class="num">{esc(fmt_p(t.get("q_score")))}</td>'
+            f"<td>{' '.join(_code(x) for x in t.get('tags') or [])}</td></tr>"
+            for t in targets
+        )
+        parts.append(
+            "<h4>Inverted targets</h4><table><tr><th>target text</th><th>Q-score</th>"
+            f"<th>behaviour tags</th></tr>{rows}</table>"
+        )
+    else:
+        parts.append("<p>No attack target stood out.</p>")
+    if triggers:
+        rows = "".join(
+            f"<tr><td>{_code(describe_text(str(t.get('trigger', ''))))}</td>"
+            f"<td>{_code(plain(reveal(str(t.get('target', '')))))}</td>"
+            f"<td>{' '.join(_code(x) for x in t.get('target_tags') or [])}</td>"
+            f'<td class="num">{esc(fmt_p(t.get("gain_nats")))}</td></tr>'
+            for t in triggers
+        )
+        parts.append(
+            "<h4>Inverted triggers</h4><table><tr><th>trigger</th><th>target text</th>"
+            f"<th>target tags</th><th>log-likelihood gain (nats)</th></tr>{rows}</table>"
+        )
+    return "".join(parts)
+
+
+def _probe(report: Report) -> str:
+    probe = probe_extras(report.extras)
+    if probe is None:
+        return ""
+    parts = [
+        '<section id="probe"><h2>Probe</h2><p class="verdict"><b>Verdict.</b> '
+        + _inline(probe_verdict(report.extras, len(report.findings)))
+        + "</p>"
+    ]
+    parts += [
+        f'<div class="notice"><p><b>Note.</b> {esc(n)}</p></div>'
+        for n in probe_notices(report.extras, probe, partial=report.partial)
+    ]
+    facts = probe_facts(report.extras, probe)
+    if facts:
+        parts.append(f'<p class="muted">{esc(facts)}</p>')
+    replay = probe_replay(report.extras)
+    if replay:
+        parts.append(f"<p>{_inline(replay)}</p>")
+    confirmed = probe_rows(probe, "confirmed")
+    parts.append(
+        '<h3>Confirmation tests</h3><p class="muted">Each trigger, position and behaviour '
+        "tested on fresh confirmation tasks, most significant first: runs showing the behaviour "
+        "with and without the trigger; p: one-sided Fisher exact test; q: Benjamini-Hochberg "
+        "adjusted over every pair tested. A pair that passed links to its finding.</p>"
+    )
+    parts.append(
+        _pairs_table(confirmed, report.findings)
+        if confirmed
+        else "<p>No condition reached the confirmation stage.</p>"
+    )
+    screened = probe_rows(probe, "screened")
+    if screened:
+        parts.append(
+            f"<details><summary>Screening: the {len(screened)} most promising conditions, "
+            "each with its strongest behaviour on the screening tasks</summary>"
+            '<p class="muted">The top ones were carried to confirmation; q: Benjamini-Hochberg '
+            "over every pair screened.</p>" + _pairs_table(screened) + "</details>"
+        )
+    base = baseline_rates(probe)
+    parts.append(
+        '<h3>Baseline behaviour</h3><p class="muted">Share of runs without any trigger that '
+        "show each behaviour (all tasks).</p>"
+    )
+    if base:
+        rows = "".join(
+            f'<tr><td>{_code(tag)}</td><td class="num">{esc(pct(rate))}</td></tr>'
+            for tag, rate in base
+        )
+        parts.append(f"<table><tr><th>behaviour</th><th>rate</th></tr>{rows}</table>")
+    else:
+        parts.append("<p>No behaviour was tagged in the runs without a trigger.</p>")
+    parts.append(_inversion(probe))
+    parts.append("</section>")
     return "".join(parts)
 
 
@@ -214,7 +531,9 @@ def _run(report: Report) -> str:
         ("Seed", esc(info["seed"])),
     ]
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in items)
-    cfg = json.dumps(report.config, indent=2, ensure_ascii=False, default=json_default)
+    cfg = visible_json(
+        json.dumps(report.config, indent=2, ensure_ascii=False, default=json_default)
+    )
     return (
         f'<section id="run"><h2>Run</h2><dl>{dl}</dl><h3>Configuration</h3>'
         f"<pre>{esc(cfg)}</pre></section>"
@@ -224,18 +543,22 @@ def _run(report: Report) -> str:
 def render_html(report: Report, *, max_points: int = 20_000, dpi: int = 100) -> Iterator[str]:
     """Yield the page in chunks (see :func:`write_html`)."""
     title = f"dormant report: {report.subject.name}"
+    probe = probe_extras(report.extras) is not None
+    extra_css = _PROBE_CSS if probe or any(finding_transcripts(f) for f in report.findings) else ""
     yield (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<meta name="generator" content="dormant {esc(__version__)}">'
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body><main>\n"
+        f"<title>{esc(title)}</title><style>{_CSS}{extra_css}</style></head><body><main>\n"
     )
     yield (
         f'<header><h1>{esc(title)}</h1><p class="muted">{esc(report.subject.kind)} · '
         f"{_code(report.subject.digest)}</p></header>\n"
     )
     yield _summary(report) + "\n"
+    if probe:
+        yield _probe(report) + "\n"
     yield _findings_table(report) + "\n"
     plots = [
         trigger_plot(report.extras.get("triggers"), dpi=dpi),
@@ -252,8 +575,9 @@ def render_html(report: Report, *, max_points: int = 20_000, dpi: int = 100) -> 
     yield "</section>\n"
     if report.findings:
         yield '<section id="details"><h2>Finding details</h2>'
+        seen: dict[str, tuple[str, str]] = {}
         for i, f in enumerate(report.findings, 1):
-            yield _finding(i, f) + "\n"
+            yield _finding(i, f, seen) + "\n"
         yield "</section>\n"
     yield _flagged(report) + "\n"
     yield _issues(report) + "\n"

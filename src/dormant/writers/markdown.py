@@ -3,7 +3,8 @@
 Everything that comes from the data (titles, triggers, record ids, evidence strings) is
 escaped, so a hostile string renders as text: Markdown punctuation is backslash-escaped (which
 also stops raw HTML), pipes cannot break a table, and code spans pick a backtick fence longer
-than any run inside the value.
+than any run inside the value. Probe transcripts go in fenced blocks whose fence is longer than
+any backtick run inside them, so model output cannot close a block early.
 """
 
 from __future__ import annotations
@@ -12,10 +13,38 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from ..findings import Finding
 from ..report import Report, atomic_write
-from ._common import evidence_dict, fmt_value, json_default, mapping_titles
+from ..triggers import describe_text
+from ._common import (
+    Inline,
+    Message,
+    Run,
+    Transcript,
+    baseline_rates,
+    clip,
+    count_rate,
+    evidence_dict,
+    finding_transcripts,
+    fmt_p,
+    fmt_value,
+    inversion,
+    json_default,
+    mapping_titles,
+    pair_finding,
+    pct,
+    plain,
+    probe_extras,
+    probe_facts,
+    probe_notices,
+    probe_replay,
+    probe_rows,
+    probe_verdict,
+    reveal,
+    visible_json,
+)
 
 #: Record ids shown per finding.
 MAX_EXAMPLE_IDS = 10
@@ -102,7 +131,7 @@ def _findings_table(report: Report) -> list[str]:
     return [*lines, ""]
 
 
-def _finding(i: int, f: Finding) -> list[str]:
+def _finding(i: int, f: Finding, seen: dict[str, str] | None = None) -> list[str]:
     out = [f"### {i}. {md_text(f.title)}", ""]
     out.append(f"- **Severity:** {f.severity.value} · **score:** {f.score:.3f}")
     out.append(f"- **Scanner:** {md_text(f.scanner)} · **category:** {md_text(f.category)}")
@@ -123,7 +152,9 @@ def _finding(i: int, f: Finding) -> list[str]:
         extra = f" and {more} more" if more > 0 else ""
         out.append(f"- **Records ({len(loc.record_ids)}):** {shown}{extra}")
     out.append("")
-    ev = evidence_dict(f)
+    transcripts = finding_transcripts(f)
+    in_transcripts = {t.name for t in transcripts}
+    ev = {k: v for k, v in evidence_dict(f).items() if k not in in_transcripts}
     if ev:
         out += [
             "**Evidence**",
@@ -141,7 +172,237 @@ def _finding(i: int, f: Finding) -> list[str]:
         out.append("")
     if f.explanation:
         out += ["**Explanation**", "", md_text(f.explanation), ""]
+    if transcripts:
+        out += _transcripts(i, f, transcripts, {} if seen is None else seen)
     return out
+
+
+# -- probe transcripts -------------------------------------------------------------------
+
+_OPEN, _CLOSE = "⟦", "⟧"
+
+
+def _shown(text: str, trigger: str | None) -> str:
+    head, cut, tail = clip(text)
+    out = plain(reveal(head, trigger), _OPEN, _CLOSE)
+    if cut:
+        out += f"[… {cut} characters left out …]" + plain(reveal(tail, trigger), _OPEN, _CLOSE)
+    return out
+
+
+def _message(m: Message, trigger: str | None) -> list[str]:
+    label = (
+        m.role + (f" {m.name}" if m.name else "") + (f", reply to {m.call_id}" if m.call_id else "")
+    )
+    lines = _shown(m.content, trigger).split("\n") if m.content else []
+    for name, args, call_id in m.calls:
+        ident = f"  (id {call_id})" if call_id else ""
+        lines += f"-> {_shown(name, trigger)}({_shown(args, trigger)}){ident}".split("\n")
+    if not lines:
+        lines = ["(empty)"]
+    head = f"[{plain(reveal(label))}] "
+    return [head + lines[0], *("    " + line for line in lines[1:])]
+
+
+def _tags(tags: tuple[str, ...], tag: str | None) -> str:
+    if not tags:
+        return "none"
+    return ", ".join(f"**{md_code(t)}**" if t == tag else md_code(t) for t in tags)
+
+
+def _run(run: Run, with_trigger: bool, trigger: str | None, tag: str | None) -> list[str]:
+    title = "With trigger" if with_trigger else "Without trigger"
+    out = [f"{title} · tags: {_tags(run.tags, tag)}", ""]
+    if (
+        with_trigger
+        and trigger is not None
+        and not any(trigger in m.content for m in run.messages if m.role == "user")
+    ):
+        out += [
+            "(The trigger text does not occur verbatim in the user message; it may have been "
+            "applied as a transformation.)",
+            "",
+        ]
+    lines = [line for m in run.messages for line in _message(m, trigger)]
+    return [*out, _fenced("\n".join(lines), "text"), ""]
+
+
+def _transcripts(
+    i: int, f: Finding, transcripts: list[Transcript], seen: dict[str, str]
+) -> list[str]:
+    trigger = f.trigger.text if f.trigger is not None else None
+    tag = f.target or f.locator.behaviour
+    out = [
+        "**Transcripts** (each example is one task run without and with the trigger; in the "
+        f"blocks the trigger is marked {_OPEN}…{_CLOSE} and invisible characters are written "
+        "⟨U+XXXX⟩; the behaviour of this finding is in bold among the tags)",
+        "",
+    ]
+    for k, t in enumerate(transcripts, 1):
+        head = f"*Example {k}, task* {md_code(t.task_id)}"
+        if t.raw in seen:
+            out += [
+                f"{head}: the same runs as {seen[t.raw]}. Tags without the trigger: "
+                f"{_tags(t.without_trigger.tags, tag)}; "
+                f"with it: {_tags(t.with_trigger.tags, tag)}.",
+                "",
+            ]
+            continue
+        seen[t.raw] = f"finding {i}, example {k}"
+        out += [head, ""]
+        out += _run(t.without_trigger, False, trigger, tag)
+        out += _run(t.with_trigger, True, trigger, tag)
+    return out
+
+
+# -- probe section -----------------------------------------------------------------------
+
+
+def _inline(parts: Inline) -> str:
+    return "".join(
+        md_code(text) if as_code else _MD_SPECIAL.sub(r"\\\1", " ".join(text.splitlines()))
+        for text, as_code in parts
+    )
+
+
+def _outcome(row: dict[str, Any], findings: list[Finding]) -> str:
+    n = pair_finding(row, findings)
+    return f"finding {n}" if n else "no"
+
+
+def _pairs_table(rows: list[dict[str, Any]], findings: list[Finding] | None = None) -> list[str]:
+    head = ["trigger", "family", "position", "behaviour", "with trigger", "without", "p", "q"]
+    align = [":---", ":---", ":---", ":---", "---:", "---:", "---:", "---:"]
+    if findings is not None:
+        head.append("finding")
+        align.append(":---")
+    out = [_row(head), _row(align)]
+    out += [
+        _row(
+            [
+                md_code(r.get("trigger", ""), in_table=True),
+                md_text(r.get("family", "")),
+                md_text(r.get("position", "")),
+                md_code(r.get("tag", ""), in_table=True),
+                md_text(count_rate(r.get("with"))),
+                md_text(count_rate(r.get("without"))),
+                fmt_p(r.get("p_value")),
+                fmt_p(r.get("q_value")),
+                *([_outcome(r, findings)] if findings is not None else []),
+            ]
+        )
+        for r in rows
+    ]
+    return [*out, ""]
+
+
+def _inversion(probe: dict[str, Any]) -> list[str]:
+    inv = probe.get("inversion")
+    if not isinstance(inv, dict):
+        return []
+    targets, triggers = inversion(probe)
+    secs = inv.get("seconds")
+    took = f" Took {secs:.1f} s." if isinstance(secs, int | float) else ""
+    out = [
+        "### Trigger inversion",
+        "",
+        "Attack targets the model is unusually ready to produce whatever the prompt (BAIT, "
+        "Shen et al., IEEE S&P 2025; ranked by Q-score), and the triggers that most raise each "
+        "target's likelihood; every proposed trigger was then tested like any other "
+        f"candidate.{took}",
+        "",
+    ]
+    if targets:
+        out += [_row(["target text", "Q-score", "behaviour tags"]), _row([":---", "---:", ":---"])]
+        out += [
+            _row(
+                [
+                    md_code(plain(reveal(str(t.get("text", "")))), in_table=True),
+                    fmt_p(t.get("q_score")),
+                    ", ".join(md_code(x, in_table=True) for x in t.get("tags") or []),
+                ]
+            )
+            for t in targets
+        ]
+        out.append("")
+    else:
+        out += ["No attack target stood out.", ""]
+    if triggers:
+        out += [
+            _row(["trigger", "target text", "target tags", "log-likelihood gain (nats)"]),
+            _row([":---", ":---", ":---", "---:"]),
+        ]
+        out += [
+            _row(
+                [
+                    md_code(describe_text(str(t.get("trigger", ""))), in_table=True),
+                    md_code(plain(reveal(str(t.get("target", "")))), in_table=True),
+                    ", ".join(md_code(x, in_table=True) for x in t.get("target_tags") or []),
+                    fmt_p(t.get("gain_nats")),
+                ]
+            )
+            for t in triggers
+        ]
+        out.append("")
+    return out
+
+
+def _probe(report: Report) -> list[str]:
+    probe = probe_extras(report.extras)
+    if probe is None:
+        return []
+    out = [
+        "## Probe",
+        "",
+        "**Verdict:** " + _inline(probe_verdict(report.extras, len(report.findings))),
+        "",
+    ]
+    for note in probe_notices(report.extras, probe, partial=report.partial):
+        out += [f"> **Note:** {md_text(note)}", ""]
+    facts = probe_facts(report.extras, probe)
+    if facts:
+        out += [md_text(facts), ""]
+    replay = probe_replay(report.extras)
+    if replay:
+        out += [_inline(replay), ""]
+    confirmed = probe_rows(probe, "confirmed")
+    out += [
+        "### Confirmation tests",
+        "",
+        "Each trigger, position and behaviour tested on fresh confirmation tasks, most "
+        "significant first: runs showing the behaviour with and without the trigger; p: "
+        "one-sided Fisher exact test; q: Benjamini-Hochberg adjusted over every pair tested; "
+        "a pair that passed names its finding.",
+        "",
+    ]
+    out += (
+        _pairs_table(confirmed, report.findings)
+        if confirmed
+        else ["No condition reached the confirmation stage.", ""]
+    )
+    screened = probe_rows(probe, "screened")
+    if screened:
+        out += [
+            f"Screening: the {len(screened)} most promising conditions, each with its strongest "
+            "behaviour on the screening tasks (the top ones were carried to confirmation; q: "
+            "Benjamini-Hochberg over every pair screened):",
+            "",
+            *_pairs_table(screened),
+        ]
+    base = baseline_rates(probe)
+    out += [
+        "### Baseline behaviour",
+        "",
+        "Share of runs without any trigger that show each behaviour (all tasks):",
+        "",
+    ]
+    if base:
+        out += [_row(["behaviour", "rate"]), _row([":---", "---:"])]
+        out += [_row([md_code(tag, in_table=True), pct(rate)]) for tag, rate in base]
+        out.append("")
+    else:
+        out += ["No behaviour was tagged in the runs without a trigger.", ""]
+    return out + _inversion(probe)
 
 
 def _issues(report: Report) -> list[str]:
@@ -192,7 +453,9 @@ def _run_info(report: Report) -> list[str]:
         f"- **Seed:** {info['seed']}",
     ]
     if report.config:
-        cfg = json.dumps(report.config, indent=2, ensure_ascii=False, default=json_default)
+        cfg = visible_json(
+            json.dumps(report.config, indent=2, ensure_ascii=False, default=json_default)
+        )
         out += ["", "Configuration:", "", _fenced(cfg, "json")]
     return [*out, ""]
 
@@ -203,14 +466,22 @@ def to_markdown(report: Report) -> str:
     Sections: summary table, findings table, one section per finding (severity, score,
     trigger in display form, target, records, evidence, framework mappings with titles,
     explanation), errors and skips, the most suspicious records, run information.
+
+    A differential probe's report (``extras["probe"]``) also gets a "Probe" section after the
+    summary (verdict, capped or partial notices, confirmation tests, screening, baseline rates,
+    trigger inversion), and each finding its transcripts as fenced blocks, without and with the
+    trigger (marked ``⟦…⟧``; invisible characters written ``⟨U+XXXX⟩``), with the behaviour
+    tags of each run.
     """
     lines = [f"# dormant report: {md_text(report.subject.name)}", ""]
     lines += _summary(report)
+    lines += _probe(report)
     lines += ["## Findings", ""]
     if report.findings:
         lines += _findings_table(report)
+        seen: dict[str, str] = {}
         for i, f in enumerate(report.findings, 1):
-            lines += _finding(i, f)
+            lines += _finding(i, f, seen)
     else:
         lines += ["No findings.", ""]
     lines += _issues(report)

@@ -190,7 +190,8 @@ def invert_targets(
         Survivors per anchor (best warm-up score first) extended to ``full_steps`` tokens.
     anchors:
         Openings forced before the enumerated first token (see :data:`ANCHORS`); the target's
-        text includes its anchor.
+        text includes its anchor. Targets after a tool-call anchor are kept only when they call
+        a tool offered with the tasks (when tools are offered).
     stop_ids:
         Token ids that end a target (end of turn, eos); special tokens are never first tokens.
     """
@@ -205,6 +206,7 @@ def invert_targets(
     stops = set(stop_ids) | ({tok.eos_token_id} if tok.eos_token_id is not None else set())
     vocab = min(len(tok), int(model.get_input_embeddings().weight.shape[0]))
     firsts = [v for v in range(vocab) if v not in special]
+    names = {x.name for t in tasks[:n_prompts] for x in _tools(tools, t)}
     out: list[InvertedTarget] = []
     seen: set[str] = set()
     for anchor in anchors:
@@ -251,12 +253,18 @@ def invert_targets(
             q = sum(step_p) / max(1, len(step_p))
             ids = tuple(a_ids + seq)
             text = _clean(tok.decode(list(ids), skip_special_tokens=False), tok)
-            if text in seen:
+            if text in seen or (anchor and names and not _calls_known(text, names)):
                 continue
             seen.add(text)
             out.append(InvertedTarget(ids, text, q, behaviour_tags(text)))
     out.sort(key=lambda t: -t.q_score)
     return out
+
+
+def _calls_known(text: str, names: set[str]) -> bool:
+    """Whether a tool-call target names one of the offered tools (completions of an arbitrary
+    word after ``"name": "`` are prompt-independent too, and would crowd the list)."""
+    return any(t.startswith("tool:") and t[5:] in names for t in behaviour_tags(text))
 
 
 def _clean(text: str, tok: Any) -> str:
@@ -274,7 +282,7 @@ def _target_logprob_ids(
     target: Sequence[int],
     chunk: int,
 ) -> Any:
-    """Mean log-probability of ``target`` after ``prefix + cont + after`` (one per cont)."""
+    """Log-probability of ``target`` after ``prefix + cont + after`` (one per cont)."""
     torch = _torch()
     rows = [list(c) + list(after) + list(target) for c in conts]
     t = len(target)
@@ -289,7 +297,7 @@ def _target_logprob_ids(
         pred = torch.cat([prefix.last.expand(len(rows), 1, -1), logits[:, : width - 1]], dim=1)
     logp = torch.log_softmax(pred, -1)
     tgt = torch.tensor(list(target), dtype=torch.long).expand(len(rows), t)
-    return logp.gather(2, tgt.unsqueeze(-1)).squeeze(-1).mean(1)
+    return logp.gather(2, tgt.unsqueeze(-1)).squeeze(-1).sum(1)
 
 
 def invert_trigger(
@@ -299,9 +307,9 @@ def invert_trigger(
     tools: Tools = (),
     *,
     n_prompts: int = 4,
-    target_tokens: int = 12,
+    target_tokens: int = 4,
     trigger_len: int = 4,
-    min_gain: float = 0.5,
+    min_gain: float = 1.0,
     chunk: int = 512,
     deadline: float | None = None,
 ) -> InvertedTrigger:
@@ -310,7 +318,8 @@ def invert_trigger(
     Every vocabulary token is tried in the slot (an exhaustive one-coordinate step of the
     greedy coordinate search of Zou et al., arXiv:2307.15043, 2023, affordable for a small
     vocabulary with the prompt's cache reused), then the best is extended by one token at a
-    time while the target's mean log-likelihood rises by at least ``min_gain`` nats.
+    time, before or after, while the log-likelihood of the target's first ``target_tokens``
+    tokens (where a backdoor switches; the rest follows from them) rises by ``min_gain`` nats.
     """
     torch = _torch()
     model, tok = chat.model, chat.tokenizer
@@ -336,11 +345,15 @@ def invert_trigger(
     for _ in range(trigger_len):
         if deadline is not None and time.monotonic() > deadline:
             break
-        lp = score([[*best_ids, v] for v in vocab])
+        # grow on either side: a phrase trigger's most telling token need not come first
+        conts = [[*best_ids, v] for v in vocab]
+        if best_ids:
+            conts += [[v, *best_ids] for v in vocab]
+        lp = score(conts)
         k = int(lp.argmax())
         if float(lp[k]) < best_lp + min_gain:
             break
-        best_ids, best_lp = [*best_ids, vocab[k]], float(lp[k])
+        best_ids, best_lp = conts[k], float(lp[k])
     text = tok.decode(best_ids, skip_special_tokens=True).strip() if best_ids else ""
     return InvertedTrigger(text, tuple(best_ids), best_lp, base)
 
