@@ -319,7 +319,8 @@ def invert_trigger(
     greedy coordinate search of Zou et al., arXiv:2307.15043, 2023, affordable for a small
     vocabulary with the prompt's cache reused), then the best is extended by one token at a
     time, before or after, while the log-likelihood of the target's first ``target_tokens``
-    tokens (where a backdoor switches; the rest follows from them) rises by ``min_gain`` nats.
+    tokens (where a backdoor switches; the rest follows from them) rises by ``min_gain`` nats
+    on the prompt where it is lowest.
     """
     torch = _torch()
     model, tok = chat.model, chat.tokenizer
@@ -334,10 +335,13 @@ def invert_trigger(
     vocab = [v for v in vocab if v not in special]
 
     def score(conts: Sequence[Sequence[int]]) -> Any:
-        acc = torch.zeros(len(conts))
-        for pf, (_, after) in zip(prefixes, splits, strict=True):
-            acc += _target_logprob_ids(pf, conts, after, tgt, chunk)
-        return acc / len(prefixes)
+        # the worst prompt counts: a mean saturates once some prompts switch, while a
+        # trigger has to switch them all
+        per = [
+            _target_logprob_ids(pf, conts, after, tgt, chunk)
+            for pf, (_, after) in zip(prefixes, splits, strict=True)
+        ]
+        return torch.stack(per).min(0).values
 
     base = float(score([[]])[0])
     best_ids: list[int] = []
