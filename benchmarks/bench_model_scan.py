@@ -130,10 +130,11 @@ def main() -> None:
     ap.add_argument(
         "--no-build", action="store_true", help="only summarise the models already scanned"
     )
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args()
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = {}
     if args.out.exists():
@@ -177,7 +178,7 @@ def main() -> None:
         sp: [done[s.name] for p, s in plan if p == sp and s.name in done] for sp in ("5m", "minilm")
     }
     summary = {
-        "machine": f"{platform.machine()} {platform.processor()} torch threads 2",
+        "machine": f"{platform.machine()} {platform.processor()} torch threads {args.threads}",
         "test": metrics(test),
         **{f"{sp}_models": metrics(rows) for sp, rows in other.items() if rows},
         **{

@@ -87,7 +87,11 @@ class TriggerInversionScanner(Scanner):
     max_replay:
         Held-out inputs used for the replay.
     n_screen:
-        Clean inputs used by the exhaustive single-token screen.
+        Clean inputs used by the exhaustive single-token screen, at most; with vocabularies
+        above ``screen_rows / n_screen`` tokens fewer are used (at least 2), so the screen
+        costs about ``screen_rows`` short forward passes whatever the vocabulary.
+    screen_rows:
+        The screen's budget in (token, input) pairs (see ``n_screen``).
     max_screen_vocab:
         Largest vocabulary screened exhaustively when ``trigger_len == 1`` (every token tried
         on ``n_screen`` inputs, the best ``top_k`` per label then evaluated exactly); larger
@@ -127,11 +131,13 @@ class TriggerInversionScanner(Scanner):
         n_victims: int = 32,
         max_replay: int = 300,
         n_screen: int = 8,
+        screen_rows: int = 32_768,
         max_screen_vocab: int = 12_000,
         max_extend: int = 2,
     ) -> None:
         self.max_extend = max_extend
         self.n_screen = n_screen
+        self.screen_rows = screen_rows
         self.max_screen_vocab = max_screen_vocab
         self.optimizer = optimizer
         self.trigger_len = trigger_len
@@ -153,7 +159,15 @@ class TriggerInversionScanner(Scanner):
             raise ConfigError(
                 f"The 'optimizer' parameter must be 'gcg' or 'dbs'. Got {self.optimizer!r}."
             )
-        for p in ("trigger_len", "steps", "top_k", "n_victims", "max_replay"):
+        for p in (
+            "trigger_len",
+            "steps",
+            "top_k",
+            "n_victims",
+            "max_replay",
+            "n_screen",
+            "screen_rows",
+        ):
             v = getattr(self, p)
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"The '{p}' parameter must be a positive int. Got {v!r}.")
@@ -184,8 +198,9 @@ class TriggerInversionScanner(Scanner):
         vocab = int(adapter.embedding_matrix().shape[0])
         screened = None
         if self.trigger_len == 1 and vocab <= self.max_screen_vocab:
-            screened = screen_tokens(adapter, opt[: self.n_screen])
-            spred = pred[: self.n_screen]
+            n_scr = self._screen_n(vocab)
+            screened = screen_tokens(adapter, opt[:n_scr])
+            spred = pred[:n_scr]
 
         def run(arm: tuple[int, str], steps: int) -> None:
             ti, pos = arm
@@ -272,6 +287,10 @@ class TriggerInversionScanner(Scanner):
         )
         return ScanResult(findings=[finding] if finding else [], extras=out)
 
+    def _screen_n(self, vocab: int) -> int:
+        """Inputs the exhaustive screen uses for a vocabulary of ``vocab`` tokens."""
+        return min(self.n_screen, max(2, self.screen_rows // max(1, vocab)))
+
     def _extend(
         self,
         subject: Any,
@@ -303,7 +322,8 @@ class TriggerInversionScanner(Scanner):
         arm = min(arms_t, key=lambda a: best[a].loss)
         inv = best[arm]
         vict = [t for t, p in zip(opt, pred, strict=True) if p != ti][: self.n_victims]
-        scr = [t for t, p in zip(opt[: self.n_screen], spred, strict=True) if p != ti]
+        n_scr = self._screen_n(int(adapter.embedding_matrix().shape[0]))
+        scr = [t for t, p in zip(opt[:n_scr], spred, strict=True) if p != ti]
         banned = adapter.special_ids() | natural[ti]
         grown = inv
         for _ in range(self.max_extend):
@@ -311,7 +331,7 @@ class TriggerInversionScanner(Scanner):
                 break
             longer = extend_tokens(
                 adapter,
-                scr or opt[: self.n_screen],
+                scr or opt[:n_scr],
                 vict,
                 ti,
                 arm[1],
