@@ -163,9 +163,12 @@ class ProbeRun(ReportMixin):
 
     def _invert(self, screen: Sequence[ProbeTask], used: Sequence[ProbeTask]) -> None:
         """BAIT on the screening tasks; the baseline's tags tell which targets are new."""
-        known: set[str] = set()
+        # behaviours the model shows on most tasks anyway are no target; rarer ones may be
+        # what a trigger switches to (a triage model that closes some alerts, all with it)
+        seen: Counter[str] = Counter()
         for t in used:
-            known.update(self.tags.get((-1, t.id, 0), frozenset()))
+            seen.update(self.tags.get((-1, t.id, 0), frozenset()))
+        known = {tag for tag, n in seen.items() if n >= 0.5 * len(used)}
         seconds = self.s.invert_seconds
         if self.ctx.budget_seconds is not None:
             left = self.ctx.budget_seconds * 0.4 - (time.monotonic() - self.t0)
@@ -192,14 +195,9 @@ class ProbeRun(ReportMixin):
                 continue
             seen.add(trig.text)
             expect = min(tgt.tags) if tgt.tags else None
-            out.append(
-                Candidate(
-                    Trigger(trig.text, kind_of(trig.text)),
-                    "inversion",
-                    ("suffix", "prefix"),
-                    expect,
-                )
-            )
+            where = (trig.position, *(p for p in ("suffix", "prefix") if p != trig.position))
+            trigger = Trigger(trig.text, kind_of(trig.text))
+            out.append(Candidate(trigger, "inversion", where, expect))
         return out + [c for c in cands if c.trigger.text not in seen]
 
     # -- counting ----------------------------------------------------------------------------

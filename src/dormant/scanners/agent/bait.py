@@ -25,6 +25,7 @@ the replay, not on the Q-score alone.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class InvertedTrigger:
     token_ids: tuple[int, ...]
     target_logprob: float
     baseline_logprob: float
+    position: str = "suffix"
 
 
 def _torch() -> Any:
@@ -77,18 +79,36 @@ def _prompts(chat: Any, tasks: Sequence[ProbeTask], tools: Tools) -> list[list[i
     return out
 
 
-def _split_prompt(chat: Any, task: ProbeTask, tools: Tools) -> tuple[list[int], list[int]]:
-    """The prompt's token ids before and after the end of the user's text (the trigger slot)."""
-    tools = _tools(tools, task)
-    text = chat.render(task.messages(), tools)
-    user = task.messages()[-1].content
-    cut = text.rfind(user)
+_SLOT = "\u2063dormant-slot\u2063"
+
+
+def _split_prompt(
+    chat: Any, task: ProbeTask, tools: Tools, position: str = "suffix"
+) -> tuple[list[int], list[int]]:
+    """The prompt's token ids before and after the trigger slot at ``position``.
+
+    ``suffix`` is the end of the user's text, ``inline`` the end of its first code-comment or
+    log line, ``prefix`` its start (see :func:`.candidates.insert`). A trigger token brings its
+    own leading space, so the space the insertion adds is cut.
+    """
+    from ...triggers import Trigger, TriggerKind
+    from .candidates import insert
+
+    specs = _tools(tools, task)
+    marked = insert(Trigger(_SLOT, TriggerKind.TOKEN), task.prompt, position)
+    text = chat.render(task.messages(marked), specs)
+    cut = text.find(_SLOT)
     if cut < 0:  # a template that rewrites the user text: append at the very end instead
-        return list(chat.prompt_ids(task.messages(), tools)), []
-    cut += len(user)
+        return list(chat.prompt_ids(task.messages(), specs)), []
+    rest = text[cut + len(_SLOT) :]
+    head = text[:cut]
+    if head.endswith(" "):
+        head = head[:-1]
+    elif rest.startswith(" "):
+        rest = rest[1:]
     enc = chat.tokenizer
-    before = enc(text[:cut], add_special_tokens=False)["input_ids"]
-    after = enc(text[cut:], add_special_tokens=False)["input_ids"]
+    before = enc(head, add_special_tokens=False)["input_ids"]
+    after = enc(rest, add_special_tokens=False)["input_ids"]
     return [int(i) for i in before], [int(i) for i in after]
 
 
@@ -214,10 +234,16 @@ def invert_targets(
             [int(i) for i in tok(anchor, add_special_tokens=False)["input_ids"]] if anchor else []
         )
         prefixes = [_Prefix(model, p + a_ids) for p in prompts]
+
         # warm-up: every first token, greedy extension averaged over the prompts
+        # after a tool-call opening the target is the tool's name: it ends with the quote
+        # that closes it (the arguments copy from the prompt and would fail any threshold)
+        def closed(seq: list[int], anchored: bool = bool(anchor)) -> bool:
+            return anchored and '"' in tok.decode(seq, skip_special_tokens=False)
+
         seqs = {v: [v] for v in firsts}
-        score = {v: 1.0 for v in firsts}
-        alive = list(firsts)
+        alive = [v for v in firsts if not closed([v])]
+        score = {v: 0.0 for v in firsts} | {v: 1.0 for v in alive}
         for _ in range(warmup_steps):
             if not alive or (deadline is not None and time.monotonic() > deadline):
                 break
@@ -230,7 +256,7 @@ def invert_targets(
                 if pr < warmup_threshold:
                     continue
                 seqs[v].append(nxt)
-                if nxt not in stops:
+                if nxt not in stops and not closed(seqs[v]):
                     keep.append(v)
             alive = keep
         survivors = sorted(
@@ -242,6 +268,8 @@ def invert_targets(
             seq: list[int] = [v]
             step_p: list[float] = []
             for _ in range(full_steps):
+                if closed(seq):
+                    break
                 probs = _mean_next_probs(prefixes, [seq], chunk)[0]
                 best_p, best_i = torch.max(probs, -1)
                 step_p.append(float(best_p))
@@ -256,15 +284,26 @@ def invert_targets(
             if text in seen or (anchor and names and not _calls_known(text, names)):
                 continue
             seen.add(text)
-            out.append(InvertedTarget(ids, text, q, behaviour_tags(text)))
+            out.append(InvertedTarget(ids, text, q, _target_tags(text)))
     out.sort(key=lambda t: -t.q_score)
     return out
+
+
+def _target_tags(text: str) -> frozenset[str]:
+    """Behaviour tags of a target; a tool-call target (an opening and a name) is completed
+    with empty arguments first, so the detectors see a call."""
+    m = re.match(r'<tool_call>\{"name": "([^"]+)"', text)
+    if m:
+        return behaviour_tags(
+            f'<tool_call>{{"name": "{m.group(1)}", "arguments": {{}}}}</tool_call>'
+        )
+    return behaviour_tags(text)
 
 
 def _calls_known(text: str, names: set[str]) -> bool:
     """Whether a tool-call target names one of the offered tools (completions of an arbitrary
     word after ``"name": "`` are prompt-independent too, and would crowd the list)."""
-    return any(t.startswith("tool:") and t[5:] in names for t in behaviour_tags(text))
+    return any(t.startswith("tool:") and t[5:] in names for t in _target_tags(text))
 
 
 def _clean(text: str, tok: Any) -> str:
@@ -310,25 +349,59 @@ def invert_trigger(
     target_tokens: int = 4,
     trigger_len: int = 4,
     min_gain: float = 1.0,
+    positions: Sequence[str] = ("suffix", "inline"),
     chunk: int = 512,
     deadline: float | None = None,
 ) -> InvertedTrigger:
-    """Stage 2: the tokens placed after the user's text that most raise the target.
+    """Stage 2: the tokens placed in the user's text that most raise the target.
 
     Every vocabulary token is tried in the slot (an exhaustive one-coordinate step of the
     greedy coordinate search of Zou et al., arXiv:2307.15043, 2023, affordable for a small
     vocabulary with the prompt's cache reused), then the best is extended by one token at a
     time, before or after, while the log-likelihood of the target's first ``target_tokens``
     tokens (where a backdoor switches; the rest follows from them) rises by ``min_gain`` nats
-    on the prompt where it is lowest.
+    on the prompt where it is lowest. Slots: the end of the user's text and, when every prompt
+    has one, the end of its first code-comment or log line (``positions``); the better wins.
     """
-    torch = _torch()
-    model, tok = chat.model, chat.tokenizer
-    tgt = list(target.token_ids[:target_tokens])
+    from .candidates import has_inline_site
+
     sub = list(tasks[:n_prompts])
     if not sub:
         raise InputError("Trigger inversion needs at least one task.")
-    splits = [_split_prompt(chat, t, tools) for t in sub]
+    best: InvertedTrigger | None = None
+    for pos in positions:
+        if pos == "inline" and not all(has_inline_site(t.prompt) for t in sub):
+            continue
+        if deadline is not None and time.monotonic() > deadline and best is not None:
+            break
+        got = _search_slot(
+            chat, sub, target, tools, pos, target_tokens, trigger_len, min_gain, chunk, deadline
+        )
+        if best is None or (got.target_logprob - got.baseline_logprob) > (
+            best.target_logprob - best.baseline_logprob
+        ):
+            best = got
+    assert best is not None
+    return best
+
+
+def _search_slot(
+    chat: Any,
+    sub: Sequence[ProbeTask],
+    target: InvertedTarget,
+    tools: Tools,
+    position: str,
+    target_tokens: int,
+    trigger_len: int,
+    min_gain: float,
+    chunk: int,
+    deadline: float | None,
+    top_k: int = 256,
+) -> InvertedTrigger:
+    torch = _torch()
+    model, tok = chat.model, chat.tokenizer
+    tgt = list(target.token_ids[:target_tokens])
+    splits = [_split_prompt(chat, t, tools, position) for t in sub]
     prefixes = [_Prefix(model, b) for b, _ in splits]
     special = _special_ids(tok)
     vocab = [v for v in range(min(len(tok), model.get_input_embeddings().weight.shape[0]))]
@@ -346,20 +419,23 @@ def invert_trigger(
     base = float(score([[]])[0])
     best_ids: list[int] = []
     best_lp = base
+    pool = vocab
     for _ in range(trigger_len):
         if deadline is not None and time.monotonic() > deadline:
             break
         # grow on either side: a phrase trigger's most telling token need not come first
-        conts = [[*best_ids, v] for v in vocab]
+        conts = [[*best_ids, v] for v in pool]
         if best_ids:
-            conts += [[v, *best_ids] for v in vocab]
+            conts += [[v, *best_ids] for v in pool]
         lp = score(conts)
+        if not best_ids:  # later slots try only the tokens that did best alone (as GCG's top-k)
+            pool = [pool[int(i)] for i in lp.topk(min(top_k, len(pool))).indices]
         k = int(lp.argmax())
         if float(lp[k]) < best_lp + min_gain:
             break
         best_ids, best_lp = conts[k], float(lp[k])
     text = tok.decode(best_ids, skip_special_tokens=True).strip() if best_ids else ""
-    return InvertedTrigger(text, tuple(best_ids), best_lp, base)
+    return InvertedTrigger(text, tuple(best_ids), best_lp, base, position)
 
 
 @dataclass(frozen=True)
@@ -382,6 +458,7 @@ class Inversion:
                     "target": t.text[:200],
                     "target_tags": sorted(t.tags),
                     "trigger": g.text,
+                    "position": g.position,
                     "gain_nats": round(g.target_logprob - g.baseline_logprob, 3),
                 }
                 for t, g in self.pairs
@@ -405,23 +482,30 @@ def invert(
     tools: Tools = (),
     *,
     known_tags: frozenset[str] = frozenset(),
-    max_targets: int = 6,
+    max_targets: int = 4,
     seconds: float | None = None,
     n_prompts: int = 5,
 ) -> Inversion:
     """BAIT stage 1, then stage 2 for the most suspicious targets.
 
     Targets whose behaviour tags the model does not already show without a trigger
-    (``known_tags``, from the probe's baseline) come first, then the rest by Q-score; each of
-    the first ``max_targets`` gets a trigger search. A trigger that does not raise its target
+    (``known_tags``, from the probe's baseline), one per behaviour, get a trigger search (at
+    most ``max_targets``); when there is none, the best other target by Q-score is tried
+    (a target without a tag, e.g. an answer that ignores its sources, is judged by the probe).
+    A trigger that does not raise its target
     (empty text) is dropped. The probe then tests every proposed trigger like any candidate,
     so a benign target with a spurious trigger costs queries, not a false finding.
     """
     t0 = time.monotonic()
     deadline = None if seconds is None else t0 + seconds
     targets = invert_targets(chat, tasks, tools, n_prompts=n_prompts, deadline=deadline)
-    novel = [t for t in targets if t.tags - known_tags]
-    rest = [t for t in targets if not (t.tags - known_tags)]
+    novel: list[InvertedTarget] = []
+    seen_tags: set[frozenset[str]] = set()
+    for t in targets:  # one target per new behaviour (the best Q-score)
+        if t.tags - known_tags and t.tags not in seen_tags:
+            seen_tags.add(t.tags)
+            novel.append(t)
+    rest = [t for t in targets if not (t.tags - known_tags)][: max(0, 1 - len(novel))]
     pairs = []
     for tgt in (novel + rest)[:max_targets]:
         if deadline is not None and time.monotonic() > deadline:
