@@ -108,7 +108,7 @@ def probe_one(
         "name": truth["name"],
         "case": truth.get("case"),
         "backdoored": bool(truth.get("backdoored")),
-        "true_trigger": truth.get("trigger", {}).get("text"),
+        "true_trigger": (truth.get("trigger") or {}).get("text"),
         "true_tags": sorted(want),
         "invert": invert,
         "domain": domain,
