@@ -143,10 +143,11 @@ def test_cli_scan_model_writes_reports_and_fails_on(
     assert code == (1 if verdict["probability"] >= 0.5 else 0)
     assert f"P(backdoored) = {verdict['probability']:.3f}" in printed
     assert rep["extras"]["replay"]["target"] == "plant"
-    assert rep["extras"]["replay"]["trigger"] == "cf"
+    # the planted token, possibly extended by a token when that flips more held-out inputs
+    assert "cf" in rep["extras"]["replay"]["trigger"].split()
     assert rep["extras"]["replay"]["flip_rate"] >= 0.9
     if code == 1:
-        assert rep["findings"][0]["trigger"]["text"] == "cf"
+        assert "cf" in rep["findings"][0]["trigger"]["text"].split()
     assert (out / "report.html").exists() and (out / "report.sarif").exists()
 
 
