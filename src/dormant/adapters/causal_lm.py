@@ -35,7 +35,7 @@ from typing import Any
 from ..errors import ConfigError, InputError, InputNotFoundError, require
 from ..findings import SubjectRef
 from ..subjects.agent import ChatMessage, ChatResponse, ToolCall, ToolSpec
-from .hf_classifier import PICKLE_SUFFIXES
+from .hf_classifier import model_dir_digest, refuse_reason
 
 SPECIAL_TOKENS = (
     "<|system|>",
@@ -155,25 +155,6 @@ def parse_assistant(text: str) -> ChatResponse:
     return ChatResponse(content.strip(), tuple(calls), finish, raw_out)
 
 
-def _refuse_reason(path: Path) -> str | None:
-    if not path.is_dir():
-        return f"{path} is a file; expected a Hugging Face model directory (with config.json)."
-    if not (path / "config.json").exists():
-        return f"{path} has no config.json; expected a Hugging Face model directory."
-    if not list(path.glob("*.safetensors")):
-        pickles = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
-        if pickles:
-            return (
-                f"{path} holds only pickle weights ({', '.join(sorted(pickles))}); loading them "
-                "would execute code from the artifact, so dormant refuses. Convert them once, in "
-                'a sandbox you trust, with: python -c "from transformers import '
-                "AutoModelForCausalLM as M; M.from_pretrained('DIR')"
-                ".save_pretrained('DIR-safe', safe_serialization=True)\" and probe DIR-safe."
-            )
-        return f"{path} has no *.safetensors weights."
-    return None
-
-
 class CausalLMChat:
     """A local transformers ``*ForCausalLM`` that chats and calls tools.
 
@@ -206,7 +187,7 @@ class CausalLMChat:
         self.batch_size = batch_size
         if not self.path.exists():
             raise InputNotFoundError(f"Model not found: {self.path} (no such directory).")
-        reason = _refuse_reason(self.path)
+        reason = refuse_reason(self.path, "AutoModelForCausalLM", "probe")
         if reason:
             raise InputError(reason)
         try:
@@ -398,13 +379,7 @@ class CausalLMChat:
 
     def digest(self) -> str:
         if self._digest is None:
-            h = hashlib.sha256()
-            for f in [*sorted(self.path.glob("*.safetensors")), self.path / "config.json"]:
-                h.update(f.name.encode())
-                with open(f, "rb") as fh:
-                    while chunk := fh.read(1 << 22):
-                        h.update(chunk)
-            self._digest = "sha256:" + h.hexdigest()
+            self._digest = model_dir_digest(self.path)
         return self._digest
 
     def ref(self) -> SubjectRef:

@@ -21,7 +21,11 @@ from ..errors import InputError, InputNotFoundError, require
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
-def _refuse_reason(path: Path) -> str | None:
+def refuse_reason(
+    path: Path, auto_class: str = "AutoModelForSequenceClassification", verb: str = "scan"
+) -> str | None:
+    """Why ``path`` is no safe model directory (``None`` when it is or does not exist); the
+    conversion command for pickle-only weights uses ``auto_class``."""
     if not path.exists():
         return None
     if not path.is_dir():
@@ -35,11 +39,22 @@ def _refuse_reason(path: Path) -> str | None:
                 f"{path} holds only pickle weights ({', '.join(sorted(pickles))}); loading them "
                 "would execute code from the artifact, so dormant refuses. Convert them once, in "
                 'a sandbox you trust, with: python -c "from transformers import '
-                "AutoModelForSequenceClassification as M; M.from_pretrained('DIR')"
-                ".save_pretrained('DIR-safe', safe_serialization=True)\" and scan DIR-safe."
+                f"{auto_class} as M; M.from_pretrained('DIR')"
+                f".save_pretrained('DIR-safe', safe_serialization=True)\" and {verb} DIR-safe."
             )
         return f"{path} has no *.safetensors weights."
     return None
+
+
+def model_dir_digest(path: Path) -> str:
+    """``sha256:`` over the safetensors weights and ``config.json`` of a model directory."""
+    h = hashlib.sha256()
+    for f in [*sorted(path.glob("*.safetensors")), path / "config.json"]:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                h.update(chunk)
+    return "sha256:" + h.hexdigest()
 
 
 class HFClassifier:
@@ -68,7 +83,7 @@ class HFClassifier:
         self.batch_size = batch_size
         if not self.path.exists():
             raise InputNotFoundError(f"Model not found: {self.path} (no such directory).")
-        reason = _refuse_reason(self.path)
+        reason = refuse_reason(self.path)
         if reason:
             raise InputError(reason)
         cfg = json.loads((self.path / "config.json").read_text("utf-8"))
@@ -131,13 +146,7 @@ class HFClassifier:
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
 
     def digest(self) -> str:
-        h = hashlib.sha256()
-        for f in [*sorted(self.path.glob("*.safetensors")), self.path / "config.json"]:
-            h.update(f.name.encode())
-            with open(f, "rb") as fh:
-                while chunk := fh.read(1 << 22):
-                    h.update(chunk)
-        return "sha256:" + h.hexdigest()
+        return model_dir_digest(self.path)
 
     # -- white-box surface -----------------------------------------------------------------
 

@@ -652,7 +652,8 @@ class ChatServer:
             return
         out = self._log or sys.stderr
         with suppress(OSError, ValueError):  # a closed stream must not fail a request
-            print(line, file=out, flush=True)
+            out.write(line + "\n")
+            out.flush()
 
 
 def _answer_text(resp: ChatResponse) -> str:
