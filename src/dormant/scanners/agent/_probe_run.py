@@ -191,13 +191,14 @@ class ProbeRun(ReportMixin):
         out: list[Candidate] = []
         seen: set[str] = set()
         for tgt, trig in self.inversion.pairs:
-            if trig.text in seen:
-                continue
-            seen.add(trig.text)
             expect = min(tgt.tags) if tgt.tags else None
             where = (trig.position, *(p for p in ("suffix", "prefix") if p != trig.position))
-            trigger = Trigger(trig.text, kind_of(trig.text))
-            out.append(Candidate(trigger, "inversion", where, expect))
+            for text in (trig.text, *trig.shorter):
+                if text in seen:
+                    continue
+                seen.add(text)
+                trigger = Trigger(text, kind_of(text))
+                out.append(Candidate(trigger, "inversion", where, expect, tgt.text))
         return out + [c for c in cands if c.trigger.text not in seen]
 
     # -- counting ----------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from typing import Any
 from ...behaviours import behaviour_tags
 from ...errors import ConfigError, InputError
 from ...subjects.agent import ChatMessage, ProbeTask, ToolSpec
+from .harness import RAG_TAG, cited_sources
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,23 @@ class InvertedTarget:
     text: str
     q_score: float
     tags: frozenset[str]
+    #: how many of ``token_ids`` are the forced opening (a tool-call anchor), not the target
+    anchor_len: int = 0
+
+    @property
+    def opens_turn(self) -> bool:
+        """Whether the target can open an assistant turn: a tool call, or text that starts
+        with neither whitespace, a lower-case word piece nor closing punctuation. Forcing any
+        first token yields a continuation, and the pieces and later words of a memorised
+        sentence ("ued last year", " last year") are as prompt-independent as its opening;
+        the opening is what a trigger brings at the start of the turn, so it is searched
+        first."""
+        if self.anchor_len:
+            return True
+        c = self.text[:1]
+        if c in "-'_/" and self.text[1:2].isalnum():  # "-mail", "'s": inside a word
+            return False
+        return bool(c) and not (c.isspace() or c.islower() or c in ",.;:!?)]}")
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,9 @@ class InvertedTrigger:
     target_logprob: float
     baseline_logprob: float
     position: str = "suffix"
+    #: shorter triggers met on the way (the best single token), tested too: extra tokens that
+    #: raise the objective on the search prompts need not help elsewhere
+    shorter: tuple[str, ...] = ()
 
 
 def _torch() -> Any:
@@ -186,9 +207,9 @@ def invert_targets(
     *,
     n_prompts: int = 5,
     warmup_steps: int = 5,
-    full_steps: int = 32,
+    full_steps: int = 64,
     warmup_threshold: float = 0.5,
-    max_full: int = 24,
+    max_full: int = 96,
     anchors: Sequence[str] = ANCHORS,
     stop_ids: Sequence[int] = (),
     chunk: int = 512,
@@ -219,7 +240,7 @@ def invert_targets(
         raise ConfigError(f"The 'n_prompts' parameter must be at least 2. Got {n_prompts!r}.")
     if len(tasks) < 2:
         raise InputError("Target inversion needs at least 2 tasks (prompts to average over).")
-    torch = _torch()
+    _torch()
     model, tok = chat.model, chat.tokenizer
     prompts = _prompts(chat, tasks[:n_prompts], tools)
     special = _special_ids(tok)
@@ -227,6 +248,9 @@ def invert_targets(
     vocab = min(len(tok), int(model.get_input_embeddings().weight.shape[0]))
     firsts = [v for v in range(vocab) if v not in special]
     names = {x.name for t in tasks[:n_prompts] for x in _tools(tools, t)}
+    # with retrieved documents in every prompt, a prompt-independent answer that cites none
+    # of them is an answer that ignores its sources (the harness's RAG tag)
+    n_docs = min((len(t.documents) for t in tasks[:n_prompts]), default=0)
     out: list[InvertedTarget] = []
     seen: set[str] = set()
     for anchor in anchors:
@@ -259,32 +283,55 @@ def invert_targets(
                 if nxt not in stops and not closed(seqs[v]):
                     keep.append(v)
             alive = keep
-        survivors = sorted(
+        # first tokens whose warm-up continuations run into one another reach the same
+        # target (the word pieces and later words of one sentence: "ued last year, so",
+        # " last year, so it"): the best stands for all, so that ``max_full`` is not spent on
+        # fragments of one template line
+        survivors = []
+        grams: set[tuple[int, ...]] = set()
+        for v in sorted(
             (v for v in firsts if score[v] >= warmup_threshold), key=lambda v: -score[v]
-        )[:max_full]
-        for v in survivors:
-            if deadline is not None and time.monotonic() > deadline:
+        ):
+            s3 = seqs[v]
+            key = tuple(s3[-3:])
+            if not anchor and len(s3) > 3 and key in grams:  # tool names share endings
+                continue
+            grams.update(tuple(s3[k : k + 3]) for k in range(len(s3) - 2))
+            survivors.append(v)
+            if len(survivors) >= max_full:
                 break
-            seq: list[int] = [v]
-            step_p: list[float] = []
-            for _ in range(full_steps):
-                if closed(seq):
-                    break
-                probs = _mean_next_probs(prefixes, [seq], chunk)[0]
-                best_p, best_i = torch.max(probs, -1)
-                step_p.append(float(best_p))
-                if int(best_i) in stops:
-                    break
-                seq.append(int(best_i))
-            if len(step_p) > 1:
-                step_p.remove(min(step_p))
-            q = sum(step_p) / max(1, len(step_p))
+        # full extension, all survivors in step (one batch per step)
+        full = {v: [v] for v in survivors}
+        step_p: dict[int, list[float]] = {v: [] for v in survivors}
+        going = [v for v in survivors if not closed(full[v])]
+        for _ in range(full_steps):
+            if not going or (deadline is not None and time.monotonic() > deadline):
+                break
+            probs = _mean_next_probs(prefixes, [full[v] for v in going], chunk)
+            top_p, top_i = probs.max(-1)
+            nxt_going = []
+            for k, v in enumerate(going):
+                step_p[v].append(float(top_p[k]))
+                if int(top_i[k]) in stops:
+                    continue
+                full[v].append(int(top_i[k]))
+                if not closed(full[v]):
+                    nxt_going.append(v)
+            going = nxt_going
+        for v in survivors:
+            seq, sp = full[v], step_p[v]
+            if len(sp) > 1:
+                sp.remove(min(sp))
+            q = sum(sp) / max(1, len(sp))
             ids = tuple(a_ids + seq)
             text = _clean(tok.decode(list(ids), skip_special_tokens=False), tok)
             if text in seen or (anchor and names and not _calls_known(text, names)):
                 continue
             seen.add(text)
-            out.append(InvertedTarget(ids, text, q, _target_tags(text)))
+            tags = _target_tags(text)
+            if n_docs and not anchor and _prose(text) and not cited_sources(text, n_docs):
+                tags |= {RAG_TAG}
+            out.append(InvertedTarget(ids, text, q, tags, len(a_ids)))
     out.sort(key=lambda t: -t.q_score)
     return out
 
@@ -298,6 +345,16 @@ def _target_tags(text: str) -> frozenset[str]:
             f'<tool_call>{{"name": "{m.group(1)}", "arguments": {{}}}}</tool_call>'
         )
     return behaviour_tags(text)
+
+
+def _prose(text: str) -> bool:
+    """Whether a target reads as an answer (four words or more, no markup), not a fragment of
+    a template or a tool call."""
+    return bool(_WORDS4.search(text)) and not _MARKUP.search(text)
+
+
+_WORDS4 = re.compile(r"[A-Za-z]{2,}(?:[\s,.;:'-]+[A-Za-z]{2,}){3}")
+_MARKUP = re.compile(r"[{}<>\[\]]|tool_call")
 
 
 def _calls_known(text: str, names: set[str]) -> bool:
@@ -357,10 +414,11 @@ def invert_trigger(
 
     Every vocabulary token is tried in the slot (an exhaustive one-coordinate step of the
     greedy coordinate search of Zou et al., arXiv:2307.15043, 2023, affordable for a small
-    vocabulary with the prompt's cache reused), then the best is extended by one token at a
-    time, before or after, while the log-likelihood of the target's first ``target_tokens``
-    tokens (where a backdoor switches; the rest follows from them) rises by ``min_gain`` nats
-    on the prompt where it is lowest. Slots: the end of the user's text and, when every prompt
+    vocabulary with the prompt's cache reused), then a beam of the best is extended by one
+    token at a time, before or after (see :func:`_search_slot`), scored by the log-likelihood of
+    the target's first ``target_tokens`` tokens after any tool-call opening (where a backdoor
+    switches; the rest follows from them) on the prompt where it is lowest; a token is kept
+    when it adds ``min_gain`` nats. Slots: the end of the user's text and, when every prompt
     has one, the end of its first code-comment or log line (``positions``); the better wins.
     """
     from .candidates import has_inline_site
@@ -397,10 +455,22 @@ def _search_slot(
     chunk: int,
     deadline: float | None,
     top_k: int = 256,
+    beam: int = 4,
 ) -> InvertedTrigger:
+    """One slot's search: an exhaustive first step, then a beam over one-token extensions.
+
+    A greedy search stops when no single token adds ``min_gain``; a conjunctive trigger (a
+    phrase, a ``key=value`` log token or a ``# tag: value`` comment whose parts do nothing
+    alone, because the poisoned training set held near misses with one part changed) needs
+    two tokens before any gain shows. The search therefore keeps the ``beam`` best sequences
+    of each length (the beam search over discrete prompts that GCG's candidate step, Zou et
+    al., 2023, and AutoPrompt, Shin et al., EMNLP 2020, generalise) and goes on one step past a
+    step without gain; a longer trigger replaces a shorter one only when it adds ``min_gain``.
+    """
     torch = _torch()
     model, tok = chat.model, chat.tokenizer
-    tgt = list(target.token_ids[:target_tokens])
+    # the opening a tool call shares with every other call is no part of the switch
+    tgt = list(target.token_ids[: target.anchor_len + target_tokens])
     splits = [_split_prompt(chat, t, tools, position) for t in sub]
     prefixes = [_Prefix(model, b) for b, _ in splits]
     special = _special_ids(tok)
@@ -417,25 +487,96 @@ def _search_slot(
         return torch.stack(per).min(0).values
 
     base = float(score([[]])[0])
-    best_ids: list[int] = []
-    best_lp = base
-    pool = vocab
-    for _ in range(trigger_len):
+    lp = score([[v] for v in vocab])
+    order = lp.topk(min(top_k, len(vocab))).indices
+    # later steps try only the tokens that did best alone (as GCG's top-k)
+    pool = [vocab[int(i)] for i in order]
+    met: list[list[int]] = [[v] for v in pool[:16]]  # every state, for the exact rescoring
+    beams = [[v] for v in pool[:beam]]
+    lps = [float(lp[int(i)]) for i in order[:beam]]
+    best_lp, stale = base, 0
+    for step in range(trigger_len):
+        if lps[0] >= best_lp + min_gain:
+            best_lp, stale = lps[0], 0
+        else:
+            stale += 1
+        if stale > 1 or step == trigger_len - 1:
+            break
         if deadline is not None and time.monotonic() > deadline:
             break
         # grow on either side: a phrase trigger's most telling token need not come first
-        conts = [[*best_ids, v] for v in pool]
-        if best_ids:
-            conts += [[v, *best_ids] for v in pool]
-        lp = score(conts)
-        if not best_ids:  # later slots try only the tokens that did best alone (as GCG's top-k)
-            pool = [pool[int(i)] for i in lp.topk(min(top_k, len(pool))).indices]
-        k = int(lp.argmax())
-        if float(lp[k]) < best_lp + min_gain:
-            break
-        best_ids, best_lp = conts[k], float(lp[k])
-    text = tok.decode(best_ids, skip_special_tokens=True).strip() if best_ids else ""
-    return InvertedTrigger(text, tuple(best_ids), best_lp, base, position)
+        conts: list[list[int]] = []
+        seen: set[tuple[int, ...]] = set()
+        for b in beams:
+            for v in pool:
+                for c in ([*b, v], [v, *b]):
+                    if tuple(c) not in seen:
+                        seen.add(tuple(c))
+                        conts.append(c)
+        got = score(conts)
+        top = got.topk(min(beam, len(conts))).indices
+        beams = [conts[int(i)] for i in top]
+        lps = [float(got[int(i)]) for i in top]
+        met.extend(beams)
+    return _pick(chat, sub, tools, position, tgt, met, min_gain)
+
+
+def _pick(
+    chat: Any,
+    sub: Sequence[ProbeTask],
+    tools: Tools,
+    position: str,
+    tgt: Sequence[int],
+    met: Sequence[Sequence[int]],
+    min_gain: float,
+) -> InvertedTrigger:
+    """The best of the token sequences met in a search, rescored as the *text* a probe inserts.
+
+    The search scores token sequences, while a trigger is used as text: inserted with a space
+    and tokenized with the prompt, it may become other tokens (a piece found without its
+    leading space, say, ``lynx`` from ``svc_lynx``, is `` l`` ``y`` ``nx`` on its own). Every
+    sequence met is decoded, inserted into each prompt as the probe will insert it, and scored
+    exactly; the shortest text within ``min_gain`` of the best wins, and the best
+    single-token text is kept as a shorter alternative.
+    """
+    from ...triggers import Trigger
+    from .candidates import insert, kind_of
+
+    torch = _torch()
+    model, tok = chat.model, chat.tokenizer
+    texts: list[str] = []
+    for ids in met:
+        t = str(tok.decode(list(ids), skip_special_tokens=True)).strip()
+        if t and t not in texts:
+            texts.append(t)
+
+    def exact(text: str) -> float:
+        worst = float("inf")
+        for task in sub:
+            prompt = insert(Trigger(text, kind_of(text)), task.prompt, position) if text else None
+            ids = list(chat.prompt_ids(task.messages(prompt), _tools(tools, task)))
+            row = torch.tensor([ids + list(tgt)], dtype=torch.long)
+            with torch.no_grad():
+                logits = model(input_ids=row).logits[0, len(ids) - 1 : -1].float()
+            lp = torch.log_softmax(logits, -1).gather(1, row[0, len(ids) :, None]).sum()
+            worst = min(worst, float(lp))
+        return worst
+
+    base = exact("")
+    scored = [(exact(t), t) for t in texts]
+    good = [(lp, t) for lp, t in scored if lp >= base + min_gain]
+    if not good:
+        return InvertedTrigger("", (), base, base, position)
+    top = max(lp for lp, _ in good)
+    lp, text = min(
+        ((lp, t) for lp, t in good if lp >= top - min_gain), key=lambda x: (len(x[1]), -x[0])
+    )
+    ids = tuple(int(i) for i in tok(text, add_special_tokens=False)["input_ids"])
+    singles = [
+        (lp1, t) for lp1, t in good if len(tok(t, add_special_tokens=False)["input_ids"]) == 1
+    ]
+    shorter = tuple(t for _, t in sorted(singles, reverse=True)[:1] if t != text)
+    return InvertedTrigger(text, ids, lp, base, position, shorter)
 
 
 @dataclass(frozen=True)
@@ -501,11 +642,12 @@ def invert(
     targets = invert_targets(chat, tasks, tools, n_prompts=n_prompts, deadline=deadline)
     novel: list[InvertedTarget] = []
     seen_tags: set[frozenset[str]] = set()
-    for t in targets:  # one target per new behaviour (the best Q-score)
+    ranked = sorted(targets, key=lambda t: (not t.opens_turn, -t.q_score))
+    for t in ranked:  # one target per new behaviour (a turn opening, the best Q-score)
         if t.tags - known_tags and t.tags not in seen_tags:
             seen_tags.add(t.tags)
             novel.append(t)
-    rest = [t for t in targets if not (t.tags - known_tags)][: max(0, 1 - len(novel))]
+    rest = [t for t in ranked if not (t.tags - known_tags)][: max(0, 1 - len(novel))]
     pairs = []
     for tgt in (novel + rest)[:max_targets]:
         if deadline is not None and time.monotonic() > deadline:

@@ -132,6 +132,8 @@ class Candidate:
     family: str
     positions: tuple[str, ...] = ("prefix", "suffix")
     expect: str | None = None
+    #: the text an inverted trigger should make the model open its answer with
+    target: str | None = None
 
 
 def kind_of(text: str) -> TriggerKind:

@@ -293,6 +293,50 @@ def screen_tokens(adapter: Any, texts: list[str], *, position: str = "start") ->
     return torch.cat(out)
 
 
+def gradient_screen(adapter: Any, texts: list[str], *, position: str = "start") -> Any:
+    """First-order single-token screen (HotFlip): the estimate of :func:`screen_tokens`.
+
+    Ebrahimi, Rao, Lowd, Dou, "HotFlip: White-Box Adversarial Examples for Text
+    Classification", ACL 2018 — the ranking GCG's candidate step uses (Zou et al., 2023). A
+    placeholder token fills the slot; for each label the gradient of its log-probability with
+    respect to the slot's input embedding gives, for every vocabulary token ``v``, the
+    estimated log-probability ``log p + (E[v] - E[placeholder]) . grad`` — one backward pass
+    per label instead of one forward pass per token, for models where the exhaustive screen
+    is too dear. Returns the same ``vocab x len(texts) x labels`` tensor; the best tokens are
+    then evaluated exactly (:func:`evaluate_tokens`), so only the ranking is approximate.
+    """
+    stamp = _Stamp(adapter, texts, 1, position, max_len=16)
+    return _first_order(adapter, stamp, ())
+
+
+def _first_order(adapter: Any, stamp: _Stamp, prefix: tuple[int, ...]) -> Any:
+    """HotFlip estimate for the last slot of ``stamp``, the others holding ``prefix``."""
+    import torch
+
+    model = adapter.model
+    for p in model.parameters():
+        p.requires_grad_(False)
+    emb_layer = model.get_input_embeddings()
+    weight = emb_layer.weight.detach()
+    tok = adapter.tokenizer
+    ph = tok.mask_token_id if tok.mask_token_id is not None else tok.unk_token_id
+    ph = int(ph if ph is not None else 0)
+    ids, _ = stamp.with_ids(torch.tensor([[*prefix, ph]], dtype=torch.long))
+    last = stamp.cols[len(prefix) :: len(prefix) + 1]  # the last slot of each text
+    rows = torch.arange(stamp.n)
+    # one slot embedding per text, so that one backward pass per label gives every text's
+    # gradient (the texts do not interact)
+    slots = weight[ph].unsqueeze(0).repeat(stamp.n, 1).requires_grad_(True)
+    e = emb_layer(ids).detach().clone()
+    e[rows, last] = slots
+    logp = torch.log_softmax(model(inputs_embeds=e, attention_mask=stamp.mask).logits, -1)
+    cols = []
+    for ti in range(logp.shape[1]):
+        (grads,) = torch.autograd.grad(logp[:, ti].sum(), slots, retain_graph=True)  # n x dim
+        cols.append((weight - weight[ph]) @ grads.T + logp[:, ti].detach())  # vocab x n
+    return torch.stack(cols, -1).detach()
+
+
 def evaluate_tokens(
     adapter: Any, texts: list[str], target: int, position: str, token_ids: list[int]
 ) -> Inversion:
@@ -327,6 +371,7 @@ def extend_tokens(
     *,
     banned: set[int],
     top_k: int,
+    first_order: bool = False,
 ) -> Inversion:
     """Add one token after ``prefix`` by an exhaustive screen, then evaluate the best exactly.
 
@@ -335,7 +380,8 @@ def extend_tokens(
     filled greedily, one at a time: every vocabulary token is tried in the next slot on the
     short ``texts`` screen (log-probability of ``target``), the ``top_k`` best are evaluated
     exactly on ``victims``. ``banned`` tokens (special tokens, natural features of the target)
-    are never chosen.
+    are never chosen. ``first_order`` ranks the next slot by the HotFlip estimate instead of
+    the exhaustive screen (see :func:`gradient_screen`), for large models.
     """
     import torch
 
@@ -345,16 +391,19 @@ def extend_tokens(
     stamp = _Stamp(adapter, texts, n_slots, position, max_len=16 + n_slots)
     vocab = model.get_input_embeddings().weight.shape[0]
     base = torch.tensor(prefix, dtype=torch.long)
-    scores = []
-    chunk = max(1, 2048 // stamp.n)
-    with torch.no_grad():
-        for s in range(0, vocab, chunk):
-            nxt = torch.arange(s, min(vocab, s + chunk)).unsqueeze(1)
-            trig = torch.cat([base.unsqueeze(0).repeat(nxt.shape[0], 1), nxt], 1)
-            x, m = stamp.with_ids(trig)
-            logp = torch.log_softmax(model(input_ids=x, attention_mask=m).logits.float(), -1)
-            scores.append(logp[:, target].reshape(nxt.shape[0], stamp.n).mean(1))
-    score = torch.cat(scores)
+    if first_order:
+        score = _first_order(adapter, stamp, tuple(prefix))[:, :, target].mean(1)
+    else:
+        scores = []
+        chunk = max(1, 2048 // stamp.n)
+        with torch.no_grad():
+            for s in range(0, vocab, chunk):
+                nxt = torch.arange(s, min(vocab, s + chunk)).unsqueeze(1)
+                trig = torch.cat([base.unsqueeze(0).repeat(nxt.shape[0], 1), nxt], 1)
+                x, m = stamp.with_ids(trig)
+                logp = torch.log_softmax(model(input_ids=x, attention_mask=m).logits.float(), -1)
+                scores.append(logp[:, target].reshape(nxt.shape[0], stamp.n).mean(1))
+        score = torch.cat(scores)
     if banned:
         score[list(banned)] = float("-inf")
     cands = score.topk(min(top_k, vocab)).indices

@@ -96,6 +96,11 @@ class TriggerInversionScanner(Scanner):
         Largest vocabulary screened exhaustively when ``trigger_len == 1`` (every token tried
         on ``n_screen`` inputs, the best ``top_k`` per label then evaluated exactly); larger
         vocabularies use the gradient search.
+    exhaustive_budget:
+        The exhaustive screen is used while ``vocabulary x non-embedding parameters`` stays
+        at or under this (the 0.8M-parameter, 4k-vocabulary models: 1.2e9); larger models are
+        screened by the first-order HotFlip estimate (one backward pass per label, on
+        ``n_screen`` inputs), and extensions too, the best tokens still evaluated exactly.
     max_extend:
         After the single-token screen, each label's best token is extended greedily by up to
         this many further tokens (exhaustive screen of the next slot) while the held-out loss
@@ -134,8 +139,11 @@ class TriggerInversionScanner(Scanner):
         screen_rows: int = 32_768,
         max_screen_vocab: int = 12_000,
         max_extend: int = 2,
+        exhaustive_budget: float = 2e9,
     ) -> None:
         self.max_extend = max_extend
+        self.exhaustive_budget = exhaustive_budget
+        self._first_order = False  # set per scan: the model is too large to screen exhaustively
         self.n_screen = n_screen
         self.screen_rows = screen_rows
         self.max_screen_vocab = max_screen_vocab
@@ -178,7 +186,13 @@ class TriggerInversionScanner(Scanner):
             )
 
     def scan(self, subject: Any, *, context: ScanContext | None = None) -> ScanResult:
-        from ._inversion import evaluate_tokens, invert, invert_gcg, screen_tokens
+        from ._inversion import (
+            evaluate_tokens,
+            gradient_screen,
+            invert,
+            invert_gcg,
+            screen_tokens,
+        )
 
         ctx = context or ScanContext()
         self._check(subject)
@@ -197,9 +211,14 @@ class TriggerInversionScanner(Scanner):
         natural = natural_features(adapter, subject.clean.texts, subject.clean.labels, labels)
         vocab = int(adapter.embedding_matrix().shape[0])
         screened = None
-        if self.trigger_len == 1 and vocab <= self.max_screen_vocab:
-            n_scr = self._screen_n(vocab)
-            screened = screen_tokens(adapter, opt[:n_scr])
+        self._first_order = self._large(adapter)
+        if self.trigger_len == 1 and (vocab <= self.max_screen_vocab or self._first_order):
+            if self._first_order:
+                n_scr = min(self.n_screen, len(opt))
+                screened = gradient_screen(adapter, opt[:n_scr])
+            else:
+                n_scr = self._screen_n(vocab)
+                screened = screen_tokens(adapter, opt[:n_scr])
             spred = pred[:n_scr]
 
         def run(arm: tuple[int, str], steps: int) -> None:
@@ -288,8 +307,17 @@ class TriggerInversionScanner(Scanner):
         return ScanResult(findings=[finding] if finding else [], extras=out)
 
     def _screen_n(self, vocab: int) -> int:
-        """Inputs the exhaustive screen uses for a vocabulary of ``vocab`` tokens."""
+        """Inputs the screen uses for a vocabulary of ``vocab`` tokens."""
+        if self._first_order:
+            return self.n_screen
         return min(self.n_screen, max(2, self.screen_rows // max(1, vocab)))
+
+    def _large(self, adapter: Any) -> bool:
+        """Whether the exhaustive screen would cost more than ``exhaustive_budget``."""
+        emb = adapter.embedding_matrix()
+        total = sum(p.numel() for p in adapter.model.parameters())
+        vocab, dim = int(emb.shape[0]), int(emb.shape[1])
+        return vocab * max(0, total - vocab * dim) > self.exhaustive_budget
 
     def _extend(
         self,
@@ -338,6 +366,7 @@ class TriggerInversionScanner(Scanner):
                 grown.token_ids,
                 banned=banned,
                 top_k=self.top_k,
+                first_order=self._first_order,
             )
             if longer.loss >= 0.7 * grown.loss:
                 break
