@@ -269,24 +269,28 @@ def _eval(model: Any, stamp: _Stamp, trig_ids: Any, target: int) -> tuple[Any, A
     return loss.reshape(k, stamp.n).mean(1), fr
 
 
-def screen_tokens(adapter: Any, texts: list[str], *, position: str = "start") -> Any:
+def screen_tokens(
+    adapter: Any, texts: list[str], *, position: str = "start", token_ids: Any = None
+) -> Any:
     """Exhaustive single-token screen: log-probabilities of every label for every token.
 
     Every vocabulary token is inserted as a one-token trigger into each of ``texts`` (cut to
     16 tokens); returns a ``vocab x len(texts) x labels`` tensor of log-probabilities. This is
     the brute-force search that GCG's first-order candidate ranking approximates; it is exact,
-    and affordable for vocabularies of a few thousand tokens.
+    and affordable for vocabularies of a few thousand tokens. ``token_ids`` restricts it to
+    those tokens (rows in that order).
     """
     import torch
 
     model = adapter.model
     stamp = _Stamp(adapter, texts, 1, position, max_len=16)
     vocab = model.get_input_embeddings().weight.shape[0]
+    every = torch.arange(vocab) if token_ids is None else torch.as_tensor(token_ids).long()
     out = []
     chunk = max(1, 2048 // stamp.n)
     with torch.no_grad():
-        for s in range(0, vocab, chunk):
-            ids = torch.arange(s, min(vocab, s + chunk)).unsqueeze(1)
+        for s in range(0, len(every), chunk):
+            ids = every[s : s + chunk].unsqueeze(1)
             x, m = stamp.with_ids(ids)
             logits = model(input_ids=x, attention_mask=m).logits
             out.append(torch.log_softmax(logits.float(), -1).reshape(ids.shape[0], stamp.n, -1))
@@ -372,6 +376,7 @@ def extend_tokens(
     banned: set[int],
     top_k: int,
     first_order: bool = False,
+    refine_k: int = 1024,
 ) -> Inversion:
     """Add one token after ``prefix`` by an exhaustive screen, then evaluate the best exactly.
 
@@ -380,8 +385,8 @@ def extend_tokens(
     filled greedily, one at a time: every vocabulary token is tried in the next slot on the
     short ``texts`` screen (log-probability of ``target``), the ``top_k`` best are evaluated
     exactly on ``victims``. ``banned`` tokens (special tokens, natural features of the target)
-    are never chosen. ``first_order`` ranks the next slot by the HotFlip estimate instead of
-    the exhaustive screen (see :func:`gradient_screen`), for large models.
+    are never chosen. ``first_order`` screens exactly only the ``refine_k`` best tokens of
+    the HotFlip estimate (see :func:`gradient_screen`), for large models.
     """
     import torch
 
@@ -391,19 +396,23 @@ def extend_tokens(
     stamp = _Stamp(adapter, texts, n_slots, position, max_len=16 + n_slots)
     vocab = model.get_input_embeddings().weight.shape[0]
     base = torch.tensor(prefix, dtype=torch.long)
+    every = torch.arange(vocab)
     if first_order:
-        score = _first_order(adapter, stamp, tuple(prefix))[:, :, target].mean(1)
-    else:
-        scores = []
-        chunk = max(1, 2048 // stamp.n)
-        with torch.no_grad():
-            for s in range(0, vocab, chunk):
-                nxt = torch.arange(s, min(vocab, s + chunk)).unsqueeze(1)
-                trig = torch.cat([base.unsqueeze(0).repeat(nxt.shape[0], 1), nxt], 1)
-                x, m = stamp.with_ids(trig)
-                logp = torch.log_softmax(model(input_ids=x, attention_mask=m).logits.float(), -1)
-                scores.append(logp[:, target].reshape(nxt.shape[0], stamp.n).mean(1))
-        score = torch.cat(scores)
+        est = _first_order(adapter, stamp, tuple(prefix))[:, :, target].mean(1)
+        if banned:
+            est[list(banned)] = float("-inf")
+        every = est.topk(min(refine_k, vocab)).indices
+    scores = []
+    chunk = max(1, 2048 // stamp.n)
+    with torch.no_grad():
+        for s in range(0, len(every), chunk):
+            nxt = every[s : s + chunk].unsqueeze(1)
+            trig = torch.cat([base.unsqueeze(0).repeat(nxt.shape[0], 1), nxt], 1)
+            x, m = stamp.with_ids(trig)
+            logp = torch.log_softmax(model(input_ids=x, attention_mask=m).logits.float(), -1)
+            scores.append(logp[:, target].reshape(nxt.shape[0], stamp.n).mean(1))
+    score = torch.full((vocab,), float("-inf"))
+    score[every] = torch.cat(scores)
     if banned:
         score[list(banned)] = float("-inf")
     cands = score.topk(min(top_k, vocab)).indices

@@ -100,7 +100,11 @@ class TriggerInversionScanner(Scanner):
         The exhaustive screen is used while ``vocabulary x non-embedding parameters`` stays
         at or under this (the 0.8M-parameter, 4k-vocabulary models: 1.2e9); larger models are
         screened by the first-order HotFlip estimate (one backward pass per label, on
-        ``n_screen`` inputs), and extensions too, the best tokens still evaluated exactly.
+        ``n_screen`` inputs), and extensions too; the estimate's best ``refine_k`` tokens per
+        label are then screened exactly and the best ``top_k`` evaluated on the victims.
+    refine_k, refine_inputs:
+        See ``exhaustive_budget``: tokens screened exactly after the estimate, and on how many
+        inputs (the screen's, at most).
     max_extend:
         After the single-token screen, each label's best token is extended greedily by up to
         this many further tokens (exhaustive screen of the next slot) while the held-out loss
@@ -140,7 +144,11 @@ class TriggerInversionScanner(Scanner):
         max_screen_vocab: int = 12_000,
         max_extend: int = 2,
         exhaustive_budget: float = 2e9,
+        refine_k: int = 1024,
+        refine_inputs: int = 2,
     ) -> None:
+        self.refine_k = refine_k
+        self.refine_inputs = refine_inputs
         self.max_extend = max_extend
         self.exhaustive_budget = exhaustive_budget
         self._first_order = False  # set per scan: the model is too large to screen exhaustively
@@ -186,6 +194,8 @@ class TriggerInversionScanner(Scanner):
             )
 
     def scan(self, subject: Any, *, context: ScanContext | None = None) -> ScanResult:
+        import torch
+
         from ._inversion import (
             evaluate_tokens,
             gradient_screen,
@@ -230,6 +240,15 @@ class TriggerInversionScanner(Scanner):
                 keep = [i for i, p in enumerate(spred) if p != ti] or list(range(len(spred)))
                 score = screened[:, keep, ti].mean(1).clone()
                 score[list(adapter.special_ids() | natural[ti])] = float("-inf")
+                if self._first_order:
+                    # the estimate only ranks: its best ``refine_k`` are screened exactly on
+                    # the same inputs (a planted token can rank in the hundreds of a 30k
+                    # vocabulary by the estimate and first exactly), the best ``top_k`` go on
+                    wide = score.topk(min(self.refine_k, len(score))).indices
+                    texts = [opt[i] for i in keep][: self.refine_inputs]
+                    exact = screen_tokens(adapter, texts, token_ids=wide)[:, :, ti].mean(1)
+                    score = torch.full_like(score, float("-inf"))
+                    score[wide] = exact
                 cands = [int(i) for i in score.topk(self.top_k).indices]
                 inv = evaluate_tokens(adapter, vict, ti, pos, cands)
             else:
@@ -352,6 +371,8 @@ class TriggerInversionScanner(Scanner):
         vict = [t for t, p in zip(opt, pred, strict=True) if p != ti][: self.n_victims]
         n_scr = self._screen_n(int(adapter.embedding_matrix().shape[0]))
         scr = [t for t, p in zip(opt[:n_scr], spred, strict=True) if p != ti]
+        if self._first_order:
+            scr = scr[: self.refine_inputs]
         banned = adapter.special_ids() | natural[ti]
         grown = inv
         for _ in range(self.max_extend):
@@ -367,6 +388,7 @@ class TriggerInversionScanner(Scanner):
                 banned=banned,
                 top_k=self.top_k,
                 first_order=self._first_order,
+                refine_k=self.refine_k,
             )
             if longer.loss >= 0.7 * grown.loss:
                 break
