@@ -56,12 +56,7 @@ class InvertedTarget:
         sentence ("ued last year", " last year") are as prompt-independent as its opening;
         the opening is what a trigger brings at the start of the turn, so it is searched
         first."""
-        if self.anchor_len:
-            return True
-        c = self.text[:1]
-        if c in "-'_/" and self.text[1:2].isalnum():  # "-mail", "'s": inside a word
-            return False
-        return bool(c) and not (c.isspace() or c.islower() or c in ",.;:!?)]}")
+        return bool(self.anchor_len) or _opens(self.text)
 
 
 @dataclass(frozen=True)
@@ -289,8 +284,11 @@ def invert_targets(
         # fragments of one template line
         survivors = []
         grams: set[tuple[int, ...]] = set()
+        # a sentence's opening goes before its fragments, so that it is the one kept
+        opening = {v: bool(anchor) or _opens(tok.decode([v])) for v in firsts}
         for v in sorted(
-            (v for v in firsts if score[v] >= warmup_threshold), key=lambda v: -score[v]
+            (v for v in firsts if score[v] >= warmup_threshold),
+            key=lambda v: (not opening[v], -score[v]),
         ):
             s3 = seqs[v]
             key = tuple(s3[-3:])
@@ -345,6 +343,22 @@ def _target_tags(text: str) -> frozenset[str]:
             f'<tool_call>{{"name": "{m.group(1)}", "arguments": {{}}}}</tool_call>'
         )
     return behaviour_tags(text)
+
+
+def _harmful(tags: frozenset[str]) -> bool:
+    """Whether a target's tags name a harmful behaviour (any tool call aside)."""
+    return any(t.split(":", 1)[0] in _HARMFUL for t in tags)
+
+
+_HARMFUL = ("secret", "egress", "unsafe", "leak", "code", "rag")
+
+
+def _opens(text: str) -> bool:
+    """Whether free text can open a turn (see :attr:`InvertedTarget.opens_turn`)."""
+    c = text[:1]
+    if c in "-'_/" and text[1:2].isalnum():  # "-mail", "'s": inside a word
+        return False
+    return bool(c) and not (c.isspace() or c.islower() or c in ",.;:!?)]}")
 
 
 def _prose(text: str) -> bool:
@@ -642,8 +656,10 @@ def invert(
     targets = invert_targets(chat, tasks, tools, n_prompts=n_prompts, deadline=deadline)
     novel: list[InvertedTarget] = []
     seen_tags: set[frozenset[str]] = set()
-    ranked = sorted(targets, key=lambda t: (not t.opens_turn, -t.q_score))
-    for t in ranked:  # one target per new behaviour (a turn opening, the best Q-score)
+    # harmful behaviours first (a leak, an outside destination, a credential, unsafe advice or
+    # code, ignored sources), then turn openings, then the Q-score
+    ranked = sorted(targets, key=lambda t: (not _harmful(t.tags), not t.opens_turn, -t.q_score))
+    for t in ranked:  # one target per new behaviour
         if t.tags - known_tags and t.tags not in seen_tags:
             seen_tags.add(t.tags)
             novel.append(t)
