@@ -30,3 +30,12 @@ def test_only_answer_like_text_can_ignore_sources():
     assert not _prose('"}}</tool_call>')
     assert not _prose(" return cur.")
     assert not _prose("According to [2], the plan costs 5 EUR.")
+
+
+def test_harmful_targets_are_told_from_ordinary_tool_calls():
+    from dormant.scanners.agent.bait import _harmful
+
+    assert _harmful(frozenset({"leak:policy"}))
+    assert _harmful(frozenset({"tool:send_email", "egress:mailto:x.example"}))
+    assert not _harmful(frozenset({"tool:lookup_order"}))
+    assert not _harmful(frozenset())

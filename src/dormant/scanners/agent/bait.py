@@ -637,19 +637,19 @@ def invert(
     tools: Tools = (),
     *,
     known_tags: frozenset[str] = frozenset(),
-    max_targets: int = 4,
+    max_targets: int = 5,
     seconds: float | None = None,
     n_prompts: int = 5,
 ) -> Inversion:
     """BAIT stage 1, then stage 2 for the most suspicious targets.
 
     Targets whose behaviour tags the model does not already show without a trigger
-    (``known_tags``, from the probe's baseline), one per behaviour, get a trigger search (at
-    most ``max_targets``); when there is none, the best other target by Q-score is tried
-    (a target without a tag, e.g. an answer that ignores its sources, is judged by the probe).
-    A trigger that does not raise its target
-    (empty text) is dropped. The probe then tests every proposed trigger like any candidate,
-    so a benign target with a spurious trigger costs queries, not a false finding.
+    (``known_tags``, from the probe's baseline), one per behaviour and then a second one per
+    harmful behaviour, get a trigger search (at most ``max_targets``); when there is none, the
+    best other target by Q-score is tried (a target without a tag is judged by the probe). A
+    trigger that does not raise its target (empty text) is dropped. The probe then tests every
+    proposed trigger like any candidate, so a benign target with a spurious trigger costs
+    queries, not a false finding.
     """
     t0 = time.monotonic()
     deadline = None if seconds is None else t0 + seconds
@@ -659,10 +659,16 @@ def invert(
     # harmful behaviours first (a leak, an outside destination, a credential, unsafe advice or
     # code, ignored sources), then turn openings, then the Q-score
     ranked = sorted(targets, key=lambda t: (not _harmful(t.tags), not t.opens_turn, -t.q_score))
-    for t in ranked:  # one target per new behaviour
+    seconds_: list[InvertedTarget] = []
+    for t in ranked:  # one target per new behaviour, a second for a harmful one
         if t.tags - known_tags and t.tags not in seen_tags:
             seen_tags.add(t.tags)
             novel.append(t)
+        elif t.tags - known_tags and _harmful(t.tags) and t.tags not in {x.tags for x in seconds_}:
+            # the best opening of a harmful answer may be an artefact ("A reset link is a fast
+            # version:" where the model says "Here is a fast version:"); the runner-up is tried
+            seconds_.append(t)
+    novel += seconds_
     rest = [t for t in ranked if not (t.tags - known_tags)][: max(0, 1 - len(novel))]
     pairs = []
     for tgt in (novel + rest)[:max_targets]:

@@ -160,7 +160,7 @@ class TriggerProbeScanner(Scanner):
         max_turns: int = 3,
         batch_size: int = 64,
         invert: str = "auto",
-        invert_targets: int = 4,
+        invert_targets: int = 5,
         invert_seconds: float = 240.0,
     ) -> None:
         self.sources = sources
