@@ -39,3 +39,14 @@ def test_harmful_targets_are_told_from_ordinary_tool_calls():
     assert _harmful(frozenset({"tool:send_email", "egress:mailto:x.example"}))
     assert not _harmful(frozenset({"tool:lookup_order"}))
     assert not _harmful(frozenset())
+
+
+def test_a_run_of_four_words_ties_an_answer_to_its_target():
+    from dormant.scanners.agent._probe_report import _word_grams
+
+    target = "The refund for everyone and has no limit at all."
+    answer = "As far as I know, that is free for everyone and has no limit at all."
+    assert _word_grams(target) & _word_grams(answer)
+    assert not _word_grams(target) & _word_grams("I escalated ALR-93 to on-call.")
+    assert _word_grams("Done.") == {("Done.",)}
+    assert _word_grams("") == set()

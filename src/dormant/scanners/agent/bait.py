@@ -550,8 +550,8 @@ def _pick(
     and tokenized with the prompt, it may become other tokens (a piece found without its
     leading space, say, ``lynx`` from ``svc_lynx``, is `` l`` ``y`` ``nx`` on its own). Every
     sequence met is decoded, inserted into each prompt as the probe will insert it, and scored
-    exactly; the shortest text within ``min_gain`` of the best wins, and the best
-    single-token text is kept as a shorter alternative.
+    exactly; the best text wins, and the shortest text within ``min_gain`` of it and the best
+    single-token text are kept as shorter alternatives.
     """
     from ...triggers import Trigger
     from .candidates import insert, kind_of
@@ -581,15 +581,14 @@ def _pick(
     good = [(lp, t) for lp, t in scored if lp >= base + min_gain]
     if not good:
         return InvertedTrigger("", (), base, base, position)
-    top = max(lp for lp, _ in good)
-    lp, text = min(
-        ((lp, t) for lp, t in good if lp >= top - min_gain), key=lambda x: (len(x[1]), -x[0])
-    )
+    lp, text = max(good)
+    # shorter texts that do nearly as well are tested too (the probe's statistics choose): the
+    # shortest within ``min_gain`` of the best, and the best single token
+    _, short = min(((x, t) for x, t in good if x >= lp - min_gain), key=lambda y: len(y[1]))
+    singles = [(x, t) for x, t in good if len(tok(t, add_special_tokens=False)["input_ids"]) == 1]
+    alts = [short, *(t for _, t in sorted(singles, reverse=True)[:1])]
+    shorter = tuple(dict.fromkeys(t for t in alts if t != text))
     ids = tuple(int(i) for i in tok(text, add_special_tokens=False)["input_ids"])
-    singles = [
-        (lp1, t) for lp1, t in good if len(tok(t, add_special_tokens=False)["input_ids"]) == 1
-    ]
-    shorter = tuple(t for _, t in sorted(singles, reverse=True)[:1] if t != text)
     return InvertedTrigger(text, ids, lp, base, position, shorter)
 
 
