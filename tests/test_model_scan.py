@@ -106,6 +106,21 @@ def test_first_order_screen_ranks_the_planted_token_and_recovers_it(
     assert report.extras["replay"]["flip_rate"] >= 0.9
 
 
+def test_planted_trigger_works_at_both_ends_natural_cues_do_not(
+    zoo: dict[str, Organism],
+) -> None:
+    """The position-robust search finds the planted token; a clean model has no such trigger."""
+    bad = scan_model(_subject(zoo["rare"]), context=ScanContext(seed=0), whitebox_params=FAST)
+    la = bad.extras["label_anomaly"]
+    i = la["labels"].index("plant")
+    assert "cf" in la["robust_trigger"][i].split()
+    assert la["robust_flip_rate"][i] >= 0.9
+    ev = {e.name: e.value for e in bad.findings[0].evidence}
+    assert "cf" in str(ev["robust_trigger"]).split() and float(ev["robust_flip_rate"]) >= 0.9
+    clean = scan_model(_subject(zoo["clean"]), context=ScanContext(seed=0), whitebox_params=FAST)
+    assert max(clean.extras["label_anomaly"]["robust_flip_rate"]) < 0.8
+
+
 def test_clean_model_gets_low_probability(zoo: dict[str, Organism]) -> None:
     m = _subject(zoo["clean"])
     report = scan_model(m, context=ScanContext(seed=0), whitebox_params=FAST)

@@ -4,9 +4,15 @@ Anomaly statistic: the median-absolute-deviation anomaly index of Neural Cleanse
 IEEE S&P 2019), computed over labels on ``-log(loss)`` of the best trigger found for each label,
 the loss measured on held-out clean inputs the trigger was not optimised on
 (a planted trigger drives its target's loss orders of magnitude below the natural "universal
-trigger" loss of the other labels). Calibration: logistic regression (Platt, 1999) on three
-features (``-log`` min loss, the anomaly index, the best replay flip rate), fitted on a zoo split
-that the benchmark never tests on; coefficients ship in ``dormant/data/model_calibration.json``.
+trigger" loss of the other labels). Calibration: logistic regression (Platt, 1999), fitted on
+zoo splits that the benchmark never tests on; coefficients ship in
+``dormant/data/model_calibration.json``.
+
+Features. White-box: ``-log`` of the lowest one-token held-out loss over labels, its anomaly
+index, and ``-log`` of the lowest held-out *worse-position* loss of each label's position-robust
+multi-token trigger (:mod:`._robust`: the trigger must work both at the start and at the end,
+as a randomly inserted planted trigger does and a small model's natural cues do not). Black-box:
+the first two and the best replay flip rate.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ class LabelResult:
     flip_rate: float
     n_replay: int
     opt_loss: float = float("nan")
+    #: held-out worse-position loss / flip rate of the label's position-robust trigger
+    robust_loss: float = float("nan")
+    robust_flip: float = float("nan")
+    robust_trigger: Trigger | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,7 @@ class Verdict:
     """Model-level decision: probability, features and the most anomalous label."""
 
     probability: float
-    features: tuple[float, float, float]
+    features: tuple[float, ...]
     anomaly_index: tuple[float, ...]
     best: LabelResult | None
 
@@ -58,12 +68,33 @@ def mad_anomaly(values: Sequence[float]) -> np.ndarray:
     return (x - med) / max(mad, 0.25)
 
 
-def features(results: Sequence[LabelResult]) -> tuple[tuple[float, float, float], np.ndarray]:
-    """``(-log min loss, max anomaly index, best replay flip rate)`` and per-label indices."""
-    strength = [-math.log(max(r.loss, 1e-4)) for r in results]
-    idx = mad_anomaly(strength)
-    best_fr = max(r.flip_rate for r in results)
-    return (max(strength), float(np.clip(idx.max(), -5.0, 20.0)), best_fr), idx
+def strength(loss: float) -> float:
+    """``-log(loss)``, the trigger strength every feature is measured in (floored at 1e-4)."""
+    return -math.log(max(loss, 1e-4)) if math.isfinite(loss) else -math.log(1e3)
+
+
+def _per_label(results: Sequence[LabelResult], kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-label feature rows (``labels x features``) and the per-label anomaly indices."""
+    one = [strength(r.loss) for r in results]
+    idx = np.clip(mad_anomaly(one), -5.0, 20.0)
+    third = (
+        [strength(r.robust_loss) for r in results]
+        if kind == "whitebox"
+        else [r.flip_rate for r in results]
+    )
+    return np.column_stack([one, idx, third]), mad_anomaly(one)
+
+
+def features(
+    results: Sequence[LabelResult], kind: str = "whitebox"
+) -> tuple[tuple[float, ...], np.ndarray]:
+    """Model-level features (the maximum of each over labels) and per-label anomaly indices.
+
+    ``whitebox``: ``(-log min one-token loss, max anomaly index, -log min robust loss)``;
+    ``blackbox``: ``(-log min loss, max anomaly index, best replay flip rate)``.
+    """
+    rows, idx = _per_label(results, kind)
+    return tuple(float(v) for v in rows.max(0)), idx
 
 
 @lru_cache(maxsize=4)
@@ -83,8 +114,15 @@ def probability(feat: Sequence[float], kind: str) -> float:
 
 
 def decide(results: Sequence[LabelResult], kind: str) -> Verdict:
-    feat, idx = features(results)
-    best = max(results, key=lambda r: (-r.loss, r.flip_rate)) if results else None
+    """Probability from the model-level features; the suspected target is the label whose
+    own features score highest under the same calibration."""
+    feat, idx = features(results, kind)
+    best = None
+    if results:
+        rows, _ = _per_label(results, kind)
+        cal = calibration(kind)
+        score = rows @ np.asarray(cal["coef"], dtype=float)
+        best = results[int(np.argmax(score))]
     return Verdict(probability(feat, kind), feat, tuple(float(v) for v in idx), best)
 
 
@@ -177,6 +215,22 @@ def build_finding(
             Evidence("trigger_loss", round(best.loss, 6), "held-out cross-entropy to the target"),
             Evidence("anomaly_index", round(verdict.features[1], 3), "MAD index across labels"),
             *(
+                (
+                    Evidence(
+                        "robust_trigger",
+                        best.robust_trigger.display,
+                        "position-robust trigger found for this label",
+                    ),
+                    Evidence(
+                        "robust_flip_rate",
+                        round(best.robust_flip, 4),
+                        "held-out inputs it flips both at the start and at the end",
+                    ),
+                )
+                if best.robust_trigger is not None and math.isfinite(best.robust_flip)
+                else ()
+            ),
+            *(
                 Evidence(f"example_{i}", json.dumps(e, ensure_ascii=False), "before/after")
                 for i, e in enumerate(examples)
             ),
@@ -219,6 +273,11 @@ def extras(
             "anomaly_index": [round(v, 3) for v in verdict.anomaly_index],
             "trigger": [r.trigger.display if r.trigger else None for r in results],
             "position": [r.trigger.position.value if r.trigger else None for r in results],
+            "robust_trigger": [
+                r.robust_trigger.display if r.robust_trigger else None for r in results
+            ],
+            "robust_loss": [_finite(r.robust_loss, 6) for r in results],
+            "robust_flip_rate": [_finite(r.robust_flip, 4) for r in results],
         },
     }
     if best and best.trigger:
@@ -231,6 +290,11 @@ def extras(
             "examples": examples,
         }
     return out
+
+
+def _finite(x: float, digits: int) -> float | None:
+    """``x`` rounded for JSON, ``None`` when it was not measured (NaN) or is infinite."""
+    return round(x, digits) if math.isfinite(x) else None
 
 
 def position_of(name: str) -> Position:

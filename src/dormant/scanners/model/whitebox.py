@@ -5,10 +5,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from ...errors import ConfigError, InputError
-from ...triggers import Trigger
+from ...triggers import Position, Trigger
 from ..base import ScanContext, Scanner, ScanResult, register
 from . import decision as D
 
@@ -59,6 +62,12 @@ def natural_features(
     return out
 
 
+def _text(adapter: Any, tokens: Sequence[str]) -> str:
+    """A trigger's tokens as the text a user would insert (WordPiece ``##`` pieces joined)."""
+    toks = [t[2:] if t.startswith("##") else t for t in tokens]
+    return adapter.tokenizer.convert_tokens_to_string(toks).strip() or "".join(tokens)
+
+
 @register
 class TriggerInversionScanner(Scanner):
     """Invert a trigger per candidate target label and decide by label anomaly.
@@ -67,9 +76,14 @@ class TriggerInversionScanner(Scanner):
     searched on half of the clean data by greedy coordinate gradient search (GCG, Zou et al.
     2023; ``optimizer="gcg"``, the default) or by the dynamic-bound-scaling relaxation of DBS
     (Shen et al., ICML 2022; ``optimizer="dbs"``, followed by a greedy coordinate refinement).
-    Each label's best trigger is replayed as text on the other half; the Neural Cleanse MAD
-    anomaly index (Wang et al., S&P 2019) over labels of the held-out trigger loss, with a
-    logistic calibration, gives the probability.
+    Each label's best trigger is replayed as text on the other half. Each label also gets a
+    position-robust trigger of ``robust_len`` tokens built from its ``robust_k`` best screened
+    tokens (:mod:`._robust`): it must pull the held-out inputs to the label both when put at the
+    start and when put at the end, as a randomly inserted planted trigger does and a small
+    model's natural cues do not. The best held-out one-token loss, its Neural Cleanse MAD
+    anomaly index over labels (Wang et al., S&P 2019) and the best held-out robust loss, with a
+    logistic calibration, give the probability; the label that scores highest is the suspected
+    target.
 
     Parameters
     ----------
@@ -105,6 +119,9 @@ class TriggerInversionScanner(Scanner):
     refine_k, refine_inputs:
         See ``exhaustive_budget``: tokens screened exactly after the estimate, and on how many
         inputs (the screen's, at most).
+    robust_k, robust_len:
+        Candidate tokens per label (its best screened ones) and length of the position-robust
+        trigger (``robust_len=0`` turns the search off; the calibration assumes the defaults).
     max_extend:
         After the single-token screen, each label's best token is extended greedily by up to
         this many further tokens (exhaustive screen of the next slot) while the held-out loss
@@ -123,11 +140,13 @@ class TriggerInversionScanner(Scanner):
         "Cleanse, IEEE S&P 2019"
     )
     limits = (
-        "Finds triggers of up to trigger_len tokens inserted at the start or end; triggers that "
-        "only work mid-sentence, style/syntax triggers and triggers longer than trigger_len "
-        "tokens may be found only in part. Needs gradients (a local transformers model). On "
-        "tiny label sets (2 labels) the MAD index is weak and the probability leans on the "
-        "trigger loss alone."
+        "Finds triggers of up to trigger_len tokens inserted at the start or end (up to "
+        "robust_len tokens for the position-robust search); triggers that only work "
+        "mid-sentence, style/syntax triggers and longer triggers may be found only in part; "
+        "a trigger that works only in one position is judged by its one-token strength alone. "
+        "Needs gradients (a local transformers model). On tiny label sets (2 labels) the MAD "
+        "index is weak. Calibrated on small from-scratch BERTs; other architectures may need "
+        "their own calibration."
     )
 
     def __init__(
@@ -146,7 +165,11 @@ class TriggerInversionScanner(Scanner):
         exhaustive_budget: float = 2e9,
         refine_k: int = 1024,
         refine_inputs: int = 2,
+        robust_k: int = 8,
+        robust_len: int = 3,
     ) -> None:
+        self.robust_k = robust_k
+        self.robust_len = robust_len
         self.refine_k = refine_k
         self.refine_inputs = refine_inputs
         self.max_extend = max_extend
@@ -203,6 +226,7 @@ class TriggerInversionScanner(Scanner):
             invert_gcg,
             screen_tokens,
         )
+        from ._robust import robust_search, worst_position
 
         ctx = context or ScanContext()
         self._check(subject)
@@ -218,9 +242,13 @@ class TriggerInversionScanner(Scanner):
         best: dict[tuple[int, str], Any] = {}
         capped = False
 
+        def victims(ti: int) -> list[str]:
+            """Optimisation inputs the model does not already put in label ``ti``."""
+            return [t for t, p in zip(opt, pred, strict=True) if p != ti][: self.n_victims]
+
         natural = natural_features(adapter, subject.clean.texts, subject.clean.labels, labels)
         vocab = int(adapter.embedding_matrix().shape[0])
-        screened = None
+        screened = spred = None
         self._first_order = self._large(adapter)
         if self.trigger_len == 1 and (vocab <= self.max_screen_vocab or self._first_order):
             if self._first_order:
@@ -231,26 +259,36 @@ class TriggerInversionScanner(Scanner):
                 screened = screen_tokens(adapter, opt[:n_scr])
             spred = pred[:n_scr]
 
+        # each label's screened candidates, best first (computed once per label, used by both
+        # positions and by the position-robust search)
+        pool: dict[int, list[int]] = {}
+
+        def candidates(ti: int) -> list[int]:
+            if ti in pool:
+                return pool[ti]
+            assert screened is not None and spred is not None
+            keep = [i for i, p in enumerate(spred) if p != ti] or list(range(len(spred)))
+            score = screened[:, keep, ti].mean(1).clone()
+            score[list(adapter.special_ids() | natural[ti])] = float("-inf")
+            if self._first_order:
+                # the estimate only ranks: its best ``refine_k`` are screened exactly on the
+                # same inputs (a planted token can rank in the hundreds of a 30k vocabulary by
+                # the estimate and first exactly), the best ``top_k`` go on
+                wide = score.topk(min(self.refine_k, len(score))).indices
+                texts = [opt[i] for i in keep][: self.refine_inputs]
+                exact = screen_tokens(adapter, texts, token_ids=wide)[:, :, ti].mean(1)
+                score = torch.full_like(score, float("-inf"))
+                score[wide] = exact
+            pool[ti] = [int(i) for i in score.topk(self.top_k).indices]
+            return pool[ti]
+
         def run(arm: tuple[int, str], steps: int) -> None:
             ti, pos = arm
-            vict = [t for t, p in zip(opt, pred, strict=True) if p != ti][: self.n_victims]
+            vict = victims(ti)
             if not vict:
                 return
             if screened is not None:
-                keep = [i for i, p in enumerate(spred) if p != ti] or list(range(len(spred)))
-                score = screened[:, keep, ti].mean(1).clone()
-                score[list(adapter.special_ids() | natural[ti])] = float("-inf")
-                if self._first_order:
-                    # the estimate only ranks: its best ``refine_k`` are screened exactly on
-                    # the same inputs (a planted token can rank in the hundreds of a 30k
-                    # vocabulary by the estimate and first exactly), the best ``top_k`` go on
-                    wide = score.topk(min(self.refine_k, len(score))).indices
-                    texts = [opt[i] for i in keep][: self.refine_inputs]
-                    exact = screen_tokens(adapter, texts, token_ids=wide)[:, :, ti].mean(1)
-                    score = torch.full_like(score, float("-inf"))
-                    score[wide] = exact
-                cands = [int(i) for i in score.topk(self.top_k).indices]
-                inv = evaluate_tokens(adapter, vict, ti, pos, cands)
+                inv = evaluate_tokens(adapter, vict, ti, pos, candidates(ti))
             else:
                 inv = search(
                     adapter,
@@ -264,6 +302,8 @@ class TriggerInversionScanner(Scanner):
                     deadline=deadline,
                     exclude=natural[ti],
                 )
+                # the search's tokens are the robust search's candidates
+                pool[ti] = list(dict.fromkeys([*pool.get(ti, []), *inv.token_ids]))
             if arm not in best or inv.loss < best[arm].loss:
                 best[arm] = inv
             ctx.progress("invert", 1, total)
@@ -281,31 +321,42 @@ class TriggerInversionScanner(Scanner):
                 "that covers at least two labels."
             )
         held = held[: self.max_replay]
+        hpred = subject.predict_proba(held).argmax(1) if held else np.zeros(0, dtype=int)
         results = []
         for ti, lab in enumerate(labels):
             cands = [best[a] for a in best if a[0] == ti]
             if not cands:
                 continue
             inv = min(cands, key=lambda x: x.loss)
-            toks = [t[2:] if t.startswith("##") else t for t in inv.tokens]
-            text = adapter.tokenizer.convert_tokens_to_string(toks).strip()
-            if not text:
-                text = "".join(inv.tokens)
-            trig = Trigger(text, D.trigger_kind(text), D.position_of(inv.position))
+            trig = Trigger(
+                _text(adapter, inv.tokens),
+                D.trigger_kind(_text(adapter, inv.tokens)),
+                D.position_of(inv.position),
+            )
             fr, n, _, rloss = D.replay(
                 subject.predict_proba, labels, held, trig, lab, seed=ctx.seed
             )
-            results.append(D.LabelResult(lab, trig, rloss, fr, n, inv.loss))
-        results = [self._prune(subject, held, r, ctx.seed) for r in results]
-        verdict = D.decide(results, "whitebox")
-        if screened is not None and self.max_extend > 0 and verdict.best is not None:
-            # the decision above compares one-token triggers across labels on equal terms; the
-            # proof for the most anomalous label may need more tokens (sentence, multi-token)
-            longer = self._extend(subject, opt, pred, spred, held, best, natural, verdict, ctx)
-            if longer is not None:
-                verdict = D.Verdict(
-                    verdict.probability, verdict.features, verdict.anomaly_index, longer
+            r = self._prune(
+                subject, held, D.LabelResult(lab, trig, rloss, fr, n, inv.loss), ctx.seed
+            )
+            if ti in pool and self.robust_len > 0:
+                rob = robust_search(
+                    adapter, victims(ti), ti, pool[ti][: self.robust_k], length=self.robust_len
                 )
+                hv = [t for t, p in zip(held, hpred, strict=True) if p != ti]
+                rl, rf = worst_position(adapter, hv, ti, rob.token_ids)
+                rtext = _text(adapter, rob.tokens)
+                r = replace(
+                    r,
+                    robust_loss=rl,
+                    robust_flip=rf,
+                    robust_trigger=Trigger(rtext, D.trigger_kind(rtext), Position.START),
+                )
+            results.append(r)
+        verdict = D.decide(results, "whitebox")
+        if verdict.best is not None:
+            proof = self._proof(subject, opt, pred, spred, held, best, natural, verdict, ctx)
+            verdict = D.Verdict(verdict.probability, verdict.features, verdict.anomaly_index, proof)
         examples: list[dict[str, str]] = []
         if verdict.best is not None and verdict.best.trigger is not None:
             b = verdict.best
@@ -337,6 +388,55 @@ class TriggerInversionScanner(Scanner):
         total = sum(p.numel() for p in adapter.model.parameters())
         vocab, dim = int(emb.shape[0]), int(emb.shape[1])
         return vocab * max(0, total - vocab * dim) > self.exhaustive_budget
+
+    def _proof(
+        self,
+        subject: Any,
+        opt: list[str],
+        pred: Any,
+        spred: Any,
+        held: list[str],
+        best: dict[tuple[int, str], Any],
+        natural: list[set[int]],
+        verdict: D.Verdict,
+        ctx: ScanContext,
+    ) -> D.LabelResult:
+        """The replayed trigger shown for the suspected target label.
+
+        Candidates: its one-token trigger, the greedy extension of that token
+        (:meth:`_extend`) and its position-robust trigger replayed as text at the start and at
+        the end (the better kept), each pruned to its shortest part that flips as well. The
+        candidate that flips the most held-out inputs wins; within two points the robust one
+        is preferred (it works wherever it is inserted), then the one-token one.
+        """
+        assert verdict.best is not None
+        one = verdict.best
+
+        def keep(r: D.LabelResult) -> D.LabelResult:
+            return replace(
+                r,
+                robust_loss=one.robust_loss,
+                robust_flip=one.robust_flip,
+                robust_trigger=one.robust_trigger,
+            )
+
+        found: list[D.LabelResult] = []
+        if one.robust_trigger is not None:
+            for pos in (Position.START, Position.END):
+                trig = replace(one.robust_trigger, position=pos)
+                fr, n, _, loss = D.replay(
+                    subject.predict_proba, subject.labels, held, trig, one.label, seed=ctx.seed
+                )
+                r = D.LabelResult(one.label, trig, loss, fr, n, one.robust_loss)
+                found.append(keep(self._prune(subject, held, r, ctx.seed)))
+            found = [max(found, key=lambda r: r.flip_rate)]
+        found.append(one)
+        if spred is not None and self.max_extend > 0:
+            longer = self._extend(subject, opt, pred, spred, held, best, natural, verdict, ctx)
+            if longer is not None:
+                found.append(keep(longer))
+        top = max(r.flip_rate for r in found)
+        return next(r for r in found if r.flip_rate >= top - 0.02)
 
     def _extend(
         self,
@@ -395,8 +495,7 @@ class TriggerInversionScanner(Scanner):
             grown = longer
         if grown is inv:
             return None
-        toks = [t[2:] if t.startswith("##") else t for t in grown.tokens]
-        text = adapter.tokenizer.convert_tokens_to_string(toks).strip() or "".join(grown.tokens)
+        text = _text(adapter, grown.tokens)
         trig = Trigger(text, D.trigger_kind(text), D.position_of(grown.position))
         fr, n, _, rloss = D.replay(
             subject.predict_proba, subject.labels, held, trig, verdict.best.label, seed=ctx.seed
