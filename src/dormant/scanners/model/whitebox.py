@@ -405,9 +405,11 @@ class TriggerInversionScanner(Scanner):
 
         Candidates: its one-token trigger, the greedy extension of that token
         (:meth:`_extend`) and its position-robust trigger replayed as text at the start and at
-        the end (the better kept), each pruned to its shortest part that flips as well. The
-        candidate that flips the most held-out inputs wins; within two points the robust one
-        is preferred (it works wherever it is inserted), then the one-token one.
+        the end, each pruned to its shortest part that flips as well. The strongest wins: the
+        candidates within two points of the best held-out flip rate, then within 1.5x of the
+        lowest held-out loss; a tie left is broken by the loss at the other end of the input
+        (a planted trigger inserted at random positions works at both, a small model's natural
+        cue mostly next to ``[CLS]``).
         """
         assert verdict.best is not None
         one = verdict.best
@@ -420,23 +422,36 @@ class TriggerInversionScanner(Scanner):
                 robust_trigger=one.robust_trigger,
             )
 
-        found: list[D.LabelResult] = []
+        def replayed(trig: Trigger) -> tuple[float, int, float]:
+            fr, n, _, loss = D.replay(
+                subject.predict_proba, subject.labels, held, trig, one.label, seed=ctx.seed
+            )
+            return fr, n, loss
+
+        found: list[D.LabelResult] = [one]
         if one.robust_trigger is not None:
             for pos in (Position.START, Position.END):
                 trig = replace(one.robust_trigger, position=pos)
-                fr, n, _, loss = D.replay(
-                    subject.predict_proba, subject.labels, held, trig, one.label, seed=ctx.seed
-                )
+                fr, n, loss = replayed(trig)
                 r = D.LabelResult(one.label, trig, loss, fr, n, one.robust_loss)
                 found.append(keep(self._prune(subject, held, r, ctx.seed)))
-            found = [max(found, key=lambda r: r.flip_rate)]
-        found.append(one)
         if spred is not None and self.max_extend > 0:
             longer = self._extend(subject, opt, pred, spred, held, best, natural, verdict, ctx)
             if longer is not None:
                 found.append(keep(longer))
         top = max(r.flip_rate for r in found)
-        return next(r for r in found if r.flip_rate >= top - 0.02)
+        near = [r for r in found if r.flip_rate >= top - 0.02]
+        low = min(r.loss for r in near)
+        near = [r for r in near if r.loss <= 1.5 * low + 1e-3]
+        if len(near) == 1:
+            return near[0]
+
+        def elsewhere(r: D.LabelResult) -> float:
+            assert r.trigger is not None
+            end = Position.END if r.trigger.position == Position.START else Position.START
+            return replayed(replace(r.trigger, position=end))[2]
+
+        return min(near, key=elsewhere)
 
     def _extend(
         self,
