@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,20 @@ def natural_features(
         nt, no = max(n[lab], 1), max(n_all - n[lab], 1)
         out.append({i for i, c in counts[lab].items() if c / nt >= 2 * (total[i] - c) / no})
     return out
+
+
+@dataclass(frozen=True)
+class _Search:
+    """What one scan's proof step needs from its search (see ``_proof`` and ``_extend``)."""
+
+    subject: Any
+    opt: list[str]
+    pred: Any
+    spred: Any
+    held: list[str]
+    best: dict[tuple[int, str], Any]
+    natural: list[set[int]]
+    ctx: ScanContext
 
 
 def _text(adapter: Any, tokens: Sequence[str]) -> str:
@@ -355,7 +369,8 @@ class TriggerInversionScanner(Scanner):
             results.append(r)
         verdict = D.decide(results, "whitebox")
         if verdict.best is not None:
-            proof = self._proof(subject, opt, pred, spred, held, best, natural, verdict, ctx)
+            st = _Search(subject, opt, pred, spred, held, best, natural, ctx)
+            proof = self._proof(st, verdict)
             verdict = D.Verdict(verdict.probability, verdict.features, verdict.anomaly_index, proof)
         examples: list[dict[str, str]] = []
         if verdict.best is not None and verdict.best.trigger is not None:
@@ -391,15 +406,8 @@ class TriggerInversionScanner(Scanner):
 
     def _proof(
         self,
-        subject: Any,
-        opt: list[str],
-        pred: Any,
-        spred: Any,
-        held: list[str],
-        best: dict[tuple[int, str], Any],
-        natural: list[set[int]],
+        st: _Search,
         verdict: D.Verdict,
-        ctx: ScanContext,
     ) -> D.LabelResult:
         """The replayed trigger shown for the suspected target label.
 
@@ -412,6 +420,7 @@ class TriggerInversionScanner(Scanner):
         cue mostly next to ``[CLS]``).
         """
         assert verdict.best is not None
+        subject, held, ctx = st.subject, st.held, st.ctx
         one = verdict.best
 
         def keep(r: D.LabelResult) -> D.LabelResult:
@@ -435,8 +444,8 @@ class TriggerInversionScanner(Scanner):
                 fr, n, loss = replayed(trig)
                 r = D.LabelResult(one.label, trig, loss, fr, n, one.robust_loss)
                 found.append(keep(self._prune(subject, held, r, ctx.seed)))
-        if spred is not None and self.max_extend > 0:
-            longer = self._extend(subject, opt, pred, spred, held, best, natural, verdict, ctx)
+        if st.spred is not None and self.max_extend > 0:
+            longer = self._extend(st, verdict)
             if longer is not None:
                 found.append(keep(longer))
         top = max(r.flip_rate for r in found)
@@ -455,15 +464,8 @@ class TriggerInversionScanner(Scanner):
 
     def _extend(
         self,
-        subject: Any,
-        opt: list[str],
-        pred: Any,
-        spred: Any,
-        held: list[str],
-        best: dict[tuple[int, str], Any],
-        natural: list[set[int]],
+        st: _Search,
         verdict: D.Verdict,
-        ctx: ScanContext,
     ) -> D.LabelResult | None:
         """Greedy multi-token extension of the best label's trigger; ``None`` if no better.
 
@@ -476,6 +478,8 @@ class TriggerInversionScanner(Scanner):
         from ._inversion import extend_tokens
 
         assert verdict.best is not None
+        subject, opt, pred, spred, held = st.subject, st.opt, st.pred, st.spred, st.held
+        best, natural, ctx = st.best, st.natural, st.ctx
         adapter = subject.adapter
         ti = subject.labels.index(verdict.best.label)
         arms_t = [a for a in best if a[0] == ti]
