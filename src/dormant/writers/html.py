@@ -64,6 +64,7 @@ from ._common import (
     reveal,
     visible_json,
 )
+from ._model_scan import anomaly_plot, fmt, model_scan, verdict_text
 from ._plots import Plot, projection_plot, score_plot, trigger_plot
 
 #: Record ids shown per finding.
@@ -78,6 +79,7 @@ _CSS = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2329;
 background:#f6f7f9}
 main{max-width:1100px;margin:0 auto;padding:1.5rem}
+tr.target td{background:#fdecea}
 h1{font-size:1.6rem;margin:.2rem 0}h2{border-bottom:1px solid #d5d9de;padding-bottom:.2rem;
 margin-top:2rem}
 .muted{color:#5b6670}.note{color:#5b6670;font-style:italic}
@@ -417,6 +419,52 @@ def _inversion(probe: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _model(report: Report, dpi: int) -> str:
+    """The model scan's verdict, replayed proof and per-label evidence (empty if none)."""
+    ms = model_scan(report.extras)
+    if ms is None:
+        return ""
+    parts = [
+        '<section id="model"><h2>Model scan</h2><p class="verdict"><b>Verdict.</b> '
+        f"{esc(verdict_text(ms))}</p>"
+    ]
+    ex = [e for e in (ms.replay or {}).get("examples") or [] if isinstance(e, dict)]
+    if ex:
+        rows = "".join(
+            f"<tr><td>{esc(plain(reveal(str(e.get('before', '')))))}</td>"
+            f"<td>{esc(plain(reveal(str(e.get('after', '')))))}</td>"
+            f"<td>{_code(e.get('label_before', ''))} → {_code(e.get('label_after', ''))}</td>"
+            "</tr>"
+            for e in ex
+        )
+        parts.append(
+            '<h3>Replay</h3><p class="muted">Held-out clean inputs (never used to find the '
+            "trigger) before and after it is inserted.</p><table><tr><th>before</th>"
+            f"<th>after</th><th>prediction</th></tr>{rows}</table>"
+        )
+    mark = {True: ' class="target"', False: ""}
+    rows = "".join(
+        f"<tr{mark[r.label == ms.target]}><td>{_code(r.label)}</td>"
+        f"<td>{_code(describe_text(r.trigger or ''))} {esc(r.position or '')}</td>"
+        f'<td class="num">{fmt(r.flip_rate, ".0%")}</td>'
+        f'<td class="num">{fmt(r.loss, ".4g")}</td>'
+        f'<td class="num">{fmt(r.anomaly_index, ".2f")}</td>'
+        f"<td>{_code(describe_text(r.robust_trigger or ''))}</td>"
+        f'<td class="num">{fmt(r.robust_flip, ".0%")}</td></tr>'
+        for r in ms.labels
+    )
+    parts.append(
+        '<h3>Candidate target labels</h3><p class="muted">For each label: the best one-token '
+        "trigger and the position-robust trigger (it must work at the start and at the end), "
+        "each replayed on held-out clean inputs not already in that label; MAD: the Neural "
+        "Cleanse anomaly index of the one-token strength across labels.</p><table><tr>"
+        "<th>label</th><th>one-token trigger</th><th>flip</th><th>loss</th><th>MAD</th>"
+        f"<th>robust trigger</th><th>robust flip</th></tr>{rows}</table>"
+    )
+    parts.append(_figure(anomaly_plot(ms, dpi=dpi)))
+    return "".join(parts) + "</section>"
+
+
 def _probe(report: Report) -> str:
     probe = probe_extras(report.extras)
     if probe is None:
@@ -559,20 +607,28 @@ def render_html(report: Report, *, max_points: int = 20_000, dpi: int = 100) -> 
     yield _summary(report) + "\n"
     if probe:
         yield _probe(report) + "\n"
+    model = _model(report, dpi)
+    if model:
+        yield model + "\n"
     yield _findings_table(report) + "\n"
-    plots = [
-        trigger_plot(report.extras.get("triggers"), dpi=dpi),
-        score_plot(report.records, report.extras.get("threshold"), dpi=dpi),
-        projection_plot(
-            report.extras.get("projection"),
-            report.records,
-            max_points=max_points,
-            seed=report.seed,
-            dpi=dpi,
-        ),
-    ]
-    yield '<section id="plots"><h2>Plots</h2>' + "".join(_figure(p) for p in plots)
-    yield "</section>\n"
+    plots = (
+        []
+        if model
+        else [
+            trigger_plot(report.extras.get("triggers"), dpi=dpi),
+            score_plot(report.records, report.extras.get("threshold"), dpi=dpi),
+            projection_plot(
+                report.extras.get("projection"),
+                report.records,
+                max_points=max_points,
+                seed=report.seed,
+                dpi=dpi,
+            ),
+        ]
+    )
+    if plots:
+        yield '<section id="plots"><h2>Plots</h2>' + "".join(_figure(p) for p in plots)
+        yield "</section>\n"
     if report.findings:
         yield '<section id="details"><h2>Finding details</h2>'
         seen: dict[str, tuple[str, str]] = {}

@@ -45,6 +45,7 @@ from ._common import (
     reveal,
     visible_json,
 )
+from ._model_scan import fmt, model_scan, verdict_text
 
 #: Record ids shown per finding.
 MAX_EXAMPLE_IDS = 10
@@ -347,6 +348,50 @@ def _inversion(probe: dict[str, Any]) -> list[str]:
     return out
 
 
+def _model(report: Report) -> list[str]:
+    """The model scan's verdict, replay examples and per-label table (empty if none)."""
+    ms = model_scan(report.extras)
+    if ms is None:
+        return []
+    out = ["## Model scan", "", "**Verdict:** " + md_text(verdict_text(ms)), ""]
+    ex = [e for e in (ms.replay or {}).get("examples") or [] if isinstance(e, dict)]
+    if ex:
+        out += ["Replay on held-out clean inputs:", ""]
+        out += [_row(["before", "after", "prediction"]), _row(["---"] * 3)]
+        for e in ex:
+            before, after = (plain(reveal(str(e.get(k, "")))) for k in ("before", "after"))
+            labels = f"{e.get('label_before', '')} → {e.get('label_after', '')}"
+            out.append(_row([md_text(before), md_text(after), md_text(labels)]))
+        out.append("")
+    out += [
+        "Candidate target labels (held-out replay of each label's best one-token trigger and "
+        "of its position-robust trigger, whose flip rate is the worse of start and end; MAD: "
+        "anomaly index across labels):",
+        "",
+        _row(
+            ["label", "one-token trigger", "flip", "loss", "MAD", "robust trigger", "robust flip"]
+        ),
+        _row(["---"] * 7),
+    ]
+    for r in ms.labels:
+        name = f"**{md_text(r.label)}**" if r.label == ms.target else md_text(r.label)
+        trig = md_code(describe_text(r.trigger or ""), in_table=True)
+        out.append(
+            _row(
+                [
+                    name,
+                    f"{trig} {md_text(r.position or '')}",
+                    fmt(r.flip_rate, ".0%"),
+                    fmt(r.loss, ".4g"),
+                    fmt(r.anomaly_index, ".2f"),
+                    md_code(describe_text(r.robust_trigger or ""), in_table=True),
+                    fmt(r.robust_flip, ".0%"),
+                ]
+            )
+        )
+    return [*out, ""]
+
+
 def _probe(report: Report) -> list[str]:
     probe = probe_extras(report.extras)
     if probe is None:
@@ -475,6 +520,7 @@ def to_markdown(report: Report) -> str:
     """
     lines = [f"# dormant report: {md_text(report.subject.name)}", ""]
     lines += _summary(report)
+    lines += _model(report)
     lines += _probe(report)
     lines += ["## Findings", ""]
     if report.findings:
