@@ -209,3 +209,15 @@ def test_cli_bad_inputs_exit_2(
     for args, msg in cases:
         assert main(["scan", "model", *args, "--out", str(tmp_path / "o"), "-q"]) == 2
         assert msg in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("params", "name"), [({"robust_len": -1}, "robust_len"), ({"robust_k": 0}, "robust_k")]
+)
+def test_bad_robust_settings_name_the_parameter(
+    zoo: dict[str, Organism], params: dict[str, int], name: str
+) -> None:
+    from dormant.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"'{name}' parameter"):
+        get_scanner("model-trigger-inversion", **params).scan(_subject(zoo["rare"]))

@@ -220,10 +220,15 @@ class TriggerInversionScanner(Scanner):
             "max_replay",
             "n_screen",
             "screen_rows",
+            "robust_k",
         ):
             v = getattr(self, p)
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"The '{p}' parameter must be a positive int. Got {v!r}.")
+        if not isinstance(self.robust_len, int) or self.robust_len < 0:
+            raise ConfigError(
+                f"The 'robust_len' parameter must be an int >= 0. Got {self.robust_len!r}."
+            )
         if "gradients" not in getattr(subject, "capabilities", ()):
             raise InputError(
                 "model-trigger-inversion needs gradients (a local transformers model); use "
