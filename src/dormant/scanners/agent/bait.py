@@ -25,6 +25,7 @@ the replay, not on the Q-score alone.
 
 from __future__ import annotations
 
+import inspect
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -150,7 +151,12 @@ class _Prefix:
         self.n = len(ids)
         with torch.no_grad():
             out = model(input_ids=torch.tensor([list(ids)], dtype=torch.long), use_cache=True)
-        self.cache = out.past_key_values
+        # transformers 5.2x renamed the key/value cache ``past_key_values`` -> ``cache`` (the
+        # old name is deprecated, to be removed in 5.40); speak whichever the model has
+        self.cache_arg = (
+            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        )
+        self.cache = out["cache"] if "cache" in out else out.past_key_values  # noqa: SIM401
         self.last = out.logits[0, -1].float()
 
     def logits(self, conts: Sequence[Sequence[int]], chunk: int) -> Any:
@@ -167,7 +173,7 @@ class _Prefix:
                 cache.batch_repeat_interleave(b)
                 mask = torch.ones((b, self.n + width), dtype=torch.long)
                 out = self.model(
-                    input_ids=block, past_key_values=cache, attention_mask=mask, use_cache=True
+                    input_ids=block, attention_mask=mask, use_cache=True, **{self.cache_arg: cache}
                 )
                 outs.append(out.logits.float())
         return torch.cat(outs)
