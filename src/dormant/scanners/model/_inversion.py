@@ -343,15 +343,27 @@ def _first_order(adapter: Any, stamp: _Stamp, prefix: tuple[int, ...]) -> Any:
 
 
 def evaluate_tokens(
-    adapter: Any, texts: list[str], target: int, position: str, token_ids: list[int]
+    adapter: Any,
+    texts: list[str],
+    target: int,
+    position: str,
+    token_ids: list[int],
+    *,
+    every: dict[str, Any] | None = None,
 ) -> Inversion:
-    """Exact loss / flip rate of each candidate token at ``position``; returns the best."""
+    """Exact loss / flip rate of each candidate token at ``position``; returns the best.
+
+    ``every``, when given, receives the loss and flip rate of every candidate (``"loss"``,
+    ``"flip"``: tensors in ``token_ids`` order), for callers that reuse them.
+    """
     import torch
 
     t0 = time.monotonic()
     stamp = _Stamp(adapter, texts, 1, position)
     trials = torch.tensor(token_ids, dtype=torch.long).unsqueeze(1)
     losses, frs = _eval(adapter.model, stamp, trials, target)
+    if every is not None:
+        every["loss"], every["flip"] = losses, frs
     b = int(losses.argmin())
     ids = (int(token_ids[b]),)
     return Inversion(

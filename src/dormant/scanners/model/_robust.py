@@ -36,14 +36,22 @@ def _both(adapter: Any, texts: list[str], trials: Any, target: int) -> tuple[Any
 
 
 def robust_search(
-    adapter: Any, victims: list[str], target: int, cand_ids: Sequence[int], *, length: int = 3
+    adapter: Any,
+    victims: list[str],
+    target: int,
+    cand_ids: Sequence[int],
+    *,
+    length: int = 3,
+    first: tuple[Any, Any] | None = None,
 ) -> Inversion:
     """Greedy position-robust trigger of up to ``length`` tokens drawn from ``cand_ids``.
 
     Every step tries each candidate token before and after the current trigger (the first
     step: each candidate alone) on ``victims`` at both positions and keeps the trial whose
     worse-position loss is lowest. Always runs ``length`` steps, so that the strengths of
-    different labels and models are measured at the same trigger length.
+    different labels and models are measured at the same trigger length. ``first``: the
+    worse-position losses and flip rates of the candidates alone on the same victims, when
+    the caller has them already (the first step then costs nothing).
     """
     import torch
 
@@ -58,7 +66,10 @@ def robust_search(
             rep = cur.repeat(len(ids), 1)
             col = ids.unsqueeze(1)
             trials = torch.cat([torch.cat([col, rep], 1), torch.cat([rep, col], 1)])
-        losses, frs = _both(adapter, victims, trials, target)
+        if cur is None and first is not None:
+            losses, frs = first
+        else:
+            losses, frs = _both(adapter, victims, trials, target)
         b = int(losses.argmin())
         cur, loss, fr = trials[b : b + 1], float(losses[b]), float(frs[b])
     assert cur is not None and loss is not None and fr is not None

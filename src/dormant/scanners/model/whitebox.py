@@ -282,6 +282,8 @@ class TriggerInversionScanner(Scanner):
         # each label's screened candidates, best first (computed once per label, used by both
         # positions and by the position-robust search)
         pool: dict[int, list[int]] = {}
+        # every screened candidate's loss and flip rate per arm, reused by the robust search
+        every: dict[tuple[int, str], dict[str, Any]] = {}
 
         def candidates(ti: int) -> list[int]:
             if ti in pool:
@@ -308,7 +310,8 @@ class TriggerInversionScanner(Scanner):
             if not vict:
                 return
             if screened is not None:
-                inv = evaluate_tokens(adapter, vict, ti, pos, candidates(ti))
+                every[arm] = {}
+                inv = evaluate_tokens(adapter, vict, ti, pos, candidates(ti), every=every[arm])
             else:
                 inv = search(
                     adapter,
@@ -360,8 +363,16 @@ class TriggerInversionScanner(Scanner):
                 subject, held, hpred, D.LabelResult(lab, trig, rloss, fr, n, inv.loss), ctx.seed
             )
             if ti in pool and self.robust_len > 0:
+                k = min(self.robust_k, len(pool[ti]))
+                first = None
+                if (ti, "start") in every and (ti, "end") in every:
+                    s, e = every[(ti, "start")], every[(ti, "end")]
+                    first = (
+                        torch.maximum(s["loss"][:k], e["loss"][:k]),
+                        torch.minimum(s["flip"][:k], e["flip"][:k]),
+                    )
                 rob = robust_search(
-                    adapter, victims(ti), ti, pool[ti][: self.robust_k], length=self.robust_len
+                    adapter, victims(ti), ti, pool[ti][:k], length=self.robust_len, first=first
                 )
                 hv = [t for t, p in zip(held, hpred, strict=True) if p != ti]
                 rl, rf = worst_position(adapter, hv, ti, rob.token_ids)
