@@ -84,6 +84,11 @@ def fit(rows: list[dict[str, object]]) -> dict[str, object]:
     return {"intercept": float(lr.intercept_[0]), "coef": [float(c) for c in lr.coef_[0]]}
 
 
+def _first(rows: list[dict[str, object]], k: int) -> list[dict[str, object]]:
+    """``rows`` with only their first ``k`` decision features."""
+    return [{**r, "features": list(r["features"])[:k]} for r in rows]  # type: ignore[call-overload]
+
+
 def prob_with(cal: dict[str, object], feat: list[float]) -> float:
     z = float(cal["intercept"]) + sum(float(w) * f for w, f in zip(cal["coef"], feat, strict=True))  # type: ignore[attr-defined]
     return 1.0 / (1.0 + math.exp(-z))
@@ -217,6 +222,13 @@ def main() -> None:
                 for r in rows
             ]
             for sp, rows in other.items()
+        },
+        # baseline, same scans: the previous decision's one-token features only (trigger loss
+        # and MAD anomaly index, no position-robust search), refitted on the same models
+        "baseline_one_token_features": {
+            sp: metrics(_first(rows, 2), fit(_first(cal, 2)))
+            for sp, rows in {"test": test, **other}.items()
+            if rows and cal
         },
         "calibration_split_in_sample": metrics(cal),
         "cal_split_scored_by_a_fit_on_test": metrics(cal, fit(test)),
