@@ -35,7 +35,7 @@ from typing import Any
 from ..errors import ConfigError, InputError, InputNotFoundError, require
 from ..findings import SubjectRef
 from ..subjects.agent import ChatMessage, ChatResponse, ToolCall, ToolSpec
-from .hf_classifier import model_dir_digest, refuse_reason
+from .hf_classifier import model_dir_digest, quiet_loading, refuse_reason
 
 SPECIAL_TOKENS = (
     "<|system|>",
@@ -214,12 +214,13 @@ class CausalLMChat:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 str(self.path), local_files_only=True, trust_remote_code=False
             )
-            model: Any = AutoModelForCausalLM.from_pretrained(
-                str(self.path),
-                local_files_only=True,
-                trust_remote_code=False,
-                use_safetensors=True,
-            )
+            with quiet_loading():
+                model: Any = AutoModelForCausalLM.from_pretrained(
+                    str(self.path),
+                    local_files_only=True,
+                    trust_remote_code=False,
+                    use_safetensors=True,
+                )
             self.model = model.to(device)
         except Exception as exc:  # corrupt files surface as many library-specific types
             raise InputError(

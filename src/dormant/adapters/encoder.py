@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError, InputError, InputNotFoundError, require
+from .hf_classifier import quiet_loading
 
 if TYPE_CHECKING:
     from ..scanners.base import ProgressFn, ScanContext
@@ -132,13 +133,12 @@ class TextEncoder:
                 f"Got {self.device!r} instead ({exc})."
             ) from None
         opts = {"local_files_only": True, "trust_remote_code": False}
-        # transformers draws a "Loading weights" bar on stderr; the library does not print
-        hf_logging = transformers.utils.logging
-        bars_were_on = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), use_fast=True, **opts)
-            model = transformers.AutoModel.from_pretrained(str(path), use_safetensors=True, **opts)
+            with quiet_loading():
+                model = transformers.AutoModel.from_pretrained(
+                    str(path), use_safetensors=True, **opts
+                )
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise InputError(
                 f"Cannot load the encoder in {path}: expected a transformers model directory "
@@ -146,9 +146,6 @@ class TextEncoder:
                 f"whose architecture ships with transformers. Loading failed with "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        finally:
-            if bars_were_on:
-                hf_logging.enable_progress_bar()
         model.eval()
         self.tokenizer_ = tokenizer
         self.model_ = model.to(device)

@@ -10,13 +10,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError, InputNotFoundError, require
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Load weights without transformers' "Loading weights" bar on stderr: the library does not
+    print, and the CLI draws its own progress."""
+    from transformers.utils import logging as hf_logging
+
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
+
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
@@ -107,12 +124,13 @@ class HFClassifier:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 str(self.path), local_files_only=True, trust_remote_code=False
             )
-            self.model = AutoModelForSequenceClassification.from_pretrained(
-                str(self.path),
-                local_files_only=True,
-                trust_remote_code=False,
-                use_safetensors=True,
-            ).to(device)
+            with quiet_loading():
+                self.model = AutoModelForSequenceClassification.from_pretrained(
+                    str(self.path),
+                    local_files_only=True,
+                    trust_remote_code=False,
+                    use_safetensors=True,
+                ).to(device)
         except Exception as exc:  # corrupt files surface as many library-specific types
             raise InputError(
                 f"{self.path} does not load as a classifier ({type(exc).__name__}: {exc})"
