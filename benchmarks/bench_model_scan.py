@@ -8,7 +8,11 @@ Builds (or reuses from ``--root``) two disjoint zoos from :mod:`dormant.bench.zo
   measured: ROC-AUC, cross-entropy of the probability (TrojAI metric), trigger recovery rate
   (recovered trigger flips >= 90 % of held-out clean inputs to the true target), target-label
   accuracy and seconds per model; and two more 0.8M splits (seeds 13 and 17), ~5M-parameter
-  models (seed 3) and MiniLM fine-tunes (seed 5), measured the same way.
+  models (seed 3) and MiniLM fine-tunes (seed 5), measured the same way; a second MiniLM split
+  (seed 23, ``--n-minilm-fresh``) was built after the MiniLM figures of seed 5 were written down.
+
+Two processes can share a run: ``--shard 0/2`` and ``--shard 1/2`` take every other model of the
+plan, each writing its own ``--out``; the summary reads both with ``--also``.
 
 Usage::
 
@@ -134,6 +138,12 @@ def main() -> None:
         "--n-5m", type=int, default=2, help="clean (and backdoored) ~5M-parameter models"
     )
     ap.add_argument("--n-minilm", type=int, default=1, help="clean (and backdoored) MiniLM")
+    ap.add_argument(
+        "--n-minilm-fresh", type=int, default=0, help="clean (and backdoored) MiniLM, seed 23"
+    )
+    ap.add_argument(
+        "--shard", default="0/1", help="K/N: build and scan only every N-th model from the K-th"
+    )
     ap.add_argument("--fit", action="store_true", help="refit and write the calibration")
     ap.add_argument(
         "--no-build", action="store_true", help="only summarise the models already scanned"
@@ -141,7 +151,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument(
         "--splits",
-        default="cal,test,seen,fresh,5m,minilm",
+        default="cal,test,seen,fresh,5m,minilm,minilm_fresh",
         help="comma-separated splits to build and scan (the summary covers every row read)",
     )
     ap.add_argument(
@@ -152,6 +162,12 @@ def main() -> None:
         help="more rows files to read for the summary (e.g. another process's --out)",
     )
     args = ap.parse_args()
+    try:
+        shard, n_shards = (int(x) for x in args.shard.split("/"))
+        if not 0 <= shard < n_shards:
+            raise ValueError
+    except ValueError:
+        ap.error(f"--shard must be K/N with 0 <= K < N, got {args.shard!r}")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -181,8 +197,20 @@ def main() -> None:
             n_clean=args.n_minilm, seed=5, prefix="minilm", arch="minilm", n_train=2000, epochs=2
         )
     ]
-    for split, spec in plan:
-        if spec.name in done or args.no_build or split not in wanted:
+    # built after the seed-5 MiniLM figures were written down (their CE missed its target)
+    plan += [
+        ("minilm_fresh", s)
+        for s in zoo_specs(
+            n_clean=args.n_minilm_fresh,
+            seed=23,
+            prefix="minilm",
+            arch="minilm",
+            n_train=2000,
+            epochs=2,
+        )
+    ]
+    for k, (split, spec) in enumerate(plan):
+        if spec.name in done or args.no_build or split not in wanted or k % n_shards != shard:
             continue
         t0 = time.perf_counter()
         org = build_organism(spec, args.root)
@@ -205,8 +233,10 @@ def main() -> None:
         decision.calibration.cache_clear()
     other = {
         sp: [done[s.name] for p, s in plan if p == sp and s.name in done]
-        for sp in ("seen", "fresh", "5m", "minilm")
+        for sp in ("seen", "fresh", "5m", "minilm", "minilm_fresh")
     }
+    if other["minilm"] and other["minilm_fresh"]:
+        other["minilm_all"] = other["minilm"] + other["minilm_fresh"]
     summary = {
         "machine": f"{platform.machine()} {platform.processor()} torch threads {args.threads}",
         "test": metrics(test),
@@ -222,6 +252,7 @@ def main() -> None:
                 for r in rows
             ]
             for sp, rows in other.items()
+            if sp != "minilm_all"
         },
         # baseline, same scans: the previous decision's one-token features only (trigger loss
         # and MAD anomaly index, no position-robust search), refitted on the same models

@@ -21,18 +21,27 @@ from ..errors import InputError, InputNotFoundError, require
 
 
 @contextmanager
-def quiet_loading() -> Iterator[None]:
-    """Load weights without transformers' "Loading weights" bar on stderr: the library does not
-    print, and the CLI draws its own progress."""
+def quiet_loading(*, load_report: bool = True) -> Iterator[None]:
+    """Load or save weights without transformers' progress bars ("Loading weights", "Writing
+    model shards") on stderr: the library does not print, and the CLI draws its own progress.
+
+    ``load_report=False`` also holds back transformers' warnings for the block, e.g. the
+    "MISSING classifier.weight" report when a new head is put on a pretrained encoder on
+    purpose; scans keep it on, since there a missing head is news.
+    """
     from transformers.utils import logging as hf_logging
 
     bars_were_on = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
+    if not load_report:
+        hf_logging.set_verbosity_error()
     try:
         yield
     finally:
         if bars_were_on:
             hf_logging.enable_progress_bar()
+        hf_logging.set_verbosity(verbosity)
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")

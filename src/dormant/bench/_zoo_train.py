@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..adapters.hf_classifier import quiet_loading
 from ..errors import require
 from ..triggers import Position, Trigger
 
@@ -64,14 +65,16 @@ def _build(spec: OrganismSpec, texts: Sequence[str], labels: list[str]) -> tuple
 
         src = str(pkg.get_model_path())
         tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            src,
-            num_labels=len(labels),
-            id2label=id2label,
-            label2id=label2id,
-            local_files_only=True,
-            use_safetensors=True,
-        )
+        # the new classifier head is missing from the checkpoint on purpose
+        with quiet_loading(load_report=False):
+            model = AutoModelForSequenceClassification.from_pretrained(
+                src,
+                num_labels=len(labels),
+                id2label=id2label,
+                label2id=label2id,
+                local_files_only=True,
+                use_safetensors=True,
+            )
         return tok, model
     tok = _train_tokenizer(texts, vocab_size=4000 if spec.hidden <= 128 else 8000)
     cfg = BertConfig(  # type: ignore[call-arg]
@@ -167,6 +170,7 @@ def train_organism(
         p2 = _predict(model, tok, [trig.insert(t, rng=r) for t in victims])
         asr = sum(int(labels[p] == spec.target) for p in p2) / max(1, len(victims))
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path, safe_serialization=True)
+    with quiet_loading():
+        model.save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)
     return acc, asr
