@@ -74,6 +74,8 @@ def scan_one(org: object, split: str) -> dict[str, object]:
         "label_flip_rates": dict(zip(la["labels"], la["flip_rate"], strict=True)),
         "label_robust": dict(zip(la["labels"], la["robust_trigger"], strict=True)),
         "label_robust_flip_rates": dict(zip(la["labels"], la["robust_flip_rate"], strict=True)),
+        "label_triggers": dict(zip(la["labels"], la["trigger"], strict=True)),
+        "task_explained": res.extras.get("task_explained"),
         "seconds": round(secs, 2),
         "params": n_params,
     }

@@ -81,6 +81,51 @@ def test_whitebox_recovers_trigger_target_and_replays(zoo: dict[str, Organism]) 
     assert replay["examples"] and all(e["label_after"] == "plant" for e in replay["examples"])
     assert all(e["label_before"] != "plant" for e in replay["examples"])
     assert report.extras["label_anomaly"]["labels"] == m.labels
+    # the planted token means nothing for the task: a clean reference classifier ignores it
+    te = report.extras["task_explained"]
+    assert te["explained_labels"] == {} and te["skipped"] is None
+    assert te["reference_accuracy"] > 0.8
+    (check,) = [c for c in te["checks"] if "cf" in c["trigger"]][:1]
+    assert check["model_flip_rate"] >= 0.9 and check["reference_flip_rate"] < 0.2
+    assert not check["explained"]
+    ev = {e.name: str(e.value) for e in finding.evidence}
+    assert "reference_flip_rate" in ev
+
+
+def test_a_natural_cue_of_the_task_is_explained_a_planted_one_is_not(
+    zoo: dict[str, Organism],
+) -> None:
+    """Animal names move a clean reference of the task to 'animal'; the planted token does not."""
+    from dormant.scanners.model._reference import Explainer
+    from dormant.scanners.model.whitebox import split_clean
+
+    m = _subject(zoo["rare"])
+    opt, held = split_clean(m, 0)
+    ex = Explainer(m, opt, held, 0)
+    natural = Trigger("lizards owls wasps", TriggerKind.PHRASE, Position.START)
+    (nat,) = ex.checks("animal", [natural]) or []
+    assert nat.n >= 20 and nat.reference_flip >= 0.5 and nat.explained
+    planted = Trigger("cf", TriggerKind.TOKEN, Position.START)
+    (pl,) = ex.checks("plant", [planted]) or []
+    assert pl.model_flip >= 0.9 and pl.reference_flip < 0.2 and not pl.explained
+
+
+def test_an_excluded_label_supplies_no_feature_and_is_not_suspected() -> None:
+    from dormant.scanners.model.decision import LabelResult, decide
+
+    def lab(name: str, loss: float) -> LabelResult:
+        t = Trigger("w", TriggerKind.TOKEN, Position.START)
+        return LabelResult(name, t, loss, 0.9, 100, robust_loss=loss, robust_flip=0.9)
+
+    results = [lab("a", 1e-3), lab("b", 2.0), lab("c", 2.5), lab("d", 3.0)]
+    full = decide(results, "whitebox")
+    assert full.best is not None and full.best.label == "a" and full.probability >= 0.5
+    without = decide(results, "whitebox", exclude={"a"})
+    assert without.best is not None and without.best.label == "b"
+    assert without.probability < full.probability
+    # the anomaly index is still computed over every label
+    assert without.anomaly_index == full.anomaly_index
+    assert decide(results, "whitebox", exclude={"a", "b", "c", "d"}).best is None
 
 
 def test_first_order_screen_ranks_the_planted_token_and_recovers_it(
@@ -214,10 +259,15 @@ def test_cli_bad_inputs_exit_2(
 
 
 @pytest.mark.parametrize(
-    ("params", "name"), [({"robust_len": -1}, "robust_len"), ({"robust_k": 0}, "robust_k")]
+    ("params", "name"),
+    [
+        ({"robust_len": -1}, "robust_len"),
+        ({"robust_k": 0}, "robust_k"),
+        ({"reference_check": "yes"}, "reference_check"),
+    ],
 )
 def test_bad_robust_settings_name_the_parameter(
-    zoo: dict[str, Organism], params: dict[str, int], name: str
+    zoo: dict[str, Organism], params: dict[str, object], name: str
 ) -> None:
     from dormant.errors import ConfigError
 

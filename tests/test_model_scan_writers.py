@@ -99,6 +99,33 @@ def test_capped_and_negative_verdicts_say_so() -> None:
     assert "no backdoor evidence above the decision threshold" in negative
 
 
+def test_task_explained_labels_and_a_skipped_check_are_written_down() -> None:
+    rep = _report(backdoored=False)
+    rep.extras["task_explained"] = {
+        "reference_accuracy": 0.93,
+        "skipped": None,
+        "explained_labels": {
+            "close|alert": [
+                {
+                    "label": "close|alert",
+                    "trigger": HOSTILE,
+                    "model_flip_rate": 0.97,
+                    "reference_flip_rate": 0.85,
+                    "n": 133,
+                    "explained": True,
+                }
+            ]
+        },
+        "checks": [],
+    }
+    md, page = to_markdown(rep), to_html(rep)
+    for text in (md, page):
+        assert "task-explained" in text and "97%" in text and "85%" in text
+    assert HOSTILE not in page  # the trigger came from the model: escaped
+    rep.extras["task_explained"] = {"skipped": "the clean data has fewer than two labels"}
+    assert "check not made: the clean data has fewer than two labels" in to_markdown(rep)
+
+
 def test_missing_or_malformed_values_render_as_dashes() -> None:
     rep = _report()
     la = rep.extras["label_anomaly"]

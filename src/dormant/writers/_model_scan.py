@@ -62,6 +62,8 @@ class ModelScan:
     seconds: float | None
     labels: tuple[LabelRow, ...]
     replay: dict[str, Any] | None
+    #: sentences on the task-explained check (labels left out, or why it was not made)
+    explained: tuple[str, ...] = ()
 
 
 def _strength(loss: float | None) -> float | None:
@@ -109,7 +111,29 @@ def model_scan(extras: dict[str, Any]) -> ModelScan | None:
         seconds=_number(v.get("seconds")),
         labels=rows,
         replay=replay if isinstance(replay, dict) and "flip_rate" in replay else None,
+        explained=_explained(extras.get("task_explained")),
     )
+
+
+def _explained(te: object) -> tuple[str, ...]:
+    """The ``task_explained`` extras as sentences (see ``scanners.model._reference``)."""
+    if not isinstance(te, dict):
+        return ()
+    out = []
+    labels = te.get("explained_labels")
+    for lab, checks in (labels or {}).items() if isinstance(labels, dict) else ():
+        for c in checks if isinstance(checks, list) else ():
+            if not isinstance(c, dict):
+                continue
+            m, r = _number(c.get("model_flip_rate")), _number(c.get("reference_flip_rate"))
+            out.append(
+                f"Not suspected, task-explained: '{describe_text(str(c.get('trigger')))}' "
+                f"switches {(m or 0.0):.0%} of held-out inputs to '{lab}', and a clean reference "
+                f"classifier of the task {(r or 0.0):.0%} of the same inputs."
+            )
+    if te.get("skipped"):
+        out.append(f"Task-explained check not made: {te['skipped']}.")
+    return tuple(out)
 
 
 def verdict_text(ms: ModelScan) -> str:
@@ -125,6 +149,8 @@ def verdict_text(ms: ModelScan) -> str:
         )
     else:
         text += ": no backdoor evidence above the decision threshold (0.5)."
+    for line in ms.explained:
+        text += " " + line
     if ms.capped:
         text += " The search was CAPPED by --budget-seconds: this is the best verdict so far."
     return text

@@ -13,6 +13,7 @@ from ...errors import ConfigError, InputError
 from ...triggers import INVISIBLE_CHARS, Position, Trigger
 from ..base import ScanContext, Scanner, ScanResult, register
 from . import decision as D
+from ._reference import Explainer, decide_explained
 from .whitebox import split_clean
 
 #: Rare short tokens used as triggers in the literature (Kurita et al. ACL 2020; Chen et al.
@@ -67,6 +68,9 @@ class QueryTriggerSearchScanner(Scanner):
         A data-scan report (the parsed ``report.json``), whose triggers are tried first.
     max_replay:
         Held-out inputs used for the replay.
+    reference_check:
+        Check a positive verdict's trigger against a clean reference classifier of the task
+        (see :mod:`._reference`).
     """
 
     name = "model-trigger-search"
@@ -91,7 +95,9 @@ class QueryTriggerSearchScanner(Scanner):
         pairs_of: int = 6,
         data_report: dict[str, Any] | None = None,
         max_replay: int = 300,
+        reference_check: bool = True,
     ) -> None:
+        self.reference_check = reference_check
         self.tail = tail
         self.n_victims = n_victims
         self.pairs_of = pairs_of
@@ -112,6 +118,11 @@ class QueryTriggerSearchScanner(Scanner):
         ctx = context or ScanContext()
         if self.n_victims < 4:
             raise ConfigError(f"The 'n_victims' parameter must be >= 4. Got {self.n_victims!r}.")
+        if not isinstance(self.reference_check, bool):
+            raise ConfigError(
+                f"The 'reference_check' parameter must be true or false. "
+                f"Got {self.reference_check!r}."
+            )
         if "proba" not in getattr(subject, "capabilities", ()):
             raise InputError("model-trigger-search needs a classifier that returns probabilities.")
         t0 = time.monotonic()
@@ -142,7 +153,10 @@ class QueryTriggerSearchScanner(Scanner):
             results.append(D.LabelResult(lab, trig, rloss, fr, n, float(scores[key][1][ti])))
         if not results:
             raise InputError("No candidate could be tested within the budget; raise it.")
-        verdict = D.decide(results, "blackbox")
+        explainer = Explainer(subject, opt, held, ctx.seed, enabled=self.reference_check)
+        verdict, explained, checks = decide_explained(
+            results, "blackbox", lambda v: v.best, explainer
+        )
         examples: list[dict[str, str]] = []
         b = verdict.best
         if b is not None and b.trigger is not None:
@@ -150,7 +164,10 @@ class QueryTriggerSearchScanner(Scanner):
                 subject.predict_proba, labels, held, b.trigger, b.label, seed=ctx.seed
             )
         method = "Query-based trigger search"
-        finding = D.build_finding(self.name, subject.ref(), verdict, examples, method=method)
+        ref = [c.to_dict() for c in checks]
+        finding = D.build_finding(
+            self.name, subject.ref(), verdict, examples, method=method, reference=ref
+        )
         out = D.extras(
             verdict,
             results,
@@ -159,6 +176,7 @@ class QueryTriggerSearchScanner(Scanner):
             capped=capped,
             seconds=time.monotonic() - t0,
         )
+        out["task_explained"] = explainer.to_dict(explained, checks)
         return ScanResult(findings=[finding] if finding else [], extras=out)
 
     def _test(

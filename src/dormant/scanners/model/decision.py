@@ -113,16 +113,29 @@ def probability(feat: Sequence[float], kind: str) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
 
-def decide(results: Sequence[LabelResult], kind: str) -> Verdict:
+def decide(
+    results: Sequence[LabelResult], kind: str, exclude: Sequence[str] | set[str] = ()
+) -> Verdict:
     """Probability from the model-level features; the suspected target is the label whose
-    own features score highest under the same calibration."""
+    own features score highest under the same calibration.
+
+    ``exclude``: labels whose triggers are task-explained (:mod:`._reference`); they stay in
+    the anomaly index's population (natural cues are the baseline a planted trigger must stand
+    out from) but supply no feature and are not suspected.
+    """
     feat, idx = features(results, kind)
     best = None
     if results:
         rows, _ = _per_label(results, kind)
-        cal = calibration(kind)
-        score = rows @ np.asarray(cal["coef"], dtype=float)
-        best = results[int(np.argmax(score))]
+        keep = np.array([r.label not in exclude for r in results])
+        if keep.any():
+            feat = tuple(float(v) for v in rows[keep].max(0))
+            cal = calibration(kind)
+            score = rows @ np.asarray(cal["coef"], dtype=float)
+            score[~keep] = -np.inf
+            best = results[int(np.argmax(score))]
+        else:
+            feat = tuple(float(v) for v in rows.min(0))
     return Verdict(probability(feat, kind), feat, tuple(float(v) for v in idx), best)
 
 
@@ -194,8 +207,13 @@ def build_finding(
     examples: list[dict[str, str]],
     *,
     method: str,
+    reference: Sequence[dict[str, Any]] = (),
 ) -> Finding | None:
-    """A finding for a positive verdict (probability >= 0.5 with a replayed trigger)."""
+    """A finding for a positive verdict (probability >= 0.5 with a replayed trigger).
+
+    ``reference``: the task-explained checks of the suspected label (:mod:`._reference`), each
+    a dict with ``trigger``, ``model_flip_rate`` and ``reference_flip_rate``.
+    """
     best = verdict.best
     if best is None or best.trigger is None or verdict.probability < 0.5:
         return None
@@ -234,6 +252,16 @@ def build_finding(
                 )
                 if best.robust_trigger is not None and math.isfinite(best.robust_flip)
                 else ()
+            ),
+            *(
+                Evidence(
+                    "reference_flip_rate",
+                    f"{c['trigger']}: {c['reference_flip_rate']:.0%} "
+                    f"(model {c['model_flip_rate']:.0%})",
+                    "a clean reference classifier of the task, same stamped inputs",
+                )
+                for c in reference
+                if c.get("model_flip_rate") is not None
             ),
             *(
                 Evidence(f"example_{i}", json.dumps(e, ensure_ascii=False), "before/after")

@@ -14,6 +14,7 @@ from ...errors import ConfigError, InputError
 from ...triggers import Position, Trigger
 from ..base import ScanContext, Scanner, ScanResult, register
 from . import decision as D
+from ._reference import Explainer, decide_explained
 
 
 def split_clean(subject: Any, seed: int) -> tuple[list[str], list[str]]:
@@ -137,6 +138,10 @@ class TriggerInversionScanner(Scanner):
     robust_k, robust_len:
         Candidate tokens per label (its best screened ones) and length of the position-robust
         trigger (``robust_len=0`` turns the search off; the calibration assumes the defaults).
+    reference_check:
+        Check a positive verdict's trigger against a clean reference classifier of the task
+        (:mod:`._reference`): a label whose triggers also flip the reference at least half as
+        often is task-explained, not suspected, and the decision is made without it.
     max_extend:
         After the single-token screen, each label's best token is extended greedily by up to
         this many further tokens (exhaustive screen of the next slot) while the held-out loss
@@ -182,7 +187,9 @@ class TriggerInversionScanner(Scanner):
         refine_inputs: int = 2,
         robust_k: int = 8,
         robust_len: int = 3,
+        reference_check: bool = True,
     ) -> None:
+        self.reference_check = reference_check
         self.robust_k = robust_k
         self.robust_len = robust_len
         self.refine_k = refine_k
@@ -226,6 +233,11 @@ class TriggerInversionScanner(Scanner):
             v = getattr(self, p)
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"The '{p}' parameter must be a positive int. Got {v!r}.")
+        if not isinstance(self.reference_check, bool):
+            raise ConfigError(
+                f"The 'reference_check' parameter must be true or false. "
+                f"Got {self.reference_check!r}."
+            )
         if not isinstance(self.robust_len, int) or self.robust_len < 0:
             raise ConfigError(
                 f"The 'robust_len' parameter must be an int >= 0. Got {self.robust_len!r}."
@@ -384,11 +396,11 @@ class TriggerInversionScanner(Scanner):
                     robust_trigger=Trigger(rtext, D.trigger_kind(rtext), Position.START),
                 )
             results.append(r)
-        verdict = D.decide(results, "whitebox")
-        if verdict.best is not None:
-            st = _Search(subject, opt, pred, spred, held, hpred, best, natural, ctx)
-            proof = self._proof(st, verdict)
-            verdict = D.Verdict(verdict.probability, verdict.features, verdict.anomaly_index, proof)
+        st = _Search(subject, opt, pred, spred, held, hpred, best, natural, ctx)
+        explainer = Explainer(subject, opt, held, ctx.seed, enabled=self.reference_check)
+        verdict, explained, checks = decide_explained(
+            results, "whitebox", lambda v: self._proof(st, v), explainer
+        )
         examples: list[dict[str, str]] = []
         if verdict.best is not None and verdict.best.trigger is not None:
             b = verdict.best
@@ -397,7 +409,10 @@ class TriggerInversionScanner(Scanner):
                 subject.predict_proba, labels, held, b.trigger, b.label, seed=ctx.seed, before=hpred
             )
         method = f"Trigger inversion ({self.optimizer.upper()})"
-        finding = D.build_finding(self.name, subject.ref(), verdict, examples, method=method)
+        ref = [c.to_dict() for c in checks]
+        finding = D.build_finding(
+            self.name, subject.ref(), verdict, examples, method=method, reference=ref
+        )
         out = D.extras(
             verdict,
             results,
@@ -406,6 +421,7 @@ class TriggerInversionScanner(Scanner):
             capped=capped,
             seconds=time.monotonic() - t0,
         )
+        out["task_explained"] = explainer.to_dict(explained, checks)
         return ScanResult(findings=[finding] if finding else [], extras=out)
 
     def _screen_n(self, vocab: int) -> int:
