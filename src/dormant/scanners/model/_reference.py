@@ -213,8 +213,12 @@ class Explainer:
             return None
         return out
 
-    def to_dict(self, explained: dict[str, list[Check]], last: list[Check]) -> dict[str, Any]:
-        return {
+    def to_dict(
+        self, explained: dict[str, list[Check]], last: list[Check], before: Any = None
+    ) -> dict[str, Any]:
+        """JSON-ready: the reference's accuracy, why no check was made, the excluded labels,
+        the final label's checks and, when labels were excluded, the verdict ``before``."""
+        out: dict[str, Any] = {
             "reference_accuracy": (
                 round(self.reference.accuracy, 4) if self.reference is not None else None
             ),
@@ -222,33 +226,43 @@ class Explainer:
             "explained_labels": {k: [c.to_dict() for c in v] for k, v in explained.items()},
             "checks": [c.to_dict() for c in last],
         }
+        if explained and before is not None:
+            out["before"] = {
+                "probability": round(before.probability, 6),
+                "features": [round(f, 4) for f in before.features],
+                "target": before.best.label if before.best else None,
+            }
+        return out
 
 
 def decide_explained(
     results: Sequence[Any], kind: str, prove: Any, explainer: Explainer
-) -> tuple[Any, dict[str, list[Check]], list[Check]]:
+) -> tuple[Any, dict[str, list[Check]], list[Check], Any]:
     """:func:`decision.decide`, then, while the verdict is positive, the suspected label's
     proof (and position-robust trigger) checked against the reference: a label whose every
     trigger is task-explained is excluded and the decision made again without it.
 
     ``prove(verdict)`` returns the label result to show for the verdict's label. Returns the
-    verdict, the excluded labels with their checks, and the checks of the final label.
+    verdict, the excluded labels with their checks, the checks of the final label and the
+    first verdict (before any label was excluded).
     """
     from . import decision as D
 
     explained: dict[str, list[Check]] = {}
+    first = None
     while True:
         verdict = D.decide(results, kind, exclude=set(explained))
+        first = first or verdict
         if verdict.best is None:
-            return verdict, explained, []
+            return verdict, explained, [], first
         verdict = D.Verdict(
             verdict.probability, verdict.features, verdict.anomaly_index, prove(verdict)
         )
         if verdict.probability < 0.5:
-            return verdict, explained, []
+            return verdict, explained, [], first
         b = verdict.best
         assert b is not None
         checks = explainer.checks(b.label, [b.trigger, b.robust_trigger])
         if not checks or not all(c.explained for c in checks):
-            return verdict, explained, checks or []
+            return verdict, explained, checks or [], first
         explained[b.label] = checks

@@ -154,7 +154,7 @@ class QueryTriggerSearchScanner(Scanner):
         if not results:
             raise InputError("No candidate could be tested within the budget; raise it.")
         explainer = Explainer(subject, opt, held, ctx.seed, enabled=self.reference_check)
-        verdict, explained, checks = decide_explained(
+        verdict, explained, checks, before = decide_explained(
             results, "blackbox", lambda v: v.best, explainer
         )
         examples: list[dict[str, str]] = []
@@ -176,7 +176,7 @@ class QueryTriggerSearchScanner(Scanner):
             capped=capped,
             seconds=time.monotonic() - t0,
         )
-        out["task_explained"] = explainer.to_dict(explained, checks)
+        out["task_explained"] = explainer.to_dict(explained, checks, before)
         return ScanResult(findings=[finding] if finding else [], extras=out)
 
     def _test(

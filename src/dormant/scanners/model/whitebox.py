@@ -398,7 +398,7 @@ class TriggerInversionScanner(Scanner):
             results.append(r)
         st = _Search(subject, opt, pred, spred, held, hpred, best, natural, ctx)
         explainer = Explainer(subject, opt, held, ctx.seed, enabled=self.reference_check)
-        verdict, explained, checks = decide_explained(
+        verdict, explained, checks, before = decide_explained(
             results, "whitebox", lambda v: self._proof(st, v), explainer
         )
         examples: list[dict[str, str]] = []
@@ -421,7 +421,7 @@ class TriggerInversionScanner(Scanner):
             capped=capped,
             seconds=time.monotonic() - t0,
         )
-        out["task_explained"] = explainer.to_dict(explained, checks)
+        out["task_explained"] = explainer.to_dict(explained, checks, before)
         return ScanResult(findings=[finding] if finding else [], extras=out)
 
     def _screen_n(self, vocab: int) -> int:
