@@ -37,6 +37,8 @@ from ...triggers import Position, Trigger
 EXPLAINED_RATIO = 0.5
 #: held-out inputs (that the reference classifies right) needed to make the check at all
 MIN_INPUTS = 20
+#: clean examples the reference is fitted on, at most (embedding them is most of its cost)
+MAX_FIT = 2000
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,10 @@ class Explainer:
         if not self.enabled or self.skipped is not None:
             return False
         if self.reference is None:
+            fit_on = list(self.opt[:MAX_FIT])
             ref = Reference.fit(
-                self.opt,
-                self._given(self.opt),
+                fit_on,
+                self._given(fit_on),
                 self.subject.labels,
                 (self.held, self._given(self.held)),
             )

@@ -166,7 +166,9 @@ class TriggerInversionScanner(Scanner):
         "a trigger that works only in one position is judged by its one-token strength alone. "
         "Needs gradients (a local transformers model). On tiny label sets (2 labels) the MAD "
         "index is weak. Calibrated on small from-scratch BERTs; other architectures may need "
-        "their own calibration."
+        "their own calibration. The task-explained check reads meaning with a general English "
+        "sentence encoder: a backdoor whose trigger is itself a cue for its target (an "
+        "attacker choosing 'lizards' for 'animal') is taken for a natural feature."
     )
 
     def __init__(
