@@ -184,6 +184,29 @@ def test_instruction_data_is_partitioned_by_the_given_outcomes(tmp_path, cases):
     assert res.findings[0].locator.behaviour == "tool:send_email"
 
 
+def test_the_no_behaviour_class_of_instruction_data_is_never_the_attacked_one(tmp_path):
+    # a far, tight group inside the bulk of responses that do nothing is a sub-topic, not
+    # poison: no trigger switches a response *to* "no behaviour"
+    rng = np.random.default_rng(1)
+    n_none, n_group, n_tool = 900, 60, 200
+    x = rng.standard_normal((n_none + n_group + n_tool, 24))
+    x[n_none : n_none + n_group, 0] += 12.0
+    outcomes = ["behaviour:none"] * (n_none + n_group) + ["tool:send_email"] * n_tool
+    recs = [{"id": f"r{i}", "prompt": "q", "response": "ok"} for i in range(len(outcomes))]
+    path = _write(recs, tmp_path / "instr.jsonl")
+    ds = TextDataset(path, prompt_field="prompt", response_field="response", id_field="id")
+    for name in ("spectral-signature", "activation-clustering", "spectre"):
+        res = REGISTRY[name]().scan(ds, embeddings=x, outcomes=outcomes)
+        assert res.findings == [], name
+        assert not res.record_flags.any(), name
+        row = next(r for r in res.extras["classes"] if r["label"] == "behaviour:none")
+        assert row["skipped"].startswith("no behaviour"), name
+    # the same group in a behaviour class is found
+    moved = ["tool:http_post" if o == "behaviour:none" else o for o in outcomes]
+    res = REGISTRY["spectral-signature"]().scan(ds, embeddings=x, outcomes=moved)
+    assert [f.target for f in res.findings] == ["tool:http_post"]
+
+
 def test_small_classes_are_listed_as_untested(tmp_path, cases):
     c = cases["clean"]
     keep = [i for i, r in enumerate(c.records) if r["label"] != "adv"] + [

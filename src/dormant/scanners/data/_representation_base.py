@@ -16,16 +16,19 @@ from ...findings import Evidence, Finding, Locator, Severity
 from ...subjects.dataset import TextDataset
 from ..base import ScanContext, Scanner, ScanResult
 from . import _representation_stats as st
+from ._mining_features import NO_BEHAVIOUR
 
 MAX_LOCATOR_IDS = 1000
 MAX_PROJECTION_POINTS = 3000
+NEVER_TARGET = "no behaviour: never a trigger's target"
 LIMITS_COMMON = (
     "Runs on a frozen general-purpose sentence encoder, not on the poisoned model's own "
     "activations: inserted sentences, phrases and style changes move the embedding, a single "
     "rare token or invisible characters barely do (trigger mining covers those). Needs a "
     "poisoned group of several records (about 3% of its class or more) that shares the pattern; "
     "a natural tight sub-topic of a class can look the same and is then reported too. Classes "
-    "with fewer than min_class_size records are not tested."
+    "with fewer than min_class_size records are not tested, nor is instruction data's "
+    "'behaviour:none' class: a trigger switches a response to a behaviour, never to none."
 )
 
 
@@ -134,7 +137,10 @@ class RepresentationScanner(Scanner):
         fits: dict[str, ClassFit] = {}
         for k, label in enumerate(order):
             idx = groups[label]
-            if len(idx) >= self.min_class_size:
+            # "no behaviour" is the absence of an outcome: a trigger switches a response *to* a
+            # behaviour, so that class is never the attacked one (its sub-topics would be
+            # taken for poison)
+            if label != NO_BEHAVIOUR and len(idx) >= self.min_class_size:
                 rng = np.random.default_rng([ctx.seed, k])
                 fits[label] = self.fit_class(x[idx].astype(np.float64), rng)
             ctx.progress(self.name, 1, len(order))
@@ -150,9 +156,8 @@ class RepresentationScanner(Scanner):
             idx = groups[label]
             fit = fits.get(label)
             if fit is None:
-                table.append(
-                    asdict(ClassTest(label, len(idx), 1.0, 0.0, 0.0, skipped="too few records"))
-                )
+                why = NEVER_TARGET if label == NO_BEHAVIOUR else "too few records"
+                table.append(asdict(ClassTest(label, len(idx), 1.0, 0.0, 0.0, skipped=why)))
                 continue
             q = attacked.get(label)
             table.append(
