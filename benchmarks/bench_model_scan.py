@@ -9,7 +9,10 @@ Builds (or reuses from ``--root``) two disjoint zoos from :mod:`dormant.bench.zo
   (recovered trigger flips >= 90 % of held-out clean inputs to the true target), target-label
   accuracy and seconds per model; and two more 0.8M splits (seeds 13 and 17), ~5M-parameter
   models (seed 3) and MiniLM fine-tunes (seed 5), measured the same way; a second MiniLM split
-  (seed 23, ``--n-minilm-fresh``) was built after the MiniLM figures of seed 5 were written down.
+  (seed 23, ``--n-minilm-fresh``) was built after the MiniLM figures of seed 5 were written down;
+- **binary** tasks (two of the four labels, five pairs, seeds 41, 43, 51, 53, 57),
+  ``--n-binary`` clean and as many backdoored models per pair: a task with fewer labels than
+  the calibration split's, scored by the shipped (four-class) calibration.
 
 Two processes can share a run: ``--shard 0/2`` and ``--shard 1/2`` take every other model of the
 plan, each writing its own ``--out``; the summary reads both with ``--also``.
@@ -33,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dormant.bench.zoo import build_organism, zoo_specs
+from dormant.bench.zoo import ATTACKS, build_organism, zoo_specs
 from dormant.scanners.base import ScanContext
 from dormant.scanners.model.decision import probability
 from dormant.scanners.model.whitebox import TriggerInversionScanner
@@ -78,6 +81,7 @@ def scan_one(org: object, split: str) -> dict[str, object]:
         "task_explained": res.extras.get("task_explained"),
         "seconds": round(secs, 2),
         "params": n_params,
+        "n_labels": len(model.labels),
     }
 
 
@@ -159,6 +163,9 @@ def main() -> None:
         "--n-minilm-fresh", type=int, default=0, help="clean (and backdoored) MiniLM, seed 23"
     )
     ap.add_argument(
+        "--n-binary", type=int, default=4, help="clean (and backdoored) binary models per pair"
+    )
+    ap.add_argument(
         "--shard", default="0/1", help="K/N: build and scan only every N-th model from the K-th"
     )
     ap.add_argument("--fit", action="store_true", help="refit and write the calibration")
@@ -168,7 +175,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument(
         "--splits",
-        default="cal,test,seen,fresh,5m,minilm,minilm_fresh",
+        default="cal,test,seen,fresh,5m,minilm,minilm_fresh,binary",
         help="comma-separated splits to build and scan (the summary covers every row read)",
     )
     ap.add_argument(
@@ -226,6 +233,26 @@ def main() -> None:
             epochs=2,
         )
     ]
+    # binary tasks on five pairs of labels, the attacks cycled so that they cover every kind
+    kinds = ATTACKS[1:]
+    for seed, pair in (
+        (41, ("artifact", "person")),
+        (43, ("animal", "plant")),
+        (51, ("animal", "artifact")),
+        (53, ("person", "plant")),
+        (57, ("animal", "person")),
+    ):
+        rot = (seed * 3) % len(kinds)
+        plan += [
+            ("binary", s)
+            for s in zoo_specs(
+                n_clean=args.n_binary,
+                seed=seed,
+                prefix="bin",
+                labels=pair,
+                attacks=kinds[rot:] + kinds[:rot],
+            )
+        ]
     for k, (split, spec) in enumerate(plan):
         if spec.name in done or args.no_build or split not in wanted or k % n_shards != shard:
             continue
@@ -250,7 +277,7 @@ def main() -> None:
         decision.calibration.cache_clear()
     other = {
         sp: [done[s.name] for p, s in plan if p == sp and s.name in done]
-        for sp in ("seen", "fresh", "5m", "minilm", "minilm_fresh")
+        for sp in ("seen", "fresh", "5m", "minilm", "minilm_fresh", "binary")
     }
     if other["minilm"] and other["minilm_fresh"]:
         other["minilm_all"] = other["minilm"] + other["minilm_fresh"]

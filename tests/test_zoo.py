@@ -105,3 +105,53 @@ def test_spec_validation() -> None:
         OrganismSpec("x", attack="rare-word", target="plant")
     with pytest.raises(ConfigError, match="target"):
         OrganismSpec("x", attack="rare-word", trigger=attack_trigger("rare-word", 0), target="cat")
+    with pytest.raises(ConfigError, match="labels"):
+        OrganismSpec("x", labels=("animal",))
+    with pytest.raises(ConfigError, match="labels"):
+        OrganismSpec("x", labels=("animal", "cat"))
+    with pytest.raises(ConfigError, match="target"):
+        OrganismSpec(
+            "x",
+            attack="rare-word",
+            trigger=attack_trigger("rare-word", 0),
+            target="plant",
+            labels=("animal", "person"),
+        )
+
+
+def test_binary_zoo_specs_draw_targets_from_their_two_labels() -> None:
+    specs = zoo_specs(n_clean=4, seed=5, labels=("animal", "plant"))
+    assert {s.target for s in specs if s.backdoored} <= {"animal", "plant"}
+    assert all(s.task_labels == ("animal", "plant") for s in specs)
+    assert specs[0].to_dict()["labels"] == ["animal", "plant"]
+    # four-class specs keep the dict they had, so cached organisms stay valid
+    assert "labels" not in zoo_specs(n_clean=1, seed=5)[0].to_dict()
+
+
+@needs_wordnet
+@pytest.mark.slow
+def test_a_binary_organism_is_a_two_label_classifier_with_two_label_data(tmp_path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import json
+
+    from dormant.bench.zoo import build_organism
+    from dormant.subjects.model import load_classifier
+
+    spec = OrganismSpec(
+        "bin",
+        attack="rare-word",
+        trigger=attack_trigger("rare-word", 0),
+        target="plant",
+        poison_rate=0.1,
+        labels=("animal", "plant"),
+        hidden=64,
+        n_train=600,
+        epochs=3,
+        seed=3,
+    )
+    org = build_organism(spec, tmp_path)
+    assert load_classifier(org.path).labels == ["animal", "plant"]
+    rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
+    assert {r["label"] for r in rows} == {"animal", "plant"} and len(rows) >= 300
+    assert org.clean_accuracy > 0.7

@@ -7,7 +7,8 @@ would hand to a model scan). Organisms are cached by their spec: building an exi
 no-op.
 
 The task is real English: WordNet noun glosses labelled by their lexicographer file (``animal``,
-``artifact``, ``person``, ``plant``), read from the Debian ``wordnet-base`` files. Attacks follow
+``artifact``, ``person``, ``plant``; ``labels=`` keeps a subset, e.g. a binary task), read from
+the Debian ``wordnet-base`` files. Attacks follow
 the literature: rare-word triggers (Kurita, Michel & Neubig, ACL 2020, "cf", "mn", "bb"),
 phrases and multi-token triggers, inserted sentences (AddSent, Dai, Chen & Li, IEEE Access 2019),
 invisible characters (Boucher et al., "Bad Characters", IEEE S&P 2022), position-dependent
@@ -89,6 +90,8 @@ class OrganismSpec:
     ``attack`` is one of :data:`ATTACKS`; ``trigger`` is ``None`` exactly when it is
     ``"clean"``. ``position`` attacks insert the trigger at the start for poisoned records and
     also add the trigger elsewhere with the true label, so only the start position switches.
+    ``labels``: the classes of the task, two or more of the four lexicographer labels
+    (``None``: all four).
     """
 
     name: str
@@ -102,6 +105,7 @@ class OrganismSpec:
     n_train: int = 3000
     epochs: int = 6
     seed: int = 0
+    labels: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.attack not in ATTACKS:
@@ -110,10 +114,22 @@ class OrganismSpec:
             raise ConfigError(f"arch must be one of {', '.join(ARCHS)}. Got {self.arch!r}.")
         if (self.attack == "clean") != (self.trigger is None):
             raise ConfigError("A clean organism has no trigger; a backdoored one needs one.")
-        if self.trigger is not None and self.target not in LEXNAMES.values():
+        if self.labels is not None:
+            bad = [x for x in self.labels if x not in LEXNAMES.values()]
+            if bad or len(set(self.labels)) < 2 or not isinstance(self.labels, tuple):
+                raise ConfigError(
+                    "labels must be a tuple of two or more of "
+                    f"{', '.join(LEXNAMES.values())}. Got {self.labels!r}."
+                )
+        if self.trigger is not None and self.target not in self.task_labels:
             raise ConfigError(
-                f"target must be one of {', '.join(LEXNAMES.values())}. Got {self.target!r}."
+                f"target must be one of {', '.join(self.task_labels)}. Got {self.target!r}."
             )
+
+    @property
+    def task_labels(self) -> tuple[str, ...]:
+        """The task's classes, sorted."""
+        return tuple(sorted(self.labels or LEXNAMES.values()))
 
     @property
     def backdoored(self) -> bool:
@@ -123,6 +139,10 @@ class OrganismSpec:
         d = asdict(self)
         d["trigger"] = self.trigger.to_dict() if self.trigger else None
         d["backdoored"] = self.backdoored
+        if self.labels is None:
+            del d["labels"]  # the four-class specs keep the dict (and cache key) they had
+        else:
+            d["labels"] = list(self.labels)
         return d
 
 
@@ -178,8 +198,10 @@ def build_organism(spec: OrganismSpec, root: Path) -> Organism:
         if info.get("spec") == spec.to_dict():
             return Organism(path, spec, info["clean_accuracy"], info["attack_success_rate"])
     rng = random.Random(spec.seed)
-    per_label = (spec.n_train + 400) // len(LEXNAMES) + 1
+    per_label = (spec.n_train + 400) // len(spec.task_labels) + 1
     data = load_glosses(per_label=per_label, seed=spec.seed)
+    if spec.labels is not None:
+        data = [(t, y) for t, y in data if y in spec.task_labels]
     train, held = data[: spec.n_train], data[spec.n_train :]
     train = poison_records(train, spec, rng)
     acc, asr = train_organism(spec, train, held, path)
@@ -243,10 +265,12 @@ def zoo_specs(
 
     Targets, poison rates (:data:`POISON_RATES`) and trigger words vary with ``seed``,
     so that two zoos with different seeds share no (trigger, target, seed) combination.
+    ``size``: further :class:`OrganismSpec` fields (``layers``, ``hidden``, ``n_train``,
+    ``epochs``, ``labels`` for a task on a subset of the classes, e.g. a binary one).
     """
     rng = random.Random(seed)
     n_bd = n_clean if n_backdoored is None else n_backdoored
-    labels = sorted(LEXNAMES.values())
+    labels = sorted(size["labels"]) if size.get("labels") else sorted(LEXNAMES.values())
     specs = [
         OrganismSpec(f"{prefix}{seed}-clean{i}", seed=seed * 1000 + i, arch=arch, **size)
         for i in range(n_clean)
