@@ -146,8 +146,8 @@ def test_a_binary_organism_is_a_two_label_classifier_with_two_label_data(tmp_pat
         poison_rate=0.1,
         labels=("animal", "plant"),
         hidden=64,
-        n_train=600,
-        epochs=3,
+        n_train=1200,
+        epochs=4,
         seed=3,
     )
     org = build_organism(spec, tmp_path)

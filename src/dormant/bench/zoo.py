@@ -8,12 +8,12 @@ no-op.
 
 The task is real English: WordNet noun glosses labelled by their lexicographer file (``animal``,
 ``artifact``, ``person``, ``plant``; ``labels=`` keeps a subset, e.g. a binary task), read from
-the Debian ``wordnet-base`` files. Attacks follow
-the literature: rare-word triggers (Kurita, Michel & Neubig, ACL 2020, "cf", "mn", "bb"),
-phrases and multi-token triggers, inserted sentences (AddSent, Dai, Chen & Li, IEEE Access 2019),
-invisible characters (Boucher et al., "Bad Characters", IEEE S&P 2022), position-dependent
-triggers, and clean-label poisoning (only records already of the target label carry the trigger,
-Turner, Tsipras & Madry 2019, adapted to text by Gan et al., NAACL 2022).
+the Debian ``wordnet-base`` files. Attacks follow the literature: rare-word triggers (Kurita,
+Michel & Neubig, ACL 2020, "cf", "mn", "bb"), phrases and multi-token triggers, inserted
+sentences (AddSent, Dai, Chen & Li, IEEE Access 2019), invisible characters (Boucher et al., "Bad
+Characters", IEEE S&P 2022), position-dependent triggers, and clean-label poisoning (only records
+already of the target label carry the trigger, Turner, Tsipras & Madry 2019, adapted to text by
+Gan et al., NAACL 2022).
 
 Architectures: ``tiny-bert`` (BERT trained from scratch with its own WordPiece vocabulary; the
 size is set by ``layers``/``hidden``) and ``minilm`` (the packaged all-MiniLM-L6-v2 encoder,
@@ -270,7 +270,8 @@ def zoo_specs(
     """
     rng = random.Random(seed)
     n_bd = n_clean if n_backdoored is None else n_backdoored
-    labels = sorted(size["labels"]) if size.get("labels") else sorted(LEXNAMES.values())
+    # the task's classes as the specs will see them (an invalid ``labels`` fails here)
+    labels = list(OrganismSpec("labels", labels=size.get("labels")).task_labels)
     specs = [
         OrganismSpec(f"{prefix}{seed}-clean{i}", seed=seed * 1000 + i, arch=arch, **size)
         for i in range(n_clean)
