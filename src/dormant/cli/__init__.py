@@ -48,6 +48,7 @@ SUBCOMMAND_MODULES = (
     "dormant.cli.serve",
     "dormant.cli.provenance",
     "dormant.cli.registry",
+    "dormant.cli.guard",
 )
 
 
