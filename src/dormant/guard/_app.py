@@ -14,7 +14,8 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from ._openai import ProxyError, check_request
+from ._openai import ProxyError, check_request, upstream_status_error, upstream_transport_error
+from ._stream import open_stream, relay
 
 if TYPE_CHECKING:
     from .proxy import GuardProxy
@@ -29,8 +30,6 @@ def build(proxy: GuardProxy) -> Any:
     from starlette.responses import JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
 
-    from .proxy import AuditUnavailable
-
     def error_response(exc: ProxyError) -> Response:
         return JSONResponse(exc.body(), status_code=exc.status)
 
@@ -44,12 +43,7 @@ def build(proxy: GuardProxy) -> Any:
         t0: float,
     ) -> Response:
         """Audit the refusal (best effort: the answer is an error either way), log, answer."""
-        entry = proxy.refusal_entry(request_id, exc, identity=identity, extra=extra)
-        audited = True
-        try:
-            await proxy.audit([entry])
-        except AuditUnavailable:
-            audited = False
+        audited = await proxy.audit_refusal(request_id, identity, exc, {"route": route, **extra})
         proxy.metrics.decisions.labels("deny", exc.code or "refused").inc()
         proxy.metrics.requests.labels(route, str(exc.status)).inc()
         log.warning(
@@ -80,14 +74,14 @@ def build(proxy: GuardProxy) -> Any:
             extra["model"] = body["model"]
             ctx = proxy.context(identity, body, request_id)
             if body.get("stream"):
-                upstream = await proxy.open_stream(body)
+                upstream = await open_stream(proxy, body)
                 proxy.metrics.requests.labels("chat", "200").inc()
                 log.info(
                     "stream opened",
                     extra={"request_id": request_id, "identity": identity, **extra},
                 )
                 return StreamingResponse(
-                    proxy.relay(ctx, upstream, t0),
+                    relay(proxy, ctx, upstream, t0),
                     media_type="text/event-stream",
                     headers={"cache-control": "no-cache", "x-request-id": request_id},
                 )
@@ -121,13 +115,9 @@ def build(proxy: GuardProxy) -> Any:
                     proxy.settings.upstream + "/models", headers=proxy.upstream_headers()
                 )
             except httpx.HTTPError as exc:
-                from .proxy import _upstream_transport_error
-
-                raise _upstream_transport_error(exc) from None
+                raise upstream_transport_error(exc) from None
             if resp.status_code != 200:
-                from .proxy import _upstream_status_error
-
-                raise _upstream_status_error(resp.status_code, resp.content)
+                raise upstream_status_error(resp.status_code, resp.content)
             try:
                 data = resp.json()
             except ValueError:

@@ -301,3 +301,77 @@ def sse(data: dict[str, Any] | str) -> bytes:
     """One server-sent event line pair."""
     text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
     return f"data: {text}\n\n".encode()
+
+
+def too_large(size: int, limit: int) -> ProxyError:
+    return ProxyError(
+        413,
+        f"The request body is {size} bytes or more; at most {limit} bytes are accepted.",
+        code="request_too_large",
+    )
+
+
+def snippet(content: bytes, n: int = 60) -> str:
+    return content[:n].decode("utf-8", "replace")
+
+
+def message_of(obj: Any) -> str:
+    if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
+        msg = obj["error"].get("message")
+        if isinstance(msg, str):
+            return msg
+    if isinstance(obj, dict) and isinstance(obj.get("error"), str):
+        return str(obj["error"])
+    return json.dumps(obj)[:200]
+
+
+def upstream_transport_error(exc: Exception) -> ProxyError:
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return ProxyError(
+            504,
+            f"The upstream did not answer in time ({type(exc).__name__}); nothing was released.",
+            type="upstream_error",
+            code="upstream_timeout",
+        )
+    return ProxyError(
+        502,
+        f"The upstream cannot be reached ({type(exc).__name__}: {exc}); nothing was released.",
+        type="upstream_error",
+        code="upstream_unreachable",
+    )
+
+
+def upstream_status_error(status: int, content: bytes) -> ProxyError:
+    try:
+        detail = message_of(json.loads(content))
+    except ValueError:
+        detail = snippet(content, 200)
+    if status in (401, 403):
+        return ProxyError(
+            502,
+            f"The upstream refused the guard's credentials (HTTP {status}: {detail}); check "
+            "--upstream-key.",
+            type="upstream_error",
+            code="upstream_auth",
+        )
+    if 400 <= status < 500:
+        code = "model_not_found" if status == 404 else "upstream_rejected"
+        return ProxyError(status, f"The upstream refused the request: {detail}", code=code)
+    return ProxyError(
+        502,
+        f"The upstream failed (HTTP {status}: {detail}); nothing was released.",
+        type="upstream_error",
+        code="upstream_error",
+    )
+
+
+def audit_error(exc: Exception) -> ProxyError:
+    return ProxyError(
+        503,
+        f"The audit log cannot be written ({exc}); every tool call of this request was denied "
+        "and nothing was released.",
+        type="guard_error",
+        code="audit_unavailable",
+    )

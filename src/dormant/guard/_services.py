@@ -15,15 +15,23 @@ lookup is ``unknown``).
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .types import Decision, DecisionContext, ModelInfo, ProposedCall, TriggerMatch
 
+log = logging.getLogger("dormant.guard.proxy")
+
+#: Seconds a known-trigger index built from the registry is reused before it is rebuilt.
+INDEX_SECONDS = 60.0
+
 
 class GuardServices(Protocol):
-    """The decision core as the proxy sees it."""
+    """The decision core as the proxy sees it (the proxy calls the sync methods on a worker
+    thread, one request at a time for the audit-writing ones)."""
 
     #: The policy's version (its digest), written into every audit entry.
     policy_version: str | None
@@ -35,22 +43,42 @@ class GuardServices(Protocol):
         """The model's provenance from the registry (may raise when the registry is down)."""
 
     def match(self, texts: Sequence[tuple[str, str]]) -> tuple[TriggerMatch, ...]:
-        """Known triggers in ``(where, text)`` pairs."""
+        """Known triggers in ``(where, text)`` pairs (may raise when the registry is down)."""
 
     def canaries(self, identity: str) -> tuple[str, ...]:
         """Honeytoken credentials placed in this identity's context."""
 
-    def decide(self, context: DecisionContext, call: ProposedCall) -> Decision:
+    def baseline(self, context: DecisionContext) -> Any:
+        """The (model, identity) monitoring baseline, read once per request (or None)."""
+
+    def decide(self, context: DecisionContext, call: ProposedCall, baseline: Any) -> Decision:
         """The decision for one proposed tool call."""
 
-    def screen(self, context: DecisionContext, text: str) -> Decision | None:
-        """The output-side check of the assistant's text; None when nothing was found."""
+    def screen(self, context: DecisionContext, text: str) -> Any:
+        """The output-side check of the assistant's text: an object with ``outcome``,
+        ``reasons``, ``text`` (possibly redacted) and ``alerts``."""
 
-    def hold(self, decision: Decision, context: DecisionContext) -> str | None:
-        """Store a held call for approval; returns its approval id."""
+    def audit_decision(self, context: DecisionContext, decision: Decision, **detail: Any) -> int:
+        """Write one tool-call decision durably; returns its sequence number. Raises if not."""
 
-    def audit(self, entry: dict[str, Any]) -> int:
-        """Write one entry durably; returns its sequence number. Raises when it cannot."""
+    def audit_response(self, context: DecisionContext, verdict: Any, **detail: Any) -> int:
+        """Write one response screen durably; returns its sequence number. Raises if not."""
+
+    def audit_event(
+        self,
+        *,
+        request_id: str,
+        identity: str | None,
+        reasons: tuple[str, ...],
+        detail: dict[str, Any],
+    ) -> int:
+        """Write one refused request (``deny``) durably. Raises if not."""
+
+    def hold(self, context: DecisionContext, decision: Decision, audit_seq: int) -> str | None:
+        """Queue a held call for approval; returns its approval id."""
+
+    def observe(self, context: DecisionContext, decision: Decision) -> None:
+        """Add a released call's tool and destinations to the monitoring baseline."""
 
     def health(self) -> tuple[bool, str]:
         """Whether the core can decide and audit now, and a one-line reason."""
@@ -66,11 +94,13 @@ class CoreServices:
     audit:
         An open :class:`dormant.guard.audit.AuditLog`.
     registry:
-        An open :class:`dormant.registry.Registry`, or None (then every model is ``unknown``).
+        A :class:`dormant.registry.Registry`, or None (then every model is ``unknown``).
     approvals:
-        The approval store for held calls, or None (then a held call is only reported).
-    baseline:
-        A :class:`dormant.guard.monitor.Baseline` for new-tool / new-destination alerts.
+        The :class:`dormant.guard.approvals.Approvals` queue for held calls, or None (then a
+        held call is only reported, never released).
+    baselines:
+        The :class:`dormant.guard.monitor.Baseline` store for new-tool / new-destination
+        alerts, or None.
     """
 
     def __init__(
@@ -80,15 +110,16 @@ class CoreServices:
         audit: Any,
         registry: Any = None,
         approvals: Any = None,
-        baseline: Any = None,
+        baselines: Any = None,
     ) -> None:
         self.policy = policy
         self.audit_log = audit
         self.registry = registry
         self.approvals = approvals
-        self.baseline = baseline
-        self.policy_version = getattr(policy, "version", None)
+        self.baselines = baselines
+        self.policy_version: str | None = getattr(policy, "version", None)
         self._index: Any = None
+        self._index_at = 0.0
         self._index_lock = threading.Lock()
 
     @classmethod
@@ -99,21 +130,38 @@ class CoreServices:
         registry_url: str | None = None,
         audit_url: str | None = None,
     ) -> CoreServices:
-        """Load the policy (raises ``ConfigError`` naming the line) and open the stores."""
+        """Load the policy (``ConfigError`` naming the file and line) and open the stores.
+
+        A registry that does not answer at start is kept and retried on each lookup; until it
+        answers every model is ``unknown`` (the strict ceiling) and every request is in the
+        suspect tier. The audit log must open: the guard never runs without one.
+        """
+        from .approvals import Approvals
         from .audit import AuditLog
+        from .monitor import Baseline
         from .policy import GuardPolicy
 
         policy = GuardPolicy.load(policy_path)
         registry = None
         if registry_url is not None:
+            from ..errors import RegistryError
             from ..registry import Registry
 
-            registry = Registry.open(registry_url)
+            registry = Registry(url=registry_url)
+            try:
+                registry.connect()
+            except RegistryError as exc:
+                log.warning("registry unavailable at start", extra={"error": str(exc)})
         audit = AuditLog.open(audit_url)
-        approvals = _open_approvals(audit_url)
-        baseline = _open_baseline()
+        baselines = Baseline(
+            audit.store, learning_decisions=getattr(policy, "learning_decisions", 50)
+        )
         return cls(
-            policy=policy, audit=audit, registry=registry, approvals=approvals, baseline=baseline
+            policy=policy,
+            audit=audit,
+            registry=registry,
+            approvals=Approvals(audit),
+            baselines=baselines,
         )
 
     # -- the interface -------------------------------------------------------------------
@@ -138,64 +186,91 @@ class CoreServices:
         fn = getattr(self.policy, "canaries_for", None)
         return tuple(fn(identity)) if fn is not None else ()
 
-    def decide(self, context: DecisionContext, call: ProposedCall) -> Decision:
+    def baseline(self, context: DecisionContext) -> Any:
+        if self.baselines is None:
+            return None
+        return self.baselines.view(context.model.name, context.identity)
+
+    def decide(self, context: DecisionContext, call: ProposedCall, baseline: Any) -> Decision:
         from .decide import decide
 
-        decision: Decision = decide(context, call, policy=self.policy, baseline=self.baseline)
+        decision: Decision = decide(context, call, policy=self.policy, baseline=baseline)
         return decision
 
-    def screen(self, context: DecisionContext, text: str) -> Decision | None:
+    def screen(self, context: DecisionContext, text: str) -> Any:
         from .decide import screen_response
 
-        result: Decision | None = screen_response(context, text, policy=self.policy)
-        return result
+        return screen_response(context, text, policy=self.policy)
 
-    def hold(self, decision: Decision, context: DecisionContext) -> str | None:
-        if self.approvals is None:
-            return None
-        ref = self.approvals.submit(decision, context)
-        return None if ref is None else str(ref)
+    def audit_decision(self, context: DecisionContext, decision: Decision, **detail: Any) -> int:
+        from .audit import AuditEntry
 
-    def audit(self, entry: dict[str, Any]) -> int:
+        seq: int = self.audit_log.append(AuditEntry.for_decision(context, decision, **detail))
+        return seq
+
+    def audit_response(self, context: DecisionContext, verdict: Any, **detail: Any) -> int:
+        from .audit import AuditEntry
+
+        seq: int = self.audit_log.append(AuditEntry.for_response(context, verdict, **detail))
+        return seq
+
+    def audit_event(
+        self,
+        *,
+        request_id: str,
+        identity: str | None,
+        reasons: tuple[str, ...],
+        detail: dict[str, Any],
+    ) -> int:
+        from .audit import AuditEntry
+
+        entry = AuditEntry(
+            kind="event",
+            outcome="deny",
+            identity=identity,
+            model=detail.get("model"),
+            reasons=reasons,
+            policy_version=self.policy_version,
+            request_id=request_id,
+            detail=detail,
+        )
         seq: int = self.audit_log.append(entry)
         return seq
 
+    def hold(self, context: DecisionContext, decision: Decision, audit_seq: int) -> str | None:
+        if self.approvals is None:
+            return None
+        return str(self.approvals.hold(context, decision, audit_seq=audit_seq))
+
+    def observe(self, context: DecisionContext, decision: Decision) -> None:
+        if self.baselines is None:
+            return
+        hosts = tuple(b.split(":", 1)[1] for b in decision.behaviours if b.startswith("egress:"))
+        self.baselines.observe(context.model.name, context.identity, decision.call.tool, hosts)
+
     def health(self) -> tuple[bool, str]:
-        check = getattr(self.audit_log, "healthy", None)
-        if check is not None and not check():
-            return False, "the audit log cannot be written"
+        try:
+            with self.audit_log.store.tx() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except Exception as exc:
+            return False, f"the audit log cannot be written: {type(exc).__name__}: {exc}"
         return True, "ok"
 
     # -- helpers -------------------------------------------------------------------------
 
     def _trigger_index(self) -> Any:
-        """The known-trigger index, built once from the registry (None without a registry)."""
+        """The known-trigger index from the registry, rebuilt every ``INDEX_SECONDS``.
+
+        None without a registry. Raises when the registry fails (the proxy then puts the
+        request in the suspect tier).
+        """
         if self.registry is None:
             return None
         with self._index_lock:
-            if self._index is None:
+            now = time.monotonic()
+            if self._index is None or now - self._index_at > INDEX_SECONDS:
                 from .match import TriggerIndex
 
                 self._index = TriggerIndex.from_registry(self.registry)
+                self._index_at = now
             return self._index
-
-
-def _open_approvals(audit_url: str | None) -> Any:
-    import importlib
-
-    try:
-        approvals = importlib.import_module("dormant.guard.approvals")
-    except ImportError:
-        return None
-    opener = getattr(approvals, "open_store", None) or getattr(approvals, "ApprovalStore", None)
-    if opener is None:
-        return None
-    return opener.open(audit_url) if hasattr(opener, "open") else opener(audit_url)
-
-
-def _open_baseline() -> Any:
-    try:
-        from .monitor import Baseline
-    except ImportError:
-        return None
-    return Baseline()

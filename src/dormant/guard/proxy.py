@@ -31,25 +31,26 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ConfigError
 from ._openai import (
-    NOTICE_PREFIX,
     ProxyError,
-    StreamChoice,
-    chunk,
+    audit_error,
     finish_reason,
     input_texts,
     join_notices,
-    notice,
     proposed_call,
-    sse,
+    snippet,
+    too_large,
+    upstream_status_error,
+    upstream_transport_error,
 )
+from ._openai import _content_text as _text_of
 from ._ops import ProxyMetrics, reason_kind
 from ._services import GuardServices
+from ._settled import AuditUnavailable, Pending, Settled, Withheld
 from .types import Decision, DecisionContext, ModelInfo, Outcome, ProvenanceState
 
 log = logging.getLogger("dormant.guard.proxy")
@@ -100,10 +101,6 @@ class ProxySettings:
             raise ConfigError(f"'max_body_bytes' must be >= 1024. Got {self.max_body_bytes!r}.")
 
 
-class AuditUnavailable(Exception):
-    """An audit write failed: nothing may be released."""
-
-
 def _key_ref(key: str) -> str:
     """A short, non-reversible reference to an API key for the audit log and logs."""
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:12]
@@ -118,7 +115,7 @@ class GuardProxy:
         self.metrics = ProxyMetrics()
         self.client: Any = None
         self._models: dict[str, tuple[float, ModelInfo]] = {}
-        self._audit_lock = asyncio.Lock()
+        self._settle_lock = asyncio.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -170,13 +167,13 @@ class GuardProxy:
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _too_large(int(declared), limit)
+            raise too_large(int(declared), limit)
         size = 0
         parts: list[bytes] = []
         async for part in request.stream():
             size += len(part)
             if size > limit:
-                raise _too_large(size, limit)
+                raise too_large(size, limit)
             parts.append(part)
         raw = b"".join(parts)
         if not raw.strip():
@@ -234,6 +231,12 @@ class GuardProxy:
             canaries = self.services.canaries(identity)
         except Exception:  # canaries are a tripwire; missing ones never allow
             canaries = ()
+        extra: dict[str, Any] = {}
+        if "system_prompt" in DecisionContext.__dataclass_fields__:
+            system = [
+                _text_of(m.get("content")) for m in body["messages"] if m.get("role") == "system"
+            ]
+            extra["system_prompt"] = "\n".join(system) or None
         return DecisionContext(
             identity=identity,
             model=model,
@@ -241,120 +244,144 @@ class GuardProxy:
             input_texts=tuple(t for _, t in texts),
             canaries=tuple(canaries),
             request_id=request_id,
+            **extra,
         )
 
-    def decide(self, ctx: DecisionContext, raw: Any, index: int) -> Decision:
+    # -- deciding, auditing, releasing ---------------------------------------------------
+
+    async def settle(self, ctx: DecisionContext, choices: list[Pending]) -> list[Settled]:
+        """Decide every call and screen every text of a completion, audit it all, then hold
+        and observe. Runs on a worker thread, one request at a time (the audit chain is one
+        sequence). Raises :class:`AuditUnavailable` when any audit write fails: then nothing
+        of this completion may be released."""
+        async with self._settle_lock:
+            return await asyncio.to_thread(self._settle, ctx, choices)
+
+    def _settle(self, ctx: DecisionContext, choices: list[Pending]) -> list[Settled]:
+        baseline = None
+        if any(p.calls for p in choices):
+            try:
+                baseline = self.services.baseline(ctx)
+            except Exception as exc:  # monitoring only adds alerts; decisions go on
+                log.warning("baseline read failed", extra={"error": repr(exc)})
+        out: list[Settled] = []
+        for p in choices:
+            decisions = [
+                self._decide(ctx, raw, j, baseline, p.incomplete) for j, raw in enumerate(p.calls)
+            ]
+            verdict = self._screen(ctx, p.text) if p.text else None
+            out.append(Settled(p, decisions, verdict))
+        for st in out:  # durable before anything is released
+            for d in st.decisions:
+                seq = self._write(self.services.audit_decision, ctx, d, choice=st.pending.index)
+                if d.outcome is Outcome.HOLD:
+                    st.approvals[id(d)] = self._hold(ctx, d, seq)
+            if st.verdict is not None:
+                self._write(self.services.audit_response, ctx, st.verdict, choice=st.pending.index)
+        for st in out:
+            for d in st.decisions:
+                self.count(d.outcome.value, d.reasons, d.alerts)
+                if d.outcome is Outcome.ALLOW:
+                    try:
+                        self.services.observe(ctx, d)
+                    except Exception as exc:
+                        log.warning("baseline update failed", extra={"error": repr(exc)})
+            if st.verdict is not None:
+                v = st.verdict
+                self.count(str(getattr(v.outcome, "value", v.outcome)), v.reasons, v.alerts)
+        return out
+
+    def _write(self, fn: Any, *args: Any, **kwargs: Any) -> int:
+        t0 = time.perf_counter()
+        try:
+            seq = int(fn(*args, **kwargs))
+        except Exception as exc:
+            self.metrics.audit_failures.inc()
+            log.error(
+                "audit write failed; nothing of the request is released",
+                extra={"error": f"{type(exc).__name__}: {exc}"},
+            )
+            raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        self.metrics.audit_latency.observe(time.perf_counter() - t0)
+        return seq
+
+    def _decide(
+        self, ctx: DecisionContext, raw: Any, index: int, baseline: Any, incomplete: str | None
+    ) -> Decision:
         """The core's decision for one upstream tool call; any failure is a denial."""
         rc = proposed_call(raw, index)
+        if incomplete is not None:  # never decided, never released: it is not a whole call
+            return Decision(
+                Outcome.DENY,
+                (f"incomplete tool call: the stream ended before it was complete ({incomplete})",),
+                rc.call,
+                policy_version=self.services.policy_version,
+            )
         try:
-            decision = self.services.decide(ctx, rc.call)
+            decision = self.services.decide(ctx, rc.call, baseline)
             if not isinstance(decision, Decision) or decision.outcome not in tuple(Outcome):
                 raise TypeError(f"decide() returned {type(decision).__name__}, not a Decision")
         except Exception as exc:  # fail closed
             log.error("decision failed", extra={"request_id": ctx.request_id, "error": repr(exc)})
             return Decision(
-                Outcome.DENY, (f"decision core failed: {type(exc).__name__}: {exc}",), rc.call
+                Outcome.DENY,
+                (f"guard error, denied (fail closed): {type(exc).__name__}: {exc}",),
+                rc.call,
+                policy_version=self.services.policy_version,
             )
         if rc.malformed and decision.outcome is not Outcome.DENY:
             decision = replace(
                 decision,
                 outcome=Outcome.DENY,
-                reasons=(
-                    f"malformed tool call from the upstream: {rc.malformed}",
-                    *decision.reasons,
-                ),
+                reasons=(f"malformed tool call from the upstream: {rc.malformed}",),
             )
         return decision
 
-    def screen(self, ctx: DecisionContext, text: str) -> Decision | None:
-        if not text:
-            return None
+    def _screen(self, ctx: DecisionContext, text: str) -> Any:
         try:
-            return self.services.screen(ctx, text)
+            verdict = self.services.screen(ctx, text)
+            if verdict is None:
+                return None
+            Outcome(getattr(verdict.outcome, "value", verdict.outcome))
+            return verdict
         except Exception as exc:  # fail closed: withhold the text
-            from .types import ProposedCall
-
-            return Decision(
+            return Withheld(
                 Outcome.DENY,
-                (f"response screen failed: {type(exc).__name__}: {exc}",),
-                ProposedCall("<response>"),
+                (f"guard error, response withheld (fail closed): {type(exc).__name__}: {exc}",),
+                "",
+                policy_version=self.services.policy_version,
             )
 
-    def hold(self, decision: Decision, ctx: DecisionContext) -> str | None:
+    def _hold(self, ctx: DecisionContext, decision: Decision, seq: int) -> str | None:
         try:
-            return self.services.hold(decision, ctx)
-        except Exception as exc:  # the call stays held (not released) anyway
-            log.error("approval store failed", extra={"error": repr(exc)})
+            return self.services.hold(ctx, decision, seq)
+        except Exception as exc:  # the call stays held (never released) either way
+            log.error("approval queue failed", extra={"error": repr(exc)})
             return None
 
-    async def audit(self, entries: list[dict[str, Any]]) -> None:
-        """Write entries durably, in order; :class:`AuditUnavailable` when any write fails."""
-        if not entries:
-            return
-        async with self._audit_lock:
-            for entry in entries:
-                t0 = time.perf_counter()
-                try:
-                    await asyncio.to_thread(self.services.audit, entry)
-                except Exception as exc:
-                    self.metrics.audit_failures.inc()
-                    log.error(
-                        "audit write failed; every call of the request is denied",
-                        extra={"request_id": entry.get("request_id"), "error": repr(exc)},
-                    )
-                    raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
-                self.metrics.audit_latency.observe(time.perf_counter() - t0)
+    async def audit_refusal(
+        self, request_id: str, identity: str | None, error: ProxyError, detail: dict[str, Any]
+    ) -> bool:
+        """Write a refused request to the audit log; False when that failed too."""
+        full = {"status": error.status, "code": error.code, **detail}
+        try:
+            async with self._settle_lock:
+                await asyncio.to_thread(
+                    self._write,
+                    self.services.audit_event,
+                    request_id=request_id,
+                    identity=identity,
+                    reasons=(error.message,),
+                    detail=full,
+                )
+        except AuditUnavailable:
+            return False
+        return True
 
-    def count(self, decision: Decision) -> None:
-        self.metrics.decisions.labels(decision.outcome.value, reason_kind(decision.reasons)).inc()
-        for alert in decision.alerts:
+    def count(self, outcome: str, reasons: tuple[str, ...], alerts: tuple[str, ...]) -> None:
+        self.metrics.decisions.labels(outcome, reason_kind(reasons)).inc()
+        for alert in alerts:
             self.metrics.alerts.labels(alert.split(":", 1)[0][:40]).inc()
-
-    # -- audit entries -------------------------------------------------------------------
-
-    def decision_entry(
-        self,
-        ctx: DecisionContext,
-        decision: Decision,
-        *,
-        event: str = "tool_call",
-        choice: int = 0,
-        approval_id: str | None = None,
-    ) -> dict[str, Any]:
-        return {
-            "event": event,
-            "request_id": ctx.request_id,
-            "identity": ctx.identity,
-            "model": ctx.model.name,
-            "model_digest": ctx.model.digest,
-            "provenance": ctx.model.provenance.value,
-            "provenance_detail": ctx.model.detail,
-            "triggers": [
-                {"text": t.text, "kind": t.kind, "where": t.where, "target": t.target}
-                for t in ctx.triggers
-            ],
-            "choice": choice,
-            "decision": decision.to_dict(),
-            "outcome": decision.outcome.value,
-            "reasons": list(decision.reasons),
-            "approval_id": approval_id,
-            "policy_version": decision.policy_version or self.services.policy_version,
-        }
-
-    def refusal_entry(
-        self, request_id: str, error: ProxyError, *, identity: str | None, extra: dict[str, Any]
-    ) -> dict[str, Any]:
-        return {
-            "event": "request_refused",
-            "request_id": request_id,
-            "identity": identity,
-            "outcome": Outcome.DENY.value,
-            "reasons": [error.message],
-            "status": error.status,
-            "code": error.code,
-            "policy_version": self.services.policy_version,
-            **extra,
-        }
 
     # -- non-streaming -------------------------------------------------------------------
 
@@ -376,18 +403,18 @@ class GuardProxy:
                 headers=self.upstream_headers(),
             )
         except httpx.HTTPError as exc:
-            raise _upstream_transport_error(exc) from None
+            raise upstream_transport_error(exc) from None
         finally:
             self.metrics.upstream_latency.observe(time.perf_counter() - t0)
         if resp.status_code != 200:
-            raise _upstream_status_error(resp.status_code, resp.content)
+            raise upstream_status_error(resp.status_code, resp.content)
         try:
             data = resp.json()
         except ValueError:
             raise ProxyError(
                 502,
                 f"The upstream answered with something that is not JSON "
-                f"({_snippet(resp.content)!r}); nothing was released.",
+                f"({snippet(resp.content)!r}); nothing was released.",
                 type="upstream_error",
                 code="upstream_bad_response",
             ) from None
@@ -402,43 +429,27 @@ class GuardProxy:
                 type="upstream_error",
                 code="upstream_bad_response",
             )
-        entries: list[dict[str, Any]] = []
-        plans: list[tuple[dict[str, Any], list[Any], list[str], Decision | None]] = []
+        pending = []
         for ci, choice in enumerate(choices):
             msg = choice["message"]
             calls = msg.get("tool_calls") or []
-            if not isinstance(calls, list):
-                calls = [calls]
-            kept: list[Any] = []
-            notes: list[str] = []
-            for j, raw in enumerate(calls):
-                d = self.decide(ctx, raw, j)
-                approval = self.hold(d, ctx) if d.outcome is Outcome.HOLD else None
-                entries.append(self.decision_entry(ctx, d, choice=ci, approval_id=approval))
-                if d.outcome is Outcome.ALLOW:
-                    kept.append(raw)
-                else:
-                    notes.append(notice(d, approval_id=approval))
             text = msg.get("content")
-            verdict = self.screen(ctx, text if isinstance(text, str) else "")
-            if verdict is not None:
-                entries.append(self.decision_entry(ctx, verdict, event="response", choice=ci))
-            plans.append((choice, kept, notes, verdict))
-        try:
-            await self.audit(entries)
-        except AuditUnavailable as exc:
-            raise _audit_error(exc) from None
-        for e in entries:
-            self.count(_decision_of(e))
-        for choice, kept, notes, verdict in plans:
-            msg = dict(choice["message"])
-            content = msg.get("content")
-            if verdict is not None and verdict.outcome is not Outcome.ALLOW:
-                content = (
-                    f"{NOTICE_PREFIX} The assistant's answer was withheld: "
-                    f"{'; '.join(verdict.reasons)}."
+            pending.append(
+                Pending(
+                    ci,
+                    calls if isinstance(calls, list) else [calls],
+                    text if isinstance(text, str) else "",
                 )
-            msg["content"] = join_notices(content, notes)
+            )
+        try:
+            settled = await self.settle(ctx, pending)
+        except AuditUnavailable as exc:
+            raise audit_error(exc) from None
+        for choice, st in zip(choices, settled, strict=True):
+            msg = dict(choice["message"])
+            kept = st.kept()
+            content = st.withheld() or st.text(msg.get("content"))
+            msg["content"] = join_notices(content, st.notices())
             if kept:
                 msg["tool_calls"] = kept
             else:
@@ -450,260 +461,6 @@ class GuardProxy:
         return dict(data)
 
     # -- streaming -----------------------------------------------------------------------
-
-    async def open_stream(self, body: dict[str, Any]) -> Any:
-        """Send the streaming request; errors before the first byte are OpenAI errors."""
-        import httpx
-
-        req = self.client.build_request(
-            "POST",
-            self.settings.upstream + "/chat/completions",
-            json=body,
-            headers={**self.upstream_headers(), "accept": "text/event-stream"},
-        )
-        try:
-            resp = await self.client.send(req, stream=True)
-        except httpx.HTTPError as exc:
-            raise _upstream_transport_error(exc) from None
-        if resp.status_code != 200:
-            content = await resp.aread()
-            await resp.aclose()
-            raise _upstream_status_error(resp.status_code, content)
-        if "text/event-stream" not in resp.headers.get("content-type", ""):
-            content = await resp.aread()
-            await resp.aclose()
-            raise ProxyError(
-                502,
-                "The upstream did not stream (content type "
-                f"{resp.headers.get('content-type')!r}, not text/event-stream); nothing was "
-                "released.",
-                type="upstream_error",
-                code="upstream_bad_response",
-            )
-        return resp
-
-    async def relay(self, ctx: DecisionContext, resp: Any, t0: float) -> AsyncIterator[bytes]:
-        """Pass text through; buffer, decide, audit, then release each tool call whole."""
-        import httpx
-
-        choices: dict[int, StreamChoice] = {}
-        base: dict[str, Any] = {}
-        usage: Any = None
-        problem: str | None = None
-        done = False
-        try:
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    done = True
-                    break
-                try:
-                    obj = json.loads(data)
-                except ValueError:
-                    problem = f"the upstream sent a stream event that is not JSON ({data[:80]!r})"
-                    break
-                if not isinstance(obj, dict):
-                    problem = "the upstream sent a stream event that is not a JSON object"
-                    break
-                if "error" in obj:
-                    problem = f"the upstream reported an error mid-stream: {_message_of(obj)}"
-                    break
-                if not base:
-                    base = obj
-                if obj.get("usage") is not None:
-                    usage = obj["usage"]
-                for ch in obj.get("choices") or []:
-                    idx = ch.get("index", 0) if isinstance(ch, dict) else None
-                    if not isinstance(idx, int):
-                        problem = "a stream chunk has a choice without an integer 'index'"
-                        break
-                    st = choices.setdefault(idx, StreamChoice(idx))
-                    delta = ch.get("delta") or {}
-                    if not isinstance(delta, dict):
-                        problem = "a stream chunk's 'delta' is not an object"
-                        break
-                    problem = st.add(delta)
-                    if problem:
-                        break
-                    passed = {
-                        k: v for k, v in delta.items() if k not in ("tool_calls", "function_call")
-                    }
-                    if passed.get("content") or "role" in passed:
-                        yield sse(chunk(base, idx, passed))
-                    if ch.get("finish_reason") is not None:
-                        st.finish_reason = ch["finish_reason"]
-                        st.finished = True
-                if problem:
-                    break
-        except httpx.TimeoutException:
-            problem = f"the upstream stopped sending for {self.settings.timeout:g} s (timeout)"
-        except httpx.HTTPError as exc:
-            problem = f"the upstream stream broke off ({type(exc).__name__}: {exc})"
-        finally:
-            await resp.aclose()
-            self.metrics.upstream_latency.observe(time.perf_counter() - t0)
-        if problem is None and not done:
-            problem = "the upstream stream ended without 'data: [DONE]'"
-
-        entries: list[dict[str, Any]] = []
-        out: list[tuple[StreamChoice, list[dict[str, Any]], list[str]]] = []
-        for idx in sorted(choices):
-            st = choices[idx]
-            kept: list[dict[str, Any]] = []
-            notes: list[str] = []
-            for k in sorted(st.calls):
-                raw = st.calls[k].as_raw()
-                if problem is not None or not st.finished:
-                    rc = proposed_call(raw, k)
-                    d = Decision(
-                        Outcome.DENY,
-                        (
-                            "incomplete tool call: the stream ended before it was complete ("
-                            + (problem or "no finish_reason")
-                            + ")",
-                        ),
-                        rc.call,
-                    )
-                else:
-                    d = self.decide(ctx, raw, k)
-                approval = self.hold(d, ctx) if d.outcome is Outcome.HOLD else None
-                entries.append(self.decision_entry(ctx, d, choice=idx, approval_id=approval))
-                if d.outcome is Outcome.ALLOW:
-                    kept.append(raw)
-                else:
-                    notes.append(notice(d, approval_id=approval))
-            verdict = self.screen(ctx, "".join(st.text))
-            if verdict is not None:
-                entries.append(self.decision_entry(ctx, verdict, event="response", choice=idx))
-                if verdict.outcome is not Outcome.ALLOW:
-                    notes.append(
-                        f"{NOTICE_PREFIX} The text above was flagged after it was streamed: "
-                        f"{'; '.join(verdict.reasons)}."
-                    )
-            out.append((st, kept, notes))
-        try:
-            await self.audit(entries)
-        except AuditUnavailable as exc:
-            yield sse(_audit_error(exc).body())
-            yield sse("[DONE]")
-            return
-        for e in entries:
-            self.count(_decision_of(e))
-        for st, kept, notes in out:
-            if kept:
-                delta = {
-                    "tool_calls": [{"index": n, **raw} for n, raw in enumerate(kept)],
-                }
-                yield sse(chunk(base, st.index, delta))
-            if notes:
-                text = "\n".join(notes)
-                lead = "\n\n" if st.text and "".join(st.text) else ""
-                yield sse(chunk(base, st.index, {"content": lead + text}))
-            reason = finish_reason(st.finish_reason or "stop", calls_left=len(kept))
-            yield sse(chunk(base, st.index, {}, reason))
-        if problem is not None:
-            yield sse(
-                ProxyError(
-                    502,
-                    f"{problem}; buffered tool calls were not released.",
-                    type="upstream_error",
-                    code="upstream_stream_broken",
-                ).body()
-            )
-        if usage is not None:
-            extra = chunk(base, 0, {})
-            extra["choices"] = []
-            extra["usage"] = usage
-            yield sse(extra)
-        yield sse("[DONE]")
-
-
-def _decision_of(entry: dict[str, Any]) -> Decision:
-    d = entry["decision"]
-    from .types import ProposedCall
-
-    return Decision(
-        Outcome(d["outcome"]),
-        tuple(d["reasons"]),
-        ProposedCall(d["call"]["tool"]),
-        alerts=tuple(d.get("alerts") or ()),
-    )
-
-
-def _too_large(size: int, limit: int) -> ProxyError:
-    return ProxyError(
-        413,
-        f"The request body is {size} bytes or more; at most {limit} bytes are accepted.",
-        code="request_too_large",
-    )
-
-
-def _snippet(content: bytes, n: int = 60) -> str:
-    return content[:n].decode("utf-8", "replace")
-
-
-def _message_of(obj: Any) -> str:
-    if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
-        msg = obj["error"].get("message")
-        if isinstance(msg, str):
-            return msg
-    if isinstance(obj, dict) and isinstance(obj.get("error"), str):
-        return str(obj["error"])
-    return json.dumps(obj)[:200]
-
-
-def _upstream_transport_error(exc: Exception) -> ProxyError:
-    import httpx
-
-    if isinstance(exc, httpx.TimeoutException):
-        return ProxyError(
-            504,
-            f"The upstream did not answer in time ({type(exc).__name__}); nothing was released.",
-            type="upstream_error",
-            code="upstream_timeout",
-        )
-    return ProxyError(
-        502,
-        f"The upstream cannot be reached ({type(exc).__name__}: {exc}); nothing was released.",
-        type="upstream_error",
-        code="upstream_unreachable",
-    )
-
-
-def _upstream_status_error(status: int, content: bytes) -> ProxyError:
-    try:
-        detail = _message_of(json.loads(content))
-    except ValueError:
-        detail = _snippet(content, 200)
-    if status in (401, 403):
-        return ProxyError(
-            502,
-            f"The upstream refused the guard's credentials (HTTP {status}: {detail}); check "
-            "--upstream-key.",
-            type="upstream_error",
-            code="upstream_auth",
-        )
-    if 400 <= status < 500:
-        code = "model_not_found" if status == 404 else "upstream_rejected"
-        return ProxyError(status, f"The upstream refused the request: {detail}", code=code)
-    return ProxyError(
-        502,
-        f"The upstream failed (HTTP {status}: {detail}); nothing was released.",
-        type="upstream_error",
-        code="upstream_error",
-    )
-
-
-def _audit_error(exc: Exception) -> ProxyError:
-    return ProxyError(
-        503,
-        f"The audit log cannot be written ({exc}); every tool call of this request was denied "
-        "and nothing was released.",
-        type="guard_error",
-        code="audit_unavailable",
-    )
 
 
 def create_app(services: GuardServices, *, settings: ProxySettings) -> Any:
