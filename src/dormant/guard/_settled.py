@@ -63,21 +63,5 @@ class Settled:
         return original
 
 
-@dataclass(frozen=True)
-class Withheld:
-    """A response screen that failed (fail closed): the text is withheld.
-
-    Same fields as the core's response decision, so it audits the same way.
-    """
-
-    outcome: Outcome
-    reasons: tuple[str, ...]
-    text: str
-    behaviours: tuple[str, ...] = ()
-    alerts: tuple[str, ...] = ()
-    redactions: int = 0
-    policy_version: str | None = None
-
-
 class AuditUnavailable(Exception):
     """An audit write failed: nothing may be released."""

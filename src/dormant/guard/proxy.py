@@ -50,8 +50,15 @@ from ._openai import (
 from ._openai import _content_text as _text_of
 from ._ops import ProxyMetrics, reason_kind
 from ._services import GuardServices
-from ._settled import AuditUnavailable, Pending, Settled, Withheld
-from .types import Decision, DecisionContext, ModelInfo, Outcome, ProvenanceState
+from ._settled import AuditUnavailable, Pending, Settled
+from .types import (
+    Decision,
+    DecisionContext,
+    ModelInfo,
+    Outcome,
+    ProvenanceState,
+    ResponseDecision,
+)
 
 log = logging.getLogger("dormant.guard.proxy")
 log.addHandler(logging.NullHandler())
@@ -345,7 +352,7 @@ class GuardProxy:
             Outcome(getattr(verdict.outcome, "value", verdict.outcome))
             return verdict
         except Exception as exc:  # fail closed: withhold the text
-            return Withheld(
+            return ResponseDecision(
                 Outcome.DENY,
                 (f"guard error, response withheld (fail closed): {type(exc).__name__}: {exc}",),
                 "",
