@@ -124,6 +124,37 @@ def make_registry(path: Path) -> str:
     return url
 
 
+def start_guard(
+    upstream_url: str,
+    *,
+    policy: Path,
+    registry: str | None,
+    audit: str,
+    audit_timeout: float = 30.0,
+    **settings: Any,
+) -> Any:
+    """The real guard (real core) on a free loopback port, started; ``.shutdown()`` it."""
+    from dormant.guard._ops import GuardServer
+    from dormant.guard._services import CoreServices
+    from dormant.guard.approvals import Approvals
+    from dormant.guard.audit import AuditLog
+    from dormant.guard.monitor import Baseline
+    from dormant.guard.policy import GuardPolicy
+    from dormant.guard.proxy import ProxySettings, create_app
+    from dormant.registry import Registry
+
+    log = AuditLog.open(audit, timeout=audit_timeout)
+    services = CoreServices(
+        policy=GuardPolicy.load(policy),
+        audit=log,
+        registry=Registry(url=registry) if registry else None,
+        approvals=Approvals(log),
+        baselines=Baseline(log.store, learning_decisions=100000),
+    )
+    app = create_app(services, settings=ProxySettings(upstream_url, **settings))
+    return GuardServer(app).start()
+
+
 def user(text: str, **extra: Any) -> dict[str, Any]:
     return {"model": "stub", "messages": [{"role": "user", "content": text}], **extra}
 

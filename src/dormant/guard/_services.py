@@ -150,7 +150,7 @@ class CoreServices:
             registry = Registry(url=registry_url)
             try:
                 registry.connect()
-            except RegistryError as exc:
+            except (RegistryError, OSError) as exc:
                 log.warning("registry unavailable at start", extra={"error": str(exc)})
         audit = AuditLog.open(audit_url)
         baselines = Baseline(
