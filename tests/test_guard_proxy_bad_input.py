@@ -8,7 +8,6 @@ has a ``deny`` entry for it, and the guard logged it.
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import sqlite3

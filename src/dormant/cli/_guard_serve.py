@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -145,7 +146,20 @@ def run(args: argparse.Namespace) -> int:
             },
         )
         print(f"Guarding {settings.upstream} at {server.url}", flush=True)
-        server.serve_forever()
+        stopped: list[int] = []
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # uvicorn shuts down gracefully on these, then re-raises them: end with exit 0
+            try:
+                previous[sig] = signal.signal(sig, lambda signum, frame: stopped.append(signum))
+            except ValueError:  # not the main thread: uvicorn's own handling applies
+                break
+        try:
+            server.serve_forever()
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+        logger.info("guard stopped", extra={"signal": stopped[0] if stopped else None})
     finally:
         logger.removeHandler(handler)
     return EXIT_OK

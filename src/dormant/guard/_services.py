@@ -136,6 +136,7 @@ class CoreServices:
         answers every model is ``unknown`` (the strict ceiling) and every request is in the
         suspect tier. The audit log must open: the guard never runs without one.
         """
+        from ..errors import ConfigError, RegistryError
         from .approvals import Approvals
         from .audit import AuditLog
         from .monitor import Baseline
@@ -144,7 +145,6 @@ class CoreServices:
         policy = GuardPolicy.load(policy_path)
         registry = None
         if registry_url is not None:
-            from ..errors import RegistryError
             from ..registry import Registry
 
             registry = Registry(url=registry_url)
@@ -152,7 +152,13 @@ class CoreServices:
                 registry.connect()
             except (RegistryError, OSError) as exc:
                 log.warning("registry unavailable at start", extra={"error": str(exc)})
-        audit = AuditLog.open(audit_url)
+        try:
+            audit = AuditLog.open(audit_url)
+        except (RegistryError, OSError) as exc:
+            raise ConfigError(
+                f"--audit: the audit log cannot be opened for writing ({exc}); the guard never "
+                "runs without one."
+            ) from exc
         baselines = Baseline(
             audit.store, learning_decisions=getattr(policy, "learning_decisions", 50)
         )
