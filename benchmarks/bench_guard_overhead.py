@@ -1,0 +1,256 @@
+"""Guard proxy overhead: the same requests direct to a stub upstream and through the guard.
+
+Run (loopback only; about two minutes)::
+
+    python benchmarks/bench_guard_overhead.py --seconds 8 \\
+        --out benchmarks/results/guard_overhead.json
+
+The stub upstream (tests/_scripted_upstream.py, Starlette on uvicorn) and the real
+``dormant guard serve`` (real policy, SQLite audit log with ``synchronous=FULL``, real
+registry) each run in their own process; the load generator (asyncio + httpx, keep-alive) sends
+an **open-loop** schedule — request *i* at ``t0 + i / rate`` — and measures each latency from
+its scheduled time, so a server that falls behind shows it (no coordinated omission, Tene's
+"How NOT to measure latency"). Each request proposes one tool call (``lookup_order``, allowed:
+one ``decide()`` and one durable audit write) or, in the ``text`` scenario, answers text (one
+response screen and one durable audit write).
+
+1. Added latency at 100 and 500 requests/s: the guard's p50 / p99 minus the direct p50 / p99
+   in the same run, alternating direct and guard runs.
+2. The highest sustained rate: rising rates (bounded list) through the guard; a rate holds
+   when ≥ 95 % of its requests complete in the window, none fails, and p99 < 250 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _guard_procs import ROOT, start_guard, start_upstream
+
+sys.path.insert(0, str(ROOT / "tests"))
+from _guard_env import SUPPORT_KEY, make_registry, write_policy
+
+RATES = (100, 500)
+MAX_RATES = (100, 200, 300, 400, 500, 700, 1000, 1400, 2000)
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    k = min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))
+    return s[k]
+
+
+class Client:
+    """A lean HTTP/1.1 keep-alive client on asyncio streams (one request per connection at a
+    time). httpx costs a few milliseconds of CPU per request, which on a shared 2-core machine
+    drowned the difference being measured; this sends prebuilt bytes and reads
+    ``Content-Length`` bodies only (what both servers answer here)."""
+
+    def __init__(self, url: str, body: dict[str, Any], *, max_conns: int = 256) -> None:
+        rest = url.removeprefix("http://")
+        hostport, _, path = rest.partition("/")
+        self.host, _, port = hostport.partition(":")
+        self.port = int(port)
+        payload = json.dumps(body).encode()
+        self.raw = (
+            f"POST /{path}/chat/completions HTTP/1.1\r\nHost: {hostport}\r\n"
+            f"Authorization: Bearer {SUPPORT_KEY}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n"
+        ).encode() + payload
+        self.free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.opened = 0
+        self.max_conns = max_conns
+        self.waiters: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def _conn(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.free:
+            return self.free.pop()
+        if self.opened < self.max_conns:
+            self.opened += 1
+            return await asyncio.open_connection(self.host, self.port)
+        return await self.waiters.get()
+
+    def _release(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+        if not self.waiters.empty() or self.free is None:
+            self.free.append(conn)
+        else:
+            self.free.append(conn)
+
+    async def post(self) -> int:
+        reader, writer = await self._conn()
+        try:
+            writer.write(self.raw)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+        except Exception:
+            writer.close()
+            self.opened -= 1
+            raise
+        self.free.append((reader, writer))
+        return status
+
+    async def close(self) -> None:
+        for _, w in self.free:
+            w.close()
+
+
+async def run_load(url: str, rate: float, seconds: float, prompt: str) -> dict[str, Any]:
+    """Open-loop load; latencies in ms from each request's scheduled time."""
+    body = {"model": "stub", "messages": [{"role": "user", "content": prompt}]}
+    client = Client(url, body)
+    n = int(rate * seconds)
+    lat: list[float] = []
+    fails = 0
+    for _ in range(20):  # warm both servers' code paths and a few connections
+        await client.post()
+
+    async def one(at: float) -> None:
+        nonlocal fails
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            ok = await client.post() == 200
+        except Exception:
+            ok = False
+        if ok:
+            lat.append((time.perf_counter() - at) * 1000)
+        else:
+            fails += 1
+
+    t0 = time.perf_counter() + 0.05
+    tasks = [asyncio.create_task(one(t0 + i / rate)) for i in range(n)]
+    _, pending = await asyncio.wait(tasks, timeout=seconds + 10)
+    for t in pending:
+        t.cancel()
+    await client.close()
+    return {
+        "rate": rate,
+        "sent": n,
+        "ok": len(lat),
+        "failed": fails + len(pending),
+        "p50_ms": round(pct(lat, 50), 3),
+        "p99_ms": round(pct(lat, 99), 3),
+        "mean_ms": round(statistics.fmean(lat), 3) if lat else None,
+    }
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Mean audit-write and upstream times from the guard's own ``/metrics``."""
+    import httpx
+
+    text = httpx.get(url.removesuffix("/v1") + "/metrics", timeout=10).text
+    vals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        vals[name] = float(value)
+    out = {}
+    for key, metric in (
+        ("audit_write", "dormant_guard_audit_write_seconds"),
+        ("upstream", "dormant_guard_upstream_latency_seconds"),
+    ):
+        n = vals.get(f"{metric}_count", 0.0)
+        out[f"{key}_count"] = n
+        out[f"{key}_mean_ms"] = round(1000 * vals.get(f"{metric}_sum", 0.0) / n, 3) if n else 0.0
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=8.0, help="seconds per measured run")
+    ap.add_argument("--repeats", type=int, default=2, help="direct/guard pairs per rate")
+    ap.add_argument("--scenarios", default="tool,text")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    prompts = {"tool": "read", "text": "hello"}
+
+    tmp = Path(tempfile.mkdtemp(prefix="guard-bench-"))
+    policy = write_policy(tmp / "policy")
+    registry = make_registry(tmp / "registry.sqlite3")
+    up_proc, up_url = start_upstream()
+    g_proc, g_url = start_guard(
+        up_url, policy, f"sqlite:///{tmp / 'audit.sqlite3'}", registry=registry
+    )
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs (shared)",
+        "load_avg_start": list(os.getloadavg()),
+        "seconds": args.seconds,
+        "repeats": args.repeats,
+        "added": [],
+        "max_rate": [],
+    }
+    try:
+        for scenario in args.scenarios.split(","):
+            prompt = prompts[scenario]
+            for rate in RATES:
+                direct, guard = [], []
+                for _ in range(args.repeats):
+                    direct.append(asyncio.run(run_load(up_url, rate, args.seconds, prompt)))
+                    guard.append(asyncio.run(run_load(g_url, rate, args.seconds, prompt)))
+                d50 = statistics.median(r["p50_ms"] for r in direct)
+                d99 = statistics.median(r["p99_ms"] for r in direct)
+                g50 = statistics.median(r["p50_ms"] for r in guard)
+                g99 = statistics.median(r["p99_ms"] for r in guard)
+                row = {
+                    "scenario": scenario,
+                    "rate": rate,
+                    "direct_p50_ms": d50,
+                    "direct_p99_ms": d99,
+                    "guard_p50_ms": g50,
+                    "guard_p99_ms": g99,
+                    "added_p50_ms": round(g50 - d50, 3),
+                    "added_p99_ms": round(g99 - d99, 3),
+                    "runs": {"direct": direct, "guard": guard},
+                }
+                results["added"].append(row)
+                print(json.dumps({k: v for k, v in row.items() if k != "runs"}), flush=True)
+        for target, url in (("guard", g_url), ("direct", up_url)):
+            best = None
+            for rate in MAX_RATES:
+                r = asyncio.run(run_load(url, rate, min(args.seconds, 5.0), "read"))
+                held = r["failed"] == 0 and r["ok"] >= 0.95 * r["sent"] and r["p99_ms"] < 250
+                r["target"] = target
+                r["held"] = held
+                results["max_rate"].append(r)
+                print(json.dumps(r), flush=True)
+                if not held:
+                    break
+                best = rate
+            results[f"max_sustained_rps_{target}"] = best
+        results["guard_metrics"] = scrape(g_url)
+        print(json.dumps(results["guard_metrics"]), flush=True)
+    finally:
+        for p in (g_proc, up_proc):
+            p.terminate()
+            p.wait(timeout=30)
+    results["load_avg_end"] = list(os.getloadavg())
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2), "utf-8")
+    print(json.dumps({k: results[k] for k in results if k.startswith("max_sustained")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
