@@ -25,7 +25,8 @@ def env() -> dict[str, str]:
 def _first_url(proc: subprocess.Popen[str]) -> str:
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    url = next((w for w in line.split() if w.startswith("http://")), None)
+    # "Guarding UPSTREAM at URL" / "upstream at URL": the last URL is where it listens
+    url = next((w for w in reversed(line.split()) if w.startswith("http://")), None)
     if url is None:
         err = proc.stderr.read() if proc.stderr else ""
         raise RuntimeError(f"process did not start: {line!r} {err[-2000:]}")
@@ -45,9 +46,19 @@ def start_upstream() -> tuple[subprocess.Popen[str], str]:
 
 
 def start_guard(
-    upstream: str, policy: Path, audit: str, *, port: int = 0, registry: str | None = None
+    upstream: str,
+    policy: Path,
+    audit: str,
+    *,
+    port: int = 0,
+    registry: str | None = None,
+    log: Path | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
-    """``dormant guard serve`` in its own process; returns (process, base URL ending /v1)."""
+    """``dormant guard serve`` in its own process; returns (process, base URL ending /v1).
+
+    With ``log``, its JSON log lines (one per request) are appended there; else it runs
+    ``--quiet`` and its stderr is dropped.
+    """
     cmd = [
         sys.executable,
         "-m",
@@ -62,13 +73,13 @@ def start_guard(
         audit,
         "--port",
         str(port),
-        "--quiet",
     ]
     if registry:
         cmd += ["--registry", registry]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env()
-    )
+    if log is None:
+        cmd.append("--quiet")
+    err = open(log, "a", encoding="utf-8") if log is not None else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env())
     return proc, _first_url(proc)
 
 

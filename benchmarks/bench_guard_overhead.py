@@ -15,7 +15,10 @@ one ``decide()`` and one durable audit write) or, in the ``text`` scenario, answ
 response screen and one durable audit write).
 
 1. Added latency at 100 and 500 requests/s: the guard's p50 / p99 minus the direct p50 / p99
-   in the same run, alternating direct and guard runs.
+   in the same run, alternating direct and guard runs (end to end, at the client: this
+   includes the extra loopback hop). Also the time spent inside the guard per request — its
+   handler's time minus the upstream's, from the guard's own JSON log lines — which does not
+   move with the client's or the upstream's noise.
 2. The highest sustained rate: rising rates (bounded list) through the guard; a rate holds
    when ≥ 95 % of its requests complete in the window, none fails, and p99 < 250 ms.
 """
@@ -153,6 +156,20 @@ async def run_load(url: str, rate: float, seconds: float, prompt: str) -> dict[s
     }
 
 
+def handler_added_ms(log: Path, offset: int) -> list[float]:
+    """Per request, the guard's own time: its handler's time minus the upstream's (from the
+    guard's JSON log lines written after ``offset``)."""
+    out = []
+    with open(log, encoding="utf-8") as f:
+        f.seek(offset)
+        for line in f:
+            if '"request guarded"' not in line:
+                continue
+            rec = json.loads(line)
+            out.append(rec["ms"] - rec["upstream_ms"])
+    return out
+
+
 def scrape(url: str) -> dict[str, float]:
     """Mean audit-write and upstream times from the guard's own ``/metrics``."""
     import httpx
@@ -188,8 +205,9 @@ def main() -> int:
     policy = write_policy(tmp / "policy")
     registry = make_registry(tmp / "registry.sqlite3")
     up_proc, up_url = start_upstream()
+    guard_log = tmp / "guard.log"
     g_proc, g_url = start_guard(
-        up_url, policy, f"sqlite:///{tmp / 'audit.sqlite3'}", registry=registry
+        up_url, policy, f"sqlite:///{tmp / 'audit.sqlite3'}", registry=registry, log=guard_log
     )
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {platform.python_version()}, "
@@ -205,9 +223,12 @@ def main() -> int:
             prompt = prompts[scenario]
             for rate in RATES:
                 direct, guard = [], []
+                inside: list[float] = []
                 for _ in range(args.repeats):
                     direct.append(asyncio.run(run_load(up_url, rate, args.seconds, prompt)))
+                    offset = guard_log.stat().st_size
                     guard.append(asyncio.run(run_load(g_url, rate, args.seconds, prompt)))
+                    inside += handler_added_ms(guard_log, offset)
                 d50 = statistics.median(r["p50_ms"] for r in direct)
                 d99 = statistics.median(r["p99_ms"] for r in direct)
                 g50 = statistics.median(r["p50_ms"] for r in guard)
@@ -221,6 +242,9 @@ def main() -> int:
                     "guard_p99_ms": g99,
                     "added_p50_ms": round(g50 - d50, 3),
                     "added_p99_ms": round(g99 - d99, 3),
+                    "in_guard_p50_ms": round(pct(inside, 50), 3),
+                    "in_guard_p99_ms": round(pct(inside, 99), 3),
+                    "in_guard_n": len(inside),
                     "runs": {"direct": direct, "guard": guard},
                 }
                 results["added"].append(row)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +33,7 @@ from dormant.guard._ops import GuardServer, JsonFormatter
 from dormant.guard._services import CoreServices
 from dormant.guard.approvals import Approvals
 from dormant.guard.audit import AuditEntry, AuditLog
+from dormant.guard.monitor import Baseline
 from dormant.guard.proxy import ProxySettings, create_app
 from dormant.subjects.agent import ChatMessage
 
@@ -304,7 +306,16 @@ def test_the_audit_chain_verifies_after_the_run(env: dict[str, Any], api: httpx.
     message(api.post("/chat/completions", json=user("mix")))
     with AuditLog.open(env["audit"]) as log:
         result = log.verify()
+        # released calls taught the monitoring baseline (applied after each commit)
+        view = Baseline(log.store).view("stub", "support-bot")
+        for _ in range(50):
+            if "lookup_order" in view.tools:
+                break
+            time.sleep(0.1)
+            view = Baseline(log.store).view("stub", "support-bot")
     assert result.ok and result.entries > 0
+    assert "lookup_order" in view.tools and view.decisions > 0
+    assert "refund" not in view.tools  # held (unreleased) calls are not behaviour to learn
 
 
 def test_logs_are_json_lines(api: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:

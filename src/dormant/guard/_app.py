@@ -85,7 +85,7 @@ def build(proxy: GuardProxy) -> Any:
                     media_type="text/event-stream",
                     headers={"cache-control": "no-cache", "x-request-id": request_id},
                 )
-            out = await proxy.complete(ctx, body)
+            out, upstream_s = await proxy.complete(ctx, body)
         except ProxyError as exc:
             return await refuse("chat", request_id, exc, identity=identity, extra=extra, t0=t0)
         proxy.metrics.requests.labels("chat", "200").inc()
@@ -97,6 +97,7 @@ def build(proxy: GuardProxy) -> Any:
                 "provenance": ctx.model.provenance.value,
                 "triggers": len(ctx.triggers),
                 "ms": round((time.perf_counter() - t0) * 1000, 3),
+                "upstream_ms": round(upstream_s * 1000, 3),
                 **extra,
             },
         )

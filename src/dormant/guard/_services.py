@@ -19,11 +19,18 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from .types import Decision, DecisionContext, ModelInfo, ProposedCall, TriggerMatch
 
 log = logging.getLogger("dormant.guard.proxy")
+
+#: (model, identity, tool, destination hosts) of one released call, for the baseline.
+Observation = tuple[str, str, str, tuple[str, ...]]
+
+#: Seconds a baseline view is reused (alerts only; they never change an outcome).
+BASELINE_SECONDS = 1.0
 
 #: Seconds a known-trigger index built from the registry is reused before it is rebuilt.
 INDEX_SECONDS = 60.0
@@ -49,7 +56,7 @@ class GuardServices(Protocol):
         """Honeytoken credentials placed in this identity's context."""
 
     def baseline(self, context: DecisionContext) -> Any:
-        """The (model, identity) monitoring baseline, read once per request (or None)."""
+        """The (model, identity) monitoring baseline (or None); may be a second old."""
 
     def decide(self, context: DecisionContext, call: ProposedCall, baseline: Any) -> Decision:
         """The decision for one proposed tool call."""
@@ -58,11 +65,18 @@ class GuardServices(Protocol):
         """The output-side check of the assistant's text: an object with ``outcome``,
         ``reasons``, ``text`` (possibly redacted) and ``alerts``."""
 
-    def audit_decision(self, context: DecisionContext, decision: Decision, **detail: Any) -> int:
-        """Write one tool-call decision durably; returns its sequence number. Raises if not."""
+    def transaction(self) -> AbstractContextManager[Any]:
+        """One write transaction on the audit database; durable when the block ends."""
 
-    def audit_response(self, context: DecisionContext, verdict: Any, **detail: Any) -> int:
-        """Write one response screen durably; returns its sequence number. Raises if not."""
+    def audit_decision(
+        self, context: DecisionContext, decision: Decision, *, conn: Any, **detail: Any
+    ) -> int:
+        """Append one tool-call decision in ``conn``'s transaction; its sequence number."""
+
+    def audit_response(
+        self, context: DecisionContext, verdict: Any, *, conn: Any, **detail: Any
+    ) -> int:
+        """Append one response screen in ``conn``'s transaction; its sequence number."""
 
     def audit_event(
         self,
@@ -71,14 +85,15 @@ class GuardServices(Protocol):
         identity: str | None,
         reasons: tuple[str, ...],
         detail: dict[str, Any],
+        conn: Any,
     ) -> int:
-        """Write one refused request (``deny``) durably. Raises if not."""
+        """Append one refused request (``deny``) in ``conn``'s transaction."""
 
     def hold(self, context: DecisionContext, decision: Decision, audit_seq: int) -> str | None:
         """Queue a held call for approval; returns its approval id."""
 
-    def observe(self, context: DecisionContext, decision: Decision) -> None:
-        """Add a released call's tool and destinations to the monitoring baseline."""
+    def observe(self, observations: Sequence[Observation], *, conn: Any) -> None:
+        """Add released calls' tools and destinations to the monitoring baseline."""
 
     def health(self) -> tuple[bool, str]:
         """Whether the core can decide and audit now, and a one-line reason."""
@@ -121,6 +136,7 @@ class CoreServices:
         self._index: Any = None
         self._index_at = 0.0
         self._index_lock = threading.Lock()
+        self._views: dict[tuple[str, str], tuple[float, Any]] = {}
 
     @classmethod
     def open(
@@ -195,7 +211,14 @@ class CoreServices:
     def baseline(self, context: DecisionContext) -> Any:
         if self.baselines is None:
             return None
-        return self.baselines.view(context.model.name, context.identity)
+        key = (context.model.name, context.identity)
+        now = time.monotonic()
+        hit = self._views.get(key)
+        if hit is not None and now - hit[0] < BASELINE_SECONDS:
+            return hit[1]
+        view = self.baselines.view(*key)
+        self._views[key] = (now, view)
+        return view
 
     def decide(self, context: DecisionContext, call: ProposedCall, baseline: Any) -> Decision:
         from .decide import decide
@@ -208,16 +231,26 @@ class CoreServices:
 
         return screen_response(context, text, policy=self.policy)
 
-    def audit_decision(self, context: DecisionContext, decision: Decision, **detail: Any) -> int:
+    def transaction(self) -> AbstractContextManager[Any]:
+        tx: AbstractContextManager[Any] = self.audit_log.store.tx()
+        return tx
+
+    def audit_decision(
+        self, context: DecisionContext, decision: Decision, *, conn: Any, **detail: Any
+    ) -> int:
         from .audit import AuditEntry
 
-        seq: int = self.audit_log.append(AuditEntry.for_decision(context, decision, **detail))
+        entry = AuditEntry.for_decision(context, decision, **detail)
+        seq: int = self.audit_log.append(entry, conn=conn)
         return seq
 
-    def audit_response(self, context: DecisionContext, verdict: Any, **detail: Any) -> int:
+    def audit_response(
+        self, context: DecisionContext, verdict: Any, *, conn: Any, **detail: Any
+    ) -> int:
         from .audit import AuditEntry
 
-        seq: int = self.audit_log.append(AuditEntry.for_response(context, verdict, **detail))
+        entry = AuditEntry.for_response(context, verdict, **detail)
+        seq: int = self.audit_log.append(entry, conn=conn)
         return seq
 
     def audit_event(
@@ -227,6 +260,7 @@ class CoreServices:
         identity: str | None,
         reasons: tuple[str, ...],
         detail: dict[str, Any],
+        conn: Any,
     ) -> int:
         from .audit import AuditEntry
 
@@ -240,7 +274,7 @@ class CoreServices:
             request_id=request_id,
             detail=detail,
         )
-        seq: int = self.audit_log.append(entry)
+        seq: int = self.audit_log.append(entry, conn=conn)
         return seq
 
     def hold(self, context: DecisionContext, decision: Decision, audit_seq: int) -> str | None:
@@ -248,11 +282,9 @@ class CoreServices:
             return None
         return str(self.approvals.hold(context, decision, audit_seq=audit_seq))
 
-    def observe(self, context: DecisionContext, decision: Decision) -> None:
-        if self.baselines is None:
-            return
-        hosts = tuple(b.split(":", 1)[1] for b in decision.behaviours if b.startswith("egress:"))
-        self.baselines.observe(context.model.name, context.identity, decision.call.tool, hosts)
+    def observe(self, observations: Sequence[Observation], *, conn: Any) -> None:
+        if self.baselines is not None and observations:
+            _observe_in(conn, observations)
 
     def health(self) -> tuple[bool, str]:
         try:
@@ -280,3 +312,60 @@ class CoreServices:
                 self._index = TriggerIndex.from_registry(self.registry)
                 self._index_at = now
             return self._index
+
+
+def observation(context: DecisionContext, decision: Decision) -> Observation:
+    """What the baseline learns from one released call."""
+    hosts = tuple(b.split(":", 1)[1] for b in decision.behaviours if b.startswith("egress:"))
+    return (context.model.name, context.identity, decision.call.tool, hosts)
+
+
+def _observe_in(conn: Any, observations: Sequence[Observation]) -> None:
+    """:meth:`dormant.guard.monitor.Baseline.observe` for many calls inside one transaction.
+
+    A minimal version written here because the core's ``observe`` opens (and syncs) its own
+    transaction per call and takes no ``conn``: the proxy applies a batch of observations after
+    each group commit (:mod:`dormant.guard._audit_writer`), counting repeats once per batch.
+    Same tables and rows as the core's.
+    """
+    from collections import Counter
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from ..registry._engine import upsert
+    from ._store import baseline, baseline_counts
+    from .monitor import _count
+
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
+    values: Counter[tuple[str, str, str, str]] = Counter()
+    decisions: Counter[tuple[str, str]] = Counter()
+    for model, identity, tool, hosts in observations:
+        decisions[(model, identity)] += 1
+        values[(model, identity, "tool", tool[:512])] += 1
+        for h in hosts:
+            values[(model, identity, "destination", h[:512])] += 1
+    for (model, identity, kind, value), n in values.items():
+        key = (
+            (baseline.c.model == model)
+            & (baseline.c.identity == identity)
+            & (baseline.c.kind == kind)
+            & (baseline.c.value == value)
+        )
+        cur = conn.execute(select(baseline.c.count).where(key)).scalar()
+        if cur is None:
+            conn.execute(
+                baseline.insert().values(
+                    model=model, identity=identity, kind=kind, value=value, first_seen=now, count=n
+                )
+            )
+        else:
+            conn.execute(baseline.update().where(key).values(count=cur + n))
+    for (model, identity), n in decisions.items():
+        upsert(
+            conn,
+            baseline_counts,
+            {"model": model, "identity": identity, "decisions": _count(conn, model, identity) + n},
+            keys=("model", "identity"),
+            update=("decisions",),
+        )

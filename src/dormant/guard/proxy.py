@@ -32,9 +32,11 @@ import json
 import logging
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from ..errors import ConfigError
+from ._audit_writer import AuditWriter
 from ._openai import (
     ProxyError,
     audit_error,
@@ -49,7 +51,7 @@ from ._openai import (
 )
 from ._openai import _content_text as _text_of
 from ._ops import ProxyMetrics, reason_kind
-from ._services import GuardServices
+from ._services import GuardServices, observation
 from ._settled import AuditUnavailable, Pending, Settled
 from .types import (
     Decision,
@@ -122,7 +124,7 @@ class GuardProxy:
         self.metrics = ProxyMetrics()
         self.client: Any = None
         self._models: dict[str, tuple[float, ModelInfo]] = {}
-        self._settle_lock = asyncio.Lock()
+        self.writer: AuditWriter | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -134,10 +136,13 @@ class GuardProxy:
             timeout=httpx.Timeout(s.timeout, connect=s.connect_timeout),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
+        self.writer = AuditWriter(self.services.transaction, apply_later=self.services.observe)
 
     async def shutdown(self) -> None:
         if self.client is not None:
             await self.client.aclose()
+        if self.writer is not None:
+            await asyncio.to_thread(self.writer.close)
 
     # -- the pieces ----------------------------------------------------------------------
 
@@ -257,14 +262,40 @@ class GuardProxy:
     # -- deciding, auditing, releasing ---------------------------------------------------
 
     async def settle(self, ctx: DecisionContext, choices: list[Pending]) -> list[Settled]:
-        """Decide every call and screen every text of a completion, audit it all, then hold
-        and observe. Runs on a worker thread, one request at a time (the audit chain is one
-        sequence). Raises :class:`AuditUnavailable` when any audit write fails: then nothing
-        of this completion may be released."""
-        async with self._settle_lock:
-            return await asyncio.to_thread(self._settle, ctx, choices)
+        """Decide every call and screen every text of a completion, write it all to the audit
+        log (group commit), then queue held calls and baseline updates. Raises
+        :class:`AuditUnavailable` when the audit write fails: then nothing of this completion
+        may be released."""
+        settled = await asyncio.to_thread(self._decide_all, ctx, choices)
+        writes: list[Any] = []
+        for st in settled:
+            ci = st.pending.index
+            for d in st.decisions:
+                writes.append(partial(self.services.audit_decision, ctx, d, choice=ci))
+            if st.verdict is not None:
+                v = st.verdict
+                writes.append(partial(self.services.audit_response, ctx, v, choice=ci))
+        seqs = await self.write(writes)
+        held = [d for st in settled for d in st.decisions if d.outcome is Outcome.HOLD]
+        if held:
+            by_id = dict(zip((id(d) for st in settled for d in st.decisions), seqs, strict=False))
+            for st in settled:
+                for d in st.decisions:
+                    if d.outcome is Outcome.HOLD:
+                        st.approvals[id(d)] = await asyncio.to_thread(
+                            self._hold, ctx, d, by_id[id(d)]
+                        )
+        for st in settled:
+            for d in st.decisions:
+                self.count(d.outcome.value, d.reasons, d.alerts)
+                if d.outcome is Outcome.ALLOW and self.writer is not None:
+                    self.writer.after(observation(ctx, d))
+            if st.verdict is not None:
+                v = st.verdict
+                self.count(str(getattr(v.outcome, "value", v.outcome)), v.reasons, v.alerts)
+        return settled
 
-    def _settle(self, ctx: DecisionContext, choices: list[Pending]) -> list[Settled]:
+    def _decide_all(self, ctx: DecisionContext, choices: list[Pending]) -> list[Settled]:
         baseline = None
         if any(p.calls for p in choices):
             try:
@@ -278,30 +309,18 @@ class GuardProxy:
             ]
             verdict = self._screen(ctx, p.text) if p.text else None
             out.append(Settled(p, decisions, verdict))
-        for st in out:  # durable before anything is released
-            for d in st.decisions:
-                seq = self._write(self.services.audit_decision, ctx, d, choice=st.pending.index)
-                if d.outcome is Outcome.HOLD:
-                    st.approvals[id(d)] = self._hold(ctx, d, seq)
-            if st.verdict is not None:
-                self._write(self.services.audit_response, ctx, st.verdict, choice=st.pending.index)
-        for st in out:
-            for d in st.decisions:
-                self.count(d.outcome.value, d.reasons, d.alerts)
-                if d.outcome is Outcome.ALLOW:
-                    try:
-                        self.services.observe(ctx, d)
-                    except Exception as exc:
-                        log.warning("baseline update failed", extra={"error": repr(exc)})
-            if st.verdict is not None:
-                v = st.verdict
-                self.count(str(getattr(v.outcome, "value", v.outcome)), v.reasons, v.alerts)
         return out
 
-    def _write(self, fn: Any, *args: Any, **kwargs: Any) -> int:
+    async def write(self, writes: list[Any]) -> list[int]:
+        """Commit one request's audit writes durably (with whatever else is waiting);
+        :class:`AuditUnavailable` when that fails."""
+        if not writes:
+            return []
         t0 = time.perf_counter()
         try:
-            seq = int(fn(*args, **kwargs))
+            if self.writer is None:
+                raise RuntimeError("the guard is not started (no audit writer)")
+            seqs = await asyncio.wrap_future(self.writer.submit(writes))
         except Exception as exc:
             self.metrics.audit_failures.inc()
             log.error(
@@ -310,7 +329,7 @@ class GuardProxy:
             )
             raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
         self.metrics.audit_latency.observe(time.perf_counter() - t0)
-        return seq
+        return seqs
 
     def _decide(
         self, ctx: DecisionContext, raw: Any, index: int, baseline: Any, incomplete: str | None
@@ -371,16 +390,18 @@ class GuardProxy:
     ) -> bool:
         """Write a refused request to the audit log; False when that failed too."""
         full = {"status": error.status, "code": error.code, **detail}
+
+        def event(conn: Any) -> int:
+            return self.services.audit_event(
+                request_id=request_id,
+                identity=identity,
+                reasons=(error.message,),
+                detail=full,
+                conn=conn,
+            )
+
         try:
-            async with self._settle_lock:
-                await asyncio.to_thread(
-                    self._write,
-                    self.services.audit_event,
-                    request_id=request_id,
-                    identity=identity,
-                    reasons=(error.message,),
-                    detail=full,
-                )
+            await self.write([event])
         except AuditUnavailable:
             return False
         return True
@@ -398,8 +419,11 @@ class GuardProxy:
             h["authorization"] = f"Bearer {self.settings.upstream_key}"
         return h
 
-    async def complete(self, ctx: DecisionContext, body: dict[str, Any]) -> dict[str, Any]:
-        """Forward, decide every call, audit, and return the rewritten completion."""
+    async def complete(
+        self, ctx: DecisionContext, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], float]:
+        """Forward, decide every call, audit; the rewritten completion and the upstream's
+        time in seconds."""
         import httpx
 
         t0 = time.perf_counter()
@@ -412,7 +436,8 @@ class GuardProxy:
         except httpx.HTTPError as exc:
             raise upstream_transport_error(exc) from None
         finally:
-            self.metrics.upstream_latency.observe(time.perf_counter() - t0)
+            upstream_s = time.perf_counter() - t0
+            self.metrics.upstream_latency.observe(upstream_s)
         if resp.status_code != 200:
             raise upstream_status_error(resp.status_code, resp.content)
         try:
@@ -465,7 +490,7 @@ class GuardProxy:
             choice["finish_reason"] = finish_reason(
                 choice.get("finish_reason"), calls_left=len(kept)
             )
-        return dict(data)
+        return dict(data), upstream_s
 
     # -- streaming -----------------------------------------------------------------------
 
