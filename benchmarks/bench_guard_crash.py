@@ -9,7 +9,8 @@ A stub upstream (tests/_scripted_upstream.py) stays up; each round starts the re
 ``dormant guard serve`` (SQLite audit log, ``synchronous=FULL``), drives it with concurrent
 clients — non-streaming and streaming requests whose answers propose an allowed call, or an
 allowed and a denied one — and sends it ``SIGKILL`` at a random moment (uniform in
-``[--min-s, --max-s]`` after the load starts). After each kill the audit chain is verified
+``[--min-s, --max-s]`` after the load starts; the guard has answered one request first, so
+every kill lands while requests are in flight). After each kill the audit chain is verified
 (:meth:`dormant.guard.audit.AuditLog.verify`) before the next round starts.
 
 Counted over all rounds, from what the clients actually received:
@@ -131,7 +132,17 @@ async def load(url: str, stop: asyncio.Event, seen: list[tuple[str, str]], worke
 
 
 async def one_round(url: str, pid: int, kill_at: float, workers: int) -> tuple[list[Any], int]:
+    import httpx
+
     seen: list[tuple[str, str]] = []
+    # the guard answers one request before the clock starts: a kill lands under load
+    async with httpx.AsyncClient(timeout=30) as c:
+        r = await c.post(
+            url + "/chat/completions",
+            json={"model": "stub", "messages": [{"role": "user", "content": "read"}]},
+            headers={"authorization": f"Bearer {SUPPORT_KEY}"},
+        )
+        seen.extend(parse_completion(r.json()))
     stop = asyncio.Event()
     task = asyncio.create_task(load(url, stop, seen, workers))
     await asyncio.sleep(kill_at)

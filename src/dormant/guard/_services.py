@@ -178,13 +178,28 @@ class CoreServices:
         baselines = Baseline(
             audit.store, learning_decisions=getattr(policy, "learning_decisions", 50)
         )
-        return cls(
+        services = cls(
             policy=policy,
             audit=audit,
             registry=registry,
             approvals=Approvals(audit),
             baselines=baselines,
         )
+        services.warm()
+        return services
+
+    def warm(self) -> None:
+        """Load what the first request would load (detectors, Cedar, tables) before serving,
+        so the first agent is not the one that waits. Writes nothing."""
+        from .types import ModelInfo as _Info
+
+        ctx = DecisionContext("warm-up", _Info("warm-up"), input_texts=("warm-up",))
+        self.decide(ctx, ProposedCall("warm-up", {"url": "https://example.com/x"}), None)
+        self.screen(ctx, "warm-up text with a url https://example.com/x")
+        try:
+            self.match([("message[0]", "warm-up")])
+        except Exception as exc:  # the registry may be down at start; requests retry
+            log.warning("trigger index not built at start", extra={"error": repr(exc)})
 
     # -- the interface -------------------------------------------------------------------
 
