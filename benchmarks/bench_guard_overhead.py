@@ -21,6 +21,8 @@ response screen and one durable audit write).
    move with the client's or the upstream's noise.
 2. The highest sustained rate: rising rates (bounded list) through the guard; a rate holds
    when ≥ 95 % of its requests complete in the window, none fails, and p99 < 250 ms.
+3. CPU per request of the guard and of the upstream process (``/proc``), one request at a
+   time: the figure that hardly moves with what else the machine runs.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ from _guard_procs import ROOT, start_guard, start_upstream
 sys.path.insert(0, str(ROOT / "tests"))
 from _guard_env import SUPPORT_KEY, make_registry, write_policy
 
-RATES = (100, 500)
-MAX_RATES = (100, 200, 300, 400, 500, 700, 1000, 1400, 2000)
+RATES = (25, 100, 500)
+MAX_RATES = (10, 25, 50, 75, 100, 150, 200, 300, 500, 700, 1000, 1400, 2000)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -192,6 +194,37 @@ def scrape(url: str) -> dict[str, float]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_per_request(url: str, pids: dict[str, int], prompt: str, n: int) -> dict[str, Any]:
+    """CPU milliseconds each process spends per request, one request at a time.
+
+    Unlike latency under load, this hardly moves with what else runs on the machine."""
+    client = Client(url, {"model": "stub", "messages": [{"role": "user", "content": prompt}]})
+    for _ in range(20):
+        await client.post()
+    before = {k: cpu_seconds(p) for k, p in pids.items()}
+    t0 = time.perf_counter()
+    lat = []
+    for _ in range(n):
+        t = time.perf_counter()
+        await client.post()
+        lat.append((time.perf_counter() - t) * 1000)
+    wall = time.perf_counter() - t0
+    await client.close()
+    out: dict[str, Any] = {
+        f"{k}_cpu_ms": round((cpu_seconds(p) - before[k]) / n * 1000, 3) for k, p in pids.items()
+    }
+    out["sequential_p50_ms"] = round(pct(lat, 50), 3)
+    out["sequential_p99_ms"] = round(pct(lat, 99), 3)
+    out["wall_ms"] = round(wall / n * 1000, 3)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0, help="seconds per measured run")
@@ -219,6 +252,14 @@ def main() -> int:
         "max_rate": [],
     }
     try:
+        pids = {"guard": g_proc.pid, "upstream": up_proc.pid}
+        results["cpu"] = []
+        for scenario in args.scenarios.split(","):
+            for target, url in (("direct", up_url), ("guard", g_url)):
+                row = asyncio.run(cpu_per_request(url, pids, prompts[scenario], 300))
+                row.update(scenario=scenario, target=target)
+                results["cpu"].append(row)
+                print(json.dumps(row), flush=True)
         for scenario in args.scenarios.split(","):
             prompt = prompts[scenario]
             for rate in RATES:

@@ -13,7 +13,7 @@ one commit per entry — every waiting request still sees its entries durable fi
 failed commit fails every request of the batch (each is then answered 503, nothing released).
 
 Monitoring updates (the per (model, identity) baseline) are not needed before release; they
-are applied after each batch, in one transaction of their own, best effort.
+are gathered and applied about once a second, in one transaction of their own, best effort.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -44,8 +45,9 @@ class AuditWriter:
         A context-manager factory for one write transaction on the audit database (it commits,
         durably, when the block ends).
     apply_later:
-        Called as ``apply_later(items, conn=conn)`` with the items queued by :meth:`after`
-        since the last batch, in a transaction of their own (monitoring updates).
+        Called as ``apply_later(items, conn=conn)`` with the items queued by :meth:`after`,
+        in a transaction of their own (monitoring updates), at most every ``later_every``
+        seconds (a crash loses at most that much monitoring, never an audit entry).
     max_batch:
         Most requests committed together.
     """
@@ -55,10 +57,13 @@ class AuditWriter:
         transaction: Callable[[], Any],
         *,
         apply_later: Callable[..., None] | None = None,
+        later_every: float = 1.0,
         max_batch: int = 256,
     ) -> None:
         self._tx = transaction
         self._apply = apply_later
+        self._every = later_every
+        self._last_apply = time.monotonic()
         self._max = max_batch
         self._jobs: queue.Queue[Any] = queue.Queue()
         self._later: list[Any] = []
@@ -75,10 +80,7 @@ class AuditWriter:
     def after(self, item: Any) -> None:
         """Queue an item for the best-effort ``apply_later`` after the next commit."""
         with self._later_lock:
-            wake = not self._later
             self._later.append(item)
-        if wake:  # applied once the writer is free, batched with whatever else came meanwhile
-            self._jobs.put(_WAKE)
 
     def close(self) -> None:
         self._jobs.put(_STOP)
@@ -88,8 +90,15 @@ class AuditWriter:
 
     def _run(self) -> None:
         while True:
-            first = self._jobs.get()
+            wait = None
+            if self._later:
+                wait = max(0.0, self._last_apply + self._every - time.monotonic())
+            try:
+                first = self._jobs.get(timeout=wait)
+            except queue.Empty:
+                first = _WAKE
             if first is _STOP:
+                self._apply_later(force=True)
                 return
             batch = [] if first is _WAKE else [first]
             stop = False
@@ -105,7 +114,7 @@ class AuditWriter:
                     batch.append(job)
             if batch:
                 self._commit(batch)
-            self._apply_later()
+            self._apply_later(force=stop)
             if stop:
                 return
 
@@ -127,7 +136,10 @@ class AuditWriter:
         with self._tx() as conn:
             return [[w(conn=conn) for w in writes] for writes, _ in batch]
 
-    def _apply_later(self) -> None:
+    def _apply_later(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_apply < self._every:
+            return
+        self._last_apply = time.monotonic()
         with self._later_lock:
             todo, self._later = self._later, []
         if not todo or self._apply is None:
