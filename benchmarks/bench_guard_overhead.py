@@ -23,6 +23,7 @@ response screen and one durable audit write).
    when ≥ 95 % of its requests complete in the window, none fails, and p99 < 250 ms.
 3. CPU per request of the guard and of the upstream process (``/proc``), one request at a
    time: the figure that hardly moves with what else the machine runs.
+4. The floor: one durable audit commit (1 and 10 entries) on the same disk, alone.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _guard_procs import ROOT, start_guard, start_upstream
 
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "src"))
 from _guard_env import SUPPORT_KEY, make_registry, write_policy
 
 RATES = (25, 100, 500)
@@ -225,6 +227,26 @@ async def cpu_per_request(url: str, pids: dict[str, int], prompt: str, n: int) -
     return out
 
 
+def commit_floor(audit_url: str, n: int = 60) -> dict[str, Any]:
+    """What one durable audit commit costs on this disk, alone (no HTTP, no decision): the
+    floor under any durable-before-release latency."""
+    from dormant.guard.audit import AuditEntry, AuditLog
+
+    out: dict[str, Any] = {}
+    with AuditLog.open(audit_url) as log:
+        for size in (1, 10):
+            times = []
+            for _ in range(n // size if size > 1 else n):
+                t = time.perf_counter()
+                with log.store.tx() as conn:
+                    for _ in range(size):
+                        log.append(AuditEntry(kind="event", outcome="deny"), conn=conn)
+                times.append((time.perf_counter() - t) * 1000)
+            out[f"commit_{size}_entries_p50_ms"] = round(pct(times, 50), 3)
+            out[f"commit_{size}_entries_p99_ms"] = round(pct(times, 99), 3)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0, help="seconds per measured run")
@@ -252,6 +274,8 @@ def main() -> int:
         "max_rate": [],
     }
     try:
+        results["commit_floor"] = commit_floor(f"sqlite:///{tmp / 'floor.sqlite3'}")
+        print(json.dumps(results["commit_floor"]), flush=True)
         pids = {"guard": g_proc.pid, "upstream": up_proc.pid}
         results["cpu"] = []
         for scenario in args.scenarios.split(","):
