@@ -129,6 +129,11 @@ class Store:
 
             with self.tx() as conn:
                 metadata.create_all(conn, checkfirst=True)
+        except RegistryError as exc:
+            raise RegistryError(
+                f"The guard database at {self.display_url} does not answer: "
+                f"{_short(exc.__cause__ or exc)}"
+            ) from exc
         except SQLAlchemyError as exc:
             raise RegistryError(
                 f"The guard database at {self.display_url} does not answer: {_short(exc)}"

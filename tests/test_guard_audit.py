@@ -1,0 +1,287 @@
+"""The audit chain (tamper evidence, concurrent writers), baselines, approvals and their CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sqlalchemy", reason="needs the 'provenance' extra")
+pytest.importorskip("cedarpy", reason="needs the 'guard' extra")
+
+from _guard_policy import MODEL, MODEL_DIGEST, write_policy
+
+from dormant.cli import EXIT_OK, EXIT_USAGE, EXIT_VERIFY
+from dormant.errors import ConfigError
+from dormant.guard import (
+    DecisionContext,
+    GuardPolicy,
+    ModelInfo,
+    ProposedCall,
+    ProvenanceState,
+    TriggerMatch,
+    decide,
+)
+from dormant.guard.approvals import Approvals
+from dormant.guard.audit import AuditEntry, AuditLog
+from dormant.guard.monitor import Baseline
+
+SRC = str(Path(__file__).parent.parent / "src")
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    return GuardPolicy.load(write_policy(tmp_path_factory.mktemp("policy")))
+
+
+def _ctx(identity="billing-bot", rid="r-1"):
+    model = ModelInfo(MODEL, MODEL_DIGEST, ProvenanceState.VERIFIED)
+    trig = (TriggerMatch("cf", "token", "tool:refund", "message[0]"),)
+    return DecisionContext(identity, model, trig if rid == "r-trig" else (), request_id=rid)
+
+
+def _fill(log: AuditLog, policy: GuardPolicy, n: int = 5) -> None:
+    for i in range(n):
+        c = _ctx(rid=f"r-{i}")
+        d = decide(c, ProposedCall("refund", {"amount": 10 + i}), policy=policy)
+        log.append(AuditEntry.for_decision(c, d))
+
+
+def test_entries_round_trip_and_the_chain_verifies(tmp_path, policy):
+    with AuditLog.open(tmp_path / "audit.sqlite3") as log:
+        c = _ctx(rid="r-trig")
+        d = decide(c, ProposedCall("refund", {"amount": 42, "note": "é ünïcode"}), policy=policy)
+        seq = log.append(AuditEntry.for_decision(c, d))
+        assert seq == 1
+        _fill(log, policy, 4)
+        got = log.entries()
+        assert [e.seq for e in got] == [1, 2, 3, 4, 5]
+        first = got[0]
+        assert first.identity == "billing-bot" and first.digest == MODEL_DIGEST
+        assert first.provenance == "verified" and first.outcome == "deny"  # suspect tier
+        assert first.triggers[0]["text"] == "cf" and first.call["arguments"]["amount"] == 42
+        assert first.policy_version == policy.version and first.request_id == "r-trig"
+        assert got[1].prev_hash == first.hash and first.compute_hash() == first.hash
+        res = log.verify()
+        assert res.ok and res.entries == 5 and res.head_seq == 5
+        assert log.entries(since=3) == got[3:]
+        assert [e.seq for e in log.entries(outcome="deny")] == [1]
+
+
+def _tamper(db: Path, *sql: tuple) -> None:
+    con = sqlite3.connect(db)
+    with con:
+        for stmt in sql:
+            con.execute(*stmt)
+    con.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "broken", "words"),
+    [
+        (
+            [("UPDATE guard_audit SET outcome='deny' WHERE seq=3",)],
+            3,
+            "entry 3 was edited",
+        ),
+        (
+            [("UPDATE guard_audit SET data=replace(data, '12', '9999') WHERE seq=3",)],
+            3,
+            "edited",
+        ),
+        ([("DELETE FROM guard_audit WHERE seq=3",)], 3, "entry 3 is missing"),
+        ([("DELETE FROM guard_audit WHERE seq=5",)], 5, "head record"),
+        (
+            [
+                ("DELETE FROM guard_audit WHERE seq=5",),
+                (
+                    "UPDATE guard_audit_head SET seq=4, hash=(SELECT hash FROM guard_audit "
+                    "WHERE seq=4)",
+                ),
+                ("UPDATE guard_audit SET outcome='hold' WHERE seq=2",),
+            ],
+            2,
+            "entry 2 was edited",
+        ),
+        (
+            [
+                (
+                    "INSERT INTO guard_audit SELECT 6, at, kind, request_id, identity, model, "
+                    "digest, provenance, outcome, policy_version, data, hash, hash "
+                    "FROM guard_audit WHERE seq=5",
+                )
+            ],
+            6,
+            "",
+        ),
+    ],
+)
+def test_verify_names_the_first_broken_entry(tmp_path, policy, sql, broken, words, run_cli):
+    db = tmp_path / "audit.sqlite3"
+    with AuditLog.open(db) as log:
+        _fill(log, policy, 5)
+        assert log.verify().ok
+    _tamper(db, *sql)
+    with AuditLog.open(db) as log:
+        res = log.verify()
+    assert not res.ok and res.first_broken == broken, res
+    assert words in res.reason
+    r = run_cli("guard", "audit", "verify", "--audit", db)
+    assert r.code == EXIT_VERIFY and f"entry {broken}" in r.err
+
+
+def test_an_entry_inserted_in_the_middle_is_found(tmp_path, policy):
+    db = tmp_path / "audit.sqlite3"
+    with AuditLog.open(db) as log:
+        _fill(log, policy, 4)
+    # shift entries 3.. up by one and forge a well-hashed entry 3 after entry 2
+    con = sqlite3.connect(db)
+    with con:
+        for seq in (4, 3):
+            con.execute("UPDATE guard_audit SET seq=? WHERE seq=?", (seq + 1, seq))
+        prev = con.execute("SELECT hash FROM guard_audit WHERE seq=2").fetchone()[0]
+    con.close()
+    forged = AuditEntry(
+        kind="decision",
+        outcome="allow",
+        identity="mallory",
+        seq=3,
+        prev_hash=prev,
+        at="2026-01-01T00:00:00+00:00",
+    )
+    forged = AuditEntry(**{**forged.__dict__, "hash": forged.compute_hash()})
+    from dormant.guard.audit import _row
+
+    con = sqlite3.connect(db)
+    with con:
+        row = _row(forged)
+        cols = ", ".join(row)
+        con.execute(
+            f"INSERT INTO guard_audit ({cols}) VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )
+    con.close()
+    with AuditLog.open(db) as log:
+        res = log.verify()
+    assert not res.ok and res.first_broken == 4 and "does not follow" in res.reason
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    sys.path[:0] = [{src!r}]
+    from dormant.guard.audit import AuditEntry, AuditLog
+    log = AuditLog.open({url!r})
+    for i in range({n}):
+        call = {{"tool": "t", "arguments": {{"i": i}}}}
+        log.append(AuditEntry(kind="decision", outcome="allow", identity="w{w}",
+                              request_id=f"w{w}-{{i}}", call=call))
+    log.close()
+    """
+)
+
+
+def test_concurrent_appends_from_two_processes_keep_the_chain(tmp_path):
+    url = f"sqlite:///{tmp_path / 'busy.sqlite3'}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER.format(src=SRC, url=url, n=40, w=w)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    with AuditLog.open(url) as log:
+        res = log.verify()
+        entries = log.entries()
+    assert res.ok and res.entries == 80, res
+    assert {e.identity for e in entries} == {"w0", "w1"}
+    assert len({e.request_id for e in entries}) == 80
+
+
+def test_baseline_learns_then_alerts(tmp_path):
+    with AuditLog.open(tmp_path / "audit.sqlite3") as log:
+        base = Baseline(log.store, learning_decisions=2)
+        assert base.alerts_for(MODEL, "bot", "lookup_order") == ()  # learning
+        base.observe(MODEL, "bot", "lookup_order", ())
+        base.observe(MODEL, "bot", "send_email", ("mail.example.com",))
+        view = base.view(MODEL, "bot")
+        assert not view.learning and view.decisions == 2
+        assert view.alerts("lookup_order", ()) == ()
+        assert view.alerts("send_email", ("mail.example.com",)) == ()
+        assert view.alerts("send_email", ("evil.io",)) == ("new-destination",)
+        assert view.alerts("rotate_credentials", ()) == ("new-tool",)
+        assert base.alerts_for(MODEL, "other-bot", "x") == ()  # its own baseline, still learning
+        with pytest.raises(ConfigError, match="learning_decisions"):
+            Baseline(log.store, learning_decisions=-1)
+
+
+def test_approvals_flow_is_audited(tmp_path, policy, run_cli):
+    db = tmp_path / "audit.sqlite3"
+    c = _ctx()
+    d = decide(c, ProposedCall("big_refund", {"amount": 5000}), policy=policy)
+    assert d.outcome.value == "hold"
+    with AuditLog.open(db) as log:
+        seq = log.append(AuditEntry.for_decision(c, d))
+        appr = Approvals(log)
+        a = appr.hold(c, d, audit_seq=seq)
+        b = appr.hold(c, d, audit_seq=seq)
+        assert [h.id for h in appr.list()] == [a, b] and appr.status(a) == "pending"
+    r = run_cli("guard", "approvals", "list", "--audit", db)
+    assert r.code == EXIT_OK and "big_refund" in r.out and "pending" in r.out
+    r = run_cli("guard", "approvals", "approve", a, "--audit", db, "--actor", "ops", "--note", "ok")
+    assert r.code == EXIT_OK and "approved by ops" in r.out
+    r = run_cli("guard", "approvals", "deny", b, "--audit", db, "--actor", "ops")
+    assert r.code == EXIT_OK and "denied" in r.out
+    r = run_cli("guard", "approvals", "approve", a, "--audit", db, "--actor", "ops")
+    assert r.code == EXIT_USAGE and "already approved" in r.err
+    r = run_cli("guard", "approvals", "deny", 999, "--audit", db)
+    assert r.code == EXIT_USAGE and "No held call with id 999" in r.err
+    with AuditLog.open(db) as log:
+        entries = log.entries(kind="approval")
+        assert [(e.outcome, e.detail["hold_id"], e.detail["actor"]) for e in entries] == [
+            ("allow", a, "ops"),
+            ("deny", b, "ops"),
+        ]
+        assert log.verify().ok
+        assert Approvals(log).list() == []
+        assert {h.status for h in Approvals(log).list(status=None)} == {"approved", "denied"}
+    r = run_cli("guard", "audit", "verify", "--audit", db)
+    assert r.code == EXIT_OK and "intact: 3 entries" in r.out
+
+
+def test_report_renders_decisions_and_alerts(tmp_path, policy, run_cli):
+    db = tmp_path / "audit.sqlite3"
+    with AuditLog.open(db) as log:
+        _fill(log, policy, 2)
+        c = _ctx("support-bot")
+        d = decide(
+            c, ProposedCall("update_ticket", {"note": "AKIAQCANARY7EXAMPLE0"}), policy=policy
+        )
+        log.append(AuditEntry.for_decision(c, d))
+    out = tmp_path / "rep"
+    r = run_cli("guard", "report", "--audit", db, "--out", out, "--formats", "json,md,html")
+    assert r.code == EXIT_OK
+    data = json.loads((out / "guard-report.json").read_text())
+    assert data["summary"]["entries"] == 3 and data["summary"]["chain_ok"]
+    assert data["alerts"] == [{"alert": "canary", "severity": "critical", "seq": 3}]
+    md = (out / "guard-report.md").read_text()
+    assert "| critical | canary | 3 |" in md and "honeytoken" in md
+    html = (out / "guard-report.html").read_text()
+    assert "<h2>Alerts</h2>" in html and "critical" in html and "<script" not in html
+    assert not list(out.glob("*.part"))
+    r = run_cli("guard", "report", "--audit", db, "--out", out, "--formats", "pdf")
+    assert r.code == EXIT_USAGE and "json, md, html" in r.err
+
+
+def test_an_unreachable_audit_database_is_a_clear_error(run_cli):
+    r = run_cli("guard", "audit", "verify", "--audit", "postgresql://nobody@127.0.0.1:1/none")
+    assert r.code != EXIT_OK and "does not answer" in r.err and "Traceback" not in r.err
