@@ -310,10 +310,14 @@ def _number(v: object) -> float | None:
 def _variants(s: str) -> Iterator[str]:
     """``s`` as it is, NFKC without invisibles, URL-decoded, and each base64 run decoded."""
     yield s
-    clean = "".join(c for c in unicodedata.normalize("NFKC", s) if not is_invisible(c))
-    yield clean
-    unq = unquote_plus(clean)
-    yield unq
+    if s.isascii():
+        clean = s
+    else:
+        clean = "".join(c for c in unicodedata.normalize("NFKC", s) if not is_invisible(c))
+        yield clean
+    unq = unquote_plus(clean) if "%" in clean or "+" in clean else clean
+    if unq is not clean:
+        yield unq
     for m in _B64.finditer(unq):
         chunk = m.group(0)
         for dec in (base64.b64decode, base64.urlsafe_b64decode):

@@ -88,8 +88,23 @@ def _skeleton_table() -> dict[int, str]:
     return table
 
 
+@lru_cache(maxsize=1)
+def _ascii_table() -> dict[int, str]:
+    """The ASCII fast path of :func:`fold` (``0`` -> ``o``, ``1`` and ``|`` -> ``l`` ...)."""
+    table = _skeleton_table()
+    out = {}
+    for i in range(128):
+        c = chr(i)
+        folded = c.casefold().translate(table).casefold().translate(table)
+        if folded != c.casefold():
+            out[i] = folded
+    return out
+
+
 def fold(text: str) -> str:
     """NFKC, invisible characters removed, TR39 skeleton, case-folded (see the module text)."""
+    if text.isascii():  # no compatibility forms, invisibles or non-Latin confusables
+        return text.casefold().translate(_ascii_table())
     table = _skeleton_table()
     s = unicodedata.normalize("NFKC", text)
     s = "".join(ch for ch in s if not is_invisible(ch))

@@ -35,6 +35,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -308,7 +309,10 @@ class GuardPolicy:
             "resource": {"type": "Tool", "id": tool},
             "context": context,
         }
-        result = cedarpy.is_authorized(request, self._cedar, [], self._schema)
+        # The policies were validated against CEDAR_SCHEMA at load and the context is built by
+        # the decision core with the schema's types, so the request is not re-validated here
+        # (that halves the cost of a decision).
+        result = cedarpy.is_authorized(request, self._cedar, _no_entities())
         return bool(result.allowed)
 
     def summary(self) -> dict[str, Any]:
@@ -324,6 +328,13 @@ class GuardPolicy:
             "suspect_ceiling": self.suspect_ceiling.value if self.suspect_ceiling else "none",
             "models": dict(self.model_digests),
         }
+
+
+@lru_cache(maxsize=1)
+def _no_entities() -> Any:
+    import cedarpy
+
+    return cedarpy.Entities.from_json_str("[]")
 
 
 # -- TOML --------------------------------------------------------------------------------
