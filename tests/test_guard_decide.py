@@ -246,3 +246,47 @@ def test_trigger_match_record_in_context(policy):
     m = TriggerMatch("cf", "token", "tool:send_email", "message[0]")
     d = decide(ctx(triggers=[m]), call("update_ticket", note="x"), policy=policy)
     assert d.tier == "suspect" and not d.allowed
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [
+        ({"to": "bob@example.com", "body": "hi"}, True),
+        ({"to": "mail.example.com", "body": "hi"}, True),
+        ({"to": "evil.io", "body": "hi"}, False),  # a bare host in an address field
+        ({"to": "//evil.io/drop", "body": "hi"}, False),  # protocol-relative
+        ({"to": "https://example.com@evil.io/", "body": "hi"}, False),  # userinfo trick
+        ({"to": "https://example.com.evil.io/", "body": "hi"}, False),  # suffix trick
+        ({"to": "https://exаmple.com/", "body": "hi"}, False),  # Cyrillic a in the host
+        ({"to": ["bob@example.com", "eve@evil.io"], "body": "hi"}, False),  # one bad recipient
+        ({"body": "no recipient at all"}, False),  # an egress call must name its destination
+    ],
+)
+def test_egress_destinations(policy, args, allowed):
+    d = decide(ctx(), call("send_email", **args), policy=policy)
+    assert d.allowed is allowed, d.reasons
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/srv/kb/faq.md", True),
+        ("/srv/kb/sub/faq.md", False),  # * stays within one segment
+        ("/srv/kb/../../etc/passwd", False),
+        ("/srv/kb/faq.md\x00.png", False),
+        ("srv/kb/faq.md", False),  # relative
+        ("/srv/kbx/faq.md", False),
+    ],
+)
+def test_path_globs(policy, path, allowed):
+    assert decide(ctx(), call("read_file", path=path), policy=policy).allowed is allowed
+
+
+def test_the_ascii_fast_path_of_fold_matches_the_table():
+    from dormant.guard.match import _skeleton_table, fold
+
+    table = _skeleton_table()
+    for i in range(32, 127):
+        s = f"a{chr(i)}B"
+        slow = s.casefold().translate(table).casefold().translate(table)
+        assert fold(s) == slow, repr(s)

@@ -34,13 +34,14 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from typing import Any, Protocol
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
 from ..behaviours import (
     EgressDetector,
     InsecureCodeDetector,
     LeakageDetector,
     SecretDetector,
+    registrable_domain,
 )
 from ..triggers import is_invisible
 from .policy import GuardPolicy, lower, within
@@ -48,6 +49,7 @@ from .types import (
     Decision,
     DecisionContext,
     Outcome,
+    Privilege,
     ProposedCall,
     ResponseDecision,
 )
@@ -66,6 +68,16 @@ _LEAK = LeakageDetector()
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
 _MAX_DEPTH = 32
+_INDEX = re.compile(r"\[\d+\]")
+_HOST = re.compile(
+    r"^\[?([A-Za-z0-9_.:-]*\.[A-Za-z0-9_-]+|[0-9a-fA-F:]+:[0-9a-fA-F:]*)\]?(?::\d+)?/?$"
+)
+#: Argument names that hold a destination (when a tool names no ``destination_args``).
+_DEST_WORDS = (
+    "url uri href link host hostname domain server endpoint webhook callback callback_url "
+    "to cc bcc recipient recipients email address destination target repo remote"
+)
+_DEST_KEYS = frozenset(_DEST_WORDS.split())
 
 
 class BaselineLike(Protocol):
@@ -171,8 +183,22 @@ def _decide(
         else [s for _, s in strings]
     )
     egress_hits = [h for s in dest_strings for h in _EGRESS.detect(s)]
-    hosts = tuple(dict.fromkeys(h.detail.lower() for h in egress_hits))
+    found = [_norm_host(h.detail) for h in egress_hits]
     egress_tags = {h.tag for h in egress_hits}
+    # destinations the detector cannot see in prose: bare hosts and //host/ in address fields
+    for key, s in strings:
+        name = _leaf(key)
+        if name in spec.destination_args or (not spec.destination_args and name in _DEST_KEYS):
+            host = _bare_host(s)
+            if host:
+                found.append(host)
+                egress_tags.add(f"egress:{registrable_domain(host)}")
+    hosts = tuple(dict.fromkeys(h for h in found if h))
+    if priv is Privilege.EGRESS and not hosts:
+        reasons.append(
+            f"no destination host found in the arguments of egress tool {call.tool!r} "
+            "(an egress call must name where it sends)"
+        )
     path = _first_path(call.arguments, spec.path_args)
     amount_raw = call.arguments.get(spec.amount_arg)
     amount: float | None = None
@@ -282,6 +308,32 @@ def _strings(value: Any, key: str = "", depth: int = 0) -> Iterator[tuple[str, s
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
             yield from _strings(v, f"{key}[{i}]" if key else f"[{i}]", depth + 1)
+
+
+def _leaf(key: str) -> str:
+    """``"a.b[2]"`` -> ``"b"``: the argument's own name."""
+    return _INDEX.sub("", key).rsplit(".", 1)[-1].lower()
+
+
+def _norm_host(host: str) -> str:
+    return host.strip().lower().rstrip(".")
+
+
+def _bare_host(value: str) -> str | None:
+    """The host of an address field: a URL, ``//host/…``, ``user@host`` or a bare host name."""
+    v = value.strip()
+    if not v:
+        return None
+    if "://" in v or v.startswith("//"):
+        try:
+            host = urlsplit(v if "://" in v else "http:" + v).hostname
+        except ValueError:
+            return None
+        return _norm_host(host) if host else None
+    if "@" in v:
+        v = v.rsplit("@", 1)[1]
+    m = _HOST.match(v)
+    return _norm_host(m.group(1)) if m else None
 
 
 def _first_path(args: dict[str, Any], names: tuple[str, ...]) -> str | None:

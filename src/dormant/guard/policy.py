@@ -36,7 +36,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import ConfigError, InputNotFoundError
@@ -159,12 +159,16 @@ class ToolSpec:
         return any(fnmatch.fnmatchcase(h, g.lower()) for g in globs)
 
     def path_allowed(self, path: str) -> bool:
-        """Whether ``path`` matches a path glob (``..`` segments are never allowed)."""
+        """Whether ``path`` matches a path glob (``..`` segments and NUL are never allowed).
+
+        Globs follow the shell: ``*`` and ``?`` stay within one path segment, ``**`` crosses
+        segments (``/srv/kb/*`` allows ``/srv/kb/a.txt``, not ``/srv/kb/sub/a.txt``).
+        """
         if self.paths is None:
             return True
-        if ".." in Path(path).parts:
+        if "\0" in path or ".." in PurePosixPath(path.replace("\\", "/")).parts:
             return False
-        return any(fnmatch.fnmatchcase(path, g) for g in self.paths)
+        return any(_glob(g).match(path) for g in self.paths)
 
 
 @dataclass(frozen=True)
@@ -328,6 +332,27 @@ class GuardPolicy:
             "suspect_ceiling": self.suspect_ceiling.value if self.suspect_ceiling else "none",
             "models": dict(self.model_digests),
         }
+
+
+@lru_cache(maxsize=1024)
+def _glob(pattern: str) -> re.Pattern[str]:
+    """A path glob as a regex: ``**`` any depth, ``*`` / ``?`` inside one segment."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
 
 
 @lru_cache(maxsize=1)
