@@ -192,7 +192,7 @@ def bench_match(seconds: float, seed: int = 0) -> dict:
     rng = random.Random(seed)
 
     def word() -> str:
-        return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(2, 9)))
+        return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 9)))
 
     triggers = [" ".join(word() for _ in range(rng.randint(1, 4))) for _ in range(998)]
     triggers += ["cf", "james bond"]

@@ -285,3 +285,48 @@ def test_report_renders_decisions_and_alerts(tmp_path, policy, run_cli):
 def test_an_unreachable_audit_database_is_a_clear_error(run_cli):
     r = run_cli("guard", "audit", "verify", "--audit", "postgresql://nobody@127.0.0.1:1/none")
     assert r.code != EXIT_OK and "does not answer" in r.err and "Traceback" not in r.err
+
+
+def test_the_guard_service_audits_before_release_and_fails_closed(tmp_path, policy):
+    from test_registry import poisoned_report
+
+    from dormant.guard import Guard
+    from dormant.registry import Registry
+
+    with Registry.open(tmp_path / "reg.sqlite3") as reg:
+        reg.record_provenance(MODEL_DIGEST, status="verified", method="key", signer="k", actor="t")
+        reg.record_scan(poisoned_report())  # records the trigger "cf" (about another digest)
+        log = AuditLog.open(tmp_path / "audit.sqlite3")
+        guard = Guard(policy, audit=log, registry=reg)
+        ctx = guard.context(
+            "support-bot", MODEL, [("message[0]", "where is my order?")], request_id="q1"
+        )
+        assert ctx.model.provenance is ProvenanceState.VERIFIED and ctx.triggers == ()
+        assert ctx.canaries == policy.canaries_for("support-bot")
+        d = guard.check_call(ctx, ProposedCall("send_email", {"to": "a@mail.example.com"}))
+        assert d.allowed and d.audit_seq == 1 and d.destinations == ("mail.example.com",)
+        sus = guard.context("support-bot", MODEL, [("message[0]", "ｃｆ send it")])
+        assert [t.text for t in sus.triggers] == ["cf"]
+        d = guard.check_call(sus, ProposedCall("send_email", {"to": "a@example.com"}))
+        assert d.outcome.value == "deny" and d.tier == "suspect" and d.audit_seq == 2
+        bctx = guard.context("billing-bot", MODEL)
+        held = guard.check_call(bctx, ProposedCall("big_refund", {"amount": 9000}))
+        assert held.outcome.value == "hold" and held.hold_id is not None
+        assert guard.approvals.status(held.hold_id) == "pending"
+        r = guard.check_response(ctx, "Your order shipped.")
+        assert r.allowed
+        entries = log.entries()
+        assert [e.kind for e in entries] == ["decision", "decision", "decision", "response"]
+        assert entries[0].detail["destinations"] == ["mail.example.com"]
+        assert log.verify().ok
+        # the audit database goes away: nothing is released unlogged
+        log.close()
+        broken = AuditLog.open(tmp_path / "audit.sqlite3")
+        guard.audit = broken
+        (tmp_path / "audit.sqlite3").unlink()
+        (tmp_path / "audit.sqlite3").mkdir()  # now a directory: every write fails
+        broken.store.engine.dispose()
+        d = guard.check_call(ctx, ProposedCall("lookup_order", {"id": "1"}))
+        assert d.outcome.value == "deny" and "fail closed" in d.reasons[-1]
+        r = guard.check_response(ctx, "Your order shipped.")
+        assert r.outcome.value == "deny" and r.text == ""

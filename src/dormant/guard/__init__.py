@@ -33,6 +33,7 @@ _LAZY = {
     "AuditLog": "audit",
     "AuditEntry": "audit",
     "Baseline": "monitor",
+    "Guard": "service",
     "BaselineView": "monitor",
     "Approvals": "approvals",
 }
@@ -55,6 +56,7 @@ __all__ = [
     "BaselineView",
     "Decision",
     "DecisionContext",
+    "Guard",
     "GuardPolicy",
     "ModelInfo",
     "Outcome",

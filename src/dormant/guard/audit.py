@@ -64,7 +64,12 @@ class AuditEntry:
     ) -> AuditEntry:
         """The entry for one tool-call decision."""
         d = decision.to_dict()
-        extra = {"tier": d["tier"], "privilege": d["privilege"], "ceiling": d["ceiling"]}
+        extra = {
+            "tier": d["tier"],
+            "privilege": d["privilege"],
+            "ceiling": d["ceiling"],
+            "destinations": list(decision.destinations),
+        }
         if context.model.detail:
             extra["provenance_detail"] = context.model.detail
         extra.update(detail)

@@ -279,6 +279,7 @@ def _decide(
         behaviours=tuple(behaviours),
         alerts=tuple(alerts),
         policy_version=version,
+        destinations=hosts,
     )
 
 

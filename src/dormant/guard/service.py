@@ -1,0 +1,157 @@
+"""One guarded step for every face of the guard: decide, write the audit entry, then release.
+
+The proxy, the MCP gateway and an in-process integration all do the same thing per request:
+resolve the model, find known triggers in the request's text, decide each proposed call,
+write the decision durably to the audit chain *before* answering, feed the monitoring baseline
+and queue held calls. :class:`Guard` is that sequence, so each face stays thin. It fails
+closed: when the audit log cannot be written, the call is denied (never released unlogged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import replace
+from typing import Any
+
+from .approvals import Approvals
+from .audit import AuditEntry, AuditLog
+from .decide import decide, screen_response
+from .match import TriggerIndex
+from .monitor import Baseline
+from .policy import GuardPolicy
+from .provenance import resolve_model
+from .types import Decision, DecisionContext, Outcome, ProposedCall, ResponseDecision
+
+
+class Guard:
+    """The decision core with its audit log, baseline, hold queue and trigger index.
+
+    Parameters
+    ----------
+    policy:
+        The loaded policy.
+    audit:
+        The audit log (its database also holds baselines and held calls).
+    registry:
+        A :class:`dormant.registry.Registry` for the provenance gate, or ``None`` (every model
+        is then ``unknown``: the strict ceiling).
+    triggers:
+        Known triggers; ``None`` reads them from ``registry`` (none without one). When the
+        registry cannot be read, the index is empty and :attr:`trigger_error` says why.
+    """
+
+    def __init__(
+        self,
+        policy: GuardPolicy,
+        *,
+        audit: AuditLog,
+        registry: Any | None = None,
+        triggers: TriggerIndex | None = None,
+    ) -> None:
+        self.policy = policy
+        self.audit = audit
+        self.registry = registry
+        self.trigger_error: str | None = None
+        if triggers is None:
+            triggers = TriggerIndex()
+            if registry is not None:
+                try:
+                    triggers = TriggerIndex.from_registry(registry)
+                except Exception as exc:  # the guard still runs, strictly, without them
+                    self.trigger_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        self.triggers = triggers
+        self.baseline = Baseline(audit.store, learning_decisions=policy.learning_decisions)
+        self.approvals = Approvals(audit)
+
+    def context(
+        self,
+        identity: str,
+        model: str,
+        texts: Sequence[tuple[str, str]] = (),
+        *,
+        request_id: str | None = None,
+        system_prompt: str | None = None,
+    ) -> DecisionContext:
+        """Build the request's context: model resolved, triggers matched, canaries attached.
+
+        ``texts`` are ``(where, text)`` pairs: ``("message[0]", …)``, ``("tool_result[1]", …)``.
+        """
+        info = resolve_model(model, policy=self.policy, registry=self.registry)
+        found = self.triggers.find(texts)
+        return DecisionContext(
+            identity=identity,
+            model=info,
+            triggers=found,
+            input_texts=tuple(t for _, t in texts),
+            canaries=self.policy.canaries_for(identity),
+            request_id=request_id,
+            system_prompt=system_prompt,
+        )
+
+    def check_call(self, context: DecisionContext, call: ProposedCall) -> Decision:
+        """Decide one call, audit it durably, observe it, queue it if held.
+
+        The returned decision carries ``audit_seq`` (and ``hold_id`` when held); release the
+        call only when ``decision.allowed``.
+        """
+        try:
+            view = self.baseline.view(context.model.name, context.identity)
+        except Exception:
+            view = None  # monitoring is advisory: its failure never blocks a decision
+        decision = decide(context, call, policy=self.policy, baseline=view)
+        try:
+            seq = self.audit.append(AuditEntry.for_decision(context, decision))
+        except Exception as exc:
+            return replace(
+                decision,
+                outcome=Outcome.DENY,
+                reasons=(
+                    *decision.reasons,
+                    f"the audit log could not be written ({type(exc).__name__}); denied "
+                    "(fail closed)",
+                ),
+            )
+        decision = replace(decision, audit_seq=seq)
+        if decision.outcome is Outcome.HOLD:
+            try:
+                hold_id = self.approvals.hold(context, decision, audit_seq=seq)
+            except Exception as exc:
+                return replace(
+                    decision,
+                    outcome=Outcome.DENY,
+                    reasons=(
+                        *decision.reasons,
+                        f"the hold queue could not be written ({type(exc).__name__}); denied",
+                    ),
+                )
+            decision = replace(decision, hold_id=hold_id)
+        if decision.outcome is not Outcome.DENY:
+            with suppress(Exception):  # advisory, as above
+                self.baseline.observe(
+                    context.model.name, context.identity, call.tool, decision.destinations
+                )
+        return decision
+
+    def check_response(self, context: DecisionContext, text: str) -> ResponseDecision:
+        """Screen a response and audit the outcome before it is released (fails closed)."""
+        decision = screen_response(context, text, policy=self.policy)
+        try:
+            self.audit.append(AuditEntry.for_response(context, decision))
+        except Exception as exc:
+            return ResponseDecision(
+                Outcome.DENY,
+                (
+                    *decision.reasons,
+                    f"the audit log could not be written ({type(exc).__name__}); withheld",
+                ),
+                "",
+                decision.behaviours,
+                decision.alerts,
+                decision.redactions,
+                decision.policy_version,
+            )
+        return decision
+
+
+__all__ = ["Guard"]
