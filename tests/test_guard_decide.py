@@ -290,3 +290,10 @@ def test_the_ascii_fast_path_of_fold_matches_the_table():
         s = f"a{chr(i)}B"
         slow = s.casefold().translate(table).casefold().translate(table)
         assert fold(s) == slow, repr(s)
+
+
+def test_oversized_arguments_are_refused(policy):
+    from dormant.guard.decide import MAX_ARGUMENT_CHARS
+
+    d = decide(ctx(), call("update_ticket", note="x" * (MAX_ARGUMENT_CHARS + 1)), policy=policy)
+    assert d.outcome is Outcome.DENY and "more than the limit" in d.reasons[0]

@@ -140,3 +140,13 @@ def test_cli_key_new_prints_a_key_and_its_hash(run_cli):
     key = re.search(r"(dg-\S+)", r.out).group(1)
     digest = re.search(r'key_sha256 = "([0-9a-f]{64})"', r.out).group(1)
     assert hashlib.sha256(key.encode()).hexdigest() == digest
+
+
+def test_check_warns_about_names_the_toml_lacks(tmp_path, run_cli):
+    cedar = CEDAR.replace('Tool::"lookup_order", Tool::"refund"', 'Tool::"lookup_ordr"')
+    path = write_policy(tmp_path, cedar=cedar.replace('"billing-bot"', '"biling-bot"'))
+    pol = GuardPolicy.load(path)
+    text = " | ".join(pol.warnings())
+    assert "Tool::'lookup_ordr'" in text and "Agent::'biling-bot'" in text
+    r = run_cli("guard", "policy", "check", path)
+    assert r.code == EXIT_OK and "warning: Cedar names Tool::'lookup_ordr'" in r.err

@@ -96,6 +96,8 @@ def _policy_check(args: argparse.Namespace) -> int:
     ceil = ", ".join(f"{s}->{c}" for s, c in summary["ceilings"].items())
     print(f"  ceilings         {ceil}; suspect tier -> {summary['suspect_ceiling']}")
     print(f"  models           {', '.join(summary['models']) or '(none: provenance unknown)'}")
+    for w in summary["warnings"]:
+        print(f"dormant: warning: {w}", file=sys.stderr)
     return EXIT_OK
 
 

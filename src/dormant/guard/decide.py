@@ -68,6 +68,9 @@ _LEAK = LeakageDetector()
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
 _MAX_DEPTH = 32
+#: Text in one call's arguments above which the call is refused as malformed (every detector
+#: must read all of it, so an unbounded argument would be a way to stall the guard).
+MAX_ARGUMENT_CHARS = 262_144
 _INDEX = re.compile(r"\[\d+\]")
 _HOST = re.compile(
     r"^\[?([A-Za-z0-9_.:-]*\.[A-Za-z0-9_-]+|[0-9a-fA-F:]+:[0-9a-fA-F:]*)\]?(?::\d+)?/?$"
@@ -292,6 +295,15 @@ def _malformed(call: ProposedCall) -> str | None:
         return f"arguments are not valid JSON: {call.raw_arguments[:80]!r}"
     if not isinstance(call.arguments, dict):
         return f"arguments must be a JSON object, got {type(call.arguments).__name__}"
+    try:
+        size = sum(len(s) for _, s in _strings(call.arguments))
+    except ValueError as exc:
+        return str(exc)
+    if size > MAX_ARGUMENT_CHARS:
+        return (
+            f"arguments hold {size:,} characters of text, more than the limit "
+            f"{MAX_ARGUMENT_CHARS:,}"
+        )
     return None
 
 
@@ -499,4 +511,4 @@ def _screen(context: DecisionContext, text: str, policy: GuardPolicy) -> Respons
     )
 
 
-__all__ = ["ALERT_SEVERITY", "BaselineLike", "decide", "screen_response"]
+__all__ = ["ALERT_SEVERITY", "MAX_ARGUMENT_CHARS", "BaselineLike", "decide", "screen_response"]

@@ -319,6 +319,26 @@ class GuardPolicy:
         result = cedarpy.is_authorized(request, self._cedar, _no_entities())
         return bool(result.allowed)
 
+    def warnings(self) -> tuple[str, ...]:
+        """Likely mistakes that are not errors: Cedar naming a tool or agent the TOML lacks."""
+        out = []
+        tools = set(re.findall(r'Tool::"((?:[^"\\]|\\.)*)"', self.cedar_text))
+        agents = set(re.findall(r'Agent::"((?:[^"\\]|\\.)*)"', self.cedar_text))
+        for t in sorted(tools - set(self.tools)):
+            out.append(
+                f"Cedar names Tool::{t!r}, which is not in the TOML tool catalogue: "
+                "calls to it are always denied"
+            )
+        for a in sorted(agents - set(self.identities)):
+            out.append(
+                f"Cedar names Agent::{a!r}, which is not an identity in the TOML: "
+                "no API key can act as it"
+            )
+        for name, ident in sorted(self.identities.items()):
+            if not ident.key_sha256:
+                out.append(f"identity {name!r} has no key_sha256: no API key can act as it")
+        return tuple(out)
+
     def summary(self) -> dict[str, Any]:
         """A short JSON-ready description (for ``dormant guard policy check``)."""
         return {
@@ -331,6 +351,7 @@ class GuardPolicy:
             "ceilings": {s.value: (c.value if c else "none") for s, c in self.ceilings.items()},
             "suspect_ceiling": self.suspect_ceiling.value if self.suspect_ceiling else "none",
             "models": dict(self.model_digests),
+            "warnings": list(self.warnings()),
         }
 
 
