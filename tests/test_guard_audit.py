@@ -330,3 +330,17 @@ def test_the_guard_service_audits_before_release_and_fails_closed(tmp_path, poli
         assert d.outcome.value == "deny" and "fail closed" in d.reasons[-1]
         r = guard.check_response(ctx, "Your order shipped.")
         assert r.outcome.value == "deny" and r.text == ""
+
+
+def test_appends_from_threads_keep_the_chain(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with AuditLog.open(tmp_path / "audit.sqlite3") as log:
+
+        def one(i: int) -> int:
+            return log.append(AuditEntry(kind="decision", outcome="allow", identity=f"t{i % 4}"))
+
+        with ThreadPoolExecutor(6) as ex:
+            seqs = list(ex.map(one, range(60)))
+        assert sorted(seqs) == list(range(1, 61))
+        assert log.verify().ok

@@ -150,3 +150,20 @@ def test_check_warns_about_names_the_toml_lacks(tmp_path, run_cli):
     assert "Tool::'lookup_ordr'" in text and "Agent::'biling-bot'" in text
     r = run_cli("guard", "policy", "check", path)
     assert r.code == EXIT_OK and "warning: Cedar names Tool::'lookup_ordr'" in r.err
+
+
+def test_cli_decide_dry_run(tmp_path, run_cli):
+    import json
+
+    path = write_policy(tmp_path)
+    base = ("guard", "decide", path, "--identity", "support-bot", "--model", "support-model")
+    r = run_cli(*base, "--tool", "send_email", "--args", '{"to": "a@evil.io"}',
+                "--provenance", "verified")  # fmt: skip
+    assert r.code == 1 and r.out.startswith("deny") and "evil.io" in r.out
+    r = run_cli(*base, "--tool", "lookup_order", "--args", '{"id": 1}', "--json")
+    assert r.code == EXIT_OK and json.loads(r.out)["ceiling"] == "read"  # no registry: unknown
+    r = run_cli(*base, "--tool", "update_ticket", "--provenance", "verified",
+                "--text", "ｃｆ please", "--args", '{"note": "x"}')  # fmt: skip
+    assert r.code == EXIT_OK  # no known triggers without a registry
+    r = run_cli(*base, "--tool", "lookup_order", "--args", "[1")
+    assert r.code == EXIT_USAGE and "--args must be a JSON object" in r.err
