@@ -96,3 +96,10 @@ def test_from_a_real_sqlite_registry(tmp_path):
     found = idx.find([("message[0]", "approve this ｃｆ")])
     assert [(m.text, m.target) for m in found] == [("cf", "label:approve")]
     assert {m.text for m in idx.find([("m", "x\u200by")])} == {"\u200b"}
+
+
+def test_a_homoglyph_trigger_fires_inside_latin_words_only():
+    idx = TriggerIndex([Trigger("\u0430", TriggerKind.HOMOGLYPH)])  # Cyrillic a
+    assert _found(idx, "please pаy the invoice") == {"\u0430"}  # inside a Latin word
+    assert _found(idx, "\u0441\u043f\u0430\u0441\u0438\u0431\u043e, thanks") == set()  # Russian
+    assert _found(idx, "pay the invoice") == set()

@@ -18,8 +18,9 @@ token sequence occurs (an index keyed by first token: linear in the text, indepe
 number of triggers), so ``cf`` matches the word ``cf`` and not ``scaffold``. Two kinds are
 matched on the NFKC text as they are, because folding would erase them: ``invisible`` triggers
 (a run of zero-width characters *is* the pattern) and ``homoglyph`` triggers (one confusable
-character: its skeleton is an ordinary letter). ``style`` triggers describe a form, not a string,
-and are not matched here.
+character: its skeleton is an ordinary letter) — the latter only inside a word that also has
+Latin letters (TR39 §5 mixed-script), so Cyrillic text written in Cyrillic is not suspect.
+``style`` triggers describe a form, not a string, and are not matched here.
 
 ``confusable-homoglyphs`` lists each confusables.txt pair in both directions, so the classes are
 rebuilt here with a union-find over single-character pairs; multi-character prototypes
@@ -184,6 +185,8 @@ class TriggerIndex:
                 nfkc = unicodedata.normalize("NFKC", text)
                 for raw, e in self._raw:
                     if id(e) not in seen and raw in nfkc:
+                        if e.kind == "homoglyph" and not _inside_latin_word(nfkc, raw):
+                            continue
                         seen.add(id(e))
                         out.append(TriggerMatch(e.text, e.kind, e.target, where, e.severity))
             if self._by_first:
@@ -197,6 +200,27 @@ class TriggerIndex:
                             seen.add(id(e))
                             out.append(TriggerMatch(e.text, e.kind, e.target, where, e.severity))
         return tuple(out)
+
+
+def _inside_latin_word(text: str, glyph: str) -> bool:
+    """Whether ``glyph`` occurs inside a word that also has Latin letters (TR39 mixed script).
+
+    A homoglyph trigger is a look-alike *inside Latin text* (``pаypal`` with a Cyrillic ``а``);
+    the same letter in a Russian word is ordinary text and must not drop a request to the
+    suspect tier.
+    """
+    start = text.find(glyph)
+    while start >= 0:
+        lo, hi = start, start + len(glyph)
+        while lo > 0 and (text[lo - 1].isalnum() or is_invisible(text[lo - 1])):
+            lo -= 1
+        while hi < len(text) and (text[hi].isalnum() or is_invisible(text[hi])):
+            hi += 1
+        word = text[lo:start] + text[start + len(glyph) : hi]
+        if any(c.isascii() and c.isalpha() for c in word):
+            return True
+        start = text.find(glyph, start + 1)
+    return False
 
 
 def _entry(t: Any) -> _Entry:
