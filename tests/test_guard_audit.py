@@ -344,3 +344,23 @@ def test_appends_from_threads_keep_the_chain(tmp_path):
             seqs = list(ex.map(one, range(60)))
         assert sorted(seqs) == list(range(1, 61))
         assert log.verify().ok
+
+
+def test_the_guard_service_sees_registry_changes_after_its_ttl(tmp_path, policy):
+    from test_registry import poisoned_report
+
+    from dormant.guard import Guard
+    from dormant.registry import Registry
+
+    with Registry.open(tmp_path / "reg.sqlite3") as reg, AuditLog.open(tmp_path / "a.db") as log:
+        fresh = Guard(policy, audit=log, registry=reg, provenance_ttl=0, triggers_ttl=0)
+        cached = Guard(policy, audit=log, registry=reg, provenance_ttl=3600, triggers_ttl=3600)
+        for g in (fresh, cached):
+            assert g.context("support-bot", MODEL).model.provenance is ProvenanceState.UNKNOWN
+        reg.record_provenance(MODEL_DIGEST, status="verified", method="key", signer="k", actor="t")
+        reg.record_scan(poisoned_report())
+        texts = [("message[0]", "cf")]
+        now = fresh.context("support-bot", MODEL, texts)
+        assert now.model.provenance is ProvenanceState.VERIFIED and now.triggers
+        old = cached.context("support-bot", MODEL, texts)
+        assert old.model.provenance is ProvenanceState.UNKNOWN and not old.triggers

@@ -9,6 +9,7 @@ closed: when the audit log cannot be written, the call is denied (never released
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import replace
@@ -21,7 +22,14 @@ from .match import TriggerIndex
 from .monitor import Baseline
 from .policy import GuardPolicy
 from .provenance import resolve_model
-from .types import Decision, DecisionContext, Outcome, ProposedCall, ResponseDecision
+from .types import (
+    Decision,
+    DecisionContext,
+    ModelInfo,
+    Outcome,
+    ProposedCall,
+    ResponseDecision,
+)
 
 
 class Guard:
@@ -37,8 +45,15 @@ class Guard:
         A :class:`dormant.registry.Registry` for the provenance gate, or ``None`` (every model
         is then ``unknown``: the strict ceiling).
     triggers:
-        Known triggers; ``None`` reads them from ``registry`` (none without one). When the
-        registry cannot be read, the index is empty and :attr:`trigger_error` says why.
+        Known triggers; ``None`` reads them from ``registry`` (none without one) and re-reads
+        them every ``triggers_ttl`` seconds. When the registry cannot be read, the last index
+        is kept (empty at first) and :attr:`trigger_error` says why.
+    provenance_ttl:
+        Seconds a model's resolved provenance is reused (a failed resolution never is), so
+        the registry is not queried on every request; a new signature or flagging scan takes
+        effect within this time.
+    triggers_ttl:
+        Seconds between re-reads of the registry's known triggers.
     """
 
     def __init__(
@@ -48,21 +63,47 @@ class Guard:
         audit: AuditLog,
         registry: Any | None = None,
         triggers: TriggerIndex | None = None,
+        provenance_ttl: float = 5.0,
+        triggers_ttl: float = 60.0,
     ) -> None:
         self.policy = policy
         self.audit = audit
         self.registry = registry
+        self.provenance_ttl = provenance_ttl
+        self.triggers_ttl = triggers_ttl
         self.trigger_error: str | None = None
-        if triggers is None:
-            triggers = TriggerIndex()
-            if registry is not None:
-                try:
-                    triggers = TriggerIndex.from_registry(registry)
-                except Exception as exc:  # the guard still runs, strictly, without them
-                    self.trigger_error = f"{type(exc).__name__}: {str(exc)[:200]}"
-        self.triggers = triggers
+        self._models: dict[str, tuple[float, ModelInfo]] = {}
+        self._own_triggers = triggers is None
+        self._triggers_at = 0.0
+        self.triggers = triggers if triggers is not None else TriggerIndex()
+        if self._own_triggers:
+            self.refresh_triggers()
         self.baseline = Baseline(audit.store, learning_decisions=policy.learning_decisions)
         self.approvals = Approvals(audit)
+
+    def refresh_triggers(self) -> None:
+        """Re-read the registry's known triggers (keeps the old index when that fails)."""
+        self._triggers_at = time.monotonic()
+        if self.registry is None:
+            return
+        try:
+            self.triggers = TriggerIndex.from_registry(self.registry)
+            self.trigger_error = None
+        except Exception as exc:  # the guard still runs, strictly, without new ones
+            self.trigger_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+
+    def model(self, name: str) -> ModelInfo:
+        """The model's provenance, reused for ``provenance_ttl`` seconds once resolved."""
+        now = time.monotonic()
+        hit = self._models.get(name)
+        if hit is not None and now - hit[0] < self.provenance_ttl:
+            return hit[1]
+        info = resolve_model(name, policy=self.policy, registry=self.registry)
+        if not (info.detail or "").startswith("registry failed"):
+            if len(self._models) > 1024:
+                self._models.clear()
+            self._models[name] = (now, info)
+        return info
 
     def context(
         self,
@@ -77,7 +118,9 @@ class Guard:
 
         ``texts`` are ``(where, text)`` pairs: ``("message[0]", …)``, ``("tool_result[1]", …)``.
         """
-        info = resolve_model(model, policy=self.policy, registry=self.registry)
+        if self._own_triggers and time.monotonic() - self._triggers_at >= self.triggers_ttl:
+            self.refresh_triggers()
+        info = self.model(model)
         found = self.triggers.find(texts)
         return DecisionContext(
             identity=identity,
