@@ -364,3 +364,15 @@ def test_the_guard_service_sees_registry_changes_after_its_ttl(tmp_path, policy)
         assert now.model.provenance is ProvenanceState.VERIFIED and now.triggers
         old = cached.context("support-bot", MODEL, texts)
         assert old.model.provenance is ProvenanceState.UNKNOWN and not old.triggers
+
+
+def test_readers_do_not_create_a_missing_audit_database(tmp_path, run_cli):
+    missing = tmp_path / "typo.sqlite3"
+    for argv in (
+        ("guard", "audit", "verify", "--audit", missing),
+        ("guard", "approvals", "list", "--audit", missing),
+        ("guard", "report", "--audit", missing, "--out", tmp_path / "rep"),
+    ):
+        r = run_cli(*argv)
+        assert r.code == EXIT_USAGE and "There is no guard database" in r.err
+    assert not missing.exists() and not (tmp_path / "rep").exists()

@@ -179,7 +179,7 @@ def _decide(args: argparse.Namespace) -> int:
 def _open_log(args: argparse.Namespace) -> Any:
     from ..guard.audit import AuditLog
 
-    return AuditLog.open(args.audit)
+    return AuditLog.open(args.audit, create=False)
 
 
 def _audit_verify(args: argparse.Namespace) -> int:

@@ -157,7 +157,13 @@ class AuditLog:
         self._store = store
 
     @classmethod
-    def open(cls, url: str | os.PathLike[str] | None = None, *, timeout: float = 30.0) -> AuditLog:
+    def open(
+        cls,
+        url: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float = 30.0,
+        create: bool = True,
+    ) -> AuditLog:
         """Open (creating if needed) the audit database.
 
         Parameters
@@ -167,13 +173,18 @@ class AuditLog:
             ``$DORMANT_GUARD_AUDIT`` or ``guard-audit.sqlite3`` in the per-user data directory.
         timeout:
             Seconds to wait for the write lock (SQLite) or a connection (PostgreSQL).
+        create:
+            Create a missing SQLite file (``False`` for readers: a mistyped path is an error,
+            not an empty, "intact" log).
 
         Raises
         ------
         RegistryError
             The database does not answer.
+        InputNotFoundError
+            ``create=False`` and the SQLite file does not exist.
         """
-        return cls(Store(url, timeout=timeout))
+        return cls(Store(url, timeout=timeout, create=create))
 
     @property
     def store(self) -> Store:
