@@ -267,57 +267,66 @@ class AuditLog:
 
         with self._store.tx(write=False) as conn:
             head = conn.execute(select(audit_head).where(audit_head.c.id == 1)).first()
-            rows = conn.execute(select(audit).order_by(audit.c.seq)).all()
-        head_seq = head.seq if head else 0
-        head_hash = head.hash if head else GENESIS
-        prev = GENESIS
-        n = 0
-        for expected, r in enumerate(rows, start=1):
-            n += 1
+            rows = conn.execution_options(yield_per=2000).execute(
+                select(audit).order_by(audit.c.seq)
+            )
             try:
-                e = _entry(r)
-            except ValueError as exc:
-                return VerifyResult(False, n, head_seq, head_hash, r.seq, f"unreadable: {exc}")
-            if e.seq != expected:
-                which = expected if e.seq > expected else e.seq
-                why = (
-                    f"entry {expected} is missing (next is {e.seq})"
-                    if e.seq > expected
-                    else f"entry {e.seq} is out of order"
-                )
-                return VerifyResult(False, n, head_seq, head_hash, which, why)
-            if e.prev_hash != prev:
-                return VerifyResult(
-                    False,
-                    n,
-                    head_seq,
-                    head_hash,
-                    e.seq,
-                    f"entry {e.seq} does not follow entry {e.seq - 1} (prev_hash differs): "
-                    "an entry was inserted, removed or edited",
-                )
-            if e.compute_hash() != e.hash:
-                return VerifyResult(
-                    False,
-                    n,
-                    head_seq,
-                    head_hash,
-                    e.seq,
-                    f"entry {e.seq} was edited (its hash does not match its content)",
-                )
-            prev = e.hash
-        last = rows[-1].seq if rows else 0
-        if head_seq != last or head_hash != prev:
+                return _check_chain(rows, head.seq if head else 0, head.hash if head else GENESIS)
+            finally:
+                rows.close()  # a broken entry stops the walk early: release the cursor
+
+
+def _check_chain(rows: Any, head_seq: int, head_hash: str) -> VerifyResult:
+    """Walk the rows in sequence order (streamed: memory does not grow with the log)."""
+    prev = GENESIS
+    n = 0
+    last = 0
+    for expected, r in enumerate(rows, start=1):
+        n += 1
+        try:
+            e = _entry(r)
+        except ValueError as exc:
+            return VerifyResult(False, n, head_seq, head_hash, r.seq, f"unreadable: {exc}")
+        if e.seq != expected:
+            which = expected if e.seq > expected else e.seq
+            why = (
+                f"entry {expected} is missing (next is {e.seq})"
+                if e.seq > expected
+                else f"entry {e.seq} is out of order"
+            )
+            return VerifyResult(False, n, head_seq, head_hash, which, why)
+        if e.prev_hash != prev:
             return VerifyResult(
                 False,
                 n,
                 head_seq,
                 head_hash,
-                min(head_seq, last) + 1,
-                f"the head record says entry {head_seq} ends the chain but the log ends at "
-                f"entry {last}: entries were removed from or added at the end",
+                e.seq,
+                f"entry {e.seq} does not follow entry {e.seq - 1} (prev_hash differs): "
+                "an entry was inserted, removed or edited",
             )
-        return VerifyResult(True, n, head_seq, head_hash)
+        if e.compute_hash() != e.hash:
+            return VerifyResult(
+                False,
+                n,
+                head_seq,
+                head_hash,
+                e.seq,
+                f"entry {e.seq} was edited (its hash does not match its content)",
+            )
+        prev = e.hash
+        last = e.seq
+    if head_seq != last or head_hash != prev:
+        return VerifyResult(
+            False,
+            n,
+            head_seq,
+            head_hash,
+            min(head_seq, last) + 1,
+            f"the head record says entry {head_seq} ends the chain but the log ends at "
+            f"entry {last}: entries were removed from or added at the end",
+        )
+    return VerifyResult(True, n, head_seq, head_hash)
 
 
 def _row(e: AuditEntry) -> dict[str, Any]:

@@ -412,13 +412,14 @@ def _shingles(text: str, n: int = 8) -> set[tuple[str, ...]]:
 
 
 def _reproduces(source: str, text: str) -> bool:
-    """Whether ``text`` reproduces a run of 8 words of ``source`` (or all of a shorter one)."""
+    """Whether ``text`` reproduces a run of 8 words of ``source`` (or all of a shorter one of
+    at least 5 words: below that, ordinary replies would match)."""
     words = re.findall(r"\w+", unicodedata.normalize("NFKC", source).casefold())
     if not words:
         return False
     if len(words) < 8:
         hay = " ".join(re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold()))
-        return len(words) >= 3 and " ".join(words) in hay
+        return len(words) >= 5 and " ".join(words) in hay
     return bool(_shingles(source) & _shingles(text))
 
 
