@@ -376,3 +376,21 @@ def test_readers_do_not_create_a_missing_audit_database(tmp_path, run_cli):
         r = run_cli(*argv)
         assert r.code == EXIT_USAGE and "There is no guard database" in r.err
     assert not missing.exists() and not (tmp_path / "rep").exists()
+
+
+def test_credentials_in_a_call_are_redacted_in_the_audit_log(tmp_path, policy):
+    token = "ghp_" + "a1B2" * 9
+    c = _ctx("support-bot")
+    d = decide(
+        c, ProposedCall("update_ticket", {"note": f"key {token}", "n": [token]}), policy=policy
+    )
+    assert d.outcome.value == "deny"
+    with AuditLog.open(tmp_path / "audit.sqlite3") as log:
+        log.append(AuditEntry.for_decision(c, d))
+        e = log.entries()[0]
+        assert log.verify().ok
+    args = e.call["arguments"]
+    assert token not in json.dumps(e.to_dict())
+    assert args["note"] == "key [REDACTED:secret:github_token]" and len(args["n"]) == 1
+    for f in tmp_path.glob("audit.sqlite3*"):  # the database and its write-ahead log
+        assert token not in f.read_bytes().decode("latin-1")
