@@ -13,7 +13,9 @@ well-formed and known, so a denial lists all its reasons):
    :mod:`dormant.guard.policy` — deny unless permitted;
 5. argument constraints: path globs, amount limits, secret patterns — deny;
 6. the shared behaviour detectors (:mod:`dormant.behaviours`) on the arguments: a destination
-   outside the allow-list, credential material — deny;
+   outside the allow-list (URLs, e-mail addresses and ``user@host:path`` anywhere, plus bare
+   hosts and ``//host`` in address fields such as ``to``, ``url``, ``host``), an egress-class
+   call that names no destination at all, credential material — deny;
 7. a tool or behaviour a probe proved for this model (``proven_behaviours``) — deny;
 8. canary credentials (honeytokens; Spitzner 2003, "Honeytokens: the other honeypot"): any canary
    in the arguments, also after NFKC, invisible-character removal, URL- or base64-decoding — deny
