@@ -394,3 +394,44 @@ def test_credentials_in_a_call_are_redacted_in_the_audit_log(tmp_path, policy):
     assert args["note"] == "key [REDACTED:secret:github_token]" and len(args["n"]) == 1
     for f in tmp_path.glob("audit.sqlite3*"):  # the database and its write-ahead log
         assert token not in f.read_bytes().decode("latin-1")
+
+
+LOOPER = textwrap.dedent(
+    """
+    import sys
+    sys.path[:0] = [{src!r}]
+    from dormant.guard.audit import AuditEntry, AuditLog
+    log = AuditLog.open({url!r})
+    i = 0
+    while True:
+        seq = log.append(AuditEntry(kind="decision", outcome="allow", request_id=str(i)))
+        print(seq, flush=True)  # what a client would have been told
+        i += 1
+    """
+)
+
+
+def test_kill_9_during_appends_leaves_a_valid_chain_with_every_acknowledged_entry(tmp_path):
+    import signal
+    import time
+
+    url = f"sqlite:///{tmp_path / 'crash.sqlite3'}"
+    acknowledged = 0
+    for round_ in range(3):
+        p = subprocess.Popen(
+            [sys.executable, "-c", LOOPER.format(src=SRC, url=url)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert p.stdout is not None
+        seqs = [int(p.stdout.readline()) for _ in range(5)]  # it is appending now
+        time.sleep(0.05 + 0.1 * round_)
+        p.send_signal(signal.SIGKILL)
+        out, _ = p.communicate(timeout=30)
+        seqs += [int(x) for x in out.split()]
+        acknowledged = max(acknowledged, seqs[-1])
+        with AuditLog.open(url) as log:
+            res = log.verify()
+        assert res.ok, res
+        assert res.head_seq >= acknowledged  # nothing acknowledged was lost
