@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
+from types import MappingProxyType
 from typing import Any
 
 from ..errors import ConfigError, InputNotFoundError
@@ -256,6 +257,9 @@ class GuardPolicy:
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{cedar_path}: not UTF-8 text ({exc.reason}).") from None
         fields = _parse_toml(data, text, p)
+        for k in ("tools", "identities", "ceilings", "model_digests"):
+            if k in fields:  # read-only views: a loaded policy cannot be changed in place
+                fields[k] = MappingProxyType(fields[k])
         compiled, schema = _compile_cedar(cedar_text, cedar_path)
         version = "sha256:" + hashlib.sha256(raw + b"\0" + cedar_raw).hexdigest()
         return cls(
