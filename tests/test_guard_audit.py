@@ -10,6 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("sqlalchemy", reason="needs the 'provenance' extra")
 pytest.importorskip("cedarpy", reason="needs the 'guard' extra")
@@ -435,3 +437,36 @@ def test_kill_9_during_appends_leaves_a_valid_chain_with_every_acknowledged_entr
             res = log.verify()
         assert res.ok, res
         assert res.head_seq >= acknowledged  # nothing acknowledged was lost
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(st.characters(codec=None, exclude_categories=())),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    args=json_values, model=st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
+)
+def test_any_json_call_round_trips_and_verifies(tmp_path_factory, args, model):
+    db = tmp_path_factory.mktemp("rt") / "audit.sqlite3"
+    with AuditLog.open(db) as log:
+        entry = AuditEntry(
+            kind="decision", outcome="deny", model=model, call={"tool": "t", "arguments": args}
+        )
+        log.append(entry)
+        log.append(entry)
+        res = log.verify()
+        assert res.ok, res
+        got = log.entries()[0]
+    assert got.compute_hash() == got.hash

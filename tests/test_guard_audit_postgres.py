@@ -28,6 +28,8 @@ def test_postgres_chain_verify_and_tamper(pg_url):  # noqa: F811
             log.append(
                 AuditEntry(kind="decision", outcome="allow", identity="bot", request_id=str(i))
             )
+        odd = {"tool": "t", "arguments": {"a": "nul \x00 and lone \ud800 surrogate"}}
+        log.append(AuditEntry(kind="decision", outcome="deny", model="m\x00", call=odd))
         assert log.verify().ok
         base = Baseline(log.store, learning_decisions=1)
         base.observe("m", "bot", "lookup_order")

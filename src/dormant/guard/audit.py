@@ -162,8 +162,32 @@ def _redact(value: Any, depth: int) -> Any:
 
 
 def canonical(obj: Any) -> str:
-    """Sorted keys, no whitespace, UTF-8 kept: the form the chain hashes."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Sorted keys, no whitespace, non-ASCII escaped: the form the chain hashes.
+
+    Escaping keeps the stored JSON plain ASCII, so a lone surrogate or a NUL in a request
+    (both legal in JSON text) hashes, stores (PostgreSQL refuses NUL in text) and reads back
+    to the same bytes.
+    """
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+_COLUMNS = ("kind", "outcome", "identity", "model", "digest", "provenance", "policy_version")
+
+
+def _bad(c: str) -> bool:
+    return c == "\0" or 0xD800 <= ord(c) <= 0xDFFF
+
+
+def _storable(entry: AuditEntry) -> AuditEntry:
+    """Lone surrogates and NUL in the plain text columns replaced (U+FFFD), before hashing."""
+    changes: dict[str, Any] = {}
+    for name in (*_COLUMNS, "request_id", "at"):
+        v = getattr(entry, name)
+        if isinstance(v, str) and (not v.isascii() or "\0" in v):
+            clean = "".join("\ufffd" if _bad(c) else c for c in v)
+            if clean != v:
+                changes[name] = clean
+    return replace(entry, **changes) if changes else entry
 
 
 @dataclass(frozen=True)
@@ -257,7 +281,7 @@ class AuditLog:
         head = conn.execute(select(audit_head).where(audit_head.c.id == 1)).first()
         seq = (head.seq if head else 0) + 1
         prev = head.hash if head else GENESIS
-        e = replace(entry, seq=seq, prev_hash=prev, at=entry.at or _now())
+        e = replace(_storable(entry), seq=seq, prev_hash=prev, at=entry.at or _now())
         e = replace(e, hash=e.compute_hash())
         conn.execute(audit.insert().values(**_row(e)))
         if head:
