@@ -18,12 +18,16 @@ Run (needs ``dormant[guard,provenance]``)::
 3. Audit appends/s on SQLite, durable (committed, ``synchronous=FULL``) and hash-chained, by one
    process. Baseline in the same run: plain ``INSERT`` + commit of the same JSON into a table
    of the same file's directory, same pragmas (what the chain costs on top of durability).
+   With ``--postgres``, the same on a PostgreSQL server started for the run in a temporary
+   directory (Debian's ``postgresql`` binaries; as the ``postgres`` user under root), with
+   ``fsync=on``: chained appends vs plain ``INSERT`` + commit through psycopg.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import platform
 import random
@@ -263,11 +267,87 @@ def bench_audit(tmp: Path, n: int) -> dict:
     }
 
 
+@contextlib.contextmanager
+def postgres_server():
+    """A throw-away PostgreSQL server on loopback; yields its URL."""
+    import glob
+    import os
+    import shutil
+    import socket
+    import subprocess
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    if not bins:
+        raise SystemExit(
+            "--postgres needs the PostgreSQL server binaries (apt-get install postgresql)"
+        )
+    bindir = Path(bins[0])
+    root = tempfile.mkdtemp(prefix="dormant-bench-pg-")
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        import pwd
+
+        user = pwd.getpwnam("postgres")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = os.path.join(root, "data")
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", data, "-U", "dormant",
+                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)  # fmt: skip
+    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root}"
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", data, "-l", f"{root}/log", "-w",
+                    "-o", opts, "start"], check=True, capture_output=True)  # fmt: skip
+    try:
+        yield f"postgresql://dormant@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", data, "-m", "immediate", "stop"],
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def bench_audit_postgres(n: int) -> dict:
+    import psycopg
+
+    from dormant.guard.audit import AuditEntry, AuditLog
+
+    entry = AuditEntry(
+        kind="decision",
+        outcome="allow",
+        identity="agent-3",
+        model="bench-model",
+        call={"tool": "tool_2", "arguments": {"to": "c@example.com", "body": "order shipped"}},
+    )
+    with postgres_server() as url:
+        with AuditLog.open(url) as log:
+            log.append(entry)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                log.append(entry)
+            chained = n / (time.perf_counter() - t0)
+            ok = log.verify().ok
+        body = json.dumps(entry.to_dict())
+        with psycopg.connect(url) as con:
+            con.execute("CREATE TABLE plain (id serial PRIMARY KEY, data text)")
+            con.commit()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                con.execute("INSERT INTO plain (data) VALUES (%s)", (body,))
+                con.commit()
+            plain = n / (time.perf_counter() - t0)
+    return {"appends": n, "chained_appends_per_s": chained, "plain_insert_per_s": plain,
+            "verified": ok}  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0, help="time per timed loop")
     ap.add_argument("--appends", type=int, default=500)
     ap.add_argument("--out", default="benchmarks/results/guard_decide.json")
+    ap.add_argument(
+        "--postgres", action="store_true", help="also time audit appends on a temporary server"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="dormant-bench-guard-") as tmpd:
         tmp = Path(tmpd)
@@ -282,6 +362,8 @@ def main() -> int:
             "match": bench_match(args.seconds),
             "audit": bench_audit(tmp, args.appends),
         }
+        if args.postgres:
+            res["audit_postgres"] = bench_audit_postgres(args.appends)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2))
