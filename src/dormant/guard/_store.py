@@ -14,9 +14,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, event, text
-
 from ..errors import ConfigError, InputNotFoundError, RegistryError, require
+
+require("sqlalchemy", "provenance")  # the audit database: SQLite built in, PostgreSQL by URL
+
+from sqlalchemy import (  # noqa: E402
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+    text,
+)
 
 metadata = MetaData()
 

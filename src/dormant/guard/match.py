@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, require
 from ..triggers import is_invisible
 from .types import TriggerMatch
 
@@ -48,7 +48,7 @@ _SKIP_KINDS = {"style"}
 @lru_cache(maxsize=1)
 def _skeleton_table() -> dict[int, str]:
     """Code point -> representative of its TR39 confusable class (single characters only)."""
-    from confusable_homoglyphs import confusables
+    confusables: Any = require("confusable_homoglyphs.confusables", "guard")
 
     parent: dict[str, str] = {}
 

@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
-from ..errors import ConfigError, InputNotFoundError
+from ..errors import ConfigError, InputNotFoundError, require
 from .types import Privilege, ProvenanceState
 
 #: Privilege classes from least to most dangerous (a ceiling grants every class up to its own).
@@ -309,8 +309,7 @@ class GuardPolicy:
 
     def is_authorized(self, identity: str, tool: str, context: dict[str, Any]) -> bool:
         """Cedar's answer for ``Agent::identity`` calling ``Tool::tool`` with ``context``."""
-        import cedarpy
-
+        cedarpy: Any = _cedarpy()
         request = {
             "principal": {"type": "Agent", "id": identity},
             "action": {"type": "Action", "id": "call_tool"},
@@ -382,9 +381,7 @@ def _glob(pattern: str) -> re.Pattern[str]:
 
 @lru_cache(maxsize=1)
 def _no_entities() -> Any:
-    import cedarpy
-
-    return cedarpy.Entities.from_json_str("[]")
+    return _cedarpy().Entities.from_json_str("[]")
 
 
 # -- TOML --------------------------------------------------------------------------------
@@ -632,8 +629,13 @@ def _statements(text: str) -> list[tuple[int, str]]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _cedarpy() -> Any:
+    return require("cedarpy", "guard")
+
+
 def _compile_cedar(text: str, path: Path) -> tuple[Any, Any]:
-    import cedarpy
+    cedarpy: Any = _cedarpy()
 
     schema = cedarpy.Schema.from_str(CEDAR_SCHEMA)
     stmts = _statements(text)
