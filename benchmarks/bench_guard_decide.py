@@ -157,6 +157,7 @@ def bench_decide(policy_path: Path, seconds: float) -> dict:
                 "hosts": [],
                 "path": "",
                 "amount": 0,
+                "amount_cents": 0,
                 "has_amount": False,
             },
         }

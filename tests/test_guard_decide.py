@@ -297,3 +297,10 @@ def test_oversized_arguments_are_refused(policy):
 
     d = decide(ctx(), call("update_ticket", note="x" * (MAX_ARGUMENT_CHARS + 1)), policy=policy)
     assert d.outcome is Outcome.DENY and "more than the limit" in d.reasons[0]
+
+
+def test_a_fractional_amount_does_not_slip_under_a_cedar_limit(policy):
+    billing = ctx("billing-bot", S.SIGNED)  # the forbid: amount > 200 needs a verified model
+    assert decide(billing, call("refund", amount=200), policy=policy).allowed
+    d = decide(billing, call("refund", amount=200.01), policy=policy)
+    assert d.outcome is Outcome.DENY and any("Cedar" in r for r in d.reasons)

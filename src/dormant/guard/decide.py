@@ -219,7 +219,8 @@ def _decide(
         "host": hosts[0] if hosts else "",
         "hosts": list(hosts),
         "path": path or "",
-        "amount": max(-(2**62), min(2**62, round(amount))) if amount is not None else 0,
+        "amount": _long(math.ceil(amount)) if amount is not None else 0,
+        "amount_cents": _long(round(amount * 100)) if amount is not None else 0,
         "has_amount": amount is not None,
     }
     if not policy.is_authorized(context.identity, call.tool, cedar_ctx):
@@ -357,6 +358,11 @@ def _first_path(args: dict[str, Any], names: tuple[str, ...]) -> str | None:
         if isinstance(v, str):
             return v
     return None
+
+
+def _long(n: int) -> int:
+    """Clamped into Cedar's 64-bit ``Long``."""
+    return max(-(2**62), min(2**62, n))
 
 
 def _number(v: object) -> float | None:

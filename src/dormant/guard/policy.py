@@ -16,7 +16,9 @@ Context attributes (all always present)::
     host        String  the first destination host in the arguments ("" if none)
     hosts       Set<String>  every destination host in the arguments
     path        String  the first path argument ("" if none)
-    amount      Long    the amount argument, rounded ("0" if none); has_amount says if present
+    amount      Long    the amount argument rounded *up* (0 if none), so ``amount > 200``
+                        also catches 200.01; has_amount says whether there is one
+    amount_cents Long   the amount times 100, rounded (exact limits on money)
     has_amount  Bool
 
 What Cedar does not hold lives in the TOML file (read with :mod:`tomllib`): the identities and
@@ -77,6 +79,7 @@ action call_tool appliesTo {
     hosts: Set<String>,
     path: String,
     amount: Long,
+    amount_cents: Long,
     has_amount: Bool,
   }
 };
