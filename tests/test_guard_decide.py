@@ -304,3 +304,26 @@ def test_a_fractional_amount_does_not_slip_under_a_cedar_limit(policy):
     assert decide(billing, call("refund", amount=200), policy=policy).allowed
     d = decide(billing, call("refund", amount=200.01), policy=policy)
     assert d.outcome is Outcome.DENY and any("Cedar" in r for r in d.reasons)
+
+
+@pytest.mark.parametrize(
+    "proposed",
+    [
+        ProposedCall("format_disk", {"key": CANARY}),  # unknown tool
+        ProposedCall("lookup_order", {}, raw_arguments='{"k": "' + CANARY),  # not JSON
+        ProposedCall("exfil " + CANARY, {}),  # in the tool name itself
+    ],
+)
+def test_the_canary_tripwire_fires_on_calls_denied_for_other_reasons(policy, proposed):
+    d = decide(ctx(), proposed, policy=policy)
+    assert d.outcome is Outcome.DENY and d.alerts == ("canary",)
+    assert any("honeytoken" in r for r in d.reasons)
+
+
+def test_a_proven_egress_domain_is_denied_by_mail_too(policy):
+    d = decide(
+        ctx(proven=("egress:example.com",)),
+        call("send_email", to="bob@example.com"),
+        policy=policy,
+    )
+    assert d.outcome is Outcome.DENY and any("proved" in r for r in d.reasons)

@@ -35,6 +35,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterator
+from contextlib import suppress
 from typing import Any, Protocol
 from urllib.parse import unquote_plus, urlsplit
 
@@ -145,11 +146,23 @@ def _decide(
             ProposedCall(tool="<malformed>"),
             policy_version=version,
         )
-    problem = _malformed(call)
-    if problem:
-        return Decision(Outcome.DENY, (f"malformed call: {problem}",), call, policy_version=version)
     if not isinstance(context, DecisionContext):
         raise TypeError(f"context must be a DecisionContext, got {type(context).__name__}")
+    # the tripwire fires whatever else is wrong with the call
+    canaries = tuple(dict.fromkeys(context.canaries + policy.all_canaries()))
+    tripped = bool(canaries) and _uses_canary(_call_strings(call), canaries)
+    trip = ("canary",) if tripped else ()
+    trip_reason = (CANARY_REASON,) if tripped else ()
+    problem = _malformed(call)
+    if problem:
+        return Decision(
+            Outcome.DENY,
+            (f"malformed call: {problem}", *trip_reason),
+            call,
+            behaviours=trip,
+            alerts=trip,
+            policy_version=version,
+        )
     spec = policy.tools.get(call.tool)
     suspect = bool(context.triggers)
     tier = "suspect" if suspect else "normal"
@@ -160,10 +173,15 @@ def _decide(
     if spec is None:
         return Decision(
             Outcome.DENY,
-            (f"tool {call.tool!r} is not in the policy's tool catalogue (deny by default)",),
+            (
+                f"tool {call.tool!r} is not in the policy's tool catalogue (deny by default)",
+                *trip_reason,
+            ),
             call,
             ceiling=ceiling,
             tier=tier,
+            behaviours=trip,
+            alerts=trip,
             policy_version=version,
         )
     reasons: list[str] = []
@@ -251,14 +269,13 @@ def _decide(
         reasons.append(f"credential material in the arguments ({', '.join(secret_tags)})")
 
     behaviours = sorted({f"tool:{call.tool}"} | egress_tags | set(secret_tags))
-    proven = set(context.model.proven_behaviours)
+    proven = {_same_egress(t) for t in context.model.proven_behaviours}
     for tag in behaviours:
-        if tag in proven:
+        if _same_egress(tag) in proven:
             reasons.append(f"a probe proved this model's trigger-driven behaviour {tag!r}")
 
-    canaries = tuple(dict.fromkeys(context.canaries + policy.all_canaries()))
-    if canaries and _uses_canary([s for _, s in strings] + [call.tool], canaries):
-        reasons.append("a canary credential is used in the arguments (honeytoken tripwire)")
+    if tripped:
+        reasons.append(CANARY_REASON)
         alerts.append("canary")
         behaviours.append("canary")
 
@@ -287,6 +304,32 @@ def _decide(
         policy_version=version,
         destinations=hosts,
     )
+
+
+CANARY_REASON = "a canary credential is used in the call (honeytoken tripwire)"
+
+
+def _same_egress(tag: str) -> str:
+    """``egress:mailto:x.com`` and ``egress:x.com`` name the same destination."""
+    return "egress:" + tag[len("egress:mailto:") :] if tag.startswith("egress:mailto:") else tag
+
+
+def _call_strings(call: ProposedCall) -> list[str]:
+    """The strings of a call (tool, arguments, raw argument text), at most
+    :data:`MAX_ARGUMENT_CHARS` characters in all (a larger call is denied as malformed)."""
+    out = [call.tool[:256]] if isinstance(call.tool, str) else []
+    budget = MAX_ARGUMENT_CHARS
+    if isinstance(call.raw_arguments, str):
+        out.append(call.raw_arguments[:budget])
+        budget -= len(out[-1])
+    if isinstance(call.arguments, dict):
+        with suppress(ValueError):  # too deep: denied as malformed anyway
+            for _, s in _strings(call.arguments):
+                if budget <= 0:
+                    break
+                out.append(s[:budget])
+                budget -= len(out[-1])
+    return out
 
 
 def _malformed(call: ProposedCall) -> str | None:
