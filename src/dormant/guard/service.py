@@ -54,6 +54,10 @@ class Guard:
         effect within this time.
     triggers_ttl:
         Seconds between re-reads of the registry's known triggers.
+    trigger_min_severity:
+        Only recorded triggers at or above this severity drop a request to the suspect tier
+        (a low-severity candidate is weak evidence, and a common word flagged by one scan
+        would otherwise restrict every request that uses it).
     """
 
     def __init__(
@@ -65,12 +69,14 @@ class Guard:
         triggers: TriggerIndex | None = None,
         provenance_ttl: float = 5.0,
         triggers_ttl: float = 60.0,
+        trigger_min_severity: str | None = "medium",
     ) -> None:
         self.policy = policy
         self.audit = audit
         self.registry = registry
         self.provenance_ttl = provenance_ttl
         self.triggers_ttl = triggers_ttl
+        self.trigger_min_severity = trigger_min_severity
         self.trigger_error: str | None = None
         self._models: dict[str, tuple[float, ModelInfo]] = {}
         self._own_triggers = triggers is None
@@ -87,7 +93,9 @@ class Guard:
         if self.registry is None:
             return
         try:
-            self.triggers = TriggerIndex.from_registry(self.registry)
+            self.triggers = TriggerIndex.from_registry(
+                self.registry, min_severity=self.trigger_min_severity
+            )
             self.trigger_error = None
         except Exception as exc:  # the guard still runs, strictly, without new ones
             self.trigger_error = f"{type(exc).__name__}: {str(exc)[:200]}"
