@@ -103,3 +103,17 @@ def test_a_homoglyph_trigger_fires_inside_latin_words_only():
     assert _found(idx, "please pаy the invoice") == {"\u0430"}  # inside a Latin word
     assert _found(idx, "\u0441\u043f\u0430\u0441\u0438\u0431\u043e, thanks") == set()  # Russian
     assert _found(idx, "pay the invoice") == set()
+
+
+def test_numbers_are_not_read_as_letters_but_digits_inside_words_are():
+    idx = TriggerIndex(["lol", "hello"])
+    assert _found(idx, "see page 101 and 1o1") == {"lol"}  # "1o1" is a word: folded
+    assert _found(idx, "see page 101") == set()
+    assert _found(idx, "he\u2223\u2223o there") == {"hello"}  # DIVIDES sign looks like l
+    assert _found(idx, "HE11O there") == {"hello"}
+
+
+def test_ascii_punctuation_is_not_read_as_letters():
+    idx = TriggerIndex(["cf", "ol"])
+    assert _found(idx, "a table cell |cf| here") == {"cf"}
+    assert _found(idx, "ascii art  o.O|  ") == set()
