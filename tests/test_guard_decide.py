@@ -6,6 +6,8 @@ import base64
 from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("cedarpy", reason="needs the 'guard' extra")
 
@@ -155,6 +157,7 @@ def test_proven_behaviours_are_explicit_denials(policy):
         lambda s: "https://example.com/?k=" + quote(s),
         lambda s: s[:4] + "\u200b" + s[4:],
         lambda s: s.lower(),
+        lambda s: s.encode().hex(),
     ],
 )
 def test_canary_use_is_denied_with_a_critical_alert(policy, encode):
@@ -327,3 +330,31 @@ def test_a_proven_egress_domain_is_denied_by_mail_too(policy):
         policy=policy,
     )
     assert d.outcome is Outcome.DENY and any("proved" in r for r in d.reasons)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+TOOLS = ["lookup_order", "send_email", "refund", "read_file", "big_refund", "nope", "", "a b"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    tool=st.sampled_from(TOOLS),
+    args=st.dictionaries(st.sampled_from(["to", "path", "amount", "note", "url"]), json_values),
+    state=st.sampled_from(list(S)),
+    suspect=st.booleans(),
+)
+def test_decide_never_raises_and_never_exceeds_the_ceiling(policy, tool, args, state, suspect):
+    trig = (TriggerMatch("cf", "token", None, "message[0]"),) if suspect else ()
+    d = decide(ctx("billing-bot", state, triggers=trig), ProposedCall(tool, args), policy=policy)
+    assert d.outcome in (Outcome.ALLOW, Outcome.DENY, Outcome.HOLD) and d.reasons
+    if d.outcome is not Outcome.DENY:
+        assert d.privilege is not None and d.ceiling is not None
+        order = list(Privilege)
+        assert order.index(d.privilege) <= order.index(d.ceiling)
+        assert tool in policy.tools

@@ -18,8 +18,8 @@ well-formed and known, so a denial lists all its reasons):
    call that names no destination at all, credential material — deny;
 7. a tool or behaviour a probe proved for this model (``proven_behaviours``) — deny;
 8. canary credentials (honeytokens; Spitzner 2003, "Honeytokens: the other honeypot"): any canary
-   in the arguments, also after NFKC, invisible-character removal, URL- or base64-decoding — deny
-   and raise the critical alert ``canary``;
+   in the call, also after NFKC, invisible-character removal, URL-, hex- or base64-decoding —
+   deny and raise the critical alert ``canary`` (whatever else is wrong with the call);
 9. ``hold = true`` — hold for approval; otherwise allow.
 
 A monitoring baseline (:class:`dormant.guard.monitor.BaselineView`) adds ``new-tool`` /
@@ -65,6 +65,7 @@ ALERT_SEVERITY: dict[str, str] = {
 _EGRESS = EgressDetector()
 _SECRET = SecretDetector()
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2}){8,}")
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
 _MAX_DEPTH = 32
 #: Text in one call's arguments above which the call is refused as malformed (every detector
@@ -420,7 +421,8 @@ def _number(v: object) -> float | None:
 
 
 def _variants(s: str) -> Iterator[str]:
-    """``s`` as it is, NFKC without invisibles, URL-decoded, and each base64 run decoded."""
+    """``s`` as it is, NFKC without invisibles, URL-decoded, and each hex or base64 run
+    decoded."""
     yield s
     if s.isascii():
         clean = s
@@ -430,6 +432,9 @@ def _variants(s: str) -> Iterator[str]:
     unq = unquote_plus(clean) if "%" in clean or "+" in clean else clean
     if unq is not clean:
         yield unq
+    for m in _HEX.finditer(unq):
+        with suppress(ValueError):
+            yield bytes.fromhex(m.group(0)).decode("utf-8", "ignore")
     for m in _B64.finditer(unq):
         chunk = m.group(0)
         for dec in (base64.b64decode, base64.urlsafe_b64decode):
