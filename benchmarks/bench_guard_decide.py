@@ -20,7 +20,8 @@ Run (needs ``dormant[guard,provenance]``)::
    of the same file's directory, same pragmas (what the chain costs on top of durability).
    With ``--postgres``, the same on a PostgreSQL server started for the run in a temporary
    directory (Debian's ``postgresql`` binaries; as the ``postgres`` user under root), with
-   ``fsync=on``: chained appends vs plain ``INSERT`` + commit through psycopg.
+   ``fsync=on``: chained appends vs plain ``INSERT`` + commit through psycopg. Both also with
+   32 threads appending through :class:`dormant.guard.commit.GroupCommit` (shared commits).
 """
 
 from __future__ import annotations
@@ -244,6 +245,7 @@ def bench_audit(tmp: Path, n: int) -> dict:
         for _ in range(n):
             log.append(entry)
         chained = n / (time.perf_counter() - t0)
+        grouped = _grouped(log, entry, n)
         t0 = time.perf_counter()
         ok = log.verify().ok
         verify_s = time.perf_counter() - t0
@@ -262,10 +264,25 @@ def bench_audit(tmp: Path, n: int) -> dict:
     return {
         "appends": n,
         "chained_appends_per_s": chained,
+        "group_commit_32_threads_per_s": grouped,
         "plain_insert_per_s": plain,
         "verify_s": verify_s,
         "verified": ok,
     }
+
+
+def _grouped(log, entry, n: int, threads: int = 32) -> float:
+    """Appends/s when ``threads`` callers share commits (dormant.guard.commit.GroupCommit)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dormant.guard.commit import GroupCommit
+
+    gc = GroupCommit(log)
+    m = n * 4
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as ex:
+        list(ex.map(lambda _: gc.append(entry), range(m)))
+    return m / (time.perf_counter() - t0)
 
 
 @contextlib.contextmanager
@@ -327,6 +344,7 @@ def bench_audit_postgres(n: int) -> dict:
             for _ in range(n):
                 log.append(entry)
             chained = n / (time.perf_counter() - t0)
+            grouped = _grouped(log, entry, n)
             ok = log.verify().ok
         body = json.dumps(entry.to_dict())
         with psycopg.connect(url) as con:
@@ -337,7 +355,8 @@ def bench_audit_postgres(n: int) -> dict:
                 con.execute("INSERT INTO plain (data) VALUES (%s)", (body,))
                 con.commit()
             plain = n / (time.perf_counter() - t0)
-    return {"appends": n, "chained_appends_per_s": chained, "plain_insert_per_s": plain,
+    return {"appends": n, "chained_appends_per_s": chained,
+            "group_commit_32_threads_per_s": grouped, "plain_insert_per_s": plain,
             "verified": ok}  # fmt: skip
 
 

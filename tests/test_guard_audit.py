@@ -324,7 +324,7 @@ def test_the_guard_service_audits_before_release_and_fails_closed(tmp_path, poli
         # the audit database goes away: nothing is released unlogged
         log.close()
         broken = AuditLog.open(tmp_path / "audit.sqlite3")
-        guard.audit = broken
+        guard.audit = guard.commit.log = broken
         (tmp_path / "audit.sqlite3").unlink()
         (tmp_path / "audit.sqlite3").mkdir()  # now a directory: every write fails
         broken.store.engine.dispose()
@@ -470,3 +470,32 @@ def test_any_json_call_round_trips_and_verifies(tmp_path_factory, args, model):
         assert res.ok, res
         got = log.entries()[0]
     assert got.compute_hash() == got.hash
+
+
+def test_group_commit_shares_commits_between_threads(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dormant.guard.commit import GroupCommit
+
+    with AuditLog.open(tmp_path / "audit.sqlite3") as log:
+        gc = GroupCommit(log, max_batch=16)
+        entry = AuditEntry(kind="decision", outcome="allow", identity="t")
+        with ThreadPoolExecutor(12) as ex:
+            seqs = list(ex.map(lambda _: gc.append(entry), range(120)))
+        assert sorted(seqs) == list(range(1, 121)) and gc.entries == 120
+        assert log.verify().ok
+        assert gc.append(entry) == 121  # a lone caller commits at once
+        with pytest.raises(ConfigError, match="kind"):
+            gc.append(AuditEntry(kind="nonsense", outcome="allow"))
+        assert log.verify().ok and log.verify().entries == 121
+        with pytest.raises(ConfigError, match="max_batch"):
+            GroupCommit(log, max_batch=0)
+
+
+def test_append_many_is_all_or_nothing(tmp_path):
+    with AuditLog.open(tmp_path / "audit.sqlite3") as log:
+        ok = AuditEntry(kind="decision", outcome="allow")
+        assert log.append_many([ok, ok]) == [1, 2]
+        with pytest.raises(ConfigError):
+            log.append_many([ok, AuditEntry(kind="bad", outcome="allow")])
+        assert log.verify().entries == 2 and log.append(ok) == 3 and log.append_many([]) == []

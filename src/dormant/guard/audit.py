@@ -174,6 +174,19 @@ def canonical(obj: Any) -> str:
 _COLUMNS = ("kind", "outcome", "identity", "model", "digest", "provenance", "policy_version")
 
 
+def check_entry(entry: object) -> None:
+    """Raise :class:`ConfigError` unless ``entry`` is an :class:`AuditEntry` that can be
+    chained (a known kind, JSON-serialisable content)."""
+    if not isinstance(entry, AuditEntry):
+        raise ConfigError(f"append needs an AuditEntry. Got {type(entry).__name__} instead.")
+    if entry.kind not in KINDS:
+        raise ConfigError(f"An audit entry's kind must be one of {KINDS}. Got {entry.kind!r}.")
+    try:
+        canonical(entry.payload())
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"An audit entry's content cannot be serialised: {exc}") from None
+
+
 def _bad(c: str) -> bool:
     return c == "\0" or 0xD800 <= ord(c) <= 0xDFFF
 
@@ -266,31 +279,42 @@ class AuditLog:
         decision to the caller only then. ``conn`` joins an open write transaction of the same
         store (used by approvals to record a decision and its audit entry together).
         """
-        if not isinstance(entry, AuditEntry):
-            raise ConfigError(f"append needs an AuditEntry. Got {type(entry).__name__} instead.")
-        if entry.kind not in KINDS:
-            raise ConfigError(f"An audit entry's kind must be one of {KINDS}. Got {entry.kind!r}.")
         if conn is not None:
-            return self._append(conn, entry)
+            return self._append(conn, [entry])[0]
         with self._store.tx() as c:
-            return self._append(c, entry)
+            return self._append(c, [entry])[0]
 
-    def _append(self, conn: Any, entry: AuditEntry) -> int:
+    def append_many(self, entries: list[AuditEntry]) -> list[int]:
+        """Chain and commit several entries in one transaction (one sync to disk); their
+        sequence numbers, in order. All are committed or none is."""
+        if not entries:
+            return []
+        with self._store.tx() as c:
+            return self._append(c, entries)
+
+    def _append(self, conn: Any, entries: list[AuditEntry]) -> list[int]:
         from sqlalchemy import select
 
+        for entry in entries:
+            check_entry(entry)
         head = conn.execute(select(audit_head).where(audit_head.c.id == 1)).first()
-        seq = (head.seq if head else 0) + 1
+        seq = head.seq if head else 0
         prev = head.hash if head else GENESIS
-        e = replace(_storable(entry), seq=seq, prev_hash=prev, at=entry.at or _now())
-        e = replace(e, hash=e.compute_hash())
-        conn.execute(audit.insert().values(**_row(e)))
+        rows = []
+        seqs = []
+        for entry in entries:
+            seq += 1
+            e = replace(_storable(entry), seq=seq, prev_hash=prev, at=entry.at or _now())
+            e = replace(e, hash=e.compute_hash())
+            rows.append(_row(e))
+            seqs.append(seq)
+            prev = e.hash
+        conn.execute(audit.insert(), rows)
         if head:
-            conn.execute(
-                audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=e.hash)
-            )
+            conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=prev))
         else:
-            conn.execute(audit_head.insert().values(id=1, seq=seq, hash=e.hash))
-        return seq
+            conn.execute(audit_head.insert().values(id=1, seq=seq, hash=prev))
+        return seqs
 
     def entries(
         self,

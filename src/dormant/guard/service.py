@@ -17,6 +17,7 @@ from typing import Any
 
 from .approvals import Approvals
 from .audit import AuditEntry, AuditLog
+from .commit import GroupCommit
 from .decide import decide, screen_response
 from .match import TriggerIndex
 from .monitor import Baseline
@@ -84,6 +85,8 @@ class Guard:
         self.triggers = triggers if triggers is not None else TriggerIndex()
         if self._own_triggers:
             self.refresh_triggers()
+        #: Decisions from concurrent threads share durable commits (see :mod:`.commit`).
+        self.commit = GroupCommit(audit)
         self.baseline = Baseline(audit.store, learning_decisions=policy.learning_decisions)
         self.approvals = Approvals(audit)
 
@@ -152,7 +155,7 @@ class Guard:
             view = None  # monitoring is advisory: its failure never blocks a decision
         decision = decide(context, call, policy=self.policy, baseline=view)
         try:
-            seq = self.audit.append(AuditEntry.for_decision(context, decision))
+            seq = self.commit.append(AuditEntry.for_decision(context, decision))
         except Exception as exc:
             return replace(
                 decision,
@@ -188,7 +191,7 @@ class Guard:
         """Screen a response and audit the outcome before it is released (fails closed)."""
         decision = screen_response(context, text, policy=self.policy)
         try:
-            self.audit.append(AuditEntry.for_response(context, decision))
+            self.commit.append(AuditEntry.for_response(context, decision))
         except Exception as exc:
             return ResponseDecision(
                 Outcome.DENY,
