@@ -499,3 +499,20 @@ def test_append_many_is_all_or_nothing(tmp_path):
         with pytest.raises(ConfigError):
             log.append_many([ok, AuditEntry(kind="bad", outcome="allow")])
         assert log.verify().entries == 2 and log.append(ok) == 3 and log.append_many([]) == []
+
+
+def test_baseline_buffers_observations_and_flushes_them(tmp_path):
+    with AuditLog.open(tmp_path / "audit.sqlite3") as log:
+        a = Baseline(log.store, learning_decisions=1, flush_every=1000, flush_seconds=3600)
+        a.observe(MODEL, "bot", "lookup_order", ("api.example.com",))
+        assert a.view(MODEL, "bot").decisions == 1  # buffered, still in this process's view
+        other = Baseline(log.store, learning_decisions=1, cache_seconds=0)
+        assert other.view(MODEL, "bot").decisions == 0  # not written yet
+        a.flush()
+        v = other.view(MODEL, "bot")
+        assert v.decisions == 1 and v.tools == {"lookup_order"}
+        assert v.destinations == {"api.example.com"}
+        a.observe(MODEL, "bot", "lookup_order")
+        a.flush()
+        assert other.view(MODEL, "bot").decisions == 2
+        assert a.view(MODEL, "bot").decisions == 2

@@ -90,6 +90,11 @@ class Guard:
         self.baseline = Baseline(audit.store, learning_decisions=policy.learning_decisions)
         self.approvals = Approvals(audit)
 
+    def close(self) -> None:
+        """Write what the monitoring baseline still buffers (call at shutdown)."""
+        with suppress(Exception):
+            self.baseline.flush()
+
     def refresh_triggers(self) -> None:
         """Re-read the registry's known triggers (keeps the old index when that fails)."""
         self._triggers_at = time.monotonic()
