@@ -22,6 +22,8 @@ Run (needs ``dormant[guard,provenance]``)::
    directory (Debian's ``postgresql`` binaries; as the ``postgres`` user under root), with
    ``fsync=on``: chained appends vs plain ``INSERT`` + commit through psycopg. Both also with
    32 threads appending through :class:`dormant.guard.commit.GroupCommit` (shared commits).
+4. ``Guard.check_call`` end to end (decide, the durable chained audit entry through group
+   commit, the monitoring baseline) by 1 and by 32 threads, SQLite.
 """
 
 from __future__ import annotations
@@ -190,6 +192,32 @@ def bench_decide(policy_path: Path, seconds: float) -> dict:
         "tools": len(policy.tools),
         "identities": len(policy.identities),
     }
+
+
+def bench_guard(policy_path: Path, tmp: Path, n: int, threads: int = 32) -> dict:
+    """``Guard.check_call`` end to end — decide, durable chained audit (group commit),
+    baseline — from ``threads`` threads, as an ASGI server's thread pool would call it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dormant.guard import AuditLog, Guard, GuardPolicy
+
+    policy = GuardPolicy.load(policy_path)
+    with AuditLog.open(tmp / "guard.sqlite3") as log:
+        guard = Guard(policy, audit=log)
+        mix = [(guard.context(ident, "bench-model"), call) for ident, call, _ in calls_mix()]
+        for ctx, call in mix:
+            guard.check_call(ctx, call)
+        out = {}
+        for k in (1, threads):
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(k) as ex:
+                list(ex.map(lambda i: guard.check_call(*mix[i % len(mix)]), range(n)))
+            out[f"threads_{k}_per_s"] = n / (time.perf_counter() - t0)
+        guard.close()
+        out["verified"] = log.verify().ok
+        out["commits"] = guard.commit.commits
+        out["entries"] = guard.commit.entries
+    return out
 
 
 def bench_match(seconds: float, seed: int = 0) -> dict:
@@ -382,6 +410,7 @@ def main() -> int:
             "match": bench_match(args.seconds),
             "audit": bench_audit(tmp, args.appends),
         }
+        res["guard_check_call"] = bench_guard(tmp / "bench.toml", tmp, args.appends * 2)
         if args.postgres:
             res["audit_postgres"] = bench_audit_postgres(args.appends)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
