@@ -358,3 +358,10 @@ def test_decide_never_raises_and_never_exceeds_the_ceiling(policy, tool, args, s
         order = list(Privilege)
         assert order.index(d.privilege) <= order.index(d.ceiling)
         assert tool in policy.tools
+
+
+def test_an_identity_not_in_the_policy_is_denied(policy):
+    d = decide(ctx("intruder"), call("lookup_order", order_id="1"), policy=policy)
+    assert d.outcome is Outcome.DENY and "identity 'intruder' is not in the policy" in d.reasons[0]
+    d = decide(ctx("intruder"), call("lookup_order", key=CANARY), policy=policy)
+    assert d.alerts == ("canary",)

@@ -6,7 +6,7 @@ gateway are thin shells around it. The checks, in order (every check runs once t
 well-formed and known, so a denial lists all its reasons):
 
 1. a malformed call (no tool name, arguments that were not a JSON object) — deny;
-2. a tool not in the policy's catalogue — deny (never guessed);
+2. an identity or a tool not in the policy — deny (never guessed);
 3. the tool's privilege class against the ceiling: the provenance ceiling of the model's state,
    lowered to the suspect tier's ceiling when a known trigger is in the request — deny;
 4. Cedar: ``Agent::identity`` ``call_tool`` ``Tool::name`` with the context of
@@ -155,6 +155,15 @@ def _decide(
         return Decision(
             Outcome.DENY,
             (f"malformed call: {problem}", *trip_reason),
+            call,
+            behaviours=trip,
+            alerts=trip,
+            policy_version=version,
+        )
+    if context.identity not in policy.identities:
+        return Decision(
+            Outcome.DENY,
+            (f"identity {context.identity!r} is not in the policy (deny by default)", *trip_reason),
             call,
             behaviours=trip,
             alerts=trip,
