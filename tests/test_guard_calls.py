@@ -62,3 +62,12 @@ def test_request_texts_and_system_prompt():
     ]
     assert system_prompt(messages) == "You are the support bot."
     assert system_prompt([{"role": "user", "content": "x"}]) is None
+
+
+def test_the_guard_package_exports_what_it_lists():
+    import dormant.guard as guard
+
+    for name in guard.__all__:
+        assert getattr(guard, name) is not None, name
+    with pytest.raises(AttributeError):
+        guard.no_such_thing  # noqa: B018

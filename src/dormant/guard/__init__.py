@@ -34,6 +34,7 @@ _LAZY = {
     "AuditEntry": "audit",
     "Baseline": "monitor",
     "Guard": "service",
+    "GroupCommit": "commit",
     "BaselineView": "monitor",
     "Approvals": "approvals",
 }
@@ -56,6 +57,7 @@ __all__ = [
     "BaselineView",
     "Decision",
     "DecisionContext",
+    "GroupCommit",
     "Guard",
     "GuardPolicy",
     "ModelInfo",
