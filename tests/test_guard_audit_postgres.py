@@ -56,3 +56,24 @@ def test_postgres_concurrent_appends_keep_the_chain(pg_url):  # noqa: F811
     with AuditLog.open(url) as log:
         res = log.verify()
     assert res.ok and res.entries == 50, res
+
+
+def test_postgres_guard_service_from_threads(pg_url, tmp_path):  # noqa: F811
+    from concurrent.futures import ThreadPoolExecutor
+
+    from _guard_policy import MODEL, write_policy
+
+    from dormant.guard import Guard, GuardPolicy, ProposedCall
+
+    url = _create_database(pg_url, "guard_service")
+    policy = GuardPolicy.load(write_policy(tmp_path))
+    with AuditLog.open(url) as log:
+        guard = Guard(policy, audit=log)
+        ctx = guard.context("support-bot", MODEL, [("message[0]", "where is order 7?")])
+        call = ProposedCall("lookup_order", {"id": "7"})
+        with ThreadPoolExecutor(8) as ex:
+            decisions = list(ex.map(lambda _: guard.check_call(ctx, call), range(40)))
+        guard.close()
+        assert all(d.allowed for d in decisions)  # unknown provenance still allows read
+        assert sorted(d.audit_seq for d in decisions) == list(range(1, 41))
+        assert log.verify().ok and guard.baseline.view(MODEL, "support-bot").decisions == 40
