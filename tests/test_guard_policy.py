@@ -167,3 +167,16 @@ def test_cli_decide_dry_run(tmp_path, run_cli):
     assert r.code == EXIT_OK  # no known triggers without a registry
     r = run_cli(*base, "--tool", "lookup_order", "--args", "[1")
     assert r.code == EXIT_USAGE and "--args must be a JSON object" in r.err
+
+
+def test_a_key_being_rotated_has_two_hashes(tmp_path):
+    import hashlib
+
+    new = "dg-rotated-key-0003"
+    old_line = next(x for x in TOML.splitlines() if x.startswith("key_sha256"))
+    old_hash = old_line.split("=", 1)[1].strip()
+    both = f'key_sha256 = [{old_hash}, "{hashlib.sha256(new.encode()).hexdigest()}"]'
+    pol = GuardPolicy.load(write_policy(tmp_path, toml=TOML.replace(old_line, both, 1)))
+    assert pol.identity_for_key(SUPPORT_KEY) == pol.identity_for_key(new) == "support-bot"
+    with pytest.raises(ConfigError, match="list of them"):
+        GuardPolicy.load(write_policy(tmp_path, toml=TOML.replace(old_line, "key_sha256 = []", 1)))

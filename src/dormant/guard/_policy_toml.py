@@ -128,20 +128,29 @@ def parse_toml(data: dict[str, Any], text: str, path: Path) -> dict[str, Any]:
         for k in spec:
             if k not in _IDENTITY_KEYS:
                 raise _err(path, text, tbl, k, f"unknown key; expected {sorted(_IDENTITY_KEYS)}")
-        key = spec.get("key_sha256")
-        if key is not None and (not isinstance(key, str) or not _SHA256_HEX.match(key)):
+        raw = spec.get("key_sha256")
+        keys = tuple(raw) if isinstance(raw, list) else (() if raw is None else (raw,))
+        if (isinstance(raw, list) and not raw) or not all(
+            isinstance(k, str) and _SHA256_HEX.match(k) for k in keys
+        ):
             raise _err(
                 path,
                 text,
                 tbl,
                 "key_sha256",
-                "expected 64 lower-case hex digits "
+                "expected 64 lower-case hex digits, or a list of them while a key is rotated "
                 "(the SHA-256 of the API key; 'dormant guard key new' prints one)",
             )
         canaries = _strs(spec.get("canaries", []), path, text, tbl, "canaries")
         if any(len(c) < 8 for c in canaries):
             raise _err(path, text, tbl, "canaries", "a canary must be at least 8 characters")
-        identities[name] = Identity(name, key, canaries, str(spec.get("description", "")))
+        identities[name] = Identity(
+            name,
+            keys[0] if keys else None,
+            canaries,
+            str(spec.get("description", "")),
+            key_hashes=keys,
+        )
     out["identities"] = identities
 
     tools: dict[str, ToolSpec] = {}

@@ -144,6 +144,9 @@ class Identity:
     key_sha256: str | None = None
     canaries: tuple[str, ...] = ()
     description: str = ""
+    #: Every accepted key hash (more than one while a key is rotated); the first is
+    #: ``key_sha256``.
+    key_hashes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -260,8 +263,9 @@ class GuardPolicy:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
         found = None
         for ident in self.identities.values():
-            if ident.key_sha256 and hmac.compare_digest(digest, ident.key_sha256):
-                found = ident.name
+            for h in ident.key_hashes or ((ident.key_sha256,) if ident.key_sha256 else ()):
+                if hmac.compare_digest(digest, h):
+                    found = ident.name
         return found
 
     def canaries_for(self, identity: str) -> tuple[str, ...]:
