@@ -180,3 +180,8 @@ def test_a_key_being_rotated_has_two_hashes(tmp_path):
     assert pol.identity_for_key(SUPPORT_KEY) == pol.identity_for_key(new) == "support-bot"
     with pytest.raises(ConfigError, match="list of them"):
         GuardPolicy.load(write_policy(tmp_path, toml=TOML.replace(old_line, "key_sha256 = []", 1)))
+
+
+def test_files_saved_with_a_byte_order_mark_load(tmp_path):
+    path = write_policy(tmp_path, toml="\ufeff" + TOML, cedar="\ufeff" + CEDAR)
+    assert GuardPolicy.load(path).tool_privilege("lookup_order") is Privilege.READ

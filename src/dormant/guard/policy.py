@@ -202,7 +202,7 @@ class GuardPolicy:
             raise InputNotFoundError(f"Guard policy file {str(p)!r} does not exist.")
         raw = p.read_bytes()
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8").removeprefix("\ufeff")  # a BOM from Windows editors
             data = tomllib.loads(text)
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{p}: not UTF-8 text ({exc.reason}).") from None
@@ -220,7 +220,7 @@ class GuardPolicy:
             )
         cedar_raw = cedar_path.read_bytes()
         try:
-            cedar_text = cedar_raw.decode("utf-8")
+            cedar_text = cedar_raw.decode("utf-8").removeprefix("\ufeff")
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{cedar_path}: not UTF-8 text ({exc.reason}).") from None
         from ._policy_toml import parse_toml  # it imports this module's records
