@@ -207,7 +207,9 @@ class GuardPolicy:
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{p}: not UTF-8 text ({exc.reason}).") from None
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+            m = re.search(r"line (\d+)", str(exc))
+            where = f"{p}:{m.group(1)}" if m else str(p)
+            raise ConfigError(f"{where}: invalid TOML: {exc}") from None
         guard = data.get("guard", {})
         cedar_path = Path(cedar) if cedar is not None else None
         if cedar_path is None:
