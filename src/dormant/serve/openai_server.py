@@ -5,15 +5,17 @@ It speaks the subset of the OpenAI Chat Completions API (``POST /v1/chat/complet
 ``{"error": {"message", "type", "param", "code"}}`` error shape of the OpenAI API reference)
 that probes, agent frameworks and :class:`~dormant.adapters.openai_http.OpenAIChat` use, so a
 local model (:mod:`dormant.adapters.causal_lm`) can be probed, or put behind an agent, the way
-a hosted one is. Built on the standard library's :class:`http.server.ThreadingHTTPServer`; no
-new dependency.
+a hosted one is. Built on FastAPI over uvicorn (the ASGI stack of the runtime guard); with
+``"stream": true`` the answer comes as server-sent events in the ``chat.completion.chunk``
+shape, ending ``data: [DONE]``.
 
 Dynamic batching: requests that share the generation settings (tools, ``max_tokens``,
 ``temperature``, ``seed``) and arrive within ``batch_window_ms`` of the first one are answered
 by one :meth:`~dormant.subjects.agent.ChatModel.chat_batch` call of up to ``max_batch``
 conversations, the request-level batching of serving systems such as NVIDIA Triton's dynamic
 batcher and Clipper (Crankshaw et al., NSDI 2017). One worker thread makes every model call,
-because torch models are not thread-safe; the HTTP threads only parse, validate and wait.
+because torch models are not thread-safe; the event loop only parses, validates and awaits the
+job's future, so requests keep arriving while the model works.
 
 Every failure is answered in OpenAI's error shape and never with a Python traceback: 400 for
 a malformed request (the message names the field), 401 for a missing or wrong bearer key
@@ -24,6 +26,7 @@ fails (the server keeps running) and 503 while it shuts down.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import queue
@@ -33,16 +36,17 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TextIO
 
-from ..errors import ConfigError, DataFormatError, DormantError, InputError
+from ..errors import ConfigError, DataFormatError, DormantError, InputError, require
 from ..subjects.agent import ChatMessage, ChatModel, ChatResponse, ToolSpec
-from ._http import Handler, RequestError, Server
+from ._http import RequestError, build_app, json_h11_protocol
+from ._stream import sse_chunks
 
 __all__ = ["ChatServer", "serve"]
 
@@ -62,6 +66,8 @@ class _Job:
     max_tokens: int
     temperature: float
     seed: int
+    stream: bool = False
+    include_usage: bool = False
     future: Future[tuple[ChatResponse, dict[str, int]]] = field(default_factory=Future)
 
 
@@ -200,7 +206,8 @@ class ChatServer:
         self.created = int(time.time())
         self._log = log
         self._requested_port = port
-        self._httpd: Server | None = None
+        self._uvicorn: Any = None
+        self._socket: socket.socket | None = None
         self._http_thread: threading.Thread | None = None
         self._worker: threading.Thread | None = None
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -221,43 +228,66 @@ class ChatServer:
         ConfigError
             The address cannot be bound (in use, not an address of this machine).
         """
-        if self._httpd is not None:
+        if self._uvicorn is not None:
             return self.url
+        uvicorn: Any = require("uvicorn", "guard")
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        server_cls = type("Server", (Server,), {"address_family": family, "app": self})
-        handler = type("Handler", (Handler,), {"app": self})
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            httpd = server_cls((self.host, self._requested_port), handler)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self._requested_port))
+            sock.listen(128)
+            sock.set_inheritable(True)
         except (OSError, OverflowError) as exc:
+            sock.close()
             raise ConfigError(
                 f"Cannot listen on {self.host}:{self._requested_port} ({exc}); pick another "
                 "--port (0 takes any free one) or a host address of this machine."
             ) from None
-        self._httpd = httpd
+        config = uvicorn.Config(
+            build_app(self),
+            http=json_h11_protocol(self),
+            ws="none",
+            lifespan="off",
+            interface="asgi3",
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            date_header=True,
+            timeout_keep_alive=120,
+            timeout_graceful_shutdown=30,
+        )
+        server = uvicorn.Server(config)
+        self._socket = sock
+        self._uvicorn = server
         self._closing.clear()
         self._worker = threading.Thread(target=self._work, name="dormant-serve-model", daemon=True)
         self._worker.start()
         self._http_thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="dormant-serve-http"
+            target=server.run, kwargs={"sockets": [sock]}, name="dormant-serve-http", daemon=True
         )
-        self._http_thread.daemon = True
         self._http_thread.start()
+        while not server.started:  # bound already: this is the event loop starting
+            if not self._http_thread.is_alive():
+                self.shutdown()
+                raise ConfigError(
+                    f"The HTTP server on {self.host}:{self.port} stopped while starting."
+                )
+            time.sleep(0.01)
         return self.url
 
     def shutdown(self) -> None:
-        """Stop accepting requests, answer the waiting ones with 503 and join the threads."""
-        httpd = self._httpd
-        if httpd is None:
+        """Stop accepting requests, answer the waiting ones (503 for any new one), join threads."""
+        server = self._uvicorn
+        if server is None:
             return
         with self._submit_lock:  # no job is queued after the worker's stop sign
             self._closing.set()
             self._queue.put(_SHUTDOWN)
-        httpd.shutdown()
-        httpd.server_close()
+        server.should_exit = True  # stops listening; open requests are still answered
         if self._worker is not None:
             self._worker.join(timeout=60)  # it answers the jobs queued before the stop sign
-        if self._http_thread is not None:
-            self._http_thread.join(timeout=5)
         while True:  # only when the worker did not finish in time
             try:
                 job = self._queue.get_nowait()
@@ -265,9 +295,13 @@ class ChatServer:
                 break
             if isinstance(job, _Job) and not job.future.done():
                 job.future.set_exception(_shutting_down())
+        if self._http_thread is not None:
+            self._http_thread.join(timeout=40)
         with self._idle:  # let the answers being written go out
             self._idle.wait_for(lambda: self._active == 0, timeout=10)
-        self._httpd = None
+        if self._socket is not None:
+            self._socket.close()
+        self._uvicorn = None
 
     def __enter__(self) -> ChatServer:
         self.start()
@@ -284,9 +318,9 @@ class ChatServer:
     @property
     def port(self) -> int:
         """The port listened on (the real one when started with ``port=0``)."""
-        if self._httpd is None:
+        if self._socket is None or self._uvicorn is None:
             return self._requested_port
-        return int(self._httpd.server_address[1])
+        return int(self._socket.getsockname()[1])
 
     @property
     def url(self) -> str:
@@ -318,13 +352,13 @@ class ChatServer:
 
     # -- the model worker -----------------------------------------------------------------
 
-    def submit(self, job: _Job) -> tuple[ChatResponse, dict[str, int]]:
-        """Queue a job for the worker and wait for its answer (raises what the model raised)."""
+    def submit(self, job: _Job) -> Future[tuple[ChatResponse, dict[str, int]]]:
+        """Queue a job for the worker; its future holds the answer or what the model raised."""
         with self._submit_lock:
             if self._closing.is_set():
                 raise _shutting_down()
             self._queue.put(job)
-        return job.future.result()
+        return job.future
 
     def _work(self) -> None:
         """Take a job, gather jobs with the same settings for the batch window, answer them.
@@ -434,11 +468,16 @@ class ChatServer:
 
     # -- requests -------------------------------------------------------------------------
 
-    def complete(self, body: Any) -> dict[str, Any]:
-        """Answer one parsed ``/v1/chat/completions`` body (raises :class:`RequestError`)."""
+    async def complete_async(self, body: Any) -> dict[str, Any] | AsyncIterator[bytes]:
+        """Answer one parsed ``/v1/chat/completions`` body (raises :class:`RequestError`).
+
+        Returns the ``chat.completion`` object, or for ``"stream": true`` the server-sent
+        events of its ``chat.completion.chunk`` objects (made once the answer is complete, so a
+        model failure is still an HTTP error and never a half-sent stream).
+        """
         job = self._parse(body)
         try:
-            resp, usage = self.submit(job)
+            resp, usage = await asyncio.wrap_future(self.submit(job))
         except RequestError:
             raise
         except (InputError, ConfigError) as exc:  # the model refused this input
@@ -451,7 +490,10 @@ class ChatServer:
                 type="server_error",
                 code="model_error",
             ) from None
-        return self._completion(resp, usage)
+        completion = self._completion(resp, usage)
+        if not job.stream:
+            return completion
+        return sse_chunks(completion, include_usage=job.include_usage)
 
     def _parse(self, body: Any) -> _Job:
         if not isinstance(body, dict):
@@ -472,10 +514,7 @@ class ChatServer:
                     param="model",
                     code="model_not_found",
                 )
-        if body.get("stream"):
-            raise RequestError(
-                400, "streaming is not supported; send 'stream': false.", param="stream"
-            )
+        stream, include_usage = _parse_stream(body)
         n = body.get("n")
         if n is not None and (not _is_int(n) or n != 1):
             raise RequestError(
@@ -524,7 +563,16 @@ class ChatServer:
             [[t.to_openai() for t in tools], max_tokens, float(temperature), int(seed)],
             sort_keys=True,
         )
-        return _Job(key, messages, tools, max_tokens, float(temperature), int(seed))
+        return _Job(
+            key,
+            messages,
+            tools,
+            max_tokens,
+            float(temperature),
+            int(seed),
+            stream=stream,
+            include_usage=include_usage,
+        )
 
     def _parse_tools(self, body: dict[str, Any]) -> tuple[ToolSpec, ...]:
         raw_tools = body.get("tools")
@@ -632,6 +680,39 @@ def _approx_usage(job: _Job, resp: ChatResponse) -> dict[str, int]:
     )
     p, c = _approx_tokens(prompt), _approx_tokens(_answer_text(resp))
     return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+def _parse_stream(body: dict[str, Any]) -> tuple[bool, bool]:
+    """``stream`` and ``stream_options.include_usage`` of a request, checked."""
+    stream = body.get("stream")
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise RequestError(
+            400, f"'stream' must be true or false. Got {json.dumps(stream)[:80]}.", param="stream"
+        )
+    options = body.get("stream_options")
+    if options is None:
+        return stream, False
+    if not stream:
+        raise RequestError(
+            400, "'stream_options' is only allowed with 'stream': true.", param="stream_options"
+        )
+    if not isinstance(options, dict) or set(options) - {"include_usage"}:
+        raise RequestError(
+            400,
+            "'stream_options' must be an object with at most 'include_usage' (true or false). "
+            f"Got {json.dumps(options)[:80]}.",
+            param="stream_options",
+        )
+    include = options.get("include_usage", False)
+    if not isinstance(include, bool):
+        raise RequestError(
+            400,
+            f"'stream_options.include_usage' must be true or false. Got {json.dumps(include)}.",
+            param="stream_options.include_usage",
+        )
+    return stream, include
 
 
 def _shutting_down() -> RequestError:
