@@ -89,6 +89,8 @@ class DecisionContext:
     #: Honeytoken credentials placed in this identity's context.
     canaries: tuple[str, ...] = ()
     request_id: str | None = None
+    #: The request's system message(s), for the output side's leaked-system-prompt check.
+    system_prompt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,4 +132,33 @@ class Decision:
         d["outcome"] = self.outcome.value
         d["privilege"] = self.privilege.value if self.privilege else None
         d["ceiling"] = self.ceiling.value if self.ceiling else None
+        return d
+
+
+@dataclass(frozen=True)
+class ResponseDecision:
+    """The outcome for one response text (the output side).
+
+    ``allow`` releases ``text`` (which may carry redactions: secrets and canaries replaced by
+    ``[REDACTED:…]``); ``deny`` withholds the response (leaked system prompt or policy text,
+    insecure code where the policy denies it).
+    """
+
+    outcome: Outcome
+    reasons: tuple[str, ...]
+    text: str
+    behaviours: tuple[str, ...] = ()
+    alerts: tuple[str, ...] = ()
+    redactions: int = 0
+    policy_version: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is Outcome.ALLOW
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the text itself is left out: it may be what was withheld)."""
+        d = asdict(self)
+        d["outcome"] = self.outcome.value
+        del d["text"]
         return d
