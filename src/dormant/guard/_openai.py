@@ -1,0 +1,377 @@
+"""OpenAI Chat Completions shapes for the guard proxy: errors, tool calls, rewritten answers.
+
+The proxy speaks the OpenAI Chat Completions wire format (``POST /v1/chat/completions``, the
+``tools`` / ``tool_calls`` fields, and the ``text/event-stream`` chunk format of
+``stream: true`` — https://platform.openai.com/docs/api-reference/chat). This module holds the
+pure functions that read and rewrite those JSON bodies, so the ASGI side
+(:mod:`dormant.guard.proxy`) only routes, authenticates and awaits.
+
+Nothing here decides: a proposed call is turned into a :class:`~dormant.guard.types.ProposedCall`
+for :func:`dormant.guard.decide.decide`, and the decisions come back in to remove what was
+denied or held and to say so in the assistant message the client receives.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .types import Decision, Outcome, ProposedCall
+
+#: Prefix of every notice the guard writes into an assistant message.
+NOTICE_PREFIX = "[dormant guard]"
+
+
+class ProxyError(Exception):
+    """An answer the proxy gives as an OpenAI-shaped error (never leaves the proxy)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+
+    def body(self) -> dict[str, Any]:
+        """The ``{"error": {...}}`` object OpenAI clients parse."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+def bad_request(
+    message: str, *, param: str | None = None, code: str = "invalid_request"
+) -> ProxyError:
+    return ProxyError(400, message, param=param, code=code)
+
+
+def check_request(body: Any, *, max_messages: int = 10_000) -> dict[str, Any]:
+    """Check a chat-completions request body enough to guard it; returns it unchanged.
+
+    The upstream checks the rest (it owns the model's limits); the guard needs a model name to
+    resolve, messages to screen for triggers, and a boolean ``stream``.
+    """
+    if not isinstance(body, dict):
+        raise bad_request(
+            f"The request body must be a JSON object. Got {type(body).__name__}.",
+            code="invalid_body",
+        )
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise bad_request(
+            f"'model' must be a non-empty string naming the model. Got {model!r}.", param="model"
+        )
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request(
+            f"'messages' must be a non-empty list of chat messages. Got {type(messages).__name__}.",
+            param="messages",
+        )
+    if len(messages) > max_messages:
+        raise bad_request(
+            f"'messages' has {len(messages)} entries; at most {max_messages} are accepted.",
+            param="messages",
+        )
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise bad_request(
+                f"messages[{i}] must be an object with a string 'role'. Got {_short(m)}.",
+                param=f"messages[{i}]",
+            )
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise bad_request(f"'stream' must be true or false. Got {stream!r}.", param="stream")
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise bad_request(f"'tools' must be a list. Got {type(tools).__name__}.", param="tools")
+    return body
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _content_text(content: Any) -> str:
+    """The text of a message's ``content`` (a string, or a list of typed parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+            elif isinstance(part, str):
+                parts.append(part)
+        return "\n".join(parts)
+    return ""
+
+
+def input_texts(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``(where, text)`` for every text the model will read: messages and tool results.
+
+    ``where`` is ``message[i]`` for system/user/assistant text, ``tool_result[i]`` for a
+    ``role: tool`` message, ``tool_call[i.j]`` for the arguments of an earlier assistant call.
+    """
+    out: list[tuple[str, str]] = []
+    for i, m in enumerate(messages):
+        text = _content_text(m.get("content"))
+        where = f"tool_result[{i}]" if m.get("role") == "tool" else f"message[{i}]"
+        if text:
+            out.append((where, text))
+        calls = m.get("tool_calls")
+        if isinstance(calls, list):
+            for j, c in enumerate(calls):
+                fn = c.get("function") if isinstance(c, dict) else None
+                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                    out.append((f"tool_call[{i}.{j}]", fn["arguments"]))
+    return out
+
+
+@dataclass(frozen=True)
+class RawCall:
+    """One ``tool_calls[j]`` entry as the upstream sent it, with what the guard made of it."""
+
+    index: int
+    raw: Any
+    call: ProposedCall
+    #: Why the entry is malformed (no function name, arguments not a JSON object), or None.
+    malformed: str | None = None
+
+
+def proposed_call(raw: Any, index: int) -> RawCall:
+    """Read one upstream ``tool_calls`` entry into a :class:`ProposedCall`.
+
+    A malformed entry still becomes a call (so it is decided and audited): its name is what
+    could be read (``""`` if none), ``raw_arguments`` keeps the text, ``arguments`` is empty.
+    """
+    if not isinstance(raw, dict):
+        return RawCall(index, raw, ProposedCall("", {}, None, _short(raw, 2000)), "not an object")
+    call_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+    fn = raw.get("function")
+    if not isinstance(fn, dict):
+        return RawCall(
+            index, raw, ProposedCall("", {}, call_id, _short(raw, 2000)), "no 'function' object"
+        )
+    name = fn.get("name")
+    args = fn.get("arguments", "")
+    text = args if isinstance(args, str) else json.dumps(args)
+    if not isinstance(name, str) or not name:
+        return RawCall(index, raw, ProposedCall("", {}, call_id, text), "no function name")
+    if isinstance(args, dict):
+        return RawCall(index, raw, ProposedCall(name, args, call_id))
+    if not isinstance(args, str):
+        return RawCall(index, raw, ProposedCall(name, {}, call_id, text), "arguments not a string")
+    if not args.strip():
+        return RawCall(index, raw, ProposedCall(name, {}, call_id))
+    try:
+        parsed = json.loads(args)
+    except ValueError as exc:
+        return RawCall(
+            index, raw, ProposedCall(name, {}, call_id, args), f"arguments are not JSON ({exc})"
+        )
+    if not isinstance(parsed, dict):
+        return RawCall(
+            index,
+            raw,
+            ProposedCall(name, {}, call_id, args),
+            f"arguments are JSON {type(parsed).__name__}, not an object",
+        )
+    return RawCall(index, raw, ProposedCall(name, parsed, call_id))
+
+
+def notice(decision: Decision, *, approval_id: str | None = None) -> str:
+    """The sentence the client reads about a denied or held call."""
+    call = decision.call
+    who = f"`{call.tool or '<unnamed>'}`" + (f" ({call.call_id})" if call.call_id else "")
+    why = "; ".join(decision.reasons) or "no reason given"
+    if decision.outcome is Outcome.HOLD:
+        ref = f" as approval {approval_id}" if approval_id else ""
+        return f"{NOTICE_PREFIX} Tool call {who} is held for approval{ref}: {why}."
+    return f"{NOTICE_PREFIX} Tool call {who} was denied: {why}."
+
+
+def finish_reason(original: Any, *, calls_left: int) -> Any:
+    """``tool_calls`` while a call remains; ``stop`` once the guard removed them all."""
+    if calls_left:
+        return "tool_calls"
+    if original in ("tool_calls", "function_call"):
+        return "stop"
+    return original
+
+
+def join_notices(content: Any, notices: list[str]) -> Any:
+    """The assistant text with the guard's notices appended (None stays None without any)."""
+    if not notices:
+        return content
+    head = content if isinstance(content, str) and content else ""
+    return (head + "\n\n" if head else "") + "\n".join(notices)
+
+
+@dataclass
+class StreamCall:
+    """A tool call being assembled from stream deltas (``tool_calls[k]`` by ``index``)."""
+
+    index: int
+    id: str | None = None
+    type: str = "function"
+    name: str = ""
+    arguments: str = ""
+
+    def as_raw(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass
+class StreamChoice:
+    """One choice of a streamed completion: its buffered calls and its finish reason."""
+
+    index: int
+    calls: dict[int, StreamCall] = field(default_factory=dict)
+    text: list[str] = field(default_factory=list)
+    finish_reason: Any = None
+    finished: bool = False
+
+    def add(self, delta: dict[str, Any]) -> str | None:
+        """Take one delta; returns a problem with it (else None)."""
+        content = delta.get("content")
+        if isinstance(content, str):
+            self.text.append(content)
+        calls = delta.get("tool_calls")
+        if calls is None:
+            return None
+        if not isinstance(calls, list):
+            return "'delta.tool_calls' is not a list"
+        for part in calls:
+            if not isinstance(part, dict):
+                return "a 'delta.tool_calls' entry is not an object"
+            k = part.get("index", len(self.calls))
+            if not isinstance(k, int) or isinstance(k, bool):
+                return "a 'delta.tool_calls' entry has no integer 'index'"
+            sc = self.calls.setdefault(k, StreamCall(k))
+            if isinstance(part.get("id"), str):
+                sc.id = part["id"]
+            if isinstance(part.get("type"), str):
+                sc.type = part["type"]
+            fn = part.get("function")
+            if isinstance(fn, dict):
+                if isinstance(fn.get("name"), str):
+                    sc.name += fn["name"]
+                if isinstance(fn.get("arguments"), str):
+                    sc.arguments += fn["arguments"]
+        return None
+
+
+def chunk(
+    base: dict[str, Any], index: int, delta: dict[str, Any], finish: Any = None
+) -> dict[str, Any]:
+    """A ``chat.completion.chunk`` with one choice, carrying ``base``'s id/model/created."""
+    out = {
+        "id": base.get("id", "chatcmpl-guard"),
+        "object": "chat.completion.chunk",
+        "created": base.get("created", 0),
+        "model": base.get("model", ""),
+        "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
+    }
+    if base.get("system_fingerprint") is not None:
+        out["system_fingerprint"] = base["system_fingerprint"]
+    return out
+
+
+def sse(data: dict[str, Any] | str) -> bytes:
+    """One server-sent event line pair."""
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return f"data: {text}\n\n".encode()
+
+
+def too_large(size: int, limit: int) -> ProxyError:
+    return ProxyError(
+        413,
+        f"The request body is {size} bytes or more; at most {limit} bytes are accepted.",
+        code="request_too_large",
+    )
+
+
+def snippet(content: bytes, n: int = 60) -> str:
+    return content[:n].decode("utf-8", "replace")
+
+
+def message_of(obj: Any) -> str:
+    if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
+        msg = obj["error"].get("message")
+        if isinstance(msg, str):
+            return msg
+    if isinstance(obj, dict) and isinstance(obj.get("error"), str):
+        return str(obj["error"])
+    return json.dumps(obj)[:200]
+
+
+def upstream_transport_error(exc: Exception) -> ProxyError:
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return ProxyError(
+            504,
+            f"The upstream did not answer in time ({type(exc).__name__}); nothing was released.",
+            type="upstream_error",
+            code="upstream_timeout",
+        )
+    return ProxyError(
+        502,
+        f"The upstream cannot be reached ({type(exc).__name__}: {exc}); nothing was released.",
+        type="upstream_error",
+        code="upstream_unreachable",
+    )
+
+
+def upstream_status_error(status: int, content: bytes) -> ProxyError:
+    try:
+        detail = message_of(json.loads(content))
+    except ValueError:
+        detail = snippet(content, 200)
+    if status in (401, 403):
+        return ProxyError(
+            502,
+            f"The upstream refused the guard's credentials (HTTP {status}: {detail}); check "
+            "--upstream-key.",
+            type="upstream_error",
+            code="upstream_auth",
+        )
+    if 400 <= status < 500:
+        code = "model_not_found" if status == 404 else "upstream_rejected"
+        return ProxyError(status, f"The upstream refused the request: {detail}", code=code)
+    return ProxyError(
+        502,
+        f"The upstream failed (HTTP {status}: {detail}); nothing was released.",
+        type="upstream_error",
+        code="upstream_error",
+    )
+
+
+def audit_error(exc: Exception) -> ProxyError:
+    return ProxyError(
+        503,
+        f"The audit log cannot be written ({exc}); every tool call of this request was denied "
+        "and nothing was released.",
+        type="guard_error",
+        code="audit_unavailable",
+    )
