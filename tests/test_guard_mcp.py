@@ -58,6 +58,12 @@ server.tool()(send_email)
 
 
 @server.tool()
+def refund(order_id: str, amount: int) -> str:
+    """Refund an order."""
+    return f"refunded {amount} on {order_id}"
+
+
+@server.tool()
 def wipe_database(confirm: bool) -> str:
     """Delete every record."""
     return "wiped"
@@ -72,7 +78,10 @@ if __name__ == "__main__":
 
 CEDAR = """
 permit (principal == Agent::"support", action == Action::"call_tool", resource)
-when { [Tool::"lookup_order", Tool::"send_email", Tool::"wipe_database"].contains(resource) };
+when {
+  [Tool::"lookup_order", Tool::"send_email", Tool::"refund", Tool::"wipe_database"]
+    .contains(resource)
+};
 permit (
   principal == Agent::"reader", action == Action::"call_tool", resource == Tool::"lookup_order"
 );
@@ -103,6 +112,10 @@ privilege = "read"
 [tools.send_email]
 privilege = "egress"
 destinations = ["example.com", "*.example.com"]
+
+[tools.refund]
+privilege = "write"
+hold = true
 """
 
 
@@ -141,7 +154,7 @@ def _text(result: Any) -> str:
 
 def test_allowed_call_is_audited_then_forwarded(gateway: MCPGateway) -> None:
     names = {t.name for t in gateway.list_tools()}
-    assert names == {"lookup_order", "send_email", "wipe_database"}
+    assert names == {"lookup_order", "send_email", "refund", "wipe_database"}
     outcome, result = gateway.call_tool("lookup_order", {"order_id": "77"}, identity="support")
     assert outcome.forwarded and outcome.decision.outcome is Outcome.ALLOW
     assert _text(result) == "order 77: shipped" and not result.is_error
@@ -179,6 +192,18 @@ def test_denied_calls_are_not_forwarded_and_name_the_reason(
     assert entry.outcome == "deny" and entry.seq == outcome.audit_seq
 
 
+def test_a_held_call_waits_for_a_person(gateway: MCPGateway) -> None:
+    from dormant.guard.approvals import Approvals
+
+    outcome, result = gateway.call_tool(
+        "refund", {"order_id": "77", "amount": 20}, identity="support"
+    )
+    assert result is None and outcome.decision.outcome is Outcome.HOLD
+    (held,) = Approvals(gateway.audit).list()
+    assert held.call["tool"] == "refund" and held.audit_seq == outcome.audit_seq
+    assert f"hold #{held.id}" in (outcome.message or "")
+
+
 def test_email_inside_the_allow_list_is_allowed(gateway: MCPGateway) -> None:
     outcome, result = gateway.call_tool(
         "send_email", {"to": "ann@example.com", "body": "your order shipped"}, identity="support"
@@ -201,7 +226,7 @@ def test_a_changed_tool_definition_is_alerted_withheld_and_denied(
         updated = MCPGateway(upstream, policy=gateway.policy, audit=log, identity="support")
         assert updated.server_key == gateway.server_key
         listed = {t.name for t in updated.list_tools()}
-        assert listed == {"lookup_order", "wipe_database"}  # send_email withheld
+        assert listed == {"lookup_order", "refund", "wipe_database"}  # send_email withheld
         outcome, result = updated.call_tool(
             "send_email", {"to": "ann@example.com", "body": "hi"}, identity="support"
         )
@@ -249,7 +274,7 @@ def test_stdio_gateway_end_to_end(setup: dict[str, Any]) -> None:
         " ".join(setup["upstream"]),
     )
     with MCPTools(command=cmd, env=env, timeout=90) as agent:
-        assert agent.names() == {"lookup_order", "send_email", "wipe_database"}
+        assert agent.names() == {"lookup_order", "send_email", "refund", "wipe_database"}
         assert agent.call("lookup_order", {"order_id": "9"}) == "order 9: shipped"
         denied = agent.call("send_email", {"to": "x@evil.example", "body": "secrets"})
     assert denied.startswith("[tool error]") and "denied" in denied and "evil.example" in denied

@@ -39,48 +39,19 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TextIO
 
-from ..errors import ConfigError, DataFormatError, DormantError, InputError, require
-from ..subjects.agent import ChatMessage, ChatModel, ChatResponse, ToolSpec
+from ..errors import ConfigError, DormantError, InputError, require
+from ..subjects.agent import ChatModel, ChatResponse
 from ._http import RequestError, build_app, json_h11_protocol
+from ._request import Job, _is_int, _is_number, parse_request
 from ._stream import sse_chunks
 
 __all__ = ["ChatServer", "serve"]
 
-#: ``max_tokens`` when a request does not say (capped by ``max_tokens_limit``)
-DEFAULT_MAX_TOKENS = 128
 _FINISH = ("stop", "length", "tool_calls", "content_filter")
 _SHUTDOWN = object()
-
-
-@dataclass
-class _Job:
-    """One validated chat request waiting for the model worker."""
-
-    key: str
-    messages: list[ChatMessage]
-    tools: tuple[ToolSpec, ...]
-    max_tokens: int
-    temperature: float
-    seed: int
-    stream: bool = False
-    include_usage: bool = False
-    future: Future[tuple[ChatResponse, dict[str, int]]] = field(default_factory=Future)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
 
 
 def _approx_tokens(text: str) -> int:
@@ -293,7 +264,7 @@ class ChatServer:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(job, _Job) and not job.future.done():
+            if isinstance(job, Job) and not job.future.done():
                 job.future.set_exception(_shutting_down())
         if self._http_thread is not None:
             self._http_thread.join(timeout=40)
@@ -352,7 +323,7 @@ class ChatServer:
 
     # -- the model worker -----------------------------------------------------------------
 
-    def submit(self, job: _Job) -> Future[tuple[ChatResponse, dict[str, int]]]:
+    def submit(self, job: Job) -> Future[tuple[ChatResponse, dict[str, int]]]:
         """Queue a job for the worker; its future holds the answer or what the model raised."""
         with self._submit_lock:
             if self._closing.is_set():
@@ -366,7 +337,7 @@ class ChatServer:
         Jobs with other settings wait in a backlog and go first in the next rounds; after the
         stop sign the backlog is still answered.
         """
-        backlog: deque[_Job] = deque()
+        backlog: deque[Job] = deque()
         stopping = False
         while True:
             if backlog:
@@ -405,7 +376,7 @@ class ChatServer:
                     backlog.append(item)
             self._run(batch)
 
-    def _run(self, batch: Sequence[_Job]) -> None:
+    def _run(self, batch: Sequence[Job]) -> None:
         first = batch[0]
         try:
             responses = self.model.chat_batch(
@@ -446,7 +417,7 @@ class ChatServer:
             self._stats["errors"] += errors
             self._stats["largest_batch"] = max(self._stats["largest_batch"], batch)
 
-    def _usage(self, job: _Job, resp: ChatResponse) -> dict[str, int]:
+    def _usage(self, job: Job, resp: ChatResponse) -> dict[str, int]:
         """Token counts with the model's tokenizer when it has one (runs on the worker)."""
         upstream = (resp.raw or {}).get("usage")
         if (
@@ -495,134 +466,10 @@ class ChatServer:
             return completion
         return sse_chunks(completion, include_usage=job.include_usage)
 
-    def _parse(self, body: Any) -> _Job:
-        if not isinstance(body, dict):
-            raise RequestError(
-                400,
-                f"The request body must be a JSON object. Got a JSON {type(body).__name__}.",
-            )
-        model = body.get("model")
-        if model is not None:
-            if not isinstance(model, str):
-                raise RequestError(
-                    400, f"'model' must be a string. Got {json.dumps(model)[:80]}.", param="model"
-                )
-            if model != self.model_name:
-                raise RequestError(
-                    404,
-                    f"The model '{model}' does not exist; this server serves '{self.model_name}'.",
-                    param="model",
-                    code="model_not_found",
-                )
-        stream, include_usage = _parse_stream(body)
-        n = body.get("n")
-        if n is not None and (not _is_int(n) or n != 1):
-            raise RequestError(
-                400, f"'n' must be 1 (one choice per request). Got {n!r}.", param="n"
-            )
-        raw_messages = body.get("messages")
-        if not isinstance(raw_messages, list) or not raw_messages:
-            raise RequestError(
-                400,
-                "'messages' is required: a non-empty list of {'role', 'content'} objects."
-                + ("" if raw_messages is None else f" Got {json.dumps(raw_messages)[:80]}."),
-                param="messages",
-            )
-        messages: list[ChatMessage] = []
-        for i, raw in enumerate(raw_messages):
-            try:
-                messages.append(ChatMessage.from_openai(raw))
-            except DataFormatError as exc:
-                raise RequestError(400, f"messages[{i}]: {exc}", param=f"messages[{i}]") from None
-            except (TypeError, ValueError, AttributeError) as exc:  # e.g. 'tool_calls': 5
-                raise RequestError(
-                    400,
-                    f"messages[{i}] is not an OpenAI chat message ({exc}); expected "
-                    "{'role', 'content', 'tool_calls': [...]}.",
-                    param=f"messages[{i}]",
-                ) from None
-        tools = self._parse_tools(body)
-        max_tokens = self._parse_max_tokens(body)
-        temperature = body.get("temperature")
-        if temperature is None:
-            temperature = 0.0
-        if not _is_number(temperature) or not 0 <= temperature <= 2:
-            raise RequestError(
-                400,
-                f"'temperature' must be a number from 0 to 2. Got {json.dumps(temperature)}.",
-                param="temperature",
-            )
-        seed = body.get("seed")
-        if seed is None:
-            seed = 0
-        if not _is_int(seed):
-            raise RequestError(
-                400, f"'seed' must be an integer. Got {json.dumps(seed)[:80]}.", param="seed"
-            )
-        key = json.dumps(
-            [[t.to_openai() for t in tools], max_tokens, float(temperature), int(seed)],
-            sort_keys=True,
+    def _parse(self, body: Any) -> Job:
+        return parse_request(
+            body, model_name=self.model_name, max_tokens_limit=self.max_tokens_limit
         )
-        return _Job(
-            key,
-            messages,
-            tools,
-            max_tokens,
-            float(temperature),
-            int(seed),
-            stream=stream,
-            include_usage=include_usage,
-        )
-
-    def _parse_tools(self, body: dict[str, Any]) -> tuple[ToolSpec, ...]:
-        raw_tools = body.get("tools")
-        if raw_tools is None:
-            raw_tools = []
-        if not isinstance(raw_tools, list):
-            raise RequestError(
-                400,
-                "'tools' must be a list of {'type': 'function', 'function': {...}} objects. "
-                f"Got {json.dumps(raw_tools)[:80]}.",
-                param="tools",
-            )
-        tools: list[ToolSpec] = []
-        for i, raw in enumerate(raw_tools):
-            try:
-                tools.append(ToolSpec.from_openai(raw))
-            except DataFormatError as exc:
-                raise RequestError(400, f"tools[{i}]: {exc}", param=f"tools[{i}]") from None
-            except (TypeError, ValueError, AttributeError) as exc:  # e.g. 'parameters': "x"
-                raise RequestError(
-                    400,
-                    f"tools[{i}] is not an OpenAI tool definition ({exc}); expected "
-                    "{'type': 'function', 'function': {'name', 'description', 'parameters': "
-                    "{JSON Schema object}}}.",
-                    param=f"tools[{i}]",
-                ) from None
-        choice = body.get("tool_choice")
-        if choice is not None and choice not in ("auto", "none"):
-            raise RequestError(
-                400,
-                "'tool_choice' must be 'auto' or 'none' (this server cannot force a call). "
-                f"Got {json.dumps(choice)[:80]}.",
-                param="tool_choice",
-            )
-        return () if choice == "none" else tuple(tools)
-
-    def _parse_max_tokens(self, body: dict[str, Any]) -> int:
-        for name in ("max_completion_tokens", "max_tokens"):
-            value = body.get(name)
-            if value is None:
-                continue
-            if not _is_int(value) or not 1 <= value <= self.max_tokens_limit:
-                raise RequestError(
-                    400,
-                    f"'{name}' must be an integer from 1 to {self.max_tokens_limit}. "
-                    f"Got {json.dumps(value)[:80]}.",
-                    param=name,
-                )
-            return int(value)
-        return min(DEFAULT_MAX_TOKENS, self.max_tokens_limit)
 
     def _completion(self, resp: ChatResponse, usage: dict[str, int]) -> dict[str, Any]:
         calls = [c.to_openai() for c in resp.tool_calls]
@@ -673,46 +520,13 @@ def _answer_text(resp: ChatResponse) -> str:
     return resp.content + calls
 
 
-def _approx_usage(job: _Job, resp: ChatResponse) -> dict[str, int]:
+def _approx_usage(job: Job, resp: ChatResponse) -> dict[str, int]:
     prompt = json.dumps(
         [m.to_openai() for m in job.messages] + [t.to_openai() for t in job.tools],
         ensure_ascii=False,
     )
     p, c = _approx_tokens(prompt), _approx_tokens(_answer_text(resp))
     return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
-
-
-def _parse_stream(body: dict[str, Any]) -> tuple[bool, bool]:
-    """``stream`` and ``stream_options.include_usage`` of a request, checked."""
-    stream = body.get("stream")
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise RequestError(
-            400, f"'stream' must be true or false. Got {json.dumps(stream)[:80]}.", param="stream"
-        )
-    options = body.get("stream_options")
-    if options is None:
-        return stream, False
-    if not stream:
-        raise RequestError(
-            400, "'stream_options' is only allowed with 'stream': true.", param="stream_options"
-        )
-    if not isinstance(options, dict) or set(options) - {"include_usage"}:
-        raise RequestError(
-            400,
-            "'stream_options' must be an object with at most 'include_usage' (true or false). "
-            f"Got {json.dumps(options)[:80]}.",
-            param="stream_options",
-        )
-    include = options.get("include_usage", False)
-    if not isinstance(include, bool):
-        raise RequestError(
-            400,
-            f"'stream_options.include_usage' must be true or false. Got {json.dumps(include)}.",
-            param="stream_options.include_usage",
-        )
-    return stream, include
 
 
 def _shutting_down() -> RequestError:
