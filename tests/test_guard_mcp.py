@@ -369,5 +369,31 @@ def test_cli_refuses_stdio_without_identity_and_a_bad_policy(
         "guard", "mcp", "--policy", bad, "--identity", "support", "--upstream-command", "x"
     )
     assert res.code == 2 and "bad.toml" in res.err and "Traceback" not in res.err
+    res = run_cli(
+        "guard",
+        "mcp",
+        "--policy",
+        setup["policy"],
+        "--identity",
+        "nobody",
+        "--upstream-command",
+        "x",
+    )
+    assert res.code == 2 and "'nobody'" in res.err and "support" in res.err
+    res = run_cli(
+        "guard",
+        "mcp",
+        "--policy",
+        setup["policy"],
+        "--identity",
+        "support",
+        "--audit",
+        setup["audit"],
+        "--upstream-command",
+        "no-such-mcp-server-binary",
+    )
+    assert res.code == 3 and "no-such-mcp-server-binary" in res.err
+    res = run_cli("guard", "mcp-tools", "approve", "x", "--server", "y", "--audit", setup["audit"])
+    assert res.code == 2 and "No MCP tool 'x'" in res.err
     res = run_cli("guard", "mcp-tools", "list", "--audit", setup["audit"], "--json")
     assert res.code == 0 and json.loads("[" + ",".join(res.out.split()) + "]") == []

@@ -112,6 +112,11 @@ def _run(args: argparse.Namespace) -> int:
             "--identity is required with --transport stdio (one agent identity per gateway)."
         )
     policy = GuardPolicy.load(args.policy, cedar=args.cedar)
+    if args.identity is not None and args.identity not in policy.identities:
+        known = ", ".join(sorted(policy.identities)) or "none"
+        raise ConfigError(
+            f"--identity {args.identity!r} is not in the policy's [identities] (known: {known})."
+        )
     registry = None
     if args.registry:
         from ..registry import Registry
