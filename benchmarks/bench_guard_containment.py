@@ -331,24 +331,13 @@ def main() -> None:
 
 
 def _start_guard(upstream: str, policy: Path, registry: str, audit: str) -> Any:
+    """``dormant guard serve`` in process: the core's Guard behind the proxy on loopback."""
+    from dormant.guard._open import open_guard
     from dormant.guard._ops import GuardServer
-    from dormant.guard._services import CoreServices
-    from dormant.guard.approvals import Approvals
-    from dormant.guard.audit import AuditLog
-    from dormant.guard.monitor import Baseline
-    from dormant.guard.policy import GuardPolicy
     from dormant.guard.proxy import ProxySettings, create_app
-    from dormant.registry import Registry
 
-    log = AuditLog.open(audit)
-    services = CoreServices(
-        policy=GuardPolicy.load(policy),
-        audit=log,
-        registry=Registry(url=registry),
-        approvals=Approvals(log),
-        baselines=Baseline(log.store, learning_decisions=100000),
-    )
-    app = create_app(services, settings=ProxySettings(upstream, timeout=300))
+    guard = open_guard(policy, registry_url=registry, audit_url=audit)
+    app = create_app(guard, settings=ProxySettings(upstream, timeout=300))
     return GuardServer(app).start()
 
 

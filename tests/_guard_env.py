@@ -138,26 +138,18 @@ def start_guard(
     audit_timeout: float = 30.0,
     **settings: Any,
 ) -> Any:
-    """The real guard (real core) on a free loopback port, started; ``.shutdown()`` it."""
+    """The real guard (the core's ``Guard``) on a free loopback port, started; ``.shutdown()``
+    it. ``.guard`` is the core object, ``.proxy`` the proxy."""
+    from dormant.guard._open import open_guard
     from dormant.guard._ops import GuardServer
-    from dormant.guard._services import CoreServices
-    from dormant.guard.approvals import Approvals
-    from dormant.guard.audit import AuditLog
-    from dormant.guard.monitor import Baseline
-    from dormant.guard.policy import GuardPolicy
     from dormant.guard.proxy import ProxySettings, create_app
-    from dormant.registry import Registry
 
-    log = AuditLog.open(audit, timeout=audit_timeout)
-    services = CoreServices(
-        policy=GuardPolicy.load(policy),
-        audit=log,
-        registry=Registry(url=registry) if registry else None,
-        approvals=Approvals(log),
-        baselines=Baseline(log.store, learning_decisions=100000),
-    )
-    app = create_app(services, settings=ProxySettings(upstream_url, **settings))
-    return GuardServer(app).start()
+    guard = open_guard(policy, registry_url=registry, audit_url=audit, audit_timeout=audit_timeout)
+    app = create_app(guard, settings=ProxySettings(upstream_url, **settings))
+    server = GuardServer(app).start()
+    server.guard = guard  # type: ignore[attr-defined]
+    server.proxy = app.state.proxy  # type: ignore[attr-defined]
+    return server
 
 
 def user(text: str, **extra: Any) -> dict[str, Any]:

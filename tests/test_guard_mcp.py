@@ -24,6 +24,7 @@ from dormant.guard.audit import AuditLog
 from dormant.guard.mcp_gateway import MCPGateway
 from dormant.guard.mcp_pins import ToolPins, tool_digest
 from dormant.guard.policy import GuardPolicy
+from dormant.guard.service import Guard
 from dormant.guard.types import Outcome
 
 KEY = "test-agent-key-1"
@@ -142,7 +143,9 @@ def gateway(setup: dict[str, Any]) -> Iterator[MCPGateway]:
         MCPTools(command=setup["upstream"], timeout=60) as upstream,
         AuditLog.open(setup["audit"]) as log,
     ):
-        yield MCPGateway(upstream, policy=policy, audit=log, identity="support")
+        guard = Guard(policy, audit=log)
+        yield MCPGateway(upstream, guard=guard, identity="support")
+        guard.close()
 
 
 def _text(result: Any) -> str:
@@ -161,7 +164,7 @@ def test_allowed_call_is_audited_then_forwarded(gateway: MCPGateway) -> None:
     entry = gateway.audit.entries(kind="decision")[-1]
     assert entry.seq == outcome.audit_seq and entry.outcome == "allow"
     assert entry.identity == "support" and entry.call is not None
-    assert entry.call["tool"] == "lookup_order" and entry.detail["face"] == "mcp"
+    assert entry.call["tool"] == "lookup_order" and (entry.request_id or "").startswith("mcp-")
     assert gateway.audit.verify().ok
 
 
@@ -223,7 +226,7 @@ def test_a_changed_tool_definition_is_alerted_withheld_and_denied(
     log = gateway.audit
     # the server is updated and restarted; the gateway's pins are in the guard database
     with MCPTools(command=setup["upstream"], timeout=60) as upstream:
-        updated = MCPGateway(upstream, policy=gateway.policy, audit=log, identity="support")
+        updated = MCPGateway(upstream, guard=gateway.guard, identity="support")
         assert updated.server_key == gateway.server_key
         listed = {t.name for t in updated.list_tools()}
         assert listed == {"lookup_order", "refund", "wipe_database"}  # send_email withheld

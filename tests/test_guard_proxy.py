@@ -22,6 +22,7 @@ from _guard_env import (
     assemble,
     make_registry,
     sse_events,
+    start_guard,
     user,
     write_policy,
 )
@@ -29,10 +30,9 @@ from _scripted_upstream import Reply, ScriptedUpstream, tool
 
 from dormant.adapters.openai_http import OpenAIChat
 from dormant.guard._ops import GuardServer, JsonFormatter
-from dormant.guard._services import CoreServices
 from dormant.guard.approvals import Approvals
 from dormant.guard.audit import AuditEntry, AuditLog
-from dormant.guard.proxy import ProxySettings, create_app
+from dormant.guard.proxy import ProxySettings
 from dormant.subjects.agent import ChatMessage
 
 SCRIPT = {
@@ -81,13 +81,17 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def guard(upstream: Any, env: dict[str, Any]) -> Iterator[GuardServer]:
-    services = CoreServices.open(
-        str(env["policy"]), registry_url=env["registry"], audit_url=env["audit"]
+def guard(upstream: Any, env: dict[str, Any]) -> Iterator[Any]:
+    server = start_guard(
+        upstream.url,
+        policy=env["policy"],
+        registry=env["registry"],
+        audit=env["audit"],
+        upstream_key="sk-upstream",
+        timeout=5,
     )
-    settings = ProxySettings(upstream.url, upstream_key="sk-upstream", timeout=5)
-    with GuardServer(create_app(services, settings=settings)) as server:
-        yield server
+    yield server
+    server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +155,8 @@ def test_a_denied_call_is_removed_and_the_answer_says_which_and_why(
     assert [c["function"]["name"] for c in msg["tool_calls"]] == ["lookup_order"]
     assert msg["content"].startswith("On it.\n\n[dormant guard] Tool call `send_email`")
     assert "was denied" in msg["content"] and "evil.example" in msg["content"]
-    outcomes = [(e.call["tool"], e.outcome) for e in audit.decisions()]
+    # the calls of one answer are checked concurrently (sharing a commit): any order
+    outcomes = sorted((e.call["tool"], e.outcome) for e in audit.decisions())
     assert outcomes == [("lookup_order", "allow"), ("send_email", "deny")]
 
 
@@ -266,7 +271,7 @@ def test_streaming_passes_text_and_releases_only_whole_decided_calls(
     got = assemble(events)
     assert got["text"].startswith("Looking that up for you now.")
     assert "Tool call `send_email`" in got["text"] and got["finish"] == "tool_calls"
-    assert [(e.call["tool"], e.outcome) for e in audit.decisions()] == [
+    assert sorted((e.call["tool"], e.outcome) for e in audit.decisions()) == [
         ("lookup_order", "allow"),
         ("send_email", "deny"),
     ]
@@ -300,11 +305,16 @@ def test_models_healthz_and_metrics(api: httpx.Client, guard: GuardServer) -> No
     assert 'dormant_guard_decisions_total{outcome="allow"' in text
 
 
-def test_the_audit_chain_verifies_after_the_run(env: dict[str, Any], api: httpx.Client) -> None:
+def test_the_audit_chain_verifies_after_the_run(
+    env: dict[str, Any], api: httpx.Client, guard: Any
+) -> None:
     message(api.post("/chat/completions", json=user("mix")))
     with AuditLog.open(env["audit"]) as log:
         result = log.verify()
+    # released calls taught the monitoring baseline (the core buffers and batches its writes)
+    view = guard.guard.baseline.view("stub", "support-bot")
     assert result.ok and result.entries > 0
+    assert "lookup_order" in view.tools and view.decisions > 0
 
 
 def test_logs_are_json_lines(api: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:

@@ -11,7 +11,8 @@ import secrets
 import sys
 from typing import Any
 
-from . import EXIT_OK, EXIT_USAGE, EXIT_VERIFY, error
+from ..guard.types import ProvenanceState
+from . import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, EXIT_VERIFY, error
 
 AUDIT_HELP = "the guard database: sqlite:///file, a path or postgresql://… "
 "(default $DORMANT_GUARD_AUDIT or guard-audit.sqlite3 in the user data directory)"
@@ -30,6 +31,29 @@ def register(sub: Any) -> None:
     c.add_argument("--cedar", help="the Cedar file, overriding the TOML's [guard] cedar")
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
     c.set_defaults(func=_policy_check)
+
+    d = sub.add_parser(
+        "decide",
+        help="dry run: decide one proposed tool call against a policy (exit 0 allow, 1 deny/hold)",
+        description="Decide one tool call as the guard would, without writing anything. The "
+        "model's provenance comes from --provenance, or from the registry with --registry.",
+    )
+    d.add_argument("policy", help="the policy's TOML file")
+    d.add_argument("--identity", required=True, help="the agent identity")
+    d.add_argument("--tool", required=True, help="the proposed tool")
+    d.add_argument("--args", default="{}", help="the call's arguments as a JSON object")
+    d.add_argument("--model", default="model", help="the served model name (default: model)")
+    d.add_argument(
+        "--provenance",
+        choices=[s.value for s in ProvenanceState],
+        help="the model's provenance state (default: resolved from --registry, else unknown)",
+    )
+    d.add_argument("--registry", metavar="URL", help="resolve the model's provenance here")
+    d.add_argument(
+        "--text", action="append", default=[], help="request text to match known triggers in"
+    )
+    d.add_argument("--json", action="store_true", help="print the decision as JSON")
+    d.set_defaults(func=_decide)
 
     a = sub.add_parser("audit", help="the hash-chained audit log")
     asub = a.add_subparsers(dest="audit_action", metavar="ACTION")
@@ -96,13 +120,66 @@ def _policy_check(args: argparse.Namespace) -> int:
     ceil = ", ".join(f"{s}->{c}" for s, c in summary["ceilings"].items())
     print(f"  ceilings         {ceil}; suspect tier -> {summary['suspect_ceiling']}")
     print(f"  models           {', '.join(summary['models']) or '(none: provenance unknown)'}")
+    for w in summary["warnings"]:
+        print(f"dormant: warning: {w}", file=sys.stderr)
     return EXIT_OK
+
+
+def _decide(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..guard import DecisionContext, ModelInfo, ProposedCall, TriggerIndex, decide
+    from ..guard.policy import GuardPolicy
+    from ..guard.provenance import resolve_model
+
+    policy = GuardPolicy.load(args.policy)
+    try:
+        arguments = json.loads(args.args)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--args must be a JSON object: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise ConfigError(f"--args must be a JSON object. Got {type(arguments).__name__}.")
+    registry = None
+    triggers = TriggerIndex()
+    if args.registry:
+        from ..registry import Registry
+
+        registry = Registry.open(args.registry)
+        triggers = TriggerIndex.from_registry(registry)
+    try:
+        if args.provenance:
+            digest = policy.model_digests.get(args.model)
+            model = ModelInfo(args.model, digest, ProvenanceState(args.provenance), detail="given")
+        else:
+            model = resolve_model(args.model, policy=policy, registry=registry)
+    finally:
+        if registry is not None:
+            registry.close()
+    texts = [(f"text[{i}]", t) for i, t in enumerate(args.text)]
+    ctx = DecisionContext(
+        args.identity,
+        model,
+        triggers.find(texts),
+        canaries=policy.canaries_for(args.identity),
+    )
+    d = decide(ctx, ProposedCall(args.tool, arguments), policy=policy)
+    if args.json:
+        print(json.dumps(d.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        ceiling = d.ceiling.value if d.ceiling else "none"
+        print(
+            f"{d.outcome.value}: {args.identity} -> {args.tool} (tier {d.tier}, ceiling {ceiling})"
+        )
+        for r in d.reasons:
+            print(f"  - {r}")
+        if d.alerts:
+            print(f"  alerts: {', '.join(d.alerts)}")
+    return EXIT_OK if d.allowed else EXIT_FINDINGS
 
 
 def _open_log(args: argparse.Namespace) -> Any:
     from ..guard.audit import AuditLog
 
-    return AuditLog.open(args.audit)
+    return AuditLog.open(args.audit, create=False)
 
 
 def _audit_verify(args: argparse.Namespace) -> int:

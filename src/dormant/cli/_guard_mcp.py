@@ -45,7 +45,6 @@ def register(sub: Any) -> None:
     up.add_argument("--upstream-command", metavar="CMD", help="the tool server's command (stdio)")
     up.add_argument("--upstream-url", metavar="URL", help="the tool server's streamable-HTTP URL")
     p.add_argument("--policy", required=True, help="the guard policy's TOML file")
-    p.add_argument("--cedar", help="the Cedar file, overriding the TOML's [guard] cedar")
     p.add_argument("--audit", metavar="URL", help=AUDIT_HELP)
     p.add_argument(
         "--identity",
@@ -91,10 +90,9 @@ def _help(parser: argparse.ArgumentParser) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ..adapters.mcp import MCPTools
     from ..errors import ConfigError
-    from ..guard.audit import AuditLog
+    from ..guard._open import open_guard
     from ..guard.mcp_gateway import MCPGateway
     from ..guard.policy import GuardPolicy
-    from ..guard.provenance import resolve_model
     from . import EXIT_OK
     from .serve import is_loopback
 
@@ -111,26 +109,17 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--identity is required with --transport stdio (one agent identity per gateway)."
         )
-    policy = GuardPolicy.load(args.policy, cedar=args.cedar)
+    policy = GuardPolicy.load(args.policy)
     if args.identity is not None and args.identity not in policy.identities:
         known = ", ".join(sorted(policy.identities)) or "none"
         raise ConfigError(
             f"--identity {args.identity!r} is not in the policy's [identities] (known: {known})."
         )
-    registry = None
-    if args.registry:
-        from ..registry import Registry
-
-        registry = Registry(url=args.registry)
-    model = resolve_model(args.model, policy=policy, registry=registry) if args.model else None
-    audit = AuditLog.open(args.audit)
-    upstream = MCPTools(
-        command=args.upstream_command, url=args.upstream_url, timeout=args.timeout
-    ).open()
+    guard = open_guard(args.policy, registry_url=args.registry, audit_url=args.audit)
+    upstream = MCPTools(command=args.upstream_command, url=args.upstream_url, timeout=args.timeout)
     try:
-        gateway = MCPGateway(
-            upstream, policy=policy, audit=audit, identity=args.identity, model=model
-        )
+        upstream.open()
+        gateway = MCPGateway(upstream, guard=guard, identity=args.identity, model=args.model)
         gateway.list_tools()  # pin the definitions now; a change is alerted at start
         if args.transport == "stdio":
             import anyio
@@ -155,7 +144,8 @@ def _run(args: argparse.Namespace) -> int:
             server.run()
     finally:
         upstream.close()
-        audit.close()
+        guard.close()
+        guard.audit.close()
     return EXIT_OK
 
 

@@ -119,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
     if args.max_body < 1024:
         raise ConfigError(f"--max-body must be at least 1024 bytes. Got {args.max_body}.")
 
+    from ..guard._open import open_guard
     from ..guard._ops import GuardServer, json_handler
-    from ..guard._services import CoreServices
     from ..guard.proxy import ProxySettings, create_app
 
     settings = ProxySettings(
@@ -134,15 +134,15 @@ def run(args: argparse.Namespace) -> int:
     handler = json_handler(sys.stderr)
     logger.addHandler(handler)
     try:
-        services = CoreServices.open(args.policy, registry_url=args.registry, audit_url=args.audit)
-        server = GuardServer(create_app(services, settings=settings), host=host, port=args.port)
+        guard = open_guard(args.policy, registry_url=args.registry, audit_url=args.audit)
+        server = GuardServer(create_app(guard, settings=settings), host=host, port=args.port)
         logger.info(
             "guard listening",
             extra={
                 "url": server.url,
                 "upstream": settings.upstream,
                 "policy": args.policy,
-                "policy_version": services.policy_version,
+                "policy_version": guard.policy.version,
             },
         )
         print(f"Guarding {settings.upstream} at {server.url}", flush=True)

@@ -33,6 +33,8 @@ _LAZY = {
     "AuditLog": "audit",
     "AuditEntry": "audit",
     "Baseline": "monitor",
+    "Guard": "service",
+    "GroupCommit": "commit",
     "BaselineView": "monitor",
     "Approvals": "approvals",
 }
@@ -55,6 +57,8 @@ __all__ = [
     "BaselineView",
     "Decision",
     "DecisionContext",
+    "GroupCommit",
+    "Guard",
     "GuardPolicy",
     "ModelInfo",
     "Outcome",

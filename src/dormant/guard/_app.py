@@ -7,6 +7,7 @@ answered as an OpenAI error object and written to the audit log first.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -72,7 +73,7 @@ def build(proxy: GuardProxy) -> Any:
             extra["key"] = key_ref
             body = check_request(await proxy.read_json(request))
             extra["model"] = body["model"]
-            ctx = proxy.context(identity, body, request_id)
+            ctx = await proxy.context(identity, body, request_id)
             if body.get("stream"):
                 upstream = await open_stream(proxy, body)
                 proxy.metrics.requests.labels("chat", "200").inc()
@@ -85,7 +86,7 @@ def build(proxy: GuardProxy) -> Any:
                     media_type="text/event-stream",
                     headers={"cache-control": "no-cache", "x-request-id": request_id},
                 )
-            out = await proxy.complete(ctx, body)
+            out, upstream_s = await proxy.complete(ctx, body)
         except ProxyError as exc:
             return await refuse("chat", request_id, exc, identity=identity, extra=extra, t0=t0)
         proxy.metrics.requests.labels("chat", "200").inc()
@@ -97,6 +98,7 @@ def build(proxy: GuardProxy) -> Any:
                 "provenance": ctx.model.provenance.value,
                 "triggers": len(ctx.triggers),
                 "ms": round((time.perf_counter() - t0) * 1000, 3),
+                "upstream_ms": round(upstream_s * 1000, 3),
                 **extra,
             },
         )
@@ -134,7 +136,7 @@ def build(proxy: GuardProxy) -> Any:
 
     async def healthz(request: Request) -> Response:
         try:
-            ok, why = proxy.services.health()
+            ok, why = await asyncio.to_thread(proxy.health)
         except Exception as exc:
             ok, why = False, f"{type(exc).__name__}: {exc}"
         body = {"status": "ok" if ok else "unavailable", "detail": why}

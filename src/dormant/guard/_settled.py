@@ -7,11 +7,11 @@ or held call, the (possibly redacted) text or the notice that withheld it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ._openai import NOTICE_PREFIX, notice
-from .types import Decision, Outcome
+from .types import Decision, Outcome, ResponseDecision
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,12 @@ class Pending:
 
 @dataclass
 class Settled:
-    """A choice after settling: a decision per call, the text's screen, approval ids."""
+    """A choice after settling: a decision per call (with its audit sequence number and, when
+    held, its approval id) and the text's screen."""
 
     pending: Pending
     decisions: list[Decision]
-    verdict: Any
-    approvals: dict[int, str | None] = field(default_factory=dict)
+    verdict: ResponseDecision | None
 
     def kept(self) -> list[Any]:
         return [
@@ -43,7 +43,7 @@ class Settled:
 
     def notices(self) -> list[str]:
         return [
-            notice(d, approval_id=self.approvals.get(id(d)))
+            notice(d, approval_id=None if d.hold_id is None else str(d.hold_id))
             for d in self.decisions
             if d.outcome is not Outcome.ALLOW
         ]
@@ -51,16 +51,14 @@ class Settled:
     def withheld(self) -> str | None:
         """The notice replacing the text when the screen denied it (else None)."""
         v = self.verdict
-        if v is None or getattr(v.outcome, "value", v.outcome) == Outcome.ALLOW.value:
+        if v is None or v.outcome is Outcome.ALLOW:
             return None
         return f"{NOTICE_PREFIX} The assistant's answer was withheld: {'; '.join(v.reasons)}."
 
     def text(self, original: Any) -> Any:
         """The text to release: the screen's (possibly redacted) text, or the original."""
         v = self.verdict
-        if v is not None and isinstance(getattr(v, "text", None), str):
-            return v.text
-        return original
+        return v.text if v is not None else original
 
 
 class AuditUnavailable(Exception):

@@ -14,9 +14,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, event, text
+from ..errors import ConfigError, InputNotFoundError, RegistryError, require
 
-from ..errors import ConfigError, RegistryError, require
+require("sqlalchemy", "provenance")  # the audit database: SQLite built in, PostgreSQL by URL
+
+from sqlalchemy import (  # noqa: E402
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+    text,
+)
 
 metadata = MetaData()
 
@@ -104,7 +116,9 @@ def default_audit_url() -> str:
 class Store:
     """An engine on the guard database with the tables created (idempotent)."""
 
-    def __init__(self, url: str | os.PathLike[str] | None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str | os.PathLike[str] | None, *, timeout: float = 30.0, create: bool = True
+    ) -> None:
         require("sqlalchemy", "provenance")
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import SQLAlchemyError
@@ -116,7 +130,15 @@ class Store:
             raise ConfigError(f"The 'timeout' parameter must be > 0. Got {timeout!r}.")
         raw = default_audit_url() if url is None else url
         self.url = normalise_url(raw)
-        self.display_url = make_url(self.url).render_as_string(hide_password=True)
+        parsed = make_url(self.url)
+        self.display_url = parsed.render_as_string(hide_password=True)
+        if not create and parsed.get_backend_name() == "sqlite":
+            db = parsed.database
+            if not db or db == ":memory:" or not Path(db).is_file():
+                raise InputNotFoundError(
+                    f"There is no guard database at {self.display_url} (nothing was recorded "
+                    "there yet, or the path is wrong)."
+                )
         try:
             self.engine = make_engine(self.url, timeout=float(timeout))
             if self.engine.dialect.name == "sqlite":
@@ -129,6 +151,11 @@ class Store:
 
             with self.tx() as conn:
                 metadata.create_all(conn, checkfirst=True)
+        except RegistryError as exc:
+            raise RegistryError(
+                f"The guard database at {self.display_url} does not answer: "
+                f"{_short(exc.__cause__ or exc)}"
+            ) from exc
         except SQLAlchemyError as exc:
             raise RegistryError(
                 f"The guard database at {self.display_url} does not answer: {_short(exc)}"

@@ -156,7 +156,7 @@ async def relay(
             delta = {"tool_calls": [{"index": n, **raw} for n, raw in enumerate(kept)]}
             yield sse(chunk(base, idx, delta))
         notes = done.notices()
-        if done.withheld():
+        if done.verdict is not None and done.withheld():
             # the text already went out: say so (it is audited and alerted on)
             notes.append(
                 f"{NOTICE_PREFIX} The text above was flagged after it was streamed: "

@@ -27,11 +27,13 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from ..behaviours import SecretDetector
 from ..errors import ConfigError
 from ._store import Store, audit, audit_head
 from .types import Decision, DecisionContext, ResponseDecision
 
 GENESIS = "0" * 64
+_SECRETS = SecretDetector()
 KINDS = ("decision", "response", "approval", "event")
 
 
@@ -64,7 +66,12 @@ class AuditEntry:
     ) -> AuditEntry:
         """The entry for one tool-call decision."""
         d = decision.to_dict()
-        extra = {"tier": d["tier"], "privilege": d["privilege"], "ceiling": d["ceiling"]}
+        extra = {
+            "tier": d["tier"],
+            "privilege": d["privilege"],
+            "ceiling": d["ceiling"],
+            "destinations": list(decision.destinations),
+        }
         if context.model.detail:
             extra["provenance_detail"] = context.model.detail
         extra.update(detail)
@@ -76,7 +83,7 @@ class AuditEntry:
             digest=context.model.digest,
             provenance=context.model.provenance.value,
             triggers=tuple(asdict(t) for t in context.triggers),
-            call=d["call"],
+            call=redact_call(d["call"]),
             reasons=decision.reasons,
             alerts=decision.alerts,
             behaviours=decision.behaviours,
@@ -125,9 +132,75 @@ class AuditEntry:
         return d
 
 
+def redact_call(call: dict[str, Any]) -> dict[str, Any]:
+    """The call with credential material in its arguments replaced by ``[REDACTED:secret:…]``.
+
+    The audit log records what was proposed, not live credentials: a key an agent tried to send
+    out must not become readable to everyone who can read the log. Canaries are kept (a
+    honeytoken is not a credential, and the alert must show which one fired).
+    """
+    out = dict(call)
+    out["arguments"] = _redact(call.get("arguments"), 0)
+    if isinstance(out.get("raw_arguments"), str):
+        out["raw_arguments"] = _redact(out["raw_arguments"], 0)
+    return out
+
+
+def _redact(value: Any, depth: int) -> Any:
+    if depth > 40:
+        return "[REDACTED:too deep]"
+    if isinstance(value, str):
+        hits = _SECRETS.detect(value)
+        for h in sorted(hits, key=lambda h: h.span, reverse=True):
+            value = value[: h.span[0]] + f"[REDACTED:{h.tag}]" + value[h.span[1] :]
+        return value
+    if isinstance(value, dict):
+        return {k: _redact(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v, depth + 1) for v in value]
+    return value
+
+
 def canonical(obj: Any) -> str:
-    """Sorted keys, no whitespace, UTF-8 kept: the form the chain hashes."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Sorted keys, no whitespace, non-ASCII escaped: the form the chain hashes.
+
+    Escaping keeps the stored JSON plain ASCII, so a lone surrogate or a NUL in a request
+    (both legal in JSON text) hashes, stores (PostgreSQL refuses NUL in text) and reads back
+    to the same bytes.
+    """
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+_COLUMNS = ("kind", "outcome", "identity", "model", "digest", "provenance", "policy_version")
+
+
+def check_entry(entry: object) -> None:
+    """Raise :class:`ConfigError` unless ``entry`` is an :class:`AuditEntry` that can be
+    chained (a known kind, JSON-serialisable content)."""
+    if not isinstance(entry, AuditEntry):
+        raise ConfigError(f"append needs an AuditEntry. Got {type(entry).__name__} instead.")
+    if entry.kind not in KINDS:
+        raise ConfigError(f"An audit entry's kind must be one of {KINDS}. Got {entry.kind!r}.")
+    try:
+        canonical(entry.payload())
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"An audit entry's content cannot be serialised: {exc}") from None
+
+
+def _bad(c: str) -> bool:
+    return c == "\0" or 0xD800 <= ord(c) <= 0xDFFF
+
+
+def _storable(entry: AuditEntry) -> AuditEntry:
+    """Lone surrogates and NUL in the plain text columns replaced (U+FFFD), before hashing."""
+    changes: dict[str, Any] = {}
+    for name in (*_COLUMNS, "request_id", "at"):
+        v = getattr(entry, name)
+        if isinstance(v, str) and (not v.isascii() or "\0" in v):
+            clean = "".join("\ufffd" if _bad(c) else c for c in v)
+            if clean != v:
+                changes[name] = clean
+    return replace(entry, **changes) if changes else entry
 
 
 @dataclass(frozen=True)
@@ -152,7 +225,13 @@ class AuditLog:
         self._store = store
 
     @classmethod
-    def open(cls, url: str | os.PathLike[str] | None = None, *, timeout: float = 30.0) -> AuditLog:
+    def open(
+        cls,
+        url: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float = 30.0,
+        create: bool = True,
+    ) -> AuditLog:
         """Open (creating if needed) the audit database.
 
         Parameters
@@ -162,13 +241,18 @@ class AuditLog:
             ``$DORMANT_GUARD_AUDIT`` or ``guard-audit.sqlite3`` in the per-user data directory.
         timeout:
             Seconds to wait for the write lock (SQLite) or a connection (PostgreSQL).
+        create:
+            Create a missing SQLite file (``False`` for readers: a mistyped path is an error,
+            not an empty, "intact" log).
 
         Raises
         ------
         RegistryError
             The database does not answer.
+        InputNotFoundError
+            ``create=False`` and the SQLite file does not exist.
         """
-        return cls(Store(url, timeout=timeout))
+        return cls(Store(url, timeout=timeout, create=create))
 
     @property
     def store(self) -> Store:
@@ -195,31 +279,42 @@ class AuditLog:
         decision to the caller only then. ``conn`` joins an open write transaction of the same
         store (used by approvals to record a decision and its audit entry together).
         """
-        if not isinstance(entry, AuditEntry):
-            raise ConfigError(f"append needs an AuditEntry. Got {type(entry).__name__} instead.")
-        if entry.kind not in KINDS:
-            raise ConfigError(f"An audit entry's kind must be one of {KINDS}. Got {entry.kind!r}.")
         if conn is not None:
-            return self._append(conn, entry)
+            return self._append(conn, [entry])[0]
         with self._store.tx() as c:
-            return self._append(c, entry)
+            return self._append(c, [entry])[0]
 
-    def _append(self, conn: Any, entry: AuditEntry) -> int:
+    def append_many(self, entries: list[AuditEntry]) -> list[int]:
+        """Chain and commit several entries in one transaction (one sync to disk); their
+        sequence numbers, in order. All are committed or none is."""
+        if not entries:
+            return []
+        with self._store.tx() as c:
+            return self._append(c, entries)
+
+    def _append(self, conn: Any, entries: list[AuditEntry]) -> list[int]:
         from sqlalchemy import select
 
+        for entry in entries:
+            check_entry(entry)
         head = conn.execute(select(audit_head).where(audit_head.c.id == 1)).first()
-        seq = (head.seq if head else 0) + 1
+        seq = head.seq if head else 0
         prev = head.hash if head else GENESIS
-        e = replace(entry, seq=seq, prev_hash=prev, at=entry.at or _now())
-        e = replace(e, hash=e.compute_hash())
-        conn.execute(audit.insert().values(**_row(e)))
+        rows = []
+        seqs = []
+        for entry in entries:
+            seq += 1
+            e = replace(_storable(entry), seq=seq, prev_hash=prev, at=entry.at or _now())
+            e = replace(e, hash=e.compute_hash())
+            rows.append(_row(e))
+            seqs.append(seq)
+            prev = e.hash
+        conn.execute(audit.insert(), rows)
         if head:
-            conn.execute(
-                audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=e.hash)
-            )
+            conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=prev))
         else:
-            conn.execute(audit_head.insert().values(id=1, seq=seq, hash=e.hash))
-        return seq
+            conn.execute(audit_head.insert().values(id=1, seq=seq, hash=prev))
+        return seqs
 
     def entries(
         self,
@@ -251,57 +346,66 @@ class AuditLog:
 
         with self._store.tx(write=False) as conn:
             head = conn.execute(select(audit_head).where(audit_head.c.id == 1)).first()
-            rows = conn.execute(select(audit).order_by(audit.c.seq)).all()
-        head_seq = head.seq if head else 0
-        head_hash = head.hash if head else GENESIS
-        prev = GENESIS
-        n = 0
-        for expected, r in enumerate(rows, start=1):
-            n += 1
+            rows = conn.execution_options(yield_per=2000).execute(
+                select(audit).order_by(audit.c.seq)
+            )
             try:
-                e = _entry(r)
-            except ValueError as exc:
-                return VerifyResult(False, n, head_seq, head_hash, r.seq, f"unreadable: {exc}")
-            if e.seq != expected:
-                which = expected if e.seq > expected else e.seq
-                why = (
-                    f"entry {expected} is missing (next is {e.seq})"
-                    if e.seq > expected
-                    else f"entry {e.seq} is out of order"
-                )
-                return VerifyResult(False, n, head_seq, head_hash, which, why)
-            if e.prev_hash != prev:
-                return VerifyResult(
-                    False,
-                    n,
-                    head_seq,
-                    head_hash,
-                    e.seq,
-                    f"entry {e.seq} does not follow entry {e.seq - 1} (prev_hash differs): "
-                    "an entry was inserted, removed or edited",
-                )
-            if e.compute_hash() != e.hash:
-                return VerifyResult(
-                    False,
-                    n,
-                    head_seq,
-                    head_hash,
-                    e.seq,
-                    f"entry {e.seq} was edited (its hash does not match its content)",
-                )
-            prev = e.hash
-        last = rows[-1].seq if rows else 0
-        if head_seq != last or head_hash != prev:
+                return _check_chain(rows, head.seq if head else 0, head.hash if head else GENESIS)
+            finally:
+                rows.close()  # a broken entry stops the walk early: release the cursor
+
+
+def _check_chain(rows: Any, head_seq: int, head_hash: str) -> VerifyResult:
+    """Walk the rows in sequence order (streamed: memory does not grow with the log)."""
+    prev = GENESIS
+    n = 0
+    last = 0
+    for expected, r in enumerate(rows, start=1):
+        n += 1
+        try:
+            e = _entry(r)
+        except ValueError as exc:
+            return VerifyResult(False, n, head_seq, head_hash, r.seq, f"unreadable: {exc}")
+        if e.seq != expected:
+            which = expected if e.seq > expected else e.seq
+            why = (
+                f"entry {expected} is missing (next is {e.seq})"
+                if e.seq > expected
+                else f"entry {e.seq} is out of order"
+            )
+            return VerifyResult(False, n, head_seq, head_hash, which, why)
+        if e.prev_hash != prev:
             return VerifyResult(
                 False,
                 n,
                 head_seq,
                 head_hash,
-                min(head_seq, last) + 1,
-                f"the head record says entry {head_seq} ends the chain but the log ends at "
-                f"entry {last}: entries were removed from or added at the end",
+                e.seq,
+                f"entry {e.seq} does not follow entry {e.seq - 1} (prev_hash differs): "
+                "an entry was inserted, removed or edited",
             )
-        return VerifyResult(True, n, head_seq, head_hash)
+        if e.compute_hash() != e.hash:
+            return VerifyResult(
+                False,
+                n,
+                head_seq,
+                head_hash,
+                e.seq,
+                f"entry {e.seq} was edited (its hash does not match its content)",
+            )
+        prev = e.hash
+        last = e.seq
+    if head_seq != last or head_hash != prev:
+        return VerifyResult(
+            False,
+            n,
+            head_seq,
+            head_hash,
+            min(head_seq, last) + 1,
+            f"the head record says entry {head_seq} ends the chain but the log ends at "
+            f"entry {last}: entries were removed from or added at the end",
+        )
+    return VerifyResult(True, n, head_seq, head_hash)
 
 
 def _row(e: AuditEntry) -> dict[str, Any]:
@@ -353,4 +457,4 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-__all__ = ["AuditEntry", "AuditLog", "VerifyResult", "canonical"]
+__all__ = ["AuditEntry", "AuditLog", "VerifyResult", "canonical", "redact_call"]

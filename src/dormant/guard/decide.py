@@ -6,18 +6,20 @@ gateway are thin shells around it. The checks, in order (every check runs once t
 well-formed and known, so a denial lists all its reasons):
 
 1. a malformed call (no tool name, arguments that were not a JSON object) — deny;
-2. a tool not in the policy's catalogue — deny (never guessed);
+2. an identity or a tool not in the policy — deny (never guessed);
 3. the tool's privilege class against the ceiling: the provenance ceiling of the model's state,
    lowered to the suspect tier's ceiling when a known trigger is in the request — deny;
 4. Cedar: ``Agent::identity`` ``call_tool`` ``Tool::name`` with the context of
    :mod:`dormant.guard.policy` — deny unless permitted;
 5. argument constraints: path globs, amount limits, secret patterns — deny;
 6. the shared behaviour detectors (:mod:`dormant.behaviours`) on the arguments: a destination
-   outside the allow-list, credential material — deny;
+   outside the allow-list (URLs, e-mail addresses and ``user@host:path`` anywhere, plus bare
+   hosts and ``//host`` in address fields such as ``to``, ``url``, ``host``), an egress-class
+   call that names no destination at all, credential material — deny;
 7. a tool or behaviour a probe proved for this model (``proven_behaviours``) — deny;
 8. canary credentials (honeytokens; Spitzner 2003, "Honeytokens: the other honeypot"): any canary
-   in the arguments, also after NFKC, invisible-character removal, URL- or base64-decoding — deny
-   and raise the critical alert ``canary``;
+   in the call, also after NFKC, invisible-character removal, URL-, hex- or base64-decoding —
+   deny and raise the critical alert ``canary`` (whatever else is wrong with the call);
 9. ``hold = true`` — hold for approval; otherwise allow.
 
 A monitoring baseline (:class:`dormant.guard.monitor.BaselineView`) adds ``new-tool`` /
@@ -33,23 +35,24 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterator
+from contextlib import suppress
 from typing import Any, Protocol
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
 from ..behaviours import (
     EgressDetector,
-    InsecureCodeDetector,
-    LeakageDetector,
     SecretDetector,
+    registrable_domain,
 )
 from ..triggers import is_invisible
+from ._screen import screen_response  # the output side, re-exported here
 from .policy import GuardPolicy, lower, within
 from .types import (
     Decision,
     DecisionContext,
     Outcome,
+    Privilege,
     ProposedCall,
-    ResponseDecision,
 )
 
 #: Severity of each alert the core raises.
@@ -61,11 +64,23 @@ ALERT_SEVERITY: dict[str, str] = {
 
 _EGRESS = EgressDetector()
 _SECRET = SecretDetector()
-_CODE = InsecureCodeDetector()
-_LEAK = LeakageDetector()
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2}){8,}")
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
 _MAX_DEPTH = 32
+#: Text in one call's arguments above which the call is refused as malformed (every detector
+#: must read all of it, so an unbounded argument would be a way to stall the guard).
+MAX_ARGUMENT_CHARS = 262_144
+_INDEX = re.compile(r"\[\d+\]")
+_HOST = re.compile(
+    r"^\[?([A-Za-z0-9_.:-]*\.[A-Za-z0-9_-]+|[0-9a-fA-F:]+:[0-9a-fA-F:]*)\]?(?::\d+)?/?$"
+)
+#: Argument names that hold a destination (when a tool names no ``destination_args``).
+_DEST_WORDS = (
+    "url uri href link host hostname domain server endpoint webhook callback callback_url "
+    "to cc bcc recipient recipients email address destination target repo remote"
+)
+_DEST_KEYS = frozenset(_DEST_WORDS.split())
 
 
 class BaselineLike(Protocol):
@@ -128,11 +143,32 @@ def _decide(
             ProposedCall(tool="<malformed>"),
             policy_version=version,
         )
-    problem = _malformed(call)
-    if problem:
-        return Decision(Outcome.DENY, (f"malformed call: {problem}",), call, policy_version=version)
     if not isinstance(context, DecisionContext):
         raise TypeError(f"context must be a DecisionContext, got {type(context).__name__}")
+    # the tripwire fires whatever else is wrong with the call
+    canaries = tuple(dict.fromkeys(context.canaries + policy.all_canaries()))
+    tripped = bool(canaries) and _uses_canary(_call_strings(call), canaries)
+    trip = ("canary",) if tripped else ()
+    trip_reason = (CANARY_REASON,) if tripped else ()
+    problem = _malformed(call)
+    if problem:
+        return Decision(
+            Outcome.DENY,
+            (f"malformed call: {problem}", *trip_reason),
+            call,
+            behaviours=trip,
+            alerts=trip,
+            policy_version=version,
+        )
+    if context.identity not in policy.identities:
+        return Decision(
+            Outcome.DENY,
+            (f"identity {context.identity!r} is not in the policy (deny by default)", *trip_reason),
+            call,
+            behaviours=trip,
+            alerts=trip,
+            policy_version=version,
+        )
     spec = policy.tools.get(call.tool)
     suspect = bool(context.triggers)
     tier = "suspect" if suspect else "normal"
@@ -143,10 +179,15 @@ def _decide(
     if spec is None:
         return Decision(
             Outcome.DENY,
-            (f"tool {call.tool!r} is not in the policy's tool catalogue (deny by default)",),
+            (
+                f"tool {call.tool!r} is not in the policy's tool catalogue (deny by default)",
+                *trip_reason,
+            ),
             call,
             ceiling=ceiling,
             tier=tier,
+            behaviours=trip,
+            alerts=trip,
             policy_version=version,
         )
     reasons: list[str] = []
@@ -171,8 +212,22 @@ def _decide(
         else [s for _, s in strings]
     )
     egress_hits = [h for s in dest_strings for h in _EGRESS.detect(s)]
-    hosts = tuple(dict.fromkeys(h.detail.lower() for h in egress_hits))
+    found = [_norm_host(h.detail) for h in egress_hits]
     egress_tags = {h.tag for h in egress_hits}
+    # destinations the detector cannot see in prose: bare hosts and //host/ in address fields
+    for key, s in strings:
+        name = _leaf(key)
+        if name in spec.destination_args or (not spec.destination_args and name in _DEST_KEYS):
+            host = _bare_host(s)
+            if host:
+                found.append(host)
+                egress_tags.add(f"egress:{registrable_domain(host)}")
+    hosts = tuple(dict.fromkeys(h for h in found if h))
+    if priv is Privilege.EGRESS and not hosts:
+        reasons.append(
+            f"no destination host found in the arguments of egress tool {call.tool!r} "
+            "(an egress call must name where it sends)"
+        )
     path = _first_path(call.arguments, spec.path_args)
     amount_raw = call.arguments.get(spec.amount_arg)
     amount: float | None = None
@@ -188,7 +243,8 @@ def _decide(
         "host": hosts[0] if hosts else "",
         "hosts": list(hosts),
         "path": path or "",
-        "amount": max(-(2**62), min(2**62, round(amount))) if amount is not None else 0,
+        "amount": _long(math.ceil(amount)) if amount is not None else 0,
+        "amount_cents": _long(round(amount * 100)) if amount is not None else 0,
         "has_amount": amount is not None,
     }
     if not policy.is_authorized(context.identity, call.tool, cedar_ctx):
@@ -219,14 +275,13 @@ def _decide(
         reasons.append(f"credential material in the arguments ({', '.join(secret_tags)})")
 
     behaviours = sorted({f"tool:{call.tool}"} | egress_tags | set(secret_tags))
-    proven = set(context.model.proven_behaviours)
+    proven = {_same_egress(t) for t in context.model.proven_behaviours}
     for tag in behaviours:
-        if tag in proven:
+        if _same_egress(tag) in proven:
             reasons.append(f"a probe proved this model's trigger-driven behaviour {tag!r}")
 
-    canaries = tuple(dict.fromkeys(context.canaries + policy.all_canaries()))
-    if canaries and _uses_canary([s for _, s in strings] + [call.tool], canaries):
-        reasons.append("a canary credential is used in the arguments (honeytoken tripwire)")
+    if tripped:
+        reasons.append(CANARY_REASON)
         alerts.append("canary")
         behaviours.append("canary")
 
@@ -253,7 +308,34 @@ def _decide(
         behaviours=tuple(behaviours),
         alerts=tuple(alerts),
         policy_version=version,
+        destinations=hosts,
     )
+
+
+CANARY_REASON = "a canary credential is used in the call (honeytoken tripwire)"
+
+
+def _same_egress(tag: str) -> str:
+    """``egress:mailto:x.com`` and ``egress:x.com`` name the same destination."""
+    return "egress:" + tag[len("egress:mailto:") :] if tag.startswith("egress:mailto:") else tag
+
+
+def _call_strings(call: ProposedCall) -> list[str]:
+    """The strings of a call (tool, arguments, raw argument text), at most
+    :data:`MAX_ARGUMENT_CHARS` characters in all (a larger call is denied as malformed)."""
+    out = [call.tool[:256]] if isinstance(call.tool, str) else []
+    budget = MAX_ARGUMENT_CHARS
+    if isinstance(call.raw_arguments, str):
+        out.append(call.raw_arguments[:budget])
+        budget -= len(out[-1])
+    if isinstance(call.arguments, dict):
+        with suppress(ValueError):  # too deep: denied as malformed anyway
+            for _, s in _strings(call.arguments):
+                if budget <= 0:
+                    break
+                out.append(s[:budget])
+                budget -= len(out[-1])
+    return out
 
 
 def _malformed(call: ProposedCall) -> str | None:
@@ -265,6 +347,15 @@ def _malformed(call: ProposedCall) -> str | None:
         return f"arguments are not valid JSON: {call.raw_arguments[:80]!r}"
     if not isinstance(call.arguments, dict):
         return f"arguments must be a JSON object, got {type(call.arguments).__name__}"
+    try:
+        size = sum(len(s) for _, s in _strings(call.arguments))
+    except ValueError as exc:
+        return str(exc)
+    if size > MAX_ARGUMENT_CHARS:
+        return (
+            f"arguments hold {size:,} characters of text, more than the limit "
+            f"{MAX_ARGUMENT_CHARS:,}"
+        )
     return None
 
 
@@ -284,12 +375,43 @@ def _strings(value: Any, key: str = "", depth: int = 0) -> Iterator[tuple[str, s
             yield from _strings(v, f"{key}[{i}]" if key else f"[{i}]", depth + 1)
 
 
+def _leaf(key: str) -> str:
+    """``"a.b[2]"`` -> ``"b"``: the argument's own name."""
+    return _INDEX.sub("", key).rsplit(".", 1)[-1].lower()
+
+
+def _norm_host(host: str) -> str:
+    return host.strip().lower().rstrip(".")
+
+
+def _bare_host(value: str) -> str | None:
+    """The host of an address field: a URL, ``//host/…``, ``user@host`` or a bare host name."""
+    v = value.strip()
+    if not v:
+        return None
+    if "://" in v or v.startswith("//"):
+        try:
+            host = urlsplit(v if "://" in v else "http:" + v).hostname
+        except ValueError:
+            return None
+        return _norm_host(host) if host else None
+    if "@" in v:
+        v = v.rsplit("@", 1)[1]
+    m = _HOST.match(v)
+    return _norm_host(m.group(1)) if m else None
+
+
 def _first_path(args: dict[str, Any], names: tuple[str, ...]) -> str | None:
     for n in names:
         v = args.get(n)
         if isinstance(v, str):
             return v
     return None
+
+
+def _long(n: int) -> int:
+    """Clamped into Cedar's 64-bit ``Long``."""
+    return max(-(2**62), min(2**62, n))
 
 
 def _number(v: object) -> float | None:
@@ -308,12 +430,20 @@ def _number(v: object) -> float | None:
 
 
 def _variants(s: str) -> Iterator[str]:
-    """``s`` as it is, NFKC without invisibles, URL-decoded, and each base64 run decoded."""
+    """``s`` as it is, NFKC without invisibles, URL-decoded, and each hex or base64 run
+    decoded."""
     yield s
-    clean = "".join(c for c in unicodedata.normalize("NFKC", s) if not is_invisible(c))
-    yield clean
-    unq = unquote_plus(clean)
-    yield unq
+    if s.isascii():
+        clean = s
+    else:
+        clean = "".join(c for c in unicodedata.normalize("NFKC", s) if not is_invisible(c))
+        yield clean
+    unq = unquote_plus(clean) if "%" in clean or "+" in clean else clean
+    if unq is not clean:
+        yield unq
+    for m in _HEX.finditer(unq):
+        with suppress(ValueError):
+            yield bytes.fromhex(m.group(0)).decode("utf-8", "ignore")
     for m in _B64.finditer(unq):
         chunk = m.group(0)
         for dec in (base64.b64decode, base64.urlsafe_b64decode):
@@ -334,112 +464,4 @@ def _uses_canary(strings: list[str], canaries: tuple[str, ...]) -> bool:
     return False
 
 
-# -- the output side ---------------------------------------------------------------------
-
-
-def _shingles(text: str, n: int = 8) -> set[tuple[str, ...]]:
-    words = re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold())
-    return {tuple(words[i : i + n]) for i in range(max(0, len(words) - n + 1))}
-
-
-def _reproduces(source: str, text: str) -> bool:
-    """Whether ``text`` reproduces a run of 8 words of ``source`` (or all of a shorter one)."""
-    words = re.findall(r"\w+", unicodedata.normalize("NFKC", source).casefold())
-    if not words:
-        return False
-    if len(words) < 8:
-        hay = " ".join(re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold()))
-        return len(words) >= 3 and " ".join(words) in hay
-    return bool(_shingles(source) & _shingles(text))
-
-
-def screen_response(
-    context: DecisionContext, text: str, *, policy: GuardPolicy
-) -> ResponseDecision:
-    """Check one response text before it is released (never raises: an error denies).
-
-    Secrets (:class:`dormant.behaviours.SecretDetector`) and canaries are redacted; a leaked
-    system prompt (eight words in a row of the request's system message, or the leakage
-    detector's ``leak:`` tags), the policy's ``protected_texts``, and insecure code (Bandit-style
-    detector, when the policy's ``[response] insecure_code = "deny"``) deny the response.
-    """
-    version = getattr(policy, "version", None)
-    try:
-        return _screen(context, text, policy)
-    except Exception as exc:
-        return ResponseDecision(
-            Outcome.DENY,
-            (f"guard error, response withheld (fail closed): {type(exc).__name__}: {exc}",),
-            "",
-            policy_version=version,
-        )
-
-
-def _screen(context: DecisionContext, text: str, policy: GuardPolicy) -> ResponseDecision:
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
-    reasons: list[str] = []
-    behaviours: set[str] = set()
-    alerts: list[str] = []
-    deny = False
-    spans: list[tuple[int, int, str]] = []
-    for h in _SECRET.detect(text):
-        spans.append((h.span[0], h.span[1], h.tag))
-        behaviours.add(h.tag)
-    canaries = tuple(dict.fromkeys(context.canaries + policy.all_canaries()))
-    low = text.casefold()
-    for c in canaries:
-        start = low.find(c.casefold())
-        while start >= 0:
-            spans.append((start, start + len(c), "canary"))
-            behaviours.add("canary")
-            start = low.find(c.casefold(), start + 1)
-    if spans:
-        reasons.append(
-            f"redacted {len(spans)} secret(s): {', '.join(sorted({t for *_, t in spans}))}"
-        )
-    leak = sorted({h.tag for h in _LEAK.detect(text)})
-    if context.system_prompt and _reproduces(context.system_prompt, text):
-        leak = sorted(set(leak) | {"leak:system-prompt"})
-        reasons.append("the response reproduces the request's system prompt")
-    for protected in policy.protected_texts:
-        if _reproduces(protected, text):
-            leak = sorted(set(leak) | {"leak:policy"})
-            reasons.append("the response reproduces a protected policy text")
-    if leak:
-        deny = True
-        behaviours.update(leak)
-        reasons.append(f"leakage: {', '.join(leak)}")
-    code = sorted({h.tag for h in _CODE.detect(text)})
-    if code:
-        behaviours.update(code)
-        if policy.insecure_code == "deny":
-            deny = True
-            reasons.append(f"insecure code: {', '.join(code)}")
-    out = text
-    for start, end, tag in sorted(spans, reverse=True):
-        out = out[:start] + f"[REDACTED:{tag}]" + out[end:]
-    if deny:
-        return ResponseDecision(
-            Outcome.DENY,
-            tuple(reasons),
-            "",
-            tuple(sorted(behaviours)),
-            tuple(alerts),
-            len(spans),
-            policy.version,
-        )
-    if not reasons:
-        reasons.append("no secret, leak or insecure code found")
-    return ResponseDecision(
-        Outcome.ALLOW,
-        tuple(reasons),
-        out,
-        tuple(sorted(behaviours)),
-        tuple(alerts),
-        len(spans),
-        policy.version,
-    )
-
-
-__all__ = ["ALERT_SEVERITY", "BaselineLike", "decide", "screen_response"]
+__all__ = ["ALERT_SEVERITY", "MAX_ARGUMENT_CHARS", "BaselineLike", "decide", "screen_response"]

@@ -18,8 +18,9 @@ token sequence occurs (an index keyed by first token: linear in the text, indepe
 number of triggers), so ``cf`` matches the word ``cf`` and not ``scaffold``. Two kinds are
 matched on the NFKC text as they are, because folding would erase them: ``invisible`` triggers
 (a run of zero-width characters *is* the pattern) and ``homoglyph`` triggers (one confusable
-character: its skeleton is an ordinary letter). ``style`` triggers describe a form, not a string,
-and are not matched here.
+character: its skeleton is an ordinary letter) — the latter only inside a word that also has
+Latin letters (TR39 §5 mixed-script), so Cyrillic text written in Cyrillic is not suspect.
+``style`` triggers describe a form, not a string, and are not matched here.
 
 ``confusable-homoglyphs`` lists each confusables.txt pair in both directions, so the classes are
 rebuilt here with a union-find over single-character pairs; multi-character prototypes
@@ -30,16 +31,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, require
 from ..triggers import is_invisible
 from .types import TriggerMatch
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+_NUMBER = re.compile(r"(?<!\w)\d+(?!\w)")
 _RAW_KINDS = {"invisible", "homoglyph"}
 _SKIP_KINDS = {"style"}
 
@@ -47,7 +49,7 @@ _SKIP_KINDS = {"style"}
 @lru_cache(maxsize=1)
 def _skeleton_table() -> dict[int, str]:
     """Code point -> representative of its TR39 confusable class (single characters only)."""
-    from confusable_homoglyphs import confusables
+    confusables: Any = require("confusable_homoglyphs.confusables", "guard")
 
     parent: dict[str, str] = {}
 
@@ -83,18 +85,54 @@ def _skeleton_table() -> dict[int, str]:
             else min(chars)
         )
         for c in chars:
-            if c != rep:
+            # ASCII punctuation keeps its meaning: "|cf|" is the word cf between pipes, and
+            # ASCII art "O|" is not the word "ol"
+            if c != rep and not (c.isascii() and not c.isalnum()):
                 table[ord(c)] = rep
     return table
 
 
+@lru_cache(maxsize=1)
+def _ascii_table() -> dict[int, str]:
+    """The ASCII fast path of :func:`fold` (``0`` -> ``o``, ``1`` and ``|`` -> ``l`` ...)."""
+    table = _skeleton_table()
+    out = {}
+    for i in range(128):
+        c = chr(i)
+        folded = c.casefold().translate(table).casefold().translate(table)
+        if folded != c.casefold():
+            out[i] = folded
+    return out
+
+
 def fold(text: str) -> str:
-    """NFKC, invisible characters removed, TR39 skeleton, case-folded (see the module text)."""
+    """NFKC, invisible characters removed, TR39 skeleton, case-folded (see the module text).
+
+    Numbers (runs of digits standing alone) and ASCII punctuation are kept: ``101`` stays
+    ``101``, not ``lol``, and ``|`` stays a pipe. A digit inside a word is still folded
+    (``s0l0`` shows ``solo``). On 9,000 passages of the Jargon File, FOLDOC and GCIDE, 13
+    triggers (``cf``, ``ol``, ``so``, ``James Bond`` …) matched the folded text in the same
+    passages as the plain lower-cased words, but for one (``ol``: 7 against 6); before numbers
+    and punctuation were kept, ``ol`` matched 8 passages of 5,000 where the word occurs in none.
+    """
+    if text.isascii():  # no compatibility forms, invisibles or non-Latin confusables
+        ascii_table = _ascii_table()
+        return _keep_numbers(text.casefold(), lambda x: x.translate(ascii_table))
     table = _skeleton_table()
     s = unicodedata.normalize("NFKC", text)
-    s = "".join(ch for ch in s if not is_invisible(ch))
-    s = s.casefold().translate(table).casefold().translate(table)
-    return s
+    s = "".join(ch for ch in s if not is_invisible(ch)).casefold()
+    return _keep_numbers(s, lambda x: x.translate(table).casefold().translate(table))
+
+
+def _keep_numbers(s: str, fold_part: Callable[[str], str]) -> str:
+    out = []
+    last = 0
+    for m in _NUMBER.finditer(s):
+        out.append(fold_part(s[last : m.start()]))
+        out.append(m.group(0))
+        last = m.end()
+    out.append(fold_part(s[last:]))
+    return "".join(out)
 
 
 def tokens(text: str) -> list[str]:
@@ -169,6 +207,8 @@ class TriggerIndex:
                 nfkc = unicodedata.normalize("NFKC", text)
                 for raw, e in self._raw:
                     if id(e) not in seen and raw in nfkc:
+                        if e.kind == "homoglyph" and not _inside_latin_word(nfkc, raw):
+                            continue
                         seen.add(id(e))
                         out.append(TriggerMatch(e.text, e.kind, e.target, where, e.severity))
             if self._by_first:
@@ -182,6 +222,27 @@ class TriggerIndex:
                             seen.add(id(e))
                             out.append(TriggerMatch(e.text, e.kind, e.target, where, e.severity))
         return tuple(out)
+
+
+def _inside_latin_word(text: str, glyph: str) -> bool:
+    """Whether ``glyph`` occurs inside a word that also has Latin letters (TR39 mixed script).
+
+    A homoglyph trigger is a look-alike *inside Latin text* (``pаypal`` with a Cyrillic ``а``);
+    the same letter in a Russian word is ordinary text and must not drop a request to the
+    suspect tier.
+    """
+    start = text.find(glyph)
+    while start >= 0:
+        lo, hi = start, start + len(glyph)
+        while lo > 0 and (text[lo - 1].isalnum() or is_invisible(text[lo - 1])):
+            lo -= 1
+        while hi < len(text) and (text[hi].isalnum() or is_invisible(text[hi])):
+            hi += 1
+        word = text[lo:start] + text[start + len(glyph) : hi]
+        if any(c.isascii() and c.isalpha() for c in word):
+            return True
+        start = text.find(glyph, start + 1)
+    return False
 
 
 def _entry(t: Any) -> _Entry:

@@ -8,11 +8,12 @@ client) on the upstream's side. The gateway
 - lists the upstream's tools and pins each definition's digest (:mod:`.mcp_pins`): a tool whose
   definition changed since it was approved is withheld from ``tools/list``, its calls are denied
   and the change is a critical alert in the audit chain (tool poisoning, the rug pull);
-- checks every ``tools/call`` with :func:`dormant.guard.decide` — the same decision core as the
-  OpenAI-compatible proxy; the gateway adds no rule of its own;
-- appends every decision to the hash-chained audit log *before* anything is released: a denied
-  or held call gets an MCP error result naming the reasons, an allowed one is forwarded and its
-  result returned; if the audit log cannot be written, the call is denied (fail closed).
+- checks every ``tools/call`` through the core's :class:`~dormant.guard.service.Guard` (the
+  decision core, the audit log, the hold queue and the monitoring baseline, as the
+  OpenAI-compatible proxy does); the gateway adds no rule of its own;
+- has every decision written to the hash-chained audit log *before* anything is released: a
+  denied or held call gets an MCP error result naming the reasons, an allowed one is forwarded
+  and its result returned; if the audit log cannot be written, the call is denied (fail closed).
 
 Identity: one per gateway instance (``identity=``) or, over HTTP, one per API key (the
 policy's ``key_sha256``; a request without a known key is refused with 401 before MCP sees it).
@@ -27,16 +28,17 @@ import json
 import shlex
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..adapters.mcp import MCPTools
 from ..errors import ConfigError, EndpointError, require
-from .audit import AuditEntry, AuditLog
+from .audit import AuditEntry
+from .calls import call_from_mcp
 from .decide import decide
 from .mcp_pins import PinnedTool, ToolPins
-from .policy import GuardPolicy
-from .types import Decision, DecisionContext, ModelInfo, Outcome, ProposedCall
+from .service import Guard
+from .types import Decision, Outcome
 
 __all__ = ["GatewayResult", "MCPGateway"]
 
@@ -63,18 +65,16 @@ class MCPGateway:
     ----------
     upstream:
         The tool server, opened or not (:class:`~dormant.adapters.mcp.MCPTools`).
-    policy:
-        The loaded :class:`~dormant.guard.policy.GuardPolicy`.
-    audit:
-        The audit log; its database also holds the tool pins, baselines and held calls.
+    guard:
+        The core (:class:`~dormant.guard.service.Guard`: policy, audit log, registry); its
+        audit database also holds the tool pins.
     identity:
         The agent identity of every caller (stdio), or of HTTP callers without a key; over HTTP
         without it, every caller needs an API key the policy knows.
     model:
-        The model behind the agent, as resolved (:func:`dormant.guard.resolve_model`); default
-        an unknown model.
-    baseline:
-        A :class:`dormant.guard.Baseline` for new-tool / new-destination alerts, or ``None``.
+        The served name of the model behind the agent, resolved by the core (the policy's
+        ``[model_digests]`` and the registry) for the provenance ceiling; ``None`` is an
+        unknown model.
     server_name:
         The gateway's name in the MCP handshake.
     """
@@ -83,34 +83,31 @@ class MCPGateway:
         self,
         upstream: MCPTools,
         *,
-        policy: GuardPolicy,
-        audit: AuditLog,
+        guard: Guard,
         identity: str | None = None,
-        model: ModelInfo | None = None,
-        baseline: Any = None,
+        model: str | None = None,
         server_name: str = "dormant-guard-mcp",
     ) -> None:
         if not isinstance(upstream, MCPTools):
             raise ConfigError(
                 f"'upstream' must be an MCPTools connection. Got {type(upstream).__name__}."
             )
-        if not isinstance(policy, GuardPolicy):
-            raise ConfigError(f"'policy' must be a GuardPolicy. Got {type(policy).__name__}.")
+        if not isinstance(guard, Guard):
+            raise ConfigError(f"'guard' must be a Guard. Got {type(guard).__name__}.")
+        policy = guard.policy
         if identity is not None and identity not in policy.identities:
             known = ", ".join(sorted(policy.identities)) or "none"
             raise ConfigError(
                 f"The identity {identity!r} is not in the policy's [identities] (known: {known})."
             )
         self.upstream = upstream
+        self.guard = guard
         self.policy = policy
-        self.audit = audit
+        self.audit = guard.audit
         self.identity = identity
-        self.model = model or ModelInfo(
-            "unknown", detail="the MCP gateway was not told which model drives the agent"
-        )
-        self.baseline = baseline
+        self.model_name = model or "unknown"
         self.server_name = server_name
-        self.pins = ToolPins(audit)
+        self.pins = ToolPins(guard.audit)
 
     @property
     def server_key(self) -> str:
@@ -142,75 +139,45 @@ class MCPGateway:
         the call was not forwarded).
         """
         request_id = request_id or f"mcp-{uuid.uuid4().hex[:16]}"
-        context = DecisionContext(
-            identity=identity,
-            model=self.model,
-            canaries=self.policy.canaries_for(identity),
-            request_id=request_id,
+        context = self.guard.context(identity, self.model_name, request_id=request_id)
+        call = replace(
+            call_from_mcp({"name": str(name), "arguments": arguments}), call_id=request_id
         )
-        if isinstance(arguments, dict):
-            call = ProposedCall(tool=str(name), arguments=dict(arguments), call_id=request_id)
-        else:  # not a JSON object: decide() denies it as malformed
-            call = ProposedCall(
-                tool=str(name), call_id=request_id, raw_arguments=json.dumps(arguments)
-            )
         pin_reason = self._pin_reason(str(name), identity)
-        base_view = None
-        if self.baseline is not None:
+        if pin_reason is None:
+            decision = self.guard.check_call(context, call)
+        else:  # the core's decision, overruled by the pin and audited as such
+            decision = decide(context, call, policy=self.policy)
+            kept = () if decision.allowed else decision.reasons
+            decision = replace(decision, outcome=Outcome.DENY, reasons=(pin_reason, *kept))
             try:
-                base_view = self.baseline.view(self.model.name, identity)
-            except Exception:  # monitoring only adds alerts; it never decides
-                base_view = None
-        decision = decide(context, call, policy=self.policy, baseline=base_view)
-        if pin_reason is not None:
-            decision = Decision(
-                Outcome.DENY,
-                (
-                    pin_reason,
-                    *[r for r in decision.reasons if decision.outcome is not Outcome.ALLOW],
-                ),
-                decision.call,
-                privilege=decision.privilege,
-                ceiling=decision.ceiling,
-                tier=decision.tier,
-                behaviours=decision.behaviours,
-                alerts=decision.alerts,
-                policy_version=decision.policy_version,
-            )
-        try:
-            seq: int | None = self.audit.append(
-                AuditEntry.for_decision(context, decision, face="mcp", upstream=self.server_key)
-            )
-        except Exception as exc:  # fail closed: nothing is released without a logged decision
-            seq = None
-            decision = Decision(
-                Outcome.DENY,
-                (f"audit log unavailable, denied (fail closed): {type(exc).__name__}",),
-                decision.call,
-                policy_version=decision.policy_version,
-            )
-        if decision.outcome is Outcome.HOLD and seq is not None:
-            from .approvals import Approvals
-
-            hold_id = Approvals(self.audit).hold(context, decision, audit_seq=seq)
+                pinned_seq = self.guard.commit.append(
+                    AuditEntry.for_decision(context, decision, face="mcp", pin="changed")
+                )
+                decision = replace(decision, audit_seq=pinned_seq)
+            except Exception as exc:  # fail closed, as the core does
+                decision = replace(
+                    decision,
+                    reasons=(
+                        *decision.reasons,
+                        f"the audit log could not be written ({type(exc).__name__}); denied "
+                        "(fail closed)",
+                    ),
+                )
+        seq: int | None = decision.audit_seq
+        if decision.outcome is Outcome.HOLD:
             text = (
-                f"dormant guard held the call to {name!r} for approval (hold #{hold_id}): "
+                f"dormant guard held the call to {name!r} for approval (hold "
+                f"#{decision.hold_id}): "
                 + "; ".join(decision.reasons)
-                + f". An operator decides with 'dormant guard approvals approve {hold_id}'."
+                + f". An operator decides with 'dormant guard approvals approve "
+                f"{decision.hold_id}'."
             )
             return GatewayResult(decision, seq, False, text), None
-        if decision.outcome is not Outcome.ALLOW:
+        if not decision.allowed:
             text = f"dormant guard denied the call to {name!r}: " + "; ".join(decision.reasons)
             return GatewayResult(decision, seq, False, text), None
-        if self.baseline is not None:
-            try:
-                dests = tuple(
-                    b.partition(":")[2] for b in decision.behaviours if b.startswith("egress:")
-                )
-                self.baseline.observe(self.model.name, identity, str(name), dests)
-            except Exception:  # monitoring never blocks an allowed call
-                pass
-        result = self.upstream.call_result(str(name), call.arguments)
+        result = self.upstream.call_result(call.tool, call.arguments)
         return GatewayResult(decision, seq, True), result
 
     def _pin_reason(self, name: str, identity: str) -> str | None:

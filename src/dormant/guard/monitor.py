@@ -13,6 +13,8 @@ Stored in the guard database next to the audit log.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -58,9 +60,24 @@ class Baseline:
         The guard database (``AuditLog.open(url).store``).
     learning_decisions:
         Decisions per (model, identity) observed before alerts start.
+    flush_every, flush_seconds:
+        Observations are buffered in memory and written in one transaction when this many
+        are pending or this many seconds have passed (and by :meth:`flush`): the baseline is
+        advisory, and a disk sync per decision would halve the guard's throughput. What one
+        process has not flushed yet is still part of its own views.
+    cache_seconds:
+        How long a view read from the database is reused.
     """
 
-    def __init__(self, store: Store, *, learning_decisions: int = 50) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        learning_decisions: int = 50,
+        flush_every: int = 64,
+        flush_seconds: float = 2.0,
+        cache_seconds: float = 2.0,
+    ) -> None:
         if not isinstance(learning_decisions, int) or learning_decisions < 0:
             raise ConfigError(
                 "The 'learning_decisions' parameter must be an int >= 0. "
@@ -68,9 +85,51 @@ class Baseline:
             )
         self.store = store
         self.learning_decisions = learning_decisions
+        self.flush_every = flush_every
+        self.flush_seconds = flush_seconds
+        self.cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._items: dict[tuple[str, str, str, str], int] = {}
+        self._counts: dict[tuple[str, str], int] = {}
+        self._pending = 0
+        self._flushed_at = time.monotonic()
+        self._cache: dict[tuple[str, str], tuple[float, BaselineView]] = {}
+        #: What a flush in progress is writing: still part of views until it is committed.
+        self._flushing: tuple[dict[tuple[str, str, str, str], int], dict[tuple[str, str], int]]
+        self._flushing = ({}, {})
 
     def view(self, model: str, identity: str) -> BaselineView:
-        """The current baseline of (model, identity)."""
+        """The current baseline of (model, identity): the database's, plus what this process
+        observed and has not flushed yet."""
+        now = time.monotonic()
+        hit = self._cache.get((model, identity))
+        base = hit[1] if hit is not None and now - hit[0] < self.cache_seconds else None
+        if base is None:
+            base = self._read(model, identity)
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[(model, identity)] = (now, base)
+        with self._lock:
+            extra = [
+                (k, v)
+                for items in (self._items, self._flushing[0])
+                for (m, i, k, v) in items
+                if m == model and i == identity
+            ]
+            n = self._counts.get((model, identity), 0) + self._flushing[1].get((model, identity), 0)
+        if not extra and not n:
+            return base
+        return BaselineView(
+            model,
+            identity,
+            base.tools | {v for k, v in extra if k == "tool"},
+            base.destinations | {v for k, v in extra if k == "destination"},
+            base.decisions + n,
+            self.learning_decisions,
+        )
+
+    def _read(self, model: str, identity: str) -> BaselineView:
         from sqlalchemy import select
 
         with self.store.tx(write=False) as conn:
@@ -103,20 +162,63 @@ class Baseline:
         self, model: str, identity: str, tool: str, destinations: tuple[str, ...] = ()
     ) -> None:
         """Record one decided call: its tool and destinations join the baseline."""
+        with self._lock:
+            for kind, value in [("tool", tool)] + [("destination", d) for d in destinations]:
+                key = (model, identity, kind, value[:512])
+                self._items[key] = self._items.get(key, 0) + 1
+            self._counts[(model, identity)] = self._counts.get((model, identity), 0) + 1
+            self._pending += 1
+            due = (
+                self._pending >= self.flush_every
+                or time.monotonic() - self._flushed_at >= self.flush_seconds
+            )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered observations in one transaction."""
+        with self._flush_lock:
+            self._flush()
+
+    def _flush(self) -> None:
         from ..registry._engine import upsert
 
+        with self._lock:
+            items, counts = self._items, self._counts
+            self._items, self._counts, self._pending = {}, {}, 0
+            self._flushed_at = time.monotonic()
+            self._flushing = (items, counts)
+        if not items and not counts:
+            return
         now = datetime.now(UTC).isoformat(timespec="microseconds")
-        with self.store.tx() as conn:
-            for kind, value in [("tool", tool)] + [("destination", d) for d in destinations]:
-                _bump(conn, model, identity, kind, value[:512], now)
-            cur = _count(conn, model, identity)
-            upsert(
-                conn,
-                baseline_counts,
-                {"model": model, "identity": identity, "decisions": cur + 1},
-                keys=("model", "identity"),
-                update=("decisions",),
-            )
+        try:
+            with self.store.tx() as conn:
+                for (model, identity, kind, value), k in items.items():
+                    _bump(conn, model, identity, kind, value, now, k)
+                for (model, identity), k in counts.items():
+                    upsert(
+                        conn,
+                        baseline_counts,
+                        {
+                            "model": model,
+                            "identity": identity,
+                            "decisions": _count(conn, model, identity) + k,
+                        },
+                        keys=("model", "identity"),
+                        update=("decisions",),
+                    )
+        except Exception:
+            with self._lock:  # keep them for the next flush
+                for key, k in items.items():
+                    self._items[key] = self._items.get(key, 0) + k
+                for key2, k in counts.items():
+                    self._counts[key2] = self._counts.get(key2, 0) + k
+                self._flushing = ({}, {})
+            raise
+        with self._lock:
+            for key2 in counts:
+                self._cache.pop(key2, None)
+            self._flushing = ({}, {})
 
 
 def _count(conn: Any, model: str, identity: str) -> int:
@@ -130,7 +232,9 @@ def _count(conn: Any, model: str, identity: str) -> int:
     return int(n or 0)
 
 
-def _bump(conn: Any, model: str, identity: str, kind: str, value: str, now: str) -> None:
+def _bump(
+    conn: Any, model: str, identity: str, kind: str, value: str, now: str, k: int = 1
+) -> None:
     from sqlalchemy import select
 
     key = (
@@ -143,11 +247,11 @@ def _bump(conn: Any, model: str, identity: str, kind: str, value: str, now: str)
     if cur is None:
         conn.execute(
             baseline.insert().values(
-                model=model, identity=identity, kind=kind, value=value, first_seen=now, count=1
+                model=model, identity=identity, kind=kind, value=value, first_seen=now, count=k
             )
         )
     else:
-        conn.execute(baseline.update().where(key).values(count=cur + 1))
+        conn.execute(baseline.update().where(key).values(count=cur + k))
 
 
 __all__ = ["Baseline", "BaselineView"]

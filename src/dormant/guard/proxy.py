@@ -39,25 +39,24 @@ from ._openai import (
     ProxyError,
     audit_error,
     finish_reason,
-    input_texts,
     join_notices,
-    proposed_call,
     snippet,
     too_large,
     upstream_status_error,
     upstream_transport_error,
 )
-from ._openai import _content_text as _text_of
 from ._ops import ProxyMetrics, reason_kind
-from ._services import GuardServices
 from ._settled import AuditUnavailable, Pending, Settled
+from .audit import AuditEntry
+from .calls import call_from_openai, request_texts, system_prompt
+from .service import Guard
 from .types import (
     Decision,
     DecisionContext,
     ModelInfo,
     Outcome,
-    ProvenanceState,
     ResponseDecision,
+    TriggerMatch,
 )
 
 log = logging.getLogger("dormant.guard.proxy")
@@ -81,8 +80,6 @@ class ProxySettings:
         Seconds to connect to the upstream.
     max_body_bytes:
         Largest request body accepted (413 beyond).
-    model_cache_seconds:
-        How long a resolved model's provenance is reused.
     """
 
     upstream: str
@@ -90,7 +87,6 @@ class ProxySettings:
     timeout: float = 60.0
     connect_timeout: float = 5.0
     max_body_bytes: int = 1 << 20
-    model_cache_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         url = self.upstream.rstrip("/")
@@ -101,11 +97,20 @@ class ProxySettings:
         if url.count("/") == 2:
             url += "/v1"
         object.__setattr__(self, "upstream", url)
-        for name in ("timeout", "connect_timeout", "model_cache_seconds"):
+        for name in ("timeout", "connect_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"'{name}' must be > 0. Got {getattr(self, name)!r}.")
         if self.max_body_bytes < 1024:
             raise ConfigError(f"'max_body_bytes' must be >= 1024. Got {self.max_body_bytes!r}.")
+
+
+#: How the core's ``Guard`` says an audit write failed (it denies, never raises).
+_AUDIT_FAILED = "the audit log could not be written"
+
+#: Put in a request's triggers when known triggers could not be matched (suspect tier).
+_UNMATCHED = TriggerMatch(
+    text="", kind="matcher-unavailable", target=None, where="request", severity="high"
+)
 
 
 def _key_ref(key: str) -> str:
@@ -113,16 +118,39 @@ def _key_ref(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-class GuardProxy:
-    """The proxy's state and request handlers (:func:`create_app` builds the ASGI app)."""
+class _TimedCommit:
+    """The core's group commit with its write latency and failures counted for ``/metrics``."""
 
-    def __init__(self, services: GuardServices, *, settings: ProxySettings) -> None:
-        self.services = services
+    def __init__(self, inner: Any, metrics: ProxyMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def append(self, entry: Any) -> int:
+        t0 = time.perf_counter()
+        try:
+            seq: int = self._inner.append(entry)
+        except Exception:
+            self._metrics.audit_failures.inc()
+            raise
+        self._metrics.audit_latency.observe(time.perf_counter() - t0)
+        return seq
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class GuardProxy:
+    """The proxy's state and request handlers (:func:`create_app` builds the ASGI app).
+
+    Every decision goes through the core's :class:`dormant.guard.service.Guard` (decide, audit
+    durably through its group commit, hold, observe); the proxy adds the wire format.
+    """
+
+    def __init__(self, guard: Guard, *, settings: ProxySettings) -> None:
+        self.guard = guard
         self.settings = settings
         self.metrics = ProxyMetrics()
         self.client: Any = None
-        self._models: dict[str, tuple[float, ModelInfo]] = {}
-        self._settle_lock = asyncio.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -134,10 +162,13 @@ class GuardProxy:
             timeout=httpx.Timeout(s.timeout, connect=s.connect_timeout),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
+        if not isinstance(self.guard.commit, _TimedCommit):
+            self.guard.commit = _TimedCommit(self.guard.commit, self.metrics)  # type: ignore[assignment]
 
     async def shutdown(self) -> None:
         if self.client is not None:
             await self.client.aclose()
+        await asyncio.to_thread(self.guard.close)
 
     # -- the pieces ----------------------------------------------------------------------
 
@@ -155,7 +186,7 @@ class GuardProxy:
                 code="missing_api_key",
             )
         try:
-            identity = self.services.identify(key)
+            identity = self.guard.policy.identity_for_key(key)
         except Exception as exc:  # fail closed: no identity, no access
             log.error("identity lookup failed", extra={"error": repr(exc)})
             identity = None
@@ -194,203 +225,149 @@ class GuardProxy:
                 400, f"The request body is not valid JSON ({exc}).", code="invalid_json"
             ) from None
 
-    def resolve(self, name: str) -> ModelInfo:
-        """The model's provenance, cached; ``unknown`` (with why) when the registry fails."""
-        now = time.monotonic()
-        hit = self._models.get(name)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        try:
-            info = self.services.resolve(name)
-        except Exception as exc:
-            log.warning("provenance lookup failed", extra={"model": name, "error": repr(exc)})
-            info = ModelInfo(
-                name=name,
-                provenance=ProvenanceState.UNKNOWN,
-                detail=f"registry unavailable: {type(exc).__name__}: {exc}",
-            )
-            # a failure is cached briefly too, so a down registry is not hammered
-            self._models[name] = (now + min(5.0, self.settings.model_cache_seconds), info)
-            return info
-        self._models[name] = (now + self.settings.model_cache_seconds, info)
-        return info
+    async def context(
+        self, identity: str, body: dict[str, Any], request_id: str
+    ) -> DecisionContext:
+        """The request's context from the core (model resolved, known triggers matched); may
+        read the registry, so it runs on a worker thread."""
+        return await asyncio.to_thread(self._context, identity, body, request_id)
 
-    def context(self, identity: str, body: dict[str, Any], request_id: str) -> DecisionContext:
-        model = self.resolve(body["model"])
-        texts = input_texts(body["messages"])
+    def _context(self, identity: str, body: dict[str, Any], request_id: str) -> DecisionContext:
+        messages = body["messages"]
+        texts = request_texts(messages)
         try:
-            triggers = self.services.match(texts)
-        except Exception as exc:  # fail closed below
-            log.warning("trigger matching failed", extra={"error": repr(exc)})
-            # without the trigger index the request cannot be shown clean: the suspect tier
-            from .types import TriggerMatch
-
-            triggers = (
-                TriggerMatch(
-                    text="",
-                    kind="matcher-unavailable",
-                    target=None,
-                    where="request",
-                    severity="high",
-                ),
+            ctx = self.guard.context(
+                identity,
+                body["model"],
+                texts,
+                request_id=request_id,
+                system_prompt=system_prompt(messages),
             )
-        try:
-            canaries = self.services.canaries(identity)
-        except Exception:  # canaries are a tripwire; missing ones never allow
-            canaries = ()
-        extra: dict[str, Any] = {}
-        if "system_prompt" in DecisionContext.__dataclass_fields__:
-            system = [
-                _text_of(m.get("content")) for m in body["messages"] if m.get("role") == "system"
-            ]
-            extra["system_prompt"] = "\n".join(system) or None
-        return DecisionContext(
-            identity=identity,
-            model=model,
-            triggers=tuple(triggers),
-            input_texts=tuple(t for _, t in texts),
-            canaries=tuple(canaries),
-            request_id=request_id,
-            **extra,
-        )
+        except Exception as exc:  # fail closed: unknown provenance, suspect tier
+            log.error("context failed", extra={"request_id": request_id, "error": repr(exc)})
+            ctx = DecisionContext(
+                identity=identity,
+                model=ModelInfo(body["model"], detail=f"guard error: {type(exc).__name__}"),
+                input_texts=tuple(t for _, t in texts),
+                canaries=self.guard.policy.canaries_for(identity),
+                request_id=request_id,
+                system_prompt=system_prompt(messages),
+            )
+            return replace(ctx, triggers=(_UNMATCHED,))
+        if self.guard.trigger_error is not None:
+            # the registry's known triggers could not be (re)read: the request cannot be shown
+            # free of them, so it goes to the suspect tier (fail closed)
+            log.warning(
+                "trigger matching failed",
+                extra={"request_id": request_id, "error": self.guard.trigger_error},
+            )
+            ctx = replace(ctx, triggers=(*ctx.triggers, _UNMATCHED))
+        return ctx
 
     # -- deciding, auditing, releasing ---------------------------------------------------
 
     async def settle(self, ctx: DecisionContext, choices: list[Pending]) -> list[Settled]:
-        """Decide every call and screen every text of a completion, audit it all, then hold
-        and observe. Runs on a worker thread, one request at a time (the audit chain is one
-        sequence). Raises :class:`AuditUnavailable` when any audit write fails: then nothing
-        of this completion may be released."""
-        async with self._settle_lock:
-            return await asyncio.to_thread(self._settle, ctx, choices)
-
-    def _settle(self, ctx: DecisionContext, choices: list[Pending]) -> list[Settled]:
-        baseline = None
-        if any(p.calls for p in choices):
-            try:
-                baseline = self.services.baseline(ctx)
-            except Exception as exc:  # monitoring only adds alerts; decisions go on
-                log.warning("baseline read failed", extra={"error": repr(exc)})
-        out: list[Settled] = []
+        """Decide, audit (durably, before return), hold and observe every proposed call and
+        screen every text of a completion, through the core's :class:`Guard`. The calls of
+        one completion are checked concurrently so they share a group commit. Raises
+        :class:`AuditUnavailable` when an audit write failed: then nothing may be released."""
+        jobs: list[Any] = []
         for p in choices:
-            decisions = [
-                self._decide(ctx, raw, j, baseline, p.incomplete) for j, raw in enumerate(p.calls)
-            ]
-            verdict = self._screen(ctx, p.text) if p.text else None
-            out.append(Settled(p, decisions, verdict))
-        for st in out:  # durable before anything is released
-            for d in st.decisions:
-                seq = self._write(self.services.audit_decision, ctx, d, choice=st.pending.index)
-                if d.outcome is Outcome.HOLD:
-                    st.approvals[id(d)] = self._hold(ctx, d, seq)
-            if st.verdict is not None:
-                self._write(self.services.audit_response, ctx, st.verdict, choice=st.pending.index)
-        for st in out:
-            for d in st.decisions:
+            for raw in p.calls:
+                if p.incomplete is not None:
+                    jobs.append(asyncio.to_thread(self._deny_unfinished, ctx, raw, p.incomplete))
+                else:
+                    jobs.append(asyncio.to_thread(self._check, ctx, raw))
+            if p.text:
+                jobs.append(asyncio.to_thread(self._screen, ctx, p.text))
+        results = iter(await asyncio.gather(*jobs))
+        out: list[Settled] = []
+        failed: list[str] = []
+        for p in choices:
+            decisions = [next(results) for _ in p.calls]
+            verdict = next(results) if p.text else None
+            for d in decisions:
+                if d.audit_seq is None:
+                    failed.append(d.reasons[-1] if d.reasons else "no audit entry")
                 self.count(d.outcome.value, d.reasons, d.alerts)
-                if d.outcome is Outcome.ALLOW:
-                    try:
-                        self.services.observe(ctx, d)
-                    except Exception as exc:
-                        log.warning("baseline update failed", extra={"error": repr(exc)})
-            if st.verdict is not None:
-                v = st.verdict
-                self.count(str(getattr(v.outcome, "value", v.outcome)), v.reasons, v.alerts)
-        return out
-
-    def _write(self, fn: Any, *args: Any, **kwargs: Any) -> int:
-        t0 = time.perf_counter()
-        try:
-            seq = int(fn(*args, **kwargs))
-        except Exception as exc:
-            self.metrics.audit_failures.inc()
+            if verdict is not None:
+                if any(r.startswith(_AUDIT_FAILED) for r in verdict.reasons):
+                    failed.append(verdict.reasons[-1])
+                self.count(verdict.outcome.value, verdict.reasons, verdict.alerts)
+            out.append(Settled(p, decisions, verdict))
+        if failed:
             log.error(
                 "audit write failed; nothing of the request is released",
-                extra={"error": f"{type(exc).__name__}: {exc}"},
+                extra={"request_id": ctx.request_id, "error": failed[0]},
             )
-            raise AuditUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        self.metrics.audit_latency.observe(time.perf_counter() - t0)
-        return seq
+            raise AuditUnavailable(failed[0])
+        return out
 
-    def _decide(
-        self, ctx: DecisionContext, raw: Any, index: int, baseline: Any, incomplete: str | None
-    ) -> Decision:
-        """The core's decision for one upstream tool call; any failure is a denial."""
-        rc = proposed_call(raw, index)
-        if incomplete is not None:  # never decided, never released: it is not a whole call
-            return Decision(
-                Outcome.DENY,
-                (f"incomplete tool call: the stream ended before it was complete ({incomplete})",),
-                rc.call,
-                policy_version=self.services.policy_version,
-            )
+    def _check(self, ctx: DecisionContext, raw: Any) -> Decision:
+        call = call_from_openai(raw)
         try:
-            decision = self.services.decide(ctx, rc.call, baseline)
-            if not isinstance(decision, Decision) or decision.outcome not in tuple(Outcome):
-                raise TypeError(f"decide() returned {type(decision).__name__}, not a Decision")
-        except Exception as exc:  # fail closed
+            return self.guard.check_call(ctx, call)
+        except Exception as exc:  # fail closed (no audit_seq: the request gets a 503)
             log.error("decision failed", extra={"request_id": ctx.request_id, "error": repr(exc)})
             return Decision(
-                Outcome.DENY,
-                (f"guard error, denied (fail closed): {type(exc).__name__}: {exc}",),
-                rc.call,
-                policy_version=self.services.policy_version,
+                Outcome.DENY, (f"guard error, denied (fail closed): {type(exc).__name__}",), call
             )
-        if rc.malformed and decision.outcome is not Outcome.DENY:
-            decision = replace(
-                decision,
-                outcome=Outcome.DENY,
-                reasons=(f"malformed tool call from the upstream: {rc.malformed}",),
-            )
-        return decision
 
-    def _screen(self, ctx: DecisionContext, text: str) -> Any:
+    def _deny_unfinished(self, ctx: DecisionContext, raw: Any, problem: str) -> Decision:
+        """A call the stream never finished: denied undecided, and audited as such."""
+        d = Decision(
+            Outcome.DENY,
+            (f"incomplete tool call: the stream ended before it was complete ({problem})",),
+            call_from_openai(raw),
+            policy_version=self.guard.policy.version,
+        )
         try:
-            verdict = self.services.screen(ctx, text)
-            if verdict is None:
-                return None
-            Outcome(getattr(verdict.outcome, "value", verdict.outcome))
-            return verdict
-        except Exception as exc:  # fail closed: withhold the text
+            return replace(d, audit_seq=self.guard.commit.append(AuditEntry.for_decision(ctx, d)))
+        except Exception as exc:
+            return replace(d, reasons=(*d.reasons, f"{_AUDIT_FAILED} ({type(exc).__name__})"))
+
+    def _screen(self, ctx: DecisionContext, text: str) -> ResponseDecision:
+        try:
+            return self.guard.check_response(ctx, text)
+        except Exception as exc:  # fail closed: withheld
             return ResponseDecision(
-                Outcome.DENY,
-                (f"guard error, response withheld (fail closed): {type(exc).__name__}: {exc}",),
-                "",
-                policy_version=self.services.policy_version,
+                Outcome.DENY, (f"{_AUDIT_FAILED}: guard error ({type(exc).__name__})",), ""
             )
-
-    def _hold(self, ctx: DecisionContext, decision: Decision, seq: int) -> str | None:
-        try:
-            return self.services.hold(ctx, decision, seq)
-        except Exception as exc:  # the call stays held (never released) either way
-            log.error("approval queue failed", extra={"error": repr(exc)})
-            return None
 
     async def audit_refusal(
         self, request_id: str, identity: str | None, error: ProxyError, detail: dict[str, Any]
     ) -> bool:
         """Write a refused request to the audit log; False when that failed too."""
-        full = {"status": error.status, "code": error.code, **detail}
+        entry = AuditEntry(
+            kind="event",
+            outcome=Outcome.DENY.value,
+            identity=identity,
+            model=detail.get("model"),
+            reasons=(error.message,),
+            policy_version=self.guard.policy.version,
+            request_id=request_id,
+            detail={"status": error.status, "code": error.code, **detail},
+        )
         try:
-            async with self._settle_lock:
-                await asyncio.to_thread(
-                    self._write,
-                    self.services.audit_event,
-                    request_id=request_id,
-                    identity=identity,
-                    reasons=(error.message,),
-                    detail=full,
-                )
-        except AuditUnavailable:
+            await asyncio.to_thread(self.guard.commit.append, entry)
+        except Exception as exc:
+            log.error("audit write failed", extra={"request_id": request_id, "error": repr(exc)})
             return False
         return True
+
+    def health(self) -> tuple[bool, str]:
+        """Whether the audit log can be written now."""
+        try:
+            with self.guard.audit.store.tx() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except Exception as exc:
+            return False, f"the audit log cannot be written: {type(exc).__name__}: {exc}"
+        return True, "ok"
 
     def count(self, outcome: str, reasons: tuple[str, ...], alerts: tuple[str, ...]) -> None:
         self.metrics.decisions.labels(outcome, reason_kind(reasons)).inc()
         for alert in alerts:
             self.metrics.alerts.labels(alert.split(":", 1)[0][:40]).inc()
-
-    # -- non-streaming -------------------------------------------------------------------
 
     def upstream_headers(self) -> dict[str, str]:
         h = {"content-type": "application/json", "accept": "application/json"}
@@ -398,8 +375,11 @@ class GuardProxy:
             h["authorization"] = f"Bearer {self.settings.upstream_key}"
         return h
 
-    async def complete(self, ctx: DecisionContext, body: dict[str, Any]) -> dict[str, Any]:
-        """Forward, decide every call, audit, and return the rewritten completion."""
+    async def complete(
+        self, ctx: DecisionContext, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], float]:
+        """Forward, decide every call, audit; the rewritten completion and the upstream's
+        time in seconds."""
         import httpx
 
         t0 = time.perf_counter()
@@ -412,7 +392,8 @@ class GuardProxy:
         except httpx.HTTPError as exc:
             raise upstream_transport_error(exc) from None
         finally:
-            self.metrics.upstream_latency.observe(time.perf_counter() - t0)
+            upstream_s = time.perf_counter() - t0
+            self.metrics.upstream_latency.observe(upstream_s)
         if resp.status_code != 200:
             raise upstream_status_error(resp.status_code, resp.content)
         try:
@@ -465,13 +446,14 @@ class GuardProxy:
             choice["finish_reason"] = finish_reason(
                 choice.get("finish_reason"), calls_left=len(kept)
             )
-        return dict(data)
+        return dict(data), upstream_s
 
     # -- streaming -----------------------------------------------------------------------
 
 
-def create_app(services: GuardServices, *, settings: ProxySettings) -> Any:
-    """The proxy as an ASGI app (Starlette); ``app.state.proxy`` is its :class:`GuardProxy`."""
+def create_app(guard: Guard, *, settings: ProxySettings) -> Any:
+    """The proxy as an ASGI app (Starlette) over the core's :class:`Guard`;
+    ``app.state.proxy`` is its :class:`GuardProxy`."""
     from ._app import build
 
-    return build(GuardProxy(services, settings=settings))
+    return build(GuardProxy(guard, settings=settings))

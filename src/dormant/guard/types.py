@@ -121,6 +121,12 @@ class Decision:
     #: Raised alerts: ``canary`` (critical), ``new-tool`` / ``new-destination`` (monitoring).
     alerts: tuple[str, ...] = ()
     policy_version: str | None = None
+    #: Destination hosts found in the call's arguments (what the allow-list was checked on).
+    destinations: tuple[str, ...] = ()
+    #: Sequence number of the decision's audit entry, once written (see ``guard.service``).
+    audit_seq: int | None = None
+    #: The hold queue's id when the outcome is ``hold`` and the call was queued.
+    hold_id: int | None = None
 
     @property
     def allowed(self) -> bool:
