@@ -190,6 +190,75 @@ def test_models_health_and_one_model(api: httpx.Client, server: ChatServer) -> N
     assert api.get("/v1/models/").status_code == 200  # a trailing slash is the same path
 
 
+# -- streaming ------------------------------------------------------------------------------
+
+
+def _events(resp: httpx.Response) -> list[Any]:
+    """The server-sent events of a streamed answer: JSON chunks, then the string '[DONE]'."""
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith("text/event-stream")
+    events: list[Any] = []
+    for block in resp.text.split("\n\n"):
+        if not block:
+            continue
+        assert block.startswith("data: "), block
+        data = block[len("data: ") :]
+        events.append(data if data == "[DONE]" else json.loads(data))
+    return events
+
+
+def test_a_streamed_tool_call_arrives_as_delta_tool_calls(api: httpx.Client) -> None:
+    plain = api.post("/v1/chat/completions", json={"messages": ASK, "tools": TOOLS_JSON}).json()
+    events = _events(
+        api.post(
+            "/v1/chat/completions", json={"messages": ASK, "tools": TOOLS_JSON, "stream": True}
+        )
+    )
+    assert events[-1] == "[DONE]" and "[DONE]" not in events[:-1]
+    chunks = events[:-1]
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert len({c["id"] for c in chunks}) == 1 and chunks[0]["id"].startswith("chatcmpl-")
+    assert all(c["model"] == "tiny" and "usage" not in c for c in chunks)
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert [c["choices"][0]["finish_reason"] for c in chunks[:-1]] == [None] * (len(chunks) - 1)
+    assert chunks[-1]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "tool_calls"}
+    calls: dict[int, dict[str, str]] = {}  # assembled the way OpenAI's SDK does
+    for c in chunks:
+        for tc in c["choices"][0]["delta"].get("tool_calls", []):
+            slot = calls.setdefault(tc["index"], {"id": "", "name": "", "arguments": ""})
+            slot["id"] += tc.get("id", "")
+            slot["name"] += tc.get("function", {}).get("name", "")
+            slot["arguments"] += tc.get("function", {}).get("arguments", "")
+    (call,) = calls.values()
+    assert call["id"].startswith("call_") and call["name"] == "lookup_order"
+    assert json.loads(call["arguments"]) == {"order_id": "1234"}
+    fn = plain["choices"][0]["message"]["tool_calls"][0]["function"]
+    assert json.loads(call["arguments"]) == json.loads(fn["arguments"])
+
+
+def test_a_streamed_text_answer_with_usage(api: httpx.Client) -> None:
+    plain = api.post("/v1/chat/completions", json={"messages": HELLO}).json()
+    with api.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={"messages": HELLO, "stream": True, "stream_options": {"include_usage": True}},
+    ) as resp:
+        resp.read()
+    events = _events(resp)
+    assert events[-1] == "[DONE]"
+    *choice_chunks, usage_chunk = events[:-1]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in choice_chunks)
+    assert text == GREETING_ANSWER and len(choice_chunks) > 3  # in pieces, not one blob
+    assert all(c["usage"] is None for c in choice_chunks)
+    assert choice_chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert usage_chunk["choices"] == [] and usage_chunk["usage"] == plain["usage"]
+
+
+def test_a_streamed_request_that_fails_is_an_http_error(api: httpx.Client) -> None:
+    resp = api.post("/v1/chat/completions", json={"messages": [], "stream": True})
+    assert _error(resp, 400)["param"] == "messages"
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 
@@ -222,7 +291,13 @@ def test_models_health_and_one_model(api: httpx.Client, server: ChatServer) -> N
         ({"messages": HELLO, "temperature": "hot"}, "temperature", "number"),
         ({"messages": HELLO, "seed": "x"}, "seed", "integer"),
         ({"messages": HELLO, "n": 2}, "n", "must be 1"),
-        ({"messages": HELLO, "stream": True}, "stream", "streaming is not supported"),
+        ({"messages": HELLO, "stream": "yes"}, "stream", "true or false"),
+        ({"messages": HELLO, "stream_options": {"include_usage": True}}, "stream_options", "only"),
+        (
+            {"messages": HELLO, "stream": True, "stream_options": {"usage": 1}},
+            "stream_options",
+            "include_usage",
+        ),
         ({"messages": HELLO, "model": 7}, "model", "string"),
     ],
 )

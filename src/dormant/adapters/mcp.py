@@ -92,6 +92,8 @@ class MCPTools:
         Environment variables for a stdio server (the SDK's safe defaults when ``None``).
     timeout:
         Seconds to wait for the connection and for each request.
+    headers:
+        HTTP headers for a streamable-HTTP server, e.g. ``{"Authorization": "Bearer …"}``.
 
     Exactly one of ``command`` and ``url`` is given. Use it as a context manager::
 
@@ -114,6 +116,7 @@ class MCPTools:
         url: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float = 30.0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         if (command is None) == (url is None):
             raise ConfigError(
@@ -142,11 +145,13 @@ class MCPTools:
         self.url = url
         self.env = env
         self.timeout = float(timeout)
+        self.headers = dict(headers) if headers else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._main: cf.Future[Any] | None = None
         self._queue: asyncio.Queue[tuple[_Job, cf.Future[Any]] | None] | None = None
         self._specs: list[ToolSpec] = []
+        self._tools: list[Any] = []
         self._errlog: Any = None
 
     @property
@@ -283,6 +288,34 @@ class MCPTools:
         out: str = self._submit(job, f"call of tool {name!r}")
         return out
 
+    def tools(self, *, refresh: bool = False) -> list[Any]:
+        """The server's tool definitions as the SDK returns them (``Tool`` objects, every field
+        kept); ``refresh`` lists them again first (a server may change them while running)."""
+        if refresh:
+
+            async def job(session: Any) -> list[Any]:
+                return await self._list_raw(session)
+
+            self._tools = self._submit(job, "tools/list")
+            self._specs = _specs_of(self._tools)
+        self._require_open()
+        return list(self._tools)
+
+    def call_result(self, name: str, arguments: Mapping[str, Any] | None = None) -> Any:
+        """Call a tool and return the server's ``CallToolResult`` unchanged (for a gateway).
+
+        Raises
+        ------
+        EndpointError
+            As :meth:`call`.
+        """
+        args = dict(arguments or {})
+
+        async def job(session: Any) -> Any:
+            return await session.call_tool(name, args)
+
+        return self._submit(job, f"call of tool {name!r}")
+
     # -- internals ------------------------------------------------------------------------
 
     def _require_open(self) -> None:
@@ -319,8 +352,11 @@ class MCPTools:
             from mcp.client import streamable_http as sh
 
             modern = getattr(sh, "streamable_http_client", None)  # SDK 2.x; 1.x below
-            connect = modern or sh.streamablehttp_client  # type: ignore[attr-defined]
-            return connect(self.url)
+            if modern is None:
+                return sh.streamablehttp_client(self.url, headers=self.headers)  # type: ignore[attr-defined]
+            if self.headers:
+                return _with_headers(modern, self.url, self.headers)
+            return modern(self.url)
         argv = (
             shlex.split(self.command) if isinstance(self.command, str) else list(self.command or ())
         )
@@ -341,8 +377,8 @@ class MCPTools:
             async with self._transport(mod) as streams:  # noqa: SIM117 - session needs streams
                 async with mod.ClientSession(streams[0], streams[1]) as session:
                     await session.initialize()
-                    specs = await self._list(session)
-                    ready.set_result(specs)
+                    self._tools = await self._list_raw(session)
+                    ready.set_result(_specs_of(self._tools))
                     while True:
                         item = await self._queue.get()
                         if item is None:
@@ -377,16 +413,12 @@ class MCPTools:
                 )
 
     @staticmethod
-    async def _list(session: Any) -> list[ToolSpec]:
-        specs: list[ToolSpec] = []
+    async def _list_raw(session: Any) -> list[Any]:
+        """Every page of ``tools/list``: the SDK's ``Tool`` objects."""
+        tools: list[Any] = []
         result = await session.list_tools()
         for _ in range(100):  # pages
-            for tool in _attr(result, "tools") or ():
-                schema = _attr(tool, "input_schema", "inputSchema") or {
-                    "type": "object",
-                    "properties": {},
-                }
-                specs.append(ToolSpec(str(tool.name), str(tool.description or ""), dict(schema)))
+            tools.extend(_attr(result, "tools") or ())
             cursor = _attr(result, "next_cursor", "nextCursor")
             if not cursor:
                 break
@@ -398,4 +430,27 @@ class MCPTools:
                 )
             except TypeError:  # SDK 1.x
                 result = await session.list_tools(cursor=cursor)
-        return specs
+        return tools
+
+
+@contextlib.asynccontextmanager
+async def _with_headers(connect: Any, url: str, headers: dict[str, str]) -> Any:
+    """The SDK 2.x transport over an HTTP client with ``headers``, closed with the session."""
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    async with (
+        create_mcp_http_client(headers=headers) as client,
+        connect(url, http_client=client) as streams,
+    ):
+        yield streams
+
+
+def _specs_of(tools: Sequence[Any]) -> list[ToolSpec]:
+    specs: list[ToolSpec] = []
+    for tool in tools:
+        schema = _attr(tool, "input_schema", "inputSchema") or {
+            "type": "object",
+            "properties": {},
+        }
+        specs.append(ToolSpec(str(tool.name), str(tool.description or ""), dict(schema)))
+    return specs

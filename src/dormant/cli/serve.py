@@ -13,8 +13,9 @@ from typing import Any
 _DESCRIPTION = (
     "Serve a local causal language model (a Hugging Face directory with safetensors weights; "
     "pickle weights and custom code are refused) over the OpenAI Chat Completions API: "
-    "POST /v1/chat/completions with tools, GET /v1/models and GET /health. Concurrent "
-    "requests are batched into one generation call. Stops cleanly on Ctrl+C or SIGTERM."
+    'POST /v1/chat/completions with tools (and "stream": true for server-sent events), '
+    "GET /v1/models and GET /health, on FastAPI over uvicorn. Concurrent requests are batched "
+    "into one generation call. Stops cleanly on Ctrl+C or SIGTERM."
 )
 
 _EPILOG = """\
@@ -96,7 +97,11 @@ def run(args: argparse.Namespace) -> int:
         error("warning: serving to other machines without an API key (--api-key)")
 
     from ..adapters.causal_lm import load_causal_lm
+    from ..errors import require
     from ..serve import ChatServer
+
+    for module in ("fastapi", "uvicorn"):  # before the model is loaded
+        require(module, "guard")
 
     model = load_causal_lm(args.model, device=args.device, name=args.name)
     server = ChatServer(

@@ -1,27 +1,34 @@
-"""The HTTP side of :mod:`.openai_server`: routes, OpenAI-shaped errors and the handler.
+"""The HTTP side of :mod:`.openai_server`: an ASGI app (FastAPI on uvicorn) with OpenAI errors.
 
-The handler only reads, authorises, routes and writes JSON; every model call goes through the
-:class:`~.openai_server.ChatServer` it is bound to.
+The app only reads, authorises, routes and writes JSON or server-sent events; every model call
+goes through the :class:`~.openai_server.ChatServer` it is bound to.
+
+Two things are below the app, in uvicorn's HTTP/1.1 protocol (h11): a request line or header
+that is not HTTP is answered by :class:`JsonH11Protocol` in the same JSON error shape as
+everything else (uvicorn's own answer is plain text), and a response to a request whose body
+was not read (a 401, a 413 announced by ``Content-Length``) carries ``Connection: close`` so
+that the unread body is never taken for the next request.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
+
+from ..errors import DormantError, require
 
 if TYPE_CHECKING:
     from .openai_server import ChatServer
 
-#: path -> the methods it answers
-_ROUTES: dict[str, tuple[str, ...]] = {
-    "/v1/chat/completions": ("POST",),
-    "/v1/models": ("GET",),
-    "/health": ("GET",),
-}
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_OFFERS = "This server offers POST /v1/chat/completions, GET /v1/models and GET /health."
 
 
 class RequestError(Exception):
@@ -56,120 +63,57 @@ class RequestError(Exception):
         }
 
 
-class Server(ThreadingHTTPServer):
-    """Threads per connection; closing does not wait for idle keep-alive connections."""
-
-    app: ChatServer
-    daemon_threads = True
-    block_on_close = False
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """One line instead of socketserver's traceback on stderr."""
-        exc = sys.exc_info()[1]
-        self.app.log(f"{client_address[0]} connection error: {type(exc).__name__}: {exc}")
+def _json_bytes(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
 
-class Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 with keep-alive; every answer is JSON with a Content-Length."""
+def build_app(server: ChatServer) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The ASGI app of ``server``: FastAPI routes wrapped by :class:`_Envelope`."""
+    fastapi: Any = require("fastapi", "guard")
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.responses import JSONResponse, Response, StreamingResponse
 
-    app: ChatServer
-    protocol_version = "HTTP/1.1"
-    timeout = 120  # seconds an idle keep-alive connection or a slow body may take
-    server_version = "dormant-serve"
-    sys_version = ""
+    app = fastapi.FastAPI(
+        title="dormant serve-model",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,
+    )
 
-    def do_GET(self) -> None:
-        self._handle()
+    def error_response(exc: RequestError) -> Response:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
-    def do_POST(self) -> None:
-        self._handle()
+    @app.exception_handler(RequestError)
+    async def on_request_error(request: Request, exc: RequestError) -> Response:
+        return error_response(exc)
 
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def do_HEAD(self) -> None:
-        self._handle()
-
-    def do_OPTIONS(self) -> None:
-        self._handle()
-
-    # -- dispatch -------------------------------------------------------------------------
-
-    def _handle(self) -> None:
-        self._started = time.perf_counter()
-        self._body_read = False
-        path = self.path.split("?", 1)[0].split("#", 1)[0]
-        if len(path) > 1:
-            path = path.rstrip("/")
-        try:
-            with self.app.in_flight():
-                status, payload = self._route(path)
-        except (TimeoutError, ConnectionError):  # the client went away mid-request
-            self.close_connection = True
-            self._log_line("disconnected")
-            return
-        except RequestError as exc:
-            self._send(exc.status, exc.body(), exc.headers)
-        except Exception as exc:  # a bug of ours: answered as JSON, no traceback
-            self._send(
-                500,
+    @app.exception_handler(HTTPException)
+    async def on_http_error(request: Request, exc: HTTPException) -> Response:
+        path = request.scope["path"]
+        if exc.status_code == 405:
+            allowed = [m.strip() for m in (exc.headers or {}).get("Allow", "").split(",")]
+            allowed = [m for m in allowed if m and m != "HEAD"] or ["GET"]
+            return error_response(
                 RequestError(
-                    500,
-                    f"Internal server error ({type(exc).__name__}); the server keeps running.",
-                    type="server_error",
-                ).body(),
-            )
-        else:
-            self._send(status, payload)
-
-    def _route(self, path: str) -> tuple[int, dict[str, Any]]:
-        app = self.app
-        allowed = _ROUTES.get(path)
-        model_path = path.startswith("/v1/models/")
-        if model_path:
-            allowed = ("GET",)
-        if allowed is None:
-            raise RequestError(
-                404,
-                f"Unknown path {path!r}. This server offers POST /v1/chat/completions, "
-                "GET /v1/models and GET /health.",
-                code="not_found",
-            )
-        if self.command not in allowed:
-            raise RequestError(
-                405,
-                f"{self.command} is not allowed on {path}; use {' or '.join(allowed)}.",
-                code="method_not_allowed",
-                headers={"Allow": ", ".join(allowed)},
-            )
-        if path == "/health":
-            return 200, {"status": "ok", "model": app.model_name}
-        self._authorise()
-        if path == "/v1/models":
-            return 200, app.models()
-        if model_path:
-            wanted = path[len("/v1/models/") :]
-            if wanted != app.model_name:
-                raise RequestError(
-                    404,
-                    f"The model '{wanted}' does not exist; this server serves '{app.model_name}'.",
-                    param="model",
-                    code="model_not_found",
+                    405,
+                    f"{request.method} is not allowed on {path}; use {' or '.join(allowed)}.",
+                    code="method_not_allowed",
+                    headers={"Allow": ", ".join(allowed)},
                 )
-            return 200, app._model_entry()
-        return 200, app.complete(self._read_json())
+            )
+        if exc.status_code == 404:
+            return error_response(
+                RequestError(404, f"Unknown path {path!r}. {_OFFERS}", code="not_found")
+            )
+        return error_response(RequestError(exc.status_code, str(exc.detail)))
 
-    def _authorise(self) -> None:
-        key = self.app.api_key
+    def authorise(request: Request) -> None:
+        key = server.api_key
         if key is None:
             return
-        header = self.headers.get("Authorization", "")
+        header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             raise RequestError(
@@ -186,12 +130,12 @@ class Handler(BaseHTTPRequestHandler):
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    def _read_json(self) -> Any:
-        if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
+    async def read_json(request: Request) -> Any:
+        if request.headers.get("transfer-encoding", "").lower() not in ("", "identity"):
             raise RequestError(
                 411, "Send the request body with a Content-Length (chunked bodies are not read)."
             )
-        length_header = self.headers.get("Content-Length")
+        length_header = request.headers.get("content-length")
         if length_header is None:
             raise RequestError(411, "The request needs a Content-Length header and a JSON body.")
         try:
@@ -202,15 +146,14 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(
                 400, f"Content-Length must be a non-negative integer. Got {length_header!r}."
             ) from None
-        if length > self.app.max_body_bytes:
+        if length > server.max_body_bytes:
             raise RequestError(
                 413,
                 f"The request body of {length:,} bytes is over this server's limit of "
-                f"{self.app.max_body_bytes:,} bytes.",
+                f"{server.max_body_bytes:,} bytes.",
                 code="request_too_large",
             )
-        data = self.rfile.read(length)
-        self._body_read = True
+        data = await request.body()
         if len(data) < length:
             raise RequestError(400, "The request body ended before its Content-Length.")
         try:
@@ -220,53 +163,157 @@ class Handler(BaseHTTPRequestHandler):
                 400, f"The request body is not valid JSON ({exc}); expected a JSON object."
             ) from None
 
-    # -- output ---------------------------------------------------------------------------
+    def guarded(
+        endpoint: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Every failure of ours is answered as JSON (500), never as a traceback."""
 
-    def _send(
-        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        if not getattr(self, "_body_read", True) and self._may_have_body():
-            self.close_connection = True  # the body we did not read would be the next request
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        self._log_line(status)
+        async def wrapper(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except RequestError as exc:
+                return error_response(exc)
+            except ClientDisconnect:
+                request.scope["dormant.disconnected"] = True
+                return Response(status_code=499)
+            except Exception as exc:  # a bug of ours: answered as JSON, no traceback
+                detail = type(exc).__name__
+                if isinstance(exc, DormantError):
+                    detail += f": {exc}"
+                return error_response(
+                    RequestError(
+                        500,
+                        f"Internal server error ({detail}); the server keeps running.",
+                        type="server_error",
+                    )
+                )
 
-    def _may_have_body(self) -> bool:
-        """Whether the request announced a body (a Content-Length other than 0, or chunks)."""
-        headers = getattr(self, "headers", None)
-        if headers is None:
-            return True
-        if headers.get("Transfer-Encoding"):
-            return True
-        return (headers.get("Content-Length") or "0").strip() != "0"
+        wrapper.__name__ = endpoint.__name__
+        # the classes themselves: FastAPI reads the signature, and these names are local here
+        wrapper.__annotations__ = {"request": Request, "return": Response}
+        return wrapper
 
-    def _log_line(self, status: int | str) -> None:
-        started = getattr(self, "_started", None)
-        elapsed = (time.perf_counter() - started) * 1000 if started is not None else 0.0
-        path = (getattr(self, "path", None) or "").split("?", 1)[0]
-        method = getattr(self, "command", None) or "-"
-        self.app.log(f"{self.client_address[0]} {method} {path} {status} {elapsed:.0f} ms")
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model": server.model_name})
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Malformed request lines and headers, answered in the JSON error shape too."""
-        self._body_read = True
-        self.close_connection = True
-        self._send(code, RequestError(code, message or explain or "Bad request.").body())
+    async def models(request: Request) -> Response:
+        authorise(request)
+        return JSONResponse(server.models())
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Logged by :meth:`_send` instead (one line per request, with the time taken)."""
+    async def one_model(request: Request) -> Response:
+        authorise(request)
+        wanted = request.path_params["model_id"]
+        if wanted != server.model_name:
+            raise RequestError(
+                404,
+                f"The model '{wanted}' does not exist; this server serves '{server.model_name}'.",
+                param="model",
+                code="model_not_found",
+            )
+        return JSONResponse(server._model_entry())
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Nothing of http.server's own logging reaches the client or stderr."""
+    async def completions(request: Request) -> Response:
+        authorise(request)
+        body = await read_json(request)
+        answer = await server.complete_async(body)
+        if isinstance(answer, dict):
+            return JSONResponse(answer)
+        return StreamingResponse(
+            answer,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    app.add_api_route("/health", guarded(health), methods=["GET"])
+    app.add_api_route("/v1/models", guarded(models), methods=["GET"])
+    app.add_api_route("/v1/models/{model_id:path}", guarded(one_model), methods=["GET"])
+    app.add_api_route("/v1/chat/completions", guarded(completions), methods=["POST"])
+    return _Envelope(app, server)
+
+
+class _Envelope:
+    """Pure ASGI middleware: path normalising, in-flight counting, the log line, and
+    ``Connection: close`` when the request body was left unread."""
+
+    def __init__(self, app: Any, server: ChatServer) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan is off; nothing else is served
+            return
+        started = time.perf_counter()
+        path = scope["path"]
+        if len(path) > 1:
+            scope["path"] = path.rstrip("/") or "/"
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        announced = bool(headers.get(b"transfer-encoding")) or (
+            headers.get(b"content-length", b"0").strip() not in (b"0", b"")
+        )
+        body_read = not announced
+        status: list[int] = []
+
+        async def receive_tracked() -> Message:
+            nonlocal body_read
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body_read = True
+            return message
+
+        async def send_tracked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+                if not body_read:  # the unread body would be taken for the next request
+                    message["headers"] = [
+                        *[
+                            (k, v)
+                            for k, v in message.get("headers", [])
+                            if k.lower() != b"connection"
+                        ],
+                        (b"connection", b"close"),
+                    ]
+            await send(message)
+
+        client = (scope.get("client") or ("-", 0))[0]
+        with self.server.in_flight():
+            try:
+                await self.app(scope, receive_tracked, send_tracked)
+            except OSError:  # the client went away mid-answer
+                scope["dormant.disconnected"] = True
+        if scope.get("dormant.disconnected"):
+            outcome: int | str = "disconnected"
+        else:
+            outcome = status[0] if status else "disconnected"
+        elapsed = (time.perf_counter() - started) * 1000
+        self.server.log(f"{client} {scope['method']} {path} {outcome} {elapsed:.0f} ms")
+
+
+def json_h11_protocol(server: ChatServer) -> type:
+    """uvicorn's h11 protocol, answering a malformed request in the JSON error shape."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class JsonH11Protocol(H11Protocol):
+        def send_400_response(self, msg: str) -> None:
+            import h11
+
+            data = _json_bytes(RequestError(400, f"Bad request: {msg}").body())
+            event = h11.Response(
+                status_code=400,
+                headers=[
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data)).encode()),
+                    (b"connection", b"close"),
+                ],
+                reason=b"Bad Request",
+            )
+            try:
+                self.transport.write(self.conn.send(event))
+                self.transport.write(self.conn.send(h11.Data(data=data)))
+                self.transport.write(self.conn.send(h11.EndOfMessage()))
+            except h11.LocalProtocolError:  # a response had already started
+                pass
+            self.transport.close()
+            peer = self.transport.get_extra_info("peername") or ("-",)
+            server.log(f"{peer[0]} - - 400 malformed request")
+
+    return JsonH11Protocol

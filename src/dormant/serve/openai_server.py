@@ -5,15 +5,17 @@ It speaks the subset of the OpenAI Chat Completions API (``POST /v1/chat/complet
 ``{"error": {"message", "type", "param", "code"}}`` error shape of the OpenAI API reference)
 that probes, agent frameworks and :class:`~dormant.adapters.openai_http.OpenAIChat` use, so a
 local model (:mod:`dormant.adapters.causal_lm`) can be probed, or put behind an agent, the way
-a hosted one is. Built on the standard library's :class:`http.server.ThreadingHTTPServer`; no
-new dependency.
+a hosted one is. Built on FastAPI over uvicorn (the ASGI stack of the runtime guard); with
+``"stream": true`` the answer comes as server-sent events in the ``chat.completion.chunk``
+shape, ending ``data: [DONE]``.
 
 Dynamic batching: requests that share the generation settings (tools, ``max_tokens``,
 ``temperature``, ``seed``) and arrive within ``batch_window_ms`` of the first one are answered
 by one :meth:`~dormant.subjects.agent.ChatModel.chat_batch` call of up to ``max_batch``
 conversations, the request-level batching of serving systems such as NVIDIA Triton's dynamic
 batcher and Clipper (Crankshaw et al., NSDI 2017). One worker thread makes every model call,
-because torch models are not thread-safe; the HTTP threads only parse, validate and wait.
+because torch models are not thread-safe; the event loop only parses, validates and awaits the
+job's future, so requests keep arriving while the model works.
 
 Every failure is answered in OpenAI's error shape and never with a Python traceback: 400 for
 a malformed request (the message names the field), 401 for a missing or wrong bearer key
@@ -24,6 +26,7 @@ fails (the server keeps running) and 503 while it shuts down.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import queue
@@ -33,48 +36,22 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TextIO
 
-from ..errors import ConfigError, DataFormatError, DormantError, InputError
-from ..subjects.agent import ChatMessage, ChatModel, ChatResponse, ToolSpec
-from ._http import Handler, RequestError, Server
+from ..errors import ConfigError, DormantError, InputError, require
+from ..subjects.agent import ChatModel, ChatResponse
+from ._http import RequestError, build_app, json_h11_protocol
+from ._request import Job, _is_int, _is_number, parse_request
+from ._stream import sse_chunks
 
 __all__ = ["ChatServer", "serve"]
 
-#: ``max_tokens`` when a request does not say (capped by ``max_tokens_limit``)
-DEFAULT_MAX_TOKENS = 128
 _FINISH = ("stop", "length", "tool_calls", "content_filter")
 _SHUTDOWN = object()
-
-
-@dataclass
-class _Job:
-    """One validated chat request waiting for the model worker."""
-
-    key: str
-    messages: list[ChatMessage]
-    tools: tuple[ToolSpec, ...]
-    max_tokens: int
-    temperature: float
-    seed: int
-    future: Future[tuple[ChatResponse, dict[str, int]]] = field(default_factory=Future)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
 
 
 def _approx_tokens(text: str) -> int:
@@ -200,7 +177,8 @@ class ChatServer:
         self.created = int(time.time())
         self._log = log
         self._requested_port = port
-        self._httpd: Server | None = None
+        self._uvicorn: Any = None
+        self._socket: socket.socket | None = None
         self._http_thread: threading.Thread | None = None
         self._worker: threading.Thread | None = None
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -221,53 +199,80 @@ class ChatServer:
         ConfigError
             The address cannot be bound (in use, not an address of this machine).
         """
-        if self._httpd is not None:
+        if self._uvicorn is not None:
             return self.url
+        uvicorn: Any = require("uvicorn", "guard")
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        server_cls = type("Server", (Server,), {"address_family": family, "app": self})
-        handler = type("Handler", (Handler,), {"app": self})
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            httpd = server_cls((self.host, self._requested_port), handler)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self._requested_port))
+            sock.listen(128)
+            sock.set_inheritable(True)
         except (OSError, OverflowError) as exc:
+            sock.close()
             raise ConfigError(
                 f"Cannot listen on {self.host}:{self._requested_port} ({exc}); pick another "
                 "--port (0 takes any free one) or a host address of this machine."
             ) from None
-        self._httpd = httpd
+        config = uvicorn.Config(
+            build_app(self),
+            http=json_h11_protocol(self),
+            ws="none",
+            lifespan="off",
+            interface="asgi3",
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            date_header=True,
+            timeout_keep_alive=120,
+            timeout_graceful_shutdown=30,
+        )
+        server = uvicorn.Server(config)
+        self._socket = sock
+        self._uvicorn = server
         self._closing.clear()
         self._worker = threading.Thread(target=self._work, name="dormant-serve-model", daemon=True)
         self._worker.start()
         self._http_thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="dormant-serve-http"
+            target=server.run, kwargs={"sockets": [sock]}, name="dormant-serve-http", daemon=True
         )
-        self._http_thread.daemon = True
         self._http_thread.start()
+        while not server.started:  # bound already: this is the event loop starting
+            if not self._http_thread.is_alive():
+                self.shutdown()
+                raise ConfigError(
+                    f"The HTTP server on {self.host}:{self.port} stopped while starting."
+                )
+            time.sleep(0.01)
         return self.url
 
     def shutdown(self) -> None:
-        """Stop accepting requests, answer the waiting ones with 503 and join the threads."""
-        httpd = self._httpd
-        if httpd is None:
+        """Stop accepting requests, answer the waiting ones (503 for any new one), join threads."""
+        server = self._uvicorn
+        if server is None:
             return
         with self._submit_lock:  # no job is queued after the worker's stop sign
             self._closing.set()
             self._queue.put(_SHUTDOWN)
-        httpd.shutdown()
-        httpd.server_close()
+        server.should_exit = True  # stops listening; open requests are still answered
         if self._worker is not None:
             self._worker.join(timeout=60)  # it answers the jobs queued before the stop sign
-        if self._http_thread is not None:
-            self._http_thread.join(timeout=5)
         while True:  # only when the worker did not finish in time
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(job, _Job) and not job.future.done():
+            if isinstance(job, Job) and not job.future.done():
                 job.future.set_exception(_shutting_down())
+        if self._http_thread is not None:
+            self._http_thread.join(timeout=40)
         with self._idle:  # let the answers being written go out
             self._idle.wait_for(lambda: self._active == 0, timeout=10)
-        self._httpd = None
+        if self._socket is not None:
+            self._socket.close()
+        self._uvicorn = None
 
     def __enter__(self) -> ChatServer:
         self.start()
@@ -284,9 +289,9 @@ class ChatServer:
     @property
     def port(self) -> int:
         """The port listened on (the real one when started with ``port=0``)."""
-        if self._httpd is None:
+        if self._socket is None or self._uvicorn is None:
             return self._requested_port
-        return int(self._httpd.server_address[1])
+        return int(self._socket.getsockname()[1])
 
     @property
     def url(self) -> str:
@@ -318,13 +323,13 @@ class ChatServer:
 
     # -- the model worker -----------------------------------------------------------------
 
-    def submit(self, job: _Job) -> tuple[ChatResponse, dict[str, int]]:
-        """Queue a job for the worker and wait for its answer (raises what the model raised)."""
+    def submit(self, job: Job) -> Future[tuple[ChatResponse, dict[str, int]]]:
+        """Queue a job for the worker; its future holds the answer or what the model raised."""
         with self._submit_lock:
             if self._closing.is_set():
                 raise _shutting_down()
             self._queue.put(job)
-        return job.future.result()
+        return job.future
 
     def _work(self) -> None:
         """Take a job, gather jobs with the same settings for the batch window, answer them.
@@ -332,7 +337,7 @@ class ChatServer:
         Jobs with other settings wait in a backlog and go first in the next rounds; after the
         stop sign the backlog is still answered.
         """
-        backlog: deque[_Job] = deque()
+        backlog: deque[Job] = deque()
         stopping = False
         while True:
             if backlog:
@@ -371,7 +376,7 @@ class ChatServer:
                     backlog.append(item)
             self._run(batch)
 
-    def _run(self, batch: Sequence[_Job]) -> None:
+    def _run(self, batch: Sequence[Job]) -> None:
         first = batch[0]
         try:
             responses = self.model.chat_batch(
@@ -412,7 +417,7 @@ class ChatServer:
             self._stats["errors"] += errors
             self._stats["largest_batch"] = max(self._stats["largest_batch"], batch)
 
-    def _usage(self, job: _Job, resp: ChatResponse) -> dict[str, int]:
+    def _usage(self, job: Job, resp: ChatResponse) -> dict[str, int]:
         """Token counts with the model's tokenizer when it has one (runs on the worker)."""
         upstream = (resp.raw or {}).get("usage")
         if (
@@ -434,11 +439,16 @@ class ChatServer:
 
     # -- requests -------------------------------------------------------------------------
 
-    def complete(self, body: Any) -> dict[str, Any]:
-        """Answer one parsed ``/v1/chat/completions`` body (raises :class:`RequestError`)."""
+    async def complete_async(self, body: Any) -> dict[str, Any] | AsyncIterator[bytes]:
+        """Answer one parsed ``/v1/chat/completions`` body (raises :class:`RequestError`).
+
+        Returns the ``chat.completion`` object, or for ``"stream": true`` the server-sent
+        events of its ``chat.completion.chunk`` objects (made once the answer is complete, so a
+        model failure is still an HTTP error and never a half-sent stream).
+        """
         job = self._parse(body)
         try:
-            resp, usage = self.submit(job)
+            resp, usage = await asyncio.wrap_future(self.submit(job))
         except RequestError:
             raise
         except (InputError, ConfigError) as exc:  # the model refused this input
@@ -451,130 +461,15 @@ class ChatServer:
                 type="server_error",
                 code="model_error",
             ) from None
-        return self._completion(resp, usage)
+        completion = self._completion(resp, usage)
+        if not job.stream:
+            return completion
+        return sse_chunks(completion, include_usage=job.include_usage)
 
-    def _parse(self, body: Any) -> _Job:
-        if not isinstance(body, dict):
-            raise RequestError(
-                400,
-                f"The request body must be a JSON object. Got a JSON {type(body).__name__}.",
-            )
-        model = body.get("model")
-        if model is not None:
-            if not isinstance(model, str):
-                raise RequestError(
-                    400, f"'model' must be a string. Got {json.dumps(model)[:80]}.", param="model"
-                )
-            if model != self.model_name:
-                raise RequestError(
-                    404,
-                    f"The model '{model}' does not exist; this server serves '{self.model_name}'.",
-                    param="model",
-                    code="model_not_found",
-                )
-        if body.get("stream"):
-            raise RequestError(
-                400, "streaming is not supported; send 'stream': false.", param="stream"
-            )
-        n = body.get("n")
-        if n is not None and (not _is_int(n) or n != 1):
-            raise RequestError(
-                400, f"'n' must be 1 (one choice per request). Got {n!r}.", param="n"
-            )
-        raw_messages = body.get("messages")
-        if not isinstance(raw_messages, list) or not raw_messages:
-            raise RequestError(
-                400,
-                "'messages' is required: a non-empty list of {'role', 'content'} objects."
-                + ("" if raw_messages is None else f" Got {json.dumps(raw_messages)[:80]}."),
-                param="messages",
-            )
-        messages: list[ChatMessage] = []
-        for i, raw in enumerate(raw_messages):
-            try:
-                messages.append(ChatMessage.from_openai(raw))
-            except DataFormatError as exc:
-                raise RequestError(400, f"messages[{i}]: {exc}", param=f"messages[{i}]") from None
-            except (TypeError, ValueError, AttributeError) as exc:  # e.g. 'tool_calls': 5
-                raise RequestError(
-                    400,
-                    f"messages[{i}] is not an OpenAI chat message ({exc}); expected "
-                    "{'role', 'content', 'tool_calls': [...]}.",
-                    param=f"messages[{i}]",
-                ) from None
-        tools = self._parse_tools(body)
-        max_tokens = self._parse_max_tokens(body)
-        temperature = body.get("temperature")
-        if temperature is None:
-            temperature = 0.0
-        if not _is_number(temperature) or not 0 <= temperature <= 2:
-            raise RequestError(
-                400,
-                f"'temperature' must be a number from 0 to 2. Got {json.dumps(temperature)}.",
-                param="temperature",
-            )
-        seed = body.get("seed")
-        if seed is None:
-            seed = 0
-        if not _is_int(seed):
-            raise RequestError(
-                400, f"'seed' must be an integer. Got {json.dumps(seed)[:80]}.", param="seed"
-            )
-        key = json.dumps(
-            [[t.to_openai() for t in tools], max_tokens, float(temperature), int(seed)],
-            sort_keys=True,
+    def _parse(self, body: Any) -> Job:
+        return parse_request(
+            body, model_name=self.model_name, max_tokens_limit=self.max_tokens_limit
         )
-        return _Job(key, messages, tools, max_tokens, float(temperature), int(seed))
-
-    def _parse_tools(self, body: dict[str, Any]) -> tuple[ToolSpec, ...]:
-        raw_tools = body.get("tools")
-        if raw_tools is None:
-            raw_tools = []
-        if not isinstance(raw_tools, list):
-            raise RequestError(
-                400,
-                "'tools' must be a list of {'type': 'function', 'function': {...}} objects. "
-                f"Got {json.dumps(raw_tools)[:80]}.",
-                param="tools",
-            )
-        tools: list[ToolSpec] = []
-        for i, raw in enumerate(raw_tools):
-            try:
-                tools.append(ToolSpec.from_openai(raw))
-            except DataFormatError as exc:
-                raise RequestError(400, f"tools[{i}]: {exc}", param=f"tools[{i}]") from None
-            except (TypeError, ValueError, AttributeError) as exc:  # e.g. 'parameters': "x"
-                raise RequestError(
-                    400,
-                    f"tools[{i}] is not an OpenAI tool definition ({exc}); expected "
-                    "{'type': 'function', 'function': {'name', 'description', 'parameters': "
-                    "{JSON Schema object}}}.",
-                    param=f"tools[{i}]",
-                ) from None
-        choice = body.get("tool_choice")
-        if choice is not None and choice not in ("auto", "none"):
-            raise RequestError(
-                400,
-                "'tool_choice' must be 'auto' or 'none' (this server cannot force a call). "
-                f"Got {json.dumps(choice)[:80]}.",
-                param="tool_choice",
-            )
-        return () if choice == "none" else tuple(tools)
-
-    def _parse_max_tokens(self, body: dict[str, Any]) -> int:
-        for name in ("max_completion_tokens", "max_tokens"):
-            value = body.get(name)
-            if value is None:
-                continue
-            if not _is_int(value) or not 1 <= value <= self.max_tokens_limit:
-                raise RequestError(
-                    400,
-                    f"'{name}' must be an integer from 1 to {self.max_tokens_limit}. "
-                    f"Got {json.dumps(value)[:80]}.",
-                    param=name,
-                )
-            return int(value)
-        return min(DEFAULT_MAX_TOKENS, self.max_tokens_limit)
 
     def _completion(self, resp: ChatResponse, usage: dict[str, int]) -> dict[str, Any]:
         calls = [c.to_openai() for c in resp.tool_calls]
@@ -625,7 +520,7 @@ def _answer_text(resp: ChatResponse) -> str:
     return resp.content + calls
 
 
-def _approx_usage(job: _Job, resp: ChatResponse) -> dict[str, int]:
+def _approx_usage(job: Job, resp: ChatResponse) -> dict[str, int]:
     prompt = json.dumps(
         [m.to_openai() for m in job.messages] + [t.to_openai() for t in job.tools],
         ensure_ascii=False,
