@@ -516,3 +516,30 @@ def test_baseline_buffers_observations_and_flushes_them(tmp_path):
         a.flush()
         assert other.view(MODEL, "bot").decisions == 2
         assert a.view(MODEL, "bot").decisions == 2
+
+
+def test_hand_written_forms_hash_as_the_dataclass_forms_did(policy):
+    """The audit entry's hash and the decision's JSON form keep their old shape (entries written
+    before the hand-written forms still verify)."""
+    from dataclasses import asdict
+
+    ctx = DecisionContext(
+        "support-bot",
+        ModelInfo(MODEL, MODEL_DIGEST, ProvenanceState.UNKNOWN, detail="not in the registry"),
+        triggers=(TriggerMatch("cf-7", "rare-token", "egress:evil.example", "message[0]"),),
+        request_id="r1",
+    )
+    call = ProposedCall("send_email", {"to": "a@evil.example", "cc": ["b@x"]}, call_id="c1")
+    decision = decide(ctx, call, policy=policy)
+    old = asdict(decision)
+    old["outcome"] = decision.outcome.value
+    old["privilege"] = decision.privilege.value if decision.privilege else None
+    old["ceiling"] = decision.ceiling.value if decision.ceiling else None
+    assert decision.to_dict() == old
+    entry = AuditEntry.for_decision(ctx, decision)
+    legacy = asdict(entry)
+    del legacy["hash"]
+    for k in ("triggers", "reasons", "alerts", "behaviours"):
+        legacy[k] = list(legacy[k])
+    assert entry.payload() == legacy
+    assert entry.triggers == tuple(asdict(t) for t in ctx.triggers)

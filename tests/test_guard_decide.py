@@ -365,3 +365,19 @@ def test_an_identity_not_in_the_policy_is_denied(policy):
     assert d.outcome is Outcome.DENY and "identity 'intruder' is not in the policy" in d.reasons[0]
     d = decide(ctx("intruder"), call("lookup_order", key=CANARY), policy=policy)
     assert d.alerts == ("canary",)
+
+
+def test_remembered_cedar_answers_follow_every_context_field(policy):
+    """Cedar's answers are remembered per request; a request differing in one context field
+    (amount, provenance, identity) still gets its own answer, in either order."""
+    from dataclasses import replace
+
+    billing = ctx("billing-bot", S.SIGNED)
+    for _ in range(2):
+        assert decide(billing, call("refund", amount=150), policy=policy).allowed
+        assert not decide(billing, call("refund", amount=300), policy=policy).allowed
+        verified = ctx("billing-bot", S.VERIFIED)
+        assert decide(verified, call("refund", amount=300), policy=policy).allowed
+        assert not decide(ctx("support-bot"), call("refund", amount=150), policy=policy).allowed
+    fresh = replace(policy, version="other")
+    assert fresh._answers == {} and policy._answers

@@ -149,6 +149,16 @@ class Identity:
     key_hashes: tuple[str, ...] = ()
 
 
+_ANSWER_CACHE = 4096
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a Cedar context value (lists become tuples)."""
+    if isinstance(value, list | tuple | set | frozenset):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
 @dataclass(frozen=True)
 class GuardPolicy:
     """A loaded, validated guard policy (immutable; reload to change it).
@@ -172,6 +182,11 @@ class GuardPolicy:
     cedar_source: str = ""
     _cedar: Any = field(default=None, repr=False, compare=False)
     _schema: Any = field(default=None, repr=False, compare=False)
+    #: Cedar's answers by request (see :meth:`is_authorized`); fresh for every instance, also
+    #: one made by ``dataclasses.replace``.
+    _answers: dict[tuple[Any, ...], bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # -- loading -------------------------------------------------------------------------
 
@@ -280,7 +295,16 @@ class GuardPolicy:
         return tuple(c for i in self.identities.values() for c in i.canaries)
 
     def is_authorized(self, identity: str, tool: str, context: dict[str, Any]) -> bool:
-        """Cedar's answer for ``Agent::identity`` calling ``Tool::tool`` with ``context``."""
+        """Cedar's answer for ``Agent::identity`` calling ``Tool::tool`` with ``context``.
+
+        Answers are remembered per policy (at most :data:`_ANSWER_CACHE` requests): with no
+        entity data and no clock in the schema, a Cedar decision is a pure function of the
+        policy set and the request, and most of an agent's calls repeat the same request.
+        """
+        key = (identity, tool, *((k, _frozen(v)) for k, v in sorted(context.items())))
+        hit = self._answers.get(key)
+        if hit is not None:
+            return hit
         request = {
             "principal": {"type": "Agent", "id": identity},
             "action": {"type": "Action", "id": "call_tool"},
@@ -290,7 +314,11 @@ class GuardPolicy:
         # The policies were validated against CEDAR_SCHEMA at load and the context is built by
         # the decision core with the schema's types, so the request is not re-validated here
         # (that halves the cost of a decision).
-        return authorize(self._cedar, request)
+        answer = authorize(self._cedar, request)
+        if len(self._answers) >= _ANSWER_CACHE:
+            self._answers.clear()
+        self._answers[key] = answer
+        return answer
 
     def warnings(self) -> tuple[str, ...]:
         """Likely mistakes that are not errors: Cedar naming a tool or agent the TOML lacks."""
