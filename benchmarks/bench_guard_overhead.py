@@ -23,7 +23,8 @@ response screen and one durable audit write).
    when ≥ 95 % of its requests complete in the window, none fails, and p99 < 250 ms.
 3. CPU per request of the guard and of the upstream process (``/proc``), one request at a
    time: the figure that hardly moves with what else the machine runs.
-4. The floor: one durable audit commit (1 and 10 entries) on the same disk, alone.
+4. The floor: one durable audit commit (1 and 10 entries) on the same disk, alone, and the
+   disk's raw floor: a loop of synced one-row SQLite commits with no dormant code.
 """
 
 from __future__ import annotations
@@ -249,6 +250,31 @@ def commit_floor(audit_url: str, n: int = 60) -> dict[str, Any]:
     return out
 
 
+def raw_sync_floor(path: Path, n: int = 60) -> dict[str, Any]:
+    """The disk's own floor: a loop of one-row SQLite commits with ``synchronous=FULL`` (WAL,
+    as the audit log runs), no dormant code at all — what any durable-before-release design
+    pays per commit on this disk."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t (v) VALUES (?)", (f"entry {i}",))
+        conn.execute("COMMIT")
+        times.append((time.perf_counter() - t) * 1000)
+    conn.close()
+    return {
+        "raw_sqlite_commit_p50_ms": round(pct(times, 50), 3),
+        "raw_sqlite_commit_p99_ms": round(pct(times, 99), 3),
+        "n": n,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0, help="seconds per measured run")
@@ -277,6 +303,7 @@ def main() -> int:
     }
     try:
         results["commit_floor"] = commit_floor(f"sqlite:///{tmp / 'floor.sqlite3'}")
+        results["commit_floor"].update(raw_sync_floor(tmp / "raw.sqlite3"))
         print(json.dumps(results["commit_floor"]), flush=True)
         pids = {"guard": g_proc.pid, "upstream": up_proc.pid}
         results["cpu"] = []

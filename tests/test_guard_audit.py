@@ -543,3 +543,37 @@ def test_hand_written_forms_hash_as_the_dataclass_forms_did(policy):
         legacy[k] = list(legacy[k])
     assert entry.payload() == legacy
     assert entry.triggers == tuple(asdict(t) for t in ctx.triggers)
+
+
+def test_an_approved_held_call_is_released_once_when_proposed_again(tmp_path, policy, run_cli):
+    from dormant.guard import Guard
+    from dormant.registry import Registry
+
+    db = tmp_path / "audit.sqlite3"
+    with Registry.open(tmp_path / "reg.sqlite3") as reg:
+        reg.record_provenance(MODEL_DIGEST, status="verified", method="key", signer="k", actor="t")
+        guard = Guard(policy, audit=AuditLog.open(db), registry=reg)
+        ctx = guard.context("billing-bot", MODEL)
+        call = ProposedCall("big_refund", {"amount": 9000, "order": ["a", 1]}, call_id="c1")
+        held = guard.check_call(ctx, call)
+        assert held.outcome.value == "hold"
+        # not approved yet: held again (a second hold)
+        assert guard.check_call(ctx, call).outcome.value == "hold"
+        r = run_cli("guard", "approvals", "approve", held.hold_id, "--audit", db, "--actor", "ops")
+        assert r.code == EXIT_OK
+        # other arguments, another identity: still held / not released
+        other = ProposedCall("big_refund", {"amount": 9001, "order": ["a", 1]})
+        assert guard.check_call(ctx, other).outcome.value == "hold"
+        again = ProposedCall("big_refund", {"amount": 9000, "order": ["a", 1]}, call_id="c9")
+        d = guard.check_call(ctx, again)
+        assert d.allowed and d.hold_id == held.hold_id and "a person approved" in d.reasons[0]
+        assert guard.approvals.status(held.hold_id) == "released"
+        # one approval releases one call
+        assert guard.check_call(ctx, again).outcome.value == "hold"
+        guard.close()
+    with AuditLog.open(db) as log:
+        allowed = log.entries(kind="decision", outcome="allow")
+        assert len(allowed) == 1 and allowed[0].detail["hold_id"] == held.hold_id
+        assert allowed[0].call["call_id"] == "c9" and log.verify().ok
+    r = run_cli("guard", "approvals", "list", "--all", "--audit", db)
+    assert "released" in r.out

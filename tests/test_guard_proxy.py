@@ -189,6 +189,16 @@ def test_a_held_call_is_queued_for_approval_and_reported(
     held = Approvals(audit.log_).list()
     assert held and held[-1].call["tool"] == "refund" and held[-1].audit_seq == entry.seq
     assert f"approval {held[-1].id}" in msg["content"]
+    assert "Once it is approved, propose the same call again." in msg["content"]
+    Approvals(audit.log_).approve(held[-1].id, actor="ops")
+    seen = len(audit.new())
+    # the agent asks again; the model proposes the same call; the approval releases it once
+    msg, finish = message(api.post("/chat/completions", json=user("refund")))
+    assert finish == "tool_calls" and msg["tool_calls"][0]["function"]["name"] == "refund"
+    (entry,) = [e for e in audit.new()[seen:] if e.kind == "decision"]
+    assert entry.outcome == "allow" and entry.detail["hold_id"] == held[-1].id
+    msg, _ = message(api.post("/chat/completions", json=user("refund")))
+    assert "is held for approval" in msg["content"]
 
 
 def test_a_known_trigger_in_a_tool_result_drops_the_request_to_read_only(

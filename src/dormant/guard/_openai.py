@@ -114,7 +114,10 @@ def notice(decision: Decision, *, approval_id: str | None = None) -> str:
     why = "; ".join(decision.reasons) or "no reason given"
     if decision.outcome is Outcome.HOLD:
         ref = f" as approval {approval_id}" if approval_id else ""
-        return f"{NOTICE_PREFIX} Tool call {who} is held for approval{ref}: {why}."
+        return (
+            f"{NOTICE_PREFIX} Tool call {who} is held for approval{ref}: {why}. Once it is "
+            "approved, propose the same call again."
+        )
     return f"{NOTICE_PREFIX} Tool call {who} was denied: {why}."
 
 

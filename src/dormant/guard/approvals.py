@@ -1,10 +1,12 @@
 """Calls held for approval: a person approves or denies each, and that decision is audited.
 
 A call whose tool has ``hold = true`` is decided ``hold``; the face that received it records it
-with :meth:`Approvals.hold` (in the same guard database as the audit log) and either waits for
-:meth:`Approvals.status` to change or answers the client that the call is pending. ``dormant
-guard approvals list|approve|deny`` is the operator's side. Every approve/deny is appended to the
-audit chain in the same transaction that changes the hold.
+with :meth:`Approvals.hold` (in the same guard database as the audit log) and answers the client
+that the call is pending. Once a person has approved it, the same identity proposing the same
+call again (same model, tool and arguments) is allowed once: :meth:`Approvals.release` marks the
+hold ``released`` and appends the ``allow`` decision to the audit chain in one transaction.
+``dormant guard approvals list|approve|deny`` is the operator's side. Every approve/deny is
+appended to the audit chain in the same transaction that changes the hold.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from ._store import holds
 from .audit import AuditEntry, AuditLog
 from .types import Decision, DecisionContext
 
-STATUSES = ("pending", "approved", "denied")
+#: ``released``: approved, and the agent's repeat of the call was allowed (each approval
+#: releases one call).
+STATUSES = ("pending", "approved", "denied", "released")
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,53 @@ class Approvals:
             )
             r = conn.execute(select(holds).where(holds.c.id == held.id)).first()
         return _held(r)
+
+    def release(
+        self, context: DecisionContext, decision: Decision, entry: AuditEntry
+    ) -> tuple[HeldCall, int] | None:
+        """Release one approved held call matching ``decision.call`` for this identity and model.
+
+        In one transaction: find the oldest approved hold with the same tool and arguments,
+        append ``entry`` (the ``allow`` decision) to the audit chain and mark the hold
+        ``released``. Returns the hold and the entry's sequence number, or ``None`` when no
+        approved hold matches (nothing is written then).
+        """
+        from sqlalchemy import select
+
+        call = decision.call
+        q = (
+            select(holds)
+            .where(holds.c.status == "approved")
+            .where(holds.c.identity == context.identity)
+            .where(holds.c.model == context.model.name)
+            .order_by(holds.c.id)
+        )
+        want = {"tool": call.tool, "arguments": _plain(call.arguments)}
+        with self.log.store.tx() as conn:
+            for r in conn.execute(q).all():
+                held = json.loads(r.call)
+                if not isinstance(held, dict):
+                    continue
+                if {"tool": held.get("tool"), "arguments": held.get("arguments")} != want:
+                    continue
+                entry = AuditEntry(
+                    **{**entry.__dict__, "detail": {**entry.detail, "hold_id": r.id}}
+                )
+                seq = self.log.append(entry, conn=conn)
+                conn.execute(
+                    holds.update()
+                    .where(holds.c.id == r.id)
+                    .where(holds.c.status == "approved")
+                    .values(status="released")
+                )
+                r2 = conn.execute(select(holds).where(holds.c.id == r.id)).first()
+                return _held(r2), seq
+        return None
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as it reads back from the stored JSON (tuples become lists)."""
+    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
 
 
 def _held(r: Any) -> HeldCall:

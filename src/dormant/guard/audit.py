@@ -25,6 +25,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from ..behaviours import SecretDetector
@@ -195,14 +196,18 @@ _COLUMNS = ("kind", "outcome", "identity", "model", "digest", "provenance", "pol
 def check_entry(entry: object) -> None:
     """Raise :class:`ConfigError` unless ``entry`` is an :class:`AuditEntry` that can be
     chained (a known kind, JSON-serialisable content)."""
+    _check_kind(entry)
+    try:
+        canonical(entry.payload())  # type: ignore[attr-defined]
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"An audit entry's content cannot be serialised: {exc}") from None
+
+
+def _check_kind(entry: object) -> None:
     if not isinstance(entry, AuditEntry):
         raise ConfigError(f"append needs an AuditEntry. Got {type(entry).__name__} instead.")
     if entry.kind not in KINDS:
         raise ConfigError(f"An audit entry's kind must be one of {KINDS}. Got {entry.kind!r}.")
-    try:
-        canonical(entry.payload())
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise ConfigError(f"An audit entry's content cannot be serialised: {exc}") from None
 
 
 def _bad(c: str) -> bool:
@@ -311,11 +316,10 @@ class AuditLog:
             return self._append(c, entries)
 
     def _append(self, conn: Any, entries: list[AuditEntry]) -> list[int]:
-        from sqlalchemy import select
-
+        head_select, head_update = _head_statements()
         for entry in entries:
-            check_entry(entry)
-        head = conn.execute(select(audit_head).where(audit_head.c.id == 1)).first()
+            _check_kind(entry)
+        head = conn.execute(head_select).first()
         seq = head.seq if head else 0
         prev = head.hash if head else GENESIS
         rows = []
@@ -323,13 +327,18 @@ class AuditLog:
         for entry in entries:
             seq += 1
             e = replace(_storable(entry), seq=seq, prev_hash=prev, at=entry.at or _now())
-            e = replace(e, hash=e.compute_hash())
-            rows.append(_row(e))
+            payload = e.payload()
+            try:  # one serialisation per entry: the hash and the stored row share it
+                digest = hashlib.sha256(canonical(payload).encode("utf-8")).hexdigest()
+                data = canonical({k: payload[k] for k in _DATA_KEYS})
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise ConfigError(f"An audit entry's content cannot be serialised: {exc}") from None
+            rows.append(_row(e, digest, data))
             seqs.append(seq)
-            prev = e.hash
+            prev = digest
         conn.execute(audit.insert(), rows)
         if head:
-            conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+            conn.execute(head_update, {"seq": seq, "hash": prev})
         else:
             conn.execute(audit_head.insert().values(id=1, seq=seq, hash=prev))
         return seqs
@@ -426,8 +435,11 @@ def _check_chain(rows: Any, head_seq: int, head_hash: str) -> VerifyResult:
     return VerifyResult(True, n, head_seq, head_hash)
 
 
-def _row(e: AuditEntry) -> dict[str, Any]:
-    p = e.payload()
+def _row(e: AuditEntry, digest: str | None = None, data: str | None = None) -> dict[str, Any]:
+    """The stored row; ``digest`` and ``data`` when the caller has serialised already."""
+    if data is None:
+        p = e.payload()
+        data = canonical({k: p[k] for k in _DATA_KEYS})
     return {
         "seq": e.seq,
         "at": e.at,
@@ -439,10 +451,20 @@ def _row(e: AuditEntry) -> dict[str, Any]:
         "provenance": e.provenance,
         "outcome": e.outcome,
         "policy_version": e.policy_version,
-        "data": canonical({k: p[k] for k in _DATA_KEYS}),
+        "data": data,
         "prev_hash": e.prev_hash,
-        "hash": e.hash,
+        "hash": e.hash if digest is None else digest,
     }
+
+
+@lru_cache(maxsize=1)
+def _head_statements() -> tuple[Any, Any]:
+    """The head record's select and update, built once (building a statement costs more CPU
+    than SQLAlchemy's cached compile of it)."""
+    from sqlalchemy import select
+
+    where = audit_head.c.id == 1
+    return select(audit_head).where(where), audit_head.update().where(where)
 
 
 def _entry(r: Any) -> AuditEntry:

@@ -171,7 +171,8 @@ class MCPGateway:
                 f"#{decision.hold_id}): "
                 + "; ".join(decision.reasons)
                 + f". An operator decides with 'dormant guard approvals approve "
-                f"{decision.hold_id}'."
+                f"{decision.hold_id}'; once approved, call the tool again with the same "
+                "arguments."
             )
             return GatewayResult(decision, seq, False, text), None
         if not decision.allowed:

@@ -159,6 +159,10 @@ class Guard:
         except Exception:
             view = None  # monitoring is advisory: its failure never blocks a decision
         decision = decide(context, call, policy=self.policy, baseline=view)
+        if decision.outcome is Outcome.HOLD:
+            released = self._release_approved(context, decision)
+            if released is not None:
+                return released
         try:
             seq = self.commit.append(AuditEntry.for_decision(context, decision))
         except Exception as exc:
@@ -191,6 +195,33 @@ class Guard:
                     context.model.name, context.identity, call.tool, decision.destinations
                 )
         return decision
+
+    def _release_approved(self, context: DecisionContext, decision: Decision) -> Decision | None:
+        """The ``allow`` for a held call a person has approved (audited, the hold used up), or
+        ``None`` when none is approved; a failure to read or write the queue is ``None`` too
+        (the call is then held again: fail closed)."""
+        allowed = replace(
+            decision,
+            outcome=Outcome.ALLOW,
+            reasons=(
+                f"permitted: tool {decision.call.tool!r} was held for approval by the policy "
+                "and a person approved this call",
+            ),
+        )
+        try:
+            got = self.approvals.release(
+                context, allowed, AuditEntry.for_decision(context, allowed)
+            )
+        except Exception:
+            return None
+        if got is None:
+            return None
+        held, seq = got
+        with suppress(Exception):  # advisory, as in check_call
+            self.baseline.observe(
+                context.model.name, context.identity, decision.call.tool, decision.destinations
+            )
+        return replace(allowed, audit_seq=seq, hold_id=held.id)
 
     def check_response(self, context: DecisionContext, text: str) -> ResponseDecision:
         """Screen a response and audit the outcome before it is released (fails closed)."""
