@@ -311,6 +311,7 @@ def test_models_healthz_and_metrics(api: httpx.Client, guard: GuardServer) -> No
     root = guard.url.removesuffix("/v1")
     health = httpx.get(root + "/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
+    message(api.post("/chat/completions", json=user("mix")))  # one allowed, one denied call
     metrics = httpx.get(root + "/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
@@ -322,6 +323,9 @@ def test_models_healthz_and_metrics(api: httpx.Client, guard: GuardServer) -> No
     ):
         assert name in text
     assert 'dormant_guard_decisions_total{outcome="allow"' in text
+    # a destination the model chose never becomes a label value (bounded series)
+    assert 'reason="destination _ is outside the tool\'s allow-list"' in text
+    assert "evil.example" not in text
 
 
 def test_the_audit_chain_verifies_after_the_run(

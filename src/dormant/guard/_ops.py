@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -99,12 +100,19 @@ class ProxyMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|\b\d+(?:\.\d+)?\b")
+
+
 def reason_kind(reasons: tuple[str, ...]) -> str:
-    """A short, low-cardinality label for a decision's first reason (text before ``:``)."""
+    """A short, low-cardinality label for a decision's first reason: the text before ``:``
+    with every quoted value and number replaced by ``_`` (a destination, tool or amount the
+    model chose never becomes a label value, so the series stay bounded by the reason
+    templates)."""
     if not reasons:
         return "none"
     head = reasons[0].split(":", 1)[0].strip().lower()
-    return head[:40] or "none"
+    head = _LITERAL.sub("_", head)
+    return head[:60] or "none"
 
 
 def bind(host: str, port: int) -> socket.socket:
