@@ -50,7 +50,7 @@ def summarise(log: AuditLog, *, since: int = 0) -> tuple[GuardSummary, list[Audi
         dict(Counter(a for e in entries for a in e.alerts)),
         dict(Counter(e.identity or "-" for e in entries)),
         ver.ok,
-        ver.reason or f"intact ({ver.entries} entries, head {ver.head_hash[:16]})",
+        ver.reason or f"{ver.entries} entries, head {ver.head_hash[:16]}",
     )
     return s, entries
 
