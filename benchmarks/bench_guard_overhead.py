@@ -80,21 +80,21 @@ class Client:
         self.free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.opened = 0
         self.max_conns = max_conns
-        self.waiters: asyncio.Queue[Any] = asyncio.Queue()
+        self.available = asyncio.Event()
 
     async def _conn(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self.free:
-            return self.free.pop()
-        if self.opened < self.max_conns:
-            self.opened += 1
-            return await asyncio.open_connection(self.host, self.port)
-        return await self.waiters.get()
-
-    def _release(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
-        if not self.waiters.empty() or self.free is None:
-            self.free.append(conn)
-        else:
-            self.free.append(conn)
+        while True:
+            if self.free:
+                return self.free.pop()
+            if self.opened < self.max_conns:
+                self.opened += 1
+                try:
+                    return await asyncio.open_connection(self.host, self.port)
+                except OSError:
+                    self.opened -= 1
+                    raise
+            self.available.clear()
+            await self.available.wait()  # beyond max_conns in flight: wait for a free one
 
     async def post(self) -> int:
         reader, writer = await self._conn()
@@ -110,8 +110,10 @@ class Client:
         except Exception:
             writer.close()
             self.opened -= 1
+            self.available.set()
             raise
         self.free.append((reader, writer))
+        self.available.set()
         return status
 
     async def close(self) -> None:

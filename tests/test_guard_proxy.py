@@ -283,6 +283,15 @@ def test_streaming_with_every_call_denied_finishes_with_stop(api: httpx.Client) 
     assert got["calls"] == [] and got["finish"] == "stop" and "was denied" in got["text"]
 
 
+def test_streamed_text_with_a_credential_is_flagged(api: httpx.Client, audit: Any) -> None:
+    with api.stream("POST", "/chat/completions", json=user("secret-text", stream=True)) as resp:
+        got = assemble(sse_events("".join(resp.iter_text())))
+    # streamed text cannot be recalled; the client is told, and the screen is audited
+    assert "would have redacted" in got["text"] and got["finish"] == "stop"
+    (entry,) = [e for e in audit.new() if e.kind == "response"]
+    assert entry.detail["redactions"] >= 1
+
+
 # -- operations ------------------------------------------------------------------------------
 
 

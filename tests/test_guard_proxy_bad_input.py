@@ -249,9 +249,15 @@ def test_upstream_unreachable(env: dict[str, Any], seen: Any) -> None:
             json=user("read"),
             headers={"authorization": f"Bearer {SUPPORT_KEY}"},
         )
+        seen.refused(resp, 502, "upstream_unreachable")
+        models = httpx.get(
+            server.url + "/models", headers={"authorization": f"Bearer {SUPPORT_KEY}"}
+        )
     finally:
         server.shutdown()
-    seen.refused(resp, 502, "upstream_unreachable")
+    assert models.status_code == 502
+    assert models.json()["error"]["code"] == "upstream_unreachable"
+    assert [e.detail["route"] for e in seen.entries()] == ["chat", "models"]
 
 
 # -- the upstream's tool calls --------------------------------------------------------------

@@ -6,9 +6,9 @@ The proxy speaks the OpenAI Chat Completions wire format (``POST /v1/chat/comple
 pure functions that read and rewrite those JSON bodies, so the ASGI side
 (:mod:`dormant.guard.proxy`) only routes, authenticates and awaits.
 
-Nothing here decides: a proposed call is turned into a :class:`~dormant.guard.types.ProposedCall`
-for :func:`dormant.guard.decide.decide`, and the decisions come back in to remove what was
-denied or held and to say so in the assistant message the client receives.
+Nothing here decides, and reading tool calls into the guard's records is the core's
+(:mod:`dormant.guard.calls`); the decisions come back in here to remove what was denied or
+held and to say so in the assistant message the client receives.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .types import Decision, Outcome, ProposedCall
+from .types import Decision, Outcome
 
 #: Prefix of every notice the guard writes into an assistant message.
 NOTICE_PREFIX = "[dormant guard]"
@@ -54,7 +54,7 @@ class ProxyError(Exception):
         }
 
 
-def bad_request(
+def _bad_request(
     message: str, *, param: str | None = None, code: str = "invalid_request"
 ) -> ProxyError:
     return ProxyError(400, message, param=param, code=code)
@@ -67,132 +67,44 @@ def check_request(body: Any, *, max_messages: int = 10_000) -> dict[str, Any]:
     resolve, messages to screen for triggers, and a boolean ``stream``.
     """
     if not isinstance(body, dict):
-        raise bad_request(
+        raise _bad_request(
             f"The request body must be a JSON object. Got {type(body).__name__}.",
             code="invalid_body",
         )
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
-        raise bad_request(
+        raise _bad_request(
             f"'model' must be a non-empty string naming the model. Got {model!r}.", param="model"
         )
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise bad_request(
+        raise _bad_request(
             f"'messages' must be a non-empty list of chat messages. Got {type(messages).__name__}.",
             param="messages",
         )
     if len(messages) > max_messages:
-        raise bad_request(
+        raise _bad_request(
             f"'messages' has {len(messages)} entries; at most {max_messages} are accepted.",
             param="messages",
         )
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise bad_request(
+            raise _bad_request(
                 f"messages[{i}] must be an object with a string 'role'. Got {_short(m)}.",
                 param=f"messages[{i}]",
             )
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
-        raise bad_request(f"'stream' must be true or false. Got {stream!r}.", param="stream")
+        raise _bad_request(f"'stream' must be true or false. Got {stream!r}.", param="stream")
     tools = body.get("tools")
     if tools is not None and not isinstance(tools, list):
-        raise bad_request(f"'tools' must be a list. Got {type(tools).__name__}.", param="tools")
+        raise _bad_request(f"'tools' must be a list. Got {type(tools).__name__}.", param="tools")
     return body
 
 
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _content_text(content: Any) -> str:
-    """The text of a message's ``content`` (a string, or a list of typed parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                parts.append(part["text"])
-            elif isinstance(part, str):
-                parts.append(part)
-        return "\n".join(parts)
-    return ""
-
-
-def input_texts(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """``(where, text)`` for every text the model will read: messages and tool results.
-
-    ``where`` is ``message[i]`` for system/user/assistant text, ``tool_result[i]`` for a
-    ``role: tool`` message, ``tool_call[i.j]`` for the arguments of an earlier assistant call.
-    """
-    out: list[tuple[str, str]] = []
-    for i, m in enumerate(messages):
-        text = _content_text(m.get("content"))
-        where = f"tool_result[{i}]" if m.get("role") == "tool" else f"message[{i}]"
-        if text:
-            out.append((where, text))
-        calls = m.get("tool_calls")
-        if isinstance(calls, list):
-            for j, c in enumerate(calls):
-                fn = c.get("function") if isinstance(c, dict) else None
-                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                    out.append((f"tool_call[{i}.{j}]", fn["arguments"]))
-    return out
-
-
-@dataclass(frozen=True)
-class RawCall:
-    """One ``tool_calls[j]`` entry as the upstream sent it, with what the guard made of it."""
-
-    index: int
-    raw: Any
-    call: ProposedCall
-    #: Why the entry is malformed (no function name, arguments not a JSON object), or None.
-    malformed: str | None = None
-
-
-def proposed_call(raw: Any, index: int) -> RawCall:
-    """Read one upstream ``tool_calls`` entry into a :class:`ProposedCall`.
-
-    A malformed entry still becomes a call (so it is decided and audited): its name is what
-    could be read (``""`` if none), ``raw_arguments`` keeps the text, ``arguments`` is empty.
-    """
-    if not isinstance(raw, dict):
-        return RawCall(index, raw, ProposedCall("", {}, None, _short(raw, 2000)), "not an object")
-    call_id = raw.get("id") if isinstance(raw.get("id"), str) else None
-    fn = raw.get("function")
-    if not isinstance(fn, dict):
-        return RawCall(
-            index, raw, ProposedCall("", {}, call_id, _short(raw, 2000)), "no 'function' object"
-        )
-    name = fn.get("name")
-    args = fn.get("arguments", "")
-    text = args if isinstance(args, str) else json.dumps(args)
-    if not isinstance(name, str) or not name:
-        return RawCall(index, raw, ProposedCall("", {}, call_id, text), "no function name")
-    if isinstance(args, dict):
-        return RawCall(index, raw, ProposedCall(name, args, call_id))
-    if not isinstance(args, str):
-        return RawCall(index, raw, ProposedCall(name, {}, call_id, text), "arguments not a string")
-    if not args.strip():
-        return RawCall(index, raw, ProposedCall(name, {}, call_id))
-    try:
-        parsed = json.loads(args)
-    except ValueError as exc:
-        return RawCall(
-            index, raw, ProposedCall(name, {}, call_id, args), f"arguments are not JSON ({exc})"
-        )
-    if not isinstance(parsed, dict):
-        return RawCall(
-            index,
-            raw,
-            ProposedCall(name, {}, call_id, args),
-            f"arguments are JSON {type(parsed).__name__}, not an object",
-        )
-    return RawCall(index, raw, ProposedCall(name, parsed, call_id))
 
 
 def notice(decision: Decision, *, approval_id: str | None = None) -> str:

@@ -162,6 +162,14 @@ async def relay(
                 f"{NOTICE_PREFIX} The text above was flagged after it was streamed: "
                 f"{'; '.join(done.verdict.reasons)}."
             )
+        elif done.verdict is not None and done.verdict.redactions:
+            # a non-streaming answer would have had these redacted; streamed text cannot be
+            notes.append(
+                f"{NOTICE_PREFIX} The text above contained {done.verdict.redactions} "
+                "credential(s) that a non-streaming answer would have redacted "
+                f"({', '.join(done.verdict.behaviours) or 'secret'}); treat them as exposed."
+            )
+            proxy.metrics.alerts.labels("streamed-secret").inc()
         if notes:
             lead = "\n\n" if done.pending.text else ""
             yield sse(chunk(base, idx, {"content": lead + "\n".join(notes)}))

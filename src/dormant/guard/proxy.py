@@ -4,10 +4,11 @@
 front of any OpenAI-compatible model server. Per request it
 
 1. authenticates the caller's API key to an **agent identity** (unknown key: 401, audited);
-2. resolves the model's provenance in the registry (cached briefly) and finds known triggers in
-   the messages and tool results (a match puts the request in the policy's suspect tier);
-3. forwards the request upstream, then asks the decision core about **every** proposed tool call
-   and screens the assistant text;
+2. has the core (:class:`dormant.guard.service.Guard`) resolve the model's provenance in the
+   registry and find known triggers in the messages and tool results (a match puts the request
+   in the policy's suspect tier);
+3. forwards the request upstream, then has the core decide **every** proposed tool call and
+   screen the assistant text;
 4. writes every decision to the audit log **before** releasing anything — if the write fails,
    nothing is released (503, ``audit_unavailable``): there is never an unguarded pass-through;
 5. removes denied and held calls; the client receives a valid OpenAI response whose assistant
@@ -16,8 +17,8 @@ front of any OpenAI-compatible model server. Per request it
 
 With ``stream: true`` text deltas pass through as they come; a tool call is buffered until it is
 complete and decided, then released whole (or replaced by a notice), and the stream always ends
-with ``data: [DONE]``. Text already streamed cannot be recalled: its screen result is audited
-and alerted on.
+with ``data: [DONE]``. Text already streamed cannot be recalled: its screen result is audited,
+alerted on and told to the client in a closing notice.
 
 The wire format is the OpenAI Chat Completions API
 (https://platform.openai.com/docs/api-reference/chat); the error body is OpenAI's
