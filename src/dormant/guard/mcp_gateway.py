@@ -10,7 +10,7 @@ client) on the upstream's side. The gateway
   and the change is a critical alert in the audit chain (tool poisoning, the rug pull);
 - checks every ``tools/call`` through the core's :class:`~dormant.guard.service.Guard` (the
   decision core, the audit log, the hold queue and the monitoring baseline, as the
-  OpenAI-compatible proxy does); the gateway adds no rule of its own;
+  OpenAI-compatible proxy does); the gateway adds no rule of its own but the pins above;
 - has every decision written to the hash-chained audit log *before* anything is released: a
   denied or held call gets an MCP error result naming the reasons, an allowed one is forwarded
   and its result returned; if the audit log cannot be written, the call is denied (fail closed).

@@ -154,11 +154,23 @@ class ToolPins:
         it is first seen, or when the definition changes again), not at every listing.
         """
         out: dict[str, PinnedTool] = {}
+        with self.log.store.tx(write=False) as conn:  # one read; a write only on a change
+            known = {
+                r.name: r
+                for r in conn.execute(select(mcp_tools).where(mcp_tools.c.server == server))
+            }
         for tool in tools:
             definition = tool_definition(tool)
             name = definition["name"]
             text = _canonical(definition)
             digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            seen = known.get(name)
+            if seen is not None and (
+                (seen.status == "approved" and digest == seen.digest)
+                or (seen.status == "changed" and digest == seen.seen_digest)
+            ):
+                out[name] = _pinned(seen)
+                continue
             event: AuditEntry | None = None
             with self.log.store.tx() as conn:
                 key = (mcp_tools.c.server == server) & (mcp_tools.c.name == name)
