@@ -270,7 +270,7 @@ def test_report_renders_decisions_and_alerts(tmp_path, policy, run_cli):
         )
         log.append(AuditEntry.for_decision(c, d))
     out = tmp_path / "rep"
-    r = run_cli("guard", "report", "--audit", db, "--out", out, "--formats", "json,md,html")
+    r = run_cli("guard", "report", "--audit", db, "--out", out)  # every format by default
     assert r.code == EXIT_OK
     data = json.loads((out / "guard-report.json").read_text())
     assert data["summary"]["entries"] == 3 and data["summary"]["chain_ok"]
@@ -280,8 +280,31 @@ def test_report_renders_decisions_and_alerts(tmp_path, policy, run_cli):
     html = (out / "guard-report.html").read_text()
     assert "<h2>Alerts</h2>" in html and "critical" in html and "<script" not in html
     assert not list(out.glob("*.part"))
+    _check_sarif(out / "guard-report.sarif", ok_chain=True)
     r = run_cli("guard", "report", "--audit", db, "--out", out, "--formats", "pdf")
-    assert r.code == EXIT_USAGE and "json, md, html" in r.err
+    assert r.code == EXIT_USAGE and "json, sarif, md, html" in r.err
+    # a broken chain is an error result of its own
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("UPDATE guard_audit SET outcome='allow' WHERE seq=3")
+    con.close()
+    r = run_cli("guard", "report", "--audit", db, "--out", out, "--formats", "sarif")
+    assert r.code == EXIT_OK
+    _check_sarif(out / "guard-report.sarif", ok_chain=False)
+
+
+def _check_sarif(path: Path, *, ok_chain: bool) -> None:
+    """The guard's SARIF validates against the official schema and carries the canary alert."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
+    log = json.loads(path.read_text(encoding="utf-8"))
+    jsonschema.validate(log, schema)
+    (run,) = log["runs"]
+    ids = [r["ruleId"] for r in run["results"]]
+    assert ids[0] == "dormant/guard/canary" and run["results"][0]["level"] == "error"
+    where = run["results"][0]["locations"][0]["logicalLocations"]
+    assert where[0]["fullyQualifiedName"] == "identity/support-bot"
+    assert ("dormant/guard/audit-chain-broken" in ids) is not ok_chain
 
 
 def test_an_unreachable_audit_database_is_a_clear_error(run_cli):

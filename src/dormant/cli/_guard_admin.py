@@ -87,7 +87,9 @@ def register(sub: Any) -> None:
     r = sub.add_parser("report", help="decisions and alerts from the audit log as a report")
     r.add_argument("--audit", metavar="URL", help=AUDIT_HELP)
     r.add_argument("--out", "-o", default="dormant-guard-report", help="output directory")
-    r.add_argument("--formats", default="json,md,html", help="comma list of json, md, html")
+    r.add_argument(
+        "--formats", default="json,sarif,md,html", help="comma list of json, sarif, md, html"
+    )
     r.add_argument("--since", type=int, default=0, help="entries after this sequence number")
     r.set_defaults(func=_report)
 

@@ -60,6 +60,8 @@ ALERT_SEVERITY: dict[str, str] = {
     "canary": "critical",
     "new-tool": "medium",
     "new-destination": "medium",
+    # raised by the MCP gateway (dormant.guard.mcp_pins): a pinned tool definition changed
+    "tool-definition-changed": "critical",
 }
 
 _EGRESS = EgressDetector()

@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from .audit import AuditEntry, AuditLog
 from .decide import ALERT_SEVERITY
 
-FORMATS = ("json", "md", "html")
+FORMATS = ("json", "sarif", "md", "html")
 _SEV_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 
 
@@ -88,6 +88,12 @@ def write_report(
                 ensure_ascii=False,
             )
             name = "guard-report.json"
+        elif fmt == "sarif":
+            from ._report_sarif import to_sarif
+
+            sarif = to_sarif(summary.chain_ok, summary.chain_reason, alerts, ALERT_SEVERITY)
+            body = json.dumps(sarif, indent=2, ensure_ascii=False)
+            name = "guard-report.sarif"
         elif fmt == "md":
             body, name = _markdown(summary, alerts, notable), "guard-report.md"
         else:
