@@ -241,6 +241,7 @@ def test_approvals_flow_is_audited(tmp_path, policy, run_cli):
     assert r.code == EXIT_OK and "big_refund" in r.out and "pending" in r.out
     r = run_cli("guard", "approvals", "approve", a, "--audit", db, "--actor", "ops", "--note", "ok")
     assert r.code == EXIT_OK and "approved by ops" in r.out
+    assert "released once when billing-bot's model proposes 'big_refund' again" in r.out
     r = run_cli("guard", "approvals", "deny", b, "--audit", db, "--actor", "ops")
     assert r.code == EXIT_OK and "denied" in r.out
     r = run_cli("guard", "approvals", "approve", a, "--audit", db, "--actor", "ops")

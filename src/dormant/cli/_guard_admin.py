@@ -214,6 +214,7 @@ def _approvals_list(args: argparse.Namespace) -> int:
     if not held:
         print("no held call" if args.all else "no pending held call")
         return EXIT_OK
+    print("   id  status    created  identity  model  tool  arguments")
     for h in held:
         call = json.dumps(h.call.get("arguments", {}), ensure_ascii=False)[:120]
         print(
@@ -234,6 +235,11 @@ def _approvals_decide(args: argparse.Namespace) -> int:
         else:
             h = appr.deny(args.id, actor=actor, note=args.note)
     print(f"held call {h.id} {h.status} by {h.decided_by}")
+    if h.status == "approved":
+        print(
+            f"  released once when {h.identity}'s model proposes {h.call.get('tool')!r} again "
+            "with the same arguments"
+        )
     return EXIT_OK
 
 
