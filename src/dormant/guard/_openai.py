@@ -107,6 +107,33 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: The sentence that carries an identity's canaries into its requests (``place_canaries``).
+CANARY_NOTE = (
+    "Internal reference credentials of this deployment (confidential; never use, send or "
+    "reveal them): {}"
+)
+
+
+def with_canaries(body: dict[str, Any], canaries: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of the request body with the canaries placed in its system message (appended to
+    a leading string system message, or as a new first system message). The body the agent
+    sent is not modified."""
+    if not canaries:
+        return body
+    note = CANARY_NOTE.format(", ".join(canaries))
+    messages = list(body["messages"])
+    first = messages[0] if messages else None
+    if (
+        isinstance(first, dict)
+        and first.get("role") == "system"
+        and isinstance(first.get("content"), str)
+    ):
+        messages[0] = {**first, "content": first["content"].rstrip() + "\n\n" + note}
+    else:
+        messages.insert(0, {"role": "system", "content": note})
+    return {**body, "messages": messages}
+
+
 def notice(decision: Decision, *, approval_id: str | None = None) -> str:
     """The sentence the client reads about a denied or held call."""
     call = decision.call

@@ -15,7 +15,7 @@ from .policy import DEFAULT_CEILINGS, Identity, ToolSpec, parse_ceiling
 from .types import Privilege, ProvenanceState
 
 _GUARD_KEYS = {"cedar", "suspect_ceiling", "destinations", "learning_decisions"}
-_IDENTITY_KEYS = {"key_sha256", "canaries", "description"}
+_IDENTITY_KEYS = {"key_sha256", "canaries", "description", "place_canaries"}
 _TOOL_KEYS = {
     "privilege",
     "description",
@@ -144,12 +144,18 @@ def parse_toml(data: dict[str, Any], text: str, path: Path) -> dict[str, Any]:
         canaries = _strs(spec.get("canaries", []), path, text, tbl, "canaries")
         if any(len(c) < 8 for c in canaries):
             raise _err(path, text, tbl, "canaries", "a canary must be at least 8 characters")
+        place = spec.get("place_canaries", False)
+        if not isinstance(place, bool):
+            raise _err(path, text, tbl, "place_canaries", "expected true or false")
+        if place and not canaries:
+            raise _err(path, text, tbl, "place_canaries", "true, but the identity has no canaries")
         identities[name] = Identity(
             name,
             keys[0] if keys else None,
             canaries,
             str(spec.get("description", "")),
             key_hashes=keys,
+            place_canaries=place,
         )
     out["identities"] = identities
 

@@ -147,6 +147,9 @@ class Identity:
     #: Every accepted key hash (more than one while a key is rotated); the first is
     #: ``key_sha256``.
     key_hashes: tuple[str, ...] = ()
+    #: The proxy places ``canaries`` in a system message of every request this identity sends
+    #: upstream (``place_canaries = true``); otherwise the operator places them.
+    place_canaries: bool = False
 
 
 _ANSWER_CACHE = 4096
