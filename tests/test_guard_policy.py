@@ -197,3 +197,29 @@ def test_a_key_being_rotated_has_two_hashes(tmp_path):
 def test_files_saved_with_a_byte_order_mark_load(tmp_path):
     path = write_policy(tmp_path, toml="\ufeff" + TOML, cedar="\ufeff" + CEDAR)
     assert GuardPolicy.load(path).tool_privilege("lookup_order") is Privilege.READ
+
+
+def test_the_example_policy_decides_as_the_readme_says():
+    """Copied as it is, the example policy gives the decisions the README describes."""
+    from pathlib import Path
+
+    from dormant.guard import DecisionContext, ModelInfo, Outcome, ProposedCall, decide
+
+    pol = GuardPolicy.load(Path(__file__).parent.parent / "examples" / "guard" / "guard.toml")
+
+    def run(identity, state, tool, **args):
+        ctx = DecisionContext(identity, ModelInfo("support-model", None, state))
+        return decide(ctx, ProposedCall(tool, args), policy=pol)
+
+    s = ProvenanceState
+    assert run("support-bot", s.UNKNOWN, "lookup_order", order_id="1234").allowed
+    unknown_mail = run("support-bot", s.UNKNOWN, "send_email", to="bob@example.com")
+    assert not unknown_mail.allowed and "ceiling is read" in "; ".join(unknown_mail.reasons)
+    assert run("support-bot", s.VERIFIED, "send_email", to="bob@example.com").allowed
+    assert not run("support-bot", s.VERIFIED, "send_email", to="a@evil.io").allowed
+    assert run("billing-bot", s.SIGNED, "refund", amount=120).outcome is Outcome.HOLD
+    assert run("billing-bot", s.SIGNED, "refund", amount=300).outcome is Outcome.DENY
+    assert run("billing-bot", s.VERIFIED, "refund", amount=300).outcome is Outcome.HOLD
+    assert not run("support-bot", s.VERIFIED, "refund", amount=5).allowed
+    canary = run("support-bot", s.VERIFIED, "lookup_order", order_id="AKIAQCANARY7EXAMPLE0")
+    assert not canary.allowed and "canary" in canary.alerts
