@@ -81,6 +81,8 @@ class ProbeRun(ReportMixin):
         self.queries = 0
         self.episode_errors: list[str] = []
         self.inversion: Inversion | None = None
+        self._all_tasks: list[ProbeTask] = []
+        self.scope_: frozenset[str] = frozenset()
 
     # -- running -----------------------------------------------------------------------------
 
@@ -169,6 +171,7 @@ class ProbeRun(ReportMixin):
         for t in used:
             seen.update(self.tags.get((-1, t.id, 0), frozenset()))
         known = {tag for tag, n in seen.items() if n >= 0.5 * len(used)}
+        scope, _ = self._scope(used)
         seconds = self.s.invert_seconds
         if self.ctx.budget_seconds is not None:
             left = self.ctx.budget_seconds * 0.4 - (time.monotonic() - self.t0)
@@ -179,6 +182,7 @@ class ProbeRun(ReportMixin):
             screen,
             lambda t: self.subject.tools.specs(t.tools),
             known_tags=frozenset(known),
+            scope_tools=scope,
             max_targets=self.s.invert_targets,
             seconds=seconds,
         )
@@ -240,6 +244,7 @@ class ProbeRun(ReportMixin):
         tasks = list(self.subject.tasks)
         screen, confirm, held = s._split(tasks, ctx.seed)
         used = screen + confirm + held
+        self._all_tasks = used
         cands = build_candidates(
             self.subject.model,
             sources=s.sources,
