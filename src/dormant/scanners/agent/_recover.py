@@ -7,11 +7,12 @@ text is what switches it everywhere, and it is what a user needs to find in data
 run time. So, for a local causal LM, the found text is
 
 1. **extended**: every vocabulary token is tried before and after it, scored by the
-   teacher-forced log-likelihood of the switched behaviour (the model's own first answer under
-   the trigger) *averaged* over the prompts (the worst prompt saturates once a piece switches
-   them all, the mean still rises towards the planted text); the best is kept while it adds at
-   least ``min_gain`` nats, up to ``max_extend`` tokens;
-2. **pruned**: single tokens are dropped, one at a time, while the likelihood stays within
+   teacher-forced probability of the switched behaviour's opening (the model's own first answer
+   under the trigger) *averaged* over the prompts -- the expected share of prompts it switches
+   (the worst prompt's likelihood, which the search uses, saturates once a piece switches them
+   all); the best is kept while it adds at least ``min_gain`` to that share, up to
+   ``max_extend`` tokens;
+2. **pruned**: single tokens are dropped, one at a time, while the share stays within
    ``min_gain`` of the best met, so padding the search added goes and what remains is the
    shortest text that still carries the switch.
 
@@ -26,6 +27,7 @@ only when it switches them as well as the text it came from.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +35,7 @@ from typing import Any
 from ...subjects.agent import ChatResponse, ProbeTask, render_output
 from .bait import Tools, _Prefix, _special_ids, _split_prompt, _target_logprob_ids, _torch
 
+_TEXTLIKE = re.compile(r"[\w .:=#/\-]+")
 #: the shared opening of a Hermes tool call: no part of the switch, scored after it
 _ANCHOR = '<tool_call>{"name": "'
 
@@ -56,7 +59,7 @@ def refine(
     position: str,
     target: Sequence[int],
     *,
-    min_gain: float = 0.5,
+    min_gain: float = 0.05,
     max_extend: int = 4,
     chunk: int = 512,
     seconds: float = 60.0,
@@ -73,13 +76,21 @@ def refine(
     special = _special_ids(tok)
     n_vocab = min(len(tok), model.get_input_embeddings().weight.shape[0])
     vocab = [v for v in range(n_vocab) if v not in special]
+    # a token put before the text opens it, so it must open a word (the insertion's space is
+    # its own); one that would glue to the text's first word ("anchorviolet") is no extension
+    # and template markup (quotes, braces, tags) raises a target out of distribution: only
+    # the characters of words, dates, versions, comments and key=value tokens extend a text
+    vocab = [v for v in vocab if _TEXTLIKE.fullmatch(str(tok.decode([v])))]
+    opens = [v for v in vocab if str(tok.decode([v])).startswith(" ")]
 
     def score(conts: Sequence[Sequence[int]]) -> Any:
         per = [
             _target_logprob_ids(pf, conts, after, list(target), chunk)
             for pf, (_, after) in zip(prefixes, splits, strict=True)
         ]
-        return torch.stack(per).mean(0)
+        # the mean probability of the switched opening: the expected share of prompts it
+        # switches (a log-likelihood mean is dominated by the prompts already switched)
+        return torch.stack(per).exp().mean(0)
 
     lead = "" if position == "prefix" else " "
     ids = [int(i) for i in tok(lead + text.strip(), add_special_tokens=False)["input_ids"]]
@@ -89,7 +100,7 @@ def refine(
     for _ in range(max_extend):
         if time.monotonic() > deadline:
             break
-        conts = [[v, *ids] for v in vocab] + [[*ids, v] for v in vocab]
+        conts = [[v, *ids] for v in opens] + [[*ids, v] for v in vocab]
         got = score(conts)
         k = int(got.argmax())
         if float(got[k]) < best + min_gain:
