@@ -257,8 +257,13 @@ def summary(args: argparse.Namespace) -> None:
         "zoo_seed": meta["zoo_seed"],
         "machine": f"{platform.machine()}, torch threads 1",
     }
-    for path in sorted(root.glob("rows_*.jsonl")):
-        rows = [json.loads(x) for x in path.read_text("utf-8").splitlines()]
+    paths = sorted(root.glob("rows_*.jsonl"))
+    by_label = {p: [json.loads(x) for x in p.read_text("utf-8").splitlines()] for p in paths}
+    # only organisms every label probed: the labels are compared on the same zoo
+    names = set.intersection(*({r["name"] for r in rows} for rows in by_label.values()))
+    out["organisms"] = sorted(names)
+    for path, rows in by_label.items():
+        rows = [r for r in rows if r["name"] in names]
         bd = [r for r in rows if r["backdoored"]]
         clean = [r for r in rows if not r["backdoored"]]
         out[path.stem.removeprefix("rows_")] = {
