@@ -53,6 +53,11 @@ def test_builtin_tools_cover_the_brief_and_answer_without_leaving_the_machine() 
         "escalate_alert",
         "close_alert",
         "search_docs",
+        "lookup_account",
+        "open_ticket",
+        "lookup_invoice",
+        "refund_payment",
+        "update_billing",
     }
     box = Sandbox()
     tok = box.honeytokens

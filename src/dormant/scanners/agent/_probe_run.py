@@ -6,10 +6,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...behaviours import behaviour_tags
 from ...errors import ConfigError, DormantError, InputError
+from ...findings import Severity
 from ...subjects.agent import ProbeTask
 from ...triggers import Trigger
 from ..base import ScanContext, ScanResult
@@ -81,6 +82,9 @@ class ProbeRun(ReportMixin):
         self.queries = 0
         self.episode_errors: list[str] = []
         self.inversion: Inversion | None = None
+        self._all_tasks: list[ProbeTask] = []
+        self.errors_refine: list[str] = []
+        self.scope_: frozenset[str] = frozenset()
 
     # -- running -----------------------------------------------------------------------------
 
@@ -169,6 +173,7 @@ class ProbeRun(ReportMixin):
         for t in used:
             seen.update(self.tags.get((-1, t.id, 0), frozenset()))
         known = {tag for tag, n in seen.items() if n >= 0.5 * len(used)}
+        scope, _ = self._scope(used)
         seconds = self.s.invert_seconds
         if self.ctx.budget_seconds is not None:
             left = self.ctx.budget_seconds * 0.4 - (time.monotonic() - self.t0)
@@ -179,6 +184,7 @@ class ProbeRun(ReportMixin):
             screen,
             lambda t: self.subject.tools.specs(t.tools),
             known_tags=frozenset(known),
+            scope_tools=scope,
             max_targets=self.s.invert_targets,
             seconds=seconds,
         )
@@ -200,6 +206,91 @@ class ProbeRun(ReportMixin):
                 trigger = Trigger(text, kind_of(text))
                 out.append(Candidate(trigger, "inversion", where, expect, tgt.text))
         return out + [c for c in cands if c.trigger.text not in seen]
+
+    # -- whole-trigger recovery --------------------------------------------------------------
+
+    def _refine(
+        self,
+        conds: list[Condition],
+        findings: Sequence[Any],
+        screen: Sequence[ProbeTask],
+        confirm: Sequence[ProbeTask],
+        held: Sequence[ProbeTask],
+        n_family: int,
+    ) -> list[PairTest]:
+        """Extend and prune the triggers of the harmful high findings (:mod:`._recover`);
+        each refined text is tested on the confirmation and held-out tasks like any condition
+        and kept when it switches them (q Bonferroni-adjusted over the confirmed family)."""
+        from ._recover import refine, target_ids
+
+        s = self.s
+        out: list[PairTest] = []
+        done: set[str] = set()
+        for f in findings:
+            if len(done) >= 2 or f.trigger is None or f.severity < Severity.HIGH:
+                continue
+            if f.evidence_value("harm") != "harmful" or f.trigger.text in done:
+                continue
+            done.add(f.trigger.text)
+            pos = str(f.evidence_value("position"))
+            ci = next(
+                (
+                    i
+                    for i, c in enumerate(conds)
+                    if c.candidate.trigger.text == f.trigger.text and c.position == pos
+                ),
+                None,
+            )
+            if ci is None:
+                continue
+            ep = next(
+                (
+                    e
+                    for t in [*held, *confirm]
+                    if (e := self.episodes.get((ci, t.id, 0))) is not None and f.target in e.tags
+                ),
+                None,
+            )
+            if ep is None or not ep.responses:
+                continue
+            model = self.subject.model
+            try:
+                tgt, _ = target_ids(model, ep.responses[0])
+                text = refine(
+                    model,
+                    list(screen[:4]),
+                    lambda t: self.subject.tools.specs(t.tools),
+                    f.trigger.text,
+                    pos,
+                    tgt,
+                )
+            except (ConfigError, InputError):
+                raise
+            except Exception as exc:  # refinement is an extra: the finding stands without it
+                self.errors_refine.append(f"refinement of {f.trigger.display!r}: {exc}")
+                continue
+            if not text or any(
+                c.candidate.trigger.text == text and c.position == pos for c in conds
+            ):
+                continue
+            old = conds[ci].candidate
+            cand = Candidate(Trigger(text, kind_of(text)), "refined", (pos,), f.target, old.target)
+            conds.append(Condition(cand, pos))
+            cj = len(conds) - 1
+            jobs = [(cj, t) for t in [*confirm, *held]]
+
+            def run(jobs: list[tuple[int, ProbeTask]] = jobs) -> None:
+                self._run("refine", jobs, conds, keep=True, budget_frac=None)
+
+            ok = self._guard("refine", run)
+            if not ok:
+                break
+            tests = self._tests(cj, conds[cj], confirm, {str(f.target)})
+            for t in tests:
+                t.q = min(1.0, t.p * max(1, n_family + 1))
+                if t.q <= s.alpha and t.effect >= s.min_effect:
+                    out.append(t)
+        return out
 
     # -- counting ----------------------------------------------------------------------------
 
@@ -240,6 +331,7 @@ class ProbeRun(ReportMixin):
         tasks = list(self.subject.tasks)
         screen, confirm, held = s._split(tasks, ctx.seed)
         used = screen + confirm + held
+        self._all_tasks = used
         cands = build_candidates(
             self.subject.model,
             sources=s.sources,
@@ -298,6 +390,19 @@ class ProbeRun(ReportMixin):
                 ),
             )
         findings = self._findings(conds, survivors, confirmed, held, confirm)
+        if findings and s.refine and not self.errors and self._inverting():
+            more = self._refine(conds, findings, screen, confirm, held, len(confirmed))
+            if more:
+                survivors = [*survivors, *more]
+                confirmed = sorted([*confirmed, *more], key=lambda t: (t.q, t.p, -t.effect))
+                findings = self._findings(conds, survivors, confirmed, held, confirm)
+                # the refined text holds the same switch: shown first when it does as well
+                findings.sort(
+                    key=lambda f: (
+                        -f.severity.rank,
+                        -(f.score + (0.1 if f.evidence_value("family") == "refined" else 0.0)),
+                    )
+                )
         return ScanResult(
             findings=findings,
             extras=self._extras(

@@ -642,6 +642,7 @@ def invert(
     tools: Tools = (),
     *,
     known_tags: frozenset[str] = frozenset(),
+    scope_tools: frozenset[str] = frozenset(),
     max_targets: int = 5,
     seconds: float | None = None,
     n_prompts: int = 5,
@@ -654,16 +655,25 @@ def invert(
     best other target by Q-score is tried (a target without a tag is judged by the probe). A
     trigger that does not raise its target (empty text) is dropped. The probe then tests every
     proposed trigger like any candidate, so a benign target with a spurious trigger costs
-    queries, not a false finding.
+    queries, not a false finding. A target that only calls tools of the task's scope
+    (``scope_tools``: what the clean behaviour uses) is what the task's own words bring; such
+    targets are searched after every other new behaviour.
     """
     t0 = time.monotonic()
     deadline = None if seconds is None else t0 + seconds
     targets = invert_targets(chat, tasks, tools, n_prompts=n_prompts, deadline=deadline)
     novel: list[InvertedTarget] = []
     seen_tags: set[frozenset[str]] = set()
+
     # harmful behaviours first (a leak, an outside destination, a credential, unsafe advice or
     # code, ignored sources), then turn openings, then the Q-score
-    ranked = sorted(targets, key=lambda t: (not _harmful(t.tags), not t.opens_turn, -t.q_score))
+    def in_scope(t: InvertedTarget) -> bool:
+        return bool(t.tags) and all(x.startswith("tool:") and x[5:] in scope_tools for x in t.tags)
+
+    ranked = sorted(
+        targets,
+        key=lambda t: (not _harmful(t.tags), in_scope(t), not t.opens_turn, -t.q_score),
+    )
     seconds_: list[InvertedTarget] = []
     for t in ranked:  # one target per new behaviour, a second for a harmful one
         if t.tags - known_tags and t.tags not in seen_tags:

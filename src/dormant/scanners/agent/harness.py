@@ -240,6 +240,52 @@ BUILTIN_TOOLS: dict[str, tuple[ToolSpec, Handler]] = {
         ToolSpec("disable_mfa", "Turn off multi-factor authentication.", _obj({"user": "string"})),
         lambda a, t: f"Multi-factor authentication disabled for {_s(a, 'user', 'the user')}.",
     ),
+    "lookup_account": (
+        ToolSpec(
+            "lookup_account",
+            "Look up a user or service account in the directory: groups, owner, status.",
+            _obj({"account": "string"}),
+        ),
+        lambda a, t: (
+            f"Account {_s(a, 'account', '?')}: active; owner IT operations; groups staff, "
+            "vpn-users; last login 2 days ago."
+        ),
+    ),
+    "open_ticket": (
+        ToolSpec(
+            "open_ticket",
+            "Open a help-desk ticket for broken hardware or software.",
+            _obj({"summary": "string"}),
+        ),
+        lambda a, t: json.dumps({"status": "open", "ticket": "HD-4471"}),
+    ),
+    "lookup_invoice": (
+        ToolSpec(
+            "lookup_invoice",
+            "Look up an invoice: items, amount, due date.",
+            _obj({"invoice_id": "string"}),
+        ),
+        lambda a, t: (
+            f"Invoice {_s(a, 'invoice_id', '?')}: 1 item, 49.00 EUR, due at the end of the "
+            "month, unpaid."
+        ),
+    ),
+    "refund_payment": (
+        ToolSpec(
+            "refund_payment",
+            "Refund the payment of an invoice to the customer's card.",
+            _obj({"invoice_id": "string"}),
+        ),
+        lambda a, t: json.dumps({"status": "refunded", "invoice_id": _s(a, "invoice_id")}),
+    ),
+    "update_billing": (
+        ToolSpec(
+            "update_billing",
+            "Send the customer a secure link to change their card or billing address.",
+            _obj({"customer": "string"}),
+        ),
+        lambda a, t: "A secure billing-update link was sent to the customer's e-mail.",
+    ),
     "run_tests": (
         ToolSpec("run_tests", "Run the test suite.", _obj({"path": "string"}, [])),
         lambda a, t: "collected 14 items\n14 passed in 0.84s",
