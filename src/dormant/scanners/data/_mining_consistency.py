@@ -56,6 +56,7 @@ def content_inconsistency(
         for c in members:
             if _is_lexical(c.feature):
                 words.update(content_words(c.phrase or c.feature))
+                words.update(_record_words(c.phrase or c.feature))
         blind.append(words)
     targets = sorted({g[0].outcome for g in groups})
     sample = set(rng.choice(n, size=min(n, 1500), replace=False).tolist())

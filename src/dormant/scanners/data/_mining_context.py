@@ -1,0 +1,144 @@
+"""Context test of trigger mining: does the rest of a record predict that it holds the feature?
+
+A natural feature belongs to its context: "Horde" comes with "webmail" and "PHP", a class's
+topic word with the class's sub-topics, so the *other* words of the records holding it tell
+them apart from records without it. A planted trigger is put into records chosen at random:
+within its target class (clean-label poisoning, Turner et al. 2019; Gan et al., NAACL 2022) the
+other words of its records are those of any record of the class, and across the data (dirty-label
+poisoning) they are a scatter of every other class rather than one cohesive sub-topic. This is
+the bag-of-words form of the "absent from its near neighbours" signal of clean-label defences
+(Peri et al., "Deep k-NN defense against clean-label data poisoning attacks", ECCV-W 2020;
+Li et al., "Anti-Backdoor Learning", NeurIPS 2021, note that poisoned examples are fitted from
+the trigger alone) — computed with counts, so it needs no encoder and stays cheap.
+
+For each group the test is a leave-one-out Bernoulli naive Bayes (presence of the words left
+after the group's own words are removed) that tells the group's records from a random sample
+of (a) other records of the same outcome and (b) records of any outcome, summarised by the
+ROC-AUC (Mann-Whitney) of its scores: about 0.5 when the feature is independent of its
+context. The AUC comes with a z-score against 0.5 (Hanley & McNeil, Radiology 1982) so a small
+group's noisy estimate is not over-read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...subjects.dataset import TextDataset
+from ...text import content_words
+from ..base import ScanContext
+from ._mining_features import Candidate, _is_lexical, _record_words
+
+#: Records of a group scored at most (a random sample above it).
+MAX_GROUP_ROWS = 300
+#: Reference records sampled per outcome and across the data.
+REFERENCE_ROWS = 800
+
+
+@dataclass(frozen=True)
+class ContextFit:
+    """How well a group's other words predict the feature (AUC ~0.5: independent)."""
+
+    auc_class: float
+    z_class: float
+    auc_all: float
+    z_all: float
+
+
+def context_fit(
+    miner: Any,
+    subject: TextDataset,
+    groups: list[list[Candidate]],
+    outcome_n: Counter[str],
+    n: int,
+    ctx: ScanContext,
+) -> list[ContextFit]:
+    """:class:`ContextFit` of each group against its outcome's records and all records."""
+    rng = np.random.default_rng(1)
+    wanted: dict[int, list[int]] = {}
+    group_rows: list[list[int]] = []
+    excluded: list[set[int]] = []
+    blind: list[set[str]] = []
+    for gi, members in enumerate(groups):
+        rows = sorted(set(members[0].target_rows))
+        if len(rows) > MAX_GROUP_ROWS:
+            rows = sorted(rng.choice(rows, size=MAX_GROUP_ROWS, replace=False).tolist())
+        group_rows.append(rows)
+        for r in rows:
+            wanted.setdefault(r, []).append(gi)
+        excluded.append({r for c in members for r in c.rows})
+        words: set[str] = set()
+        for c in members:
+            if _is_lexical(c.feature):
+                text = c.phrase or c.feature
+                words.update(content_words(text))
+                words.update(_record_words(text))
+        blind.append(words)
+    targets = {g[0].outcome for g in groups}
+    share = {t: min(1.0, REFERENCE_ROWS / max(outcome_n[t], 1)) for t in targets}
+    share_all = min(1.0, REFERENCE_ROWS / max(n, 1))
+    words_of: dict[int, frozenset[str]] = {}
+    ref_class: dict[str, list[int]] = {t: [] for t in targets}
+    ref_all: list[int] = []
+    row = 0
+    for batch in subject.batches(miner.batch_size):
+        draws = rng.random((len(batch), 2))
+        for i, (text, own) in enumerate(zip(batch.texts, miner._outcomes(batch), strict=True)):
+            r = row
+            row += 1
+            keep = r in wanted
+            for t in own:
+                if t in ref_class and draws[i, 0] < share[t]:
+                    ref_class[t].append(r)
+                    keep = True
+            if draws[i, 1] < share_all:
+                ref_all.append(r)
+                keep = True
+            if keep:
+                words_of[r] = frozenset(_record_words(text))
+        ctx.progress("context", len(batch), None)
+    out = []
+    for gi, members in enumerate(groups):
+        pos = [words_of[r] - blind[gi] for r in group_rows[gi]]
+        t = members[0].outcome
+        neg_c = [words_of[r] - blind[gi] for r in ref_class[t] if r not in excluded[gi]]
+        neg_a = [words_of[r] - blind[gi] for r in ref_all if r not in excluded[gi]]
+        a_c, z_c = _nb_auc(pos, neg_c)
+        a_a, z_a = _nb_auc(pos, neg_a)
+        out.append(ContextFit(a_c, z_c, a_a, z_a))
+    return out
+
+
+def _nb_auc(pos: list[frozenset[str]], neg: list[frozenset[str]]) -> tuple[float, float]:
+    """Leave-one-out naive-Bayes AUC of ``pos`` against ``neg`` and its z-score against 0.5."""
+    n1, n2 = len(pos), len(neg)
+    if n1 < 3 or n2 < 3:
+        return 0.5, 0.0
+    cp: Counter[str] = Counter()
+    cn: Counter[str] = Counter()
+    for w in pos:
+        cp.update(w)
+    for w in neg:
+        cn.update(w)
+
+    def score(words: frozenset[str], own_p: int, own_n: int) -> float:
+        s = 0.0
+        for w in words:
+            a, b = cp.get(w, 0) - own_p, cn.get(w, 0) - own_n
+            if a + b < 1:  # seen only in this record: no evidence either way
+                continue
+            s += math.log((a + 0.5) / (n1 - own_p + 1.0)) - math.log((b + 0.5) / (n2 - own_n + 1.0))
+        return s
+
+    sp = np.array([score(w, 1, 0) for w in pos])
+    sn = np.array([score(w, 0, 1) for w in neg])
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([sp, sn]))
+    auc = float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n2))
+    se = math.sqrt((n1 + n2 + 1) / (12.0 * n1 * n2))
+    return auc, (auc - 0.5) / se
