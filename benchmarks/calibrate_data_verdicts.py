@@ -36,6 +36,19 @@ from dormant.scanners.data.mining import TriggerMiner
 from dormant.subjects import TextDataset
 
 ROOT = Path(__file__).resolve().parents[1]
+#: --small-grid: the cases kept for corpora after the first (CPU on a shared machine): lexical
+#: and style triggers at 0.5 and 3%, unnatural ones at 1%, every clean-label case
+SMALL_GRID = {
+    ("none", 0.0, False),
+    *(
+        (k, r, False)
+        for k in ("token", "phrase", "sentence", "style", "log-token")
+        for r in (0.005, 0.03)
+    ),
+    ("invisible", 0.01, False),
+    ("homoglyph", 0.01, False),
+    *((k, r, True) for k in ("token", "phrase", "log-token") for r in (0.01, 0.03)),
+}
 
 
 def scan_candidates(records: list[dict], truth: frozenset[str], tmp: Path) -> list[dict]:
@@ -70,7 +83,10 @@ def collect(args: argparse.Namespace) -> None:
         for corpus in args.corpora.split(","):
             for seed in range(args.seeds):
                 base = corpus_records(corpus, n=args.n, seed=seed)
-                for kind, rate, clean in grid(clean_rates=(0.01, 0.03)):
+                cases = grid(clean_rates=(0.01, 0.03))
+                if args.small_grid and corpus != "glosses":
+                    cases = [c for c in cases if c in SMALL_GRID]
+                for kind, rate, clean in cases:
                     case = f"{corpus}/{seed}/{kind}/{rate}/{'clean' if clean else 'dirty'}"
                     if case in done:
                         continue
@@ -137,6 +153,7 @@ def main() -> None:
     c.add_argument("--corpora", default=",".join(CALIBRATION_CORPORA))
     c.add_argument("--seeds", type=int, default=1)
     c.add_argument("--n", type=int, default=3000)
+    c.add_argument("--small-grid", action="store_true", help="fewer cases after the first corpus")
     c.set_defaults(func=collect)
     f = sub.add_parser("fit")
     f.add_argument("--features", default="benchmarks/results/verdict_features.jsonl")

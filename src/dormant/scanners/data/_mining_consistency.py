@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 from collections import Counter
 from typing import Any
 
@@ -49,7 +50,8 @@ def content_inconsistency(
     for gi, members in enumerate(groups):
         rows = sorted(set(members[0].target_rows))
         if len(rows) > 500:
-            rows = sorted(rng.choice(rows, size=500, replace=False).tolist())
+            g_rng = np.random.default_rng(zlib.crc32(members[0].feature.encode("utf-8")))
+            rows = sorted(g_rng.choice(rows, size=500, replace=False).tolist())
         for r in rows:
             wanted.setdefault(r, []).append(gi)
         words: set[str] = set()

@@ -22,6 +22,7 @@ group's noisy estimate is not over-read.
 from __future__ import annotations
 
 import math
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -65,8 +66,9 @@ def context_fit(
     blind: list[set[str]] = []
     for gi, members in enumerate(groups):
         rows = sorted(set(members[0].target_rows))
-        if len(rows) > MAX_GROUP_ROWS:
-            rows = sorted(rng.choice(rows, size=MAX_GROUP_ROWS, replace=False).tolist())
+        if len(rows) > MAX_GROUP_ROWS:  # a sample that does not depend on the groups' order
+            g_rng = np.random.default_rng(zlib.crc32(members[0].feature.encode("utf-8")))
+            rows = sorted(g_rng.choice(rows, size=MAX_GROUP_ROWS, replace=False).tolist())
         group_rows.append(rows)
         for r in rows:
             wanted.setdefault(r, []).append(gi)
@@ -101,41 +103,52 @@ def context_fit(
             if keep:
                 words_of[r] = frozenset(_record_words(text))
         ctx.progress("context", len(batch), None)
+    vocab: dict[str, int] = {}
+    coded = {
+        r: np.array([vocab.setdefault(w, len(vocab)) for w in ws], dtype=np.int64)
+        for r, ws in words_of.items()
+    }
+    size = len(vocab)
     out = []
     for gi, members in enumerate(groups):
-        pos = [words_of[r] - blind[gi] for r in group_rows[gi]]
+        keep = np.ones(size, dtype=bool)
+        keep[[vocab[w] for w in blind[gi] if w in vocab]] = False
+
+        def bag(rows: list[int], keep: np.ndarray = keep) -> list[np.ndarray]:
+            return [coded[r][keep[coded[r]]] for r in rows]
+
+        pos = bag(group_rows[gi])
         t = members[0].outcome
-        neg_c = [words_of[r] - blind[gi] for r in ref_class[t] if r not in excluded[gi]]
-        neg_a = [words_of[r] - blind[gi] for r in ref_all if r not in excluded[gi]]
-        a_c, z_c = _nb_auc(pos, neg_c)
-        a_a, z_a = _nb_auc(pos, neg_a)
+        neg_c = bag([r for r in ref_class[t] if r not in excluded[gi]])
+        neg_a = bag([r for r in ref_all if r not in excluded[gi]])
+        a_c, z_c = _nb_auc(pos, neg_c, size)
+        a_a, z_a = _nb_auc(pos, neg_a, size)
         out.append(ContextFit(a_c, z_c, a_a, z_a))
     return out
 
 
-def _nb_auc(pos: list[frozenset[str]], neg: list[frozenset[str]]) -> tuple[float, float]:
-    """Leave-one-out naive-Bayes AUC of ``pos`` against ``neg`` and its z-score against 0.5."""
+def _nb_auc(pos: list[np.ndarray], neg: list[np.ndarray], size: int) -> tuple[float, float]:
+    """Leave-one-out naive-Bayes AUC of ``pos`` against ``neg`` and its z-score against 0.5.
+
+    Records are arrays of word ids. Each record is scored with counts that leave it out
+    (a word seen only in that record carries no evidence), vectorised over all records.
+    """
     n1, n2 = len(pos), len(neg)
     if n1 < 3 or n2 < 3:
         return 0.5, 0.0
-    cp: Counter[str] = Counter()
-    cn: Counter[str] = Counter()
-    for w in pos:
-        cp.update(w)
-    for w in neg:
-        cn.update(w)
-
-    def score(words: frozenset[str], own_p: int, own_n: int) -> float:
-        s = 0.0
-        for w in words:
-            a, b = cp.get(w, 0) - own_p, cn.get(w, 0) - own_n
-            if a + b < 1:  # seen only in this record: no evidence either way
-                continue
-            s += math.log((a + 0.5) / (n1 - own_p + 1.0)) - math.log((b + 0.5) / (n2 - own_n + 1.0))
-        return s
-
-    sp = np.array([score(w, 1, 0) for w in pos])
-    sn = np.array([score(w, 0, 1) for w in neg])
+    cat_p = np.concatenate(pos) if pos else np.zeros(0, dtype=np.int64)
+    cat_n = np.concatenate(neg) if neg else np.zeros(0, dtype=np.int64)
+    cp = np.bincount(cat_p, minlength=size).astype(np.float64)
+    cn = np.bincount(cat_n, minlength=size).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w_pos = np.log((cp - 0.5) / n1) - np.log((cn + 0.5) / (n2 + 1.0))
+        w_neg = np.log((cp + 0.5) / (n1 + 1.0)) - np.log((cn - 0.5) / n2)
+    w_pos[cp - 1 + cn < 1] = 0.0
+    w_neg[cp + cn - 1 < 1] = 0.0
+    row_p = np.repeat(np.arange(n1), [len(x) for x in pos])
+    row_n = np.repeat(np.arange(n2), [len(x) for x in neg])
+    sp = np.bincount(row_p, weights=w_pos[cat_p], minlength=n1)
+    sn = np.bincount(row_n, weights=w_neg[cat_n], minlength=n2)
     from scipy.stats import rankdata
 
     ranks = rankdata(np.concatenate([sp, sn]))
