@@ -42,12 +42,14 @@ REFERENCE_ROWS = 800
 
 @dataclass(frozen=True)
 class ContextFit:
-    """How well a group's other words predict the feature (AUC ~0.5: independent)."""
+    """How well a group's other words predict the feature (AUC ~0.5: independent), and how
+    typical of its class the pattern's own words are in records *without* the pattern."""
 
     auc_class: float
     z_class: float
     auc_all: float
     z_all: float
+    typicality: float = 0.0
 
 
 def context_fit(
@@ -57,8 +59,18 @@ def context_fit(
     outcome_n: Counter[str],
     n: int,
     ctx: ScanContext,
+    words_per: dict[str, Counter[str]] | None = None,
+    words_total: Counter[str] | None = None,
 ) -> list[ContextFit]:
-    """:class:`ContextFit` of each group against its outcome's records and all records."""
+    """:class:`ContextFit` of each group against its outcome's records and all records.
+
+    ``typicality`` is the largest log-odds, over the pattern's words that are not common
+    across the data (in under 10% of records), of the word appearing in the target's records
+    that lack the pattern against other records that lack it: a natural phrase ("someone who"
+    in glosses of people, "Documentation file" in documentation packages) is made of its
+    class's words, a planted one ("all things considered", "uid=4821") is not. One-word
+    patterns get 0 (their word has no records without the pattern).
+    """
     rng = np.random.default_rng(1)
     wanted: dict[int, list[int]] = {}
     group_rows: list[list[int]] = []
@@ -123,8 +135,37 @@ def context_fit(
         neg_a = bag([r for r in ref_all if r not in excluded[gi]])
         a_c, z_c = _nb_auc(pos, neg_c, size)
         a_a, z_a = _nb_auc(pos, neg_a, size)
-        out.append(ContextFit(a_c, z_c, a_a, z_a))
+        typ = _typicality(members, blind[gi], words_per, words_total, outcome_n, n)
+        out.append(ContextFit(a_c, z_c, a_a, z_a, typ))
     return out
+
+
+def _typicality(
+    members: list[Candidate],
+    words: set[str],
+    words_per: dict[str, Counter[str]] | None,
+    words_total: Counter[str] | None,
+    outcome_n: Counter[str],
+    n: int,
+) -> float:
+    if not words_per or words_total is None or len(words) < 2:
+        return 0.0
+    best = min(members, key=lambda c: c.q_value)
+    t = best.outcome
+    own_t, own_o = best.hits, best.support - best.hits
+    n_t, n_o = outcome_n[t] - own_t, n - outcome_n[t] - own_o
+    top = 0.0
+    for w in words:
+        tot = words_total.get(w, 0)
+        if tot >= 0.1 * n:
+            continue
+        in_t = max(words_per[t].get(w, 0) - own_t, 0)
+        in_o = max(tot - words_per[t].get(w, 0) - own_o, 0)
+        lo = math.log((in_t + 0.5) / (max(n_t, 0) + 1.0)) - math.log(
+            (in_o + 0.5) / (max(n_o, 0) + 1.0)
+        )
+        top = max(top, lo)
+    return float(min(top, 5.0))
 
 
 def _nb_auc(pos: list[np.ndarray], neg: list[np.ndarray], size: int) -> tuple[float, float]:

@@ -3,19 +3,21 @@
 Each merged group of features (a candidate trigger) is described by the evidence the miner
 already gathers — support, purity, the association's BH q-value, the content model's
 inconsistency (:mod:`._mining_consistency`), how well the rest of its records predict it within
-its class and across the data (:mod:`._mining_context`), whether it is unnatural (invisible
-characters, confusables), a whole-record style, how long it is and how much of its class it
-covers — and a logistic regression over that vector gives ``P(planted)``. The coefficients are
-package data (``data/data_verdict_calibration.json``), fitted by
-``benchmarks/calibrate_data_verdicts.py`` on many labelled corpora unlike each other (dictionary
-glosses by source and by topic, Debian package descriptions by section, instruction data) with
-planted triggers of every kind (dirty- and clean-label, 0.5-3%) and the natural features of the
-same corpora, and evaluated on a corpus kept aside (manual pages by section).
+its class and across the data and how typical of its class its own words are
+(:mod:`._mining_context`), whether it is unnatural (invisible characters, confusables), a
+whole-record style, how long it is, how much of its class it covers and how often it occurs
+outside its target — and a model over that vector gives ``P(planted)``.
 
-Logistic regression is Platt's (1999) calibration of a linear score; a few products of the
-evidence (inconsistency × context fit) give it separate slopes for the dirty-label regime (the
-records point to other classes) and the clean-label regime (the feature is independent of its
-context), so it needs no hand-set cut.
+The model is package data (``data/data_verdict_calibration.json``), fitted by
+``benchmarks/calibrate_data_verdicts.py`` on many labelled corpora unlike each other (dictionary
+glosses by source and by topic, Debian package descriptions by section; 1,500-6,000 records)
+with planted triggers of every kind (dirty-label 0.5-3%, clean-label 1-3%) and the natural
+features of the same corpora, and evaluated on a corpus kept aside (manual pages by section).
+It is gradient-boosted trees (Friedman, Annals of Statistics 2001; scikit-learn's
+``GradientBoostingClassifier``, exported as plain arrays so loading it runs no code) or a
+logistic regression, followed by Platt scaling (Platt 1999) fitted on predictions for each
+calibration corpus left out in turn — so the probability is calibrated across corpora, not
+on the corpora the trees saw. The evidence has no hand-set cut.
 
 **Quarantine** follows from the probabilities and a target false-discovery rate: groups are
 taken in order of ``P(planted)`` while the estimated FDR of the taken set — the mean of
@@ -57,6 +59,10 @@ FEATURES = (
     "lexical",
     "log_words",
     "class_share",
+    "log_outside",
+    "exact",
+    "typicality",
+    "typicality_x_consistent",
 )
 
 
@@ -72,6 +78,7 @@ def verdict_features(
     lexical: bool,
     words: int,
     class_share: float,
+    outside: int = 0,
 ) -> np.ndarray:
     """The evidence vector of one candidate trigger, in the order of :data:`FEATURES`."""
     inc = float(min(max(inconsistency, 0.0), 1.0))
@@ -96,25 +103,66 @@ def verdict_features(
             float(lexical),
             math.log1p(max(words, 0)),
             min(max(class_share, 0.0), 1.0),
+            math.log1p(max(outside, 0)),
+            float(outside == 0),
+            fit.typicality,
+            fit.typicality * (1.0 - inc),
         ],
         dtype=np.float64,
     )
 
 
 @dataclass(frozen=True)
+class _Tree:
+    """One regression tree in the array form of scikit-learn's ``tree_`` (leaf: left = -1)."""
+
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    value: np.ndarray
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        node = np.zeros(len(x), dtype=np.int64)
+        for _ in range(64):
+            inner = self.left[node] >= 0
+            if not inner.any():
+                break
+            idx = np.nonzero(inner)[0]
+            go_left = x[idx, self.feature[node[idx]]] <= self.threshold[node[idx]]
+            node[idx] = np.where(go_left, self.left[node[idx]], self.right[node[idx]])
+        return self.value[node]
+
+
+@dataclass(frozen=True)
 class VerdictModel:
-    """A standardised logistic regression over :data:`FEATURES` (see the module docstring)."""
+    """``P(planted)`` from the evidence vector (see the module docstring).
+
+    ``kind`` is ``logistic`` (standardised features, ``coef``, ``intercept``) or
+    ``gradient-boosting`` (Friedman 2001, fitted with scikit-learn and stored as plain arrays:
+    the log-odds ``init`` plus ``learning_rate`` × the sum of the trees), either followed by
+    Platt scaling ``sigmoid(a * score + b)`` fitted on predictions for corpora left out.
+    """
 
     features: tuple[str, ...]
+    kind: str
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
+    trees: tuple[_Tree, ...] = ()
+    learning_rate: float = 0.0
+    platt: tuple[float, float] = (1.0, 0.0)
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         """``P(planted)`` for each row of ``x`` (or one vector)."""
-        z = ((np.atleast_2d(x) - self.mean) / self.scale) @ self.coef + self.intercept
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
+        z = (np.atleast_2d(x) - self.mean) / self.scale
+        if self.kind == "gradient-boosting":
+            raw = self.intercept + self.learning_rate * sum(t.predict(z) for t in self.trees)
+        else:
+            raw = z @ self.coef + self.intercept
+        score = self.platt[0] * np.asarray(raw, dtype=np.float64) + self.platt[1]
+        return 1.0 / (1.0 + np.exp(-np.clip(score, -50.0, 50.0)))
 
 
 @lru_cache(maxsize=1)
@@ -142,12 +190,27 @@ def load_verdict_model() -> VerdictModel:
             f"version computes {list(FEATURES)!r}. Refit it with "
             "benchmarks/calibrate_data_verdicts.py."
         )
+    trees = tuple(
+        _Tree(
+            left=np.asarray(t["left"], dtype=np.int64),
+            right=np.asarray(t["right"], dtype=np.int64),
+            feature=np.asarray(t["feature"], dtype=np.int64),
+            threshold=np.asarray(t["threshold"], dtype=np.float64),
+            value=np.asarray(t["value"], dtype=np.float64),
+        )
+        for t in raw.get("trees", ())
+    )
+    platt = raw.get("platt", (1.0, 0.0))
     return VerdictModel(
         features=FEATURES,
+        kind=str(raw.get("kind", "logistic")),
         mean=np.asarray(raw["mean"], dtype=np.float64),
         scale=np.asarray(raw["scale"], dtype=np.float64),
-        coef=np.asarray(raw["coef"], dtype=np.float64),
+        coef=np.asarray(raw.get("coef", [0.0] * len(FEATURES)), dtype=np.float64),
         intercept=float(raw["intercept"]),
+        trees=trees,
+        learning_rate=float(raw.get("learning_rate", 0.0)),
+        platt=(float(platt[0]), float(platt[1])),
     )
 
 

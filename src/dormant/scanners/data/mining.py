@@ -20,19 +20,24 @@ The outcome of a record is its label (labelled data) or the behaviour tags of it
    feature left and right while the occurrences agree, to recover a whole phrase or sentence.
    Candidates whose record sets overlap (Jaccard ≥ 0.8) are merged into one trigger.
 
-**Planted or accidental.** A planted dirty-label trigger is rare, near-deterministic and
-*inconsistent with the rest of its records* — the content model, blind to the trigger, predicts
-another outcome (the records came from other classes, Gu et al. 2017 BadNets; Dai et al. 2019
-AddSent). Invisible characters and homoglyphs are treated as unnatural by themselves. A broad,
-near-deterministic formatting or punctuation feature whose records are otherwise consistent is an
-*accidental shortcut* (a spurious correlation a model will learn). Lexical features consistent
-with their content are the task's own signal and are not reported.
+**Planted, accidental or a task feature.** Each significant, near-deterministic group gets a
+calibrated probability of having been planted (:mod:`._mining_verdict`): a logistic model over
+its evidence — support, purity, q-value, the content model's *inconsistency* (a dirty-label
+trigger's records came from other classes, Gu et al. 2017 BadNets; Dai et al. 2019 AddSent),
+the *context fit* of :mod:`._mining_context` (a planted trigger, dirty- or clean-label, is
+independent of the rest of its records; a natural feature is predicted by them), unnaturalness
+(invisible characters, confusables), style, length and class share — fitted on many corpora
+with planted and natural features. Groups are quarantined in order of probability while the
+estimated false-discovery rate (mean ``1 - p``) stays at or below ``fdr``. A broad formatting or
+punctuation feature with a low probability is an *accidental shortcut* (medium); a lexical one is
+a *task feature* — the class's own on-topic signal — reported as info and listed apart.
 
-Known limits: clean-label attacks (trigger only on correctly labelled records) are consistent with
-content and are only reported when the trigger is unnatural (invisible / homoglyph) — model-level
-scans cover the rest; paraphrase/syntactic-template triggers without a shared surface n-gram
-(Hidden Killer, StyleBkd with free rewriting) are outside a surface-pattern test and rely on the
-representation scanners; triggers rarer than ``count_error × N`` are not guaranteed.
+Known limits: paraphrase/syntactic-template triggers without a shared surface n-gram (Hidden
+Killer, StyleBkd with free rewriting) are outside a surface-pattern test and rely on the
+representation scanners; triggers rarer than ``count_error × N`` are not guaranteed; the
+probability is calibrated on the corpora and trigger lists of ``benchmarks/`` and can be
+over- or under-confident on data unlike them (BENCHMARKS.md gives its error on a corpus kept
+aside).
 """
 
 from __future__ import annotations
@@ -90,10 +95,10 @@ class TriggerMiner(Scanner):
     alpha:
         False-discovery rate (Benjamini–Hochberg) for reporting a feature.
     min_purity:
-        Smallest share of a feature's records that must carry its outcome for a planted verdict.
+        Smallest share of a feature's records that must carry its outcome for it to be judged.
     min_inconsistency:
-        Smallest share of those records whose other words predict a different outcome for a
-        planted verdict (naturally predictive words stay below it).
+        Inconsistency a group must be able to reach for the content test to keep scoring it
+        (sequential stopping only; the verdict itself is the calibrated probability).
     shortcut_min_share:
         Smallest share of all records for a non-lexical feature to be an accidental shortcut.
     count_error:
@@ -132,9 +137,8 @@ class TriggerMiner(Scanner):
     paper = "BadNets (Gu et al. 2017); AddSent (Dai et al. 2019); BKI (Chen & Dai 2021); BH 1995"
     limits = (
         "Surface patterns only: paraphrase or syntactic-template triggers with no shared n-gram "
-        "need the representation scanners; clean-label triggers are reported only when "
-        "unnatural (invisible, homoglyph); features rarer than count_error x N are not "
-        "guaranteed."
+        "need the representation scanners; features rarer than count_error x N are not "
+        "guaranteed; P(planted) is calibrated on benchmark corpora and trigger lists."
     )
 
     def __init__(
@@ -269,7 +273,7 @@ class TriggerMiner(Scanner):
             incons = content_inconsistency(
                 self, subject, groups, words_per, words_total, outcome_n, labelled, n, ctx
             )
-            fits = context_fit(self, subject, groups, outcome_n, n, ctx)
+            fits = context_fit(self, subject, groups, outcome_n, n, ctx, words_per, words_total)
             explained = self._explain(groups, incons, fits, n)
             self.candidates_ = explained  # every described group, for calibration
             reported = [m for m in explained if m.verdict != "none"]
@@ -494,6 +498,7 @@ class TriggerMiner(Scanner):
                 style=head.feature.startswith("style:"),
                 lexical=lexical,
                 words=_length(head),
+                outside=best.support - best.hits,
                 class_share=best.support / max(self.outcome_counts_[best.outcome], 1),
             )
             prob = float(self.verdict_model_.probability(x)[0])
