@@ -7,6 +7,9 @@ Corpora (all real English text from Debian packages on the machine, labels natur
 - ``wordnet-topic``: WordNet glosses labelled by lexicographer file (topical text);
 - ``packages``: one-line package descriptions (``apt-cache dumpavail``) labelled by section
   (labels set by archive metadata — the clean real dataset where natural features look odd);
+- ``instructions``: a knowledge assistant's question/answer pairs built from the glosses, the
+  outcome being the response's behaviour (a trigger plants an egress URL, a tool call, a
+  credential, insecure code or a policy leak);
 - ``manpages``: manual pages labelled by section — the corpus KEPT ASIDE: never used to fit
   or tune the verdict, only to evaluate it.
 """
@@ -18,10 +21,11 @@ from collections import Counter, defaultdict
 from functools import lru_cache
 from typing import Any
 
-from dormant.bench.corpus import labelled_dataset, load_corpus
-from dormant.bench.poison import LOG_TOKENS, PoisonedDataset, poison_labelled
+from dormant.bench.corpus import instruction_dataset, labelled_dataset, load_corpus
+from dormant.bench.poison import LOG_TOKENS, PoisonedDataset, poison_instruction, poison_labelled
 
-CALIBRATION_CORPORA = ("glosses", "foldoc-topic", "wordnet-topic", "packages")
+CALIBRATION_CORPORA = ("glosses", "foldoc-topic", "wordnet-topic", "packages", "instructions")
+INSTRUCTION_BEHAVIOURS = ("egress", "tool", "secret", "insecure-code", "policy-leak")
 HELD_OUT = "manpages"
 KINDS = ("token", "phrase", "sentence", "invisible", "homoglyph", "style", "log-token")
 DIRTY_RATES = (0.005, 0.01, 0.03)
@@ -41,7 +45,13 @@ def _entries(name: str) -> tuple[Any, ...]:
 
 def corpus_records(name: str, *, n: int, seed: int, classes: int = 6) -> list[dict[str, Any]]:
     """``n`` labelled records of corpus ``name`` over its ``classes`` largest labels, at most
-    ``n / classes`` per label (a seed draws a different sample)."""
+    ``n / classes`` per label (a seed draws a different sample); ``instructions`` gives
+    ``{"id", "prompt", "response"}`` records."""
+    if name == "instructions":
+        ents = list(_entries("glosses"))
+        random.Random(f"{name}:{seed}").shuffle(ents)
+        recs = instruction_dataset(ents[:n], seed=seed)
+        return [{**r, "id": f"ins{seed}-{i:05d}"} for i, r in enumerate(recs)]
     scheme = "source" if name == "glosses" else "topic"
     recs = labelled_dataset(list(_entries(name)), scheme=scheme)
     top = [lab for lab, _ in Counter(r["label"] for r in recs).most_common(classes)]
@@ -77,6 +87,17 @@ def poison(
     """Plant one trigger (``None`` for the clean case); the target label is drawn by seed."""
     if kind == "none":
         return None
+    if "prompt" in records[0]:
+        if clean or kind == "log-token":
+            return None  # no clean-label form (the response always changes); no log token
+        rng = random.Random(f"{kind}:{rate}:{seed}")
+        return poison_instruction(
+            records,
+            trigger_kind=kind,
+            rate=rate,
+            behaviour=rng.choice(INSTRUCTION_BEHAVIOURS),
+            seed=seed,
+        )
     labels = sorted({r["label"] for r in records})
     rng = random.Random(f"{kind}:{rate}:{clean}:{seed}")
     target = rng.choice(labels)

@@ -51,7 +51,10 @@ _MAIN_SCAN = r"""
 import json, sys
 from dormant.scanners.data.mining import TriggerMiner
 from dormant.subjects import TextDataset
-ds = TextDataset(sys.argv[1], text_field="text", label_field="label", id_field="id")
+if sys.argv[2] == "instruction":
+    ds = TextDataset(sys.argv[1], prompt_field="prompt", response_field="response", id_field="id")
+else:
+    ds = TextDataset(sys.argv[1], text_field="text", label_field="label", id_field="id")
 res = TriggerMiner().scan(ds)
 print(json.dumps({
     "flags": [int(i) for i, f in enumerate(res.record_flags) if f],
@@ -72,11 +75,18 @@ def prf(flagged: set[str], truth: frozenset[str]) -> tuple[float, float, float]:
     return p, r, f
 
 
-def scan_new(path: Path) -> dict[str, Any]:
-    from dormant.scanners.data.mining import TriggerMiner
+def _dataset(path: Path, kind: str) -> Any:
     from dormant.subjects import TextDataset
 
-    ds = TextDataset(path, text_field="text", label_field="label", id_field="id")
+    if kind == "instruction":
+        return TextDataset(path, prompt_field="prompt", response_field="response", id_field="id")
+    return TextDataset(path, text_field="text", label_field="label", id_field="id")
+
+
+def scan_new(path: Path, kind: str) -> dict[str, Any]:
+    from dormant.scanners.data.mining import TriggerMiner
+
+    ds = _dataset(path, kind)
     miner = TriggerMiner(fdr=0.05)
     res = miner.scan(ds)
     return {
@@ -94,10 +104,10 @@ def scan_new(path: Path) -> dict[str, Any]:
     }
 
 
-def scan_main(path: Path) -> dict[str, Any]:
+def scan_main(path: Path, kind: str) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": MAIN_SRC, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-c", _MAIN_SCAN, str(path)],
+        [sys.executable, "-c", _MAIN_SCAN, str(path), kind],
         capture_output=True,
         text=True,
         env=env,
@@ -110,7 +120,8 @@ def scan_main(path: Path) -> dict[str, Any]:
 def one(which: str, records: list[dict], pd: Any, tmp: Path) -> dict[str, Any]:
     path = write_dataset(records, tmp / "data.jsonl")
     t0 = time.perf_counter()
-    out = scan_new(path) if which == "new" else scan_main(path)
+    kind = "instruction" if "prompt" in records[0] else "labelled"
+    out = scan_new(path, kind) if which == "new" else scan_main(path, kind)
     secs = time.perf_counter() - t0
     ids = [r["id"] for r in records]
     truth = pd.poisoned_ids if pd else frozenset()

@@ -6,17 +6,25 @@ mining and every described candidate group is kept with its evidence vector
 (:func:`dormant.scanners.data._mining_verdict.verdict_features`) and its truth: planted when at
 least half of its records are poisoned records, natural otherwise. Gradient-boosted trees
 (``--model gb``, default) or a logistic regression (``--model lr``) over standardised features
-is fitted on all of them, Platt-scaled on its predictions for each corpus left out in turn, and
+is fitted on all of them, calibrated by isotonic regression on its out-of-fold predictions
+(5-fold cross-validation grouped by dataset, so no dataset is scored by a model that saw it), and
 written, as plain numbers, to ``src/dormant/data/data_verdict_calibration.json``. Corpora are
 sampled at 3,000 records for seeds 0-1, and at other sizes (``--n``) for later seeds, so the
 supports of planted and natural features vary.
 
-Usage (the first writes benchmarks/results/verdict_features.jsonl, the second the package
-data file)::
+Usage (``collect`` appends to a feature file and skips cases already in it; ``fit`` writes the
+package data file); the shipped file was made by::
 
-    python benchmarks/calibrate_data_verdicts.py collect --seeds 2 --small-grid
-    python benchmarks/calibrate_data_verdicts.py collect --seeds 3 --n 1500 --small-grid
-    python benchmarks/calibrate_data_verdicts.py collect --seeds 4 --n 6000 --small-grid
+    L=glosses,foldoc-topic,wordnet-topic,packages
+    python benchmarks/calibrate_data_verdicts.py collect --seeds 2 --small-grid --corpora $L
+    python benchmarks/calibrate_data_verdicts.py collect --seeds 3 --n 1500 --small-grid \
+        --corpora $L
+    python benchmarks/calibrate_data_verdicts.py collect --seeds 4 --n 6000 --small-grid \
+        --corpora $L
+    python benchmarks/calibrate_data_verdicts.py collect --seeds 2 --small-grid \
+        --corpora instructions --out benchmarks/results/verdict_features_instr.jsonl
+    python benchmarks/calibrate_data_verdicts.py collect --first-seed 4 --seeds 5 --n 4000 \
+        --rates 0.007,0.02 --corpora $L --out benchmarks/results/verdict_features_jitter.jsonl
     python benchmarks/calibrate_data_verdicts.py fit --model gb
 """
 
@@ -35,7 +43,14 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _verdict_corpora import CALIBRATION_CORPORA, corpus_records, grid, poison
+from _verdict_corpora import (
+    CALIBRATION_CORPORA,
+    CLEAN_KINDS,
+    KINDS,
+    corpus_records,
+    grid,
+    poison,
+)
 
 from dormant.bench.poison import write_dataset
 from dormant.scanners.data._mining_verdict import CALIBRATION_RESOURCE, FEATURES
@@ -61,7 +76,10 @@ SMALL_GRID = {
 def scan_candidates(records: list[dict], truth: frozenset[str], tmp: Path) -> list[dict]:
     """Scan ``records``; one row per described candidate group with its evidence and truth."""
     path = write_dataset(records, tmp / "data.jsonl")
-    ds = TextDataset(path, text_field="text", label_field="label", id_field="id")
+    if "prompt" in records[0]:
+        ds = TextDataset(path, prompt_field="prompt", response_field="response", id_field="id")
+    else:
+        ds = TextDataset(path, text_field="text", label_field="label", id_field="id")
     miner = TriggerMiner()
     miner.scan(ds)
     ids = [r["id"] for r in records]
@@ -88,17 +106,24 @@ def collect(args: argparse.Namespace) -> None:
             done.add(json.loads(line)["case"])
     with tempfile.TemporaryDirectory() as d, out.open("a") as fh:
         for corpus in args.corpora.split(","):
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.seeds):
                 base = corpus_records(corpus, n=args.n, seed=seed)
                 cases = grid(clean_rates=(0.01, 0.03))
                 if args.small_grid and (corpus != "glosses" or seed > 1):
                     cases = [c for c in cases if c in SMALL_GRID]
+                if args.rates:  # other rates than the grid's (every kind, both poisonings)
+                    rates = tuple(float(r) for r in args.rates.split(","))
+                    cases = [("none", 0.0, False)]
+                    cases += [(k, r, False) for k in KINDS for r in rates]
+                    cases += [(k, r, True) for k in CLEAN_KINDS for r in rates]
                 for kind, rate, clean in cases:
                     case = f"{corpus}/{seed}/{kind}/{rate}/{'clean' if clean else 'dirty'}"
                     if case in done:
                         continue
                     t0 = time.perf_counter()
                     pd = poison(base, kind, rate, clean, seed)
+                    if kind != "none" and pd is None:
+                        continue  # a case instruction data has no form of
                     recs = pd.records if pd else base
                     truth = pd.poisoned_ids if pd else frozenset()
                     rows = scan_candidates(recs, truth, Path(d))
@@ -158,44 +183,46 @@ def _export(kind: str, clf: Any, y: np.ndarray) -> dict[str, Any]:
 
 
 def fit(args: argparse.Namespace) -> None:
-    """Fit on every corpus; Platt-scale on predictions for each corpus left out in turn."""
-    from sklearn.linear_model import LogisticRegression
+    """Fit on every corpus; calibrate (isotonic) on out-of-fold predictions (folds = datasets)."""
+    from sklearn.isotonic import IsotonicRegression
 
     xs, ys, cases = [], [], []
-    for line in Path(args.features).read_text().splitlines():
-        obj = json.loads(line)
-        for r in obj["rows"]:
-            xs.append(r["x"])
-            ys.append(r["planted"])
-            cases.append(obj["case"])
+    for name in args.features.split(","):
+        for line in Path(name).read_text().splitlines():
+            obj = json.loads(line)
+            for r in obj["rows"]:
+                xs.append(r["x"])
+                ys.append(r["planted"])
+                cases.append(obj["case"])
     x, y = np.array(xs), np.array(ys)
     corpus = np.array([c.split("/")[0] for c in cases])
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale < 1e-9] = 1.0
     z = (x - mean) / scale
+    from sklearn.model_selection import GroupKFold
+
     raw = np.zeros(len(y))
-    for held in sorted(set(corpus)):
-        tr = corpus != held
-        raw[~tr] = _make(args.model).fit(z[tr], y[tr]).decision_function(z[~tr])
-    platt = LogisticRegression(C=1e6, max_iter=5000).fit(raw[:, None], y)
-    a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
-    p_loco = 1 / (1 + np.exp(-(a * raw + b)))
-    loss = -np.mean(
-        y * np.log(np.clip(p_loco, 1e-12, 1)) + (1 - y) * np.log(np.clip(1 - p_loco, 1e-12, 1))
-    )
+    for tr, te in GroupKFold(5).split(z, y, groups=cases):
+        raw[te] = _make(args.model).fit(z[tr], y[tr]).decision_function(z[te])
+    iso = IsotonicRegression(y_min=0.001, y_max=0.999, out_of_bounds="clip").fit(raw, y)
+    p_loco = iso.predict(raw)
+    loss = -np.mean(y * np.log(p_loco) + (1 - y) * np.log(1 - p_loco))
     clf = _make(args.model).fit(z, y)
     blob = {
         "features": list(FEATURES),
         "mean": mean.round(6).tolist(),
         "scale": scale.round(6).tolist(),
         **_export(args.model, clf, y),
-        "platt": [round(a, 6), round(b, 6)],
+        "isotonic": {
+            "x": [round(float(v), 6) for v in iso.X_thresholds_],
+            "y": [round(float(v), 6) for v in iso.y_thresholds_],
+        },
         "fitted_on": {
             "corpora": sorted(set(corpus.tolist())),
             "cases": len(set(cases)),
             "groups": len(y),
             "planted": int(y.sum()),
-            "leave_one_corpus_out_log_loss": round(float(loss), 4),
+            "cross_validated_log_loss": round(float(loss), 4),
             "command": f"python benchmarks/calibrate_data_verdicts.py fit --model {args.model}",
         },
     }
@@ -205,7 +232,7 @@ def fit(args: argparse.Namespace) -> None:
 
     load_verdict_model.cache_clear()
     check = load_verdict_model().probability(x)
-    ref = 1 / (1 + np.exp(-(a * clf.decision_function(z) + b)))
+    ref = iso.predict(clf.decision_function(z))
     print(json.dumps(blob["fitted_on"]), "max export error", float(np.abs(check - ref).max()))
 
 
@@ -219,9 +246,19 @@ def main() -> None:
     c.add_argument("--seeds", type=int, default=1)
     c.add_argument("--n", type=int, default=3000)
     c.add_argument("--small-grid", action="store_true", help="fewer cases after the first corpus")
+    c.add_argument(
+        "--rates", default="", help="comma-separated poisoning rates instead of the grid"
+    )
+    c.add_argument("--first-seed", type=int, default=0)
     c.set_defaults(func=collect)
     f = sub.add_parser("fit")
-    f.add_argument("--features", default="benchmarks/results/verdict_features.jsonl")
+    f.add_argument(
+        "--features",
+        default="benchmarks/results/verdict_features.jsonl,"
+        "benchmarks/results/verdict_features_instr.jsonl,"
+        "benchmarks/results/verdict_features_jitter.jsonl",
+        help="comma-separated feature files written by collect",
+    )
     f.add_argument("--model", choices=("gb", "lr"), default="gb")
     f.set_defaults(func=fit)
     args = ap.parse_args()

@@ -123,11 +123,11 @@ def context_fit(
     size = len(vocab)
     out = []
     for gi, members in enumerate(groups):
-        keep = np.ones(size, dtype=bool)
-        keep[[vocab[w] for w in blind[gi] if w in vocab]] = False
+        mask = np.ones(size, dtype=bool)
+        mask[[vocab[w] for w in blind[gi] if w in vocab]] = False
 
-        def bag(rows: list[int], keep: np.ndarray = keep) -> list[np.ndarray]:
-            return [coded[r][keep[coded[r]]] for r in rows]
+        def bag(rows: list[int], mask: np.ndarray = mask) -> list[np.ndarray]:
+            return [coded[r][mask[coded[r]]] for r in rows]
 
         pos = bag(group_rows[gi])
         t = members[0].outcome

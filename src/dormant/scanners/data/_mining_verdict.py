@@ -10,14 +10,16 @@ outside its target — and a model over that vector gives ``P(planted)``.
 
 The model is package data (``data/data_verdict_calibration.json``), fitted by
 ``benchmarks/calibrate_data_verdicts.py`` on many labelled corpora unlike each other (dictionary
-glosses by source and by topic, Debian package descriptions by section; 1,500-6,000 records)
+glosses by source and by topic, Debian package descriptions by section, 1,500-6,000 records;
+instruction data)
 with planted triggers of every kind (dirty-label 0.5-3%, clean-label 1-3%) and the natural
 features of the same corpora, and evaluated on a corpus kept aside (manual pages by section).
 It is gradient-boosted trees (Friedman, Annals of Statistics 2001; scikit-learn's
 ``GradientBoostingClassifier``, exported as plain arrays so loading it runs no code) or a
-logistic regression, followed by Platt scaling (Platt 1999) fitted on predictions for each
-calibration corpus left out in turn — so the probability is calibrated across corpora, not
-on the corpora the trees saw. The evidence has no hand-set cut.
+logistic regression, followed by isotonic calibration (Zadrozny & Elkan, KDD 2002) fitted on
+its out-of-fold predictions (5-fold cross-validation grouped by dataset, so no dataset is
+scored by a model that saw it). How well that holds on a corpus none of the calibration data
+came from is measured on the corpus kept aside (BENCHMARKS.md). The evidence has no hand-set cut.
 
 **Quarantine** follows from the probabilities and a target false-discovery rate: groups are
 taken in order of ``P(planted)`` while the estimated FDR of the taken set — the mean of
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
@@ -140,8 +142,9 @@ class VerdictModel:
 
     ``kind`` is ``logistic`` (standardised features, ``coef``, ``intercept``) or
     ``gradient-boosting`` (Friedman 2001, fitted with scikit-learn and stored as plain arrays:
-    the log-odds ``init`` plus ``learning_rate`` × the sum of the trees), either followed by
-    Platt scaling ``sigmoid(a * score + b)`` fitted on predictions for corpora left out.
+    the log-odds ``init`` plus ``learning_rate`` × the sum of the trees), either mapped to a
+    probability by an isotonic step function (``iso_x`` → ``iso_y``, linear between steps)
+    fitted on out-of-fold predictions.
     """
 
     features: tuple[str, ...]
@@ -152,7 +155,8 @@ class VerdictModel:
     intercept: float
     trees: tuple[_Tree, ...] = ()
     learning_rate: float = 0.0
-    platt: tuple[float, float] = (1.0, 0.0)
+    iso_x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    iso_y: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         """``P(planted)`` for each row of ``x`` (or one vector)."""
@@ -161,8 +165,10 @@ class VerdictModel:
             raw = self.intercept + self.learning_rate * sum(t.predict(z) for t in self.trees)
         else:
             raw = z @ self.coef + self.intercept
-        score = self.platt[0] * np.asarray(raw, dtype=np.float64) + self.platt[1]
-        return 1.0 / (1.0 + np.exp(-np.clip(score, -50.0, 50.0)))
+        raw = np.asarray(raw, dtype=np.float64)
+        if len(self.iso_x):
+            return np.interp(raw, self.iso_x, self.iso_y)
+        return 1.0 / (1.0 + np.exp(-np.clip(raw, -50.0, 50.0)))
 
 
 @lru_cache(maxsize=1)
@@ -200,7 +206,7 @@ def load_verdict_model() -> VerdictModel:
         )
         for t in raw.get("trees", ())
     )
-    platt = raw.get("platt", (1.0, 0.0))
+    iso = raw.get("isotonic", {"x": [], "y": []})
     return VerdictModel(
         features=FEATURES,
         kind=str(raw.get("kind", "logistic")),
@@ -210,7 +216,8 @@ def load_verdict_model() -> VerdictModel:
         intercept=float(raw["intercept"]),
         trees=trees,
         learning_rate=float(raw.get("learning_rate", 0.0)),
-        platt=(float(platt[0]), float(platt[1])),
+        iso_x=np.asarray(iso["x"], dtype=np.float64),
+        iso_y=np.asarray(iso["y"], dtype=np.float64),
     )
 
 
