@@ -25,6 +25,8 @@ package data file); the shipped file was made by::
         --corpora instructions --out benchmarks/results/verdict_features_instr.jsonl
     python benchmarks/calibrate_data_verdicts.py collect --first-seed 4 --seeds 5 --n 4000 \
         --rates 0.007,0.02 --corpora $L --out benchmarks/results/verdict_features_jitter.jsonl
+    python benchmarks/calibrate_data_verdicts.py collect --clean-kinds invisible,homoglyph \
+        --corpora $L --out benchmarks/results/verdict_features_unnatural.jsonl
     python benchmarks/calibrate_data_verdicts.py fit --model gb
 """
 
@@ -116,6 +118,9 @@ def collect(args: argparse.Namespace) -> None:
                     cases = [("none", 0.0, False)]
                     cases += [(k, r, False) for k in KINDS for r in rates]
                     cases += [(k, r, True) for k in CLEAN_KINDS for r in rates]
+                if args.clean_kinds:  # only clean-label cases of these kinds
+                    rates = tuple(float(r) for r in (args.rates or "0.01,0.03").split(","))
+                    cases = [(k, r, True) for k in args.clean_kinds.split(",") for r in rates]
                 for kind, rate, clean in cases:
                     case = f"{corpus}/{seed}/{kind}/{rate}/{'clean' if clean else 'dirty'}"
                     if case in done:
@@ -250,13 +255,15 @@ def main() -> None:
         "--rates", default="", help="comma-separated poisoning rates instead of the grid"
     )
     c.add_argument("--first-seed", type=int, default=0)
+    c.add_argument("--clean-kinds", default="", help="only clean-label cases of these kinds")
     c.set_defaults(func=collect)
     f = sub.add_parser("fit")
     f.add_argument(
         "--features",
         default="benchmarks/results/verdict_features.jsonl,"
         "benchmarks/results/verdict_features_instr.jsonl,"
-        "benchmarks/results/verdict_features_jitter.jsonl",
+        "benchmarks/results/verdict_features_jitter.jsonl,"
+        "benchmarks/results/verdict_features_unnatural.jsonl",
         help="comma-separated feature files written by collect",
     )
     f.add_argument("--model", choices=("gb", "lr"), default="gb")
