@@ -196,3 +196,16 @@ def test_fdr_selection_keeps_the_mean_error_under_the_target():
     assert fdr_select(p, 0.05).tolist() == [True, False, True, True, False]
     assert fdr_select(np.array([0.995, 0.97]), 0.01).tolist() == [True, False]
     assert not fdr_select(np.array([0.5, 0.4]), 0.05).any()
+
+
+def test_debian_corpora_read_labelled_text():
+    import shutil
+
+    if shutil.which("apt-cache") is None or not Path("/usr/share/man/man2").is_dir():
+        pytest.skip("needs a Debian system with manual pages")
+    pkgs = load_corpus("packages", limit=200, seed=1)
+    assert len(pkgs) == 200 and all(e.topic and len(e.text.split()) >= 3 for e in pkgs)
+    assert {"libs", "python"} & {e.topic for e in load_corpus("packages", seed=1)}
+    man = load_corpus("manpages", limit=100, seed=1)
+    assert len(man) == 100
+    assert all(e.topic in ("1", "2", "3", "5", "7", "8") and "\\f" not in e.text for e in man)
