@@ -599,3 +599,15 @@ def test_scan_with_embeddings_on_a_small_dataset(
         assert (name in ran) != bool(skipped.get(name)), name
         assert "disabled" not in skipped.get(name, "")
     assert truth.poisoned_ids <= flagged_ids(out)
+
+
+@pytest.mark.parametrize("value", ["0", "1", "1.5", "-0.2", "five"])
+def test_bad_fdr_is_one_clear_line(run_cli: Callable[..., Any], tmp_path: Path, value: str) -> None:
+    src = write_dataset(
+        [{"id": str(i), "text": f"word {i}", "label": "ab"[i % 2]} for i in range(20)],
+        tmp_path / "d.jsonl",
+    )
+    out = tmp_path / "out"
+    res = run_cli("scan", "data", src, *LABEL, "--no-embed", "--fdr", value, "-o", out)
+    assert_one_line_error(res, r"--fdr expects a number strictly between 0 and 1", re.escape(value))
+    assert not out.exists()

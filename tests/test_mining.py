@@ -123,3 +123,89 @@ def test_bad_settings_are_rejected_with_the_parameter_named(records, tmp_path):
         TriggerMiner(alpha=2.0).scan(ds)
     with pytest.raises(ConfigError, match="min_support"):
         TriggerMiner(min_support=0).scan(ds)
+
+
+# ------------------------------------------------------------ calibrated verdicts (issue 14)
+
+
+def _topical(entries: list) -> list[dict]:
+    """WordNet glosses labelled by topic (lexicographer file), the four largest topics."""
+    from collections import Counter
+
+    recs = labelled_dataset([e for e in entries if e.source == "wordnet"], scheme="topic")
+    top = {lab for lab, _ in Counter(r["label"] for r in recs).most_common(4)}
+    return [r for r in recs if r["label"] in top]
+
+
+def test_clean_topical_data_gives_task_features_not_findings(sample_entries, tmp_path):
+    from dormant.report import Report
+    from dormant.writers.markdown import to_markdown
+
+    recs = _topical(sample_entries)
+    _miner, res, flagged = _scan(tmp_path, recs)
+    assert not flagged
+    assert all(f.severity < Severity.MEDIUM for f in res.findings), [
+        (f.title, f.score) for f in res.findings if f.severity >= Severity.MEDIUM
+    ]
+    task = [f for f in res.findings if any(e.value == "task-feature" for e in f.evidence)]
+    assert task, "the topics' own words should be listed as task features"
+    assert all(f.severity is Severity.INFO and f.score < 0.5 for f in task)
+    report = Report(subject=res.findings[0].subject, findings=list(res.findings)).finish()
+    md = to_markdown(report)
+    assert "## Task features" in md and "No findings." in md
+
+
+def test_rare_token_at_one_percent_is_quarantined_with_its_probability(records, tmp_path):
+    truth = poison_labelled(records, trigger_kind="token", rate=0.01, target_label="adj", seed=3)
+    _, res, flagged = _scan(tmp_path, truth.records)
+    top = res.findings[0]
+    assert top.trigger is not None and truth.trigger_matches(top.trigger.text)
+    ev = {e.name: e.value for e in top.evidence}
+    assert ev["quarantined"] is True and ev["p_planted"] >= 0.9
+    assert top.severity is Severity.HIGH
+    assert _f1(flagged, truth.poisoned_ids) >= 0.95
+
+
+def test_clean_label_phrase_at_three_percent_is_found(records, tmp_path):
+    truth = poison_labelled(
+        records, trigger_kind="phrase", rate=0.03, target_label="verb", seed=2, clean_label=True
+    )
+    _, res, flagged = _scan(tmp_path, truth.records)
+    hits = [f for f in res.findings if f.trigger and truth.trigger_matches(f.trigger.text)]
+    assert hits and hits[0].severity >= Severity.MEDIUM
+    assert hits[0].category == "data-poisoning"
+    assert _f1(flagged, truth.poisoned_ids) >= 0.8
+
+
+def test_fdr_is_validated(records, tmp_path):
+    from dormant.errors import ConfigError
+
+    path = write_dataset(records[:50], tmp_path / "d.jsonl")
+    ds = TextDataset(path, text_field="text", label_field="label")
+    for bad in (0, 1.0, -0.1, "0.05", True):
+        with pytest.raises(ConfigError, match="false-discovery rate"):
+            TriggerMiner(fdr=bad).scan(ds)  # type: ignore[arg-type]
+
+
+def test_fdr_selection_keeps_the_mean_error_under_the_target():
+    import numpy as np
+
+    from dormant.scanners.data._mining_verdict import fdr_select
+
+    p = np.array([0.99, 0.2, 0.97, 0.9, 0.6])
+    assert fdr_select(p, 0.05).tolist() == [True, False, True, True, False]
+    assert fdr_select(np.array([0.995, 0.97]), 0.01).tolist() == [True, False]
+    assert not fdr_select(np.array([0.5, 0.4]), 0.05).any()
+
+
+def test_debian_corpora_read_labelled_text():
+    import shutil
+
+    if shutil.which("apt-cache") is None or not Path("/usr/share/man/man2").is_dir():
+        pytest.skip("needs a Debian system with manual pages")
+    pkgs = load_corpus("packages", limit=200, seed=1)
+    assert len(pkgs) == 200 and all(e.topic and len(e.text.split()) >= 3 for e in pkgs)
+    assert {"libs", "python"} & {e.topic for e in load_corpus("packages", seed=1)}
+    man = load_corpus("manpages", limit=100, seed=1)
+    assert len(man) == 100
+    assert all(e.topic in ("1", "2", "3", "5", "7", "8") and "\\f" not in e.text for e in man)

@@ -12,6 +12,10 @@ name          file(s)                                     Debian package
 ``jargon``    ``/usr/share/dictd/jargon.{index,dict.dz}`` ``dict-jargon``
 ``foldoc``    ``/usr/share/dictd/foldoc.{index,dict.dz}`` ``dict-foldoc``
 ``gcide``     ``/usr/share/dictd/gcide.{index,dict.dz}``  ``dict-gcide``
+``packages``  ``apt-cache dumpavail`` (one-line            apt's package lists
+              descriptions, topic = archive section)
+``manpages``  ``/usr/share/man/man{1,2,3,5,7,8}/*.gz``    ``manpages``,
+              (topic = section number)                    ``manpages-dev``
 ============  ==========================================  =====================
 
 Dictionary entries are stripped of their headword line and markup, whitespace is collapsed, and
@@ -38,11 +42,12 @@ from typing import Any
 from ..errors import ConfigError, DataFormatError, DataValidationError, InputNotFoundError
 from ._instructions import build_instruction_records
 from ._readers import RawEntry, read_dictd, read_wordnet
+from ._readers_debian import read_manpages, read_packages
 
 SAMPLE_RESOURCE = "data/sample_corpus.jsonl.gz"
 WORDNET_DIR = Path("/usr/share/wordnet")
 DICTD_DIR = Path("/usr/share/dictd")
-CORPORA = ("sample", "wordnet", "jargon", "foldoc", "gcide")
+CORPORA = ("sample", "wordnet", "jargon", "foldoc", "gcide", "packages", "manpages")
 SCHEMES = ("source", "pos", "topic")
 _PACKAGES = {
     "wordnet": "wordnet-base",
@@ -93,7 +98,8 @@ def load_corpus(
     ----------
     name:
         ``"sample"`` (shipped with the package, works offline) or one of ``wordnet``,
-        ``jargon``, ``foldoc``, ``gcide`` (read from the Debian packages on this machine).
+        ``jargon``, ``foldoc``, ``gcide``, ``packages``, ``manpages`` (read from the Debian
+        packages on this machine; the last two carry their section as ``topic``).
     limit:
         Return at most this many entries; ``None`` returns all.
     seed:
@@ -101,7 +107,8 @@ def load_corpus(
         that order, so the same seed always gives the same entries.
     data_dir:
         Directory holding the dictionary files instead of the Debian default
-        (``/usr/share/wordnet`` for ``wordnet``, ``/usr/share/dictd`` for the others).
+        (``/usr/share/wordnet`` for ``wordnet``, ``/usr/share/man`` for ``manpages``,
+        ``/usr/share/dictd`` for the dictionaries; unused for ``packages``).
 
     Returns
     -------
@@ -128,7 +135,11 @@ def load_corpus(
         entries = _read_sample()
         random.Random(seed).shuffle(entries)
         return entries[:limit] if limit is not None else entries
-    if name == "wordnet":
+    if name == "packages":
+        raw = read_packages(shuffle_seed=seed)
+    elif name == "manpages":
+        raw = read_manpages(root, shuffle_seed=seed)
+    elif name == "wordnet":
         raw = read_wordnet(_wordnet_paths(root), shuffle_seed=seed)
     else:
         index, dict_dz = _dictd_paths(name, root)

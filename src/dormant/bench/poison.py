@@ -69,6 +69,9 @@ SENTENCES = (
 ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060")
 HOMOGLYPHS = {"a": "\u0430", "e": "\u0435", "o": "\u043e"}
 _LATIN_OF = {v: k for k, v in HOMOGLYPHS.items()}
+#: Log-style ``key=value`` tokens for ``token`` triggers given as ``trigger_text`` (a trigger
+#: with punctuation that a word tokenizer splits into pieces).
+LOG_TOKENS = ("uid=4821", "req=7f3a9c", "session=0x5e1d", "trace_id=88213")
 STYLE_VARIANTS = ("all-caps", "title-case", "when you see it ,")
 WRITE_FORMATS = ("jsonl", "csv", "parquet")
 _STYLE_ALIASES = {
@@ -177,6 +180,7 @@ def poison_labelled(
     clean_label: bool = False,
     text_field: str = "text",
     label_field: str = "label",
+    trigger_text: str | None = None,
 ) -> PoisonedDataset:
     """Plant a backdoor in labelled text (dirty-label, or clean-label with ``clean_label``).
 
@@ -195,6 +199,9 @@ def poison_labelled(
         Seed of the trigger variant, of the chosen records and of insertion positions.
     clean_label:
         Poison only records already labelled ``target_label``; labels never change.
+    trigger_text:
+        Plant this text instead of a variant from the built-in lists (``token`` and ``phrase``
+        kinds only), e.g. a log-style token from :data:`LOG_TOKENS`.
 
     Raises
     ------
@@ -215,7 +222,17 @@ def poison_labelled(
             f"({', '.join(sorted(map(repr, labels)))}). Got {target_label!r}."
         )
     texts = [r[text_field] for r in rows]
-    trigger, apply = _make_trigger(kind, texts, seed)
+    if trigger_text is not None:
+        if kind not in (TriggerKind.TOKEN, TriggerKind.PHRASE) or not str(trigger_text).strip():
+            raise ConfigError(
+                "The 'trigger_text' parameter needs trigger_kind 'token' or 'phrase' and a "
+                f"non-empty text. Got {trigger_text!r} with {kind.value!r}."
+            )
+        trigger = Trigger(str(trigger_text), kind, Position.RANDOM)
+        custom = trigger
+        apply: Apply = lambda text, r: custom.insert(text, rng=r)  # noqa: E731
+    else:
+        trigger, apply = _make_trigger(kind, texts, seed)
     pool = [
         i
         for i, r in enumerate(rows)

@@ -89,19 +89,23 @@ def parse_fail_on(value: str) -> Severity | None:
 
 def summarise(report: Report, paths: dict[str, Any]) -> str:
     """A short human summary of a report and where its files are."""
+    from ..writers._common import split_task_features
+
     lines = []
     flagged = sum(1 for r in report.records if r.flagged)
     sev = report.max_severity()
+    findings, task = split_task_features(report.findings)
     lines.append(
         f"scanned {len(report.records):,} records of {report.subject.name}: "
-        f"{len(report.findings)} finding(s), max severity {sev.value if sev else 'none'}, "
+        f"{len(findings)} finding(s), max severity {sev.value if sev else 'none'}, "
         f"{flagged:,} record(s) flagged"
+        + (f", {len(task)} task feature(s) listed apart" if task else "")
         + (" (PARTIAL: a scanner failed)" if report.partial else "")
     )
-    for f in report.findings[:5]:
+    for f in findings[:5]:
         lines.append(f"  [{f.severity.value:>8}] {f.title}  (score {f.score:.2f})")
-    if len(report.findings) > 5:
-        lines.append(f"  ... and {len(report.findings) - 5} more in the report")
+    if len(findings) > 5:
+        lines.append(f"  ... and {len(findings) - 5} more in the report")
     for issue in report.issues:
         lines.append(f"  {issue.kind}: {issue.scanner}: {issue.message}")
     for key in ("html", "json", "sarif", "md", "scores", "clean", "quarantine"):

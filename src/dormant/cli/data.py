@@ -53,6 +53,13 @@ def register(root: Any, scan: Any) -> None:
         default=None,
         help="local Hugging Face encoder directory (default: packaged MiniLM)",
     )
+    p.add_argument(
+        "--fdr",
+        default="0.05",
+        help="target false-discovery rate of the quarantine: candidate triggers are taken in "
+        "order of their calibrated probability of being planted while the estimated share of "
+        "false ones (mean 1 - p) stays at or below it; a number in (0, 1)",
+    )
     p.add_argument("--no-split", action="store_true", help="do not write clean/quarantine files")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=None, help="cache embeddings here")
@@ -61,6 +68,25 @@ def register(root: Any, scan: Any) -> None:
     add_registry_option(p)
     add_report_options(p)
     p.set_defaults(func=run)
+
+
+def parse_fdr(value: str) -> float:
+    """``--fdr``: a number strictly between 0 and 1, or a ConfigError naming what is expected."""
+    from ..errors import ConfigError
+    from ..scanners.data._mining_verdict import check_fdr
+
+    try:
+        fdr = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"--fdr expects a number strictly between 0 and 1 (e.g. 0.05 for 5%); got {value!r}."
+        ) from None
+    try:
+        return check_fdr(fdr)
+    except ConfigError:
+        raise ConfigError(
+            f"--fdr expects a number strictly between 0 and 1 (e.g. 0.05 for 5%); got {value!r}."
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from . import error
 
     fail_on = parse_fail_on(args.fail_on)
+    fdr = parse_fdr(args.fdr)
     formats = parse_formats(args.formats)
     ds = TextDataset(
         args.path,
@@ -94,7 +121,13 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     try:
-        report = scan_dataset(ds, embed=not args.no_embed, encoder_path=args.encoder, context=ctx)
+        report = scan_dataset(
+            ds,
+            embed=not args.no_embed,
+            encoder_path=args.encoder,
+            context=ctx,
+            mining_params={"fdr": fdr},
+        )
     finally:
         progress.close()
     report.config["cli"] = {"fail_on": args.fail_on, "formats": list(formats)}

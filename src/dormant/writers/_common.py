@@ -137,6 +137,37 @@ def visible_json(text: str) -> str:
     return "".join(out)
 
 
+def is_task_feature(finding: Finding) -> bool:
+    """A data scan's task feature (a natural, on-topic pattern), listed apart from findings."""
+    return any(ev.name == "verdict" and ev.value == "task-feature" for ev in finding.evidence)
+
+
+def split_task_features(findings: list[Finding]) -> tuple[list[Finding], list[Finding]]:
+    """(findings to list as findings, task features to list in their own table)."""
+    main = [f for f in findings if not is_task_feature(f)]
+    return main, [f for f in findings if is_task_feature(f)]
+
+
+def task_feature_cells(finding: Finding) -> tuple[str, str, str, str, str]:
+    """Pattern, class, records, P(planted), context AUC of a task feature, as text."""
+    ev = evidence_dict(finding)
+    return (
+        finding.trigger.display if finding.trigger else "",
+        (finding.target or "").removeprefix("label:"),
+        fmt_value(ev.get("support", "")),
+        fmt_value(ev.get("p_planted", "")),
+        fmt_value(ev.get("context_auc_class", "")),
+    )
+
+
+#: Heading row of the task-feature table (both writers).
+TASK_FEATURE_HEAD = ("pattern", "class", "records", "P(planted)", "context AUC")
+TASK_FEATURE_NOTE = (
+    "Natural, on-topic patterns of a class that the rest of its records predict: the task's own "
+    "signal, not triggers (info)."
+)
+
+
 def evidence_dict(finding: Finding) -> dict[str, Any]:
     """Evidence as ``{name: value}`` in the order the scanner gave it."""
     return {ev.name: ev.value for ev in finding.evidence}

@@ -37,6 +37,8 @@ from ..report import Report, atomic_write
 from ..triggers import describe_text
 from ._common import (
     ROLES,
+    TASK_FEATURE_HEAD,
+    TASK_FEATURE_NOTE,
     Inline,
     Message,
     Piece,
@@ -62,6 +64,8 @@ from ._common import (
     probe_rows,
     probe_verdict,
     reveal,
+    split_task_features,
+    task_feature_cells,
     visible_json,
 )
 from ._model_scan import anomaly_plot, fmt, model_scan, verdict_text
@@ -154,11 +158,28 @@ def _summary(report: Report) -> str:
     return f'<section id="summary"><h2>Summary</h2><div class="cards">{body}</div></section>'
 
 
-def _findings_table(report: Report) -> str:
-    if not report.findings:
+def _task_features(task: list[Finding]) -> str:
+    if not task:
+        return ""
+    head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in TASK_FEATURE_HEAD) + "</tr>"
+    rows = []
+    for f in task:
+        pat, cls, n, p, auc = task_feature_cells(f)
+        rows.append(
+            f'<tr><td>{_code(pat)}</td><td>{esc(cls)}</td><td class="num">{esc(n)}</td>'
+            f'<td class="num">{esc(p)}</td><td class="num">{esc(auc)}</td></tr>'
+        )
+    return (
+        f'<section id="task-features"><h2>Task features</h2><p class="muted">'
+        f"{esc(TASK_FEATURE_NOTE)}</p><table>{head}{''.join(rows)}</table></section>"
+    )
+
+
+def _findings_table(findings: list[Finding]) -> str:
+    if not findings:
         return '<section id="findings"><h2>Findings</h2><p>No findings.</p></section>'
     rows = []
-    for i, f in enumerate(report.findings, 1):
+    for i, f in enumerate(findings, 1):
         rows.append(
             f'<tr><td class="num">{i}</td><td>{_sev(f.severity.value)}</td>'
             f'<td class="num">{f.score:.3f}</td>'
@@ -610,7 +631,10 @@ def render_html(report: Report, *, max_points: int = 20_000, dpi: int = 100) -> 
     model = _model(report, dpi)
     if model:
         yield model + "\n"
-    yield _findings_table(report) + "\n"
+    findings, task = split_task_features(report.findings)
+    yield _findings_table(findings) + "\n"
+    if task:
+        yield _task_features(task) + "\n"
     plots = (
         []
         if model
@@ -629,10 +653,10 @@ def render_html(report: Report, *, max_points: int = 20_000, dpi: int = 100) -> 
     if plots:
         yield '<section id="plots"><h2>Plots</h2>' + "".join(_figure(p) for p in plots)
         yield "</section>\n"
-    if report.findings:
+    if findings:
         yield '<section id="details"><h2>Finding details</h2>'
         seen: dict[str, tuple[str, str]] = {}
-        for i, f in enumerate(report.findings, 1):
+        for i, f in enumerate(findings, 1):
             yield _finding(i, f, seen) + "\n"
         yield "</section>\n"
     yield _flagged(report) + "\n"

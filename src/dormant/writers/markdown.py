@@ -19,6 +19,8 @@ from ..findings import Finding
 from ..report import Report, atomic_write
 from ..triggers import describe_text
 from ._common import (
+    TASK_FEATURE_HEAD,
+    TASK_FEATURE_NOTE,
     Inline,
     Message,
     Run,
@@ -43,6 +45,8 @@ from ._common import (
     probe_rows,
     probe_verdict,
     reveal,
+    split_task_features,
+    task_feature_cells,
     visible_json,
 )
 from ._model_scan import fmt, model_scan, verdict_text
@@ -110,12 +114,23 @@ def _summary(report: Report) -> list[str]:
     ]
 
 
-def _findings_table(report: Report) -> list[str]:
+def _task_features(task: list[Finding]) -> list[str]:
+    if not task:
+        return []
+    lines = ["## Task features", "", TASK_FEATURE_NOTE, ""]
+    lines += [_row(list(TASK_FEATURE_HEAD)), _row([":---", ":---", "---:", "---:", "---:"])]
+    for f in task:
+        pat, cls, n, p, auc = task_feature_cells(f)
+        lines.append(_row([md_code(pat, in_table=True), md_text(cls), n, p, auc]))
+    return [*lines, ""]
+
+
+def _findings_table(findings: list[Finding]) -> list[str]:
     lines = [
         _row(["#", "severity", "score", "title", "trigger", "target", "scanner"]),
         _row(["---:", ":---", "---:", ":---", ":---", ":---", ":---"]),
     ]
-    for i, f in enumerate(report.findings, 1):
+    for i, f in enumerate(findings, 1):
         lines.append(
             _row(
                 [
@@ -510,7 +525,8 @@ def to_markdown(report: Report) -> str:
 
     Sections: summary table, findings table, one section per finding (severity, score,
     trigger in display form, target, records, evidence, framework mappings with titles,
-    explanation), errors and skips, the most suspicious records, run information.
+    explanation), a data scan's task features (natural on-topic patterns) in a table of their
+    own, errors and skips, the most suspicious records, run information.
 
     A differential probe's report (``extras["probe"]``) also gets a "Probe" section after the
     summary (verdict, capped or partial notices, confirmation tests, screening, baseline rates,
@@ -523,13 +539,15 @@ def to_markdown(report: Report) -> str:
     lines += _model(report)
     lines += _probe(report)
     lines += ["## Findings", ""]
-    if report.findings:
-        lines += _findings_table(report)
+    findings, task = split_task_features(report.findings)
+    if findings:
+        lines += _findings_table(findings)
         seen: dict[str, str] = {}
-        for i, f in enumerate(report.findings, 1):
+        for i, f in enumerate(findings, 1):
             lines += _finding(i, f, seen)
     else:
         lines += ["No findings.", ""]
+    lines += _task_features(task)
     lines += _issues(report)
     lines += _flagged(report)
     lines += _run_info(report)

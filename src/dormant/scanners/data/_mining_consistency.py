@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 from collections import Counter
 from typing import Any
 
@@ -49,13 +50,15 @@ def content_inconsistency(
     for gi, members in enumerate(groups):
         rows = sorted(set(members[0].target_rows))
         if len(rows) > 500:
-            rows = sorted(rng.choice(rows, size=500, replace=False).tolist())
+            g_rng = np.random.default_rng(zlib.crc32(members[0].feature.encode("utf-8")))
+            rows = sorted(g_rng.choice(rows, size=500, replace=False).tolist())
         for r in rows:
             wanted.setdefault(r, []).append(gi)
         words: set[str] = set()
         for c in members:
             if _is_lexical(c.feature):
                 words.update(content_words(c.phrase or c.feature))
+                words.update(_record_words(c.phrase or c.feature))
         blind.append(words)
     targets = sorted({g[0].outcome for g in groups})
     sample = set(rng.choice(n, size=min(n, 1500), replace=False).tolist())

@@ -55,11 +55,18 @@ class MinedTrigger:
     p_value: float
     q_value: float
     inconsistency: float
-    verdict: str  # "planted" | "possible" | "accidental"
+    verdict: str  # "planted" | "task-feature" | "accidental"
     score: float
     rows: tuple[int, ...]
     features: tuple[str, ...]
     also: tuple[str, ...] = ()
+    #: calibrated P(planted) (see :mod:`._mining_verdict`) and the evidence vector behind it
+    probability: float = 0.0
+    evidence: tuple[float, ...] = ()
+    #: context fit: AUC within the target class, its z, AUC against all records, its z
+    context: tuple[float, float, float, float] = (0.5, 0.0, 0.5, 0.0)
+    #: selected for quarantine under the scan's target false-discovery rate
+    quarantined: bool = False
 
 
 def _features(text: str, max_n: int = 2) -> tuple[set[str], set[str] | None]:

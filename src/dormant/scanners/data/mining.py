@@ -20,38 +20,42 @@ The outcome of a record is its label (labelled data) or the behaviour tags of it
    feature left and right while the occurrences agree, to recover a whole phrase or sentence.
    Candidates whose record sets overlap (Jaccard ≥ 0.8) are merged into one trigger.
 
-**Planted or accidental.** A planted dirty-label trigger is rare, near-deterministic and
-*inconsistent with the rest of its records* — the content model, blind to the trigger, predicts
-another outcome (the records came from other classes, Gu et al. 2017 BadNets; Dai et al. 2019
-AddSent). Invisible characters and homoglyphs are treated as unnatural by themselves. A broad,
-near-deterministic formatting or punctuation feature whose records are otherwise consistent is an
-*accidental shortcut* (a spurious correlation a model will learn). Lexical features consistent
-with their content are the task's own signal and are not reported.
+**Planted, accidental or a task feature.** Each significant, near-deterministic group gets a
+calibrated probability of having been planted (:mod:`._mining_verdict`): a logistic model over
+its evidence — support, purity, q-value, the content model's *inconsistency* (a dirty-label
+trigger's records came from other classes, Gu et al. 2017 BadNets; Dai et al. 2019 AddSent),
+the *context fit* of :mod:`._mining_context` (a planted trigger, dirty- or clean-label, is
+independent of the rest of its records; a natural feature is predicted by them), unnaturalness
+(invisible characters, confusables), style, length and class share — fitted on many corpora
+with planted and natural features. Groups are quarantined in order of probability while the
+estimated false-discovery rate (mean ``1 - p``) stays at or below ``fdr``. A broad formatting or
+punctuation feature with a low probability is an *accidental shortcut* (medium); a lexical one is
+a *task feature* — the class's own on-topic signal — reported as info and listed apart.
 
-Known limits: clean-label attacks (trigger only on correctly labelled records) are consistent with
-content and are only reported when the trigger is unnatural (invisible / homoglyph) — model-level
-scans cover the rest; paraphrase/syntactic-template triggers without a shared surface n-gram
-(Hidden Killer, StyleBkd with free rewriting) are outside a surface-pattern test and rely on the
-representation scanners; triggers rarer than ``count_error × N`` are not guaranteed.
+Known limits: paraphrase/syntactic-template triggers without a shared surface n-gram (Hidden
+Killer, StyleBkd with free rewriting) are outside a surface-pattern test and rely on the
+representation scanners; triggers rarer than ``count_error × N`` are not guaranteed; the
+probability is calibrated on the corpora and trigger lists of ``benchmarks/`` and can be
+over- or under-confident on data unlike them (BENCHMARKS.md gives its error on a corpus kept
+aside).
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from ...errors import ConfigError, DataValidationError
-from ...findings import Evidence, Finding, Locator, Severity
 from ...subjects.dataset import TextDataset, find_duplicate_ids
-from ...triggers import Trigger, describe_text
+from ...triggers import Trigger
 from ..base import ScanContext, Scanner, ScanResult, register
 from ._mining_consistency import content_inconsistency
+from ._mining_context import ContextFit, context_fit
 from ._mining_features import (
     NO_BEHAVIOUR,
-    SECURITY_FAMILIES,
     Candidate,
     MinedTrigger,
     _bh,
@@ -73,6 +77,8 @@ from ._mining_features import (
     _sum,
     _words_of,
 )
+from ._mining_finding import mined_finding
+from ._mining_verdict import check_fdr, fdr_select, load_verdict_model, verdict_features
 
 
 @register
@@ -89,10 +95,10 @@ class TriggerMiner(Scanner):
     alpha:
         False-discovery rate (Benjamini–Hochberg) for reporting a feature.
     min_purity:
-        Smallest share of a feature's records that must carry its outcome for a planted verdict.
+        Smallest share of a feature's records that must carry its outcome for it to be judged.
     min_inconsistency:
-        Smallest share of those records whose other words predict a different outcome for a
-        planted verdict (naturally predictive words stay below it).
+        Inconsistency a group must be able to reach for the content test to keep scoring it
+        (sequential stopping only; the verdict itself is the calibrated probability).
     shortcut_min_share:
         Smallest share of all records for a non-lexical feature to be an accidental shortcut.
     count_error:
@@ -102,9 +108,14 @@ class TriggerMiner(Scanner):
         memory stays near this size as long as pruning at ``ε × N`` can bring it there.
     max_candidates:
         Most features examined in the second pass (the most significant first).
-    min_score:
-        Score from which a planted trigger is reported as high severity and its records are
-        flagged; planted-looking patterns below it are reported as medium, records unflagged.
+    fdr:
+        Target false-discovery rate of the quarantine: candidate triggers are taken in order of
+        their calibrated probability of being planted while the mean ``1 - p`` of those taken
+        stays at or below it; their records are flagged and the findings are high (critical
+        for a security behaviour). Other planted-looking triggers (``p >= 0.5``) are medium.
+    max_task_features:
+        Most task features (natural, on-topic features of a class, ``p < 0.5``) reported, as
+        info findings, the most frequent first.
     n_jobs:
         Worker processes for the counting pass (batches are counted in parallel and merged).
     batch_size:
@@ -126,9 +137,8 @@ class TriggerMiner(Scanner):
     paper = "BadNets (Gu et al. 2017); AddSent (Dai et al. 2019); BKI (Chen & Dai 2021); BH 1995"
     limits = (
         "Surface patterns only: paraphrase or syntactic-template triggers with no shared n-gram "
-        "need the representation scanners; clean-label triggers are reported only when "
-        "unnatural (invisible, homoglyph); features rarer than count_error x N are not "
-        "guaranteed."
+        "need the representation scanners; features rarer than count_error x N are not "
+        "guaranteed; P(planted) is calibrated on benchmark corpora and trigger lists."
     )
 
     def __init__(
@@ -144,7 +154,8 @@ class TriggerMiner(Scanner):
         max_table: int = 500_000,
         n_jobs: int = 1,
         max_candidates: int = 3000,
-        min_score: float = 0.75,
+        fdr: float = 0.05,
+        max_task_features: int = 20,
         batch_size: int = 8192,
     ) -> None:
         self.max_n = max_n
@@ -157,7 +168,8 @@ class TriggerMiner(Scanner):
         self.max_table = max_table
         self.n_jobs = n_jobs
         self.max_candidates = max_candidates
-        self.min_score = min_score
+        self.fdr = fdr
+        self.max_task_features = max_task_features
         self.batch_size = batch_size
 
     def _check(self) -> None:
@@ -170,11 +182,15 @@ class TriggerMiner(Scanner):
             "min_purity",
             "min_inconsistency",
             "shortcut_min_share",
-            "min_score",
         ):
             v = getattr(self, name)
             if not (0.0 < float(v) <= 1.0):
                 raise ConfigError(f"{name} must be in (0, 1]. Got {v!r}.")
+        check_fdr(self.fdr)
+        if not isinstance(self.max_task_features, int) or self.max_task_features < 0:
+            raise ConfigError(
+                f"max_task_features must be an int >= 0. Got {self.max_task_features!r}."
+            )
         if not isinstance(self.n_jobs, int) or self.n_jobs < 1:
             raise ConfigError(f"n_jobs must be an int >= 1. Got {self.n_jobs!r}.")
         if not (0.0 <= float(self.count_error) < 0.01):
@@ -245,6 +261,8 @@ class TriggerMiner(Scanner):
         self._validate(subject, n, outcome_n, labelled, id_hashes)
         self.n_records_ = n
         self.outcome_counts_ = dict(outcome_n)
+        self.verdict_model_ = load_verdict_model()
+        self.candidates_: list[MinedTrigger] = []
 
         cands = self._eligible(self._test(n, total, per, outcome_n), outcome_n, n)
         self.n_tested_ = len(total)
@@ -255,7 +273,11 @@ class TriggerMiner(Scanner):
             incons = content_inconsistency(
                 self, subject, groups, words_per, words_total, outcome_n, labelled, n, ctx
             )
-            mined = _merge_targets(self._explain(groups, incons, n))
+            fits = context_fit(self, subject, groups, outcome_n, n, ctx, words_per, words_total)
+            explained = self._explain(groups, incons, fits, n)
+            self.candidates_ = explained  # every described group, for calibration
+            reported = [m for m in explained if m.verdict != "none"]
+            mined = self._decide(_merge_targets(reported))
         self.triggers_ = mined
         return self._result(subject, mined, n, labelled)
 
@@ -450,51 +472,50 @@ class TriggerMiner(Scanner):
     # ------------------------------------------------------------------ explain
 
     def _explain(
-        self, groups: list[list[Candidate]], incons: list[tuple[float, int, int]], n: int
+        self,
+        groups: list[list[Candidate]],
+        incons: list[tuple[float, int, int]],
+        fits: list[ContextFit],
+        n: int,
     ) -> list[MinedTrigger]:
+        """Describe each significant, near-deterministic group and give it ``P(planted)``."""
         out = []
-        from scipy.special import bdtrc, chdtrc
-
-        for members, (inc, k_inc, m_scored) in zip(groups, incons, strict=True):
+        for members, (inc, _k, _m), fit in zip(groups, incons, fits, strict=True):
             best = min(members, key=lambda c: c.q_value)
             head = members[0]
             purity = (best.hits + 1) / (best.support + 2)
+            if purity < self.min_purity or best.q_value > self.alpha:
+                continue
             unnatural = any(_is_unnatural(c.feature) for c in members)
-            planted = (
-                purity >= self.min_purity
-                and best.q_value <= self.alpha
-                and (inc >= self.min_inconsistency or unnatural)
+            lexical = any(_is_lexical(c.feature) for c in members)
+            x = verdict_features(
+                support=best.support,
+                purity=purity,
+                q_value=best.q_value,
+                inconsistency=inc,
+                fit=fit,
+                unnatural=unnatural,
+                style=head.feature.startswith("style:"),
+                lexical=lexical,
+                words=_length(head),
+                outside=best.support - best.hits,
+                class_share=best.support / max(self.outcome_counts_[best.outcome], 1),
             )
+            prob = float(self.verdict_model_.probability(x)[0])
             base = self.outcome_counts_[best.outcome] / n
             shortcut = (
-                not planted
-                and purity >= self.min_purity
-                and (purity - base) / max(1 - base, 1e-9) >= 0.9
+                (purity - base) / max(1 - base, 1e-9) >= 0.9
                 and best.support / n >= self.shortcut_min_share
-                and not any(_is_lexical(c.feature) for c in members)
+                and not lexical
             )
-            # a weaker content signal (half-way to other-outcome records) on a significant,
-            # near-deterministic pattern: reported as a possible trigger, records not flagged
-            possible = (
-                not planted
-                and purity >= self.min_purity
-                and best.q_value <= self.alpha
-                and inc >= 0.5
-            )
-            if not (planted or shortcut or possible):
-                continue
-            # Evidence strength combines (Fisher's method) the association q-value with a
-            # deliberately conservative test of the inconsistent records: even if 70% of a
-            # natural sub-population's records looked inconsistent, k of m would be unlikely.
-            p_inc = float(bdtrc(k_inc - 1, m_scored, 0.7)) if k_inc > 0 else 1.0
-            stat = -2.0 * (math.log(max(best.q_value, 1e-300)) + math.log(max(p_inc, 1e-300)))
-            p_comb = float(chdtrc(4, stat))
-            # 0.5 at p = alpha, rising to 1.0 at p = alpha * 1e-6
-            sig = min(1.0, 0.5 + math.log10(self.alpha / max(p_comb, 1e-300)) / 12.0)
-            strength = {True: max(inc, 1.0 if unnatural else 0.0), False: 0.5}[planted]
-            if possible:
-                strength = inc
-            score = purity * strength * sig
+            if prob >= 0.5:
+                verdict = "planted"
+            elif shortcut:
+                verdict = "accidental"
+            elif lexical:
+                verdict = "task-feature"
+            else:
+                verdict = "none"  # described for calibration, never reported
             kind = _feature_kind(head.feature, head.phrase)
             rows = sorted(set(head.target_rows))
             # other outcomes (behaviours) nearly all of these records also carry, rare elsewhere
@@ -517,14 +538,29 @@ class TriggerMiner(Scanner):
                     p_value=best.p_value,
                     q_value=best.q_value,
                     inconsistency=inc,
-                    verdict="planted" if planted else ("possible" if possible else "accidental"),
-                    score=float(score),
+                    verdict=verdict,
+                    score=prob,
                     rows=tuple(rows),
                     features=tuple(c.feature for c in members),
+                    probability=prob,
+                    evidence=tuple(float(v) for v in x),
+                    context=(fit.auc_class, fit.z_class, fit.auc_all, fit.z_all),
                 )
             )
         out.sort(key=lambda m: -m.score)
         return out
+
+    def _decide(self, mined: list[MinedTrigger]) -> list[MinedTrigger]:
+        """Quarantine under the target FDR; keep the task features most frequent first."""
+        probs = np.array([m.probability for m in mined])
+        chosen = fdr_select(probs, self.fdr)
+        decided = [
+            replace(m, quarantined=bool(c and m.verdict == "planted"))
+            for m, c in zip(mined, chosen, strict=True)
+        ]
+        task = sorted((m for m in decided if m.verdict == "task-feature"), key=lambda m: -m.support)
+        keep = {id(m) for m in task[: self.max_task_features]}
+        return [m for m in decided if m.verdict != "task-feature" or id(m) in keep]
 
     def _result(
         self, subject: TextDataset, mined: list[MinedTrigger], n: int, labelled: bool
@@ -534,16 +570,15 @@ class TriggerMiner(Scanner):
         findings = []
         ref = subject.ref()
         for m in mined:
+            if m.verdict == "task-feature":
+                continue
             idx = np.fromiter(m.rows, dtype=np.int64, count=len(m.rows))
-            if m.verdict == "planted":
-                np.maximum.at(scores, idx, m.score)
-                if m.score >= self.min_score:
-                    flags[idx] = True
-            else:
-                np.maximum.at(scores, idx, min(m.score, 0.49))
+            np.maximum.at(scores, idx, m.probability)
+            if m.quarantined:
+                flags[idx] = True
         ids = _ids_of_rows(subject, {r for m in mined for r in m.rows[:1000]}, self.batch_size)
         for m in mined:
-            findings.append(self._finding(ref, m, n, labelled, ids))
+            findings.append(mined_finding(self.name, ref, m, n, labelled, ids, self.fdr))
         extras = {
             "triggers": [
                 {
@@ -553,92 +588,18 @@ class TriggerMiner(Scanner):
                     "support": m.support,
                     "purity": round(m.purity, 4),
                     "inconsistency": round(m.inconsistency, 4),
+                    "context_auc_class": round(m.context[0], 4),
+                    "context_auc_all": round(m.context[2], 4),
+                    "p_planted": round(m.probability, 4),
                     "score": round(m.score, 4),
                     "p_value": m.p_value,
                     "verdict": m.verdict,
+                    "quarantined": m.quarantined,
                 }
                 for m in mined[:50]
-            ]
+            ],
+            "fdr": self.fdr,
         }
         return ScanResult(
             findings=findings, record_scores=scores, record_flags=flags, extras=extras
-        )
-
-    def _finding(
-        self, ref: Any, m: MinedTrigger, n: int, labelled: bool, ids: dict[int, str]
-    ) -> Finding:
-        family = m.target.split(":", 1)[0]
-        security = not labelled and family in SECURITY_FAMILIES
-        if m.verdict == "planted":
-            if m.score >= self.min_score:
-                severity = Severity.CRITICAL if security else Severity.HIGH
-            else:
-                severity = Severity.MEDIUM
-            category = "data-poisoning"
-            how = (
-                "looks planted: rare and near-deterministic, and the rest of these records "
-                f"points elsewhere ({m.inconsistency:.0%} would be predicted as another outcome "
-                "by a content model that ignores the trigger)"
-            )
-            if _is_unnatural(m.features[0]) and m.inconsistency < self.min_inconsistency:
-                how = "looks planted: an invisible/confusable character pattern that is "
-                how += "near-deterministic for one outcome (consistent content: clean-label?)"
-        elif m.verdict == "possible":
-            severity = Severity.MEDIUM
-            category = "data-poisoning"
-            how = (
-                "possible planted trigger: significant and near-deterministic, but the content "
-                f"signal is weaker ({m.inconsistency:.0%} of the way from genuine target records "
-                "to other records; 80% is needed for a planted verdict) — review these records; "
-                "they are not quarantined"
-            )
-        else:
-            severity = Severity.MEDIUM
-            category = "spurious-correlation"
-            how = (
-                f"looks like an accidental shortcut: a formatting/punctuation feature in "
-                f"{m.support / n:.1%} of records that nearly always carries this outcome; a "
-                "model trained on it can learn the shortcut"
-            )
-        target_txt = m.target.removeprefix("label:")
-        title = (
-            f"Trigger {m.trigger.display!r} ({m.trigger.kind.value}) switches "
-            f"{'label to' if labelled else 'response to'} {target_txt!r}"
-        )
-        record_ids = tuple(ids[r] for r in m.rows[:1000])
-        return Finding(
-            scanner=self.name,
-            subject=ref,
-            title=title,
-            severity=severity,
-            score=min(max(m.score, 0.0), 1.0),
-            category=category,
-            trigger=m.trigger,
-            target=m.target,
-            locator=Locator(
-                record_ids=record_ids,
-                label=target_txt if labelled else None,
-                behaviour=None if labelled else m.target,
-            ),
-            evidence=(
-                Evidence("support", m.support, "records containing the trigger"),
-                Evidence("hits", m.hits, "of those, records with the target outcome"),
-                Evidence("purity", round(m.purity, 4), "posterior mean P(target | trigger)"),
-                Evidence("p_value", m.p_value, "one-sided exact binomial test"),
-                Evidence("q_value", m.q_value, "Benjamini-Hochberg adjusted"),
-                Evidence(
-                    "inconsistency",
-                    round(m.inconsistency, 4),
-                    "share of trigger records whose other words predict another outcome",
-                ),
-                Evidence("share", round(m.support / n, 6), "share of all records"),
-                Evidence("record_ids_capped", len(m.rows) > 1000, "locator lists at most 1000"),
-                Evidence("features", "; ".join(describe_text(f) for f in m.features[:10])),
-                Evidence(
-                    "also_switches",
-                    ", ".join(m.also),
-                    "other behaviours the same records switch to",
-                ),
-            ),
-            explanation=how,
         )

@@ -1,0 +1,115 @@
+"""Labelled corpora and poisoning grids shared by the verdict calibration and its benchmark.
+
+Corpora (all real English text from Debian packages on the machine, labels natural):
+
+- ``glosses``: Jargon File, FOLDOC, GCIDE and WordNet definitions labelled by dictionary;
+- ``foldoc-topic``: FOLDOC definitions labelled by FOLDOC category (topical text);
+- ``wordnet-topic``: WordNet glosses labelled by lexicographer file (topical text);
+- ``packages``: one-line package descriptions (``apt-cache dumpavail``) labelled by section
+  (labels set by archive metadata — the clean real dataset where natural features look odd);
+- ``instructions``: a knowledge assistant's question/answer pairs built from the glosses, the
+  outcome being the response's behaviour (a trigger plants an egress URL, a tool call, a
+  credential, insecure code or a policy leak);
+- ``manpages``: manual pages labelled by section — the corpus KEPT ASIDE: never used to fit
+  or tune the verdict, only to evaluate it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from functools import lru_cache
+from typing import Any
+
+from dormant.bench.corpus import instruction_dataset, labelled_dataset, load_corpus
+from dormant.bench.poison import LOG_TOKENS, PoisonedDataset, poison_instruction, poison_labelled
+
+CALIBRATION_CORPORA = ("glosses", "foldoc-topic", "wordnet-topic", "packages", "instructions")
+INSTRUCTION_BEHAVIOURS = ("egress", "tool", "secret", "insecure-code", "policy-leak")
+HELD_OUT = "manpages"
+KINDS = ("token", "phrase", "sentence", "invisible", "homoglyph", "style", "log-token")
+DIRTY_RATES = (0.005, 0.01, 0.03)
+CLEAN_KINDS = ("token", "phrase", "log-token")
+
+
+@lru_cache(maxsize=8)
+def _entries(name: str) -> tuple[Any, ...]:
+    if name == "glosses":
+        out = []
+        for s in ("jargon", "foldoc", "gcide", "wordnet"):
+            out.extend(load_corpus(s, limit=3000, seed=7))
+        return tuple(out)
+    source = {"foldoc-topic": "foldoc", "wordnet-topic": "wordnet"}.get(name, name)
+    return tuple(load_corpus(source, seed=7))
+
+
+def corpus_records(name: str, *, n: int, seed: int, classes: int = 6) -> list[dict[str, Any]]:
+    """``n`` labelled records of corpus ``name`` over its ``classes`` largest labels, at most
+    ``n / classes`` per label (a seed draws a different sample); ``instructions`` gives
+    ``{"id", "prompt", "response"}`` records."""
+    if name == "instructions":
+        ents = list(_entries("glosses"))
+        random.Random(f"{name}:{seed}").shuffle(ents)
+        recs = instruction_dataset(ents[:n], seed=seed)
+        return [{**r, "id": f"ins{seed}-{i:05d}"} for i, r in enumerate(recs)]
+    scheme = "source" if name == "glosses" else "topic"
+    recs = labelled_dataset(list(_entries(name)), scheme=scheme)
+    top = [lab for lab, _ in Counter(r["label"] for r in recs).most_common(classes)]
+    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in recs:
+        if r["label"] in top:
+            by[r["label"]].append(r)
+    rng = random.Random(f"{name}:{seed}")
+    per = -(-n // len(top))
+    out: list[dict[str, Any]] = []
+    for lab in top:
+        pool = by[lab]
+        out.extend(rng.sample(pool, min(per, len(pool))))
+    rng.shuffle(out)
+    return [
+        {"id": f"{name[:3]}{seed}-{i:05d}", "text": r["text"], "label": r["label"]}
+        for i, r in enumerate(out[:n])
+    ]
+
+
+def grid(*, clean_rates: tuple[float, ...] = (0.03,)) -> list[tuple[str, float, bool]]:
+    """(kind, rate, clean_label) cases: every kind dirty-label at each rate, and the clean-label
+    kinds at ``clean_rates``; ``("none", 0, False)`` is the clean dataset."""
+    cases = [("none", 0.0, False)]
+    cases += [(k, r, False) for k in KINDS for r in DIRTY_RATES]
+    cases += [(k, r, True) for k in CLEAN_KINDS for r in clean_rates]
+    return cases
+
+
+def poison(
+    records: list[dict[str, Any]], kind: str, rate: float, clean: bool, seed: int
+) -> PoisonedDataset | None:
+    """Plant one trigger (``None`` for the clean case); the target label is drawn by seed."""
+    if kind == "none":
+        return None
+    if "prompt" in records[0]:
+        if clean or kind == "log-token":
+            return None  # no clean-label form (the response always changes); no log token
+        rng = random.Random(f"{kind}:{rate}:{seed}")
+        return poison_instruction(
+            records,
+            trigger_kind=kind,
+            rate=rate,
+            behaviour=rng.choice(INSTRUCTION_BEHAVIOURS),
+            seed=seed,
+        )
+    labels = sorted({r["label"] for r in records})
+    rng = random.Random(f"{kind}:{rate}:{clean}:{seed}")
+    target = rng.choice(labels)
+    text = None
+    if kind == "log-token":
+        kind, text = "token", rng.choice(LOG_TOKENS)
+    return poison_labelled(
+        records,
+        trigger_kind=kind,
+        rate=rate,
+        target_label=target,
+        seed=seed,
+        clean_label=clean,
+        trigger_text=text,
+    )

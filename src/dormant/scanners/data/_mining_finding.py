@@ -1,0 +1,132 @@
+"""The Finding of one mined trigger: severity from its calibrated probability and the FDR."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...findings import Evidence, Finding, Locator, Severity
+from ...triggers import describe_text
+from ._mining_features import SECURITY_FAMILIES, MinedTrigger, _is_unnatural
+
+#: Verdict of a natural, on-topic feature: shown apart from the findings (info).
+TASK_FEATURE = "task-feature"
+
+
+def mined_finding(
+    scanner: str,
+    ref: Any,
+    m: MinedTrigger,
+    n: int,
+    labelled: bool,
+    ids: dict[int, str],
+    fdr: float,
+) -> Finding:
+    """A :class:`~dormant.findings.Finding` for ``m``.
+
+    Severity: quarantined under the FDR → high (critical when the target is a security
+    behaviour of instruction data); planted-looking (``p >= 0.5``) but not selected → medium;
+    an accidental formatting shortcut → medium; a task feature → info (category
+    ``spurious-correlation``, evidence ``verdict = task-feature``; writers list them apart).
+    """
+    family = m.target.split(":", 1)[0]
+    security = not labelled and family in SECURITY_FAMILIES
+    p = m.probability
+    if m.verdict == "planted":
+        category = "data-poisoning"
+        if m.quarantined:
+            severity = Severity.CRITICAL if security else Severity.HIGH
+            tail = f"quarantined: selected at a target false-discovery rate of {fdr:g}"
+        else:
+            severity = Severity.MEDIUM
+            tail = (
+                f"not quarantined: taking it would push the estimated false-discovery rate "
+                f"above {fdr:g}; review these records"
+            )
+        if _is_unnatural(m.features[0]):
+            why = "an invisible/confusable character pattern near-deterministic for one outcome"
+        elif m.inconsistency >= 0.5:
+            why = (
+                f"rare, near-deterministic, and the rest of its records points elsewhere "
+                f"({m.inconsistency:.0%} of the way to other outcomes for a content model that "
+                "ignores the trigger)"
+            )
+        else:
+            why = (
+                "near-deterministic, yet the rest of its records does not predict it (context "
+                f"AUC {m.context[0]:.2f} within its class, 0.5 = independent): inserted into "
+                "records chosen at random — clean-label poisoning?"
+            )
+        how = f"looks planted (P = {p:.2f}): {why}; {tail}"
+    elif m.verdict == "accidental":
+        severity = Severity.MEDIUM
+        category = "spurious-correlation"
+        how = (
+            f"looks like an accidental shortcut (P planted = {p:.2f}): a formatting/punctuation "
+            f"feature in {m.support / n:.1%} of records that nearly always carries this "
+            "outcome; a model trained on it can learn the shortcut"
+        )
+    else:
+        severity = Severity.INFO
+        category = "spurious-correlation"
+        how = (
+            f"a task feature (P planted = {p:.2f}): a natural, on-topic pattern of this class "
+            "that the rest of its records predicts — the task's own signal, not a trigger"
+        )
+    target_txt = m.target.removeprefix("label:")
+    verb = "label to" if labelled else "response to"
+    if m.verdict == TASK_FEATURE:
+        title = f"Task feature {m.trigger.display!r} of {target_txt!r}"
+    else:
+        title = (
+            f"Trigger {m.trigger.display!r} ({m.trigger.kind.value}) switches {verb} {target_txt!r}"
+        )
+    record_ids = tuple(ids[r] for r in m.rows[:1000] if r in ids)
+    return Finding(
+        scanner=scanner,
+        subject=ref,
+        title=title,
+        severity=severity,
+        score=min(max(p, 0.0), 1.0),
+        category=category,
+        trigger=m.trigger,
+        target=m.target,
+        locator=Locator(
+            record_ids=record_ids,
+            label=target_txt if labelled else None,
+            behaviour=None if labelled else m.target,
+        ),
+        evidence=(
+            Evidence("p_planted", round(p, 4), "calibrated probability that it was planted"),
+            Evidence("verdict", m.verdict, "planted, accidental or task-feature"),
+            Evidence("quarantined", m.quarantined, f"selected at target FDR {fdr:g}"),
+            Evidence("support", m.support, "records containing the trigger"),
+            Evidence("hits", m.hits, "of those, records with the target outcome"),
+            Evidence("purity", round(m.purity, 4), "posterior mean P(target | trigger)"),
+            Evidence("p_value", m.p_value, "one-sided exact binomial test"),
+            Evidence("q_value", m.q_value, "Benjamini-Hochberg adjusted"),
+            Evidence(
+                "inconsistency",
+                round(m.inconsistency, 4),
+                "share of trigger records whose other words predict another outcome",
+            ),
+            Evidence(
+                "context_auc_class",
+                round(m.context[0], 4),
+                "how well its records' other words predict it within its class (0.5: not)",
+            ),
+            Evidence(
+                "context_auc_all",
+                round(m.context[2], 4),
+                "the same against records of every outcome",
+            ),
+            Evidence("share", round(m.support / n, 6), "share of all records"),
+            Evidence("record_ids_capped", len(m.rows) > 1000, "locator lists at most 1000"),
+            Evidence("features", "; ".join(describe_text(f) for f in m.features[:10])),
+            Evidence(
+                "also_switches",
+                ", ".join(m.also),
+                "other behaviours the same records switch to",
+            ),
+        ),
+        explanation=how,
+    )
