@@ -133,6 +133,7 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "errors": [i.to_dict() for i in self.errors],
             "skips": [i.to_dict() for i in self.skips],
+            "warnings": [i.to_dict() for i in self.issues if i.kind == "warning"],
             "extras": self.extras,
         }
 

@@ -7,7 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._common import Progress, add_report_options, parse_fail_on, progress_enabled, summarise
+from ._common import (
+    Progress,
+    add_report_options,
+    check_out_dir,
+    parse_fail_on,
+    parse_formats,
+    progress_enabled,
+    summarise,
+)
 
 
 def register(root: Any, scan: Any) -> None:
@@ -59,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from . import error
 
     fail_on = parse_fail_on(args.fail_on)
-    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    formats = parse_formats(args.formats)
+    check_out_dir(args.out)  # before the scan, not after it
     data_report = None
     if args.data_report:
         rp = Path(args.data_report)

@@ -289,6 +289,16 @@ def _scan_zip(ctx: _Ctx, fh: Any, member: str, depth: int) -> None:
             f"{first} bytes precede the first zip member (data prepended to the archive)",
             member,
         )
+    for name in names:
+        why = unsafe_member_name(name)
+        if why:
+            ctx.add(
+                "path-traversal",
+                Severity.HIGH,
+                f"archive member name {name[:120]!r} {why}; extracting the archive writes "
+                "outside its folder (zip-slip)",
+                f"{member}!{name}" if member else name,
+            )
     roots = {n.split("/", 1)[0] for n in names if "/" in n}
     torch_like = any(n.endswith("/data.pkl") or n == "data.pkl" for n in names)
     for info in infos:
@@ -336,6 +346,24 @@ def _scan_zip(ctx: _Ctx, fh: Any, member: str, depth: int) -> None:
             depth=depth + 1,
             persistent=torch_like and info.filename.endswith(".pkl"),
         )
+
+
+def unsafe_member_name(name: str) -> str:
+    """Why extracting an archive member called ``name`` escapes the target folder ('' if not).
+
+    The zip-slip class of flaw (Snyk, 2018): absolute names, drive letters and ``..``
+    components, with either slash (Windows extractors accept both), and NUL bytes that
+    truncate the name in C-based tools.
+    """
+    if "\x00" in name:
+        return "holds a NUL byte"
+    if name.startswith(("/", "\\")):
+        return "is an absolute path"
+    if len(name) >= 2 and name[1] == ":" and name[0].isalpha():
+        return "starts with a drive letter"
+    if ".." in re.split(r"[\\/]", name):
+        return "climbs out with '..'"
+    return ""
 
 
 def _worth_reading(head: bytes, name: str, torch_like: bool) -> bool:

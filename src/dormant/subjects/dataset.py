@@ -85,6 +85,15 @@ class TextDataset:
     max_chars:
         Longest accepted text or response, in characters; longer records are an error
         (a record of megabytes is a sign of a broken export, not a training example).
+    strict_labels:
+        Refuse labels of mixed JSON types (some numbers, some strings) with a
+        :class:`DataValidationError` instead of reading them with a warning
+        (:attr:`label_warning`).
+
+    Labels are normalised to text the same way whatever their type: ``1``, ``1.0`` and ``"1"``
+    are one class, ``true`` is ``"True"``. A file whose labels mix types is read with
+    :attr:`label_warning` set (after :meth:`batches` has run), because such a file usually
+    comes from two exports that disagree.
     """
 
     path: str | os.PathLike[str]
@@ -96,7 +105,9 @@ class TextDataset:
     format: str | None = None
     split: str | None = None
     max_chars: int = 100_000
+    strict_labels: bool = False
     _digest: str | None = field(default=None, init=False, repr=False)
+    label_warning: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -137,6 +148,8 @@ class TextDataset:
                 f"The 'max_chars' parameter (--max-chars) must be a positive int. "
                 f"Got {self.max_chars!r}."
             )
+        if not self.path.is_dir():
+            _refuse_compressed(self.path)
         self.format = self._resolve_format()
 
     # -- identity ----------------------------------------------------------------------
@@ -236,13 +249,7 @@ class TextDataset:
                     line = line.removeprefix("\ufeff")  # a UTF-8 byte-order mark
                 if not line.strip():
                     continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataFormatError(
-                        f"{self.path}: line {lineno} is not valid JSON ({exc.msg} at column "
-                        f"{exc.colno}); each line must hold one JSON object."
-                    ) from None
+                obj = parse_json_line(line, f"{self.path}: line {lineno}")
                 if not isinstance(obj, dict):
                     raise DataFormatError(
                         f"{self.path}: line {lineno} holds a JSON {type(obj).__name__}, "
@@ -317,6 +324,8 @@ class TextDataset:
         labels: list[str] = []
         responses: list[str] = []
         start = 0
+        label_kinds: dict[str, tuple[str, object]] = {}
+        self.label_warning = None
         for idx, place, row in self.rows():
             text = row.get(tf, _MISSING)
             if not isinstance(text, str):
@@ -330,7 +339,12 @@ class TextDataset:
                 lab = row.get(lf, _MISSING)
                 if lab is _MISSING or lab is None or isinstance(lab, (dict, list)):
                     _bad_field(self.path, place, lf, lab, "a label (string, int or bool)")
-                labels.append(str(lab))
+                kind = _label_kind(lab)
+                if kind not in label_kinds:
+                    label_kinds[kind] = (place, lab)
+                    if len(label_kinds) == 2:
+                        self._mixed_labels(lf, label_kinds)
+                labels.append(normalise_label(lab))
             if rf is not None:
                 resp = row.get(rf, _MISSING)
                 if not isinstance(resp, str):
@@ -356,6 +370,90 @@ class TextDataset:
         if ids:
             yield Batch(ids, texts, labels if lf else None, responses if rf else None, start)
 
+    def _mixed_labels(self, lf: str, kinds: dict[str, tuple[str, object]]) -> None:
+        shown = "; ".join(
+            f"{kind} at {place} ({_short(repr(v), 30)})" for kind, (place, v) in kinds.items()
+        )
+        msg = (
+            f"{self.path}: field {lf!r} mixes label types ({shown}). They are read as text: "
+            "1, 1.0 and '1' are one class, any other spelling is another. Check that the "
+            "file is not two exports that disagree."
+        )
+        if self.strict_labels:
+            raise DataValidationError(msg + " Refused because of --strict.")
+        self.label_warning = msg
+
+
+def parse_json_line(text: str, where: str) -> Any:
+    """``json.loads`` of one record; every way it can fail is a :class:`DataFormatError`.
+
+    Besides syntax errors, the standard library raises ``RecursionError`` on deeply nested
+    arrays / objects and ``ValueError`` on an integer of more than 4,300 digits
+    (``sys.get_int_max_str_digits``); both name the place here instead of escaping.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(
+            f"{where} is not valid JSON ({exc.msg} at column {exc.colno}); each line must "
+            "hold one JSON object."
+        ) from None
+    except RecursionError:
+        raise DataFormatError(
+            f"{where} is nested too deeply to read (arrays or objects inside each other "
+            "beyond Python's recursion limit); expected one flat JSON object."
+        ) from None
+    except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer string"
+        raise DataFormatError(
+            f"{where} holds a value JSON cannot read safely ({_short(str(exc))}); a number "
+            "with thousands of digits is not a valid id or label."
+        ) from None
+
+
+#: Leading bytes of the compressed containers a dataset file is often shipped in.
+_COMPRESSED = {
+    b"\x1f\x8b": ("gzip", "gunzip -k"),
+    b"\x28\xb5\x2f\xfd": ("zstd", "zstd -d"),
+    b"BZh": ("bzip2", "bunzip2 -k"),
+    b"\xfd7zXZ\x00": ("xz", "unxz -k"),
+    b"PK\x03\x04": ("zip", "unzip"),
+}
+
+
+def _refuse_compressed(path: Path) -> None:
+    """A compressed file is named as such, not reported as "not UTF-8" on its first line."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return
+    for magic, (kind, tool) in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise DataFormatError(
+                f"{path} is {kind}-compressed; dormant reads uncompressed JSONL, CSV, TSV, "
+                f"Parquet (compressed inside) or Hugging Face directories. Decompress it "
+                f"first (e.g. '{tool} {path.name}') and scan the result."
+            )
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _label_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__ if not isinstance(value, str) else "string"
+
+
+def normalise_label(value: object) -> str:
+    """The text of a label: ``1``, ``1.0`` and ``"1"`` give ``"1"``; strings are kept as is."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
 
 class _Missing:
     def __repr__(self) -> str:
@@ -378,7 +476,13 @@ def _bad_field(path: object, place: str, name: str, value: object, expected: str
 
 def _hf_arrow_files(p: Path, split: str | None) -> list[Path]:
     if (p / "dataset_dict.json").exists():
-        splits = json.loads((p / "dataset_dict.json").read_text("utf-8")).get("splits", [])
+        meta = _read_json_file(p / "dataset_dict.json")
+        splits = meta.get("splits", []) if isinstance(meta, dict) else None
+        if not isinstance(splits, list) or not all(isinstance(x, str) for x in splits):
+            raise DataFormatError(
+                f"{p / 'dataset_dict.json'} is not a datasets DatasetDict file: expected an "
+                "object with a 'splits' list of names."
+            )
         if split is None:
             if len(splits) == 1:
                 split = splits[0]
@@ -394,13 +498,30 @@ def _hf_arrow_files(p: Path, split: str | None) -> list[Path]:
     if not state.exists():
         raise DataFormatError(f"{p} has no state.json; save the dataset with save_to_disk.")
     try:
-        files = [p / d["filename"] for d in json.loads(state.read_text("utf-8"))["_data_files"]]
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise DataFormatError(f"{state} is not a datasets state file: {exc}") from None
+        files = [p / d["filename"] for d in _read_json_file(state)["_data_files"]]
+    except (KeyError, TypeError) as exc:
+        raise DataFormatError(
+            f"{state} is not a datasets state file (expected '_data_files' with file names; "
+            f"{type(exc).__name__}: {exc})."
+        ) from None
     for f in files:
+        if Path(os.path.normpath(f)).parent != Path(os.path.normpath(p)):
+            raise DataFormatError(
+                f"{state} names a data file outside its directory ({f.name!r}); refused."
+            )
         if not f.exists():
             raise DataFormatError(f"{p}: data file {f.name} listed in state.json is missing.")
     return files
+
+
+def _read_json_file(path: Path) -> Any:
+    try:
+        text = path.read_text("utf-8")
+    except UnicodeDecodeError:
+        raise DataFormatError(f"{path} is not valid UTF-8; expected a JSON file.") from None
+    except OSError as exc:
+        raise DataFormatError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    return parse_json_line(text, str(path))
 
 
 def _open_arrow(f: Path) -> Any:

@@ -1,0 +1,101 @@
+"""Hostile artifacts: archive member names that escape (zip-slip) and symbolic links that loop
+or leave the artifact. Each test reproduces a defect found by trying bad inputs as a new user
+would."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dormant.errors import InputError
+from dormant.provenance.hashing import hash_path
+from dormant.provenance.serialization import scan_file
+
+
+def _zip(path: Path, names: list[str]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for n in names:
+            zf.writestr(zipfile.ZipInfo(n), b"harmless bytes\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("../../evil", "climbs out"),
+        ("/abs/evil2", "absolute path"),
+        ("a\\..\\..\\evil3", "climbs out"),
+        ("C:/Windows/evil4", "drive letter"),
+    ],
+)
+def test_zip_member_escaping_the_folder_is_a_finding(tmp_path: Path, name: str, why: str) -> None:
+    archive = _zip(tmp_path / "model.zip", ["ok/weights.bin", name])
+    result = scan_file(archive)
+    slips = [i for i in result.issues if i.kind == "path-traversal"]
+    assert len(slips) == 1 and why in slips[0].title and "zip-slip" in slips[0].title
+    assert slips[0].member == name
+
+
+def test_clean_member_names_are_not_flagged(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "model.zip", ["a/b.bin", "a..b/c.bin", "x/..y"])
+    assert [i for i in scan_file(archive).issues if i.kind == "path-traversal"] == []
+
+
+def test_scan_artifact_reports_zip_slip_and_exits_1(
+    run_cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    archive = _zip(tmp_path / "model.zip", ["../../evil", "/abs/evil2"])
+    before = archive.read_bytes()
+    res = run_cli("scan", "artifact", archive, "--json")
+    assert res.code == 1, res.err
+    report = json.loads(res.out)
+    titles = [f["title"] for f in report["findings"]]
+    assert sum("zip-slip" in t for t in titles) == 2
+    assert archive.read_bytes() == before
+    assert not (tmp_path.parent / "evil").exists()
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "model"
+    d.mkdir()
+    (d / "weights.npy").write_bytes(b"\x93NUMPY\x01\x00v\x00" + b" " * 118)
+    return d
+
+
+def test_symlink_loop_is_named_a_loop(model_dir: Path) -> None:
+    os.symlink(".", model_dir / "loop")
+    with pytest.raises(InputError, match="loop"):
+        hash_path(model_dir, allow_symlinks=True)
+
+
+@pytest.mark.parametrize("target", ["/", "/etc/hostname"])
+def test_symlink_out_of_the_artifact_is_refused(model_dir: Path, target: str) -> None:
+    os.symlink(target, model_dir / "up")
+    with pytest.raises(InputError, match="outside the artifact"):
+        hash_path(model_dir, allow_symlinks=True)
+
+
+def test_symlink_inside_the_artifact_is_followed(model_dir: Path) -> None:
+    (model_dir / "sub").mkdir()
+    (model_dir / "sub" / "a.bin").write_bytes(b"x")
+    os.symlink("sub", model_dir / "alias")
+    os.symlink("sub/a.bin", model_dir / "b.bin")
+    paths = [f.path for f in hash_path(model_dir, allow_symlinks=True).files]
+    assert paths == ["alias/a.bin", "b.bin", "sub/a.bin", "weights.npy"]
+
+
+def test_cli_names_the_loop_with_exit_2(run_cli: Callable[..., Any], model_dir: Path) -> None:
+    os.symlink("..", model_dir / "parent")
+    res = run_cli("scan", "artifact", model_dir, "--allow-symlinks")
+    assert res.code == 2 and "outside the artifact" in res.err and "Traceback" not in res.err
+    os.remove(model_dir / "parent")
+    os.symlink(".", model_dir / "loop")
+    res = run_cli("scan", "artifact", model_dir, "--allow-symlinks")
+    assert res.code == 2 and "loop" in res.err
