@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from ..errors import (
     InputNotFoundError,
 )
 from ..findings import SubjectRef
+from ._parsing import parse_json_line, read_json_file, refuse_compressed, short
 
 FORMATS = ("jsonl", "csv", "tsv", "parquet", "hf")
 _SUFFIX = {
@@ -149,7 +149,7 @@ class TextDataset:
                 f"Got {self.max_chars!r}."
             )
         if not self.path.is_dir():
-            _refuse_compressed(self.path)
+            refuse_compressed(self.path)
         self.format = self._resolve_format()
 
     # -- identity ----------------------------------------------------------------------
@@ -372,7 +372,7 @@ class TextDataset:
 
     def _mixed_labels(self, lf: str, kinds: dict[str, tuple[str, object]]) -> None:
         shown = "; ".join(
-            f"{kind} at {place} ({_short(repr(v), 30)})" for kind, (place, v) in kinds.items()
+            f"{kind} at {place} ({short(repr(v), 30)})" for kind, (place, v) in kinds.items()
         )
         msg = (
             f"{self.path}: field {lf!r} mixes label types ({shown}). They are read as text: "
@@ -382,62 +382,6 @@ class TextDataset:
         if self.strict_labels:
             raise DataValidationError(msg + " Refused because of --strict.")
         self.label_warning = msg
-
-
-def parse_json_line(text: str, where: str) -> Any:
-    """``json.loads`` of one record; every way it can fail is a :class:`DataFormatError`.
-
-    Besides syntax errors, the standard library raises ``RecursionError`` on deeply nested
-    arrays / objects and ``ValueError`` on an integer of more than 4,300 digits
-    (``sys.get_int_max_str_digits``); both name the place here instead of escaping.
-    """
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(
-            f"{where} is not valid JSON ({exc.msg} at column {exc.colno}); each line must "
-            "hold one JSON object."
-        ) from None
-    except RecursionError:
-        raise DataFormatError(
-            f"{where} is nested too deeply to read (arrays or objects inside each other "
-            "beyond Python's recursion limit); expected one flat JSON object."
-        ) from None
-    except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer string"
-        raise DataFormatError(
-            f"{where} holds a value JSON cannot read safely ({_short(str(exc))}); a number "
-            "with thousands of digits is not a valid id or label."
-        ) from None
-
-
-#: Leading bytes of the compressed containers a dataset file is often shipped in.
-_COMPRESSED = {
-    b"\x1f\x8b": ("gzip", "gunzip -k"),
-    b"\x28\xb5\x2f\xfd": ("zstd", "zstd -d"),
-    b"BZh": ("bzip2", "bunzip2 -k"),
-    b"\xfd7zXZ\x00": ("xz", "unxz -k"),
-    b"PK\x03\x04": ("zip", "unzip"),
-}
-
-
-def _refuse_compressed(path: Path) -> None:
-    """A compressed file is named as such, not reported as "not UTF-8" on its first line."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-    except OSError:
-        return
-    for magic, (kind, tool) in _COMPRESSED.items():
-        if head.startswith(magic):
-            raise DataFormatError(
-                f"{path} is {kind}-compressed; dormant reads uncompressed JSONL, CSV, TSV, "
-                f"Parquet (compressed inside) or Hugging Face directories. Decompress it "
-                f"first (e.g. '{tool} {path.name}') and scan the result."
-            )
-
-
-def _short(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _label_kind(value: object) -> str:
@@ -476,7 +420,7 @@ def _bad_field(path: object, place: str, name: str, value: object, expected: str
 
 def _hf_arrow_files(p: Path, split: str | None) -> list[Path]:
     if (p / "dataset_dict.json").exists():
-        meta = _read_json_file(p / "dataset_dict.json")
+        meta = read_json_file(p / "dataset_dict.json")
         splits = meta.get("splits", []) if isinstance(meta, dict) else None
         if not isinstance(splits, list) or not all(isinstance(x, str) for x in splits):
             raise DataFormatError(
@@ -498,7 +442,7 @@ def _hf_arrow_files(p: Path, split: str | None) -> list[Path]:
     if not state.exists():
         raise DataFormatError(f"{p} has no state.json; save the dataset with save_to_disk.")
     try:
-        files = [p / d["filename"] for d in _read_json_file(state)["_data_files"]]
+        files = [p / d["filename"] for d in read_json_file(state)["_data_files"]]
     except (KeyError, TypeError) as exc:
         raise DataFormatError(
             f"{state} is not a datasets state file (expected '_data_files' with file names; "
@@ -512,16 +456,6 @@ def _hf_arrow_files(p: Path, split: str | None) -> list[Path]:
         if not f.exists():
             raise DataFormatError(f"{p}: data file {f.name} listed in state.json is missing.")
     return files
-
-
-def _read_json_file(path: Path) -> Any:
-    try:
-        text = path.read_text("utf-8")
-    except UnicodeDecodeError:
-        raise DataFormatError(f"{path} is not valid UTF-8; expected a JSON file.") from None
-    except OSError as exc:
-        raise DataFormatError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    return parse_json_line(text, str(path))
 
 
 def _open_arrow(f: Path) -> Any:
