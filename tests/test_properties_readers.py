@@ -164,3 +164,24 @@ def test_report_loader_deep_nesting(tmp_path: Path, n: int) -> None:
     path.write_text("[" * n + "]" * n)
     with pytest.raises(DormantError, match="nested too deeply"):
         load_report_json(path)
+
+
+@SUITE
+@given(
+    lines=st.lists(record_lines(("text", "label")), max_size=6),
+    codec=st.sampled_from(["gzip", "bz2", "lzma"]),
+    cut=st.one_of(st.none(), st.integers(0, 200)),
+    flips=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=3),
+)
+def test_compressed_jsonl(
+    lines: list[bytes], codec: str, cut: int | None, flips: list[tuple[int, int]]
+) -> None:
+    import importlib
+
+    packed = bytearray(importlib.import_module(codec).compress(b"\n".join(lines)))
+    for at, value in flips:
+        packed[at % len(packed)] = value
+    if cut is not None:
+        packed = packed[: cut % (len(packed) + 1)]
+    suffix = {"gzip": ".gz", "bz2": ".bz2", "lzma": ".xz"}[codec]
+    _check_file(f"d.jsonl{suffix}", bytes(packed), **LABELLED)

@@ -99,3 +99,12 @@ def test_cli_names_the_loop_with_exit_2(run_cli: Callable[..., Any], model_dir: 
     os.symlink(".", model_dir / "loop")
     res = run_cli("scan", "artifact", model_dir, "--allow-symlinks")
     assert res.code == 2 and "loop" in res.err
+
+
+def test_zip_member_with_a_nul_cut_name_is_reported_not_a_crash(tmp_path: Path) -> None:
+    # found by the property tests: zipfile cuts "\x00evil" to "", and ZipInfo.is_dir()
+    # then raised IndexError
+    archive = _zip(tmp_path / "model.zip", ["\x00evil", "ok.bin"])
+    result = scan_file(archive)
+    assert any("empty name" in i.title for i in result.issues)
+    assert not result.complete

@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import json
+import lzma
 import os
 import signal
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,17 +96,53 @@ def test_exit_70_is_documented() -> None:
 # ---------------------------------------------------------------- 9: compressed input
 
 
-@pytest.mark.parametrize("fmt", [None, "jsonl"])
-def test_gzip_file_is_named_compressed(
-    run_cli: Callable[..., Any], tmp_path: Path, fmt: str | None
+@pytest.mark.parametrize(
+    ("suffix", "pack"),
+    [
+        (".gz", gzip.compress),
+        (".bz2", bz2.compress),
+        (".xz", lzma.compress),
+        (".zst", lambda b: pytest.importorskip("zstandard").ZstdCompressor().compress(b)),
+    ],
+)
+def test_compressed_data_is_read_transparently(
+    run_cli: Callable[..., Any], tmp_path: Path, suffix: str, pack: Callable[[bytes], bytes]
 ) -> None:
     plain = small_jsonl(tmp_path / "d.jsonl")
-    gz = tmp_path / "d.jsonl.gz"
-    gz.write_bytes(gzip.compress(plain.read_bytes()))
-    extra = ["--format", fmt] if fmt else []
-    res = run_cli("scan", "data", gz, *LABEL, *FAST, *extra, "-o", tmp_path / "out")
-    assert_clean_error(res, 2, "gzip-compressed", "gunzip")
+    packed = tmp_path / f"d.jsonl{suffix}"
+    packed.write_bytes(pack(plain.read_bytes()))
+    before = packed.read_bytes()
+    outs = {}
+    for name, src in (("plain", plain), ("packed", packed)):
+        out = tmp_path / f"out-{name}"
+        res = run_cli("scan", "data", src, *LABEL, *FAST, "--formats", "json,scores", "-o", out)
+        assert res.code in (0, 1), res.err
+        outs[name] = out
+    assert packed.read_bytes() == before
+    scores = [(o / "scores.jsonl").read_text() for o in outs.values()]
+    assert scores[0] == scores[1]
+    assert (outs["packed"] / "clean.jsonl").read_bytes() + (
+        outs["packed"] / "quarantine.jsonl"
+    ).read_bytes() != b""
+    split = json.loads((outs["packed"] / "split.json").read_text())
+    assert split["clean"] + split["quarantine"] == 40
+
+
+def test_damaged_or_unsupported_compression_is_exit_2(
+    run_cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    plain = small_jsonl(tmp_path / "d.jsonl")
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(plain.read_bytes())[:-30])
+    res = run_cli("scan", "data", cut, *LABEL, *FAST, "-o", tmp_path / "o")
+    assert_clean_error(res, 2, "gzip stream", "damaged or truncated")
+    z = tmp_path / "d.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.write(plain, "d.jsonl")
+    res = run_cli("scan", "data", z, *LABEL, *FAST, "--format", "jsonl", "-o", tmp_path / "o")
+    assert_clean_error(res, 2, "zip archive", "unzip")
     assert "UTF-8" not in res.err
+    assert not (tmp_path / "o").exists()
 
 
 # ---------------------------------------------------------------- 12: mixed label types

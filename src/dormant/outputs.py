@@ -30,6 +30,7 @@ import numpy as np
 
 from .errors import ConfigError, DataFormatError
 from .report import Report
+from .subjects._parsing import open_data
 from .subjects.dataset import TextDataset
 
 REPORT_FORMATS = ("json", "sarif", "md", "html", "scores")
@@ -226,7 +227,8 @@ def _split_jsonl(
     clean, quar = tmp / "clean.jsonl", tmp / "quarantine.jsonl"
     counts = {"clean": 0, "quarantine": 0}
     row = 0
-    with open(dataset.path, "rb") as src, open(clean, "wb") as fc, open(quar, "wb") as fq:
+    src_file = open_data(Path(dataset.path), dataset.compression)
+    with src_file as src, open(clean, "wb") as fc, open(quar, "wb") as fq:
         for lineno, raw in enumerate(src, start=1):
             if not (raw.removeprefix(b"\xef\xbb\xbf") if lineno == 1 else raw).strip():
                 continue
@@ -253,7 +255,7 @@ def _split_csv(
     ext = "tsv" if delimiter == "\t" else "csv"
     clean, quar = tmp / f"clean.{ext}", tmp / f"quarantine.{ext}"
     counts = {"clean": 0, "quarantine": 0}
-    with open(dataset.path, "rb") as raw:
+    with open_data(Path(dataset.path), dataset.compression) as raw:
         reader = csv.reader(
             io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""), delimiter=delimiter
         )

@@ -304,7 +304,16 @@ def _scan_zip(ctx: _Ctx, fh: Any, member: str, depth: int) -> None:
     for info in infos:
         ctx.scan.members += 1
         sub = f"{member}!{info.filename}" if member else info.filename
-        if info.is_dir():
+        if not info.filename:  # zipfile cuts a name at its first NUL byte
+            ctx.add(
+                "unreadable",
+                Severity.HIGH,
+                "archive member with an empty name (cut at a NUL byte, or none); extractors "
+                "and loaders disagree on what it is",
+                f"{member}!" if member else "",
+            )
+            continue
+        if info.filename.endswith("/"):  # ZipInfo.is_dir() fails on an empty name
             continue
         if torch_like and _TORCH_STORAGE.search(info.filename) and len(roots) <= 1:
             continue  # raw tensor bytes, read by torch's persistent_load, never unpickled

@@ -3,9 +3,14 @@ check that a data file is not a compressed container."""
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
 import json
+import lzma
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from ..errors import DataFormatError
 
@@ -37,29 +42,68 @@ def parse_json_line(text: str, where: str) -> Any:
 
 
 #: Leading bytes of the compressed containers a dataset file is often shipped in.
-_COMPRESSED = {
-    b"\x1f\x8b": ("gzip", "gunzip -k"),
-    b"\x28\xb5\x2f\xfd": ("zstd", "zstd -d"),
-    b"BZh": ("bzip2", "bunzip2 -k"),
-    b"\xfd7zXZ\x00": ("xz", "unxz -k"),
-    b"PK\x03\x04": ("zip", "unzip"),
+_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"PK\x03\x04": "zip",
 }
+#: Suffixes of compressed files, stripped to find the format (``d.jsonl.gz`` is JSONL).
+COMPRESSED_SUFFIXES = frozenset({".gz", ".gzip", ".zst", ".zstd", ".bz2", ".xz"})
+#: Errors a damaged compressed stream raises while it is read.
+STREAM_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error, lzma.LZMAError)
 
 
-def refuse_compressed(path: Path) -> None:
-    """A compressed file is named as such, not reported as "not UTF-8" on its first line."""
+def compression_of(path: Path) -> str | None:
+    """The compression of a data file, from its first bytes (``None``: not compressed).
+
+    gzip, bzip2 and xz are read transparently (standard library), zstd when the
+    ``zstandard`` package is installed; a zip archive (several files) is refused.
+
+    Raises
+    ------
+    DataFormatError
+        A zip archive, or zstd without ``zstandard``.
+    """
     try:
         with open(path, "rb") as fh:
             head = fh.read(8)
     except OSError:
-        return
-    for magic, (kind, tool) in _COMPRESSED.items():
-        if head.startswith(magic):
+        return None
+    kind = next((k for m, k in _MAGIC.items() if head.startswith(m)), None)
+    if kind == "zip":
+        raise DataFormatError(
+            f"{path} is a zip archive; dormant reads one data file (JSONL, CSV, TSV or "
+            "Parquet, optionally gzip/bzip2/xz/zstd-compressed) or a Hugging Face directory. "
+            f"Extract it first (e.g. 'unzip {path.name}') and scan the data file."
+        )
+    if kind == "zstd":
+        try:
+            import zstandard  # noqa: F401
+        except ImportError:
             raise DataFormatError(
-                f"{path} is {kind}-compressed; dormant reads uncompressed JSONL, CSV, TSV, "
-                f"Parquet (compressed inside) or Hugging Face directories. Decompress it "
-                f"first (e.g. '{tool} {path.name}') and scan the result."
-            )
+                f"{path} is zstd-compressed and the 'zstandard' package is not installed; "
+                f"install it (pip install zstandard) or decompress first ('zstd -d {path.name}')."
+            ) from None
+    return kind
+
+
+def open_data(path: Path, compression: str | None) -> IO[bytes]:
+    """Open a data file for binary reading, decompressing it on the fly."""
+    if compression == "gzip":
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    if compression == "bzip2":
+        return bz2.open(path, "rb")
+    if compression == "xz":
+        return lzma.open(path, "rb")
+    if compression == "zstd":
+        import zstandard
+
+        raw = open(path, "rb")  # noqa: SIM115 - closed with the reader below
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+        return io.BufferedReader(reader)
+    return open(path, "rb")
 
 
 def short(text: str, limit: int = 120) -> str:

@@ -28,7 +28,15 @@ from ..errors import (
     InputNotFoundError,
 )
 from ..findings import SubjectRef
-from ._parsing import parse_json_line, read_json_file, refuse_compressed, short
+from ._parsing import (
+    COMPRESSED_SUFFIXES,
+    STREAM_ERRORS,
+    compression_of,
+    open_data,
+    parse_json_line,
+    read_json_file,
+    short,
+)
 
 FORMATS = ("jsonl", "csv", "tsv", "parquet", "hf")
 _SUFFIX = {
@@ -108,6 +116,7 @@ class TextDataset:
     strict_labels: bool = False
     _digest: str | None = field(default=None, init=False, repr=False)
     label_warning: str | None = field(default=None, init=False, repr=False)
+    compression: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -149,8 +158,13 @@ class TextDataset:
                 f"Got {self.max_chars!r}."
             )
         if not self.path.is_dir():
-            refuse_compressed(self.path)
+            self.compression = compression_of(self.path)
         self.format = self._resolve_format()
+        if self.compression and self.format not in ("jsonl", "csv", "tsv"):
+            raise DataFormatError(
+                f"{self.path} is {self.compression}-compressed {self.format}; only JSONL, CSV "
+                "and TSV are read compressed (Parquet compresses inside the file)."
+            )
 
     # -- identity ----------------------------------------------------------------------
 
@@ -207,7 +221,10 @@ class TextDataset:
                 f"{p} is a directory but not a Hugging Face dataset saved with save_to_disk "
                 "(no state.json or dataset_dict.json)."
             )
-        fmt = _SUFFIX.get(p.suffix.lower())
+        suffix = p.suffix.lower()
+        if suffix in COMPRESSED_SUFFIXES:
+            suffix = Path(p.stem).suffix.lower()  # d.jsonl.gz is JSONL
+        fmt = _SUFFIX.get(suffix)
         if fmt is None:
             raise DataFormatError(
                 f"Cannot tell the format of {p.name!r} from its suffix; expected one of "
@@ -227,16 +244,23 @@ class TextDataset:
     def rows(self) -> Iterator[tuple[int, str, dict[str, Any]]]:
         """Yield ``(row_index, place, row_dict)``; ``place`` names the line or row for errors."""
         fmt = self.format
-        if fmt == "jsonl":
-            yield from self._jsonl_rows()
-        elif fmt in ("csv", "tsv"):
-            yield from self._csv_rows("\t" if fmt == "tsv" else ",")
-        else:
-            yield from self._arrow_rows()
+        try:
+            if fmt == "jsonl":
+                yield from self._jsonl_rows()
+            elif fmt in ("csv", "tsv"):
+                yield from self._csv_rows("\t" if fmt == "tsv" else ",")
+            else:
+                yield from self._arrow_rows()
+        except STREAM_ERRORS as exc:
+            what = f"the {self.compression} stream" if self.compression else "the file"
+            raise DataFormatError(
+                f"{self.path}: {what} cannot be read to its end ({type(exc).__name__}: "
+                f"{short(str(exc))}); the file is damaged or truncated."
+            ) from None
 
     def _jsonl_rows(self) -> Iterator[tuple[int, str, dict[str, Any]]]:
         idx = 0
-        with open(self.path, "rb") as fh:
+        with open_data(Path(self.path), self.compression) as fh:
             for lineno, raw in enumerate(fh, start=1):
                 try:
                     line = raw.decode("utf-8")
@@ -260,7 +284,7 @@ class TextDataset:
 
     def _csv_rows(self, delimiter: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
         csv.field_size_limit(max(self.max_chars * 4, 1 << 20))
-        with open(self.path, "rb") as raw:
+        with open_data(Path(self.path), self.compression) as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
             reader = csv.DictReader(text, delimiter=delimiter)
             idx = 0
