@@ -117,9 +117,23 @@ CASES: list[Case] = [
         lambda d: ["scan", "data", str(_jsonl(d, "{oops")), *LABEL, "-o", str(d / "o")],
     ),
     (
-        "gzip-compressed data file",
+        "truncated gzip data file (a whole one is read)",
         "scan data",
-        lambda d: ["scan", "data", str(_gz(d)), *LABEL, "--format", "jsonl", "-o", str(d / "o")],
+        lambda d: ["scan", "data", str(_gz(d)), *LABEL, "-o", str(d / "o")],
+    ),
+    (
+        "zip archive given as a data file",
+        "scan data",
+        lambda d: [
+            "scan",
+            "data",
+            str(_zipped_data(d)),
+            *LABEL,
+            "--format",
+            "jsonl",
+            "-o",
+            str(d / "o"),
+        ],
     ),
     (
         "mixed label types with --strict",

@@ -108,3 +108,12 @@ def test_zip_member_with_a_nul_cut_name_is_reported_not_a_crash(tmp_path: Path) 
     result = scan_file(archive)
     assert any("empty name" in i.title for i in result.issues)
     assert not result.complete
+
+
+def test_zip_of_an_unknown_format_version_is_unreadable_not_a_crash(tmp_path: Path) -> None:
+    # found by the fuzz harness (fuzz/fuzz_serialization.py zip): zipfile raises
+    # NotImplementedError("zip file version 23.7") when the archive is opened
+    src = Path(__file__).parent / "data" / "fuzz" / "zip-version-23.7.pt"
+    result = scan_file(src)
+    assert not result.complete
+    assert any("zip file version" in i.title for i in result.issues)

@@ -268,7 +268,14 @@ def _scan_zip(ctx: _Ctx, fh: Any, member: str, depth: int) -> None:
     try:
         zf = zipfile.ZipFile(fh)
         infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        struct.error,
+        NotImplementedError,  # "zip file version 23.7": an unknown format version
+    ) as exc:
         ctx.add("unreadable", Severity.HIGH, f"zip archive cannot be opened: {exc}", member)
         return
     names = [i.filename for i in infos]
