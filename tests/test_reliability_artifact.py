@@ -117,3 +117,19 @@ def test_zip_of_an_unknown_format_version_is_unreadable_not_a_crash(tmp_path: Pa
     result = scan_file(src)
     assert not result.complete
     assert any("zip file version" in i.title for i in result.issues)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\x93NUMPY\x02etb*", b"\x93NUMPY\x03\x00\x01"],
+    ids=["cut-v2-header", "cut-v3-header"],
+)
+def test_npy_with_a_cut_version_2_header_is_malformed_not_a_crash(
+    tmp_path: Path, data: bytes
+) -> None:
+    # found by the fuzz harness (fuzz/fuzz_serialization.py npy): struct.error
+    path = tmp_path / "w.npy"
+    path.write_bytes(data)
+    result = scan_file(path)
+    assert not result.complete
+    assert any("truncated" in i.title for i in result.issues)

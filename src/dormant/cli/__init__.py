@@ -6,7 +6,8 @@ Exit codes (documented in the README; CI pipelines rely on them):
 0     ran; no finding at or above ``--fail-on``
 1     ran; at least one finding at or above ``--fail-on``
 2     usage error or bad input (missing file, malformed data, bad option value)
-3     a scanner failed (the report lists it under ``errors``)
+3     a scanner failed (the report lists it under ``errors``), or the registry does not
+      answer or does not exist (checked before a scan starts)
 4     verification failed (provenance: signature or manifest does not verify)
 70    internal error: a defect in dormant (not in the input); the message says how to report
       it; ``--debug`` (before the subcommand) shows the traceback

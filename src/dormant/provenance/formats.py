@@ -56,6 +56,9 @@ def scan_npy(ctx: _Ctx, fh: Any, size: int, member: str) -> None:
         start = 10
     elif major in (2, 3):
         raw += fh.read(2)
+        if len(raw) < 12:  # found by the fuzz harness: struct.error on a cut v2 header
+            ctx.add("malformed", Severity.HIGH, ".npy file is truncated inside its header", member)
+            return
         (hlen,) = struct.unpack("<I", raw[8:12])
         start = 12
     else:
@@ -70,7 +73,7 @@ def scan_npy(ctx: _Ctx, fh: Any, size: int, member: str) -> None:
         descr, shape = header["descr"], tuple(header["shape"])
         if not all(isinstance(d, int) and d >= 0 for d in shape):
             raise ValueError(f"bad shape {shape!r}")
-    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError) as exc:
+    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError) as exc:
         ctx.add("malformed", Severity.HIGH, f".npy header cannot be parsed: {exc}", member)
         return
     data_start = start + hlen
@@ -91,7 +94,7 @@ def scan_npy(ctx: _Ctx, fh: Any, size: int, member: str) -> None:
 
     try:
         itemsize = np.dtype(descr).itemsize
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError, IndexError, RecursionError, MemoryError) as exc:
         ctx.add("malformed", Severity.HIGH, f".npy dtype {descr!r} is invalid: {exc}", member)
         return
     expected = math.prod(shape) * itemsize
