@@ -107,9 +107,21 @@ def test_raw_bytes_behind_each_magic(magic: bytes, body: bytes, suffix: str) -> 
     _scan_bytes(f"f{suffix}", magic + body)
 
 
+tensor_entries = st.fixed_dictionaries(
+    {
+        "dtype": st.one_of(st.sampled_from(["F32", "BF16", "I8", "BOOL", "F8_E4M3"]), json_values),
+        "shape": st.one_of(st.lists(st.integers(-2, 2**70), max_size=4), json_values),
+        "data_offsets": st.one_of(st.lists(st.integers(-1, 2**66), max_size=3), json_values),
+    }
+)
+safetensors_headers = st.dictionaries(
+    st.text(max_size=6), st.one_of(tensor_entries, json_values), max_size=3
+)
+
+
 @SUITE
 @given(
-    header=st.one_of(json_values, st.binary(max_size=80)),
+    header=st.one_of(safetensors_headers, json_values, st.binary(max_size=80)),
     declared=st.one_of(st.none(), st.integers(0, 2**64 - 1)),
     payload=st.binary(max_size=64),
 )

@@ -133,3 +133,29 @@ def test_npy_with_a_cut_version_2_header_is_malformed_not_a_crash(
     result = scan_file(path)
     assert not result.complete
     assert any("truncated" in i.title for i in result.issues)
+
+
+def _safetensors(tmp_path: Path, header: bytes, payload: bytes = b"") -> Path:
+    import struct
+
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + payload)
+    return path
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b'{"w": {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}}',  # unhashable dtype
+        b'{"w": {"dtype": "F32", "shape": [' + b"99999999999999999999," * 30 + b"1], "
+        b'"data_offsets": [0, 4]}}',  # a size no float holds
+        b"[" * 100_000 + b"]" * 100_000,  # nesting json cannot read
+    ],
+    ids=["list-dtype", "huge-shape", "deep-json"],
+)
+def test_hostile_safetensors_headers_are_malformed_not_a_crash(
+    tmp_path: Path, header: bytes
+) -> None:
+    result = scan_file(_safetensors(tmp_path, header, b"\x00" * 4))
+    assert [i.kind for i in result.issues] == ["malformed"]
+    assert not result.complete

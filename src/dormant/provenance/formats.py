@@ -131,6 +131,8 @@ def scan_safetensors(ctx: _Ctx, fh: Any, size: int, member: str) -> None:
         header = json.loads(fh.read(n).decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError) as exc:
         return bad(f"header is not valid JSON: {exc}")
+    except RecursionError:
+        return bad("header is JSON nested too deeply to read")
     if not isinstance(header, dict):
         return bad("header is not a JSON object")
     meta = header.pop("__metadata__", {})
@@ -143,7 +145,7 @@ def scan_safetensors(ctx: _Ctx, fh: Any, size: int, member: str) -> None:
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
             return bad(f"tensor {key!r} needs exactly dtype, shape and data_offsets")
         dtype, shape, offs = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in SAFETENSORS_BITS:
+        if not isinstance(dtype, str) or dtype not in SAFETENSORS_BITS:
             return bad(f"tensor {key!r} has unknown dtype {dtype!r}")
         if not isinstance(shape, list) or not all(
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
@@ -158,9 +160,10 @@ def scan_safetensors(ctx: _Ctx, fh: Any, size: int, member: str) -> None:
             return bad(f"tensor {key!r} has invalid data_offsets {offs!r}")
         bits = math.prod(shape) * SAFETENSORS_BITS[dtype]
         if bits % 8 or bits // 8 != offs[1] - offs[0]:
+            size_text = f"{bits / 8:g}" if bits < 1 << 80 else "an absurd number of"
             return bad(
-                f"tensor {key!r} declares {dtype}{shape} ({bits / 8:g} bytes) but its offsets "
-                f"span {offs[1] - offs[0]} bytes"
+                f"tensor {key!r} declares {dtype} of {len(shape)} dimensions ({size_text} "
+                f"bytes) but its offsets span {offs[1] - offs[0]} bytes"
             )
         spans.append((offs[0], offs[1], key))
     spans.sort()
