@@ -159,3 +159,16 @@ def test_hostile_safetensors_headers_are_malformed_not_a_crash(
     result = scan_file(_safetensors(tmp_path, header, b"\x00" * 4))
     assert [i.kind for i in result.issues] == ["malformed"]
     assert not result.complete
+
+
+@pytest.mark.parametrize("descr", ["',f4'", "'f4,(2'", "[('a', 'f4', 'x')]", "'O' * 3"])
+def test_npy_with_a_dtype_numpy_cannot_parse_is_malformed_not_a_crash(
+    tmp_path: Path, descr: str
+) -> None:
+    # found by the fuzz harness (target "any"): np.dtype(",f4") raises SyntaxError
+    header = f"{{'descr': {descr}, 'fortran_order': False, 'shape': (6,), }}"
+    header = header.ljust(118) + "\n"
+    path = tmp_path / "w.npy"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
+    result = scan_file(path)
+    assert [i.kind for i in result.issues] in (["malformed"], ["object-array", "malformed"])
