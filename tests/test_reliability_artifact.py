@@ -172,3 +172,11 @@ def test_npy_with_a_dtype_numpy_cannot_parse_is_malformed_not_a_crash(
     path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
     result = scan_file(path)
     assert [i.kind for i in result.issues] in (["malformed"], ["object-array", "malformed"])
+
+
+def test_zip_member_with_a_damaged_deflate_stream_is_unreadable_not_a_crash() -> None:
+    # found by the fuzz harness (target "zip"): zlib.error "invalid stored block lengths"
+    src = Path(__file__).parent / "data" / "fuzz" / "zip-bad-deflate.pt"
+    result = scan_file(src)
+    assert not result.complete
+    assert any("cannot be read" in i.title for i in result.issues)

@@ -349,7 +349,15 @@ def _scan_zip(ctx: _Ctx, fh: Any, member: str, depth: int) -> None:
             if not _worth_reading(head, info.filename, torch_like):
                 continue
             data = zf.read(info)  # reads to the end, so the CRC-32 is checked
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            ValueError,
+            EOFError,
+            NotImplementedError,
+            zlib.error,  # a damaged deflate stream (found by the fuzz harness)
+            lzma.LZMAError,
+        ) as exc:
             ctx.add("unreadable", Severity.HIGH, f"member cannot be read: {exc}", sub)
             continue
         _dispatch(
