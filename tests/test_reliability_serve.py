@@ -102,3 +102,12 @@ def test_read_timeout_setting_is_checked(tiny_dir: Path, bad: object) -> None:
         model = load_causal_lm(tiny_dir, name="tiny")
     with pytest.raises(ConfigError, match="read_timeout"):
         ChatServer(model, read_timeout=bad)  # type: ignore[arg-type]
+
+
+def test_slow_headers_of_a_second_request_on_a_kept_alive_connection_are_408(
+    server: ChatServer,
+) -> None:
+    first = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    answer = _raw(server, first + b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert b"HTTP/1.1 408" in answer and b"headers did not arrive" in answer

@@ -311,25 +311,33 @@ def json_h11_protocol(server: ChatServer) -> type:
         """Also bounds the time a client may take to send request headers (slowloris)."""
 
         _header_timer: Any = None
-        _served = False
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._arm_header_timer()
 
+        def data_received(self, data: bytes) -> None:
+            if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
+                self._arm_header_timer()  # the first bytes of the next request on this connection
+            super().data_received(data)
+
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            self._served = True
-            self._arm_header_timer()
+            self._cancel_header_timer()
+            if self.conn.trailing_data[0]:  # part of a pipelined request is already here
+                self._arm_header_timer()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
+            self._cancel_header_timer()
             super().connection_lost(exc)
 
-        def _arm_header_timer(self) -> None:
+        def _cancel_header_timer(self) -> None:
             if self._header_timer is not None:
                 self._header_timer.cancel()
+                self._header_timer = None
+
+        def _arm_header_timer(self) -> None:
+            self._cancel_header_timer()
             self._header_timer = self.loop.call_later(server.read_timeout, self._header_deadline)
 
         def _header_deadline(self) -> None:
@@ -339,8 +347,6 @@ def json_h11_protocol(server: ChatServer) -> type:
                 return  # a request is being answered: its body has its own deadline
             if self.transport.is_closing():
                 return
-            if self._served and not self.conn.trailing_data[0]:
-                return  # an idle keep-alive connection: uvicorn's keep-alive timeout holds
             data = _json_bytes(
                 RequestError(
                     408,
