@@ -158,12 +158,26 @@ def test_embed_dataset_streams_caches_and_reads_the_cache(tmp_path, embedded):
     assert enc.embed_dataset(other, context=ScanContext()).shape == (3, 384)
 
 
-def test_corrupt_cache_is_an_error_naming_the_file(tmp_path):
+@pytest.mark.parametrize(
+    "entry",
+    [
+        b"not an npy file",
+        np.zeros((3, 5), dtype=np.float32),  # wrong shape: once three scanner errors
+        np.zeros((2, 384), dtype=np.float64),  # wrong dtype
+        np.full((2, 384), np.nan, dtype=np.float32),  # not finite
+    ],
+    ids=["garbage", "wrong-shape", "wrong-dtype", "nan"],
+)
+def test_stale_or_corrupt_cache_entry_is_rebuilt(tmp_path, embedded, entry):
     ds = _write_jsonl(tmp_path / "d.jsonl", TEXTS[:2])
     enc = TextEncoder()
     ctx = ScanContext(cache_dir=tmp_path)
     f = tmp_path / "embeddings" / f"{enc.cache_key(ds)}.npy"
     f.parent.mkdir()
-    f.write_bytes(b"not an npy file")
-    with pytest.raises(InputError, match="delete the file"):
-        enc.embed_dataset(ds, context=ctx)
+    if isinstance(entry, bytes):
+        f.write_bytes(entry)
+    else:
+        np.save(f, entry)
+    got = enc.embed_dataset(ds, context=ctx)
+    np.testing.assert_allclose(got, embedded[:2], atol=2e-5)
+    np.testing.assert_array_equal(np.load(f), got)  # the entry was replaced

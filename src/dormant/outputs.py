@@ -30,6 +30,7 @@ import numpy as np
 
 from .errors import ConfigError, DataFormatError
 from .report import Report
+from .subjects._parsing import open_data
 from .subjects.dataset import TextDataset
 
 REPORT_FORMATS = ("json", "sarif", "md", "html", "scores")
@@ -122,15 +123,60 @@ def _is_output_name(entry: Path) -> bool:
 
 
 def _make_tmp_dir(out: Path) -> Path:
-    """A fresh hidden sibling of ``out``, created with the umask's permissions (not 0700)."""
+    """A fresh hidden sibling of ``out``, created with the umask's permissions (not 0700).
+
+    Its name carries this process id, so leftovers of a run that was killed outright (SIGKILL,
+    a power cut: no cleanup could run) are recognised and removed by the next run.
+    """
+    remove_stale_partials(out)
+    pid = os.getpid()
     for _ in range(100):
-        tmp = out.parent / f".{out.name}.{secrets.token_hex(6)}.partial"
+        tmp = out.parent / f".{out.name}.{pid}-{secrets.token_hex(6)}.partial"
         try:
             tmp.mkdir()
         except FileExistsError:
             continue
         return tmp
     raise FileExistsError(f"Could not create a temporary directory beside {out}.")
+
+
+def remove_stale_partials(out: Path) -> list[Path]:
+    """Remove ``.OUT.<pid>-*.partial`` / ``.OUT.old-<pid>`` siblings of dead processes.
+
+    Returns the paths removed. Leftovers of a live process (a concurrent run) are kept.
+    """
+    removed: list[Path] = []
+    if not out.parent.is_dir():
+        return removed
+    prefix = f".{out.name}."
+    for entry in out.parent.iterdir():
+        name = entry.name
+        if not name.startswith(prefix) or not entry.is_dir() or entry.is_symlink():
+            continue
+        rest = name[len(prefix) :]
+        if rest.endswith(".partial"):
+            pid_text = rest.partition("-")[0]
+        elif rest.startswith("old-"):
+            pid_text = rest[4:]
+        else:
+            continue
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process (or an absurd number): leave it alone
+    return True
 
 
 def _swap(tmp: Path, out: Path) -> None:
@@ -181,7 +227,8 @@ def _split_jsonl(
     clean, quar = tmp / "clean.jsonl", tmp / "quarantine.jsonl"
     counts = {"clean": 0, "quarantine": 0}
     row = 0
-    with open(dataset.path, "rb") as src, open(clean, "wb") as fc, open(quar, "wb") as fq:
+    src_file = open_data(Path(dataset.path), dataset.compression)
+    with src_file as src, open(clean, "wb") as fc, open(quar, "wb") as fq:
         for lineno, raw in enumerate(src, start=1):
             if not (raw.removeprefix(b"\xef\xbb\xbf") if lineno == 1 else raw).strip():
                 continue
@@ -208,7 +255,7 @@ def _split_csv(
     ext = "tsv" if delimiter == "\t" else "csv"
     clean, quar = tmp / f"clean.{ext}", tmp / f"quarantine.{ext}"
     counts = {"clean": 0, "quarantine": 0}
-    with open(dataset.path, "rb") as raw:
+    with open_data(Path(dataset.path), dataset.compression) as raw:
         reader = csv.reader(
             io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""), delimiter=delimiter
         )

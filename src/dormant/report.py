@@ -133,6 +133,7 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "errors": [i.to_dict() for i in self.errors],
             "skips": [i.to_dict() for i in self.skips],
+            "warnings": [i.to_dict() for i in self.issues if i.kind == "warning"],
             "extras": self.extras,
         }
 
@@ -151,6 +152,41 @@ class Report:
             for rec in self.records:
                 fh.write(json.dumps(rec.to_dict(), ensure_ascii=False) + "\n")
         return Path(path)
+
+
+def load_report_json(path: str | os.PathLike[str], *, what: str = "Report") -> dict[str, Any]:
+    """Read a ``report.json`` as a dict; every way it can be unusable is a dormant error.
+
+    Raises
+    ------
+    InputNotFoundError
+        ``path`` is not a file.
+    DataFormatError
+        Not UTF-8, not JSON (including JSON nested beyond the recursion limit and numbers of
+        more than 4,300 digits, which the standard library refuses), or not a JSON object.
+    """
+    from .errors import DataFormatError, InputNotFoundError
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputNotFoundError(f"{what} not found: {p} (no such file).")
+    try:
+        data = json.loads(p.read_text("utf-8"))
+    except RecursionError:
+        raise DataFormatError(f"{what} {p} is nested too deeply to be a report.") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int digit limit
+        raise DataFormatError(
+            f"{what} {p} is not a JSON report ({str(exc)[:160]}); expected the report.json "
+            "written by a dormant scan."
+        ) from None
+    except OSError as exc:
+        raise DataFormatError(f"Cannot read {what.lower()} {p}: {exc.strerror or exc}.") from None
+    if not isinstance(data, dict):
+        raise DataFormatError(
+            f"{what} {p} holds a JSON {type(data).__name__}; expected an object (a dormant "
+            "report.json)."
+        )
+    return data
 
 
 def _json_default(obj: object) -> object:

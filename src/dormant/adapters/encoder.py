@@ -262,11 +262,21 @@ class TextEncoder:
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
+    def _fits(self, matrix: np.ndarray, dataset: TextDataset) -> bool:
+        """Whether a cached matrix has one row per record of ``dataset`` and this model's width."""
+        self.load()
+        if matrix.shape[1] != self.dim_ or not np.isfinite(matrix).all():
+            return False
+        return matrix.shape[0] == sum(len(b) for b in dataset.batches(_READ_CHUNK))
+
     def embed_dataset(self, dataset: TextDataset, *, context: ScanContext) -> np.ndarray:
         """Embed every record's text (``Batch.texts``) of ``dataset``, streaming its batches.
 
         When ``context.cache_dir`` is set the matrix is cached there as
-        ``embeddings/<key>.npy`` (see :meth:`cache_key`) and read back on the next call.
+        ``embeddings/<key>.npy`` (see :meth:`cache_key`: the dataset's digest, the model's
+        digest and the settings) and read back on the next call, once checked: a cache entry
+        that cannot be read or is not a float32 matrix of one row per record and this model's
+        width is stale or damaged, and is recomputed and replaced rather than trusted.
         Progress: ``context.progress("embed", n_done_in_this_step, None)``.
 
         Returns
@@ -278,7 +288,9 @@ class TextEncoder:
         if context.cache_dir is not None:
             cache_file = Path(context.cache_dir) / "embeddings" / f"{self.cache_key(dataset)}.npy"
             if cache_file.exists():
-                return _read_cache(cache_file)
+                cached = _read_cache(cache_file)
+                if cached is not None and self._fits(cached, dataset):
+                    return cached
         progress = context.progress
 
         def step(stage: str, advance: int, total: int | None) -> None:
@@ -322,16 +334,12 @@ def _check_model_dir(path: Path) -> Path:
     return path
 
 
-def _read_cache(path: Path) -> np.ndarray:
+def _read_cache(path: Path) -> np.ndarray | None:
+    """The cached matrix, or ``None`` when the file is not a readable 2-D float32 ``.npy``."""
     try:
         matrix = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(
-            f"Cached embeddings {path} cannot be read ({exc}); delete the file to recompute."
-        ) from exc
-    if matrix.ndim != 2 or matrix.dtype != np.float32:
-        raise InputError(
-            f"Cached embeddings {path} hold a {matrix.dtype} array of shape {matrix.shape}, "
-            "expected a 2-D float32 matrix; delete the file to recompute."
-        )
+    except (OSError, ValueError, EOFError):
+        return None
+    if not isinstance(matrix, np.ndarray) or matrix.ndim != 2 or matrix.dtype != np.float32:
+        return None
     return matrix

@@ -112,8 +112,21 @@ class HFClassifier:
         reason = refuse_reason(self.path)
         if reason:
             raise InputError(reason)
-        cfg = json.loads((self.path / "config.json").read_text("utf-8"))
+        try:
+            cfg = json.loads((self.path / "config.json").read_text("utf-8"))
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise InputError(
+                f"{self.path}/config.json is not valid JSON ({type(exc).__name__}: "
+                f"{str(exc)[:120]}); expected the config.json written by save_pretrained."
+            ) from None
+        if not isinstance(cfg, dict):
+            raise InputError(
+                f"{self.path}/config.json holds a JSON {type(cfg).__name__}; expected an object "
+                "(the config.json written by save_pretrained)."
+            )
         archs = cfg.get("architectures") or []
+        if not isinstance(archs, list):
+            archs = [archs]
         if not any(str(a).endswith("ForSequenceClassification") for a in archs):
             raise InputError(
                 f"{self.path} is not a sequence classifier (architectures={archs!r}); "

@@ -6,9 +6,12 @@ Exit codes (documented in the README; CI pipelines rely on them):
 0     ran; no finding at or above ``--fail-on``
 1     ran; at least one finding at or above ``--fail-on``
 2     usage error or bad input (missing file, malformed data, bad option value)
-3     a scanner failed (the report lists it under ``errors``)
+3     a scanner failed (the report lists it under ``errors``), or the registry does not
+      answer or does not exist (checked before a scan starts)
 4     verification failed (provenance: signature or manifest does not verify)
-130   interrupted
+70    internal error: a defect in dormant (not in the input); the message says how to report
+      it; ``--debug`` (before the subcommand) shows the traceback
+130   interrupted (SIGINT or SIGTERM)
 ====  ==========================================================================
 
 Subcommands live in sibling modules; each has ``register(root, scan)`` that adds its parsers
@@ -20,8 +23,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from .. import __version__
 from ..errors import (
@@ -37,6 +43,7 @@ EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_SCAN_ERROR = 3
 EXIT_VERIFY = 4
+EXIT_INTERNAL = 70  # EX_SOFTWARE of sysexits.h: an unexpected exception, never "findings"
 EXIT_INTERRUPTED = 130
 
 #: Modules that add subcommands; a missing module is skipped (optional parts).
@@ -57,9 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dormant",
         description="Find, prove and contain backdoor triggers in machine-learning systems.",
         epilog="Exit codes: 0 clean, 1 findings at/above --fail-on, 2 bad input or usage, "
-        "3 a scanner failed, 4 verification failed, 130 interrupted.",
+        "3 a scanner failed, 4 verification failed, 70 internal error (a defect in dormant), "
+        "130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"dormant {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an internal error (exit 70) instead of a one-line message",
+    )
     root = parser.add_subparsers(dest="command", metavar="COMMAND")
     scan = root.add_parser("scan", help="scan data, a model or an artifact for backdoors")
     scan_sub = scan.add_subparsers(dest="subject", metavar="SUBJECT")
@@ -86,10 +99,16 @@ def error(msg: str) -> None:
     print(f"dormant: error: {msg}", file=sys.stderr)
 
 
+def warning(msg: str) -> None:
+    """Print a one-line warning to stderr."""
+    print(f"dormant: warning: {msg}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dormant`` command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = _on_sigterm_interrupt()
     try:
         code: int = args.func(args)
         return code
@@ -105,6 +124,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DormantError as exc:
         error(str(exc))
         return EXIT_SCAN_ERROR
+    except Exception as exc:  # the catch-all: a defect must never read as "findings" (1)
+        if getattr(args, "debug", False):
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        error(
+            f"internal error ({type(exc).__name__}: {_short(str(exc))}). This is a defect in "
+            f"dormant {__version__}, not in your input: please report it with the command you "
+            "ran and the output of 'dormant --debug ...' (which shows the traceback)."
+        )
+        return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _on_sigterm_interrupt() -> Any:
+    """Make SIGTERM behave as Ctrl+C (its cleanup runs); returns the handler to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, _raise_interrupt)
+    except (ValueError, OSError):  # no signals here (an embedded interpreter)
+        return None
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def run() -> None:

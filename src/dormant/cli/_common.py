@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -66,19 +69,51 @@ def add_report_options(p: Any) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="print only errors")
 
 
-def parse_formats(value: str) -> tuple[str, ...]:
-    """``--formats``: a comma-separated, non-empty subset of the report formats."""
+def parse_formats(value: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """``--formats``: a comma-separated, non-empty subset of ``allowed`` (the report formats)."""
     from ..outputs import REPORT_FORMATS
 
+    allowed = allowed or REPORT_FORMATS
     formats = tuple(dict.fromkeys(f.strip() for f in value.split(",") if f.strip()))
-    bad = [f for f in formats if f not in REPORT_FORMATS]
+    bad = [f for f in formats if f not in allowed]
     if bad or not formats:
         raise ConfigError(
             f"The '--formats' option must be a comma-separated list of "
-            f"{', '.join(REPORT_FORMATS)}. Got {value!r}"
+            f"{', '.join(allowed)}. Got {value!r}"
             + (f" ({', '.join(map(repr, bad))} unknown)." if bad else ".")
         )
     return formats
+
+
+def check_out_dir(value: str | os.PathLike[str], *, option: str = "--out") -> Path:
+    """Check before any work that reports can be written into directory ``value``.
+
+    Raises :class:`ConfigError` (exit 2) when it is an existing file, or when it (or the
+    nearest existing folder above it, where it would be created) is not a writable directory.
+    """
+    out = Path(value)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"{option} {out} exists and is not a directory; give a directory to write the "
+            "reports into."
+        )
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{option} {out}: {probe} is not a directory, so {out} cannot be made.")
+    try:  # os.access alone is not enough: root passes it on read-only mounts
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise PermissionError(13, "permission denied")
+        os.rmdir(tempfile.mkdtemp(prefix=".dormant-write-check-", dir=probe))
+    except OSError as exc:
+        raise ConfigError(
+            f"{option} {out}: the directory {probe} is not writable ({exc.strerror or exc}); "
+            "choose another output directory."
+        ) from None
+    return out
 
 
 def parse_fail_on(value: str) -> Severity | None:

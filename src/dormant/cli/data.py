@@ -61,6 +61,12 @@ def register(root: Any, scan: Any) -> None:
         "false ones (mean 1 - p) stays at or below it; a number in (0, 1)",
     )
     p.add_argument("--no-split", action="store_true", help="do not write clean/quarantine files")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse (exit 2) labels of mixed types (some numbers, some strings) instead of "
+        "reading them as text with a warning",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=None, help="cache embeddings here")
     from .provenance import add_registry_option
@@ -90,14 +96,9 @@ def parse_fdr(value: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ..errors import ConfigError
-    from ..outputs import check_outputs, write_outputs
-    from ..scanners.base import ScanContext
-    from ..scanners.data.fusion import scan_dataset
+    from ..outputs import check_outputs
     from ..subjects.dataset import TextDataset
-    from . import error
+    from .provenance import open_registry
 
     fail_on = parse_fail_on(args.fail_on)
     fdr = parse_fdr(args.fdr)
@@ -112,8 +113,31 @@ def run(args: argparse.Namespace) -> int:
         format=args.format,
         split=args.split,
         max_chars=args.max_chars,
+        strict_labels=args.strict,
     )
     check_outputs(ds, args.out, formats=formats)  # before a long scan, not after it
+
+    registry = open_registry(args.registry)  # an unreachable registry fails before the scan
+    try:
+        return _scan(args, ds, formats, fail_on, registry)
+    finally:
+        if registry is not None:
+            registry.close()
+
+
+def _scan(
+    args: argparse.Namespace, ds: Any, formats: tuple[str, ...], fail_on: Any, registry: Any
+) -> int:
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..outputs import write_outputs
+    from ..report import ScanIssue
+    from ..scanners.base import ScanContext
+    from ..scanners.data.fusion import scan_dataset
+    from . import error
+    from . import warning as error_warning
+
     progress = Progress(progress_enabled(args.progress) and not args.quiet)
     ctx = ScanContext(
         seed=args.seed,
@@ -131,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     report.config["cli"] = {"fail_on": args.fail_on, "formats": list(formats)}
+    if ds.label_warning:
+        report.issues.append(ScanIssue(scanner="input", kind="warning", message=ds.label_warning))
+        error_warning(ds.label_warning)
     try:
         paths = write_outputs(report, ds, args.out, formats=formats, split=not args.no_split)
     except OSError as exc:
@@ -138,20 +165,10 @@ def run(args: argparse.Namespace) -> int:
             f"cannot write the outputs into {args.out}: {exc.strerror or exc}; nothing was "
             "written there (an earlier output is unchanged)."
         ) from None
-    if args.registry is not None:
-        _record(report, args.registry)
+    if registry is not None:
+        registry.record_scan(report)
     if not args.quiet:
         print(summarise(report, paths))
     for issue in report.errors:
         error(f"scanner {issue.scanner} failed: {issue.message}")
     return report.exit_code(fail_on)
-
-
-def _record(report: Any, value: str) -> None:
-    from .provenance import open_registry
-
-    db = open_registry(value)
-    try:
-        db.record_scan(report)
-    finally:
-        db.close()

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from ._common import Progress, add_report_options, parse_fail_on, progress_enabled, summarise
+from ._common import (
+    Progress,
+    add_report_options,
+    check_out_dir,
+    parse_fail_on,
+    parse_formats,
+    progress_enabled,
+    summarise,
+)
 
 
 def register(root: Any, scan: Any) -> None:
@@ -50,8 +57,7 @@ def register(root: Any, scan: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import DataFormatError, InputNotFoundError
-    from ..report import Report
+    from ..report import Report, load_report_json
     from ..scanners.base import ScanContext
     from ..scanners.model.run import scan_model
     from ..subjects.dataset import TextDataset
@@ -59,16 +65,11 @@ def run(args: argparse.Namespace) -> int:
     from . import error
 
     fail_on = parse_fail_on(args.fail_on)
-    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    formats = parse_formats(args.formats)
+    check_out_dir(args.out)  # before the scan, not after it
     data_report = None
     if args.data_report:
-        rp = Path(args.data_report)
-        if not rp.exists():
-            raise InputNotFoundError(f"--data-report: {rp} not found.")
-        try:
-            data_report = json.loads(rp.read_text("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataFormatError(f"--data-report: {rp} is not a JSON report: {exc}") from None
+        data_report = load_report_json(args.data_report, what="--data-report")
     model = load_classifier(args.model, device=args.device)
     ds = TextDataset(
         args.data,

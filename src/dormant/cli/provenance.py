@@ -10,9 +10,15 @@ import sys
 from typing import Any
 
 from . import EXIT_OK
+from ._common import check_out_dir, parse_formats
+
+#: Report formats of ``scan artifact`` (no per-record scores: an artifact has no records).
+ARTIFACT_FORMATS = ("json", "sarif", "md", "html")
 
 REGISTRY_HELP = (
-    "record the result in the registry at URL (sqlite:///file, postgresql://..., or a path); "
+    "record the result in the registry at URL (sqlite:///NAME relative to the current "
+    "directory, sqlite:////ABS/NAME absolute, postgresql://..., or a path; checked before the "
+    "scan starts); "
     "with no URL, the default per-user registry ($DORMANT_REGISTRY or the user data directory)"
 )
 
@@ -122,7 +128,9 @@ def register(root: Any, scan: Any) -> None:
     p.add_argument("path", help="checkpoint file or model directory")
     p.add_argument("-o", "--out", help="directory to write reports into")
     p.add_argument(
-        "--format",
+        "--formats",
+        "--format",  # the older spelling, kept working
+        dest="formats",
         default="json",
         help="comma-separated report formats for --out: json,sarif,md,html (default json)",
     )
@@ -260,6 +268,9 @@ def _scan_artifact(args: argparse.Namespace) -> int:
     from ..provenance.artifact import ArtifactScanner
 
     fail_on = Severity.parse(args.fail_on, param="--fail-on")
+    formats = parse_formats(args.formats, ARTIFACT_FORMATS)
+    if args.out:
+        check_out_dir(args.out)
     registry = open_registry(args.registry)
     report = ArtifactScanner(
         max_depth=args.max_depth, allow_symlinks=args.allow_symlinks
@@ -267,7 +278,6 @@ def _scan_artifact(args: argparse.Namespace) -> int:
     if args.out:
         from ..writers import write_all
 
-        formats = [f.strip() for f in args.format.split(",") if f.strip()]
         for fmt, path in write_all(report, args.out, formats=formats).items():
             print(f"{fmt}: {path}", file=sys.stderr)
     if args.json:

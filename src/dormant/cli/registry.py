@@ -22,7 +22,12 @@ def register(root: Any, scan: Any) -> None:
     reg.set_defaults(func=lambda a: _help(reg))
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--registry", metavar="URL", help="sqlite:///file, postgresql://..., path")
+        p.add_argument(
+            "--registry",
+            metavar="URL",
+            help="sqlite:///NAME (relative to the current directory), sqlite:////ABS/NAME "
+            "(absolute), postgresql://..., or a file path; a read never creates a registry",
+        )
         p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("list", help="artifacts on record with their provenance status")
@@ -50,7 +55,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 def _open(args: argparse.Namespace) -> Any:
     from ..registry import Registry
 
-    return Registry.open(args.registry)
+    return Registry.open(args.registry, create=False)
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -66,6 +66,14 @@ def register(root: Any, scan: Any) -> None:
         action="store_true",
         help="allow a --host that other machines can reach (by default only loopback)",
     )
+    p.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds a client has to send a request's headers, and again its body; slower "
+        "clients get 408 (default: %(default)s)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="do not log each request")
     p.set_defaults(func=run)
 
@@ -110,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         model_name=args.name or model.name,
         api_key=api_key,
+        read_timeout=args.read_timeout,
         quiet=args.quiet,
     )
     stop = threading.Event()

@@ -48,6 +48,8 @@ _EXPLAIN = {
     "polyglot": "The file reads as two formats; a loader and a scanner can see different contents.",
     "object-array": "Object arrays are stored as a pickle.",
     "torchscript": "TorchScript code in the archive is compiled and run by torch.jit.load.",
+    "path-traversal": "A member name that is absolute or climbs out with '..' makes extraction "
+    "write anywhere the extracting user may (zip-slip): a planted file, a replaced script.",
     "trailing-data": "Bytes after the pickle's end are ignored by pickle.load but may be read "
     "by custom loaders.",
 }

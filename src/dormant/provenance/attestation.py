@@ -202,16 +202,9 @@ def verify_attestation(
 def _load_report(report: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
     if isinstance(report, dict):
         return report
-    p = Path(report)
-    if not p.is_file():
-        raise InputNotFoundError(f"Report not found: {p}.")
-    try:
-        data = json.loads(p.read_text("utf-8"))
-    except ValueError as exc:
-        raise InputError(f"Report {p} is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InputError(f"Report {p} is not a JSON object.")
-    return data
+    from ..report import load_report_json
+
+    return load_report_json(report)
 
 
 def _private_key(key: str | os.PathLike[str], password: str | None) -> Any:

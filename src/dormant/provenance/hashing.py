@@ -265,23 +265,39 @@ def hash_path(
 def list_files(
     root: Path, *, ignore: Sequence[str] = DEFAULT_IGNORED, allow_symlinks: bool = False
 ) -> list[str]:
-    """Relative ``/``-separated paths of the files under ``root``, sorted, minus ``ignore``."""
+    """Relative ``/``-separated paths of the files under ``root``, sorted, minus ``ignore``.
+
+    With ``allow_symlinks``, a link is followed only to a target inside ``root``; a link out of
+    the artifact (``up -> /``) or a directory link back to a folder already being walked
+    (``loop -> .``) is an :class:`InputError` naming it, so a link can neither pull files of
+    the system into a digest nor make the walk go round.
+    """
     ignored = {p.strip("/") for p in ignore}
     out: list[str] = []
+    real_root = Path(os.path.realpath(root))
+    walked: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=allow_symlinks):
         base = Path(dirpath)
         rel_dir = base.relative_to(root).as_posix()
         prefix = "" if rel_dir == "." else rel_dir + "/"
+        walked.add(os.path.realpath(base))
         keep = []
         for d in sorted(dirnames):
             rel = prefix + d
             if rel in ignored:
                 continue
-            if (base / d).is_symlink() and not allow_symlinks:
-                raise InputError(
-                    f"Cannot hash {root}: {rel} is a symbolic link; pass allow_symlinks=True "
-                    "(--allow-symlinks) to follow links."
-                )
+            if (base / d).is_symlink():
+                if not allow_symlinks:
+                    raise InputError(
+                        f"Cannot hash {root}: {rel} is a symbolic link; pass "
+                        "allow_symlinks=True (--allow-symlinks) to follow links."
+                    )
+                target = _inside(root, real_root, base / d, rel)
+                if str(target) in walked or target in Path(os.path.realpath(base)).parents:
+                    raise InputError(
+                        f"Cannot hash {root}: {rel} is a symbolic link loop (it points back "
+                        f"to {target}, a folder already being read); remove the link."
+                    )
             keep.append(d)
         dirnames[:] = keep
         for name in filenames:
@@ -289,12 +305,33 @@ def list_files(
             if rel in ignored:
                 continue
             full = base / name
-            if full.is_symlink() and not allow_symlinks:
-                raise InputError(
-                    f"Cannot hash {root}: {rel} is a symbolic link; pass allow_symlinks=True "
-                    "(--allow-symlinks) to follow links."
-                )
+            if full.is_symlink():
+                if not allow_symlinks:
+                    raise InputError(
+                        f"Cannot hash {root}: {rel} is a symbolic link; pass "
+                        "allow_symlinks=True (--allow-symlinks) to follow links."
+                    )
+                _inside(root, real_root, full, rel)
             if not full.is_file():
                 raise InputError(f"Cannot hash {root}: {rel} is not a regular file.")
             out.append(rel)
     return sorted(out, key=lambda p: p.encode("utf-8"))
+
+
+def _inside(root: Path, real_root: Path, link: Path, rel: str) -> Path:
+    """The real target of ``link``; an :class:`InputError` when it is outside ``root``."""
+    try:
+        target = Path(os.path.realpath(link, strict=True))
+    except (OSError, RuntimeError) as exc:
+        loop = isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == 40  # ELOOP
+        raise InputError(
+            f"Cannot hash {root}: {rel} is a "
+            + ("symbolic link loop" if loop else "broken symbolic link")
+            + f" ({exc}); remove or fix the link."
+        ) from None
+    if target != real_root and real_root not in target.parents:
+        raise InputError(
+            f"Cannot hash {root}: {rel} is a symbolic link to {target}, outside the artifact "
+            f"({real_root}); only links inside it are followed with --allow-symlinks."
+        )
+    return target

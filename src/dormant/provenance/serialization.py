@@ -268,7 +268,14 @@ def _scan_zip(ctx: _Ctx, fh: Any, member: str, depth: int) -> None:
     try:
         zf = zipfile.ZipFile(fh)
         infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        struct.error,
+        NotImplementedError,  # "zip file version 23.7": an unknown format version
+    ) as exc:
         ctx.add("unreadable", Severity.HIGH, f"zip archive cannot be opened: {exc}", member)
         return
     names = [i.filename for i in infos]
@@ -289,12 +296,31 @@ def _scan_zip(ctx: _Ctx, fh: Any, member: str, depth: int) -> None:
             f"{first} bytes precede the first zip member (data prepended to the archive)",
             member,
         )
+    for name in names:
+        why = unsafe_member_name(name)
+        if why:
+            ctx.add(
+                "path-traversal",
+                Severity.HIGH,
+                f"archive member name {name[:120]!r} {why}; extracting the archive writes "
+                "outside its folder (zip-slip)",
+                f"{member}!{name}" if member else name,
+            )
     roots = {n.split("/", 1)[0] for n in names if "/" in n}
     torch_like = any(n.endswith("/data.pkl") or n == "data.pkl" for n in names)
     for info in infos:
         ctx.scan.members += 1
         sub = f"{member}!{info.filename}" if member else info.filename
-        if info.is_dir():
+        if not info.filename:  # zipfile cuts a name at its first NUL byte
+            ctx.add(
+                "unreadable",
+                Severity.HIGH,
+                "archive member with an empty name (cut at a NUL byte, or none); extractors "
+                "and loaders disagree on what it is",
+                f"{member}!" if member else "",
+            )
+            continue
+        if info.filename.endswith("/"):  # ZipInfo.is_dir() fails on an empty name
             continue
         if torch_like and _TORCH_STORAGE.search(info.filename) and len(roots) <= 1:
             continue  # raw tensor bytes, read by torch's persistent_load, never unpickled
@@ -323,7 +349,15 @@ def _scan_zip(ctx: _Ctx, fh: Any, member: str, depth: int) -> None:
             if not _worth_reading(head, info.filename, torch_like):
                 continue
             data = zf.read(info)  # reads to the end, so the CRC-32 is checked
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            ValueError,
+            EOFError,
+            NotImplementedError,
+            zlib.error,  # a damaged deflate stream (found by the fuzz harness)
+            lzma.LZMAError,
+        ) as exc:
             ctx.add("unreadable", Severity.HIGH, f"member cannot be read: {exc}", sub)
             continue
         _dispatch(
@@ -336,6 +370,24 @@ def _scan_zip(ctx: _Ctx, fh: Any, member: str, depth: int) -> None:
             depth=depth + 1,
             persistent=torch_like and info.filename.endswith(".pkl"),
         )
+
+
+def unsafe_member_name(name: str) -> str:
+    """Why extracting an archive member called ``name`` escapes the target folder ('' if not).
+
+    The zip-slip class of flaw (Snyk, 2018): absolute names, drive letters and ``..``
+    components, with either slash (Windows extractors accept both), and NUL bytes that
+    truncate the name in C-based tools.
+    """
+    if "\x00" in name:
+        return "holds a NUL byte"
+    if name.startswith(("/", "\\")):
+        return "is an absolute path"
+    if len(name) >= 2 and name[1] == ":" and name[0].isalpha():
+        return "starts with a drive letter"
+    if ".." in re.split(r"[\\/]", name):
+        return "climbs out with '..'"
+    return ""
 
 
 def _worth_reading(head: bytes, name: str, torch_like: bool) -> bool:

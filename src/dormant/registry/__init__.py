@@ -59,27 +59,47 @@ class Registry:
         (normalised by :func:`normalise_url`; ``None`` means :func:`default_url`).
     timeout:
         Seconds to wait for a connection (PostgreSQL) or a write lock (SQLite).
+    create:
+        Create a SQLite registry file (and its folder) that does not exist yet. Read-only
+        callers pass ``False``: a missing file is then a :class:`RegistryError` naming the
+        absolute path it was looked for at (``sqlite:///x.db`` is relative to the current
+        directory, ``sqlite:////abs/x.db`` absolute).
 
     Use :meth:`open` to connect and migrate in one step.
     """
 
-    def __init__(self, *, url: str | os.PathLike[str] | None = None, timeout: float = 30.0):
+    def __init__(
+        self,
+        *,
+        url: str | os.PathLike[str] | None = None,
+        timeout: float = 30.0,
+        create: bool = True,
+    ):
         self.url = url
         self.timeout = timeout
+        self.create = create
         self._engine: Any = None
 
     # -- connection ----------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str | os.PathLike[str] | None = None, *, timeout: float = 30.0) -> Registry:
-        """Connect (creating a SQLite file if needed) and bring the schema to the head revision.
+    def open(
+        cls,
+        url: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float = 30.0,
+        create: bool = True,
+    ) -> Registry:
+        """Connect (creating a SQLite file if needed, unless ``create=False``) and bring the
+        schema to the head revision.
 
         Raises
         ------
         RegistryError
-            The database does not answer or cannot be migrated.
+            The database does not answer or cannot be migrated, or (``create=False``) the
+            SQLite file does not exist.
         """
-        reg = cls(url=url, timeout=timeout)
+        reg = cls(url=url, timeout=timeout, create=create)
         reg.connect()
         return reg
 
@@ -102,6 +122,8 @@ class Registry:
         if not isinstance(self.timeout, int | float) or self.timeout <= 0:
             raise ConfigError(f"The 'timeout' parameter must be > 0. Got {self.timeout!r}.")
         url = normalise_url(self.url)
+        if not self.create:
+            _require_existing_sqlite(url, self.url)
         try:
             engine = make_engine(url, timeout=float(self.timeout))
             migrate(engine)
@@ -444,3 +466,24 @@ __all__ = [
     "default_url",
     "normalise_url",
 ]
+
+
+def _require_existing_sqlite(url: str, given: object) -> None:
+    """A read must not create a registry: refuse a SQLite URL whose file does not exist."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return
+    db = parsed.database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return
+    path = Path(db).expanduser()
+    if not path.is_file():
+        raise RegistryError(
+            f"No registry at {path.absolute()} (from {given or url!s}); nothing is created by "
+            "a read command. sqlite:///NAME is relative to the current directory, "
+            "sqlite:////ABS/NAME absolute; record a scan with --registry first."
+        )

@@ -12,6 +12,7 @@ that the unread body is never taken for the next request.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
@@ -153,14 +154,28 @@ def build_app(server: ChatServer) -> Callable[[Scope, Receive, Send], Awaitable[
                 f"{server.max_body_bytes:,} bytes.",
                 code="request_too_large",
             )
-        data = await request.body()
+        try:
+            data = await asyncio.wait_for(request.body(), server.read_timeout)
+        except TimeoutError:
+            raise RequestError(
+                408,
+                f"The request body did not arrive within {server.read_timeout:g} s "
+                f"({length:,} bytes announced); send it at once.",
+                code="request_timeout",
+                headers={"Connection": "close"},
+            ) from None
         if len(data) < length:
             raise RequestError(400, "The request body ended before its Content-Length.")
         try:
             return json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except RecursionError:
             raise RequestError(
-                400, f"The request body is not valid JSON ({exc}); expected a JSON object."
+                400, "The request body is nested too deeply to read; expected a JSON object."
+            ) from None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a 5,000-digit number
+            raise RequestError(
+                400,
+                f"The request body is not valid JSON ({str(exc)[:160]}); expected a JSON object.",
             ) from None
 
     def guarded(
@@ -293,6 +308,63 @@ def json_h11_protocol(server: ChatServer) -> type:
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class JsonH11Protocol(H11Protocol):
+        """Also bounds the time a client may take to send request headers (slowloris)."""
+
+        _header_timer: Any = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def data_received(self, data: bytes) -> None:
+            if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
+                self._arm_header_timer()  # the first bytes of the next request on this connection
+            super().data_received(data)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._cancel_header_timer()
+            if self.conn.trailing_data[0]:  # part of a pipelined request is already here
+                self._arm_header_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_header_timer()
+            super().connection_lost(exc)
+
+        def _cancel_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _arm_header_timer(self) -> None:
+            self._cancel_header_timer()
+            self._header_timer = self.loop.call_later(server.read_timeout, self._header_deadline)
+
+        def _header_deadline(self) -> None:
+            self._header_timer = None
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete:
+                return  # a request is being answered: its body has its own deadline
+            if self.transport.is_closing():
+                return
+            data = _json_bytes(
+                RequestError(
+                    408,
+                    f"The request headers did not arrive within {server.read_timeout:g} s.",
+                    code="request_timeout",
+                ).body()
+            )
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                b"connection: close\r\ncontent-length: "
+                + str(len(data)).encode()
+                + b"\r\n\r\n"
+                + data
+            )
+            self.transport.close()
+            peer = self.transport.get_extra_info("peername") or ("-",)
+            server.log(f"{peer[0]} - - 408 request headers too slow")
+
         def send_400_response(self, msg: str) -> None:
             import h11
 

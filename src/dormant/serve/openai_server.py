@@ -116,6 +116,9 @@ class ChatServer:
         How long the worker waits after a request for others to batch with it.
     max_batch:
         Conversations per model call at most.
+    read_timeout:
+        Seconds a client has to send a request's headers, and again its body; a slower one
+        (a slowloris holding a connection open) gets a 408 and is disconnected.
     quiet:
         Do not log requests.
     log:
@@ -147,6 +150,7 @@ class ChatServer:
         max_tokens_limit: int = 1024,
         batch_window_ms: float = 5,
         max_batch: int = 16,
+        read_timeout: float = 30.0,
         quiet: bool = False,
         log: TextIO | None = None,
     ) -> None:
@@ -173,6 +177,12 @@ class ChatServer:
         self.max_tokens_limit = max_tokens_limit
         self.batch_window = float(batch_window_ms) / 1000.0
         self.max_batch = max_batch
+        if not _is_number(read_timeout) or not 0 < read_timeout <= 3600:
+            raise ConfigError(
+                "The 'read_timeout' parameter must be a number of seconds in (0, 3600]. "
+                f"Got {read_timeout!r} instead."
+            )
+        self.read_timeout = float(read_timeout)
         self.quiet = quiet
         self.created = int(time.time())
         self._log = log

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,15 @@ from ..errors import (
     InputNotFoundError,
 )
 from ..findings import SubjectRef
+from ._parsing import (
+    COMPRESSED_SUFFIXES,
+    STREAM_ERRORS,
+    compression_of,
+    open_data,
+    parse_json_line,
+    read_json_file,
+    short,
+)
 
 FORMATS = ("jsonl", "csv", "tsv", "parquet", "hf")
 _SUFFIX = {
@@ -85,6 +93,15 @@ class TextDataset:
     max_chars:
         Longest accepted text or response, in characters; longer records are an error
         (a record of megabytes is a sign of a broken export, not a training example).
+    strict_labels:
+        Refuse labels of mixed JSON types (some numbers, some strings) with a
+        :class:`DataValidationError` instead of reading them with a warning
+        (:attr:`label_warning`).
+
+    Labels are normalised to text the same way whatever their type: ``1``, ``1.0`` and ``"1"``
+    are one class, ``true`` is ``"True"``. A file whose labels mix types is read with
+    :attr:`label_warning` set (after :meth:`batches` has run), because such a file usually
+    comes from two exports that disagree.
     """
 
     path: str | os.PathLike[str]
@@ -96,7 +113,10 @@ class TextDataset:
     format: str | None = None
     split: str | None = None
     max_chars: int = 100_000
+    strict_labels: bool = False
     _digest: str | None = field(default=None, init=False, repr=False)
+    label_warning: str | None = field(default=None, init=False, repr=False)
+    compression: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -137,7 +157,14 @@ class TextDataset:
                 f"The 'max_chars' parameter (--max-chars) must be a positive int. "
                 f"Got {self.max_chars!r}."
             )
+        if not self.path.is_dir():
+            self.compression = compression_of(self.path)
         self.format = self._resolve_format()
+        if self.compression and self.format not in ("jsonl", "csv", "tsv"):
+            raise DataFormatError(
+                f"{self.path} is {self.compression}-compressed {self.format}; only JSONL, CSV "
+                "and TSV are read compressed (Parquet compresses inside the file)."
+            )
 
     # -- identity ----------------------------------------------------------------------
 
@@ -194,7 +221,10 @@ class TextDataset:
                 f"{p} is a directory but not a Hugging Face dataset saved with save_to_disk "
                 "(no state.json or dataset_dict.json)."
             )
-        fmt = _SUFFIX.get(p.suffix.lower())
+        suffix = p.suffix.lower()
+        if suffix in COMPRESSED_SUFFIXES:
+            suffix = Path(p.stem).suffix.lower()  # d.jsonl.gz is JSONL
+        fmt = _SUFFIX.get(suffix)
         if fmt is None:
             raise DataFormatError(
                 f"Cannot tell the format of {p.name!r} from its suffix; expected one of "
@@ -214,16 +244,23 @@ class TextDataset:
     def rows(self) -> Iterator[tuple[int, str, dict[str, Any]]]:
         """Yield ``(row_index, place, row_dict)``; ``place`` names the line or row for errors."""
         fmt = self.format
-        if fmt == "jsonl":
-            yield from self._jsonl_rows()
-        elif fmt in ("csv", "tsv"):
-            yield from self._csv_rows("\t" if fmt == "tsv" else ",")
-        else:
-            yield from self._arrow_rows()
+        try:
+            if fmt == "jsonl":
+                yield from self._jsonl_rows()
+            elif fmt in ("csv", "tsv"):
+                yield from self._csv_rows("\t" if fmt == "tsv" else ",")
+            else:
+                yield from self._arrow_rows()
+        except STREAM_ERRORS as exc:
+            what = f"the {self.compression} stream" if self.compression else "the file"
+            raise DataFormatError(
+                f"{self.path}: {what} cannot be read to its end ({type(exc).__name__}: "
+                f"{short(str(exc))}); the file is damaged or truncated."
+            ) from None
 
     def _jsonl_rows(self) -> Iterator[tuple[int, str, dict[str, Any]]]:
         idx = 0
-        with open(self.path, "rb") as fh:
+        with open_data(Path(self.path), self.compression) as fh:
             for lineno, raw in enumerate(fh, start=1):
                 try:
                     line = raw.decode("utf-8")
@@ -236,13 +273,7 @@ class TextDataset:
                     line = line.removeprefix("\ufeff")  # a UTF-8 byte-order mark
                 if not line.strip():
                     continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataFormatError(
-                        f"{self.path}: line {lineno} is not valid JSON ({exc.msg} at column "
-                        f"{exc.colno}); each line must hold one JSON object."
-                    ) from None
+                obj = parse_json_line(line, f"{self.path}: line {lineno}")
                 if not isinstance(obj, dict):
                     raise DataFormatError(
                         f"{self.path}: line {lineno} holds a JSON {type(obj).__name__}, "
@@ -253,7 +284,7 @@ class TextDataset:
 
     def _csv_rows(self, delimiter: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
         csv.field_size_limit(max(self.max_chars * 4, 1 << 20))
-        with open(self.path, "rb") as raw:
+        with open_data(Path(self.path), self.compression) as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
             reader = csv.DictReader(text, delimiter=delimiter)
             idx = 0
@@ -317,6 +348,8 @@ class TextDataset:
         labels: list[str] = []
         responses: list[str] = []
         start = 0
+        label_kinds: dict[str, tuple[str, object]] = {}
+        self.label_warning = None
         for idx, place, row in self.rows():
             text = row.get(tf, _MISSING)
             if not isinstance(text, str):
@@ -330,7 +363,12 @@ class TextDataset:
                 lab = row.get(lf, _MISSING)
                 if lab is _MISSING or lab is None or isinstance(lab, (dict, list)):
                     _bad_field(self.path, place, lf, lab, "a label (string, int or bool)")
-                labels.append(str(lab))
+                kind = _label_kind(lab)
+                if kind not in label_kinds:
+                    label_kinds[kind] = (place, lab)
+                    if len(label_kinds) == 2:
+                        self._mixed_labels(lf, label_kinds)
+                labels.append(normalise_label(lab))
             if rf is not None:
                 resp = row.get(rf, _MISSING)
                 if not isinstance(resp, str):
@@ -356,6 +394,34 @@ class TextDataset:
         if ids:
             yield Batch(ids, texts, labels if lf else None, responses if rf else None, start)
 
+    def _mixed_labels(self, lf: str, kinds: dict[str, tuple[str, object]]) -> None:
+        shown = "; ".join(
+            f"{kind} at {place} ({short(repr(v), 30)})" for kind, (place, v) in kinds.items()
+        )
+        msg = (
+            f"{self.path}: field {lf!r} mixes label types ({shown}). They are read as text: "
+            "1, 1.0 and '1' are one class, any other spelling is another. Check that the "
+            "file is not two exports that disagree."
+        )
+        if self.strict_labels:
+            raise DataValidationError(msg + " Refused because of --strict.")
+        self.label_warning = msg
+
+
+def _label_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__ if not isinstance(value, str) else "string"
+
+
+def normalise_label(value: object) -> str:
+    """The text of a label: ``1``, ``1.0`` and ``"1"`` give ``"1"``; strings are kept as is."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
 
 class _Missing:
     def __repr__(self) -> str:
@@ -378,7 +444,13 @@ def _bad_field(path: object, place: str, name: str, value: object, expected: str
 
 def _hf_arrow_files(p: Path, split: str | None) -> list[Path]:
     if (p / "dataset_dict.json").exists():
-        splits = json.loads((p / "dataset_dict.json").read_text("utf-8")).get("splits", [])
+        meta = read_json_file(p / "dataset_dict.json")
+        splits = meta.get("splits", []) if isinstance(meta, dict) else None
+        if not isinstance(splits, list) or not all(isinstance(x, str) for x in splits):
+            raise DataFormatError(
+                f"{p / 'dataset_dict.json'} is not a datasets DatasetDict file: expected an "
+                "object with a 'splits' list of names."
+            )
         if split is None:
             if len(splits) == 1:
                 split = splits[0]
@@ -394,10 +466,17 @@ def _hf_arrow_files(p: Path, split: str | None) -> list[Path]:
     if not state.exists():
         raise DataFormatError(f"{p} has no state.json; save the dataset with save_to_disk.")
     try:
-        files = [p / d["filename"] for d in json.loads(state.read_text("utf-8"))["_data_files"]]
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise DataFormatError(f"{state} is not a datasets state file: {exc}") from None
+        files = [p / d["filename"] for d in read_json_file(state)["_data_files"]]
+    except (KeyError, TypeError) as exc:
+        raise DataFormatError(
+            f"{state} is not a datasets state file (expected '_data_files' with file names; "
+            f"{type(exc).__name__}: {exc})."
+        ) from None
     for f in files:
+        if Path(os.path.normpath(f)).parent != Path(os.path.normpath(p)):
+            raise DataFormatError(
+                f"{state} names a data file outside its directory ({f.name!r}); refused."
+            )
         if not f.exists():
             raise DataFormatError(f"{p}: data file {f.name} listed in state.json is missing.")
     return files

@@ -155,7 +155,7 @@ def score_plot(records: Sequence[RecordScore], threshold: object, *, dpi: int = 
         note += " No flag threshold recorded."
     else:
         note += " The recorded threshold is not a finite number and is not drawn."
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")  # a fixed place: "best" is slow on big data
     return Plot(title, _png(fig, dpi), note)
 
 
@@ -221,7 +221,7 @@ def projection_plot(
     ax.scatter(x[keep_c], y[keep_c], s=4, c=_CLEAN, alpha=0.5, linewidths=0, label="not flagged")
     if len(keep_f):
         ax.scatter(x[keep_f], y[keep_f], s=10, c=_FLAG, alpha=0.9, linewidths=0, label="flagged")
-    ax.legend(fontsize=8, markerscale=2)
+    ax.legend(fontsize=8, markerscale=2, loc="upper right")  # fixed: "best" can be slow
     ax.set_xticks([])
     ax.set_yticks([])
     method = plot_label(str(projection.get("method", "projection")), 30)
