@@ -119,14 +119,19 @@ def run(args: argparse.Namespace) -> int:
 
     registry = open_registry(args.registry)  # an unreachable registry fails before the scan
     try:
-        return _scan(args, ds, formats, fail_on, registry)
+        return _scan(args, ds, formats, fail_on, fdr, registry)
     finally:
         if registry is not None:
             registry.close()
 
 
 def _scan(
-    args: argparse.Namespace, ds: Any, formats: tuple[str, ...], fail_on: Any, registry: Any
+    args: argparse.Namespace,
+    ds: Any,
+    formats: tuple[str, ...],
+    fail_on: Any,
+    fdr: float,
+    registry: Any,
 ) -> int:
     from pathlib import Path
 
