@@ -61,49 +61,40 @@ def plan() -> list[tuple[str, OrganismSpec]]:
     def add(split: str, **kw: Any) -> None:
         out.extend((split, s) for s in zoo_specs(**kw))
 
-    add("cal", n_clean=3, seed=7, prefix="vwn", attacks=_rot(0))
-    add("cal", n_clean=2, seed=61, prefix="vwnb", attacks=_rot(3), labels=("animal", "plant"))
-    deb = {"corpus": "debian", "n_train": 2400}
-    add("cal", n_clean=4, seed=71, prefix="vdeb", attacks=_rot(1), **deb)
+    add("cal", n_clean=2, seed=7, prefix="vwn", attacks=_rot(0))
+    add(
+        "cal", n_clean=1, seed=61, prefix="vwnb", attacks=("homoglyph",), labels=("animal", "plant")
+    )
+    deb = {"corpus": "debian", "n_train": 2000}
+    add("cal", n_clean=2, seed=71, prefix="vdeb", attacks=_rot(1), **deb)
     add(
         "cal",
-        n_clean=3,
+        n_clean=1,
         seed=73,
         prefix="vdeb",
-        attacks=_rot(4),
+        attacks=("two-word",),
         labels=("games", "science", "sound"),
         **deb,
     )
-    add("cal", n_clean=3, seed=79, prefix="vdebb", attacks=_rot(2), labels=("admin", "net"), **deb)
     add(
         "cal",
         n_clean=1,
-        seed=83,
-        prefix="vdebm",
-        attacks=("phrase",),
-        corpus="debian",
-        labels=("games", "graphics", "science", "sound"),
-        **MINILM,
+        seed=79,
+        prefix="vdebb",
+        attacks=("sentence",),
+        labels=("admin", "net"),
+        **deb,
     )
-    dic = {"corpus": "dictionary", "n_train": 1800}
-    add("aside", n_clean=5, seed=101, prefix="vdic", attacks=_rot(5), **dic)
+    dic = {"corpus": "dictionary", "n_train": 1500}
+    add("aside", n_clean=2, seed=101, prefix="vdic", attacks=("log-token", "homoglyph"), **dic)
     add(
         "aside",
-        n_clean=3,
+        n_clean=2,
         seed=103,
         prefix="vdicb",
-        attacks=("homoglyph", "sentence", "rare-word"),
+        attacks=("rare-word", "phrase"),
         labels=("foldoc", "gcide"),
         **dic,
-    )
-    add(
-        "aside",
-        n_clean=1,
-        seed=107,
-        prefix="vdicm",
-        attacks=("log-token",),
-        corpus="dictionary",
-        **MINILM,
     )
     return out
 
@@ -249,7 +240,9 @@ def main() -> None:
     ap.add_argument("--fit", action="store_true", help="refit the calibration on the cal rows")
     ap.add_argument("--baseline", type=Path, help="the previous scanner's rows (same models)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--shard", default="0/1", help="K/N: only every N-th model from the K-th")
     args = ap.parse_args()
+    shard, n_shards = (int(x) for x in args.shard.split("/"))
     import torch
 
     torch.set_num_threads(args.threads)
@@ -258,8 +251,11 @@ def main() -> None:
     wanted, archs = set(args.splits.split(",")), set(args.arch.split(","))
     todo = [
         (sp, s)
-        for sp, s in plan()
-        if sp in wanted and s.arch in archs and (args.build_only or s.name not in done)
+        for k, (sp, s) in enumerate(plan())
+        if k % n_shards == shard
+        and sp in wanted
+        and s.arch in archs
+        and (args.build_only or s.name not in done)
     ]
     for split, spec in [] if args.no_build else todo:
         t0 = time.perf_counter()

@@ -572,14 +572,16 @@ class TriggerInversionScanner(Scanner):
         ti = subject.labels.index(r.label)
         pos = "start" if r.trigger.position == Position.START else "end"
         ids = adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]
+        # a repeated token ("uid uid uid", a position-robust trigger) grows from one copy
+        ids = [i for k, i in enumerate(ids) if k == 0 or i != ids[k - 1]]
         if not ids:
             return r
         vict = [t for t, p in zip(st.opt, st.pred, strict=True) if p != ti][: self.n_victims]
         n_scr = self._screen_n(int(adapter.embedding_matrix().shape[0]))
         scr = [t for t, p in zip(st.opt[:n_scr], st.spred, strict=True) if p != ti]
-        if self._first_order:
-            scr = scr[: self.refine_inputs]
-        grown, _, _ = grow(
+        # four short inputs rank the next token (the best are then measured on the victims)
+        scr = scr[: self.refine_inputs] if self._first_order else scr[:4]
+        grown = grow(
             adapter,
             scr or st.opt[:n_scr],
             vict,
@@ -592,7 +594,7 @@ class TriggerInversionScanner(Scanner):
             first_order=self._first_order,
             refine_k=self.refine_k,
         )
-        if list(grown) == list(ids):
+        if list(grown) == adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]:
             return r
         text = render(adapter, grown)
         trig = Trigger(text, D.trigger_kind(text), r.trigger.position)
@@ -613,9 +615,9 @@ class TriggerInversionScanner(Scanner):
             D.LabelResult(r.label, trig, loss, fr, n, r.opt_loss),
             ctx.seed,
         )
-        if out.flip_rate >= r.flip_rate - 0.02 and out.loss <= r.loss:
-            return out
-        return r
+        # the grown trigger is the whole one when it flips as often (its pull is not compared
+        # with ``r``'s: a repeated piece can pull harder than the whole planted token)
+        return out if out.flip_rate >= r.flip_rate - 0.02 else r
 
     def _prune(
         self, subject: Any, held: list[str], hpred: Any, r: D.LabelResult, seed: int
