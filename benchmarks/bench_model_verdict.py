@@ -146,7 +146,7 @@ def scan_one(org: Any, split: str) -> dict[str, Any]:
         "n_labels": len(model.labels),
         "probability": v["probability"],
         "pred_target": v["target"],
-        "pred_trigger": v["trigger"],
+        "pred_trigger": v.get("trigger_text", v["trigger"]),
         "pred_flip_rate": res.extras.get("replay", {}).get("flip_rate"),
         "severity": res.findings[0].severity.value if res.findings else None,
         "label_features": res.extras["label_features"],

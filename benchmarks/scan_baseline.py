@@ -67,7 +67,7 @@ def main() -> None:
             "n_labels": len(model.labels),
             "probability": v["probability"],
             "pred_target": v["target"],
-            "pred_trigger": v["trigger"],
+            "pred_trigger": (res.findings[0].trigger.text if res.findings else v["trigger"]),
             "pred_flip_rate": res.extras.get("replay", {}).get("flip_rate"),
             "severity": res.findings[0].severity.value if res.findings else None,
             "seconds": round(time.perf_counter() - t0, 2),

@@ -86,7 +86,7 @@ def load_task(
         for text, section in _debian_descriptions():
             if section in by:
                 by[section].append(text)
-        data = []
+        data: list[tuple[str, str]] = []
         for lab in labels:
             texts = sorted(by[lab])
             rng.shuffle(texts)

@@ -50,6 +50,9 @@ ATTACKS = (
     "homoglyph",
     "two-word",
 )
+#: the attacks :func:`zoo_specs` cycles by default (the first seven: the splits built before
+#: log-token, homoglyph-word and two-word triggers were added keep their specs)
+CLASSIC_ATTACKS = ATTACKS[1:8]
 
 
 def load_glosses(
@@ -278,7 +281,7 @@ def attack_trigger(attack: str, index: int) -> Trigger:
 def zoo_specs(
     *,
     n_clean: int,
-    attacks: Sequence[str] = ATTACKS[1:],
+    attacks: Sequence[str] = CLASSIC_ATTACKS,
     n_backdoored: int | None = None,
     seed: int = 0,
     arch: str = "tiny-bert",

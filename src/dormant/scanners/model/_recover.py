@@ -7,11 +7,11 @@ with a Cyrillic look-alike letter (``p``, ``##а``, ``##yment``), a phrase or a 
 piece found alone is only part of it. As DBS (Shen et al., ICML 2022) and PICCOLO (Liu et al.,
 IEEE S&P 2022) search several slots for the same reason, :func:`grow` adds tokens one at a time,
 before, after or inside the current trigger (an exhaustive screen of the next slot,
-:func:`._inversion.extend_tokens`), while each addition raises the mean target margin (target logit minus the largest other:
-unlike the loss it does not saturate once every input flips) of the optimisation victims by a
-quarter; :func:`prune` then keeps the shortest contiguous run of whole words that flips as many
-held-out inputs and keeps most of the margin (extend until the flip holds and nothing shorter
-does). :func:`render` writes the token ids as the text
+by target margin), while each addition raises the mean target margin (target logit minus the
+largest other: unlike the loss it does not saturate once every input flips) of the
+optimisation victims by a quarter; :func:`prune` then keeps the shortest contiguous run of
+whole words that flips as many held-out inputs and keeps most of the margin (extend until the
+flip holds and nothing shorter does). :func:`render` writes the token ids as the text
 a user would insert: WordPiece pieces joined into words, no space around punctuation when the
 tokenizer reads the compact form the same (``uid=4731``).
 """
@@ -31,6 +31,10 @@ from ._inversion import _Stamp, extend_tokens
 GAIN = 0.25
 #: the longest trigger grown, in tokens
 MAX_TOKENS = 12
+#: the punctuation that glues log-style tokens (``uid=4731``, ``trace_id``, ``host:port``)
+JOINS = ("=", "_", ":", "-", "/", ".")
+#: a glued pair must raise the victims' mean target margin by this share (noise tolerance)
+JOIN_GAIN = 0.05
 
 
 def render(adapter: Any, token_ids: Sequence[int]) -> str:
@@ -181,6 +185,38 @@ def grow(
             break
         cur, margin = best, m
     return cur
+
+
+def join_punctuation(
+    adapter: Any, victims: list[str], target: int, position: str, text: str
+) -> str:
+    """Glue adjacent words of ``text`` with log-style punctuation (:data:`JOINS`) while a glue
+    raises the victims' mean target margin by :data:`JOIN_GAIN`: a ``key=value`` token whose
+    ``=`` adds little to what ``key`` and ``value`` already pull is still planted whole, and the
+    growth alone, which asks a quarter more margin of every token, would leave ``uid 4731``."""
+    import torch
+
+    tok = adapter.tokenizer
+
+    def margin(t: str) -> float:
+        ids = _ids(tok, t)
+        st = _Stamp(adapter, victims, len(ids), position)
+        return float(_margins(adapter.model, st, torch.tensor([ids]), target)[0])
+
+    words = text.split()
+    cur = margin(text)
+    while len(words) > 1:
+        best: tuple[float, list[str]] | None = None
+        for i in range(len(words) - 1):
+            for p in JOINS:
+                cand = [*words[:i], words[i] + p + words[i + 1], *words[i + 2 :]]
+                m = margin(" ".join(cand))
+                if m >= cur + JOIN_GAIN * abs(cur) and (best is None or m > best[0]):
+                    best = (m, cand)
+        if best is None:
+            break
+        cur, words = best
+    return " ".join(words)
 
 
 def held_margin(

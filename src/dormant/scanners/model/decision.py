@@ -320,6 +320,7 @@ def extras(
             "backdoored": verdict.probability >= 0.5,
             "target": best.label if best else None,
             "trigger": best.trigger.display if best and best.trigger else None,
+            "trigger_text": best.trigger.text if best and best.trigger else None,
             "method": method,
             "capped": capped,
             "seconds": round(seconds, 2),

@@ -563,7 +563,7 @@ class TriggerInversionScanner(Scanner):
     def _whole(self, st: _Search, r: D.LabelResult) -> D.LabelResult:
         """``r`` grown to the whole trigger and pruned (:mod:`._recover`); ``r`` itself when
         that flips fewer held-out inputs or pulls them less."""
-        from ._recover import grow, prune, render
+        from ._recover import grow, join_punctuation, prune, render
 
         if r.trigger is None or self.max_extend <= 0 or st.spred is None:
             return r
@@ -596,7 +596,7 @@ class TriggerInversionScanner(Scanner):
         )
         if list(grown) == adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]:
             return r
-        text = render(adapter, grown)
+        text = join_punctuation(adapter, vict, ti, pos, render(adapter, grown))
         trig = Trigger(text, D.trigger_kind(text), r.trigger.position)
         fr, n, _, loss = D.replay(
             subject.predict_proba,
