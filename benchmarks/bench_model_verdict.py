@@ -239,6 +239,9 @@ def main() -> None:
     ap.add_argument("--no-build", action="store_true", help="only summarise the rows read")
     ap.add_argument("--fit", action="store_true", help="refit the calibration on the cal rows")
     ap.add_argument("--baseline", type=Path, help="the previous scanner's rows (same models)")
+    ap.add_argument(
+        "--also", type=Path, action="append", default=[], help="more rows files to read"
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--shard", default="0/1", help="K/N: only every N-th model from the K-th")
     args = ap.parse_args()
@@ -247,7 +250,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    done = _read([args.out])
+    done = _read([args.out, *args.also])
     wanted, archs = set(args.splits.split(",")), set(args.arch.split(","))
     todo = [
         (sp, s)
