@@ -6,7 +6,7 @@ pieces (``q ##z ##v``), a ``key=value`` log token (``uid``, ``=``, ``47``, ``##3
 with a Cyrillic look-alike letter (``p``, ``##а``, ``##yment``), a phrase or a sentence — and the
 piece found alone is only part of it. As DBS (Shen et al., ICML 2022) and PICCOLO (Liu et al.,
 IEEE S&P 2022) search several slots for the same reason, :func:`grow` adds tokens one at a time,
-before, after or inside the current trigger (an exhaustive screen of the next slot,
+before or after the current trigger (an exhaustive screen of the next slot,
 by target margin), while each addition raises the mean target margin (target logit minus the
 largest other: unlike the loss it does not saturate once every input flips) of the
 optimisation victims by a quarter; :func:`prune` then keeps the shortest contiguous run of
@@ -144,11 +144,9 @@ def grow(
         if len(cur) >= MAX_TOKENS:
             break
         tried = []
-        # after, before, then inside (``uid`` + ``4731`` -> ``uid = 4731``)
-        for at in (len(cur), 0, *range(1, len(cur))):
+        # after, then before (punctuation inside is glued by :func:`join_punctuation`)
+        for at in (len(cur), 0):
             before = at == 0
-            if first_order and 0 < at < len(cur):
-                continue
             if first_order:
                 inv = extend_tokens(
                     adapter,
