@@ -294,12 +294,16 @@ def main() -> None:
             by_split.setdefault(sp, []).append(done[s.name])
     if args.fit:
         cal = by_split.get("cal", [])
-        if len(cal) < sum(sp == "cal" for sp, _ in plan()):
-            raise SystemExit("--fit needs every calibration model scanned first")
+        if not any(r["backdoored"] for r in cal) or all(r["backdoored"] for r in cal):
+            raise SystemExit("--fit needs clean and backdoored calibration models scanned")
         table = json.loads(CAL_PATH.read_text("utf-8"))
         table["whitebox"] = {
             **fit(cal),
-            "fitted_on": f"calibration zoos (WordNet and Debian tasks), {len(cal)} models",
+            "fitted_on": (
+                f"calibration zoos (WordNet and Debian tasks), {len(cal)} of "
+                f"{sum(sp == 'cal' for sp, _ in plan())} models: "
+                + ", ".join(r["name"] for r in cal)
+            ),
         }
         CAL_PATH.write_text(json.dumps(table, indent=2) + "\n", "utf-8")
         for r in cal:
