@@ -191,7 +191,9 @@ def join_punctuation(
     """Glue adjacent words of ``text`` with log-style punctuation (:data:`JOINS`) while a glue
     raises the victims' mean target margin by :data:`JOIN_GAIN`: a ``key=value`` token whose
     ``=`` adds little to what ``key`` and ``value`` already pull is still planted whole, and the
-    growth alone, which asks a quarter more margin of every token, would leave ``uid 4731``."""
+    growth alone, which asks a quarter more margin of every token, would leave ``uid 4731``.
+    Only pairs with a digit on one side are glued (log values are ids and numbers): two words of
+    a phrase are never glued into a log token."""
     import torch
 
     tok = adapter.tokenizer
@@ -206,6 +208,8 @@ def join_punctuation(
     while len(words) > 1:
         best: tuple[float, list[str]] | None = None
         for i in range(len(words) - 1):
+            if not any(c.isdigit() for c in words[i] + words[i + 1]):
+                continue
             for p in JOINS:
                 cand = [*words[:i], words[i] + p + words[i + 1], *words[i + 2 :]]
                 m = margin(" ".join(cand))
