@@ -181,7 +181,10 @@ class TriggerInversionScanner(Scanner):
         "index is weak. Calibrated on small from-scratch BERTs; other architectures may need "
         "their own calibration. The task-explained check reads meaning with a general English "
         "sentence encoder: a backdoor whose trigger is itself a cue for its target (an "
-        "attacker choosing 'lizards' for 'animal') is taken for a natural feature."
+        "attacker choosing 'lizards' for 'animal') is taken for a natural feature. Likewise a "
+        "trigger made of words the clean data associates with the target (z >= 1.96) is a task "
+        "feature by construction, never searched. Whole-trigger growth may stop at a piece "
+        "(the value of a key=value token) or keep a repeated copy of the trigger."
     )
 
     def __init__(
