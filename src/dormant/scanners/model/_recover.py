@@ -182,27 +182,6 @@ def grow(
         if m < margin + GAIN * abs(margin):
             break
         cur, margin = best, m
-    # a log-style token never starts or ends with its glue (``=4731``): the missing key or
-    # value is added when it raises the margin at all
-    for at in (0, -1):
-        if first_order or len(cur) >= MAX_TOKENS:
-            break
-        text = render(adapter, cur).strip()
-        if not text or text[at] not in JOINS:
-            continue
-        ids, m = _next(
-            adapter,
-            screen,
-            victims,
-            target,
-            position,
-            cur,
-            at=0 if at == 0 else len(cur),
-            banned=banned | set(cur),
-            top_k=top_k,
-        )
-        if m > margin:
-            cur, margin = ids, m
     return cur
 
 
