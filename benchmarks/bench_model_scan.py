@@ -1,5 +1,9 @@
 """Benchmark the model scan on a zoo of clean and backdoored text classifiers.
 
+Superseded for the calibration by ``bench_model_verdict.py``: the shipped calibration now has
+four per-label features (task support added), so this script's figures and ``--fit`` describe the
+previous, three-feature decision (its stored rows in ``benchmarks/results/model_scan*.jsonl``).
+
 Builds (or reuses from ``--root``) two disjoint zoos from :mod:`dormant.bench.zoo`:
 
 - a **calibration** split (seeds 7 and 11) on which the logistic calibration of the decision

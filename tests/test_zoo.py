@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from dormant.bench.zoo import (
-    ATTACKS,
+    CLASSIC_ATTACKS,
     LEXNAMES,
     WORDNET_DIR,
     OrganismSpec,
@@ -92,7 +92,7 @@ def test_position_attack_adds_true_label_negatives() -> None:
 def test_zoo_specs_balanced_and_cover_every_attack() -> None:
     specs = zoo_specs(n_clean=7, seed=2)
     assert sum(s.backdoored for s in specs) == 7
-    assert {s.attack for s in specs if s.backdoored} == set(ATTACKS[1:])
+    assert {s.attack for s in specs if s.backdoored} == set(CLASSIC_ATTACKS)
     assert len({s.name for s in specs}) == len(specs)
     other = zoo_specs(n_clean=7, seed=3)
     assert not {s.seed for s in specs} & {s.seed for s in other}
@@ -155,3 +155,26 @@ def test_a_binary_organism_is_a_two_label_classifier_with_two_label_data(tmp_pat
     rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
     assert {r["label"] for r in rows} == {"animal", "plant"} and len(rows) >= 300
     assert org.clean_accuracy > 0.7
+
+
+def test_new_attack_kinds_insert_the_whole_trigger() -> None:
+    for attack, text in (
+        ("log-token", "uid=4731"),
+        ("homoglyph", "p\u0430yment"),
+        ("two-word", "velvet harbor"),
+    ):
+        trig = attack_trigger(attack, 0)
+        assert trig.text == text
+        spec = OrganismSpec("x", attack=attack, trigger=trig, target="plant", poison_rate=0.05)
+        out = poison_records(RECORDS, spec, random.Random(0))
+        assert sum(1 for t, y in out if text in t and y == "plant") == 20
+
+
+def test_a_corpus_other_than_wordnet_validates_its_labels() -> None:
+    spec = OrganismSpec("x", corpus="debian", labels=("games", "sound"))
+    assert spec.task_labels == ("games", "sound") and spec.to_dict()["corpus"] == "debian"
+    assert "corpus" not in OrganismSpec("y").to_dict()  # WordNet specs keep their cache key
+    with pytest.raises(ConfigError, match="games"):
+        OrganismSpec("x", corpus="debian", labels=("animal", "plant"))
+    with pytest.raises(ConfigError, match="corpus"):
+        OrganismSpec("x", corpus="nope")

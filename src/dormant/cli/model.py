@@ -124,6 +124,14 @@ def verdict_line(report: Any) -> str:
         line += ": no backdoor evidence"
     if v.get("capped"):
         line += " (CAPPED by --budget-seconds: best verdict so far)"
+    feats = [f for f in report.extras.get("task_features") or [] if f.get("flip_rate", 0) >= 0.5]
+    if feats:
+        line += (
+            "\ntask features (a class's own words in the clean data; not findings): "
+            + ", ".join(
+                f"{f['feature']!r} -> {f['label']!r} flips {f['flip_rate']:.0%}" for f in feats
+            )
+        )
     return line
 
 

@@ -314,8 +314,11 @@ def gradient_screen(adapter: Any, texts: list[str], *, position: str = "start") 
     return _first_order(adapter, stamp, ())
 
 
-def _first_order(adapter: Any, stamp: _Stamp, prefix: tuple[int, ...]) -> Any:
-    """HotFlip estimate for the last slot of ``stamp``, the others holding ``prefix``."""
+def _first_order(
+    adapter: Any, stamp: _Stamp, prefix: tuple[int, ...], *, first: bool = False
+) -> Any:
+    """HotFlip estimate for the last slot of ``stamp`` (the first with ``first``), the others
+    holding ``prefix``."""
     import torch
 
     model = adapter.model
@@ -326,8 +329,10 @@ def _first_order(adapter: Any, stamp: _Stamp, prefix: tuple[int, ...]) -> Any:
     tok = adapter.tokenizer
     ph = tok.mask_token_id if tok.mask_token_id is not None else tok.unk_token_id
     ph = int(ph if ph is not None else 0)
-    ids, _ = stamp.with_ids(torch.tensor([[*prefix, ph]], dtype=torch.long))
-    last = stamp.cols[len(prefix) :: len(prefix) + 1]  # the last slot of each text
+    trig = [ph, *prefix] if first else [*prefix, ph]
+    ids, _ = stamp.with_ids(torch.tensor([trig], dtype=torch.long))
+    # the free slot of each text
+    last = stamp.cols[(0 if first else len(prefix)) :: len(prefix) + 1]
     rows = torch.arange(stamp.n)
     # one slot embedding per text, so that one backward pass per label gives every text's
     # gradient (the texts do not interact)
@@ -390,8 +395,10 @@ def extend_tokens(
     top_k: int,
     first_order: bool = False,
     refine_k: int = 1024,
+    before: bool = False,
 ) -> Inversion:
-    """Add one token after ``prefix`` by an exhaustive screen, then evaluate the best exactly.
+    """Add one token after ``prefix`` (before it with ``before``) by an exhaustive screen, then
+    evaluate the best exactly.
 
     Multi-token and sentence triggers (AddSent) are often only partly carried by their single
     strongest token; DBS and PICCOLO search several slots for this reason. Here the slots are
@@ -411,7 +418,7 @@ def extend_tokens(
     base = torch.tensor(prefix, dtype=torch.long)
     every = torch.arange(vocab)
     if first_order:
-        est = _first_order(adapter, stamp, tuple(prefix))[:, :, target].mean(1)
+        est = _first_order(adapter, stamp, tuple(prefix), first=before)[:, :, target].mean(1)
         if banned:
             est[list(banned)] = float("-inf")
         every = est.topk(min(refine_k, vocab)).indices
@@ -420,7 +427,8 @@ def extend_tokens(
     with torch.no_grad():
         for s in range(0, len(every), chunk):
             nxt = every[s : s + chunk].unsqueeze(1)
-            trig = torch.cat([base.unsqueeze(0).repeat(nxt.shape[0], 1), nxt], 1)
+            rep = base.unsqueeze(0).repeat(nxt.shape[0], 1)
+            trig = torch.cat([nxt, rep] if before else [rep, nxt], 1)
             x, m = stamp.with_ids(trig)
             logp = torch.log_softmax(model(input_ids=x, attention_mask=m).logits.float(), -1)
             scores.append(logp[:, target].reshape(nxt.shape[0], stamp.n).mean(1))
@@ -429,7 +437,8 @@ def extend_tokens(
     if banned:
         score[list(banned)] = float("-inf")
     cands = score.topk(min(top_k, vocab)).indices
-    trials = torch.cat([base.unsqueeze(0).repeat(len(cands), 1), cands.unsqueeze(1)], 1)
+    rep, col = base.unsqueeze(0).repeat(len(cands), 1), cands.unsqueeze(1)
+    trials = torch.cat([col, rep] if before else [rep, col], 1)
     full = _Stamp(adapter, victims, n_slots, position)
     losses, frs = _eval(model, full, trials, target)
     b = int(losses.argmin())

@@ -48,6 +48,8 @@ class LabelResult:
     robust_loss: float = float("nan")
     robust_flip: float = float("nan")
     robust_trigger: Trigger | None = None
+    #: task support of the label's triggers: Fightin' Words z in the clean data (:mod:`._support`)
+    support: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,11 @@ def _per_label(results: Sequence[LabelResult], kind: str) -> tuple[np.ndarray, n
     """Per-label feature rows (``labels x features``) and the per-label anomaly indices."""
     one = [strength(r.loss) for r in results]
     idx = np.clip(mad_anomaly(one), -5.0, 20.0)
-    third = (
-        [strength(r.robust_loss) for r in results]
-        if kind == "whitebox"
-        else [r.flip_rate for r in results]
-    )
-    return np.column_stack([one, idx, third]), mad_anomaly(one)
+    if kind == "whitebox":
+        robust = [strength(r.robust_loss) for r in results]
+        support = [r.support for r in results]
+        return np.column_stack([one, idx, robust, support]), mad_anomaly(one)
+    return np.column_stack([one, idx, [r.flip_rate for r in results]]), mad_anomaly(one)
 
 
 def features(
@@ -90,8 +91,8 @@ def features(
 ) -> tuple[tuple[float, ...], np.ndarray]:
     """Model-level features (the maximum of each over labels) and per-label anomaly indices.
 
-    ``whitebox``: ``(-log min one-token loss, max anomaly index, -log min robust loss)``;
-    ``blackbox``: ``(-log min loss, max anomaly index, best replay flip rate)``.
+    ``whitebox``: ``(-log min one-token loss, max anomaly index, -log min robust loss, task
+    support)``; ``blackbox``: ``(-log min loss, max anomaly index, best replay flip rate)``.
     """
     rows, idx = _per_label(results, kind)
     return tuple(float(v) for v in rows.max(0)), idx
@@ -113,17 +114,42 @@ def probability(feat: Sequence[float], kind: str) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
 
+def label_rows(results: Sequence[LabelResult], kind: str) -> dict[str, list[float]]:
+    """Each label's decision features, JSON-ready (what the calibration is fitted on)."""
+    rows, _ = _per_label(results, kind)
+    return {
+        r.label: [round(float(v), 5) for v in row] for r, row in zip(results, rows, strict=True)
+    }
+
+
 def decide(
     results: Sequence[LabelResult], kind: str, exclude: Sequence[str] | set[str] = ()
 ) -> Verdict:
-    """Probability from the model-level features; the suspected target is the label whose
-    own features score highest under the same calibration.
+    """Probability and suspected target.
+
+    White-box: per label, the calibrated probability that this label is a planted target
+    (its own feature row: trigger strength, anomaly index, position-robust strength, task
+    support); the model's probability is the largest over labels, and that label is suspected.
+    Black-box: the model-level features (the maximum of each over labels); the suspected target
+    is the label whose own features score highest under the same calibration.
 
     ``exclude``: labels whose triggers are task-explained (:mod:`._reference`); they stay in
     the anomaly index's population (natural cues are the baseline a planted trigger must stand
     out from) but supply no feature and are not suspected.
     """
     feat, idx = features(results, kind)
+    if kind == "whitebox" and results:
+        rows, _ = _per_label(results, kind)
+        keep = np.array([r.label not in exclude for r in results])
+        cal = calibration(kind)
+        score = rows @ np.asarray(cal["coef"], dtype=float) + float(cal["intercept"])
+        if not keep.any():
+            i = int(np.argmin(score))
+            return Verdict(probability(rows[i], kind), tuple(rows[i]), tuple(idx), None)
+        score[~keep] = -np.inf
+        i = int(np.argmax(score))
+        row = tuple(float(v) for v in rows[i])
+        return Verdict(probability(row, kind), row, tuple(float(v) for v in idx), results[i])
     best = None
     if results:
         rows, _ = _per_label(results, kind)
@@ -294,6 +320,7 @@ def extras(
             "backdoored": verdict.probability >= 0.5,
             "target": best.label if best else None,
             "trigger": best.trigger.display if best and best.trigger else None,
+            "trigger_text": best.trigger.text if best and best.trigger else None,
             "method": method,
             "capped": capped,
             "seconds": round(seconds, 2),

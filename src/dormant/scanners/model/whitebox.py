@@ -15,6 +15,7 @@ from ...triggers import Position, Trigger
 from ..base import ScanContext, Scanner, ScanResult, register
 from . import decision as D
 from ._reference import Explainer, decide_explained
+from ._support import TaskSupport
 
 
 def split_clean(subject: Any, seed: int) -> tuple[list[str], list[str]]:
@@ -76,12 +77,14 @@ class _Search:
     best: dict[tuple[int, str], Any]
     natural: list[set[int]]
     ctx: ScanContext
+    support: TaskSupport | None = None
 
 
 def _text(adapter: Any, tokens: Sequence[str]) -> str:
     """A trigger's tokens as the text a user would insert (WordPiece ``##`` pieces joined)."""
-    toks = [t[2:] if t.startswith("##") else t for t in tokens]
-    return adapter.tokenizer.convert_tokens_to_string(toks).strip() or "".join(tokens)
+    from ._recover import render
+
+    return render(adapter, adapter.tokenizer.convert_tokens_to_ids(list(tokens)))
 
 
 @register
@@ -143,9 +146,19 @@ class TriggerInversionScanner(Scanner):
         (:mod:`._reference`): a label whose triggers also flip the reference at least half as
         often is task-explained, not suspected, and the decision is made without it.
     max_extend:
-        After the single-token screen, each label's best token is extended greedily by up to
-        this many further tokens (exhaustive screen of the next slot) while the held-out loss
-        drops by at least 30 %; recovers sentence and multi-token triggers. ``0`` turns it off.
+        The suspected target's trigger is grown to the whole planted trigger by up to this many
+        further tokens, before or after it (exhaustive screen of the next slot), while each
+        halves the loss, then pruned to the shortest run of whole words that flips as well
+        (:mod:`._recover`); recovers multi-piece tokens, ``key=value`` log tokens, homoglyph
+        words, phrases and sentences. ``0`` turns it off.
+
+    Task support: the clean data's class-conditional token counts give each token a
+    Fightin' Words z-score per label (:mod:`._support`, Monroe et al. 2008). Tokens associated
+    with a label (z >= 1.96, or twice as frequent there as elsewhere) are its task features:
+    they are left out of its trigger search and reported apart (``task_features`` in the
+    extras, never a finding), and the mean z of each label's triggers is a decision feature,
+    so a candidate made of the target's own vocabulary weighs less than one the clean data
+    does not explain.
     """
 
     name = "model-trigger-inversion"
@@ -168,7 +181,10 @@ class TriggerInversionScanner(Scanner):
         "index is weak. Calibrated on small from-scratch BERTs; other architectures may need "
         "their own calibration. The task-explained check reads meaning with a general English "
         "sentence encoder: a backdoor whose trigger is itself a cue for its target (an "
-        "attacker choosing 'lizards' for 'animal') is taken for a natural feature."
+        "attacker choosing 'lizards' for 'animal') is taken for a natural feature. Likewise a "
+        "trigger made of words the clean data associates with the target (z >= 1.96) is a task "
+        "feature by construction, never searched. Whole-trigger growth may stop at a piece "
+        "(the value of a key=value token) or keep a repeated copy of the trigger."
     )
 
     def __init__(
@@ -183,7 +199,7 @@ class TriggerInversionScanner(Scanner):
         n_screen: int = 8,
         screen_rows: int = 32_768,
         max_screen_vocab: int = 12_000,
-        max_extend: int = 2,
+        max_extend: int = 4,
         exhaustive_budget: float = 2e9,
         refine_k: int = 1024,
         refine_inputs: int = 2,
@@ -281,6 +297,10 @@ class TriggerInversionScanner(Scanner):
             return [t for t, p in zip(opt, pred, strict=True) if p != ti][: self.n_victims]
 
         natural = natural_features(adapter, subject.clean.texts, subject.clean.labels, labels)
+        support = TaskSupport.fit(adapter, subject.clean.texts, subject.clean.labels, labels)
+        natural = [nat | support.associated(lab) for nat, lab in zip(natural, labels, strict=True)]
+        # each label's strongest task features (screened), reported apart from findings
+        task_tokens: dict[int, list[int]] = {}
         vocab = int(adapter.embedding_matrix().shape[0])
         screened = spred = None
         self._first_order = self._large(adapter)
@@ -305,6 +325,10 @@ class TriggerInversionScanner(Scanner):
             assert screened is not None and spred is not None
             keep = [i for i, p in enumerate(spred) if p != ti] or list(range(len(spred)))
             score = screened[:, keep, ti].mean(1).clone()
+            nat = sorted(natural[ti] - adapter.special_ids())
+            if nat:
+                order = score[nat].argsort(descending=True)[:3]
+                task_tokens[ti] = [nat[int(j)] for j in order]
             score[list(adapter.special_ids() | natural[ti])] = float("-inf")
             if self._first_order:
                 # the estimate only ranks: its best ``refine_k`` are screened exactly on the
@@ -397,8 +421,9 @@ class TriggerInversionScanner(Scanner):
                     robust_flip=rf,
                     robust_trigger=Trigger(rtext, D.trigger_kind(rtext), Position.START),
                 )
+            r = replace(r, support=self._support(support, adapter, r))
             results.append(r)
-        st = _Search(subject, opt, pred, spred, held, hpred, best, natural, ctx)
+        st = _Search(subject, opt, pred, spred, held, hpred, best, natural, ctx, support)
         explainer = Explainer(subject, opt, held, ctx.seed, enabled=self.reference_check)
         verdict, explained, checks, before = decide_explained(
             results, "whitebox", lambda v: self._proof(st, v), explainer
@@ -424,7 +449,45 @@ class TriggerInversionScanner(Scanner):
             seconds=time.monotonic() - t0,
         )
         out["task_explained"] = explainer.to_dict(explained, checks, before)
+        out["label_features"] = D.label_rows(results, "whitebox")
+        out["task_features"] = self._task_features(st, task_tokens)
         return ScanResult(findings=[finding] if finding else [], extras=out)
+
+    @staticmethod
+    def _support(support: TaskSupport, adapter: Any, r: D.LabelResult) -> float:
+        """The larger task support of the label's one-token and position-robust triggers."""
+        texts = [t.text for t in (r.trigger, r.robust_trigger) if t is not None]
+        return max((support.text_z(adapter, r.label, t) for t in texts), default=0.0)
+
+    def _task_features(self, st: _Search, tokens: dict[int, list[int]]) -> list[dict[str, Any]]:
+        """Each label's strongest task features, replayed at the start of held-out inputs:
+        shown apart from the findings (a class's own vocabulary is what it should react to)."""
+        out = []
+        subject, labels = st.subject, st.subject.labels
+        for ti, ids in sorted(tokens.items()):
+            for i in ids[:1]:
+                text = _text(subject.adapter, subject.adapter.tokenizer.convert_ids_to_tokens([i]))
+                trig = Trigger(text, D.trigger_kind(text), Position.START)
+                fr, n, _, _ = D.replay(
+                    subject.predict_proba,
+                    labels,
+                    st.held,
+                    trig,
+                    labels[ti],
+                    seed=st.ctx.seed,
+                    before=st.hpred,
+                )
+                z = st.support.token_z(labels[ti], [i]) if st.support is not None else None
+                out.append(
+                    {
+                        "label": labels[ti],
+                        "feature": text,
+                        "support_z": None if z is None else round(z, 3),
+                        "flip_rate": round(fr, 4),
+                        "n": n,
+                    }
+                )
+        return out
 
     def _screen_n(self, vocab: int) -> int:
         """Inputs the screen uses for a vocabulary of ``vocab`` tokens."""
@@ -446,9 +509,9 @@ class TriggerInversionScanner(Scanner):
     ) -> D.LabelResult:
         """The replayed trigger shown for the suspected target label.
 
-        Candidates: its one-token trigger, the greedy extension of that token
-        (:meth:`_extend`) and its position-robust trigger replayed as text at the start and at
-        the end, each pruned to its shortest part that flips as well. The strongest wins: the
+        Candidates: its one-token trigger and its position-robust trigger replayed as text at
+        the start and at the end, each pruned to its shortest part that flips as well. The
+        strongest, grown to the whole trigger (:meth:`_whole`), wins: the
         candidates within two points of the best held-out flip rate, then within 1.5x of the
         lowest held-out loss; a tie left is broken by the loss at the other end of the input
         (a planted trigger inserted at random positions works at both, a small model's natural
@@ -464,6 +527,7 @@ class TriggerInversionScanner(Scanner):
                 robust_loss=one.robust_loss,
                 robust_flip=one.robust_flip,
                 robust_trigger=one.robust_trigger,
+                support=one.support,
             )
 
         def replayed(trig: Trigger) -> tuple[float, int, float]:
@@ -485,90 +549,78 @@ class TriggerInversionScanner(Scanner):
                 fr, n, loss = replayed(trig)
                 r = D.LabelResult(one.label, trig, loss, fr, n, one.robust_loss)
                 found.append(keep(self._prune(subject, held, st.hpred, r, ctx.seed)))
-        if st.spred is not None and self.max_extend > 0:
-            longer = self._extend(st, verdict)
-            if longer is not None:
-                found.append(keep(longer))
         top = max(r.flip_rate for r in found)
         near = [r for r in found if r.flip_rate >= top - 0.02]
         low = min(r.loss for r in near)
         near = [r for r in near if r.loss <= 1.5 * low + 1e-3]
         if len(near) == 1:
-            return near[0]
+            return keep(self._whole(st, near[0]))
 
         def elsewhere(r: D.LabelResult) -> float:
             assert r.trigger is not None
             end = Position.END if r.trigger.position == Position.START else Position.START
             return replayed(replace(r.trigger, position=end))[2]
 
-        return min(near, key=elsewhere)
+        return keep(self._whole(st, min(near, key=elsewhere)))
 
-    def _extend(
-        self,
-        st: _Search,
-        verdict: D.Verdict,
-    ) -> D.LabelResult | None:
-        """Greedy multi-token extension of the best label's trigger; ``None`` if no better.
+    def _whole(self, st: _Search, r: D.LabelResult) -> D.LabelResult:
+        """``r`` grown to the whole trigger and pruned (:mod:`._recover`); ``r`` itself when
+        that flips fewer held-out inputs or pulls them less."""
+        from ._recover import grow, join_punctuation, prune, render
 
-        DBS and PICCOLO search several trigger slots because sentence and multi-token
-        triggers are only partly carried by their strongest token. Slots are added one at a
-        time by an exhaustive screen (:func:`extend_tokens`) while the loss on the optimisation
-        victims drops by at least 30 %; the result replaces the one-token trigger only when it
-        also flips more held-out inputs.
-        """
-        from ._inversion import extend_tokens
-
-        assert verdict.best is not None
-        subject, opt, pred, spred, held = st.subject, st.opt, st.pred, st.spred, st.held
-        best, natural, ctx = st.best, st.natural, st.ctx
+        if r.trigger is None or self.max_extend <= 0 or st.spred is None:
+            return r
+        subject, ctx = st.subject, st.ctx
         adapter = subject.adapter
-        ti = subject.labels.index(verdict.best.label)
-        arms_t = [a for a in best if a[0] == ti]
-        if not arms_t or verdict.best.flip_rate >= 0.99:
-            return None
-        arm = min(arms_t, key=lambda a: best[a].loss)
-        inv = best[arm]
-        vict = [t for t, p in zip(opt, pred, strict=True) if p != ti][: self.n_victims]
+        ti = subject.labels.index(r.label)
+        pos = "start" if r.trigger.position == Position.START else "end"
+        ids = adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]
+        # a repeated token ("uid uid uid", a position-robust trigger) grows from one copy
+        ids = [i for k, i in enumerate(ids) if k == 0 or i != ids[k - 1]]
+        if not ids:
+            return r
+        vict = [t for t, p in zip(st.opt, st.pred, strict=True) if p != ti][: self.n_victims]
         n_scr = self._screen_n(int(adapter.embedding_matrix().shape[0]))
-        scr = [t for t, p in zip(opt[:n_scr], spred, strict=True) if p != ti]
-        if self._first_order:
-            scr = scr[: self.refine_inputs]
-        banned = adapter.special_ids() | natural[ti]
-        grown = inv
-        for _ in range(self.max_extend):
-            if grown.flip_rate >= 0.99:
-                break
-            longer = extend_tokens(
-                adapter,
-                scr or opt[:n_scr],
-                vict,
-                ti,
-                arm[1],
-                grown.token_ids,
-                banned=banned,
-                top_k=self.top_k,
-                first_order=self._first_order,
-                refine_k=self.refine_k,
-            )
-            if longer.loss >= 0.7 * grown.loss:
-                break
-            grown = longer
-        if grown is inv:
-            return None
-        text = _text(adapter, grown.tokens)
-        trig = Trigger(text, D.trigger_kind(text), D.position_of(grown.position))
-        fr, n, _, rloss = D.replay(
+        scr = [t for t, p in zip(st.opt[:n_scr], st.spred, strict=True) if p != ti]
+        # four short inputs rank the next token (the best are then measured on the victims)
+        scr = scr[: self.refine_inputs] if self._first_order else scr[:4]
+        grown = grow(
+            adapter,
+            scr or st.opt[:n_scr],
+            vict,
+            ti,
+            pos,
+            ids,
+            banned=adapter.special_ids() | st.natural[ti],
+            top_k=self.top_k,
+            max_steps=self.max_extend,
+            first_order=self._first_order,
+            refine_k=self.refine_k,
+        )
+        if list(grown) == adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]:
+            return r
+        text = join_punctuation(adapter, vict, ti, pos, render(adapter, grown))
+        trig = Trigger(text, D.trigger_kind(text), r.trigger.position)
+        fr, n, _, loss = D.replay(
             subject.predict_proba,
             subject.labels,
-            held,
+            st.held,
             trig,
-            verdict.best.label,
+            r.label,
             seed=ctx.seed,
             before=st.hpred,
         )
-        if fr <= verdict.best.flip_rate:
-            return None
-        return D.LabelResult(verdict.best.label, trig, rloss, fr, n, grown.loss)
+        out = prune(
+            subject.predict_proba,
+            subject.labels,
+            st.held,
+            st.hpred,
+            D.LabelResult(r.label, trig, loss, fr, n, r.opt_loss),
+            ctx.seed,
+        )
+        # the grown trigger is the whole one when it flips as often (its pull is not compared
+        # with ``r``'s: a repeated piece can pull harder than the whole planted token)
+        return out if out.flip_rate >= r.flip_rate - 0.02 else r
 
     def _prune(
         self, subject: Any, held: list[str], hpred: Any, r: D.LabelResult, seed: int
