@@ -77,16 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     scan = root.add_parser("scan", help="scan data, a model or an artifact for backdoors")
     scan_sub = scan.add_subparsers(dest="subject", metavar="SUBJECT")
     scan.set_defaults(func=lambda a: _usage(scan))
-    for name in SUBCOMMAND_MODULES:
+    register_modules(SUBCOMMAND_MODULES, root, scan_sub)
+    parser.set_defaults(func=lambda a: _usage(parser))
+    return parser
+
+
+def register_modules(names: Sequence[str], *parsers: Any) -> None:
+    """Call ``register(*parsers)`` of each module in ``names``; a module not there is skipped."""
+    for name in names:
         try:
             mod = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name == name:
                 continue
             raise
-        mod.register(root, scan_sub)
-    parser.set_defaults(func=lambda a: _usage(parser))
-    return parser
+        mod.register(*parsers)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

@@ -9,7 +9,6 @@ read and changed one at a time. A module that is not there is skipped.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from typing import Any
 
@@ -30,14 +29,9 @@ def register(root: Any, scan: Any) -> None:
     )
     sub = guard.add_subparsers(dest="guard_command", metavar="COMMAND")
     guard.set_defaults(func=lambda a: _usage(guard))
-    for name in GUARD_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        mod.register(sub)
+    from . import register_modules
+
+    register_modules(GUARD_MODULES, sub)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

@@ -17,41 +17,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..serve._http import RequestError
 from .types import Decision, Outcome
 
 #: Prefix of every notice the guard writes into an assistant message.
 NOTICE_PREFIX = "[dormant guard]"
 
 
-class ProxyError(Exception):
-    """An answer the proxy gives as an OpenAI-shaped error (never leaves the proxy)."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.param = param
-        self.code = code
-
-    def body(self) -> dict[str, Any]:
-        """The ``{"error": {...}}`` object OpenAI clients parse."""
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
+#: An answer the proxy gives as an OpenAI-shaped error (never leaves the proxy): the same
+#: ``{"error": {...}}`` shape ``serve-model`` answers with, so one class serves both.
+ProxyError = RequestError
 
 
 def _bad_request(
