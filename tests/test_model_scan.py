@@ -142,8 +142,9 @@ def test_first_order_screen_ranks_the_planted_token_and_recovers_it(
     est = gradient_screen(adapter, texts)[:, :, ti].mean(1)
     exact = screen_tokens(adapter, texts)[:, :, ti].mean(1)
     assert est.shape == exact.shape
-    # the planted token is among the 32 best of the estimate, as it is of the exact screen
-    assert cf in est.topk(32).indices.tolist()
+    # the planted token is among the tokens the estimate hands to the exact screen (its best
+    # refine_k = 1024 per label); how high it ranks varies with the organism's training run
+    assert cf in est.topk(1024).indices.tolist()
     assert cf in exact.topk(32).indices.tolist()
     params = {**FAST, "exhaustive_budget": 0}
     report = scan_model(m, context=ScanContext(seed=0), whitebox_params=params)
