@@ -79,11 +79,7 @@ class AuditEntry:
         return cls(
             kind="decision",
             outcome=decision.outcome.value,
-            identity=context.identity,
-            model=context.model.name,
-            digest=context.model.digest,
-            provenance=context.model.provenance.value,
-            triggers=tuple(t.to_dict() for t in context.triggers),
+            **_context_fields(context),
             call=redact_call(d["call"]),
             reasons=decision.reasons,
             alerts=decision.alerts,
@@ -101,11 +97,7 @@ class AuditEntry:
         return cls(
             kind="response",
             outcome=decision.outcome.value,
-            identity=context.identity,
-            model=context.model.name,
-            digest=context.model.digest,
-            provenance=context.model.provenance.value,
-            triggers=tuple(t.to_dict() for t in context.triggers),
+            **_context_fields(context),
             reasons=decision.reasons,
             alerts=decision.alerts,
             behaviours=decision.behaviours,
@@ -498,3 +490,14 @@ def _now() -> str:
 
 
 __all__ = ["AuditEntry", "AuditLog", "VerifyResult", "canonical", "redact_call"]
+
+
+def _context_fields(context: DecisionContext) -> dict[str, Any]:
+    """The fields every entry about a request takes from its context (who, which model)."""
+    return {
+        "identity": context.identity,
+        "model": context.model.name,
+        "digest": context.model.digest,
+        "provenance": context.model.provenance.value,
+        "triggers": tuple(t.to_dict() for t in context.triggers),
+    }
