@@ -198,8 +198,8 @@ def test_concurrent_appends_from_two_processes_keep_the_chain(tmp_path):
         )
         for w in range(2)
     ]
-    for p in procs:
-        _, err = p.communicate(timeout=120)
+    errs = [p.communicate(timeout=120)[1] for p in procs]  # wait for both before asserting
+    for p, err in zip(procs, errs, strict=True):
         assert p.returncode == 0, err
     with AuditLog.open(url) as log:
         res = log.verify()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ def make_engine(url: str, *, timeout: float) -> Engine:
             dbapi_conn.isolation_level = None  # transactions are begun below, not by pysqlite
             cur = dbapi_conn.cursor()
             cur.execute(f"PRAGMA busy_timeout={ms}")
-            cur.execute("PRAGMA journal_mode=WAL")
+            _wal(cur, timeout)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
@@ -47,6 +48,31 @@ def make_engine(url: str, *, timeout: float) -> Engine:
         pool_pre_ping=True,
         connect_args={"connect_timeout": max(1, int(timeout))},
     )
+
+
+def _wal(cur: Any, timeout: float) -> None:
+    """Switch the file to WAL, waiting out a writer that holds it.
+
+    The busy handler is not consulted when the switch needs the exclusive lock while another
+    connection is creating the same file (two processes opening a new database at once), so
+    SQLite answers ``database is locked`` at once; this retries with back-off until ``timeout``.
+    WAL is persistent, so a file that is already in WAL mode costs one read.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
 
 def migrate(engine: Engine) -> None:
