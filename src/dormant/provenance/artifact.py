@@ -50,6 +50,22 @@ _EXPLAIN = {
     "torchscript": "TorchScript code in the archive is compiled and run by torch.jit.load.",
     "path-traversal": "A member name that is absolute or climbs out with '..' makes extraction "
     "write anywhere the extracting user may (zip-slip): a planted file, a replaced script.",
+    "lambda-layer": "Keras rebuilds Lambda layers from serialized Python bytecode and runs it "
+    "when the model is loaded (always for .h5, with safe_mode=False for .keras).",
+    "custom-object": "Keras imports the module a configuration names while loading the model; a "
+    "module outside Keras is code from outside the file.",
+    "unsafe-op": "The TensorFlow graph runs this op when it is executed: it reaches files, "
+    "Python or the network with the loading process's rights.",
+    "template-code": "Runtimes render the chat template with Jinja on every request; attribute "
+    "walks to Python internals are server-side template injection (CVE-2024-34359).",
+    "template-instructions": "Literal text in the chat template reaches the model on every turn, "
+    "unseen by the user.",
+    "template-trigger": "The template changes what the model sees when a message contains a "
+    "phrase: a trigger built into the template.",
+    "custom-op-domain": "Operators outside the standard ONNX domains need a custom-op library: "
+    "native code from outside the model file.",
+    "external-data-path": "External tensor data is read from the location the model names; an "
+    "absolute or escaping path reads any file the loading user may.",
     "trailing-data": "Bytes after the pickle's end are ignored by pickle.load but may be read "
     "by custom loaders.",
 }
@@ -74,10 +90,14 @@ class ArtifactScanner(Scanner):
     Method: opcode-level pickle analysis with an allow-list of safe imports (picklescan and
     ModelScan, Protect AI; Fickling, Sultanik, Trail of Bits 2021), hardened against the
     published bypasses (broken streams, ``STACK_GLOBAL`` over memoised strings, zip/pickle
-    polyglots, duplicate zip members, nested archives). Limits: it reads serialization
+    polyglots, duplicate zip members, nested archives). Keras ``.keras``/``.h5`` configurations
+    (Lambda bytecode, non-Keras imports), TensorFlow SavedModel graphs (file, Python and
+    debugger ops), GGUF chat templates (template injection, instructions, trigger branches)
+    and ONNX models (custom-op domains, escaping external-data paths) are read without being
+    loaded (:mod:`dormant.provenance.modelformats`). Limits: it reads serialization
     formats only — a safetensors or ONNX file with backdoored *weights* is clean here (use the
-    model scanners), Keras ``Lambda`` layers, GGUF templates and ONNX custom ops are not
-    inspected, and a joblib file that embeds raw NumPy buffers stops the opcode walk at the
+    model scanners), template instructions are found by phrase patterns, and a joblib
+    file that embeds raw NumPy buffers stops the opcode walk at the
     first buffer (reported as unreadable).
     """
 
@@ -164,7 +184,8 @@ class ArtifactScanner(Scanner):
                     self.name,
                     "skip",
                     f"no file of {root} is in a format this scanner reads (pickle, zip "
-                    "checkpoint, .npy, safetensors); nothing was checked",
+                    "checkpoint, .npy, safetensors, Keras, SavedModel, GGUF, ONNX); nothing "
+                    "was checked",
                 )
             )
         if registry is not None:

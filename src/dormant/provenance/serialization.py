@@ -36,6 +36,13 @@ from typing import Any
 
 from ..findings import Severity
 from .formats import scan_npy, scan_safetensors
+from .modelformats import (
+    MODEL_READERS,
+    MODEL_SUFFIXES,
+    is_keras_zip,
+    scan_keras_zip,
+    sniff_model_format,
+)
 from .pickles import PickleIssue, scan_pickle
 
 #: Extensions that are pickles, or pickle-based containers, by convention.
@@ -136,7 +143,7 @@ def _dispatch(
     persistent: bool = False,
 ) -> None:
     suffix = Path(name).suffix.lower()
-    fmt = _sniff(head, suffix, size)
+    fmt = sniff_model_format(head, name) or _sniff(head, suffix, size)
     if top:
         ctx.scan.format = fmt
     if fmt == "zip" or (fmt in ("pickle", "pickle?", "unknown") and _has_zip_directory(fh, size)):
@@ -174,6 +181,9 @@ def _dispatch(
     elif fmt.startswith("compressed:"):
         fh.seek(0)
         _scan_compressed(ctx, fh, fmt.split(":", 1)[1], name, member, depth)
+    elif fmt in MODEL_READERS:
+        fh.seek(0)
+        MODEL_READERS[fmt](ctx, fh, size, member)
 
 
 def _sniff(head: bytes, suffix: str, size: int) -> str:
@@ -306,6 +316,8 @@ def _scan_zip(ctx: _Ctx, fh: Any, member: str, depth: int) -> None:
                 "outside its folder (zip-slip)",
                 f"{member}!{name}" if member else name,
             )
+    if is_keras_zip(names):
+        scan_keras_zip(ctx, zf, member)
     roots = {n.split("/", 1)[0] for n in names if "/" in n}
     torch_like = any(n.endswith("/data.pkl") or n == "data.pkl" for n in names)
     for info in infos:
@@ -402,6 +414,8 @@ def _worth_reading(head: bytes, name: str, torch_like: bool) -> bool:
         return False
     return (
         _sniff(head, suffix, len(head) + 1) != "unknown"
+        or sniff_model_format(head, name) is not None
+        or suffix in MODEL_SUFFIXES
         or suffix in PICKLE_SUFFIXES
         or suffix in (".npy", ".npz", ".zip", ".safetensors")
     )
