@@ -113,6 +113,7 @@ _INSTRUCTIONS: tuple[tuple[re.Pattern[str], Severity, str], ...] = (
         "holds a URL sent to the model on every turn",
     ),
 )
+_SEVERITY_ORDER = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO)
 _SPECIAL_TOKEN = re.compile(r"^\s*(?:<[^<>]{1,40}>|\[[A-Z_/]{1,20}\]|<\|[^|]{1,40}\|>)\s*$")
 _DUNDER = re.compile(r"__[A-Za-z_]\w*__")
 _RAW_NAMES = re.compile(
@@ -163,8 +164,8 @@ def check_template(text: str) -> list[TemplateHit]:
             m = rx.search(lit)
             if m:
                 _add(hits, "template-instructions", sev, f"template text {what}: {m.group(0)!r}")
-    order = list(Severity)
-    return sorted(hits.values(), key=lambda h: order.index(h.severity))
+    rank = {s: i for i, s in enumerate(_SEVERITY_ORDER)}
+    return sorted(hits.values(), key=lambda h: rank[h.severity])
 
 
 def _add(

@@ -32,6 +32,9 @@ MODEL_READERS: dict[str, Callable[[_Ctx, Any, int, str], None]] = {
     "onnx": scan_onnx,
     "savedmodel": scan_saved_model,
     "keras-metadata": scan_keras_metadata,
+    "keras-not-zip": lambda ctx, fh, size, member: ctx.add(
+        "malformed", Severity.HIGH, "a .keras file must be a zip archive; this one is not", member
+    ),
 }
 #: Suffixes whose archive members are worth reading for these formats.
 MODEL_SUFFIXES = frozenset({".h5", ".hdf5", ".keras", ".gguf", ".onnx", ".pb"})
@@ -41,8 +44,10 @@ def sniff_model_format(head: bytes, name: str) -> str | None:
     """The reader for a file from its first bytes and name, or ``None`` for the other sniffers."""
     base = Path(name).name.lower()
     suffix = Path(base).suffix
-    if head.startswith(GGUF_MAGIC):
+    if head.startswith(GGUF_MAGIC) or suffix == ".gguf":
         return "gguf"
+    if suffix == ".keras" and not head.startswith(b"PK"):
+        return "keras-not-zip"
     if head.startswith(HDF5_MAGIC) or (suffix in (".h5", ".hdf5") and head[:2] != b"PK"):
         return "hdf5"
     if suffix == ".onnx":
