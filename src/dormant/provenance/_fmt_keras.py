@@ -206,11 +206,45 @@ def _report_bytecode(ctx: _Ctx, code: Any, member: str, source: str, at: str) ->
         )
 
 
+#: Run in a child process: the HDF5 C library crashes (SIGSEGV) on some damaged files, which
+#: must cost a finding, not the scanning process. Reads the file from stdin, writes JSON.
+_H5_CHILD = r"""
+import io, json, sys
+import h5py
+out = {"attrs": {}}
+try:
+    with h5py.File(io.BytesIO(sys.stdin.buffer.read()), "r") as f:
+        for key in ("model_config", "training_config"):
+            if key not in f.attrs:
+                continue
+            if f.attrs.get_id(key).get_storage_size() > int(sys.argv[1]):
+                out["attrs"][key] = None
+                continue
+            v = f.attrs[key]
+            if isinstance(v, bytes):
+                v = v.decode("utf-8", "replace")
+            out["attrs"][key] = v if isinstance(v, str) else False
+except Exception as exc:
+    out["error"] = f"{type(exc).__name__}: {exc}"[:300]
+sys.stdout.write(json.dumps(out))
+"""
+#: Seconds the HDF5 reader may run before the file is reported unreadable.
+H5_TIMEOUT = 120.0
+
+
 def scan_h5(ctx: _Ctx, fh: Any, size: int, member: str) -> None:
-    """Read the Keras attributes of an HDF5 file with :mod:`h5py` (no dataset is read)."""
-    try:
-        import h5py
-    except ImportError:
+    """Read the Keras attributes of an HDF5 file with :mod:`h5py` in a child process.
+
+    Only the ``model_config`` and ``training_config`` attributes are read (no dataset). The
+    child process isolates the scan from crashes of the HDF5 C library on damaged files
+    (found by mutating valid files) and bounds its time; a crash, a timeout or a missing
+    h5py is reported as unreadable (fail closed).
+    """
+    import subprocess
+    import sys
+    from importlib.util import find_spec
+
+    if find_spec("h5py") is None:
         ctx.add(
             "unreadable",
             Severity.HIGH,
@@ -218,29 +252,42 @@ def scan_h5(ctx: _Ctx, fh: Any, size: int, member: str) -> None:
             member,
         )
         return
-    fh.seek(0)
-    try:
-        with h5py.File(fh, "r") as f:
-            found = []
-            for key in ("model_config", "training_config"):
-                if key not in f.attrs:
-                    continue
-                aid = f.attrs.get_id(key)
-                if aid.get_storage_size() > MAX_CONFIG_BYTES:
-                    ctx.add(
-                        "unreadable", Severity.HIGH, f"HDF5 attribute {key} over 64 MiB", member
-                    )
-                    continue
-                value = f.attrs[key]
-                found.append((key, value))
-    except Exception as exc:
-        # The file is untrusted and h5py raises OSError, KeyError, ValueError, RuntimeError,
-        # TypeError ... on damaged HDF5 structures; it evaluates nothing, so any failure here
-        # means "not a readable HDF5 file".
-        ctx.add("malformed", Severity.HIGH, f"HDF5 file cannot be read: {exc}"[:300], member)
+    if size > ctx.max_member_bytes:
+        ctx.add("unreadable", Severity.HIGH, "HDF5 file larger than max_member_bytes", member)
         return
-    for key, value in found:
-        if isinstance(value, bytes | str):
-            scan_keras_config(ctx, value, member, source=f"HDF5 attribute {key}")
-        else:
+    fh.seek(0)
+    data = bytes(fh.read(size))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _H5_CHILD, str(MAX_CONFIG_BYTES)],
+            input=data,
+            capture_output=True,
+            timeout=H5_TIMEOUT,
+            check=False,
+        )
+        result = json.loads(proc.stdout) if proc.returncode == 0 else None
+    except subprocess.TimeoutExpired:
+        ctx.add("unreadable", Severity.HIGH, f"HDF5 reader ran past {H5_TIMEOUT:g} s", member)
+        return
+    except (OSError, ValueError) as exc:
+        ctx.add("unreadable", Severity.HIGH, f"HDF5 reader could not run: {exc}", member)
+        return
+    if not isinstance(result, dict):
+        ctx.add(
+            "malformed",
+            Severity.HIGH,
+            f"HDF5 file crashed the HDF5 library (exit {proc.returncode}); it is damaged or "
+            "built to attack readers",
+            member,
+        )
+        return
+    if result.get("error"):
+        ctx.add("malformed", Severity.HIGH, f"HDF5 file cannot be read: {result['error']}", member)
+        return
+    for key, value in sorted(result.get("attrs", {}).items()):
+        if value is None:
+            ctx.add("unreadable", Severity.HIGH, f"HDF5 attribute {key} over 64 MiB", member)
+        elif not isinstance(value, str):
             ctx.add("malformed", Severity.HIGH, f"HDF5 attribute {key} is not text", member)
+        else:
+            scan_keras_config(ctx, value, member, source=f"HDF5 attribute {key}")
