@@ -11,6 +11,13 @@ Targets (the first argument):
 ``npy``          :func:`scan_file` on a ``.npy`` file
 ``safetensors``  :func:`scan_file` on a ``.safetensors`` file
 ``any``          :func:`scan_file` with the suffix chosen by the first byte of the input
+``gguf``         :func:`scan_file` on a ``.gguf`` file (header, metadata, chat templates)
+``onnx``         :func:`scan_file` on a ``.onnx`` file (domains, external-data paths)
+``savedmodel``   :func:`scan_file` on ``saved_model.pb`` (the protobuf wire reader)
+``kerasmeta``    :func:`scan_file` on ``keras_metadata.pb``
+``keras``        :func:`scan_file` on a ``.keras`` archive (``config.json``)
+``h5``           :func:`scan_file` on a ``.h5`` file (read in a child process: slow per input)
+``template``     :func:`dormant.provenance._jinja_check.check_template` on the text
 
 Usage (see fuzz/README.md)::
 
@@ -34,18 +41,29 @@ import atheris
 
 with atheris.instrument_imports(include=["dormant.provenance"]):
     from dormant.errors import DormantError
+    from dormant.provenance._jinja_check import check_template
     from dormant.provenance.pickles import scan_pickle
     from dormant.provenance.serialization import scan_file
 
 SUFFIXES = [".pkl", ".pt", ".npy", ".safetensors", ".zip", ".bin", ".gz", ""]
-TARGET_SUFFIX = {"zip": ".pt", "npy": ".npy", "safetensors": ".safetensors"}
+TARGET_SUFFIX = {
+    "zip": ".pt",
+    "npy": ".npy",
+    "safetensors": ".safetensors",
+    "gguf": ".gguf",
+    "onnx": ".onnx",
+    "savedmodel": "saved_model.pb",
+    "kerasmeta": "keras_metadata.pb",
+    "keras": ".keras",
+    "h5": ".h5",
+}
 _DIR = Path(
     tempfile.mkdtemp(prefix="dormant-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
 )
 
 
 def _scan_bytes(data: bytes, suffix: str) -> None:
-    path = _DIR / f"input{suffix}"
+    path = _DIR / (f"input{suffix}" if suffix[:1] in ".-" or not suffix else suffix)
     path.write_bytes(data)
     with contextlib.suppress(DormantError):
         scan_file(path, max_depth=3, max_member_bytes=1 << 24)
@@ -54,7 +72,7 @@ def _scan_bytes(data: bytes, suffix: str) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("pickle", "any", *TARGET_SUFFIX):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("pickle", "any", "template", *TARGET_SUFFIX):
         sys.exit(__doc__)
     target = sys.argv.pop(1)
 
@@ -62,6 +80,8 @@ def main() -> None:
         if target == "pickle":
             with contextlib.suppress(DormantError):
                 scan_pickle(data)
+        elif target == "template":
+            check_template(data.decode("utf-8", "replace"))
         elif target == "any":
             if data:
                 _scan_bytes(data[1:], SUFFIXES[data[0] % len(SUFFIXES)])

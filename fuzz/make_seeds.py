@@ -47,10 +47,55 @@ def seeds() -> dict[str, dict[str, bytes]]:
     }
 
 
+def format_seeds() -> dict[str, dict[str, bytes]]:
+    """Seeds of the Keras, SavedModel, GGUF, ONNX and template targets (needs dormant[formats])."""
+    import tempfile
+
+    from dormant.bench import model_files as mf
+    from dormant.bench._model_corpus import BENIGN_TEMPLATES, MALICIOUS_TEMPLATES
+
+    lam = mf.keras3_lambda(mf.lambda_bytecode())
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        gguf = {
+            "benign": mf.gguf_file(tmp / "a.gguf", BENIGN_TEMPLATES["qwen-tools"]).read_bytes(),
+            "ssti": mf.gguf_file(tmp / "b.gguf", MALICIOUS_TEMPLATES["ssti-cycler"]).read_bytes(),
+        }
+        h5 = {
+            "lambda": mf.h5_model(
+                tmp / "c.h5", mf.legacy_config([mf.legacy_lambda(mf.lambda_bytecode())])
+            ).read_bytes(),
+            "weights": mf.h5_model(tmp / "d.h5", None).read_bytes(),
+        }
+    return {
+        "gguf": gguf,
+        "h5": h5,
+        "onnx": {
+            "add": mf.onnx_model(),
+            "evil": mf.onnx_model(domain="x.y", op="Z", subgraph_location="../k"),
+        },
+        "savedmodel": {
+            "benign": mf.saved_model(mf.SAFE_GRAPH + mf.SAVER_GRAPH),
+            "evil": mf.saved_model(mf.SAFE_GRAPH, ("PyFunc", "ReadFile")),
+        },
+        "kerasmeta": {"lambda": mf.keras_metadata([mf._dense("d"), lam])},
+        "keras": {
+            "dense": mf.keras_zip(mf.keras3_config([mf._dense("d")])),
+            "lambda": mf.keras_zip(mf.keras3_config([lam])),
+        },
+        "template": {k: v.encode() for k, v in (BENIGN_TEMPLATES | MALICIOUS_TEMPLATES).items()},
+    }
+
+
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "fuzz/corpus")
     every = {}
-    for target, files in seeds().items():
+    targets = seeds()
+    try:
+        targets |= format_seeds()
+    except ImportError as exc:  # h5py, onnx, gguf: pip install 'dormant[formats]'
+        print(f"no seeds for the model-format targets: {exc}")
+    for target, files in targets.items():
         (root / target).mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
             (root / target / name).write_bytes(data)

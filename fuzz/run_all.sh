@@ -5,7 +5,7 @@
 set -u
 SECONDS_EACH=${1:-1800}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-pickle zip npy safetensors any}
+TARGETS=${*:-pickle zip npy safetensors any gguf onnx savedmodel kerasmeta keras h5 template}
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$HERE/logs" "$HERE/crashes" "$HERE/corpus"
 python "$HERE/make_seeds.py" "$HERE/corpus"

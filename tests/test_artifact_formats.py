@@ -313,3 +313,13 @@ def test_cli_scan_artifact_on_new_formats(run_cli: Callable[..., Any], tmp_path:
     assert res.code == 1, res.err
     [finding] = json.loads(res.out)["findings"]
     assert "PyFunc" in finding["title"] and finding["severity"] == "critical"
+
+
+def test_onnx_string_field_that_is_not_utf8_is_read_as_text() -> None:
+    """Found by the fuzz harness: protobuf hands back bytes for a proto2 string field that is
+    not valid UTF-8, and the domain check raised TypeError."""
+    path = Path(__file__).parent / "data" / "fuzz" / "onnx-invalid-utf8-domain.onnx"
+    scan = scan_file(path)
+    kinds = sorted(i.kind for i in scan.issues)
+    assert kinds == ["custom-op-domain", "external-data-path"]
+    assert "\ufffd" in scan.issues[0].name

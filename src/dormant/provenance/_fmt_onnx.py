@@ -64,7 +64,7 @@ def scan_onnx(ctx: _Ctx, fh: Any, size: int, member: str) -> None:
 
 
 def _check_model(ctx: _Ctx, model: Any, member: str) -> None:
-    local = {f.domain for f in model.functions}
+    local = {_text(f.domain) for f in model.functions}
     domains: dict[str, set[str]] = {}
     escapes: dict[str, str] = {}
     graphs: list[Any] = [model.graph]
@@ -84,8 +84,9 @@ def _check_model(ctx: _Ctx, model: Any, member: str) -> None:
             f = bodies.pop()
             tensors, node_list = [], f.node
         for node in node_list:
-            if node.domain not in STANDARD_DOMAINS and node.domain not in local:
-                domains.setdefault(node.domain, set()).add(node.op_type)
+            domain = _text(node.domain)
+            if domain not in STANDARD_DOMAINS and domain not in local:
+                domains.setdefault(domain, set()).add(_text(node.op_type))
             for a in node.attribute:
                 if a.HasField("g"):
                     graphs.append(a.g)
@@ -99,10 +100,11 @@ def _check_model(ctx: _Ctx, model: Any, member: str) -> None:
             if t.data_location != 1:  # TensorProto.EXTERNAL
                 continue
             for entry in t.external_data:
-                if entry.key == "location":
-                    why = _escapes(entry.value)
+                if _text(entry.key) == "location":
+                    loc = _text(entry.value)
+                    why = _escapes(loc)
                     if why:
-                        escapes.setdefault(entry.value, why)
+                        escapes.setdefault(loc, why)
     for domain in sorted(domains):
         ops = ", ".join(sorted(domains[domain])[:10])
         runtime = domain.startswith(RUNTIME_DOMAINS)
@@ -127,6 +129,12 @@ def _check_model(ctx: _Ctx, model: Any, member: str) -> None:
             member,
             name=loc[:200],
         )
+
+
+def _text(value: str | bytes) -> str:
+    """A string field as text: the protobuf runtime hands back ``bytes`` for a proto2
+    ``string`` field that is not valid UTF-8 (found by the fuzz harness)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _escapes(location: str) -> str:
