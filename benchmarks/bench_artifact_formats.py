@@ -18,6 +18,15 @@ in a separate environment so their pins do not touch dormant's::
         --modelscan /tmp/scanners/bin/modelscan --picklescan /tmp/scanners/bin/picklescan \\
         --out benchmarks/results/artifact_formats.json
 
+With ``--tf-python PY`` (a Python that has ``tensorflow``, e.g. the scanners' environment after
+``pip install tensorflow-cpu``), nine more cases are written by the real Keras 3 and
+``tf.saved_model`` writers (``benchmarks/_tf_artifacts.py``): ``.keras`` and legacy ``.h5``
+models with and without Lambda layers, and SavedModels with and without file and Python ops.
+
+Held aside (never used while the checks were written): the chat templates shipped inside the
+installed ``transformers`` package's processor modules, each written into a GGUF file and
+scanned the same way (all benign: a flag is a false positive).
+
 Prints a Markdown table (per format: malicious flagged, benign flagged, not scanned) and
 writes the per-case rows to ``--out``.
 """
@@ -93,6 +102,7 @@ def main() -> None:
     ap.add_argument("--modelscan", default=shutil.which("modelscan"))
     ap.add_argument("--picklescan", default=shutil.which("picklescan"))
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--tf-python", default=None, help="a Python with tensorflow (real writers)")
     args = ap.parse_args()
 
     from dormant.bench.model_files import artifact_corpus
@@ -111,6 +121,9 @@ def main() -> None:
     seconds: dict[str, float] = defaultdict(float)
     with tempfile.TemporaryDirectory(prefix="artifact-corpus-") as d:
         cases = artifact_corpus(Path(d))
+        if args.tf_python:
+            cases += _real_writer_cases(args.tf_python, Path(d) / "real")
+        cases += _held_aside_templates(Path(d) / "held-aside")
         for case in cases:
             row: dict[str, Any] = {
                 "case": case.name,
@@ -160,6 +173,50 @@ def _table(rows: list[dict[str, Any]], tools: list[str]) -> str:
         name = f"**{fmt}**" if fmt == "all" else fmt
         lines.append(f"| {name} | {len(mal)} / {len(ben)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _real_writer_cases(python: str, root: Path) -> list[Any]:
+    from dormant.bench.model_files import CorpusFile
+
+    root.mkdir(parents=True)
+    script = Path(__file__).with_name("_tf_artifacts.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run(
+        [python, str(script), str(root)], capture_output=True, text=True, check=True, env=env
+    )
+    out = []
+    for name, path, fmt, bad, note in json.loads(proc.stdout):
+        p = Path(path)
+        # case.path.parent is what every tool scans: point at a file inside the folder
+        out.append(CorpusFile(name, p / "saved_model.pb" if p.is_dir() else p, fmt, bad, note))
+    return out
+
+
+def _held_aside_templates(root: Path) -> list[Any]:
+    """Chat templates found as string constants in ``transformers/models/*/processing_*.py``."""
+    import ast
+    from importlib.util import find_spec
+
+    from dormant.bench.model_files import CorpusFile, gguf_file
+
+    spec = find_spec("transformers")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    out = []
+    base = Path(next(iter(spec.submodule_search_locations))) / "models"
+    for src in sorted(base.glob("*/processing_*.py")):
+        text = src.read_text(encoding="utf-8", errors="replace")
+        if "{%" not in text:
+            continue
+        for node in ast.walk(ast.parse(text)):
+            value = getattr(node, "value", None)
+            if isinstance(value, str) and "{%" in value and "message" in value:
+                folder = root / f"{src.parent.name}-{len(out)}"
+                folder.mkdir(parents=True)
+                path = gguf_file(folder / "model.gguf", value)
+                out.append(CorpusFile(folder.name, path, "gguf (held aside)", False, str(src.name)))
+    return out
 
 
 def _version(pkg: str) -> str:
