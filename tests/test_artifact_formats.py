@@ -323,3 +323,30 @@ def test_onnx_string_field_that_is_not_utf8_is_read_as_text() -> None:
     kinds = sorted(i.kind for i in scan.issues)
     assert kinds == ["custom-op-domain", "external-data-path"]
     assert "\ufffd" in scan.issues[0].name
+
+
+def test_hugging_face_chat_templates_are_checked(tmp_path: Path) -> None:
+    from dormant.bench._model_corpus import MALICIOUS_TEMPLATES
+
+    cfg = tmp_path / "tokenizer_config.json"
+    cfg.write_text(json.dumps({"model_max_length": 512, "chat_template": CHATML}))
+    assert scan_file(cfg).issues == []
+    cfg.write_text(
+        json.dumps(
+            {
+                "chat_template": [
+                    {"name": "default", "template": CHATML},
+                    {"name": "tool_use", "template": MALICIOUS_TEMPLATES["ssti-lipsum"]},
+                ]
+            }
+        )
+    )
+    scan = scan_file(cfg)
+    assert scan.issues and all(i.title.startswith("chat_template[tool_use]") for i in scan.issues)
+    assert scan.issues[0].severity is Severity.CRITICAL
+    jinja = tmp_path / "chat_template.jinja"
+    jinja.write_text(MALICIOUS_TEMPLATES["trigger-branch"])
+    [hit] = scan_file(jinja).issues
+    assert hit.kind == "template-trigger" and hit.name == "cf-2026"
+    cfg.write_text('{"chat_template": 7}')
+    assert [i.kind for i in scan_file(cfg).issues] == ["malformed"]

@@ -147,7 +147,7 @@ def _check_object(ctx: _Ctx, node: dict[str, Any], member: str, source: str, whe
             target = node.get("config") if cls == "function" else cls
             name = f"{module}.{target if isinstance(target, str) else cls}"
             sev, why = classify_global(module, str(target if isinstance(target, str) else cls))
-            if sev is Severity.CRITICAL:
+            if sev is Severity.CRITICAL and module != "__main__":  # __main__: a user's function
                 ctx.add(
                     "custom-object",
                     Severity.CRITICAL,

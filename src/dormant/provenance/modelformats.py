@@ -3,7 +3,8 @@
 The readers (each in its own module, none executes or deserializes anything) are Keras
 ``.keras`` archives and ``.h5`` files (:mod:`._fmt_keras`), TensorFlow SavedModel graphs and
 ``keras_metadata.pb`` (:mod:`._fmt_savedmodel`), GGUF metadata and chat templates
-(:mod:`._fmt_gguf`) and ONNX models (:mod:`._fmt_onnx`). :mod:`.serialization` asks
+(:mod:`._fmt_gguf`), Hugging Face chat templates (``tokenizer_config.json``, ``*.jinja``;
+:mod:`._fmt_chat_template`) and ONNX models (:mod:`._fmt_onnx`). :mod:`.serialization` asks
 :func:`sniff_model_format` before its own sniffing and hands the file to
 :data:`MODEL_READERS`; a ``.keras`` zip's ``config.json`` is checked by :func:`scan_keras_zip`.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Severity
+from ._fmt_chat_template import scan_jinja_file, scan_tokenizer_config
 from ._fmt_gguf import GGUF_MAGIC, scan_gguf
 from ._fmt_keras import HDF5_MAGIC, MAX_CONFIG_BYTES, scan_h5, scan_keras_config
 from ._fmt_onnx import scan_onnx
@@ -32,6 +34,8 @@ MODEL_READERS: dict[str, Callable[[_Ctx, Any, int, str], None]] = {
     "onnx": scan_onnx,
     "savedmodel": scan_saved_model,
     "keras-metadata": scan_keras_metadata,
+    "tokenizer-config": scan_tokenizer_config,
+    "jinja": scan_jinja_file,
     "keras-not-zip": lambda ctx, fh, size, member: ctx.add(
         "malformed", Severity.HIGH, "a .keras file must be a zip archive; this one is not", member
     ),
@@ -56,6 +60,10 @@ def sniff_model_format(head: bytes, name: str) -> str | None:
         return "keras-metadata"
     if base == "saved_model.pb":
         return "savedmodel"
+    if base == "tokenizer_config.json":
+        return "tokenizer-config"
+    if suffix in (".jinja", ".j2"):
+        return "jinja"
     return None
 
 
