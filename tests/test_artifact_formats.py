@@ -350,3 +350,10 @@ def test_hugging_face_chat_templates_are_checked(tmp_path: Path) -> None:
     assert hit.kind == "template-trigger" and hit.name == "cf-2026"
     cfg.write_text('{"chat_template": 7}')
     assert [i.kind for i in scan_file(cfg).issues] == ["malformed"]
+
+
+def test_a_pickle_named_like_a_model_format_is_read_as_a_pickle(tmp_path: Path) -> None:
+    for name in ("m.h5", "m.onnx", "m.gguf", "saved_model.pb"):
+        scan = scan_file(mf.write(tmp_path / name, mf.EVIL_PICKLE))
+        assert scan.format == "pickle", name
+        assert [(i.kind, i.name) for i in scan.issues] == [("global", "os.system")], name

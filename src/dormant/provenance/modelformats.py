@@ -44,15 +44,26 @@ MODEL_READERS: dict[str, Callable[[_Ctx, Any, int, str], None]] = {
 MODEL_SUFFIXES = frozenset({".h5", ".hdf5", ".keras", ".gguf", ".onnx", ".pb"})
 
 
-def sniff_model_format(head: bytes, name: str) -> str | None:
-    """The reader for a file from its first bytes and name, or ``None`` for the other sniffers."""
+def sniff_model_format(head: bytes, name: str, other: str) -> str:
+    """The format of a file from its first bytes and name.
+
+    ``other`` is what the pickle/zip/npy/safetensors sniffer made of it. A magic number
+    (GGUF, HDF5) wins; a name (``.onnx``, ``saved_model.pb`` ...) only picks a reader when
+    the bytes are nothing else, so a pickle named ``model.h5`` is still read as a pickle.
+    """
     base = Path(name).name.lower()
     suffix = Path(base).suffix
-    if head.startswith(GGUF_MAGIC) or suffix == ".gguf":
+    if head.startswith(GGUF_MAGIC):
         return "gguf"
-    if suffix == ".keras" and not head.startswith(b"PK"):
+    if head.startswith(HDF5_MAGIC):
+        return "hdf5"
+    if other not in ("unknown", "pickle?"):
+        return other
+    if suffix == ".gguf":
+        return "gguf"
+    if suffix == ".keras":
         return "keras-not-zip"
-    if head.startswith(HDF5_MAGIC) or (suffix in (".h5", ".hdf5") and head[:2] != b"PK"):
+    if suffix in (".h5", ".hdf5"):
         return "hdf5"
     if suffix == ".onnx":
         return "onnx"
@@ -64,7 +75,7 @@ def sniff_model_format(head: bytes, name: str) -> str | None:
         return "tokenizer-config"
     if suffix in (".jinja", ".j2"):
         return "jinja"
-    return None
+    return other
 
 
 def is_keras_zip(names: list[str]) -> bool:

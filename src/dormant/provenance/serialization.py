@@ -143,7 +143,7 @@ def _dispatch(
     persistent: bool = False,
 ) -> None:
     suffix = Path(name).suffix.lower()
-    fmt = sniff_model_format(head, name) or _sniff(head, suffix, size)
+    fmt = sniff_model_format(head, name, _sniff(head, suffix, size))
     if top:
         ctx.scan.format = fmt
     if fmt == "zip" or (fmt in ("pickle", "pickle?", "unknown") and _has_zip_directory(fh, size)):
@@ -414,7 +414,7 @@ def _worth_reading(head: bytes, name: str, torch_like: bool) -> bool:
         return False
     return (
         _sniff(head, suffix, len(head) + 1) != "unknown"
-        or sniff_model_format(head, name) is not None
+        or sniff_model_format(head, name, "unknown") != "unknown"
         or suffix in MODEL_SUFFIXES
         or suffix in PICKLE_SUFFIXES
         or suffix in (".npy", ".npz", ".zip", ".safetensors")
