@@ -357,3 +357,14 @@ def test_a_pickle_named_like_a_model_format_is_read_as_a_pickle(tmp_path: Path) 
         scan = scan_file(mf.write(tmp_path / name, mf.EVIL_PICKLE))
         assert scan.format == "pickle", name
         assert [(i.kind, i.name) for i in scan.issues] == [("global", "os.system")], name
+
+
+def test_template_variables_named_like_system_modules_are_not_flagged() -> None:
+    from dormant.provenance._jinja_check import check_template
+
+    own = (
+        "{% set system = messages[0]['content'] %}{{ system }}"
+        "{% for os in ['linux'] %}{{ os }}{% endfor %}{{ messages[0]['system'] }}"
+    )
+    assert check_template(own) == []
+    assert check_template("{{ os.popen('id') }}")[0].severity is Severity.CRITICAL

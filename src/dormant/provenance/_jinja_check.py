@@ -51,11 +51,12 @@ GADGET_DUNDERS = frozenset(
         "__reduce_ex__",
     }
 )
+#: Not ``system`` or ``sys``: templates name their own variables so (``{% set system = ... %}``);
+#: a walk to ``os.system`` is caught at ``os``.
 SYSTEM_NAMES = frozenset(
     {
         "os",
         "popen",
-        "system",
         "subprocess",
         "eval",
         "exec",
@@ -67,7 +68,6 @@ SYSTEM_NAMES = frozenset(
         "socket",
         "urlopen",
         "builtins",
-        "sys",
         "importlib",
     }
 )
@@ -192,6 +192,8 @@ def _attr_name(hits: dict[str, TemplateHit], name: str, how: str) -> None:
 
 
 def _walk(tree: Any, nodes: Any, hits: dict[str, TemplateHit]) -> Iterator[str]:
+    # names the template assigns itself ({% set os = ... %}, loop variables) are its own data
+    own = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
     for node in tree.find_all(nodes.Node):
         if isinstance(node, nodes.Getattr):
             _attr_name(hits, node.attr, "'.' access")
@@ -210,7 +212,7 @@ def _walk(tree: Any, nodes: Any, hits: dict[str, TemplateHit]) -> Iterator[str]:
                     "template computes an attribute name for the 'attr' filter (hides which "
                     "attribute it reads)",
                 )
-        elif isinstance(node, nodes.Name):
+        elif isinstance(node, nodes.Name) and node.name not in own:
             if node.name in SYSTEM_NAMES:
                 _attr_name(hits, node.name, "a name")
             elif node.name in WALK_START:
