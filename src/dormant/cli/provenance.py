@@ -122,8 +122,13 @@ def register(root: Any, scan: Any) -> None:
 
     p = scan.add_parser(
         "artifact",
-        help="is this checkpoint safe to load? (pickle, zip, .npy, safetensors checks)",
-        description="Check model files for code that runs on load, without loading them.",
+        help="is this checkpoint safe to load? (pickle, zip, .npy, safetensors, Keras, "
+        "SavedModel, GGUF, ONNX, chat templates)",
+        description="Check model files for code that runs on load, without loading them: "
+        "pickles and zip checkpoints, .npy, safetensors headers, Keras .keras/.h5 (Lambda "
+        "bytecode, module imports), TensorFlow saved_model.pb (file and Python ops), GGUF and "
+        "Hugging Face chat templates (template injection, instructions, trigger branches), "
+        "ONNX (custom-op domains, external data outside the folder).",
     )
     p.add_argument("path", help="checkpoint file or model directory")
     p.add_argument("-o", "--out", help="directory to write reports into")

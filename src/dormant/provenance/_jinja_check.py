@@ -165,7 +165,26 @@ def check_template(text: str) -> list[TemplateHit]:
             if m:
                 _add(hits, "template-instructions", sev, f"template text {what}: {m.group(0)!r}")
     rank = {s: i for i, s in enumerate(_SEVERITY_ORDER)}
-    return sorted(hits.values(), key=lambda h: rank[h.severity])
+    return sorted(_merge_names(list(hits.values()), rank), key=lambda h: rank[h.severity])
+
+
+def _merge_names(hits: list[TemplateHit], rank: dict[Severity, int]) -> list[TemplateHit]:
+    """One ``template-code`` hit for every name the template reaches (most severe first)."""
+    named = sorted(
+        (h for h in hits if h.kind == "template-code" and h.name), key=lambda h: rank[h.severity]
+    )
+    if len(named) < 2:
+        return hits
+    names = list(dict.fromkeys(h.name for h in named))
+    merged = TemplateHit(
+        "template-code",
+        named[0].severity,
+        f"template reaches Python internals or the system: {', '.join(repr(n) for n in names)}"
+        "; the Jinja sandbox refuses attributes starting with '_', and these names start the "
+        "published template-injection walks"[:400],
+        ",".join(names)[:200],
+    )
+    return [merged, *(h for h in hits if h not in named)]
 
 
 def _add(
