@@ -5,6 +5,7 @@ extended, and raw bytes behind each format's magic."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -37,6 +38,9 @@ def _samples() -> dict[str, bytes]:
         "saved_model.pb": mf.saved_model([*mf.SAFE_GRAPH, "ReadFile"], ("PyFunc",)),
         "keras_metadata.pb": mf.keras_metadata([mf._dense("d"), lam]),
         "m.onnx": mf.onnx_model(domain="x.y", op="Z", subgraph_location="../k"),
+        "tokenizer_config.json": json.dumps(
+            {"chat_template": [{"name": "x", "template": MALICIOUS_TEMPLATES["ssti-lipsum"]}]}
+        ).encode(),
     }
 
 

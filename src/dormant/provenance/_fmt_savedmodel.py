@@ -71,8 +71,8 @@ UNSAFE_OPS: dict[str, tuple[Severity, str]] = {
     "DebugNumericSummaryV2": (Severity.HIGH, "sends tensors to a debugger"),
     "ImmutableConst": (Severity.HIGH, "memory-maps a file"),
 }
-#: Deepest message nesting the reader descends (SavedModel -> ... -> NodeDef is 5).
-_MAX_DEPTH = 8
+#: TensorFlow's (and protobuf's) limit on one serialized message: a bigger file is no SavedModel.
+PROTOBUF_MAX_BYTES = 2**31 - 1
 
 
 class WireError(ValueError):
@@ -212,6 +212,9 @@ def scan_keras_metadata(ctx: _Ctx, fh: Any, size: int, member: str) -> None:
 
 
 def _read_all(ctx: _Ctx, fh: Any, size: int, member: str, what: str) -> bytes | None:
+    if size > PROTOBUF_MAX_BYTES:
+        ctx.add("malformed", Severity.HIGH, f"{what} is larger than protobuf's 2 GiB limit", member)
+        return None
     if size > ctx.max_member_bytes:
         ctx.add("unreadable", Severity.HIGH, f"{what} larger than max_member_bytes", member)
         return None
