@@ -38,7 +38,7 @@ RATES = (0.001, 0.01, 0.05)
 class MemoEncoder:
     """The real MiniLM encoder with a memo keyed by text (same vectors, computed once)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: str | None = None) -> None:
         import torch
 
         from dormant.adapters.encoder import TextEncoder
@@ -46,6 +46,15 @@ class MemoEncoder:
         torch.set_num_threads(1)
         self.enc = TextEncoder().load()
         self.memo: dict[str, np.ndarray] = {}
+        self.cache = Path(cache) if cache else None
+        if self.cache and self.cache.is_file():
+            with np.load(self.cache) as z:  # plain arrays only: allow_pickle stays off
+                self.memo = dict(zip(z["texts"].tolist(), z["vectors"], strict=True))
+
+    def save(self) -> None:
+        if self.cache:
+            texts = list(self.memo)
+            np.savez(self.cache, texts=np.array(texts), vectors=np.stack(list(self.memo.values())))
 
     def encode(self, texts: list[str]) -> np.ndarray:
         todo = list(dict.fromkeys(t for t in texts if t not in self.memo))
@@ -104,6 +113,20 @@ def run_one(corpus: str, clean: list[str], rate: float, enc: MemoEncoder, seed: 
     flagged = [r.flagged for r in report.records]
     phrases = report.extras["corpus"]["phrases"]
     disc = [p["id"] in data.discussion_ids for p in data.passages]
+    why: dict[str, list[str]] = {}
+    for f in report.findings:
+        for rid in f.locator.record_ids:
+            why.setdefault(rid, []).append(f.title[:60])
+    fps = [
+        {"text": p["text"][:160], "why": why.get(p["id"], [])[:2]}
+        for p, fl, t in zip(data.passages, flagged, truth, strict=True)
+        if fl and not t
+    ]
+    missed = [
+        p["text"][-120:]
+        for p, fl, t in zip(data.passages, flagged, truth, strict=True)
+        if t and not fl
+    ]
     kw = keyword_flags(texts)
     return {
         "corpus": corpus,
@@ -118,6 +141,8 @@ def run_one(corpus: str, clean: list[str], rate: float, enc: MemoEncoder, seed: 
         "keyword": prf(kw, truth),
         "keyword_discussion_flagged": int(sum(f and d for f, d in zip(kw, disc, strict=True))),
         "seconds": round(secs, 1),
+        "false_positives": fps[:10],
+        "missed": missed[:10],
     }
 
 
@@ -128,14 +153,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rates", type=float, nargs="+", default=list(RATES))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--cache", default=None, help="embedding memo file (.npz) to reuse")
     args = ap.parse_args()
-    enc = MemoEncoder()
+    enc = MemoEncoder(args.cache)
     rows = []
     for corpus in args.corpus:
         clean = clean_texts(corpus, args.n, args.seed)
         for rate in args.rates:
             row = run_one(corpus, clean, rate, enc, args.seed)
             rows.append(row)
+            enc.save()
             print(json.dumps(row), flush=True)
     if args.out:
         Path(args.out).write_text(

@@ -35,6 +35,15 @@ _STOP = frozenset(
     ).split()
 )
 MAX_N = 3
+#: wording of the directives themselves (the exemplar banks and the pattern keywords): a
+#: trigger is a phrase *beside* the directive, so a phrase of these words alone is not one
+_PATTERN_WORDS = (
+    "ignore disregard forget override bypass skip discard previous prior above earlier "
+    "approved official system instructions instruction sources source documents prompt "
+    "rules context reveal print repeat show disclose assistant ai model user users now "
+    "pretend act role call invoke run execute tool function send forward upload email "
+    "password data new follow only instead answer"
+)
 MAX_LEN = 12
 
 
@@ -78,10 +87,19 @@ def cooccurring_phrases(
     alpha: float = 0.05,
     keep: float = 0.9,
     top: int = 10,
+    independent: np.ndarray | None = None,
 ) -> list[Phrase]:
-    """Phrases over-represented in the passages where ``directive`` is true, best first."""
+    """Phrases over-represented in the passages where ``directive`` is true, best first.
+
+    ``independent`` (boolean, default all) marks the passages that count: one per cluster of
+    near-duplicates, since planted copies are not independent evidence of co-occurrence.
+    """
     from scipy.stats import false_discovery_control, hypergeom
 
+    if independent is not None:
+        kept = np.flatnonzero(independent)
+        texts = [texts[i] for i in kept]
+        directive = np.asarray(directive)[kept]
     idx = np.flatnonzero(directive)
     n_pass, k = len(texts), len(idx)
     if k < 2 or k == n_pass:
@@ -172,3 +190,11 @@ def _grow(
                 break
             phrase, ad, tot, pv = grown, gd, gt, gp
     return phrase, ad, tot, pv
+
+
+def directive_vocabulary(exemplars: Sequence[str]) -> frozenset[str]:
+    """Words of ``exemplars`` and of the directive patterns, plus the stop words."""
+    words = set(_PATTERN_WORDS.split()) | _STOP
+    for text in exemplars:
+        words.update(word_tokens(text))
+    return frozenset(words)

@@ -34,14 +34,23 @@ from ...findings import Evidence, Finding, Locator, Severity, SubjectRef
 from ...report import RecordScore, Report, ScanIssue
 from ...text import confusable_chars, has_invisible
 from ...triggers import Trigger, TriggerKind, is_invisible
-from ._cooccur import Phrase, cooccurring_phrases, word_tokens
+from ._cooccur import Phrase, cooccurring_phrases, directive_vocabulary, word_tokens
 from ._dupes import near_duplicate_clusters
 from ._passages import Passage, load_passages, passages_from
 from ._patterns import STRONG, PatternHit, find_directives, prior_class
-from ._semantic import SemanticScores, null_pvalues, semantic_scores, weighted_bh
+from ._semantic import (
+    DIRECTIVE_EXEMPLARS,
+    DISCUSSION_EXEMPLARS,
+    SemanticScores,
+    null_pvalues,
+    semantic_scores,
+    weighted_bh,
+)
 
 SCANNER = "corpus"
 _SECRETS = SecretDetector()
+#: invisible characters of ordinary typography (soft hyphen): reported, not quarantined alone
+_TYPOGRAPHIC = frozenset({"U+00AD"})
 
 
 @dataclass(frozen=True)
@@ -174,20 +183,32 @@ def scan_corpus(
         w, q = np.ones(n), p.copy()
         directive = strong.copy()
 
-    phrases = cooccurring_phrases(texts, directive, alpha=alpha)
-    trigger_phrases = [ph for ph in phrases if ph.precision >= 0.5]
+    clusters = near_duplicate_clusters(texts, threshold=dup_threshold, seed=seed)
+    independent = np.ones(n, dtype=bool)
+    for c in clusters:
+        independent[c[1:]] = False
+    phrases = cooccurring_phrases(texts, directive, alpha=alpha, independent=independent)
+    vocab = directive_vocabulary(DIRECTIVE_EXEMPLARS + DISCUSSION_EXEMPLARS)
+    # a trigger is beside the directive, carried by most directive passages and mostly by
+    # them; directive wording ("instructions", "the user") is listed in the extras only
+    trigger_phrases = [
+        ph
+        for ph in phrases
+        if ph.precision >= 0.5
+        and ph.in_directive > ph.n_directive / 2
+        and any(w not in vocab for w in ph.text.split())
+    ]
     carrier = np.zeros(n, dtype=bool)
     if trigger_phrases:
         for i, t in enumerate(texts):
             joined = " " + " ".join(word_tokens(t)) + " "
             if any(f" {ph.text} " in joined for ph in trigger_phrases):
                 carrier[i] = True
-    clusters = near_duplicate_clusters(texts, threshold=dup_threshold, seed=seed)
     copy = np.zeros(n, dtype=bool)
     planted = [c for c in clusters if any(directive[i] or carrier[i] for i in c)]
     for c in planted:
         copy[c] = True
-    hidden = np.array([has_invisible(t) for t in texts])
+    hidden = np.array([has_invisible(t) and _hidden_kind(t) != "typographic" for t in texts])
     flags = _Flags(directive, carrier & ~directive, copy & ~directive & ~carrier, hidden)
 
     for i in map(int, np.flatnonzero(directive)):
@@ -196,12 +217,14 @@ def scan_corpus(
                 subject, passages[i], hits[i], sem, i, p, q, w, bool(confirmed[i]), carrier, hidden
             )
         )
-    for ph in phrases:
-        report.findings.append(_phrase_finding(subject, ph, passages, texts, directive))
+    for ph in trigger_phrases:
+        report.findings.append(
+            _phrase_finding(subject, ph, passages, texts, directive, ph in trigger_phrases)
+        )
     for c in planted:
         report.findings.append(_cluster_finding(subject, c, passages, directive))
-    for i, ps in enumerate(passages):
-        report.findings.extend(_char_findings(subject, ps, hidden[i]))
+    for ps in passages:
+        report.findings.extend(_char_findings(subject, ps, has_invisible(ps.text)))
         report.findings.extend(_secret_findings(subject, ps))
     for i in map(int, np.flatnonzero(flags.phrase)):
         report.findings.append(_carrier_finding(subject, passages[i], trigger_phrases))
@@ -222,6 +245,17 @@ def scan_corpus(
         "hidden_characters": int(hidden.sum()),
         "quarantined": int(flagged.sum()),
         "phrases": [ph.text for ph in phrases],
+        "phrase_counts": [
+            {
+                "phrase": ph.text,
+                "in_directive": ph.in_directive,
+                "total": ph.total,
+                "p_value": ph.p_value,
+                "q_value": ph.q_value,
+            }
+            for ph in phrases
+        ],
+        "trigger_phrases": [ph.text for ph in trigger_phrases],
     }
     return report.finish()
 
@@ -241,6 +275,11 @@ def _encode_fn(encoder: Any, encoder_path: Any) -> Callable[[list[str]], np.ndar
         return np.asarray(encoder.encode(texts), dtype=np.float32)
 
     return encode
+
+
+def _hidden_kind(text: str) -> str:
+    names = {f"U+{ord(c):04X}" for c in text if is_invisible(c)}
+    return "typographic" if names <= _TYPOGRAPHIC else "hidden"
 
 
 def _doc_ev(ps: Passage) -> tuple[Evidence, ...]:
@@ -307,7 +346,12 @@ def _directive_finding(
 
 
 def _phrase_finding(
-    subject: SubjectRef, ph: Phrase, passages: list[Passage], texts: list[str], directive: Any
+    subject: SubjectRef,
+    ph: Phrase,
+    passages: list[Passage],
+    texts: list[str],
+    directive: Any,
+    trigger: bool,
 ) -> Finding:
     ids = []
     for i, t in enumerate(texts):
@@ -318,7 +362,7 @@ def _phrase_finding(
         subject=subject,
         title=f"Phrase {ph.text!r} co-occurs with directives in {ph.in_directive} of "
         f"{ph.n_directive} directive passages ({ph.total} passages in all)",
-        severity=Severity.HIGH if ph.precision >= 0.5 else Severity.LOW,
+        severity=Severity.HIGH if trigger else Severity.LOW,
         score=float(max(0.0, min(1.0, 1.0 - ph.q_value))),
         category="data-poisoning",
         trigger=Trigger(ph.text, TriggerKind.PHRASE if " " in ph.text else TriggerKind.TOKEN),
@@ -380,12 +424,13 @@ def _char_findings(subject: SubjectRef, ps: Passage, hidden: bool) -> list[Findi
     if hidden:
         idx = [k for k, c in enumerate(ps.text) if is_invisible(c)]
         names = sorted({f"U+{ord(ps.text[k]):04X}" for k in idx})
+        typographic = set(names) <= _TYPOGRAPHIC
         out.append(
             Finding(
                 scanner=SCANNER,
                 subject=subject,
                 title=f"Invisible characters in passage {ps.id} ({', '.join(names[:4])})",
-                severity=Severity.MEDIUM,
+                severity=Severity.LOW if typographic else Severity.MEDIUM,
                 score=0.6,
                 category="prompt-injection",
                 trigger=Trigger(
