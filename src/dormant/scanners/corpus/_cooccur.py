@@ -98,7 +98,7 @@ def cooccurring_phrases(
 
     if independent is not None:
         kept = np.flatnonzero(independent)
-        texts = [texts[i] for i in kept]
+        texts = [texts[int(i)] for i in kept]
         directive = np.asarray(directive)[kept]
     idx = np.flatnonzero(directive)
     n_pass, k = len(texts), len(idx)
