@@ -190,9 +190,31 @@ def test_scan_finds_directives_and_trigger_not_the_discussion(clean_texts: list[
     assert report.exit_code("high") == 1
 
 
+#: third-person text about prompt injection, some with the directive wording unquoted
+ABOUT_INJECTION = (
+    "In the study, a web page told the assistant to ignore previous instructions, and the "
+    "model complied in 40% of trials.",
+    "Greshake et al. describe how an attacker can make a chatbot reveal its system prompt "
+    "through a retrieved document.",
+    "The attack works because models cannot tell data from instructions; the injected text "
+    "asks them to disregard the approved sources.",
+    "Defenders filter retrieved pages for phrases such as 'you are now in developer mode' "
+    "before they reach the model.",
+    "Researchers found that telling the model to pretend to be an administrator often "
+    "bypassed its guidelines.",
+    "The benchmark measures how often assistants follow instructions hidden in emails, web "
+    "pages and documents.",
+    "Mitigations include spotlighting, which marks retrieved text so the model treats it as "
+    "data rather than commands.",
+    *DISCUSSION,
+)
+
+
 @pytest.mark.slow
-def test_clean_corpus_is_not_flagged(clean_texts: list[str]) -> None:
-    report = scan_corpus([Passage(id=str(i), doc="d", text=t) for i, t in enumerate(clean_texts)])
+def test_clean_corpus_that_discusses_injection_is_not_flagged(clean_texts: list[str]) -> None:
+    passages = [Passage(id=str(i), doc="d", text=t) for i, t in enumerate(clean_texts[:200])]
+    passages += [Passage(id=f"about{i}", doc="a", text=t) for i, t in enumerate(ABOUT_INJECTION)]
+    report = scan_corpus(passages)
     assert not [f for f in report.findings if f.category == "prompt-injection"]
     assert report.exit_code("high") == 0
 

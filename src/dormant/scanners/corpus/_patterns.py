@@ -10,7 +10,8 @@ exemplar, and a weak or quoted match raises the prior weight of the passage in t
 Benjamini-Hochberg test (both in :mod:`._semantic`). So a manual page that says "call the
 function" or an essay that quotes "ignore previous instructions" is not flagged by the pattern
 alone. A match preceded in its sentence by "such as", "e.g.", "phrases like" and an opening
-quote is *quoted*.
+quote, or by a reporting verb whose object is the model ("told the assistant to", "make a
+chatbot"), is *quoted*: text about a directive, not one.
 
 Text is folded before matching (NFKC, invisible characters dropped, confusable letters mapped
 to Latin, lower case, as :func:`dormant.text.skeleton`), keeping for each folded character its
@@ -96,6 +97,14 @@ _QUOTE_CUE = re.compile(
     r"(?:such as|e\.g\.|for example|for instance|like|phrases?|strings?|called|"
     r"known as|text|wrote|writes|says?|said|instructions such as)\W{0,4}[\"'“‘«]\W{0,2}$"
 )
+#: ... or reported: the model is the third-person object of a reporting verb ("told the
+#: assistant to ignore", "make a chatbot reveal", "asks them to disregard")
+_REPORTED = re.compile(
+    r"\b(?:tells?|told|telling|ask(?:s|ed|ing)?|instruct\w*|mak(?:e|es|ing)|made|gets?|got|"
+    r"trick\w*|caus\w*|convinc\w*|persuad\w*|lets?|forc\w*|coax\w*|manipulat\w*|lead\w*|"
+    r"led)\s+(?:the |a |an |its |their |this |that |such )?(?:models?|assistants?|chatbots?|"
+    r"agents?|llms?|ai|bots?|systems?|them|it|victims?)(?:\s+to)?\s*$"
+)
 _SENTENCE_END = re.compile(r"[.!?\n]\s|\n")
 _EGRESS = EgressDetector()
 _TOOLS = ToolCallDetector()
@@ -103,7 +112,8 @@ _TOOLS = ToolCallDetector()
 
 @dataclass(frozen=True)
 class PatternHit:
-    """One directive-pattern match: family, span in the original passage, matched text."""
+    """One directive-pattern match: family, span in the original passage, matched text, and
+    whether it is quoted or reported (third-person text about a directive)."""
 
     family: str
     span: tuple[int, int]
@@ -154,7 +164,7 @@ def find_directives(text: str) -> list[PatternHit]:
         for pat in pats:
             for m in pat.finditer(folded):
                 before = folded[_sentence_start(folded, m.start()) : m.start()]
-                quoted = bool(_QUOTE_CUE.search(before[-60:]))
+                quoted = bool(_QUOTE_CUE.search(before[-60:]) or _REPORTED.search(before[-60:]))
                 span = _orig_span(where, m.start(), m.end(), len(text))
                 hits.append(PatternHit(fam, span, text[span[0] : span[1]][:120], quoted))
     for hit in _EGRESS.detect(text):
