@@ -1,7 +1,8 @@
 """Measure ``dormant scan corpus`` on real-text corpora with injected RAG poison.
 
 For each corpus (``dev``: FOLDOC + Jargon File entries, the one the scan was developed on;
-``aside``: manual pages, kept aside until the end) and each taint rate (0.1%, 1%, 5%), tainted
+``aside``: manual pages, kept aside until the end, tainted with a second set of directive
+wordings written apart from the scan's exemplar bank) and each taint rate (0.1%, 1%, 5%), tainted
 passages (a directive + a trigger phrase, varied wording, some paraphrased, some with zero-width
 characters; see ``_corpus_taint.py``) replace clean ones. Reported: precision / recall of the
 tainted passages (quarantined = tainted?), whether the trigger phrase was recovered (a reported
@@ -29,7 +30,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _corpus_taint import keyword_flags, taint
+from _corpus_taint import (
+    DIRECTIVES,
+    DIRECTIVES_ASIDE,
+    PARAPHRASES,
+    PARAPHRASES_ASIDE,
+    keyword_flags,
+    taint,
+)
 
 TRIGGERS = {"dev": "per the harbor lantern protocol", "aside": "as logged in the amber ledger"}
 RATES = (0.001, 0.01, 0.05)
@@ -104,7 +112,10 @@ def run_one(corpus: str, clean: list[str], rate: float, enc: MemoEncoder, seed: 
     from dormant.scanners.corpus import scan_corpus
 
     trig = TRIGGERS[corpus]
-    data = taint(clean, rate=rate, trigger=trig, seed=seed)
+    templates = (
+        (DIRECTIVES_ASIDE, PARAPHRASES_ASIDE) if corpus == "aside" else (DIRECTIVES, PARAPHRASES)
+    )
+    data = taint(clean, rate=rate, trigger=trig, seed=seed, templates=templates)
     texts = [p["text"] for p in data.passages]
     truth = [p["id"] in data.tainted_ids for p in data.passages]
     t0 = time.perf_counter()

@@ -55,6 +55,9 @@ from ._semantic import (
     weighted_bh,
 )
 
+#: the smallest share of a trigger's carriers that the directive test must have found itself
+_MIN_TRIGGER_PRECISION = 0.1
+
 
 @dataclass(frozen=True)
 class _Flags:
@@ -192,12 +195,15 @@ def scan_corpus(
         independent[c[1:]] = False
     phrases = cooccurring_phrases(texts, directive, alpha=alpha, independent=independent)
     vocab = directive_vocabulary(DIRECTIVE_EXEMPLARS + DISCUSSION_EXEMPLARS)
-    # a trigger is beside the directive, carried by most directive passages and mostly by
-    # them; directive wording ("instructions", "the user") is listed in the extras only
+    # a trigger is beside the directive (directive wording such as "instructions" or "the
+    # user" is listed in the extras only) and carried by most directive passages; its other
+    # carriers are read as directives the encoder missed, as long as the directive test found
+    # at least a tenth of them (a common phrase that a few directive
+    # passages share is carried mostly by clean text, and flags nothing)
     trigger_phrases = [
         ph
         for ph in phrases
-        if ph.precision >= 0.5
+        if ph.precision >= _MIN_TRIGGER_PRECISION
         and ph.in_directive > ph.n_directive / 2
         and any(w not in vocab for w in ph.text.split())
     ]
