@@ -47,6 +47,8 @@ def register(root: Any, scan: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
+    from ..findings import SubjectRef
+    from ..report import ScanIssue
     from ..scanners.corpus import (
         check_corpus_outputs,
         load_passages,
@@ -74,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
         encoder_path=args.encoder,
         seed=args.seed,
     )
-    report.subject = type(report.subject)("corpus", str(args.path), report.subject.digest)
-    from ..report import ScanIssue
+    report.subject = SubjectRef("corpus", str(args.path), report.subject.digest)
 
     for note in notes:
         report.issues.append(ScanIssue("corpus", "warning", note))
