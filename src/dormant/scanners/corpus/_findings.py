@@ -52,22 +52,25 @@ def directive_finding(
     span = lead.span if lead else (sem.best_span[i] if sem else (0, len(ps.text)))
     severe = bool({"exfiltrate", "reveal"} & set(families)) or bool(carrier[i] or hidden[i])
     ev = list(_doc_ev(ps))
-    route = (
-        "directive pattern, confirmed by the encoder (nearer a directive exemplar than any "
-        "discussion exemplar)"
-        if confirmed
-        else "encoder score significant against the corpus (weighted Benjamini-Hochberg)"
-    )
+    if sem is None:
+        route = "directive pattern alone (encoder off: no semantic check, no calibration)"
+    elif confirmed:
+        route = (
+            "directive pattern, confirmed by the encoder (nearer a directive exemplar than any "
+            "discussion exemplar)"
+        )
+    else:
+        route = "encoder score significant against the corpus (weighted Benjamini-Hochberg)"
     ev += [
         Evidence("route", route, "how the passage was found"),
         Evidence("families", ", ".join(families) or "none (semantic only)", "directive patterns"),
         Evidence("matched", ps.text[span[0] : span[1]][:160], "the directive text"),
-        Evidence("p_value", float(p[i]), "calibrated on the corpus (conformal, GPD tail)"),
-        Evidence("q_value", float(q[i]), "weighted Benjamini-Hochberg adjusted p-value"),
-        Evidence("weight", round(float(w[i]), 4), "prior weight from the patterns (mean 1)"),
     ]
     if sem is not None:
         ev += [
+            Evidence("p_value", float(p[i]), "calibrated on the corpus (conformal, GPD tail)"),
+            Evidence("q_value", float(q[i]), "weighted Benjamini-Hochberg adjusted p-value"),
+            Evidence("weight", round(float(w[i]), 4), "prior weight from the patterns (mean 1)"),
             Evidence("semantic_score", round(float(sem.score[i]), 4), "directive - discussion"),
             Evidence("directive_similarity", round(float(sem.dir_sim[i]), 4), "cosine"),
         ]

@@ -45,7 +45,7 @@ from ._findings import (
     secret_findings,
 )
 from ._passages import load_passages, passages_from
-from ._patterns import find_directives, prior_class
+from ._patterns import PatternHit, find_directives, fold, prior_class
 from ._semantic import (
     DIRECTIVE_EXEMPLARS,
     DISCUSSION_EXEMPLARS,
@@ -213,10 +213,19 @@ def scan_corpus(
             joined = " " + " ".join(word_tokens(t)) + " "
             if any(f" {ph.text} " in joined for ph in trigger_phrases):
                 carrier[i] = True
+    # a copy holds the injected text itself, not only the host passage it was appended to
     copy = np.zeros(n, dtype=bool)
-    planted = [c for c in clusters if any(directive[i] or carrier[i] for i in c)]
-    for c in planted:
-        copy[c] = True
+    planted = []
+    for c in clusters:
+        snippets = [_injected(texts[i], hits[i], sem, i) for i in c if directive[i]]
+        members = [
+            i
+            for i in c
+            if directive[i] or carrier[i] or any(sn in fold(texts[i])[0] for sn in snippets)
+        ]
+        if len(members) >= 2 and any(directive[i] or carrier[i] for i in members):
+            planted.append(members)
+            copy[members] = True
     hidden = np.array([has_invisible(t) and hidden_kind(t) != "typographic" for t in texts])
     flags = _Flags(directive, carrier & ~directive, copy & ~directive & ~carrier, hidden)
 
@@ -267,6 +276,18 @@ def scan_corpus(
         "trigger_phrases": [ph.text for ph in trigger_phrases],
     }
     return report.finish()
+
+
+def _injected(text: str, hits: list[PatternHit], sem: SemanticScores | None, i: int) -> str:
+    """The folded text of a directive passage's directive: its pattern or its best sentence."""
+    lead = next((h for h in hits if not h.quoted), hits[0] if hits else None)
+    if lead is not None:
+        span = lead.span
+    elif sem is not None:
+        span = sem.best_span[i]
+    else:
+        span = (0, len(text))
+    return fold(text[span[0] : span[1]])[0].strip() or fold(text)[0]
 
 
 def _encode_fn(encoder: Any, encoder_path: Any) -> Callable[[list[str]], np.ndarray]:
