@@ -120,6 +120,12 @@ def test_cli_bad_inputs_exit_2_without_traceback(tmp_path: Path, run_cli: Any) -
         assert r.code == 2, r.err
         assert msg in r.err and "Traceback" not in r.err
     assert not (tmp_path / "out").exists()
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Some text.\n", encoding="utf-8")
+    r = run_cli("scan", "corpus", docs, "--no-embed", "-o", docs / "out")
+    assert r.code == 2 and "overlap" in r.err
+    assert sorted(p.name for p in docs.iterdir()) == ["a.txt"]
 
 
 def test_folder_of_documents_keeps_document_and_span(tmp_path: Path, run_cli: Any) -> None:

@@ -29,16 +29,17 @@ def check_corpus_outputs(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"Output path {out} exists and is not a directory.")
-    if not out.is_dir():
-        return
     if corpus is not None:
         c = Path(corpus).resolve()
         root = out.resolve()
         if c == root or root in c.parents or c in root.parents:
             raise ConfigError(
-                f"Output directory {out} and the corpus {corpus} overlap; writing the outputs "
-                "replaces that directory. Choose another output directory (--out)."
+                f"Output directory {out} and the corpus {corpus} overlap: the outputs would "
+                "replace the corpus or become part of it. Choose an output directory outside "
+                "the corpus (--out)."
             )
+    if not out.is_dir():
+        return
     foreign = sorted(e.name for e in out.iterdir() if not _is_output_name(e))
     if foreign:
         raise ConfigError(
