@@ -49,6 +49,7 @@ EXIT_INTERRUPTED = 130
 #: Modules that add subcommands; a missing module is skipped (optional parts).
 SUBCOMMAND_MODULES = (
     "dormant.cli.data",
+    "dormant.cli.corpus",
     "dormant.cli.demo",
     "dormant.cli.model",
     "dormant.cli.probe",
