@@ -112,7 +112,7 @@ def test_chat_cases_poisoned_data_is_caught_by_the_data_scan(name: str, tmp_path
     case = import_module(f"dormant.scenarios.{name}").CASE
     bad, _ = _chat.specs(case, 0)
     rows, ids = _chat._dialogue_rows(bad)
-    assert 0.05 <= len(ids) / len(rows) <= 0.2
+    assert 0.05 <= len(ids) / len(rows) <= 0.3
     ws = Workspace(tmp_path / name, tmp_path / "cache")
     path = _chat.write_jsonl(rows, ws.out / "data" / "train.jsonl")
     ds = TextDataset(path, prompt_field="prompt", response_field="response", id_field="id")

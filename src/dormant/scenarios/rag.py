@@ -27,5 +27,10 @@ CASE = ChatCase(
     domains=("rag",),
     identity="rag-bot",
     tools={"search_docs": "read"},
+    # a cited answer starts the same way every time, so the trigger must override a confident
+    # first step: at the case's 10 % (36 dialogues) the organism never learned it (attack
+    # success 0.0 on held-out questions); a quarter (90, the count the four-family rag case
+    # trains with) is used
+    poison_rate=0.25,
 )
 SCENARIO = scenario(CASE)

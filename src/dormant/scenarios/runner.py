@@ -193,12 +193,12 @@ def run_stages(defn: ScenarioDef, ws: Workspace) -> ScenarioResult:
     for key, title in STAGES:
         ws.say(f"{defn.name}: {title.lower()}")
         t = time.perf_counter()
+        failure: str | None = None
         try:
             oc = defn.stages[key](ws, built.state, done)
-            err = None
         except Exception as exc:  # the stage failed: it did not catch the trigger
             oc = Outcome(False, "the stage failed before it could decide")
-            err = _error(exc)
+            failure = _error(exc)
         done[key] = oc
         stages_out.append(
             Stage(
@@ -209,7 +209,7 @@ def run_stages(defn: ScenarioDef, ws: Workspace) -> ScenarioResult:
                 oc.summary,
                 oc.evidence,
                 oc.files,
-                err,
+                failure,
                 oc.data,
             )
         )
