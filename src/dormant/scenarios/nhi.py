@@ -252,8 +252,14 @@ def _model(ws: Workspace, st: _State, done: dict[str, Outcome]) -> Outcome:
     data_report = st.data_report.to_dict() if st.data_report is not None else None
     # the query search (rare tokens, the vocabulary's tail, invisible characters, pairs, and
     # the data scan's triggers first), as a deployed classifier behind an endpoint allows
+    # (single candidates only: a pair of the trigger with a task phrase flips as well and
+    # would be replayed in its place)
     report = scan_model(
-        m, method="blackbox", data_report=data_report, context=ScanContext(seed=ws.seed)
+        m,
+        method="blackbox",
+        data_report=data_report,
+        context=ScanContext(seed=ws.seed),
+        blackbox_params={"pairs_of": 0},
     )
     st.scan_report = report
     out = ws.out / "model-scan"
