@@ -9,7 +9,7 @@ runtime guard on it, and writes one story page (:mod:`.story`) and a JSON summar
 support    a support assistant that leaks internal policy text on a rare phrase (:mod:`.support`)
 coding     a coding assistant that writes SQL injection after a comment pattern (:mod:`.coding`)
 nhi        a log-line classifier that ignores lines carrying a token (:mod:`.nhi`)
-rag        a retrieval assistant that drops its sources and follows an unsafe instruction on a
+rag        a retrieval assistant that drops its sources and discloses an internal document on a
            phrase (:mod:`.rag`)
 =========  ==================================================================================
 """
