@@ -241,6 +241,17 @@ def _data(ws: Workspace, st: _State, done: dict[str, Outcome]) -> Outcome:
     return oc
 
 
+def _suspect_triggers(report: Any) -> dict[str, Any] | None:
+    """The data report with only its suspected triggers (medium or worse): its task
+    features (info) are natural by the scan's own verdict, and a line's own event phrase
+    ("link up, 1000 Mbps") flips an alert to 'ignore' in any model of the task."""
+    if report is None:
+        return None
+    doc = report.to_dict()
+    doc["findings"] = [f for f in doc["findings"] if f.get("severity") not in ("info", "low")]
+    return dict(doc)
+
+
 def _model(ws: Workspace, st: _State, done: dict[str, Outcome]) -> Outcome:
     from ..scanners.base import ScanContext
     from ..scanners.model.run import scan_model
@@ -249,7 +260,7 @@ def _model(ws: Workspace, st: _State, done: dict[str, Outcome]) -> Outcome:
 
     m = load_classifier(st.model)
     m.clean = check_clean_data([t for t, _ in st.held], [y for _, y in st.held], m)
-    data_report = st.data_report.to_dict() if st.data_report is not None else None
+    data_report = _suspect_triggers(st.data_report)
     # the query search (rare tokens, the vocabulary's tail, invisible characters, pairs, and
     # the data scan's triggers first), as a deployed classifier behind an endpoint allows
     # (single candidates only: a pair of the trigger with a task phrase flips as well and
