@@ -149,3 +149,6 @@ def test_nhi_end_to_end_every_stage_catches_the_trigger(tmp_path: Path) -> None:
     for s in res.stages:
         for _, rel in s.files:
             assert (out / "nhi" / rel).exists(), rel
+    # the poisoned training data was quarantined record by record
+    quarantined = (out / "nhi" / "data-scan" / "quarantine.jsonl").read_text("utf-8")
+    assert quarantined.count(res.trigger) >= 60  # of the 120 poisoned lines

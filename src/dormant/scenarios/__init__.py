@@ -78,6 +78,11 @@ def run_scenarios(
     out = Path(out_dir)
     cache = Path(cache_dir) if cache_dir is not None else default_cache()
     results = []
+    # a page or summary of an earlier run must not stand for this one if it stops half-way
+    (out / "summary.json").unlink(missing_ok=True)
+    for name in todo:
+        for stale in ("story.html", "summary.json"):
+            (out / name / stale).unlink(missing_ok=True)
     for name in todo:
         ws = Workspace(out / name, cache, seed=seed, embed=embed, progress=progress)
         res = run_one(name, ws)
