@@ -19,6 +19,16 @@ def register(root: Any, scan: Any) -> None:
     )
     p.add_argument("--out", "-o", default="dormant-demo", help="output directory")
     p.add_argument("--no-embed", action="store_true", help="statistical scan only")
+    p.add_argument(
+        "--scenario",
+        action="append",
+        choices=("support", "coding", "nhi", "rag", "all"),
+        help="run one of the four cases end to end instead (data scan, model scan or probe, "
+        "provenance, runtime guard) and write its story page; repeatable",
+    )
+    p.add_argument("--seed", type=int, default=0, help="with --scenario: trigger, data, training")
+    p.add_argument("--cache-dir", help="with --scenario: where trained organisms are kept")
+    p.add_argument("--embed", action="store_true", help="with --scenario: also embed the data")
     prog = p.add_mutually_exclusive_group()
     prog.add_argument("--progress", dest="progress", action="store_true", default=None)
     prog.add_argument("--no-progress", dest="progress", action="store_false")
@@ -26,6 +36,10 @@ def register(root: Any, scan: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.scenario:
+        from ._demo_scenarios import run_scenarios_cli
+
+        return run_scenarios_cli(args)
     from ..demo import run_demo
     from ..scanners.base import ScanContext
 
