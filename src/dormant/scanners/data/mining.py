@@ -302,7 +302,8 @@ class TriggerMiner(Scanner):
     ) -> list[Candidate]:
         from scipy.special import bdtrc
 
-        feats = [f for f, c in total.items() if c >= self.min_support]
+        # in a fixed order, so that ties are broken the same way however the tables were built
+        feats = sorted(f for f, c in total.items() if c >= self.min_support)
         if not feats:
             return []
         # "no behaviour" is the absence of an outcome, never the target of a trigger
