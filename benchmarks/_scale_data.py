@@ -32,17 +32,11 @@ def write_shards(root: Path, n: int, *, shard_size: int = 100_000, seed: int = 0
     root.mkdir(parents=True, exist_ok=True)
     texts = pool(seed)
     paths: list[Path] = []
-    fh = None
-    for i in range(n):
-        if i % shard_size == 0:
-            if fh is not None:
-                fh.close()
-            paths.append(root / f"part-{len(paths):05d}.jsonl")
-            fh = open(paths[-1], "w", encoding="utf-8")
-        text, label = texts[i % len(texts)]
-        rec = {"id": f"{i // len(texts)}-{i % len(texts)}", "text": text, "label": label}
-        assert fh is not None
-        fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    if fh is not None:
-        fh.close()
+    for start in range(0, n, shard_size):
+        paths.append(root / f"part-{len(paths):05d}.jsonl")
+        with open(paths[-1], "w", encoding="utf-8") as fh:
+            for i in range(start, min(start + shard_size, n)):
+                text, label = texts[i % len(texts)]
+                rec = {"id": f"{i // len(texts)}-{i % len(texts)}", "text": text, "label": label}
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return paths

@@ -28,6 +28,7 @@ Reference: Manku & Motwani, "Approximate frequency counts over data streams", VL
 from __future__ import annotations
 
 import queue
+import signal
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -211,9 +212,10 @@ def count_parallel(
             poll(block=True)
     finally:
         for p in procs:
+            p.join(timeout=5 if len(parts) == n_jobs else 0)
             if p.is_alive():
                 p.terminate()
-            p.join()
+                p.join()
         inbox.close()
         results.close()
     acc = parts[0]
@@ -225,6 +227,9 @@ def count_parallel(
 
 
 def _worker(inbox: Any, results: Any, settings: CountSettings) -> None:
+    # the parent handles Ctrl-C and stops its workers; a stop is quiet, not a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     counter = _Counter(settings)
     try:
         while (job := inbox.get()) is not None:
