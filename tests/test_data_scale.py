@@ -216,3 +216,178 @@ def test_duplicate_ids_are_refused_by_name(tmp_path, jobs):
     ds = TextDataset(path, text_field="text", label_field="label", id_field="id")
     with pytest.raises(DataValidationError, match=r"10 record id\(s\) occur more than once.*'r0'"):
         TriggerMiner(n_jobs=jobs, batch_size=16).scan(ds)
+
+
+# ---------------------------------------------------------------- inputs at scale
+
+
+def _write_shards(root: Path, n_shards: int = 3, per: int = 40) -> list[dict]:
+    root.mkdir(parents=True, exist_ok=True)
+    recs = labelled_dataset(load_corpus("sample", limit=n_shards * per), scheme="pos")
+    for k in range(n_shards):
+        chunk = recs[k * per : (k + 1) * per]
+        (root / f"part-{k:02d}.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in chunk), encoding="utf-8"
+        )
+    return recs
+
+
+def _ids(ds: TextDataset) -> list[str]:
+    return [i for b in ds.batches(17) for i in b.ids]
+
+
+def test_a_folder_a_glob_and_a_file_url_read_the_same_shards_in_order(tmp_path):
+    recs = _write_shards(tmp_path / "shards")
+    (tmp_path / "shards" / ".hidden.jsonl").write_text('{"broken": \n')
+    (tmp_path / "shards" / "README.txt").write_text("not data")
+    want = [r["id"] for r in recs]
+    kw: dict[str, Any] = {"text_field": "text", "label_field": "label", "id_field": "id"}
+    specs = [
+        tmp_path / "shards",
+        str(tmp_path / "shards" / "part-*.jsonl"),
+        "file://" + str(tmp_path / "shards"),
+    ]
+    digests = set()
+    for spec in specs:
+        ds = TextDataset(spec, **kw)
+        assert ds.format == "jsonl"
+        assert _ids(ds) == want
+        assert [Path(f).name for f in ds.files()] == [
+            "part-00.jsonl",
+            "part-01.jsonl",
+            "part-02.jsonl",
+        ]
+        digests.add(ds.digest())
+    assert len(digests) == 1
+
+
+def test_a_bad_record_in_a_shard_is_named_with_its_shard_and_line(tmp_path):
+    _write_shards(tmp_path / "s")
+    with open(tmp_path / "s" / "part-01.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"id": "x", "text": 5, "label": "noun"}\n')
+    ds = TextDataset(tmp_path / "s", text_field="text", label_field="label", id_field="id")
+    with pytest.raises(Exception, match=r"part-01\.jsonl: line 41: field 'text' must be a string"):
+        _ids(ds)
+
+
+def test_memory_url_and_parquet_shards(tmp_path):
+    import fsspec
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    recs = labelled_dataset(load_corpus("sample", limit=60), scheme="pos")
+    fs = fsspec.filesystem("memory")
+    for k in range(2):
+        buf = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(recs[k * 30 : (k + 1) * 30]), buf)
+        fs.pipe(f"/scale-test/p{k}.parquet", buf.getvalue().to_pybytes())
+    try:
+        ds = TextDataset(
+            "memory://scale-test", text_field="text", label_field="label", id_field="id"
+        )
+        assert ds.format == "parquet"
+        assert _ids(ds) == [r["id"] for r in recs]
+        one = TextDataset(
+            "memory://scale-test/p1.parquet", text_field="text", label_field="label", id_field="id"
+        )
+        assert _ids(one) == [r["id"] for r in recs[30:]]
+        assert one.digest().startswith("sha256:")
+    finally:
+        fs.rm("/scale-test", recursive=True)
+
+
+def test_bad_sources_get_clear_errors(tmp_path):
+    from dormant.errors import DataFormatError, InputNotFoundError
+
+    kw: dict[str, Any] = {"text_field": "text", "label_field": "label"}
+    with pytest.raises(InputNotFoundError, match="No file matches the pattern"):
+        TextDataset(str(tmp_path / "*.parquet"), **kw)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataFormatError, match="holds no data files"):
+        TextDataset(tmp_path / "empty", **kw)
+    _write_shards(tmp_path / "mixed", n_shards=1)
+    (tmp_path / "mixed" / "b.csv").write_text("text,label\nhello there,noun\n")
+    with pytest.raises(DataFormatError, match=r"mix formats \(csv, jsonl\)"):
+        TextDataset(tmp_path / "mixed", **kw)
+    with pytest.raises(InputNotFoundError, match=r"no such file on"):
+        TextDataset("memory://no/such.jsonl", **kw)
+
+
+def test_hub_ids_resolve_through_the_local_cache_only(tmp_path):
+    """A cached dataset id reads its snapshot; an id not cached says so, naming id and cache."""
+    cache = tmp_path / "hub"
+    snap = cache / "datasets--someone--tiny" / "snapshots" / ("a" * 40) / "data"
+    snap.mkdir(parents=True)
+    (cache / "datasets--someone--tiny" / "refs").mkdir()
+    (cache / "datasets--someone--tiny" / "refs" / "main").write_text("a" * 40)
+    (snap / "train.jsonl").write_text('{"text": "a b c", "label": "x"}\n' * 3)
+    code = (
+        "from dormant.subjects import TextDataset\n"
+        "from dormant.errors import InputNotFoundError\n"
+        "for spec in ('someone/tiny', 'hf://datasets/someone/tiny'):\n"
+        "    ds = TextDataset(spec, text_field='text', label_field='label')\n"
+        "    print(sum(len(b) for b in ds.batches()))\n"
+        "for spec in ('someone/other', 'hf://datasets/someone/other'):\n"
+        "    try:\n"
+        "        TextDataset(spec, text_field='text', label_field='label')\n"
+        "    except InputNotFoundError as exc:\n"
+        "        print(exc)\n"
+        "from dormant.adapters.encoder import TextEncoder\n"
+        "try:\n"
+        "    TextEncoder(model_path='someone/model').resolve_path()\n"
+        "except InputNotFoundError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[:2] == ["3", "3"]
+    for line, what in zip(
+        out[2:],
+        ("dataset 'someone/other'", "dataset 'someone/other'", "model 'someone/model'"),
+        strict=True,
+    ):
+        assert what in line and "not in the local cache" in line and str(cache) in line
+        assert "offline" in line
+
+
+def test_cli_scans_shards_with_workers_and_splits_every_record(tmp_path):
+    recs = labelled_dataset(load_corpus("sample"), scheme="pos")
+    truth = poison_labelled(recs, trigger_kind="phrase", rate=0.02, target_label="adv", seed=0)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    per = len(truth.records) // 3 + 1
+    for k in range(3):
+        chunk = truth.records[k * per : (k + 1) * per]
+        (shards / f"p{k}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in chunk))
+    env = {**os.environ, "PYTHONPATH": SRC}
+    reports = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        proc = subprocess.run(
+            [
+                sys.executable, "-m", "dormant", "scan", "data", str(shards),
+                "--text-field", "text", "--label-field", "label", "--id-field", "id",
+                "--no-embed", "--jobs", jobs, "--out", str(out), "--formats", "json", "-q",
+            ],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr  # a high finding
+        assert "Traceback" not in proc.stderr
+        split = json.loads((out / "split.json").read_text())
+        assert split["clean"] + split["quarantine"] == len(truth.records)
+        lines = (out / "quarantine.jsonl").read_text().splitlines()
+        quarantined = {json.loads(line)["id"] for line in lines}
+        assert len(quarantined & truth.poisoned_ids) >= 0.9 * len(truth.poisoned_ids)
+        rep = json.loads((out / "report.json").read_text())
+        reports.append([(f["title"], f["severity"]) for f in rep["findings"]])
+    assert reports[0] == reports[1]
+    bad = subprocess.run(
+        [sys.executable, "-m", "dormant", "scan", "data", str(shards), "--text-field", "text",
+         "--label-field", "label", "--jobs", "0", "--out", str(tmp_path / "o")],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "--jobs expects a positive whole number" in bad.stderr
+    assert "Traceback" not in bad.stderr

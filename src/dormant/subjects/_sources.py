@@ -141,6 +141,17 @@ def _remote(url: str) -> list[str] | RemoteFile:
     return RemoteFile(fs=fs, path=path, url=url)
 
 
+def hub_model_dir(spec: str | os.PathLike[str]) -> Path:
+    """A local model directory, or the cached snapshot of a Hugging Face model id."""
+    text = os.fspath(spec)
+    if text.startswith("hf://models/"):
+        return hub_snapshot(text.removeprefix("hf://models/"), "model")
+    p = Path(text)
+    if not p.exists() and _HUB_ID.match(text) and not text.startswith((".", "/")):
+        return hub_snapshot(text, "model", bare=True)
+    return p
+
+
 def hub_snapshot(repo_id: str, repo_type: str, *, bare: bool = False) -> Path:
     """The local Hugging Face cache snapshot of ``repo_id``; never downloads.
 
