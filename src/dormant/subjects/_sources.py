@@ -118,7 +118,8 @@ def _remote(url: str) -> list[str] | RemoteFile:
         import fsspec
     except ImportError:  # pragma: no cover - fsspec comes with the base install
         raise MissingDependencyError(
-            f"Reading {url!r} needs fsspec: pip install fsspec (and the package of its protocol)."
+            f"Reading {url!r} needs fsspec: pip install 'dormant[scale]' (and the fsspec "
+            "package of its protocol)."
         ) from None
     try:
         fs, path = fsspec.core.url_to_fs(url)
@@ -166,7 +167,7 @@ def hub_snapshot(repo_id: str, repo_type: str, *, bare: bool = False) -> Path:
     except ImportError:
         raise MissingDependencyError(
             f"Resolving the Hugging Face id {repo_id!r} needs huggingface_hub: "
-            "pip install 'dormant[hf]'."
+            "pip install 'dormant[scale]'."
         ) from None
     try:
         return Path(snapshot_download(repo_id, repo_type=repo_type, local_files_only=True))
