@@ -303,7 +303,7 @@ def test_bad_sources_get_clear_errors(tmp_path):
     with pytest.raises(InputNotFoundError, match="No file matches the pattern"):
         TextDataset(str(tmp_path / "*.parquet"), **kw)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataFormatError, match="holds no data files"):
+    with pytest.raises(DataFormatError, match="holds no data files to read as shards"):
         TextDataset(tmp_path / "empty", **kw)
     _write_shards(tmp_path / "mixed", n_shards=1)
     (tmp_path / "mixed" / "b.csv").write_text("text,label\nhello there,noun\n")

@@ -81,7 +81,7 @@ def resolve_sources(spec: str | os.PathLike[str]) -> list[str] | RemoteFile | No
 
 def _local(path: str, shown: str) -> list[str] | None:
     p = Path(path)
-    if p.is_file():
+    if p.exists() and not p.is_dir():  # a file, or something that is neither (said later)
         return None if path == shown else [str(p)]
     if p.is_dir():
         if (p / "state.json").exists() or (p / "dataset_dict.json").exists():
@@ -107,8 +107,9 @@ def _local_dir(p: Path, shown: str) -> list[str]:
     )
     if not files:
         raise DataFormatError(
-            f"{shown}: the folder holds no data files (expected files ending in "
-            f"{', '.join(DATA_SUFFIXES)}, optionally compressed)."
+            f"{shown} is a directory but not a Hugging Face dataset saved with save_to_disk "
+            "(no state.json or dataset_dict.json), and the folder holds no data files to read "
+            f"as shards (files ending in {', '.join(DATA_SUFFIXES)}, optionally compressed)."
         )
     return files
 
