@@ -391,3 +391,23 @@ def test_cli_scans_shards_with_workers_and_splits_every_record(tmp_path):
     assert bad.returncode == 2
     assert "--jobs expects a positive whole number" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_bad_record_stops_a_scan_with_workers_cleanly(tmp_path):
+    """Workers are stopped and the process exits with the input error (no hang, no traceback)."""
+    shards = tmp_path / "s"
+    shards.mkdir()
+    with open(shards / "a.jsonl", "w", encoding="utf-8") as fh:
+        for i in range(20_000):
+            fh.write(json.dumps({"id": i, "text": f"hello world {i}", "label": "ab"[i % 2]}) + "\n")
+        fh.write('{"id": "x", "text": 3, "label": "a"}\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "dormant", "scan", "data", str(shards), "--text-field", "text",
+         "--label-field", "label", "--no-embed", "--jobs", "2", "--out", str(tmp_path / "o"),
+         "-q"],
+        env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "a.jsonl: line 20001: field 'text' must be a string" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o" / "report.json").exists()

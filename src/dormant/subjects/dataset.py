@@ -312,8 +312,9 @@ class TextDataset:
         if self._parts is not None:
             idx = 0
             for part in self._parts:
+                name = _shard_name(str(part.path), str(self.path))
                 for _i, place, row in part.rows():
-                    yield idx, f"{part.path}: {place}", row
+                    yield idx, f"{name}: {place}", row
                     idx += 1
             return
         fmt = self.format
@@ -479,6 +480,12 @@ class TextDataset:
         if self.strict_labels:
             raise DataValidationError(msg + " Refused because of --strict.")
         self.label_warning = msg
+
+
+def _shard_name(shard: str, root: str) -> str:
+    """A shard's path relative to the folder it was found in, else the whole path."""
+    prefix = root.rstrip("/") + "/"
+    return shard[len(prefix) :] if shard.startswith(prefix) else shard
 
 
 def _label_kind(value: object) -> str:

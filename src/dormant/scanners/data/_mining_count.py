@@ -211,8 +211,12 @@ def count_parallel(
         while len(parts) < n_jobs:
             poll(block=True)
     finally:
+        finished = len(parts) == n_jobs
+        if not finished:  # an error: batches still queued must not hold this process at exit
+            inbox.cancel_join_thread()
+            results.cancel_join_thread()
         for p in procs:
-            p.join(timeout=5 if len(parts) == n_jobs else 0)
+            p.join(timeout=5 if finished else 0)
             if p.is_alive():
                 p.terminate()
                 p.join()
