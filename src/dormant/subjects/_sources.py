@@ -33,8 +33,9 @@ from typing import IO, Any, cast
 
 from ..errors import DataFormatError, InputNotFoundError, MissingDependencyError
 
-#: suffixes of data files picked up in a folder of shards (before any compression suffix)
-DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".pq")
+#: suffixes of data files picked up in a folder of shards (before any compression suffix);
+#: ``.json`` is left out: in a folder (a Hub snapshot) it is metadata, not JSON lines
+DATA_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".tsv", ".parquet", ".pq")
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
