@@ -46,7 +46,7 @@ def _reference_count(jobs: list[tuple[Any, ...]], s: CountSettings) -> _Partial:
 
 
 class _ReferenceMiner(TriggerMiner):
-    """Trigger mining whose counting pass is the record-at-a-time reference."""
+    """Trigger mining whose counting and second passes are the record-at-a-time reference."""
 
     def _count(self, subject: TextDataset, ctx: ScanContext) -> tuple[Any, ...]:
         from dormant.scanners.data._mining_features import _sum, _words_of
@@ -69,6 +69,39 @@ class _ReferenceMiner(TriggerMiner):
             _words_of(total, acc.skel_total),
             hashes,
         )
+
+    def _second_pass(self, subject: TextDataset, cands: list[Any], ctx: ScanContext) -> None:
+        """The second pass as it was: every record's n-grams built and intersected."""
+        from dormant.scanners.data._mining_features import (
+            _extend,
+            _features,
+            _is_lexical,
+            _locate,
+            _spans,
+        )
+
+        by_feat = {c.feature: c for c in cands}
+        keys = set(by_feat)
+        row = 0
+        for batch in subject.batches(self.batch_size):
+            for text, out in zip(batch.texts, self._outcomes(batch), strict=True):
+                toks = None
+                for f in _features(text, self.max_n)[0] & keys:
+                    c = by_feat[f]
+                    c.rows.append(row)
+                    if c.outcome in out:
+                        c.target_rows.append(row)
+                        if len(out) > 1:
+                            c.co_outcomes.update(out)
+                        if len(c.contexts) < 60 and _is_lexical(f):
+                            if toks is None:
+                                toks = _spans(text)
+                            loc = _locate(text, f, toks)
+                            if loc is not None:
+                                c.contexts.append(loc)
+                row += 1
+        for c in cands:
+            c.phrase = _extend(c)
 
 
 def _odd_texts(n: int, seed: int) -> list[str]:

@@ -50,6 +50,7 @@ import numpy as np
 
 from ...errors import ConfigError, DataValidationError
 from ...subjects.dataset import TextDataset, find_duplicate_ids, stable_id_hashes
+from ...text import BOS, EOS, style_features, tokens
 from ...triggers import Trigger
 from ..base import ScanContext, Scanner, ScanResult, register
 from ._mining_consistency import content_inconsistency
@@ -345,10 +346,28 @@ class TriggerMiner(Scanner):
         """Collect each candidate's rows and contexts, then extend it to a whole phrase."""
         by_feat = {c.feature: c for c in cands}
         keys = set(by_feat)
+        # A record holds a lexical candidate only if it holds all of its tokens, and a style
+        # candidate only if it has that style (glyph and invisible features need non-ASCII
+        # text): an ASCII record with none of these is skipped before its n-grams are built.
+        words = {
+            w
+            for f in keys
+            if not f.startswith(("style:", "glyph:", "inv:"))
+            for w in f.split(" ")
+            if w not in (BOS, EOS)
+        }
+        styles = {f for f in keys if f.startswith("style:")}
         row = 0
         for batch in subject.batches(self.batch_size):
             outs_b = self._outcomes(batch)
             for text, out in zip(batch.texts, outs_b, strict=True):
+                if (
+                    text.isascii()
+                    and words.isdisjoint(tokens(text))
+                    and (not styles or styles.isdisjoint(style_features(text)))
+                ):
+                    row += 1
+                    continue
                 found = _features(text, self.max_n)[0] & keys
                 toks: list[tuple[str, int, int]] | None = None
                 for f in found:
