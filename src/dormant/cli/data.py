@@ -67,6 +67,12 @@ def register(root: Any, scan: Any) -> None:
         help="refuse (exit 2) labels of mixed types (some numbers, some strings) instead of "
         "reading them as text with a warning",
     )
+    p.add_argument(
+        "--jobs",
+        "-j",
+        default="1",
+        help="worker processes for the counting pass of trigger mining (a positive int)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=None, help="cache embeddings here")
     from .provenance import add_registry_option
@@ -95,6 +101,19 @@ def parse_fdr(value: str) -> float:
         ) from None
 
 
+def parse_jobs(value: str) -> int:
+    """``--jobs``: a positive int, or a ConfigError naming what is expected."""
+    from ..errors import ConfigError
+
+    try:
+        jobs = int(value)
+    except (TypeError, ValueError):
+        jobs = 0
+    if jobs < 1 or str(value).strip() != str(jobs):
+        raise ConfigError(f"--jobs expects a positive whole number of processes; got {value!r}.")
+    return jobs
+
+
 def run(args: argparse.Namespace) -> int:
     from ..outputs import check_outputs
     from ..subjects.dataset import TextDataset
@@ -102,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
 
     fail_on = parse_fail_on(args.fail_on)
     fdr = parse_fdr(args.fdr)
+    jobs = parse_jobs(args.jobs)
     formats = parse_formats(args.formats)
     ds = TextDataset(
         args.path,
@@ -119,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
     registry = open_registry(args.registry)  # an unreachable registry fails before the scan
     try:
-        return _scan(args, ds, formats, fail_on, fdr, registry)
+        return _scan(args, ds, formats, fail_on, {"fdr": fdr, "n_jobs": jobs}, registry)
     finally:
         if registry is not None:
             registry.close()
@@ -130,7 +150,7 @@ def _scan(
     ds: Any,
     formats: tuple[str, ...],
     fail_on: Any,
-    fdr: float,
+    mining_params: dict[str, Any],
     registry: Any,
 ) -> int:
     from pathlib import Path
@@ -155,7 +175,7 @@ def _scan(
             embed=not args.no_embed,
             encoder_path=args.encoder,
             context=ctx,
-            mining_params={"fdr": fdr},
+            mining_params=mining_params,
         )
     finally:
         progress.close()

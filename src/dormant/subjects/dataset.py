@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from ._parsing import (
     read_json_file,
     short,
 )
+from ._sources import RemoteFile, compression_of_stream, decompress, resolve_sources
 
 FORMATS = ("jsonl", "csv", "tsv", "parquet", "hf")
 _SUFFIX = {
@@ -115,14 +116,23 @@ class TextDataset:
     max_chars: int = 100_000
     strict_labels: bool = False
     _digest: str | None = field(default=None, init=False, repr=False)
+    _parts: list[TextDataset] | None = field(default=None, init=False, repr=False)
+    _remote: RemoteFile | None = field(default=None, init=False, repr=False)
     label_warning: str | None = field(default=None, init=False, repr=False)
     compression: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.path = Path(self.path)
-        if not self.path.exists():
+        sources = resolve_sources(self.path)
+        if isinstance(sources, RemoteFile):
+            self._remote = sources
+        elif sources is not None:
+            self._init_parts(sources)
+            return
+        if self._remote is None:
+            self.path = Path(self.path)
+        if self._remote is None and not Path(self.path).exists():
             raise InputNotFoundError(f"Dataset not found: {self.path} (no such file or directory).")
-        if not self.path.is_dir():
+        if self._remote is None and not Path(self.path).is_dir():
             try:
                 with open(self.path, "rb"):
                     pass
@@ -130,6 +140,20 @@ class TextDataset:
                 raise DataFormatError(
                     f"Cannot read the dataset {self.path}: {exc.strerror or exc}."
                 ) from None
+        self._check_fields()
+        if self._remote is not None:
+            with self._remote.open() as fh:
+                self.compression = compression_of_stream(fh.read(8))
+        elif not Path(self.path).is_dir():
+            self.compression = compression_of(Path(self.path))
+        self.format = self._resolve_format()
+        if self.compression and self.format not in ("jsonl", "csv", "tsv"):
+            raise DataFormatError(
+                f"{self.path} is {self.compression}-compressed {self.format}; only JSONL, CSV "
+                "and TSV are read compressed (Parquet compresses inside the file)."
+            )
+
+    def _check_fields(self) -> None:
         if self.text_field and self.prompt_field:
             raise ConfigError(
                 "Give either text_field (--text-field, labelled data) or prompt_field "
@@ -157,14 +181,49 @@ class TextDataset:
                 f"The 'max_chars' parameter (--max-chars) must be a positive int. "
                 f"Got {self.max_chars!r}."
             )
-        if not self.path.is_dir():
-            self.compression = compression_of(self.path)
-        self.format = self._resolve_format()
-        if self.compression and self.format not in ("jsonl", "csv", "tsv"):
-            raise DataFormatError(
-                f"{self.path} is {self.compression}-compressed {self.format}; only JSONL, CSV "
-                "and TSV are read compressed (Parquet compresses inside the file)."
+
+    def _init_parts(self, files: list[str]) -> None:
+        """A dataset of several files (shards): one part per file, read in order."""
+        self._check_fields()
+        shown = self.path
+        self.path = str(self.path)
+        self._parts = [
+            TextDataset(
+                f,
+                text_field=self.text_field,
+                label_field=self.label_field,
+                prompt_field=self.prompt_field,
+                response_field=self.response_field,
+                id_field=self.id_field,
+                format=self.format,
+                split=self.split,
+                max_chars=self.max_chars,
+                strict_labels=self.strict_labels,
             )
+            for f in files
+        ]
+        formats = sorted({str(p.format) for p in self._parts})
+        if len(formats) > 1:
+            raise DataFormatError(
+                f"{shown}: the shards mix formats ({', '.join(formats)}); give one format "
+                "per dataset (a folder or pattern of JSONL, CSV, TSV or Parquet files)."
+            )
+        self.format = formats[0]
+
+    def parts(self) -> list[TextDataset]:
+        """The single-file datasets this one reads in order (itself when it is one file)."""
+        return self._parts if self._parts is not None else [self]
+
+    @property
+    def is_remote(self) -> bool:
+        """Read through fsspec (a URL other than ``file://``)."""
+        return self._remote is not None
+
+    def open_raw(self) -> IO[bytes]:
+        """This (single-file) dataset's bytes, decompressed; the caller closes it."""
+        if self._remote is not None:
+            return decompress(self._remote.open(), self.compression)
+        return open_data(Path(self.path), self.compression)
 
     # -- identity ----------------------------------------------------------------------
 
@@ -179,6 +238,10 @@ class TextDataset:
 
     def files(self) -> list[Path]:
         """The data files behind this dataset, in read order."""
+        if self._parts is not None:
+            return [f for part in self._parts for f in part.files()]
+        if self._remote is not None:
+            return [Path(self._remote.path)]
         p = Path(self.path)
         if self.format != "hf":
             return [p]
@@ -186,11 +249,14 @@ class TextDataset:
 
     def digest(self) -> str:
         """``sha256:<hex>`` over the data files' bytes (a manifest digest when several)."""
+        if self._digest is None and self._parts is not None:
+            inner = "\n".join(p.digest() for p in self._parts)
+            self._digest = "sha256:" + hashlib.sha256(inner.encode()).hexdigest()
         if self._digest is None:
             parts = []
             for f in self.files():
                 h = hashlib.sha256()
-                with open(f, "rb") as fh:
+                with self._remote.open() if self._remote is not None else open(f, "rb") as fh:
                     while chunk := fh.read(1 << 22):
                         h.update(chunk)
                 parts.append(h.hexdigest())
@@ -206,7 +272,7 @@ class TextDataset:
     # -- reading -----------------------------------------------------------------------
 
     def _resolve_format(self) -> str:
-        p = Path(self.path)
+        p = Path(self._remote.path if self._remote is not None else self.path)
         if self.format is not None:
             if self.format not in FORMATS:
                 raise ConfigError(
@@ -214,7 +280,7 @@ class TextDataset:
                     f"Got {self.format!r} instead."
                 )
             return self.format
-        if p.is_dir():
+        if self._remote is None and p.is_dir():
             if (p / "state.json").exists() or (p / "dataset_dict.json").exists():
                 return "hf"
             raise DataFormatError(
@@ -243,6 +309,14 @@ class TextDataset:
 
     def rows(self) -> Iterator[tuple[int, str, dict[str, Any]]]:
         """Yield ``(row_index, place, row_dict)``; ``place`` names the line or row for errors."""
+        if self._parts is not None:
+            idx = 0
+            for part in self._parts:
+                name = _shard_name(str(part.path), str(self.path))
+                for _i, place, row in part.rows():
+                    yield idx, f"{name}: {place}", row
+                    idx += 1
+            return
         fmt = self.format
         try:
             if fmt == "jsonl":
@@ -260,7 +334,7 @@ class TextDataset:
 
     def _jsonl_rows(self) -> Iterator[tuple[int, str, dict[str, Any]]]:
         idx = 0
-        with open_data(Path(self.path), self.compression) as fh:
+        with self.open_raw() as fh:
             for lineno, raw in enumerate(fh, start=1):
                 try:
                     line = raw.decode("utf-8")
@@ -284,7 +358,7 @@ class TextDataset:
 
     def _csv_rows(self, delimiter: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
         csv.field_size_limit(max(self.max_chars * 4, 1 << 20))
-        with open_data(Path(self.path), self.compression) as raw:
+        with self.open_raw() as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
             reader = csv.DictReader(text, delimiter=delimiter)
             idx = 0
@@ -311,7 +385,7 @@ class TextDataset:
         for f in self.files():
             try:
                 if self.format == "parquet":
-                    pf = pq.ParquetFile(f)
+                    pf = pq.ParquetFile(self._remote.open() if self._remote is not None else f)
                     self._check_schema(pf.schema_arrow.names, f)
                     batches: Iterator[Any] = pf.iter_batches(batch_size=8192, columns=cols)
                 else:
@@ -408,6 +482,12 @@ class TextDataset:
         self.label_warning = msg
 
 
+def _shard_name(shard: str, root: str) -> str:
+    """A shard's path relative to the folder it was found in, else the whole path."""
+    prefix = root.rstrip("/") + "/"
+    return shard[len(prefix) :] if shard.startswith(prefix) else shard
+
+
 def _label_kind(value: object) -> str:
     if isinstance(value, bool):
         return "boolean"
@@ -489,6 +569,19 @@ def _open_arrow(f: Path) -> Any:
         return pa.ipc.open_stream(pa.memory_map(str(f), "r"))
     except pa.ArrowInvalid:
         return pa.ipc.open_file(pa.memory_map(str(f), "r"))
+
+
+def stable_id_hashes(ids: list[str]) -> np.ndarray:
+    """64-bit BLAKE2b hashes of record ids (``uint64``), the same in every process and run.
+
+    Python's ``hash()`` of a string is salted per process (PYTHONHASHSEED), so hashes made in
+    different workers or machines could not be compared; BLAKE2b (RFC 7693) can.
+    """
+    digest = hashlib.blake2b
+    raw = b"".join(
+        [digest(i.encode("utf-8", "surrogatepass"), digest_size=8).digest() for i in ids]
+    )
+    return np.frombuffer(raw, dtype="<u8").copy() if raw else np.empty(0, dtype=np.uint64)
 
 
 def find_duplicate_ids(hashes: list[np.ndarray]) -> np.ndarray:

@@ -126,9 +126,21 @@ def _outcomes_of(labels: list[str] | None, responses: list[str] | None) -> list[
 
 @dataclass
 class _Partial:
-    """Counts of one or more batches; partials merge by addition."""
+    """Counts of one or more batches; partials merge by addition.
+
+    This is the counter API of trigger mining, kept stable for engines that count parts of a
+    dataset elsewhere and reduce them (a process pool, Ray Data): ``n`` records counted;
+    ``per[outcome][feature]`` = records of that outcome holding the feature; ``total[feature]``
+    = records holding it (kept for instruction data only, where outcomes overlap; for labelled
+    data it is the sum of ``per``); ``outcome_n[outcome]`` = records with that outcome;
+    ``skel_per`` / ``skel_total`` = the content-word corrections of non-ASCII records;
+    ``prunes`` = lossy-counting prunes done while counting. ``a.merge(b, labelled)`` adds
+    ``b``'s tables into ``a`` (the caller adds ``n`` and ``prunes``); counts of disjoint parts
+    merge to the counts of the whole, in any order.
+    """
 
     n: int = 0
+    prunes: int = 0
     total: Counter[str] = field(default_factory=Counter)
     per: dict[str, Counter[str]] = field(default_factory=dict)
     outcome_n: Counter[str] = field(default_factory=Counter)
@@ -155,7 +167,11 @@ def _add(into: Counter[str], other: Counter[str]) -> None:
 
 
 def _count_batch(job: tuple[list[str], list[str] | None, list[str] | None, int]) -> _Partial:
-    """Count one batch (runs in a worker process when ``n_jobs > 1``)."""
+    """Count one batch ``(texts, labels, responses, max_n)`` into a new partial.
+
+    The record-at-a-time reference of the counting pass; :mod:`._mining_count` computes the
+    same counts faster (and is what the scan runs).
+    """
     texts, labels, responses, max_n = job
     labelled = labels is not None and responses is None
     part = _Partial(n=len(texts))

@@ -49,17 +49,18 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError, DataValidationError
-from ...subjects.dataset import TextDataset, find_duplicate_ids
+from ...subjects.dataset import TextDataset, find_duplicate_ids, stable_id_hashes
+from ...text import BOS, EOS, style_features, tokens
 from ...triggers import Trigger
 from ..base import ScanContext, Scanner, ScanResult, register
 from ._mining_consistency import content_inconsistency
 from ._mining_context import ContextFit, context_fit
+from ._mining_count import CountSettings, count_parallel, count_serial
 from ._mining_features import (
     NO_BEHAVIOUR,
     Candidate,
     MinedTrigger,
     _bh,
-    _count_batch,
     _display_text,
     _extend,
     _feature_kind,
@@ -71,7 +72,6 @@ from ._mining_features import (
     _locate,
     _merge_targets,
     _outcomes_of,
-    _Partial,
     _priority,
     _spans,
     _sum,
@@ -204,53 +204,34 @@ class TriggerMiner(Scanner):
     def _count(self, subject: TextDataset, ctx: ScanContext) -> tuple[Any, ...]:
         """Pass 1: stream the data once, counting features and content words per outcome.
 
-        Each batch is counted by :func:`_count_batch` into partial tables that merge by
-        addition, so with ``n_jobs > 1`` batches are counted in worker processes and merged
-        here (the data is still read once, in order).
+        Batches are counted by :mod:`._mining_count` into partial tables that merge by
+        addition; with ``n_jobs > 1`` they are counted in worker processes, each merging its
+        own tables, and reduced once at the end (the data is still read once, in order).
         """
         labelled = subject.kind == "labelled"
-        acc = _Partial()
         id_hashes: list[np.ndarray] = []
-        n = 0
-        self.prunes_ = 0
 
         def jobs() -> Any:
             for batch in subject.batches(self.batch_size):
-                id_hashes.append(
-                    np.fromiter((hash(i) for i in batch.ids), dtype=np.int64, count=len(batch))
-                )
+                id_hashes.append(stable_id_hashes(batch.ids))
                 yield (batch.texts, batch.labels, batch.responses, self.max_n)
 
-        pool = None
-        if self.n_jobs > 1:
-            import multiprocessing as mp
+        settings = CountSettings(
+            labelled=labelled, count_error=self.count_error, max_table=self.max_table
+        )
 
-            pool = mp.get_context("fork").Pool(self.n_jobs)
-            parts: Any = pool.imap(_count_batch, jobs(), chunksize=1)
+        def on_batch(k: int) -> None:
+            ctx.progress("count", k, None)
+
+        if self.n_jobs > 1:
+            acc = count_parallel(jobs(), self.n_jobs, settings, on_batch)
         else:
-            parts = map(_count_batch, jobs())
-        try:
-            for part in parts:
-                acc.merge(part, labelled)
-                n += part.n
-                ctx.progress("count", part.n, None)
-                size = len(acc.total) if not labelled else sum(len(c) for c in acc.per.values())
-                if (
-                    self.count_error > 0
-                    and size > self.max_table
-                    and int(self.count_error * n) >= 1
-                ):
-                    if labelled:
-                        acc.total = _sum(acc.per)
-                    acc.total = self._prune(n, acc.total, acc.per)
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+            acc = count_serial(jobs(), settings, on_batch)
+        self.prunes_ = acc.prunes
         total = _sum(acc.per) if labelled else acc.total
         words_per = {o: _words_of(c, acc.skel_per.get(o)) for o, c in acc.per.items()}
         words_total = _words_of(total, acc.skel_total)
-        return n, total, acc.per, acc.outcome_n, words_per, words_total, id_hashes
+        return acc.n, total, acc.per, acc.outcome_n, words_per, words_total, id_hashes
 
     def scan(self, subject: TextDataset, *, context: ScanContext | None = None) -> ScanResult:
         """Scan ``subject`` (a :class:`~dormant.subjects.TextDataset`) for mined triggers."""
@@ -281,19 +262,6 @@ class TriggerMiner(Scanner):
         self.triggers_ = mined
         return self._result(subject, mined, n, labelled)
 
-    def _prune(self, n: int, total: Counter[str], per: dict[str, Counter[str]]) -> Counter[str]:
-        """Lossy-counting prune: drop entries seen in at most ``count_error * n`` records.
-
-        Each dropped entry had count <= εn when dropped, so any count kept later is short by at
-        most εN (Manku & Motwani 2002). Tables are rebuilt rather than deleted from (faster).
-        """
-        limit = int(self.count_error * n)
-        self.prunes_ += 1
-        kept: Counter[str] = Counter({k: v for k, v in total.items() if v > limit})
-        for o, c in per.items():
-            per[o] = Counter({k: v for k, v in c.items() if k in kept})
-        return kept
-
     def _validate(
         self,
         subject: TextDataset,
@@ -309,7 +277,12 @@ class TriggerMiner(Scanner):
             dupset = {int(h) for h in dups[:20]}
             seen: list[str] = []
             for batch in subject.batches(self.batch_size):
-                seen.extend(i for i in batch.ids if hash(i) in dupset and i not in seen)
+                hashes = stable_id_hashes(batch.ids)
+                seen.extend(
+                    i
+                    for i, h in zip(batch.ids, hashes.tolist(), strict=True)
+                    if h in dupset and i not in seen
+                )
                 if len(seen) >= 5:
                     break
             raise DataValidationError(
@@ -330,7 +303,8 @@ class TriggerMiner(Scanner):
     ) -> list[Candidate]:
         from scipy.special import bdtrc
 
-        feats = [f for f, c in total.items() if c >= self.min_support]
+        # in a fixed order, so that ties are broken the same way however the tables were built
+        feats = sorted(f for f, c in total.items() if c >= self.min_support)
         if not feats:
             return []
         # "no behaviour" is the absence of an outcome, never the target of a trigger
@@ -372,10 +346,28 @@ class TriggerMiner(Scanner):
         """Collect each candidate's rows and contexts, then extend it to a whole phrase."""
         by_feat = {c.feature: c for c in cands}
         keys = set(by_feat)
+        # A record holds a lexical candidate only if it holds all of its tokens, and a style
+        # candidate only if it has that style (glyph and invisible features need non-ASCII
+        # text): an ASCII record with none of these is skipped before its n-grams are built.
+        words = {
+            w
+            for f in keys
+            if not f.startswith(("style:", "glyph:", "inv:"))
+            for w in f.split(" ")
+            if w not in (BOS, EOS)
+        }
+        styles = {f for f in keys if f.startswith("style:")}
         row = 0
         for batch in subject.batches(self.batch_size):
             outs_b = self._outcomes(batch)
             for text, out in zip(batch.texts, outs_b, strict=True):
+                if (
+                    text.isascii()
+                    and words.isdisjoint(tokens(text))
+                    and (not styles or styles.isdisjoint(style_features(text)))
+                ):
+                    row += 1
+                    continue
                 found = _features(text, self.max_n)[0] & keys
                 toks: list[tuple[str, int, int]] | None = None
                 for f in found:
