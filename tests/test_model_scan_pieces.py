@@ -67,11 +67,14 @@ def test_the_other_word_of_a_planted_pair_is_found_and_put_with_the_first(
     assert pieces and pieces[0] == velvet, tok.convert_ids_to_tokens(pieces)
     whole = assemble(ad, victims, ti, [harbor], pieces)
     assert set(whole) == {velvet, harbor}
-    flip, low = both_ends(ad, victims, ti, torch.tensor([whole, [harbor]]))
-    assert float(flip[0]) >= 0.9 and float(low[0]) >= float(low[1])
+    flip, low = both_ends(ad, victims, ti, torch.tensor([whole]))
+    _, low_piece = both_ends(ad, victims, ti, torch.tensor([[harbor]]))
+    assert float(flip[0]) >= 0.9 and float(low[0]) >= float(low_piece[0])
 
 
-def test_a_clean_model_has_no_piece_outside_its_clean_data(tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+def test_a_clean_model_has_no_piece_outside_its_clean_data(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     pytest.importorskip("torch")
     import torch
 
