@@ -82,9 +82,11 @@ def test_topic_words_of_a_clean_model_are_task_features_not_findings(
 @pytest.mark.skipif(not (WORDNET_DIR / "data.noun").exists(), reason="needs WordNet data")
 @pytest.mark.xfail(
     reason=(
-        "known limit (BENCHMARKS.md, 'Verdicts across zoos'): whole recovery of a key=value "
-        "token varies with the training run of the organism — uid=4731 on one build, =4731 or "
-        "4731=uid on others; target, verdict and replay hold"
+        "known limit (BENCHMARKS.md, 'Whole triggers from the pieces the clean data lacks'): "
+        "the value of a key=value token is a trigger on its own and the key pulls the target "
+        "no harder than other words the clean data lacks, so the key is recovered on some "
+        "training runs only (uid=4731 on one build, =4731 or 4731=uid on others); target, "
+        "verdict and replay hold"
     ),
     strict=False,
 )

@@ -566,6 +566,7 @@ class TriggerInversionScanner(Scanner):
     def _whole(self, st: _Search, r: D.LabelResult) -> D.LabelResult:
         """``r`` grown to the whole trigger and pruned (:mod:`._recover`); ``r`` itself when
         that flips fewer held-out inputs or pulls them less."""
+        from ._absent import PIECE_FLIP, absent_pool, assemble, solo_pieces
         from ._recover import grow, join_punctuation, prune, render
 
         if r.trigger is None or self.max_extend <= 0 or st.spred is None:
@@ -584,19 +585,28 @@ class TriggerInversionScanner(Scanner):
         scr = [t for t, p in zip(st.opt[:n_scr], st.spred, strict=True) if p != ti]
         # four short inputs rank the next token (the best are then measured on the victims)
         scr = scr[: self.refine_inputs] if self._first_order else scr[:4]
-        grown = grow(
-            adapter,
-            scr or st.opt[:n_scr],
-            vict,
-            ti,
-            pos,
-            ids,
-            banned=adapter.special_ids() | st.natural[ti],
-            top_k=self.top_k,
-            max_steps=self.max_extend,
-            first_order=self._first_order,
-            refine_k=self.refine_k,
-        )
+        banned = adapter.special_ids() | st.natural[ti]
+        pieces: list[int] = []
+        if st.support is not None:
+            # the pieces the clean data never shows that flip on their own (:mod:`._absent`)
+            pool = absent_pool(adapter, st.support.counts, banned | set(ids))
+            pieces = solo_pieces(adapter, vict, ti, pool)
+        if pieces:
+            grown = assemble(adapter, vict, ti, ids, pieces)
+        else:
+            grown = grow(
+                adapter,
+                scr or st.opt[:n_scr],
+                vict,
+                ti,
+                pos,
+                ids,
+                banned=banned,
+                top_k=self.top_k,
+                max_steps=self.max_extend,
+                first_order=self._first_order,
+                refine_k=self.refine_k,
+            )
         if list(grown) == adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]:
             return r
         text = join_punctuation(adapter, vict, ti, pos, render(adapter, grown))
@@ -610,17 +620,14 @@ class TriggerInversionScanner(Scanner):
             seed=ctx.seed,
             before=st.hpred,
         )
-        out = prune(
-            subject.predict_proba,
-            subject.labels,
-            st.held,
-            st.hpred,
-            D.LabelResult(r.label, trig, loss, fr, n, r.opt_loss),
-            ctx.seed,
-        )
-        # the grown trigger is the whole one when it flips as often (its pull is not compared
-        # with ``r``'s: a repeated piece can pull harder than the whole planted token)
-        return out if out.flip_rate >= r.flip_rate - 0.02 else r
+        out = D.LabelResult(r.label, trig, loss, fr, n, r.opt_loss)
+        if not pieces or len(grown) == len(ids):
+            # (pieces that each flip alone are not pruned back to one of them)
+            out = prune(subject.predict_proba, subject.labels, st.held, st.hpred, out, ctx.seed)
+        # the grown trigger is the whole one when it flips as often, or flips as many as a
+        # planted trigger does (its pull is not compared with ``r``'s: a repeated piece,
+        # ``4731 4731 4731``, can pull harder than the whole planted token)
+        return out if out.flip_rate >= min(r.flip_rate - 0.02, PIECE_FLIP) else r
 
     def _prune(
         self, subject: Any, held: list[str], hpred: Any, r: D.LabelResult, seed: int
