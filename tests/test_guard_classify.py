@@ -179,19 +179,19 @@ def test_serve_over_loopback_http(organism: dict[str, Any], tmp_path: Path) -> N
         with GuardServer(create_classify_app(s)) as server:
             url = f"http://127.0.0.1:{server.port}/v1/classify"
             clean = next(t for t in organism["clean"] if not s.screen(t).flagged)
-            r = httpx.post(url, json={"text": clean}, timeout=30)
+            r = httpx.post(url, json={"text": clean}, headers={"x-request-id": "c1"}, timeout=30)
             assert r.status_code == 200 and r.json()["flagged"] is False
             assert r.json()["label"] in organism["model"].labels
             trig = next(t for t in organism["triggered"] if s.screen(t).flagged)
-            r = httpx.post(url, json={"text": trig}, timeout=30)
+            r = httpx.post(url, json={"text": trig}, headers={"x-request-id": "t1"}, timeout=30)
             assert r.status_code == 403 and r.json()["label"] is None
             assert any("transplant" in x for x in r.json()["reasons"])
             r = httpx.post(url, content=b"not json", timeout=30)
             assert r.status_code == 400 and "JSON object" in r.json()["error"]
             r = httpx.post(url, json={"txt": "x"}, timeout=30)
             assert r.status_code == 400 and '"text"' in r.json()["error"]
-        outcomes = [e.outcome for e in log.entries()]
-        assert outcomes[-2:] == ["allow", "deny"]
+        outcomes = {e.request_id: e.outcome for e in log.entries() if e.request_id}
+        assert outcomes == {"c1": "allow", "t1": "deny"}
 
 
 def test_cli_batch_writes_decisions_and_audits(

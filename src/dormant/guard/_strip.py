@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -39,6 +40,7 @@ import numpy as np
 
 Predict = Callable[[list[str]], np.ndarray]
 
+_WORD = re.compile(r"\w+")
 #: window lengths (words) tried by the leave-one-out attribution
 WINDOWS = (1, 2, 3)
 
@@ -59,14 +61,14 @@ def transplant_score(
     support: Callable[[str, int], float] | None = None,
 ) -> tuple[float, str, int]:
     """How far one short span of ``text`` moves clean donor texts of other classes to the
-    input's predicted label: the mean probability of that label over the donors, for the
+    input's predicted label: the mean log-odds of that label over the donors, for the
     span (of the ``top_k`` the leave-one-out attribution ranks first) that moves them most,
-    less the clean data's own support for that span meaning that label (``support(span, y)``,
-    see :class:`SpanSupport`): a topical word moves texts *and* is supported by clean data
-    where it occurs; a trigger moves texts and is not.
+    less the log-odds of the clean data's own support for that span meaning that label
+    (``support(span, y)``, see :class:`SpanSupport`): a topical word moves texts *and* is
+    supported by the clean data where it occurs; a trigger moves texts and is not.
 
     ``donors``: clean texts with the model's own predicted class index. Returns the score in
-    [0, 1], the span, and the predicted class index of ``text``.
+    a log-odds scale, the span, and the predicted class index of ``text``.
     """
     ws = words(text)
     p0 = predict([text])[0]
@@ -95,38 +97,51 @@ def transplant_score(
             dw = words(d)
             k = rng.randint(0, len(dw))
             batch.append(" ".join([*dw[:k], span, *dw[k:]]))
-    # the mean probability of the input's label, not the share of flips: a continuous score
-    # keeps the conformal p-values free of ties (a short text moves to 100 % often)
-    rates = predict(batch)[:, y].reshape(len(spans), len(picked)).mean(axis=1)
+    # mean log-odds of the input's label over the donors: continuous (no ties in the conformal
+    # p-values) and it separates "always moved" (a trigger, p ~ 0.999) from "mostly moved"
+    # (a strong topical word in a short text, p ~ 0.9), which a share of flips does not
+    p = np.clip(predict(batch)[:, y], 1e-4, 1 - 1e-4).reshape(len(spans), len(picked))
+    rates = np.log(p / (1 - p)).mean(axis=1)
     if support is not None:
-        rates = rates - np.array([support(span, y) for span in spans])
+        q = np.array([support(span, y) for span in spans])
+        rates = rates - np.log(q / (1 - q))
     best = int(np.argmax(rates))
     return float(rates[best]), spans[best], y
 
 
 class SpanSupport:
-    """How much clean texts that contain a span are (predicted as) a label, smoothed.
+    """How much the clean texts that contain a span, or one of its words, are (predicted as)
+    a label, smoothed.
 
-    ``support(span, y) = (n_y + 1) / (n + k)`` over the clean texts containing ``span`` as a
-    word sequence (case-folded), ``n_y`` of them predicted ``y``, ``k`` labels: the Laplace
-    (add-one) estimate of P(label = y | span occurs), 1/k for a span never seen.
+    Words here are runs of word characters, case-folded (``game,`` is ``game``). For a word
+    sequence ``u`` occurring in ``n`` clean texts, ``n_y`` of them predicted ``y``,
+    with ``k`` labels, the Laplace (add-one) estimate of P(label = y | u occurs) is
+    ``(n_y + 1) / (n + k)`` — ``1/k`` for a sequence never seen. ``support(span, y)`` is the
+    largest of these over the span and each of its words: a span whose effect one ordinary
+    word of it explains (``game Warlords`` for ``games``) is supported, a trigger is not.
     """
 
     def __init__(self, texts: Sequence[str], labels: Sequence[int], n_labels: int) -> None:
-        self._docs = [
-            (f" {' '.join(words(t)).casefold()} ", int(y))
-            for t, y in zip(texts, labels, strict=True)
-        ]
+        self._docs = []
+        self._words: dict[str, Counter[int]] = {}
+        for t, y in zip(texts, labels, strict=True):
+            ws = _WORD.findall(t.casefold())
+            self._docs.append((f" {' '.join(ws)} ", int(y)))
+            for w in set(ws):
+                self._words.setdefault(w, Counter())[int(y)] += 1
         self._k = n_labels
 
+    def _estimate(self, counts: Counter[int], y: int) -> float:
+        return (counts[y] + 1) / (sum(counts.values()) + self._k)
+
     def __call__(self, span: str, y: int) -> float:
-        key = f" {' '.join(words(span)).casefold()} "
-        n = n_y = 0
-        for doc, lab in self._docs:
-            if key in doc:
-                n += 1
-                n_y += lab == y
-        return (n_y + 1) / (n + self._k)
+        ws = _WORD.findall(span.casefold())
+        best = max(self._estimate(self._words.get(w, Counter()), y) for w in ws) if ws else 0.0
+        if len(ws) > 1:
+            key = f" {' '.join(ws)} "
+            counts: Counter[int] = Counter(lab for doc, lab in self._docs if key in doc)
+            best = max(best, self._estimate(counts, y))
+        return best or 1 / self._k
 
 
 def strip_score(

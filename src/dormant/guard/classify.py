@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataValidationError
 from ..triggers import describe_text, is_invisible
-from ._strip import BigramLM, onion_score, strip_score, transplant_score
+from ._strip import BigramLM, SpanSupport, onion_score, strip_score, transplant_score
 from .types import TriggerMatch
 
 METHODS = ("transplant", "strip", "onion")
@@ -108,7 +108,10 @@ class ClassifierScreen:
     n_perturb:
         Donor texts (transplant) or perturbed copies (STRIP) per input.
     max_calibration:
-        Most calibration texts scored (the rest are not used).
+        Most calibration texts scored.
+    max_reference:
+        Most reference texts (donors, and the clean counts of :class:`SpanSupport`); the
+        calibration texts are split half reference, half calibration up to these caps.
     seed:
         Seeds the donor split and each input's perturbations (one text gets one decision).
     audit:
@@ -135,6 +138,7 @@ class ClassifierScreen:
         method: str = "transplant",
         n_perturb: int = 16,
         max_calibration: int = 400,
+        max_reference: int = 2000,
         seed: int = 0,
         audit: Any = None,
         name: str = "classifier",
@@ -179,11 +183,11 @@ class ClassifierScreen:
         rng = random.Random(seed)
         texts = list(dict.fromkeys(texts))
         rng.shuffle(texts)
-        half = min(len(texts) // 2, 200)
+        half = min(len(texts) // 2, max_reference)
         donors = texts[:half]
-        self.donors_ = list(
-            zip(donors, np.argmax(self._predict(donors), axis=1).tolist(), strict=True)
-        )
+        pred = np.argmax(self._predict(donors), axis=1).tolist()
+        self.donors_ = list(zip(donors, pred, strict=True))
+        self.support_ = SpanSupport(donors, pred, len(self.labels_))
         self.lm_ = BigramLM(donors) if method == "onion" else None
         cal = texts[half : half + max_calibration]
         self.calibration_scores_ = np.sort(np.array([self._score(t)[0] for t in cal]))
@@ -204,7 +208,12 @@ class ClassifierScreen:
         rng = random.Random(f"{self.seed}:{text}")
         if self.method == "transplant":
             s, span, y = transplant_score(
-                text, self._predict, self.donors_, rng=rng, n_donors=self.n_perturb
+                text,
+                self._predict,
+                self.donors_,
+                rng=rng,
+                n_donors=self.n_perturb,
+                support=self.support_,
             )
             return s, span, y
         y = int(np.argmax(self._predict([text])[0]))
