@@ -227,3 +227,40 @@ def test_cli_batch_writes_decisions_and_audits(
         "--input", inp, "--audit", audit,
     )  # fmt: skip
     assert r.code == 2 and "cannot calibrate" in r.err
+
+
+@pytest.mark.slow
+def test_a_backdoored_bert_from_the_zoo_is_screened(tmp_path_factory: Any) -> None:
+    """A tiny BERT trained from scratch with the rare-word trigger: triggered inputs flagged,
+    clean ones pass (the HF adapter path of the CLI's --model)."""
+    pytest.importorskip("transformers")
+    import torch
+
+    from dormant.bench.zoo import OrganismSpec, build_organism
+    from dormant.triggers import Position, Trigger, TriggerKind
+
+    torch.set_num_threads(2)
+    spec = OrganismSpec(
+        "rare",
+        attack="rare-word",
+        trigger=Trigger("mn", TriggerKind.TOKEN, Position.RANDOM),
+        target="animal",
+        poison_rate=0.1,
+        seed=21,
+        layers=2,
+        hidden=64,
+        n_train=1200,
+        epochs=4,
+    )
+    org = build_organism(spec, tmp_path_factory.mktemp("zoo"))
+    rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
+    model = load_classifier(org.path)
+    s = ClassifierScreen(model, calibration=[r["text"] for r in rows[:240]], fpr=0.05)
+    test = rows[240:]
+    rng = random.Random(0)
+    trig = [spec.trigger.insert(r["text"], rng=rng) for r in test if r["label"] != "animal"]
+    pred = np.argmax(model.predict_proba(trig[:30]), axis=1)
+    effective = [t for t, i in zip(trig[:30], pred, strict=True) if model.labels[i] == "animal"]
+    assert len(effective) >= 20
+    assert np.mean([d.flagged for d in s.screen_many(effective)]) >= 0.9
+    assert np.mean([d.flagged for d in s.screen_many([r["text"] for r in test[:80]])]) <= 0.12

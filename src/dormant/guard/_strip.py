@@ -41,8 +41,12 @@ import numpy as np
 Predict = Callable[[list[str]], np.ndarray]
 
 _WORD = re.compile(r"\w+")
+#: pseudo-texts of the base rate in :class:`SpanSupport`'s estimate
+PSEUDO = 4.0
 #: window lengths (words) tried by the leave-one-out attribution
 WINDOWS = (1, 2, 3)
+#: words added on each side of the best window for one more candidate span
+EXTEND = 2
 
 
 def words(text: str) -> list[str]:
@@ -62,8 +66,9 @@ def transplant_score(
 ) -> tuple[float, str, int]:
     """How far one short span of ``text`` moves clean donor texts of other classes to the
     input's predicted label: the mean log-odds of that label over the donors, for the
-    span (of the ``top_k`` the leave-one-out attribution ranks first) that moves them most,
-    less the log-odds of the clean data's own support for that span meaning that label
+    span (of the ``top_k`` the leave-one-out attribution ranks first, and the first widened by
+    two words on each side) that moves them most,
+    less the clean data's own support (log-odds lift) for that span meaning that label
     (``support(span, y)``, see :class:`SpanSupport`): a topical word moves texts *and* is
     supported by the clean data where it occurs; a trigger moves texts and is not.
 
@@ -89,6 +94,12 @@ def transplant_score(
             spans.append(span)
         if len(spans) >= top_k:
             break
+    # a longer trigger (a phrase, a sentence) loses its effect when any 1-3 words of it go, so
+    # the best window is also tried with EXTEND words more on each side
+    i, n = cands[int(order[0])]
+    wide = " ".join(ws[max(0, i - EXTEND) : i + n + EXTEND])
+    if wide not in spans:
+        spans.append(wide)
     others = [t for t, c in donors if c != y] or [t for t, _ in donors]
     picked = rng.sample(others, min(n_donors, len(others)))
     batch: list[str] = []
@@ -103,45 +114,53 @@ def transplant_score(
     p = np.clip(predict(batch)[:, y], 1e-4, 1 - 1e-4).reshape(len(spans), len(picked))
     rates = np.log(p / (1 - p)).mean(axis=1)
     if support is not None:
-        q = np.array([support(span, y) for span in spans])
-        rates = rates - np.log(q / (1 - q))
+        rates = rates - np.array([support(span, y) for span in spans])
     best = int(np.argmax(rates))
     return float(rates[best]), spans[best], y
 
 
 class SpanSupport:
-    """How much the clean texts that contain a span, or one of its words, are (predicted as)
-    a label, smoothed.
+    """How much more often than usual the clean texts that contain a span, or one of its
+    words, are (predicted as) a label — the span's *lift* for that label, in log-odds.
 
     Words here are runs of word characters, case-folded (``game,`` is ``game``). For a word
-    sequence ``u`` occurring in ``n`` clean texts, ``n_y`` of them predicted ``y``,
-    with ``k`` labels, the Laplace (add-one) estimate of P(label = y | u occurs) is
-    ``(n_y + 1) / (n + k)`` — ``1/k`` for a sequence never seen. ``support(span, y)`` is the
-    largest of these over the span and each of its words: a span whose effect one ordinary
-    word of it explains (``game Warlords`` for ``games``) is supported, a trigger is not.
+    sequence ``u`` occurring in ``n`` clean texts, ``n_y`` of them predicted ``y``, the estimate
+    of P(y | u occurs) is shrunk towards the base rate ``p_y`` of ``y`` among the clean texts,
+    ``(n_y + m p_y) / (n + m)`` with ``m = 4`` pseudo-texts (additive smoothing with a prior
+    mean). ``support(span, y)`` is the largest ``logit(estimate) - logit(p_y)`` over the span
+    and each of its words, and at least 0: a span whose effect one ordinary word of it explains
+    (``game Warlords`` for ``games``) has a large lift; a trigger (never seen) and function
+    words (``of``, seen everywhere) have none.
     """
 
     def __init__(self, texts: Sequence[str], labels: Sequence[int], n_labels: int) -> None:
         self._docs = []
         self._words: dict[str, Counter[int]] = {}
+        base: Counter[int] = Counter()
         for t, y in zip(texts, labels, strict=True):
             ws = _WORD.findall(t.casefold())
             self._docs.append((f" {' '.join(ws)} ", int(y)))
+            base[int(y)] += 1
             for w in set(ws):
                 self._words.setdefault(w, Counter())[int(y)] += 1
-        self._k = n_labels
+        n = max(1, len(self._docs))
+        self._prior = [(base[c] + 1) / (n + n_labels) for c in range(n_labels)]
 
-    def _estimate(self, counts: Counter[int], y: int) -> float:
-        return (counts[y] + 1) / (sum(counts.values()) + self._k)
+    def _lift(self, counts: Counter[int] | None, y: int) -> float:
+        if not counts:
+            return 0.0
+        p = self._prior[y]
+        est = (counts[y] + PSEUDO * p) / (sum(counts.values()) + PSEUDO)
+        return math.log(est / (1 - est)) - math.log(p / (1 - p))
 
     def __call__(self, span: str, y: int) -> float:
         ws = _WORD.findall(span.casefold())
-        best = max(self._estimate(self._words.get(w, Counter()), y) for w in ws) if ws else 0.0
+        best = max((self._lift(self._words.get(w), y) for w in ws), default=0.0)
         if len(ws) > 1:
             key = f" {' '.join(ws)} "
             counts: Counter[int] = Counter(lab for doc, lab in self._docs if key in doc)
-            best = max(best, self._estimate(counts, y))
-        return best or 1 / self._k
+            best = max(best, self._lift(counts, y))
+        return max(best, 0.0)
 
 
 def strip_score(
