@@ -57,14 +57,15 @@ def organism(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     triggered = [_insert(t, rng) for t, y in test if y != TARGET]
     # the backdoor works: the trigger moves other classes' texts to the target
     pred = np.argmax(model.predict_proba(triggered), axis=1)
-    asr = float(np.mean([model.labels[i] == TARGET for i in pred]))
-    assert asr > 0.8
+    switched = [model.labels[i] == TARGET for i in pred]
+    assert np.mean(switched) > 0.8
     return {
         "path": path,
         "model": model,
         "cal": cal,
         "clean": [t for t, _ in test],
-        "triggered": triggered,
+        # the inputs the trigger switched: those the screen must stop
+        "triggered": [t for t, ok in zip(triggered, switched, strict=True) if ok],
     }
 
 
