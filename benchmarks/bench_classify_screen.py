@@ -38,11 +38,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_model_verdict import plan  # noqa: E402
+from bench_model_verdict import plan
 
-from dormant.bench.zoo import build_organism  # noqa: E402
-from dormant.guard.classify import ClassifierScreen  # noqa: E402
-from dormant.subjects.model import load_classifier  # noqa: E402
+from dormant.bench.zoo import build_organism
+from dormant.guard.classify import ClassifierScreen
+from dormant.subjects.model import load_classifier
 
 METHODS = ("transplant", "strip", "onion")
 
@@ -114,8 +114,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
             "tpr_effective": sum(r[m].get("eff_flagged", 0) for r in results) / max(1, n_eff),
             "tpr_effective_model": sum(r[m].get("eff_flagged_model", 0) for r in results)
             / max(1, n_eff),
-            "tpr_all_triggered": sum(r[m].get("trig_flagged", 0) for r in results)
-            / max(1, n_trig),
+            "tpr_all_triggered": sum(r[m].get("trig_flagged", 0) for r in results) / max(1, n_trig),
             "latency_ms_median": float(np.median([r[m]["latency_ms"] for r in results])),
             "n_clean": n_clean,
             "n_effective": n_eff,
@@ -134,7 +133,20 @@ def main() -> int:
     ap.add_argument("--n-trig", type=int, default=120)
     ap.add_argument("--only", nargs="*", default=None, help="organism names to run")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
+    )
     args = ap.parse_args()
+    if args.merge:
+        parts = [json.loads(f.read_text("utf-8")) for f in args.merge]
+        results = [r for part in parts for r in part["organisms"]]
+        merged = {"split": parts[0]["split"], "fpr_target": parts[0]["fpr_target"]}
+        merged["summary"] = summarise(results)
+        merged["organisms"] = results
+        if args.out:
+            args.out.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        print(json.dumps(merged["summary"], indent=2))
+        return 0
     import torch
 
     torch.set_num_threads(1)
