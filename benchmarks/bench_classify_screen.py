@@ -47,14 +47,16 @@ from dormant.subjects.model import load_classifier
 METHODS = ("transplant", "strip", "onion")
 
 
-def run_organism(org: Any, *, fpr: float, seed: int, n_trig: int) -> dict[str, Any]:
+def run_organism(
+    org: Any, *, fpr: float, seed: int, n_trig: int, n_clean: int | None = None
+) -> dict[str, Any]:
     model = load_classifier(org.path)
     rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
     rng = random.Random(seed)
     rng.shuffle(rows)
     k = int(0.6 * len(rows))
     cal = [r["text"] for r in rows[:k]]
-    test = rows[k:]
+    test = rows[k:][:n_clean]
     spec = org.spec
     out: dict[str, Any] = {
         "name": spec.name,
@@ -131,6 +133,7 @@ def main() -> int:
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-trig", type=int, default=120)
+    ap.add_argument("--n-clean", type=int, default=None, help="clean test inputs per organism")
     ap.add_argument("--only", nargs="*", default=None, help="organism names to run")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
@@ -155,7 +158,11 @@ def main() -> int:
         if split != args.split or (args.only and spec.name not in args.only):
             continue
         org = build_organism(spec, args.root)
-        results.append(run_organism(org, fpr=args.fpr, seed=args.seed, n_trig=args.n_trig))
+        results.append(
+            run_organism(
+                org, fpr=args.fpr, seed=args.seed, n_trig=args.n_trig, n_clean=args.n_clean
+            )
+        )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}
     summary["organisms"] = results
     text = json.dumps(summary, indent=2, ensure_ascii=False)
