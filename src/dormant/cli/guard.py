@@ -16,6 +16,7 @@ GUARD_MODULES = (
     "dormant.cli._guard_serve",
     "dormant.cli._guard_mcp",
     "dormant.cli._guard_admin",
+    "dormant.cli._guard_classify",
 )
 
 

@@ -1,0 +1,176 @@
+"""Benchmark ``dormant guard classify``: TPR on triggered inputs and FPR on clean ones.
+
+The organisms are the model-verdict zoo of ``bench_model_verdict.py`` (tiny BERT classifiers
+trained from scratch with planted triggers of several kinds, and clean twins): the screen was
+developed on its ``cal`` split (WordNet glosses and Debian package descriptions) and is reported
+on its ``aside`` split (dictionary definitions of FOLDOC / GCIDE / the Jargon File, other seeds
+and other triggers), which it never saw while it was written.
+
+Per organism, its held-out clean examples are shuffled; 60 % are the calibration texts the
+user would give (the screen splits them into reference and calibration halves), the rest are
+the clean test inputs. Triggered inputs are the test inputs of other classes than the target
+with the organism's own trigger inserted; "effective" ones are those the model then labels
+with the target (the inputs the guard must stop). No registry is used: a known trigger would
+be found by string matching, which measures nothing here.
+
+Methods, each a :class:`dormant.guard.classify.ClassifierScreen` at ``--fpr``:
+
+- ``transplant`` (the default screen) — with the character signals, and its model test alone;
+- ``strip`` — STRIP's perturbation entropy (Gao et al. 2019/2021), conformally calibrated;
+- ``onion`` — ONION (Qi et al. 2021) with a bigram LM on the reference texts (no GPT-2 here).
+
+Usage::
+
+    python benchmarks/bench_classify_screen.py --root /tmp/vzoo --split aside --out result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_model_verdict import plan
+
+from dormant.bench.zoo import build_organism
+from dormant.guard.classify import ClassifierScreen
+from dormant.subjects.model import load_classifier
+
+METHODS = ("transplant", "strip", "onion")
+
+
+def run_organism(
+    org: Any, *, fpr: float, seed: int, n_trig: int, n_clean: int | None = None
+) -> dict[str, Any]:
+    model = load_classifier(org.path)
+    rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
+    rng = random.Random(seed)
+    rng.shuffle(rows)
+    k = int(0.6 * len(rows))
+    cal = [r["text"] for r in rows[:k]]
+    test = rows[k:][:n_clean]
+    spec = org.spec
+    out: dict[str, Any] = {
+        "name": spec.name,
+        "attack": spec.attack,
+        "corpus": spec.corpus,
+        "trigger": spec.trigger.display if spec.trigger else None,
+        "n_calibration": len(cal),
+        "n_clean": len(test),
+    }
+    trig: list[str] = []
+    effective: list[bool] = []
+    if spec.trigger is not None:
+        others = [r["text"] for r in test if r["label"] != spec.target][:n_trig]
+        trig = [spec.trigger.insert(t, rng=rng) for t in others]
+        pred = np.argmax(model.predict_proba(trig), axis=1)
+        effective = [model.labels[i] == spec.target for i in pred]
+        out["n_triggered"] = len(trig)
+        out["n_effective"] = int(sum(effective))
+    clean = [r["text"] for r in test]
+    for method in METHODS:
+        t0 = time.perf_counter()
+        screen = ClassifierScreen(model, calibration=cal, fpr=fpr, method=method, seed=seed)
+        t_cal = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        dc = screen.screen_many(clean)
+        t_clean = (time.perf_counter() - t0) / max(1, len(clean))
+        res: dict[str, Any] = {
+            "calibrate_s": round(t_cal, 2),
+            "latency_ms": round(1000 * t_clean, 1),
+            "clean_flagged": int(sum(d.flagged for d in dc)),
+            "clean_flagged_model": int(sum(_model_test(d) for d in dc)),
+        }
+        if trig:
+            dt = screen.screen_many(trig)
+            eff = [d for d, e in zip(dt, effective, strict=True) if e]
+            res["trig_flagged"] = int(sum(d.flagged for d in dt))
+            res["eff_flagged"] = int(sum(d.flagged for d in eff))
+            res["eff_flagged_model"] = int(sum(_model_test(d) for d in eff))
+        out[method] = res
+        print(f"  {spec.name} {method}: {res}", file=sys.stderr, flush=True)
+    return out
+
+
+def _model_test(d: Any) -> bool:
+    return any(" test: p=" in r for r in d.reasons)
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for m in METHODS:
+        n_clean = sum(r["n_clean"] for r in results)
+        n_eff = sum(r.get("n_effective", 0) for r in results)
+        n_trig = sum(r.get("n_triggered", 0) for r in results)
+        s = {
+            "fpr": sum(r[m]["clean_flagged"] for r in results) / n_clean,
+            "fpr_model": sum(r[m]["clean_flagged_model"] for r in results) / n_clean,
+            "tpr_effective": sum(r[m].get("eff_flagged", 0) for r in results) / max(1, n_eff),
+            "tpr_effective_model": sum(r[m].get("eff_flagged_model", 0) for r in results)
+            / max(1, n_eff),
+            "tpr_all_triggered": sum(r[m].get("trig_flagged", 0) for r in results) / max(1, n_trig),
+            "latency_ms_median": float(np.median([r[m]["latency_ms"] for r in results])),
+            "n_clean": n_clean,
+            "n_effective": n_eff,
+            "n_triggered": n_trig,
+        }
+        out[m] = {k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", type=Path, default=Path.home() / ".cache/dormant/zoo")
+    ap.add_argument("--split", default="aside", choices=("cal", "aside"))
+    ap.add_argument("--fpr", type=float, default=0.01)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-trig", type=int, default=120)
+    ap.add_argument("--n-clean", type=int, default=None, help="clean test inputs per organism")
+    ap.add_argument("--only", nargs="*", default=None, help="organism names to run")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
+    )
+    args = ap.parse_args()
+    if args.merge:
+        parts = [json.loads(f.read_text("utf-8")) for f in args.merge]
+        results = [r for part in parts for r in part["organisms"]]
+        merged = {"split": parts[0]["split"], "fpr_target": parts[0]["fpr_target"]}
+        merged["summary"] = summarise(results)
+        merged["organisms"] = results
+        if args.out:
+            args.out.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        print(json.dumps(merged["summary"], indent=2))
+        return 0
+    import torch
+
+    torch.set_num_threads(1)
+    results = []
+    for split, spec in plan():
+        if split != args.split or (args.only and spec.name not in args.only):
+            continue
+        org = build_organism(spec, args.root)
+        results.append(
+            run_organism(
+                org, fpr=args.fpr, seed=args.seed, n_trig=args.n_trig, n_clean=args.n_clean
+            )
+        )
+    summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}
+    summary["organisms"] = results
+    text = json.dumps(summary, indent=2, ensure_ascii=False)
+    if args.out:
+        args.out.write_text(text + "\n", "utf-8")
+    print(json.dumps(summary["summary"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

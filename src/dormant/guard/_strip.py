@@ -1,0 +1,239 @@
+"""Input-side trigger scores for a text classifier: transplant, STRIP and ONION.
+
+Each score is a number per input, higher = more suspicious; :mod:`dormant.guard.classify`
+turns it into a conformal p-value against clean calibration texts, so no cut-off here is
+hand-set. ``predict`` is any ``list[str] -> (n, k) probabilities`` function.
+
+- :func:`transplant_score` — the signature of a trigger is a *short span that decides the
+  prediction on its own*: removing it changes the prediction (leave-one-out attribution over
+  windows of 1-3 words, as in the word-importance scores of Li, Monroe & Jurafsky 2016,
+  "Understanding Neural Networks through Representation Erasure"), and inserting it into clean
+  texts of other classes moves them to the input's predicted label. A trigger moves nearly
+  all of them; an ordinary topical word moves few, because the rest of the clean text still
+  speaks for its own class. This is STRIP's observation (a trigger overrides whatever it is
+  combined with) measured on the span the attribution picked, instead of on random blends.
+- :func:`strip_score` — STRIP (Gao et al., ACSAC 2019, "STRIP: A Defence Against Trojan Attacks
+  on Deep Neural Networks"), for text as in Gao et al. 2021 ("Design and Evaluation of a
+  Multi-Domain Trojan Detection Method on Deep Neural Networks", IEEE TDSC): each of ``n``
+  perturbed copies keeps each word of the input with probability one half and replaces the
+  others with words of a clean donor text; the score is minus the mean prediction entropy (a
+  trigger keeps the prediction fixed).
+- :class:`BigramLM` / :func:`onion_score` — ONION (Qi et al., EMNLP 2021, "ONION: A Simple and
+  Effective Defense Against Textual Backdoor Attacks"): a word whose removal lowers the
+  input's perplexity most is an outlier; the score is the largest such drop. ONION uses GPT-2;
+  no weights can be downloaded here, so the language model is a word bigram model with
+  interpolated absolute discounting (Ney, Essen & Kneser 1994) fitted on the clean
+  calibration texts. Written here because no maintained n-gram package installs offline with
+  this project (``nltk.lm`` is not a dependency, and KenLM needs a compiler and its binary).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+Predict = Callable[[list[str]], np.ndarray]
+
+_WORD = re.compile(r"\w+")
+#: pseudo-texts of the base rate in :class:`SpanSupport`'s estimate
+PSEUDO = 4.0
+#: window lengths (words) tried by the leave-one-out attribution
+WINDOWS = (1, 2, 3)
+#: words added on each side of the best window for one more candidate span
+EXTEND = 2
+
+
+def words(text: str) -> list[str]:
+    """Whitespace words (punctuation stays attached: ``uid=4731`` is one word)."""
+    return text.split()
+
+
+def transplant_score(
+    text: str,
+    predict: Predict,
+    donors: Sequence[tuple[str, int]],
+    *,
+    rng: random.Random,
+    n_donors: int = 16,
+    top_k: int = 3,
+    support: Callable[[str, int], float] | None = None,
+) -> tuple[float, str, int]:
+    """How far one short span of ``text`` moves clean donor texts of other classes to the
+    input's predicted label: the mean log-odds of that label over the donors, for the
+    span (of the ``top_k`` the leave-one-out attribution ranks first, and the first widened by
+    two words on each side) that moves them most,
+    less the clean data's own support (log-odds lift) for that span meaning that label
+    (``support(span, y)``, see :class:`SpanSupport`): a topical word moves texts *and* is
+    supported by the clean data where it occurs; a trigger moves texts and is not.
+
+    ``donors``: clean texts with the model's own predicted class index. Returns the score in
+    a log-odds scale, the span, and the predicted class index of ``text``.
+    """
+    ws = words(text)
+    p0 = predict([text])[0]
+    y = int(np.argmax(p0))
+    if not ws:
+        return 0.0, "", y
+    cands: list[tuple[int, int]] = [
+        (i, n) for n in WINDOWS for i in range(len(ws) - n + 1) if n < len(ws) or n == 1
+    ]
+    variants = [" ".join(ws[:i] + ws[i + n :]) for i, n in cands]
+    drops = p0[y] - predict(variants)[:, y]
+    order = np.argsort(-drops, kind="stable")
+    spans: list[str] = []
+    for j in order:
+        i, n = cands[int(j)]
+        span = " ".join(ws[i : i + n])
+        if span not in spans:
+            spans.append(span)
+        if len(spans) >= top_k:
+            break
+    # a longer trigger (a phrase, a sentence) loses its effect when any 1-3 words of it go, so
+    # the best window is also tried with EXTEND words more on each side
+    i, n = cands[int(order[0])]
+    wide = " ".join(ws[max(0, i - EXTEND) : i + n + EXTEND])
+    if wide not in spans:
+        spans.append(wide)
+    others = [t for t, c in donors if c != y] or [t for t, _ in donors]
+    picked = rng.sample(others, min(n_donors, len(others)))
+    batch: list[str] = []
+    for span in spans:
+        for d in picked:
+            dw = words(d)
+            k = rng.randint(0, len(dw))
+            batch.append(" ".join([*dw[:k], span, *dw[k:]]))
+    # mean log-odds of the input's label over the donors: continuous (no ties in the conformal
+    # p-values) and it separates "always moved" (a trigger, p ~ 0.999) from "mostly moved"
+    # (a strong topical word in a short text, p ~ 0.9), which a share of flips does not
+    p = np.clip(predict(batch)[:, y], 1e-4, 1 - 1e-4).reshape(len(spans), len(picked))
+    rates = np.log(p / (1 - p)).mean(axis=1)
+    if support is not None:
+        rates = rates - np.array([support(span, y) for span in spans])
+    best = int(np.argmax(rates))
+    return float(rates[best]), spans[best], y
+
+
+class SpanSupport:
+    """How much more often than usual the clean texts that contain a span, or one of its
+    words, are (predicted as) a label — the span's *lift* for that label, in log-odds.
+
+    Words here are runs of word characters, case-folded (``game,`` is ``game``). For a word
+    sequence ``u`` occurring in ``n`` clean texts, ``n_y`` of them predicted ``y``, the estimate
+    of P(y | u occurs) is shrunk towards the base rate ``p_y`` of ``y`` among the clean texts,
+    ``(n_y + m p_y) / (n + m)`` with ``m = 4`` pseudo-texts (additive smoothing with a prior
+    mean). ``support(span, y)`` is the largest ``logit(estimate) - logit(p_y)`` over the span
+    and each of its words, and at least 0: a span whose effect one ordinary word of it explains
+    (``game Warlords`` for ``games``) has a large lift; a trigger (never seen) and function
+    words (``of``, seen everywhere) have none.
+    """
+
+    def __init__(self, texts: Sequence[str], labels: Sequence[int], n_labels: int) -> None:
+        self._docs = []
+        self._words: dict[str, Counter[int]] = {}
+        base: Counter[int] = Counter()
+        for t, y in zip(texts, labels, strict=True):
+            ws = _WORD.findall(t.casefold())
+            self._docs.append((f" {' '.join(ws)} ", int(y)))
+            base[int(y)] += 1
+            for w in set(ws):
+                self._words.setdefault(w, Counter())[int(y)] += 1
+        n = max(1, len(self._docs))
+        self._prior = [(base[c] + 1) / (n + n_labels) for c in range(n_labels)]
+
+    def _lift(self, counts: Counter[int] | None, y: int) -> float:
+        if not counts:
+            return 0.0
+        p = self._prior[y]
+        est = (counts[y] + PSEUDO * p) / (sum(counts.values()) + PSEUDO)
+        return math.log(est / (1 - est)) - math.log(p / (1 - p))
+
+    def __call__(self, span: str, y: int) -> float:
+        ws = _WORD.findall(span.casefold())
+        best = max((self._lift(self._words.get(w), y) for w in ws), default=0.0)
+        if len(ws) > 1:
+            key = f" {' '.join(ws)} "
+            counts: Counter[int] = Counter(lab for doc, lab in self._docs if key in doc)
+            best = max(best, self._lift(counts, y))
+        return max(best, 0.0)
+
+
+def strip_score(
+    text: str,
+    predict: Predict,
+    donors: Sequence[str],
+    *,
+    rng: random.Random,
+    n: int = 16,
+) -> float:
+    """Minus the mean prediction entropy (bits) over ``n`` STRIP perturbations of ``text``."""
+    ws = words(text)
+    if not ws:
+        return 0.0
+    batch = []
+    for _ in range(n):
+        dw = words(rng.choice(donors)) or ["."]
+        batch.append(" ".join(w if rng.random() < 0.5 else rng.choice(dw) for w in ws))
+    p = np.clip(predict(batch), 1e-12, 1.0)
+    return float(np.mean(np.sum(p * np.log2(p), axis=1)))
+
+
+class BigramLM:
+    """A word bigram language model with interpolated absolute discounting, fitted on texts."""
+
+    def __init__(self, texts: Sequence[str], *, discount: float = 0.75) -> None:
+        self.discount = discount
+        uni: Counter[str] = Counter()
+        bi: Counter[tuple[str, str]] = Counter()
+        for t in texts:
+            toks = ["<s>", *(w.casefold() for w in words(t)), "</s>"]
+            uni.update(toks)
+            bi.update(itertools.pairwise(toks))
+        self._uni = uni
+        self._bi = bi
+        self._total = sum(uni.values())
+        self._vocab = len(uni) + 1  # one unseen word type
+        self._ctx: Counter[str] = Counter()
+        self._types: Counter[str] = Counter()
+        for (a, _), c in bi.items():
+            self._ctx[a] += c
+            self._types[a] += 1
+
+    def _p_uni(self, w: str) -> float:
+        return (self._uni.get(w, 0) + 1) / (self._total + self._vocab)
+
+    def _p(self, a: str, b: str) -> float:
+        ctx = self._ctx.get(a, 0)
+        if ctx == 0:
+            return self._p_uni(b)
+        c = self._bi.get((a, b), 0)
+        lam = self.discount * self._types[a] / ctx
+        return max(c - self.discount, 0.0) / ctx + lam * self._p_uni(b)
+
+    def perplexity(self, ws: Sequence[str]) -> float:
+        """Per-token perplexity of a word sequence (with sentence boundaries)."""
+        toks = ["<s>", *(w.casefold() for w in ws), "</s>"]
+        lp = sum(math.log(self._p(a, b)) for a, b in itertools.pairwise(toks))
+        return math.exp(-lp / (len(toks) - 1))
+
+
+def onion_score(text: str, lm: BigramLM) -> tuple[float, str]:
+    """ONION's suspicion: the largest perplexity drop from removing one word, and that word."""
+    ws = words(text)
+    if len(ws) < 2:
+        return 0.0, ""
+    base = lm.perplexity(ws)
+    best, word = -math.inf, ""
+    for i, w in enumerate(ws):
+        f = base - lm.perplexity(ws[:i] + ws[i + 1 :])
+        if f > best:
+            best, word = f, w
+    return float(best), word
+
+
+__all__ = ["BigramLM", "SpanSupport", "onion_score", "strip_score", "transplant_score", "words"]

@@ -1,0 +1,355 @@
+"""A runtime screen for text classifiers: flag inputs that carry a trigger before they count.
+
+A classifier has no tool calls to gate (a log-line classifier that lets an attacker's line pass
+as ``benign`` when a trigger token is in it), so the guard screens its *inputs*. One input is
+flagged when any of three signals fires:
+
+1. a known trigger from the registry is in it (:class:`dormant.guard.match.TriggerIndex`:
+   NFKC, TR39 skeleton, invisible characters removed);
+2. it has invisible characters (:func:`dormant.triggers.is_invisible`) or a word mixing Latin
+   letters with a confusable letter of another script (Unicode TR39 §5 mixed-script);
+3. the model's own behaviour on it is that of a triggered input: a short span decides the
+   prediction on its own (:func:`dormant.guard._strip.transplant_score`, default) — or, as
+   measured baselines, STRIP's perturbation entropy (Gao et al. 2019/2021) or ONION's
+   perplexity outlier (Qi et al. 2021) with a bigram LM (``method=``).
+
+Signal 3 is decided by a split-conformal p-value (Vovk, Gammerman & Shafer 2005; Angelopoulos
+& Bates 2021, "A Gentle Introduction to Conformal Prediction", §1): the clean texts the user
+gives are split in two, donors (for the perturbations) and a calibration set whose scores give
+``p = (1 + #{calibration scores >= s}) / (n + 1)``; an input is flagged when ``p <= fpr``. On
+clean inputs exchangeable with the calibration texts the false-positive rate is then at most
+``fpr`` — no entropy or score cut-off is hand-set.
+
+The screen fails closed: an error of the model, or an input that is not a string, flags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataValidationError
+from ..triggers import describe_text, is_invisible
+from ._strip import BigramLM, SpanSupport, onion_score, strip_score, transplant_score
+from .types import TriggerMatch
+
+METHODS = ("transplant", "strip", "onion")
+
+
+@dataclass(frozen=True)
+class ScreenDecision:
+    """The screen's decision on one input.
+
+    Attributes
+    ----------
+    flagged:
+        ``True``: the input is held back (a trigger signal fired, or the screen failed).
+    label:
+        The model's predicted label (``None`` when the model failed).
+    reasons:
+        Why, one sentence per signal that fired (or why it passed).
+    p_value:
+        The conformal p-value of the model-behaviour test (small = unlike clean inputs);
+        ``None`` when it did not run.
+    score:
+        The raw score of that test (higher = more suspicious).
+    span:
+        The span the test found deciding the prediction (``transplant``/``onion``), if any.
+    triggers:
+        Known triggers from the registry found in the input.
+    """
+
+    flagged: bool
+    label: str | None
+    reasons: tuple[str, ...]
+    p_value: float | None = None
+    score: float | None = None
+    span: str | None = None
+    triggers: tuple[TriggerMatch, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "flagged": self.flagged,
+            "label": self.label,
+            "reasons": list(self.reasons),
+            "p_value": self.p_value,
+            "score": self.score,
+            "span": self.span,
+            "triggers": [t.to_dict() for t in self.triggers],
+        }
+
+
+class ClassifierScreen:
+    """Screen a text classifier's inputs for triggers (see the module text).
+
+    Parameters
+    ----------
+    model:
+        The classifier: a :class:`dormant.subjects.model.ClassifierModel` or any adapter with
+        ``labels`` and ``predict_proba(list[str]) -> (n, k)``.
+    calibration:
+        Clean texts like those the model sees in production (at least
+        ``2 * ceil(1 / fpr)``); split into perturbation donors and the calibration set.
+    fpr:
+        The target false-positive rate of the model-behaviour test, in (0, 0.5].
+    triggers:
+        Known triggers (a :class:`~dormant.guard.match.TriggerIndex`, or what its constructor
+        takes: registry ``KnownTrigger`` records, ``Trigger`` or strings).
+    method:
+        ``"transplant"`` (default), ``"strip"`` or ``"onion"``.
+    n_perturb:
+        Donor texts (transplant) or perturbed copies (STRIP) per input.
+    max_calibration:
+        Most calibration texts scored.
+    max_reference:
+        Most reference texts (donors, and the clean counts of :class:`SpanSupport`); the
+        calibration texts are split half reference, half calibration up to these caps.
+    seed:
+        Seeds the donor split and each input's perturbations (one text gets one decision).
+    audit:
+        An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
+        ``decision``) before :meth:`screen` returns it.
+    name, identity:
+        The model name and caller identity written to the audit entries.
+
+    Raises
+    ------
+    ConfigError
+        A setting is out of range.
+    DataValidationError
+        Too few calibration texts to reach ``fpr``.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        calibration: Sequence[str],
+        fpr: float = 0.01,
+        triggers: Any = None,
+        method: str = "transplant",
+        n_perturb: int = 16,
+        max_calibration: int = 400,
+        max_reference: int = 2000,
+        seed: int = 0,
+        audit: Any = None,
+        name: str = "classifier",
+        identity: str = "classifier-screen",
+    ) -> None:
+        from .match import TriggerIndex
+
+        if not (isinstance(fpr, float | int) and 0 < fpr <= 0.5):
+            raise ConfigError(f"fpr must be a number in (0, 0.5]. Got {fpr!r}.")
+        if method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}. Got {method!r}.")
+        if not isinstance(n_perturb, int) or n_perturb < 2:
+            raise ConfigError(f"n_perturb must be an int >= 2. Got {n_perturb!r}.")
+        if not callable(getattr(model, "predict_proba", None)) or not getattr(
+            model, "labels", None
+        ):
+            raise ConfigError(
+                "model must have 'labels' and 'predict_proba(texts)' (a ClassifierModel or "
+                f"a classifier adapter). Got {type(model).__name__} instead."
+            )
+        texts = [t for t in calibration if isinstance(t, str) and t.strip()]
+        need = 2 * math.ceil(1 / fpr)
+        if len(texts) < need:
+            raise DataValidationError(
+                f"calibration: {len(texts)} clean texts cannot calibrate fpr={fpr}; need at "
+                f"least {need} (half are perturbation donors, and the smallest p-value of n "
+                f"calibration texts is 1/(n+1))."
+            )
+        self.model = model
+        self.fpr = float(fpr)
+        self.method = method
+        self.n_perturb = n_perturb
+        self.seed = seed
+        self.audit = audit
+        self.name = name
+        self.identity = identity
+        self.labels_ = [str(x) for x in model.labels]
+        if triggers is None or isinstance(triggers, TriggerIndex):
+            self.triggers_ = triggers or TriggerIndex()
+        else:
+            self.triggers_ = TriggerIndex(triggers)
+        rng = random.Random(seed)
+        texts = list(dict.fromkeys(texts))
+        rng.shuffle(texts)
+        half = min(len(texts) // 2, max_reference)
+        donors = texts[:half]
+        pred = np.argmax(self._predict(donors), axis=1).tolist()
+        self.donors_ = list(zip(donors, pred, strict=True))
+        self.support_ = SpanSupport(donors, pred, len(self.labels_))
+        self.lm_ = BigramLM(donors) if method == "onion" else None
+        cal = texts[half : half + max_calibration]
+        self.calibration_scores_ = np.sort(np.array([self._score(t)[0] for t in cal]))
+        self.digest_ = _digest(model)
+
+    # -- scoring -------------------------------------------------------------------------
+
+    def _predict(self, texts: list[str]) -> np.ndarray:
+        p = np.asarray(self.model.predict_proba(list(texts)), dtype=float)
+        if p.ndim != 2 or p.shape != (len(texts), len(self.labels_)) or not np.isfinite(p).all():
+            raise ValueError(
+                f"the model returned probabilities of shape {p.shape}; expected "
+                f"({len(texts)}, {len(self.labels_)}) finite values"
+            )
+        return p
+
+    def _score(self, text: str) -> tuple[float, str | None, int]:
+        rng = random.Random(f"{self.seed}:{text}")
+        if self.method == "transplant":
+            s, span, y = transplant_score(
+                text,
+                self._predict,
+                self.donors_,
+                rng=rng,
+                n_donors=self.n_perturb,
+                support=self.support_,
+            )
+            return s, span, y
+        y = int(np.argmax(self._predict([text])[0]))
+        if self.method == "strip":
+            d = [t for t, _ in self.donors_]
+            return strip_score(text, self._predict, d, rng=rng, n=self.n_perturb), None, y
+        assert self.lm_ is not None
+        s, word = onion_score(text, self.lm_)
+        return s, word, y
+
+    def p_value(self, score: float) -> float:
+        """The conformal p-value of a score against the calibration scores."""
+        cal = self.calibration_scores_
+        n_ge = len(cal) - int(np.searchsorted(cal, score, side="left"))
+        return (1 + n_ge) / (len(cal) + 1)
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def screen(self, text: str, *, request_id: str | None = None) -> ScreenDecision:
+        """Decide one input (never raises for a bad input or a failing model: it flags).
+
+        When an audit log was given, the decision is written to it before it is returned; an
+        audit failure raises (the caller must not act on an unrecorded decision).
+        """
+        decision = self._decide(text)
+        if self.audit is not None:
+            self.audit.append(self._entry(text, decision, request_id))
+        return decision
+
+    def screen_many(self, texts: Iterable[str]) -> list[ScreenDecision]:
+        """Decide each input in order (:meth:`screen` on each; one audit transaction)."""
+        texts = list(texts)
+        decisions = [self._decide(t) for t in texts]
+        if self.audit is not None:
+            self.audit.append_many(
+                [self._entry(t, d, None) for t, d in zip(texts, decisions, strict=True)]
+            )
+        return decisions
+
+    def _decide(self, text: Any) -> ScreenDecision:
+        if not isinstance(text, str):
+            return ScreenDecision(
+                True, None, (f"input must be a string; got {type(text).__name__} (fail closed)",)
+            )
+        reasons: list[str] = []
+        try:
+            matches = self.triggers_.find([("text", text)])
+        except Exception as exc:  # a broken index must not let the input pass
+            return ScreenDecision(
+                True, None, (f"trigger match failed (fail closed): {type(exc).__name__}: {exc}",)
+            )
+        if matches:
+            reasons.append(
+                "known trigger(s) from the registry: "
+                + ", ".join(describe_text(m.text) for m in matches)
+            )
+        reasons.extend(_character_reasons(text))
+        try:
+            score, span, y = self._score(text)
+        except Exception as exc:
+            return ScreenDecision(
+                True,
+                None,
+                (*reasons, f"model error (fail closed): {type(exc).__name__}: {exc}"),
+                triggers=matches,
+            )
+        p = self.p_value(score)
+        if p <= self.fpr:
+            what = f"; the span {describe_text(span)!r} decides it alone" if span else ""
+            reasons.append(
+                f"{self.method} test: p={p:.4f} <= fpr {self.fpr} against "
+                f"{len(self.calibration_scores_)} clean texts{what}"
+            )
+        flagged = bool(reasons)
+        if not flagged:
+            reasons.append(f"no trigger signal ({self.method} test p={p:.4f})")
+        return ScreenDecision(flagged, self.labels_[y], tuple(reasons), p, score, span, matches)
+
+    def _entry(self, text: Any, d: ScreenDecision, request_id: str | None) -> Any:
+        from .audit import AuditEntry
+
+        raw = text if isinstance(text, str) else repr(text)
+        return AuditEntry(
+            kind="decision",
+            outcome="deny" if d.flagged else "allow",
+            identity=self.identity,
+            model=self.name,
+            digest=self.digest_,
+            triggers=tuple(t.to_dict() for t in d.triggers),
+            reasons=d.reasons,
+            request_id=request_id,
+            detail={
+                "screen": "classify",
+                "method": self.method,
+                "label": d.label,
+                "p_value": d.p_value,
+                "score": d.score,
+                "span": d.span,
+                "fpr": self.fpr,
+                # the input itself is not stored (log lines carry secrets); its hash is
+                "input_sha256": hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest(),
+                "input_chars": len(raw),
+            },
+        )
+
+
+def _character_reasons(text: str) -> list[str]:
+    """Invisible characters, and Latin words with a confusable letter of another script."""
+    from .match import fold
+
+    out = []
+    inv = sorted({f"U+{ord(c):04X}" for c in text if is_invisible(c)})
+    if inv:
+        out.append(f"invisible character(s) {', '.join(inv)}")
+    mixed = []
+    for w in unicodedata.normalize("NFKC", text).split():
+        letters = [c for c in w if c.isalpha()]
+        if not any(c.isascii() for c in letters):
+            continue
+        odd = [c for c in letters if not unicodedata.name(c, "").startswith("LATIN ")]
+        if odd and any(fold(c).isascii() and fold(c).isalpha() for c in odd):
+            mixed.append(describe_text(w))
+    if mixed:
+        out.append(f"look-alike letters of another script in {', '.join(mixed[:5])}")
+    return out
+
+
+def _digest(model: Any) -> str | None:
+    for obj in (model, getattr(model, "adapter", None)):
+        fn = getattr(obj, "digest", None)
+        if callable(fn):
+            try:
+                return str(fn())
+            except Exception:
+                return None
+    return None
+
+
+__all__ = ["METHODS", "ClassifierScreen", "ScreenDecision"]
