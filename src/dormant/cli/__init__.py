@@ -56,6 +56,7 @@ SUBCOMMAND_MODULES = (
     "dormant.cli.provenance",
     "dormant.cli.registry",
     "dormant.cli.guard",
+    "dormant.cli.fleet",
 )
 
 
