@@ -49,11 +49,7 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
         kwargs["num_cpus"] = num_cpus
         # workers import dormant from where this process does (an editable or source tree)
         kwargs["runtime_env"] = {"env_vars": _worker_env()}
-    try:
-        ray.init(**kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
-        raise ScanError(f"cannot start or reach {where}: {exc}") from None
+    init_ray(ray, kwargs, address)
     try:
         yield ray
     finally:
@@ -65,3 +61,22 @@ def _worker_env() -> dict[str, str]:
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return env
+
+
+def init_ray(ray: Any, kwargs: dict[str, Any], address: str | None, *, tries: int = 2) -> None:
+    """``ray.init(**kwargs)``, tried again once when a local start times out.
+
+    Ray waits a fixed 30 s for a new local node to register; on a loaded machine the first
+    start can miss that, and a second one (files now cached) usually does not.
+    """
+    where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
+    for attempt in range(tries):
+        try:
+            ray.init(**kwargs)
+            return
+        except (ConnectionError, ValueError) as exc:
+            raise ScanError(f"cannot reach {where}: {exc}") from None
+        except Exception as exc:  # Ray raises a bare Exception when a local node times out
+            ray.shutdown()
+            if address or attempt == tries - 1:
+                raise ScanError(f"cannot start or reach {where}: {exc}") from None

@@ -10,7 +10,8 @@ atomically, ``result.json`` last, so a present ``result.json`` means a finished 
 both reports, the artifact and its provenance status in the registry (one writer: the driver), and
 writes ``fleet.json`` and ``fleet.html`` when every model is done. A model that fails is a row
 with its error, never a failed fleet. With ``resume=True`` models that already have a
-``result.json`` for the same model and data paths are not scanned again.
+``result.json`` for the same model and data paths are not scanned again (a model whose scan
+failed is tried again).
 
 Scheduling is an existing engine's, not a home-made one: :class:`concurrent.futures.
 ProcessPoolExecutor` (spawned workers; one model per task) locally, Ray tasks (``num_cpus=1``
@@ -268,7 +269,8 @@ def scan_fleet(
     registry:
         Record each model's artifact, provenance status and reports here (optional).
     resume:
-        Skip models whose ``result.json`` is already in ``out`` for the same model and data.
+        Skip models whose ``result.json`` is already in ``out`` for the same model and data
+        (scanned or refused; a failed one is scanned again).
     manifest:
         The manifest's path, for the report.
     progress:
@@ -404,8 +406,8 @@ def _finished(root: Path, entry: ModelEntry) -> FleetRow | None:
         row = FleetRow.from_dict(json.loads(f.read_text("utf-8")))
     except (OSError, ValueError, TypeError):
         return None
-    if row.model != entry.model or row.data != entry.data:
-        return None
+    if row.model != entry.model or row.data != entry.data or row.status == "error":
+        return None  # another model or data under this name, or a failure worth a new try
     return FleetRow.from_dict({**row.to_dict(), "resumed": True})
 
 
