@@ -30,10 +30,12 @@ References: Moritz et al., "Ray", OSDI 2018; Ray Data ``map_batches`` and actor 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -59,6 +61,7 @@ def scan_dataset_ray(
     encoder_path: str | None = None,
     context: ScanContext | None = None,
     mining_params: dict[str, Any] | None = None,
+    **scan_params: Any,
 ) -> Report:
     """Scan ``dataset`` with the counting and embedding passes on Ray (see the module docstring).
 
@@ -71,18 +74,12 @@ def scan_dataset_ray(
         with ``workers`` CPUs.
     workers:
         CPUs of a local cluster, and the size of the embedding actor pool.
-    embed, encoder_path, context, mining_params:
+    embed, encoder_path, context, mining_params, scan_params:
         As for :func:`~dormant.scanners.data.fusion.scan_dataset`.
     """
     from ..scanners.data.fusion import scan_dataset
 
-    if dataset.format not in RAY_FORMATS or dataset.compression not in (None, "gzip"):
-        raise ConfigError(
-            f"--ray reads JSONL (plain or gzip) and Parquet; {dataset.path} is "
-            f"{dataset.compression or ''} {dataset.format}. Convert it, or scan without --ray."
-        )
-    if not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"The 'workers' parameter must be an int >= 1. Got {workers!r}.")
+    check_ray_input(dataset, workers)
     ctx = context or ScanContext()
     with ray_session(address, num_cpus=workers) as ray:
         data_ctx = ray.data.DataContext.get_current()
@@ -101,7 +98,32 @@ def scan_dataset_ray(
             mining_params=mining_params,
             embeddings=embeddings,
             miner=miner,
+            **scan_params,
         )
+
+
+def ray_scan_function(*, address: str | None, workers: int) -> Callable[..., Report]:
+    """:func:`scan_dataset_ray` with its cluster settings bound: a drop-in ``scan_dataset``."""
+    return functools.partial(scan_dataset_ray, address=address, workers=workers)
+
+
+def check_ray_input(dataset: TextDataset, workers: int) -> None:
+    """Fail before any work: Ray missing, a format Ray Data does not read here, bad workers."""
+    from ._ray import import_ray
+
+    if dataset.format not in RAY_FORMATS or dataset.compression not in (None, "gzip"):
+        what = (
+            f"{dataset.compression}-compressed {dataset.format}"
+            if dataset.compression
+            else dataset.format
+        )
+        raise ConfigError(
+            f"--ray reads JSONL (plain or gzip) and Parquet; {dataset.path} is {what}. "
+            "Convert it, or scan without --ray."
+        )
+    if not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--ray-workers must be an integer >= 1. Got {workers!r}.")
+    import_ray()
 
 
 def _read(ray: Any, dataset: TextDataset) -> Any:
@@ -162,7 +184,7 @@ class _Rows:
                 if v is None or isinstance(v, (dict, list)):
                     raise ValueError("bad id")
             ids = [str(v) for v in raw_ids]
-        return texts, labels, responses, ids
+        return list(map(str, texts)), labels, list(map(str, responses)) if responses else None, ids
 
 
 def _spec(dataset: TextDataset) -> dict[str, Any]:
