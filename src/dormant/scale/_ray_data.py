@@ -85,7 +85,7 @@ def scan_dataset_ray(
         data_ctx = ray.data.DataContext.get_current()
         data_ctx.execution_options.preserve_order = True
         data_ctx.enable_progress_bars = False
-        raw = _read(ray, dataset)
+        raw = _read(ray, dataset, workers)
         embeddings = None
         if embed:
             embeddings = _embed(ray, raw, dataset, encoder_path, workers, ctx)
@@ -126,11 +126,20 @@ def check_ray_input(dataset: TextDataset, workers: int) -> None:
     import_ray()
 
 
-def _read(ray: Any, dataset: TextDataset) -> Any:
+def _read(ray: Any, dataset: TextDataset, workers: int) -> Any:
+    """The dataset's files as a Ray Dataset, in read order.
+
+    A file is one read task, so a dataset of fewer files than ``2 × workers`` is cut into that
+    many blocks (``repartition`` without a shuffle keeps the order) for the map tasks to share.
+    """
     paths = [str(f) for f in dataset.files()]
     if dataset.format == "parquet":
-        return ray.data.read_parquet(paths, columns=dataset._columns())
-    return ray.data.read_text(paths, drop_empty_lines=True)
+        raw = ray.data.read_parquet(paths, columns=dataset._columns())
+    else:
+        raw = ray.data.read_text(paths, drop_empty_lines=True)
+    if len(paths) < 2 * workers:
+        raw = raw.repartition(2 * workers)
+    return raw
 
 
 class _Rows:
