@@ -355,7 +355,7 @@ def _embed(
         },
         batch_format="pyarrow",
         batch_size=EMBED_CHUNK,
-        concurrency=workers,
+        compute=ray.data.ActorPoolStrategy(size=workers),
         num_gpus=1 if gpus >= 1 else 0,
     )
     parts: list[np.ndarray] = []
