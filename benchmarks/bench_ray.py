@@ -107,10 +107,14 @@ def _on_ray(w: int, ds: Any, small: Any, local_key: Any, emb_local: Any, ctx: An
     ray.data.DataContext.get_current().enable_progress_bars = False
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     r: dict[str, Any] = {"init_s": t_init}
-    r["count_s"], _ = _timed(lambda: RayCountedMiner(_read(ray, ds, w))._count(ds, ctx))
+    r["count_s"], _ = _timed(
+        lambda: RayCountedMiner(_read(ray, ds, w).materialize())._count(ds, ctx)
+    )
     r["scan_s"], on_ray = _timed(lambda: scan_dataset_ray(ds, embed=False, workers=w))
     r["equal_findings_and_flags"] = _key(on_ray) == local_key
-    r["embed_s"], emb = _timed(lambda: _embed(ray, _read(ray, small, w), small, None, w, ctx))
+    r["embed_s"], emb = _timed(
+        lambda: _embed(ray, _read(ray, small, w).materialize(), small, None, w, ctx)
+    )
     r["embed_max_abs_diff"] = float(np.abs(emb - emb_local).max())
     ray.shutdown()
     return r

@@ -85,7 +85,9 @@ def scan_dataset_ray(
         data_ctx = ray.data.DataContext.get_current()
         data_ctx.execution_options.preserve_order = True
         data_ctx.enable_progress_bars = False
-        raw = _read(ray, dataset, workers)
+        # read once: both passes use the blocks, and embedding actors that hold every CPU
+        # cannot starve a read task still waiting for one
+        raw = _read(ray, dataset, workers).materialize()
         embeddings = None
         if embed:
             embeddings = _embed(ray, raw, dataset, encoder_path, workers, ctx)
