@@ -64,22 +64,16 @@ def _worker_env() -> dict[str, str]:
 
 
 def init_ray(ray: Any, kwargs: dict[str, Any], address: str | None, *, tries: int = 2) -> None:
-    """``ray.init(**kwargs)``, patient with a slow local start, tried again if it still fails.
+    """``ray.init(**kwargs)``, a local start tried again when it times out.
 
-    A new local node waits a fixed time for its agents (Python processes) to report their
-    ports, and the driver a fixed 30 s for the node to register; on a loaded machine both can
-    run out (the raylet then aborts). For a local start the raylet's wait is raised
-    (``RAY_raylet_start_wait_time_s``, unless set) and the driver's node look-up is retried for
-    up to :data:`START_WAIT_S`; a cluster given by address is connected to as it is.
+    A new local node gives its agents (Python processes) about 15 s to report their ports; on
+    a heavily loaded machine they can miss it and the node aborts. Ray raises a bare
+    ``Exception`` then, which becomes a :class:`ScanError` naming the cluster.
     """
     where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
     for attempt in range(tries):
         try:
-            if address:
-                ray.init(**kwargs)
-            else:
-                with _patient_start():
-                    ray.init(**kwargs)
+            ray.init(**kwargs)
             return
         except (ConnectionError, ValueError) as exc:
             raise ScanError(f"cannot reach {where}: {exc}") from None
@@ -87,62 +81,3 @@ def init_ray(ray: Any, kwargs: dict[str, Any], address: str | None, *, tries: in
             ray.shutdown()
             if address or attempt == tries - 1:
                 raise ScanError(f"cannot start or reach {where}: {exc}") from None
-
-
-#: Longest wait, in seconds, for a new local Ray node to come up.
-START_WAIT_S = 180
-
-
-@contextmanager
-def _patient_start() -> Iterator[None]:
-    import time
-
-    from ray._private import services
-
-    os.environ.setdefault("RAY_raylet_start_wait_time_s", str(START_WAIT_S))
-    original = services.get_node
-
-    def get_node(*args: Any, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + START_WAIT_S
-        while True:
-            try:
-                return original(*args, **kwargs)
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1.0)
-
-    from ray._private.node import Node
-
-    start_head = Node.start_head_processes
-
-    def start_head_with_port(self: Any, *args: Any, **kwargs: Any) -> Any:
-        # known agent ports: the raylet need not wait for the agents' port files
-        for name in _AGENT_PORTS:
-            if not getattr(self._ray_params, name, None):
-                setattr(self._ray_params, name, _free_port())
-        return start_head(self, *args, **kwargs)
-
-    services.get_node = get_node
-    Node.start_head_processes = start_head_with_port  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        services.get_node = original
-        Node.start_head_processes = start_head  # type: ignore[method-assign]
-
-
-_AGENT_PORTS = (
-    "metrics_agent_port",
-    "metrics_export_port",
-    "runtime_env_agent_port",
-    "dashboard_agent_listen_port",
-)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
