@@ -287,7 +287,7 @@ class RayCountedMiner(TriggerMiner):
         except (DataValidationError, ConfigError):
             raise
         except Exception as exc:  # a Ray task failed: name the record if the data is the cause
-            _raise_precise(subject)
+            _check_here(subject)
             raise ScanError(f"the Ray counting pass failed: {type(exc).__name__}: {exc}") from None
         total = _sum(acc.per) if labelled else acc.total
         words_per = {o: _words_of(c, acc.skel_per.get(o)) for o, c in acc.per.items()}
@@ -312,10 +312,15 @@ def _id_hashes(subject: TextDataset, stable: list[np.ndarray]) -> list[np.ndarra
     ]
 
 
-def _raise_precise(subject: TextDataset) -> None:
-    """Read the data on the driver so a bad record raises the single-process scan's error."""
+def _check_here(subject: TextDataset) -> None:
+    """Read the data on the driver: a bad record raises the single-process scan's error."""
     for _ in subject.batches():
         pass
+
+
+def _raise_precise(subject: TextDataset) -> None:
+    """A worker found a bad record: raise the single-process scan's error for it."""
+    _check_here(subject)
     raise DataValidationError(
         f"{subject.path}: a record could not be read by the Ray workers, yet reads here; "
         "check that every worker sees the same file."
@@ -366,7 +371,7 @@ def _embed(
             parts.append(np.asarray(b["emb"], dtype=np.float32))
             ctx.progress("embed", len(parts[-1]), None)
     except Exception as exc:
-        _raise_precise(dataset)
+        _check_here(dataset)
         raise ScanError(f"the Ray embedding pass failed: {type(exc).__name__}: {exc}") from None
     if not parts:
         return np.empty((0, 0), dtype=np.float32)
