@@ -175,3 +175,12 @@ def test_html_escapes_hostile_values_and_allows_only_its_own_script() -> None:
     assert csp is not None
     assert f"script-src 'sha256-{digest}'" in csp.group(1) and "default-src 'none'" in csp.group(1)
     assert "http" not in page.replace("http-equiv", "")  # nothing fetched from outside
+
+
+def test_process_pool_gives_the_same_rows_in_manifest_order(fleet_dir: Path) -> None:
+    entries = read_manifest(fleet_dir / "fleet.yaml")
+    one = scan_fleet(entries, fleet_dir / "one")
+    two = scan_fleet(entries, fleet_dir / "two", jobs=2)
+    strip = lambda r: {**r.to_dict(), "seconds": 0}  # noqa: E731
+    assert [strip(r) for r in two.rows] == [strip(r) for r in one.rows]
+    assert two.engine == "process-pool" and two.workers == 2

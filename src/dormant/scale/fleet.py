@@ -13,10 +13,10 @@ with its error, never a failed fleet. With ``resume=True`` models that already h
 ``result.json`` for the same model and data paths are not scanned again (a model whose scan
 failed is tried again).
 
-Scheduling is an existing engine's, not a home-made one: :class:`concurrent.futures.
-ProcessPoolExecutor` (spawned workers; one model per task) locally, Ray tasks (``num_cpus=1``
-each) on a cluster (Moritz et al., "Ray: A Distributed Framework for Emerging AI Applications",
-OSDI 2018).
+Scheduling is an existing engine's, not a home-made one: a spawned
+:class:`multiprocessing.pool.Pool` (one model per task, terminated on an interrupt) locally, Ray
+tasks (``num_cpus=1`` each) on a cluster (Moritz et al., "Ray: A Distributed Framework for
+Emerging AI Applications", OSDI 2018).
 """
 
 from __future__ import annotations
@@ -324,20 +324,18 @@ def _pool_results(
             yield e, scan_one(e, settings)
         return
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawned, not forked: a forked copy of a process that already holds torch threads can hang
-    with ProcessPoolExecutor(
-        max_workers=min(jobs, len(todo)), mp_context=mp.get_context("spawn")
-    ) as ex:
-        futures = {ex.submit(scan_one, e, settings): e for e in todo}
-        try:
-            for fut in as_completed(futures):
-                yield futures[fut], fut.result()
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    pool = mp.get_context("spawn").Pool(min(jobs, len(todo)))
+    try:
+        yield from pool.imap_unordered(_scan_pair, [(e, settings) for e in todo])
+    finally:  # an interrupt stops the running scans instead of waiting for them
+        pool.terminate()
+        pool.join()
+
+
+def _scan_pair(job: tuple[ModelEntry, FleetSettings]) -> tuple[ModelEntry, dict[str, Any]]:
+    return job[0], scan_one(*job)
 
 
 def _ray_results(
