@@ -20,7 +20,7 @@ import pytest
 from dormant.bench.corpus import instruction_dataset, labelled_dataset
 from dormant.bench.poison import poison_instruction, poison_labelled, write_dataset
 from dormant.cli import main
-from dormant.errors import DataValidationError
+from dormant.errors import DataFormatError, DataValidationError
 from dormant.report import Report
 from dormant.scanners.data.fusion import scan_dataset
 from dormant.subjects.dataset import TextDataset
@@ -115,9 +115,9 @@ def test_ray_data_scan_names_a_bad_record_as_the_local_scan_does(
     rows[30]["label"] = None
     path = write_dataset(rows, tmp_path / "bad.jsonl")
     ds = TextDataset(path, **LABEL)
-    with pytest.raises(DataValidationError) as local:
+    with pytest.raises(DataFormatError) as local:
         scan_dataset(ds, embed=False)
-    with pytest.raises(DataValidationError) as on_ray:
+    with pytest.raises(DataFormatError) as on_ray:
         scan_dataset_ray(ds, embed=False)
     assert str(on_ray.value) == str(local.value) and "line 31" in str(on_ray.value)
     rows[30]["label"] = "a"

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataValidationError, ScanError
+from ..errors import ConfigError, DataValidationError, InputError, ScanError
 from ..report import Report
 from ..scanners.base import ScanContext
 from ..scanners.data._mining_features import _count_batch, _Partial, _sum, _words_of
@@ -284,7 +284,7 @@ class RayCountedMiner(TriggerMiner):
                     if labelled:
                         acc.total = _sum(acc.per)
                     acc.total = self._prune(n, acc.total, acc.per)
-        except (DataValidationError, ConfigError):
+        except (InputError, ConfigError):
             raise
         except Exception as exc:  # a Ray task failed: name the record if the data is the cause
             _check_here(subject)
