@@ -57,6 +57,7 @@ SUBCOMMAND_MODULES = (
     "dormant.cli.provenance",
     "dormant.cli.registry",
     "dormant.cli.guard",
+    "dormant.cli.fleet",
 )
 
 

@@ -75,6 +75,18 @@ def register(root: Any, scan: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=None, help="cache embeddings here")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="count and embed on Ray Data (JSONL or Parquet): on the cluster at ADDRESS ('auto' "
+        "finds a running one), or with no ADDRESS on a local Ray; same report as without",
+    )
+    p.add_argument(
+        "--ray-workers", type=int, default=2, help="CPUs of a local Ray and embedding actors"
+    )
     from .provenance import add_registry_option
 
     add_registry_option(p)
@@ -136,6 +148,10 @@ def run(args: argparse.Namespace) -> int:
         strict_labels=args.strict,
     )
     check_outputs(ds, args.out, formats=formats)  # before a long scan, not after it
+    if args.ray is not None:
+        from ..scale._ray_data import check_ray_input
+
+        check_ray_input(ds, args.ray_workers)  # a missing extra or an unread format: now
 
     registry = open_registry(args.registry)  # an unreachable registry fails before the scan
     try:
@@ -169,6 +185,10 @@ def _scan(
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         progress=progress,
     )
+    if args.ray is not None:  # the same scan, its counting and embedding on Ray
+        from ..scale._ray_data import ray_scan_function
+
+        scan_dataset = ray_scan_function(address=args.ray or None, workers=args.ray_workers)
     try:
         report = scan_dataset(
             ds,

@@ -48,6 +48,7 @@ def scan_dataset(
     context: ScanContext | None = None,
     mining_params: dict[str, Any] | None = None,
     embeddings: np.ndarray | None = None,
+    miner: Any = None,
 ) -> Report:
     """Scan a dataset with the data scanners and return the fused :class:`Report`.
 
@@ -70,6 +71,9 @@ def scan_dataset(
     embeddings:
         Precomputed record embeddings (one row per record, in read order); the encoder is not
         run when given.
+    miner:
+        The trigger-mining scanner to run (e.g. one whose counting pass runs on Ray); default:
+        the registered one built with ``mining_params``.
     """
     _load_builtin()
     ctx = context or ScanContext()
@@ -101,7 +105,7 @@ def scan_dataset(
     )
     results: dict[str, ScanResult] = {}
     if MINING in names:
-        miner = REGISTRY[MINING](**(mining_params or {}))
+        miner = miner or REGISTRY[MINING](**(mining_params or {}))
         # input errors (malformed data, one class, duplicate ids) stop the scan: re-raised
         results[MINING] = miner.scan(dataset, context=ctx)
     rep_names = [n for n in names if n in REPRESENTATION_SCANNERS]
