@@ -43,6 +43,7 @@ import numpy as np
 from ..errors import ConfigError, DataValidationError, InputError, ScanError
 from ..report import Report
 from ..scanners.base import ScanContext
+from ..scanners.data._mining_count import lossy_prune
 from ..scanners.data._mining_features import _count_batch, _Partial, _sum, _words_of
 from ..scanners.data.mining import TriggerMiner
 from ..subjects.dataset import TextDataset, normalise_label
@@ -264,7 +265,6 @@ class RayCountedMiner(TriggerMiner):
         )
         acc = _Partial()
         n = 0
-        self.prunes_ = 0
         hashes: list[np.ndarray] = []
         try:
             for row in counted.iter_rows():
@@ -273,22 +273,21 @@ class RayCountedMiner(TriggerMiner):
                 part, h = pickle.loads(row["part"])  # our own workers' bytes, not scanned data
                 acc.merge(part, labelled)
                 n += part.n
+                acc.n = n
                 hashes.append(h)
                 ctx.progress("count", part.n, None)
-                size = len(acc.total) if not labelled else sum(len(c) for c in acc.per.values())
-                if (
-                    self.count_error > 0
-                    and size > self.max_table
-                    and int(self.count_error * n) >= 1
-                ):
-                    if labelled:
-                        acc.total = _sum(acc.per)
-                    acc.total = self._prune(n, acc.total, acc.per)
+                lossy_prune(
+                    acc,
+                    labelled=labelled,
+                    count_error=self.count_error,
+                    max_table=self.max_table,
+                )
         except (InputError, ConfigError):
             raise
         except Exception as exc:  # a Ray task failed: name the record if the data is the cause
             _check_here(subject)
             raise ScanError(f"the Ray counting pass failed: {type(exc).__name__}: {exc}") from None
+        self.prunes_ = acc.prunes
         total = _sum(acc.per) if labelled else acc.total
         words_per = {o: _words_of(c, acc.skel_per.get(o)) for o, c in acc.per.items()}
         words_total = _words_of(total, acc.skel_total)
