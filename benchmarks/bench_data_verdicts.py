@@ -9,7 +9,12 @@ trigger mining (statistical pass, as ``--no-embed``) of
 
 - ``new``: this tree, with the calibrated ``P(planted)`` and the FDR quarantine (``fdr=0.05``);
 - ``main``: the installed ``dormant`` (``/work/main``), in a subprocess on the same file — the
-  baseline, in the same run.
+  baseline, in the same run;
+- ``before``: this tree with the natural-neighbour test turned off (``neighbour_test=False``):
+  the verdict as it was before that test, the baseline of the test's own rows.
+
+``--full-packages`` adds the whole clean Debian package-description set (about 63,000
+one-line descriptions, every section) as one more clean dataset.
 
 Recorded per case: precision / recall / F1 of the quarantined (flagged) records, top-1 trigger
 recovery, findings at medium or above that are not the planted trigger, and — for ``new`` —
@@ -67,6 +72,16 @@ print(json.dumps({
 """
 
 
+def full_packages() -> list[dict[str, Any]]:
+    """Every one-line Debian package description on the machine, labelled by section."""
+    from dormant.bench.corpus import labelled_dataset, load_corpus
+
+    recs = labelled_dataset(list(load_corpus("packages", seed=7)), scheme="topic")
+    return [
+        {"id": f"pkg-{i:06d}", "text": r["text"], "label": r["label"]} for i, r in enumerate(recs)
+    ]
+
+
 def prf(flagged: set[str], truth: frozenset[str]) -> tuple[float, float, float]:
     tp = len(flagged & truth)
     p = tp / len(flagged) if flagged else (1.0 if not truth else 0.0)
@@ -83,11 +98,11 @@ def _dataset(path: Path, kind: str) -> Any:
     return TextDataset(path, text_field="text", label_field="label", id_field="id")
 
 
-def scan_new(path: Path, kind: str) -> dict[str, Any]:
+def scan_new(path: Path, kind: str, *, neighbour_test: bool = True) -> dict[str, Any]:
     from dormant.scanners.data.mining import TriggerMiner
 
     ds = _dataset(path, kind)
-    miner = TriggerMiner(fdr=0.05)
+    miner = TriggerMiner(fdr=0.05, neighbour_test=neighbour_test)
     res = miner.scan(ds)
     return {
         "flags": [int(i) for i, f in enumerate(res.record_flags) if f],
@@ -121,7 +136,10 @@ def one(which: str, records: list[dict], pd: Any, tmp: Path) -> dict[str, Any]:
     path = write_dataset(records, tmp / "data.jsonl")
     t0 = time.perf_counter()
     kind = "instruction" if "prompt" in records[0] else "labelled"
-    out = scan_new(path, kind) if which == "new" else scan_main(path, kind)
+    if which == "main":
+        out = scan_main(path, kind)
+    else:
+        out = scan_new(path, kind, neighbour_test=which == "new")
     secs = time.perf_counter() - t0
     ids = [r["id"] for r in records]
     truth = pd.poisoned_ids if pd else frozenset()
@@ -150,7 +168,7 @@ def one(which: str, records: list[dict], pd: Any, tmp: Path) -> dict[str, Any]:
         "high_plus": sum(x["severity"] in ("high", "critical") for x in out["findings"]),
         "seconds": round(secs, 2),
     }
-    if which == "new":
+    if which != "main":
         row["calibration"] = [
             (round(prob, 4), int(sum(ids[i] in truth for i in rows) >= 0.5 * len(rows)))
             for prob, rows in out["candidates"]
@@ -161,10 +179,11 @@ def one(which: str, records: list[dict], pd: Any, tmp: Path) -> dict[str, Any]:
 def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--which", choices=("new", "main"), required=True)
+    ap.add_argument("--which", choices=("new", "before", "main"), required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--full-packages", action="store_true")
     args = ap.parse_args()
     out = Path(args.out)
     res: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
@@ -190,11 +209,16 @@ def main() -> None:
         jobs.append(
             (f"{corpus}/{CLEAN_SEED}/none/0.0/dirty", corpus, CLEAN_SEED, "none", 0.0, False)
         )
+    if args.full_packages:
+        jobs.append(("packages-full/0/none/0.0/dirty", "packages-full", 0, "none", 0.0, False))
     with tempfile.TemporaryDirectory() as d:
         for key, corpus, seed, kind, rate, clean in jobs:
             if key in res["cases"]:
                 continue
-            base = corpus_records(corpus, n=args.n, seed=seed)
+            if corpus == "packages-full":
+                base = full_packages()
+            else:
+                base = corpus_records(corpus, n=args.n, seed=seed)
             pd = poison(base, kind, rate, clean, seed)
             row = one(args.which, pd.records if pd else base, pd, Path(d))
             res["cases"][key] = row
