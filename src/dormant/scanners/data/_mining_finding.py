@@ -25,7 +25,7 @@ def mined_finding(
 
     Severity: quarantined under the FDR → high (critical when the target is a security
     behaviour of instruction data); planted-looking (``p >= 0.5``) but not selected → medium;
-    an accidental formatting shortcut → medium; a task feature → info (category
+    an accidental formatting shortcut → low; a task feature → info (category
     ``spurious-correlation``, evidence ``verdict = task-feature``; writers list them apart).
     """
     family = m.target.split(":", 1)[0]
@@ -58,7 +58,9 @@ def mined_finding(
             )
         how = f"looks planted (P = {p:.2f}): {why}; {tail}"
     elif m.verdict == "accidental":
-        severity = Severity.MEDIUM
+        # a source's formatting habit, not a pattern put there: a data-quality note (low), so
+        # a clean dataset does not come back with medium findings for its punctuation
+        severity = Severity.LOW
         category = "spurious-correlation"
         how = (
             f"looks like an accidental shortcut (P planted = {p:.2f}): a formatting/punctuation "

@@ -19,8 +19,10 @@ For each planted-looking group the statistic is the mean pairwise cosine similar
 records' sentence embeddings (all-MiniLM-L6-v2 by default; Reimers & Gurevych, EMNLP 2019) with
 every occurrence of the group's own patterns removed. Its null distribution is that of random
 samples of the same size from each plausible source pool — all records, the target's records,
-and the class most of the group's records are nearest to — estimated by subsampling the pools'
-similarity matrices. The smallest z-score over the pools (the group must be more cohesive than
+and the class most of the group's records are nearest to (a sample of each, with the group's
+patterns removed from the pool's records too, so a pattern that fills half a class does not make
+the class look tighter than the group) — estimated by subsampling. The smallest z-score over the
+pools (the group must be more cohesive than
 a draw from *every* pool) gives a one-sided p-value, which is turned into the largest Bayes
 factor against "drawn at random" that it can support, the minimum Bayes factor
 ``-e p ln p`` (Sellke, Bayarri & Berger, The American Statistician 2001), and ``P(planted)`` is
@@ -54,8 +56,8 @@ from ..base import ScanContext
 #: Records of a group embedded at most (a sample that does not depend on the groups' order).
 MAX_GROUP_ROWS = 40
 #: Reference records sampled across the data and per target outcome.
-REFERENCE_ALL = 600
-REFERENCE_CLASS = 150
+REFERENCE_ALL = 400
+REFERENCE_CLASS = 100
 #: Random subsets drawn from a pool to estimate the null's spread.
 NULL_DRAWS = 200
 #: Fewest records a group or a pool needs for the test to say anything.

@@ -28,8 +28,12 @@ the *context fit* of :mod:`._mining_context` (a planted trigger, dirty- or clean
 independent of the rest of its records; a natural feature is predicted by them), unnaturalness
 (invisible characters, confusables), style, length and class share — fitted on many corpora
 with planted and natural features. Groups are quarantined in order of probability while the
-estimated false-discovery rate (mean ``1 - p``) stays at or below ``fdr``. A broad formatting or
-punctuation feature with a low probability is an *accidental shortcut* (medium); a lexical one is
+estimated false-discovery rate (mean ``1 - p``) stays at or below ``fdr``. A planted-looking
+group then meets the natural-neighbour test (:mod:`._mining_neighbours`): a natural sub-topic
+whose label is set by metadata ("Horde" → php) looks inconsistent with its records' content like
+a dirty-label trigger, but its records stay close to each other in an encoder's space once the
+pattern is removed, which random draws do not. A broad formatting or
+punctuation feature with a low probability is an *accidental shortcut* (low); a lexical one is
 a *task feature* — the class's own on-topic signal — reported as info and listed apart.
 
 Known limits: paraphrase/syntactic-template triggers without a shared surface n-gram (Hidden
