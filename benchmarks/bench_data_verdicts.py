@@ -239,6 +239,7 @@ def main() -> None:
     ap.add_argument("--full-packages", action="store_true")
     ap.add_argument("--only-seed", type=int, default=None, help="held-out grid of one seed")
     ap.add_argument("--no-clean-sets", action="store_true")
+    ap.add_argument("--rates", default=None, help="dirty-label rates to keep, e.g. 0.005,0.03")
     ap.add_argument("--shard", default="0/1", help="i/k: run every k-th case from the i-th")
     args = ap.parse_args()
     out = Path(args.out)
@@ -253,6 +254,8 @@ def main() -> None:
         if args.only_seed is not None and seed != args.only_seed:
             continue
         for kind, rate, clean in grid():
+            if args.rates and not clean and rate and str(rate) not in args.rates.split(","):
+                continue
             jobs.append(
                 (
                     f"{HELD_OUT}/{seed}/{kind}/{rate}/{'clean' if clean else 'dirty'}",

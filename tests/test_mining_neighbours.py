@@ -39,12 +39,12 @@ def test_blinding_removes_the_whole_pattern_only():
 @pytest.fixture(scope="module")
 def metadata_labelled() -> list[dict]:
     """Part-of-speech glosses where every taxonomic "genus" gloss (a noun sub-topic) carries
-    the label ``adj``, as a label set by metadata rather than by the text would."""
+    the label ``verb``, as a label set by metadata rather than by the text would."""
     recs = labelled_dataset(load_corpus("sample"), scheme="pos")
     out = []
     for r in recs:
         if "genus" in r["text"].lower().split():
-            r = {**r, "label": "adj"}
+            r = {**r, "label": "verb"}
         out.append(r)
     return out
 
@@ -80,7 +80,8 @@ def test_a_cohesive_sub_topic_is_a_task_feature_while_a_planted_token_stays_high
     assert top.trigger is not None and truth.trigger_matches(top.trigger.text)
     assert top.severity is Severity.HIGH
     top_ev = {e.name: e.value for e in top.evidence}
-    assert top_ev["quarantined"] is True and abs(top_ev["neighbour_z"]) < 4
+    # drawn from other classes, its records are no closer than a draw from its target class
+    assert top_ev["quarantined"] is True and top_ev["neighbour_z"] < 2
 
 
 def test_the_test_can_be_turned_off_and_says_so(metadata_labelled, tmp_path):
