@@ -240,6 +240,7 @@ def main() -> None:
     ap.add_argument("--only-seed", type=int, default=None, help="held-out grid of one seed")
     ap.add_argument("--no-clean-sets", action="store_true")
     ap.add_argument("--rates", default=None, help="dirty-label rates to keep, e.g. 0.005,0.03")
+    ap.add_argument("--clean-first", action="store_true", help="clean sets and clean-label first")
     ap.add_argument("--shard", default="0/1", help="i/k: run every k-th case from the i-th")
     args = ap.parse_args()
     out = Path(args.out)
@@ -272,6 +273,9 @@ def main() -> None:
         )
     if args.full_packages:
         jobs.append(("packages-full/0/none/0.0/dirty", "packages-full", 0, "none", 0.0, False))
+    if args.clean_first:
+        # the clean sets, then clean-label poisoning, then the highest rate first
+        jobs.sort(key=lambda j: (j[3] != "none", not j[5], -j[4]))
     i_sh, k_sh = (int(v) for v in args.shard.split("/"))
     jobs = jobs[i_sh::k_sh]
     with tempfile.TemporaryDirectory() as d:

@@ -5,7 +5,11 @@ Usage::
     python benchmarks/table_data_verdicts.py benchmarks/results/verdicts_main.json \
         benchmarks/results/verdicts_new.json [LABELS]
 
-``LABELS`` names the two columns (default ``main,new``), e.g. ``before,after``.
+``LABELS`` names the two columns (default ``main,new``), e.g. ``before,after``. Runs of
+``bench_data_verdicts.py --which new`` hold both (each row's ``before``); ``--split`` writes them
+as two files for this script::
+
+    python benchmarks/table_data_verdicts.py --split OUT_BEFORE OUT_AFTER RUN.json [RUN.json ...]
 """
 
 from __future__ import annotations
@@ -21,7 +25,24 @@ def _load(path: str) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def split(out_before: str, out_after: str, runs: list[str]) -> None:
+    """Write the ``before`` rows and the rows themselves of ``runs`` as two result files."""
+    before: dict = {"cases": {}}
+    after: dict = {"cases": {}}
+    for path in runs:
+        res = _load(path)
+        for k, row in res["cases"].items():
+            after["cases"][k] = {x: v for x, v in row.items() if x != "before"}
+            before["cases"][k] = row["before"]
+        after["machine"] = before["machine"] = res.get("machine")
+    Path(out_before).write_text(json.dumps(before, indent=1))
+    Path(out_after).write_text(json.dumps(after, indent=1))
+
+
 def main() -> None:
+    if sys.argv[1] == "--split":
+        split(sys.argv[2], sys.argv[3], sys.argv[4:])
+        return
     base, new = _load(sys.argv[1]), _load(sys.argv[2])
     la, lb = (sys.argv[3] if len(sys.argv) > 3 else "main,new").split(",")
     bc, nc = base["cases"], new["cases"]
