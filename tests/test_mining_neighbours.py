@@ -34,6 +34,12 @@ def test_blinding_removes_the_whole_pattern_only():
     text = "Horde webmail module for Horde; for web use"
     assert blind_text(text, [["for", "horde"]]) == "horde webmail module ; for web use"
     assert blind_text(text, [["horde"], ["for", "horde"]]) == "webmail module ; for web use"
+    # a recovered phrase is raw text; it is removed as the tokens it splits into
+    from dormant.scanners.data._mining_neighbours import _patterns
+
+    pats = _patterns(["I watched this 3D movie.", "<s> i watched"])
+    assert pats == [["i", "watched", "this", "3d", "movie", "."], ["i", "watched"]]
+    assert blind_text("I watched this 3D movie. A fine day", pats) == "a fine day"
 
 
 @pytest.fixture(scope="module")

@@ -118,9 +118,11 @@ def blind_text(text: str, patterns: list[list[str]]) -> str:
 
 
 def _patterns(texts: list[str]) -> list[list[str]]:
+    """Token sequences of features (space-joined tokens, maybe with start/end markers) and of
+    recovered phrases (raw text, "I watched this 3D movie."), as :func:`tokens` splits them."""
     out = []
     for t in texts:
-        seq = [w for w in t.split() if w not in (BOS, EOS)]
+        seq = tokens(" ".join(w for w in t.split() if w not in (BOS, EOS)))
         if seq:
             out.append(seq)
     return out
