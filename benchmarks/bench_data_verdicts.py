@@ -9,7 +9,12 @@ trigger mining (statistical pass, as ``--no-embed``) of
 
 - ``new``: this tree, with the calibrated ``P(planted)`` and the FDR quarantine (``fdr=0.05``);
 - ``main``: the installed ``dormant`` (``/work/main``), in a subprocess on the same file — the
-  baseline, in the same run.
+  baseline, in the same run;
+- ``before``: this tree with the natural-neighbour test turned off (``neighbour_test=False``):
+  the verdict as it was before that test, the baseline of the test's own rows.
+
+``--full-packages`` adds the whole clean Debian package-description set (about 63,000
+one-line descriptions, every section) as one more clean dataset.
 
 Recorded per case: precision / recall / F1 of the quarantined (flagged) records, top-1 trigger
 recovery, findings at medium or above that are not the planted trigger, and — for ``new`` —
@@ -67,6 +72,16 @@ print(json.dumps({
 """
 
 
+def full_packages() -> list[dict[str, Any]]:
+    """Every one-line Debian package description on the machine, labelled by section."""
+    from dormant.bench.corpus import labelled_dataset, load_corpus
+
+    recs = labelled_dataset(list(load_corpus("packages", seed=7)), scheme="topic")
+    return [
+        {"id": f"pkg-{i:06d}", "text": r["text"], "label": r["label"]} for i, r in enumerate(recs)
+    ]
+
+
 def prf(flagged: set[str], truth: frozenset[str]) -> tuple[float, float, float]:
     tp = len(flagged & truth)
     p = tp / len(flagged) if flagged else (1.0 if not truth else 0.0)
@@ -83,12 +98,7 @@ def _dataset(path: Path, kind: str) -> Any:
     return TextDataset(path, text_field="text", label_field="label", id_field="id")
 
 
-def scan_new(path: Path, kind: str) -> dict[str, Any]:
-    from dormant.scanners.data.mining import TriggerMiner
-
-    ds = _dataset(path, kind)
-    miner = TriggerMiner(fdr=0.05)
-    res = miner.scan(ds)
+def _summary(res: Any, candidates: list[Any]) -> dict[str, Any]:
     return {
         "flags": [int(i) for i, f in enumerate(res.record_flags) if f],
         "findings": [
@@ -100,8 +110,52 @@ def scan_new(path: Path, kind: str) -> dict[str, Any]:
             }
             for f in res.findings
         ],
-        "candidates": [(m.probability, list(m.rows)) for m in miner.candidates_],
+        "candidates": [(m.probability, list(m.rows)) for m in candidates],
     }
+
+
+def scan_new(path: Path, kind: str, *, neighbour_test: bool = True) -> dict[str, Any]:
+    """This tree's scan; with the natural-neighbour test it also returns, under ``before``,
+    the scan as it would be without it (the same groups with ``P(planted)`` before the test:
+    the verdict model is deterministic, so this equals a second scan with the test off)."""
+    from dataclasses import replace
+
+    from dormant.scanners.data._mining_features import _merge_targets
+    from dormant.scanners.data.mining import TriggerMiner
+
+    ds = _dataset(path, kind)
+    miner = TriggerMiner(fdr=0.05, neighbour_test=neighbour_test)
+    res = miner.scan(ds)
+    out = _summary(res, miner.candidates_)
+    if neighbour_test:
+        prior = [
+            m
+            if m.prior_probability is None
+            else replace(
+                m,
+                probability=m.prior_probability,
+                score=m.prior_probability,
+                verdict="planted",
+                neighbours=None,
+                prior_probability=None,
+            )
+            for m in miner.candidates_
+        ]
+        mined = miner._decide(_merge_targets([m for m in prior if m.verdict != "none"]))
+        before = miner._result(ds, mined, miner.n_records_, kind == "labelled")
+        out["before"] = _summary(before, prior)
+        out["tested"] = [
+            (
+                m.trigger.display,
+                round(m.prior_probability, 4),
+                round(m.probability, 4),
+                round(m.neighbours[0], 2),
+                m.neighbours[2],
+            )
+            for m in miner.candidates_
+            if m.neighbours is not None and m.prior_probability is not None
+        ]
+    return out
 
 
 def scan_main(path: Path, kind: str) -> dict[str, Any]:
@@ -121,8 +175,20 @@ def one(which: str, records: list[dict], pd: Any, tmp: Path) -> dict[str, Any]:
     path = write_dataset(records, tmp / "data.jsonl")
     t0 = time.perf_counter()
     kind = "instruction" if "prompt" in records[0] else "labelled"
-    out = scan_new(path, kind) if which == "new" else scan_main(path, kind)
+    if which == "main":
+        out = scan_main(path, kind)
+    else:
+        out = scan_new(path, kind, neighbour_test=which == "new")
     secs = time.perf_counter() - t0
+    row = _row(which, records, pd, out)
+    row["seconds"] = round(secs, 2)
+    if "before" in out:
+        row["before"] = _row(which, records, pd, out["before"])
+        row["tested"] = out["tested"]
+    return row
+
+
+def _row(which: str, records: list[dict], pd: Any, out: dict[str, Any]) -> dict[str, Any]:
     ids = [r["id"] for r in records]
     truth = pd.poisoned_ids if pd else frozenset()
     flagged = {ids[i] for i in out["flags"]}
@@ -148,9 +214,8 @@ def one(which: str, records: list[dict], pd: Any, tmp: Path) -> dict[str, Any]:
         "non_trigger_medium_plus": len(false_medium),
         "non_trigger_examples": [x["trigger"] for x in false_medium[:5]],
         "high_plus": sum(x["severity"] in ("high", "critical") for x in out["findings"]),
-        "seconds": round(secs, 2),
     }
-    if which == "new":
+    if which != "main":
         row["calibration"] = [
             (round(prob, 4), int(sum(ids[i] in truth for i in rows) >= 0.5 * len(rows)))
             for prob, rows in out["candidates"]
@@ -160,11 +225,23 @@ def one(which: str, records: list[dict], pd: Any, tmp: Path) -> dict[str, Any]:
 
 def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--which", choices=("new", "main"), required=True)
+    ap.add_argument("--which", choices=("new", "before", "main"), required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--full-packages", action="store_true")
+    ap.add_argument("--only-seed", type=int, default=None, help="held-out grid of one seed")
+    ap.add_argument("--no-clean-sets", action="store_true")
+    ap.add_argument("--rates", default=None, help="dirty-label rates to keep, e.g. 0.005,0.03")
+    ap.add_argument("--clean-first", action="store_true", help="clean sets and clean-label first")
+    ap.add_argument("--shard", default="0/1", help="i/k: run every k-th case from the i-th")
     args = ap.parse_args()
     out = Path(args.out)
     res: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
@@ -175,7 +252,11 @@ def main() -> None:
     res["which"] = args.which
     jobs: list[tuple[str, str, int, str, float, bool]] = []
     for seed in range(args.seeds):
+        if args.only_seed is not None and seed != args.only_seed:
+            continue
         for kind, rate, clean in grid():
+            if args.rates and not clean and rate and str(rate) not in args.rates.split(","):
+                continue
             jobs.append(
                 (
                     f"{HELD_OUT}/{seed}/{kind}/{rate}/{'clean' if clean else 'dirty'}",
@@ -186,15 +267,25 @@ def main() -> None:
                     clean,
                 )
             )
-    for corpus in CALIBRATION_CORPORA:
+    for corpus in () if args.no_clean_sets else CALIBRATION_CORPORA:
         jobs.append(
             (f"{corpus}/{CLEAN_SEED}/none/0.0/dirty", corpus, CLEAN_SEED, "none", 0.0, False)
         )
+    if args.full_packages:
+        jobs.append(("packages-full/0/none/0.0/dirty", "packages-full", 0, "none", 0.0, False))
+    if args.clean_first:
+        # the clean sets, then clean-label poisoning, then the highest rate first
+        jobs.sort(key=lambda j: (j[3] != "none", not j[5], -j[4]))
+    i_sh, k_sh = (int(v) for v in args.shard.split("/"))
+    jobs = jobs[i_sh::k_sh]
     with tempfile.TemporaryDirectory() as d:
         for key, corpus, seed, kind, rate, clean in jobs:
             if key in res["cases"]:
                 continue
-            base = corpus_records(corpus, n=args.n, seed=seed)
+            if corpus == "packages-full":
+                base = full_packages()
+            else:
+                base = corpus_records(corpus, n=args.n, seed=seed)
             pd = poison(base, kind, rate, clean, seed)
             row = one(args.which, pd.records if pd else base, pd, Path(d))
             res["cases"][key] = row

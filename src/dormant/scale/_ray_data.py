@@ -92,7 +92,9 @@ def scan_dataset_ray(
         embeddings = None
         if embed:
             embeddings = _embed(ray, raw, dataset, encoder_path, workers, ctx)
-        miner = RayCountedMiner(raw, **(mining_params or {}))
+        miner = RayCountedMiner(
+            raw, **{"neighbour_test": embed, "encoder_path": encoder_path, **(mining_params or {})}
+        )
         return scan_dataset(
             dataset,
             embed=embed,

@@ -67,6 +67,10 @@ class MinedTrigger:
     context: tuple[float, float, float, float] = (0.5, 0.0, 0.5, 0.0)
     #: selected for quarantine under the scan's target false-discovery rate
     quarantined: bool = False
+    #: natural-neighbour test (:mod:`._mining_neighbours`): ``(z, p_value, pool)`` of the
+    #: group's cohesion against random draws, and ``P(planted)`` before it; ``None`` untested
+    neighbours: tuple[float, float, str] | None = None
+    prior_probability: float | None = None
 
 
 def _features(text: str, max_n: int = 2) -> tuple[set[str], set[str] | None]:

@@ -25,7 +25,7 @@ def mined_finding(
 
     Severity: quarantined under the FDR → high (critical when the target is a security
     behaviour of instruction data); planted-looking (``p >= 0.5``) but not selected → medium;
-    an accidental formatting shortcut → medium; a task feature → info (category
+    an accidental formatting shortcut → low; a task feature → info (category
     ``spurious-correlation``, evidence ``verdict = task-feature``; writers list them apart).
     """
     family = m.target.split(":", 1)[0]
@@ -58,7 +58,9 @@ def mined_finding(
             )
         how = f"looks planted (P = {p:.2f}): {why}; {tail}"
     elif m.verdict == "accidental":
-        severity = Severity.MEDIUM
+        # a source's formatting habit, not a pattern put there: a data-quality note (low), so
+        # a clean dataset does not come back with medium findings for its punctuation
+        severity = Severity.LOW
         category = "spurious-correlation"
         how = (
             f"looks like an accidental shortcut (P planted = {p:.2f}): a formatting/punctuation "
@@ -71,6 +73,13 @@ def mined_finding(
         how = (
             f"a task feature (P planted = {p:.2f}): a natural, on-topic pattern of this class "
             "that the rest of its records predicts — the task's own signal, not a trigger"
+        )
+    if m.neighbours is not None and m.prior_probability is not None:
+        z, _pv, pool = m.neighbours
+        how += (
+            f" (natural-neighbour test: with the pattern removed its records are "
+            f"{'more' if z > 0 else 'no more'} alike than random draws from {pool}, z = {z:.1f}; "
+            f"P planted {m.prior_probability:.2f} before it)"
         )
     target_txt = m.target.removeprefix("label:")
     verb = "label to" if labelled else "response to"
@@ -120,6 +129,23 @@ def mined_finding(
                 "the same against records of every outcome",
             ),
             Evidence("share", round(m.support / n, 6), "share of all records"),
+            *(
+                ()
+                if m.neighbours is None
+                else (
+                    Evidence(
+                        "neighbour_z",
+                        round(m.neighbours[0], 3),
+                        "cohesion of its records (pattern removed) against random draws from "
+                        f"{m.neighbours[2]}, in standard deviations (0: a random draw)",
+                    ),
+                    Evidence(
+                        "p_planted_before_neighbours",
+                        round(m.prior_probability or 0.0, 4),
+                        "P(planted) of the verdict model before the natural-neighbour test",
+                    ),
+                )
+            ),
             Evidence("record_ids_capped", len(m.rows) > 1000, "locator lists at most 1000"),
             Evidence("features", "; ".join(describe_text(f) for f in m.features[:10])),
             Evidence(

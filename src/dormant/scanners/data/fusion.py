@@ -105,7 +105,9 @@ def scan_dataset(
     )
     results: dict[str, ScanResult] = {}
     if MINING in names:
-        miner = miner or REGISTRY[MINING](**(mining_params or {}))
+        # --no-embed also turns off the miner's natural-neighbour test (it embeds records)
+        params = {"neighbour_test": embed, "encoder_path": encoder_path, **(mining_params or {})}
+        miner = miner or REGISTRY[MINING](**params)
         # input errors (malformed data, one class, duplicate ids) stop the scan: re-raised
         results[MINING] = miner.scan(dataset, context=ctx)
     rep_names = [n for n in names if n in REPRESENTATION_SCANNERS]

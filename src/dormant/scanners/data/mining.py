@@ -28,8 +28,12 @@ the *context fit* of :mod:`._mining_context` (a planted trigger, dirty- or clean
 independent of the rest of its records; a natural feature is predicted by them), unnaturalness
 (invisible characters, confusables), style, length and class share — fitted on many corpora
 with planted and natural features. Groups are quarantined in order of probability while the
-estimated false-discovery rate (mean ``1 - p``) stays at or below ``fdr``. A broad formatting or
-punctuation feature with a low probability is an *accidental shortcut* (medium); a lexical one is
+estimated false-discovery rate (mean ``1 - p``) stays at or below ``fdr``. A planted-looking
+group then meets the natural-neighbour test (:mod:`._mining_neighbours`): a natural sub-topic
+whose label is set by metadata ("Horde" → php) looks inconsistent with its records' content like
+a dirty-label trigger, but its records stay close to each other in an encoder's space once the
+pattern is removed, which random draws do not. A broad formatting or
+punctuation feature with a low probability is an *accidental shortcut* (low); a lexical one is
 a *task feature* — the class's own on-topic signal — reported as info and listed apart.
 
 Known limits: paraphrase/syntactic-template triggers without a shared surface n-gram (Hidden
@@ -48,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ConfigError, DataValidationError
+from ...errors import ConfigError, DataValidationError, MissingDependencyError
 from ...subjects.dataset import TextDataset, find_duplicate_ids, stable_id_hashes
 from ...text import BOS, EOS, style_features, tokens
 from ...triggers import Trigger
@@ -78,6 +82,7 @@ from ._mining_features import (
     _words_of,
 )
 from ._mining_finding import mined_finding
+from ._mining_neighbours import Neighbours, natural_neighbours, update_probability
 from ._mining_verdict import check_fdr, fdr_select, load_verdict_model, verdict_features
 
 
@@ -113,6 +118,15 @@ class TriggerMiner(Scanner):
         their calibrated probability of being planted while the mean ``1 - p`` of those taken
         stays at or below it; their records are flagged and the findings are high (critical
         for a security behaviour). Other planted-looking triggers (``p >= 0.5``) are medium.
+    neighbour_test:
+        Run the natural-neighbour test (:mod:`._mining_neighbours`) on planted-looking
+        groups: a group whose records stay close to each other in a sentence encoder's space
+        once its pattern is removed is a natural sub-topic, not a random draw, and its
+        ``P(planted)`` is updated by the test's minimum Bayes factor. Needs the ``embed``
+        extra; skipped (and said so in ``extras["neighbour_test"]``) without it.
+    encoder_path:
+        Local encoder directory for the natural-neighbour test; default: the packaged
+        all-MiniLM-L6-v2.
     max_task_features:
         Most task features (natural, on-topic features of a class, ``p < 0.5``) reported, as
         info findings, the most frequent first.
@@ -156,6 +170,8 @@ class TriggerMiner(Scanner):
         max_candidates: int = 3000,
         fdr: float = 0.05,
         max_task_features: int = 20,
+        neighbour_test: bool = True,
+        encoder_path: str | None = None,
         batch_size: int = 8192,
     ) -> None:
         self.max_n = max_n
@@ -170,6 +186,8 @@ class TriggerMiner(Scanner):
         self.max_candidates = max_candidates
         self.fdr = fdr
         self.max_task_features = max_task_features
+        self.neighbour_test = neighbour_test
+        self.encoder_path = encoder_path
         self.batch_size = batch_size
 
     def _check(self) -> None:
@@ -191,6 +209,8 @@ class TriggerMiner(Scanner):
             raise ConfigError(
                 f"max_task_features must be an int >= 0. Got {self.max_task_features!r}."
             )
+        if not isinstance(self.neighbour_test, bool):
+            raise ConfigError(f"neighbour_test must be True or False. Got {self.neighbour_test!r}.")
         if not isinstance(self.n_jobs, int) or self.n_jobs < 1:
             raise ConfigError(f"n_jobs must be an int >= 1. Got {self.n_jobs!r}.")
         if not (0.0 <= float(self.count_error) < 0.01):
@@ -244,6 +264,7 @@ class TriggerMiner(Scanner):
         self.outcome_counts_ = dict(outcome_n)
         self.verdict_model_ = load_verdict_model()
         self.candidates_: list[MinedTrigger] = []
+        self.neighbour_status_ = "not needed: no planted-looking group"
 
         cands = self._eligible(self._test(n, total, per, outcome_n), outcome_n, n)
         self.n_tested_ = len(total)
@@ -256,6 +277,9 @@ class TriggerMiner(Scanner):
             )
             fits = context_fit(self, subject, groups, outcome_n, n, ctx, words_per, words_total)
             explained = self._explain(groups, incons, fits, n)
+            tested = self._neighbours(subject, groups, explained, ctx)
+            if tested:
+                explained = self._explain(groups, incons, fits, n, tested)
             self.candidates_ = explained  # every described group, for calibration
             reported = [m for m in explained if m.verdict != "none"]
             mined = self._decide(_merge_targets(reported))
@@ -469,10 +493,12 @@ class TriggerMiner(Scanner):
         incons: list[tuple[float, int, int]],
         fits: list[ContextFit],
         n: int,
+        tested: dict[int, Neighbours] | None = None,
     ) -> list[MinedTrigger]:
-        """Describe each significant, near-deterministic group and give it ``P(planted)``."""
+        """Describe each significant, near-deterministic group and give it ``P(planted)``
+        (updated by the natural-neighbour test for the groups in ``tested``)."""
         out = []
-        for members, (inc, _k, _m), fit in zip(groups, incons, fits, strict=True):
+        for gi, (members, (inc, _k, _m), fit) in enumerate(zip(groups, incons, fits, strict=True)):
             best = min(members, key=lambda c: c.q_value)
             head = members[0]
             purity = (best.hits + 1) / (best.support + 2)
@@ -494,6 +520,9 @@ class TriggerMiner(Scanner):
                 class_share=best.support / max(self.outcome_counts_[best.outcome], 1),
             )
             prob = float(self.verdict_model_.probability(x)[0])
+            prior, nb = None, (tested or {}).get(gi)
+            if nb is not None:
+                prior, prob = prob, update_probability(prob, nb.bayes_factor)
             base = self.outcome_counts_[best.outcome] / n
             shortcut = (
                 (purity - base) / max(1 - base, 1e-9) >= 0.9
@@ -537,10 +566,54 @@ class TriggerMiner(Scanner):
                     probability=prob,
                     evidence=tuple(float(v) for v in x),
                     context=(fit.auc_class, fit.z_class, fit.auc_all, fit.z_all),
+                    neighbours=None if nb is None else (nb.z, nb.p_value, nb.pool),
+                    prior_probability=prior,
                 )
             )
         out.sort(key=lambda m: -m.score)
         return out
+
+    def _neighbours(
+        self,
+        subject: TextDataset,
+        groups: list[list[Candidate]],
+        explained: list[MinedTrigger],
+        ctx: ScanContext,
+    ) -> dict[int, Neighbours]:
+        """The natural-neighbour test of every planted-looking lexical or style group."""
+        index = {tuple(c.feature for c in g): gi for gi, g in enumerate(groups)}
+        todo = [
+            index[m.features]
+            for m in explained
+            if m.verdict == "planted" and not any(_is_unnatural(f) for f in m.features)
+        ]
+        if not todo:
+            return {}
+        if not self.neighbour_test:
+            self.neighbour_status_ = "skipped: turned off (neighbour_test=False or --no-embed)"
+            return {}
+        specs = [
+            (
+                list(groups[gi][0].target_rows),
+                groups[gi][0].outcome,
+                [c.phrase or c.feature for c in groups[gi] if _is_lexical(c.feature)],
+            )
+            for gi in todo
+        ]
+        try:
+            res = natural_neighbours(
+                subject,
+                specs,
+                self._outcomes,
+                self.batch_size,
+                ctx,
+                encoder_path=self.encoder_path,
+            )
+        except MissingDependencyError as exc:
+            self.neighbour_status_ = f"skipped: {exc}"
+            return {}
+        self.neighbour_status_ = f"ran on {sum(r is not None for r in res)} group(s)"
+        return {gi: r for gi, r in zip(todo, res, strict=True) if r is not None}
 
     def _decide(self, mined: list[MinedTrigger]) -> list[MinedTrigger]:
         """Quarantine under the target FDR; keep the task features most frequent first."""
@@ -591,6 +664,7 @@ class TriggerMiner(Scanner):
                 for m in mined[:50]
             ],
             "fdr": self.fdr,
+            "neighbour_test": self.neighbour_status_,
         }
         return ScanResult(
             findings=findings, record_scores=scores, record_flags=flags, extras=extras
