@@ -325,6 +325,23 @@ def test_onnx_string_field_that_is_not_utf8_is_read_as_text() -> None:
     assert "\ufffd" in scan.issues[0].name
 
 
+def test_an_hdf5_file_that_hangs_the_library_is_unreadable_within_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by the fuzz harness: the HDF5 C library loops without end on this damaged file;
+    the child process is stopped at the bound and the file reported unreadable (fail closed)."""
+    pytest.importorskip("h5py")
+    from dormant.provenance import _fmt_keras
+
+    monkeypatch.setattr(_fmt_keras, "H5_TIMEOUT", 3.0)
+    path = Path(__file__).parent / "data" / "fuzz" / "h5-hdf5-library-loops.h5"
+    before = path.read_bytes()
+    scan = scan_file(path)
+    assert [(i.kind, i.severity.value) for i in scan.issues] == [("unreadable", "high")]
+    assert "ran past 3 s" in scan.issues[0].title
+    assert path.read_bytes() == before
+
+
 def test_hugging_face_chat_templates_are_checked(tmp_path: Path) -> None:
     from dormant.bench._model_corpus import MALICIOUS_TEMPLATES
 
