@@ -11,7 +11,7 @@ mkdir -p "$HERE/logs" "$HERE/crashes" "$HERE/corpus"
 python "$HERE/make_seeds.py" "$HERE/corpus"
 for t in $TARGETS; do
     (cd "$HERE/crashes" && OMP_NUM_THREADS=1 nice -n 10 python "$HERE/fuzz_serialization.py" "$t" \
-        "$HERE/corpus/$t" -max_total_time="$SECONDS_EACH" -timeout=30 -rss_limit_mb=4096 \
+        "$HERE/corpus/$t" -max_total_time="$SECONDS_EACH" -timeout=60 -rss_limit_mb=4096 \
         -print_final_stats=1 >"$HERE/logs/$t.log" 2>&1)
     echo "$t: exit $? ($(grep -c '' "$HERE/logs/$t.log") log lines)"
 done

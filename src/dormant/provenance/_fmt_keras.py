@@ -209,7 +209,9 @@ def _report_bytecode(ctx: _Ctx, code: Any, member: str, source: str, at: str) ->
 #: Run in a child process: the HDF5 C library crashes (SIGSEGV) on some damaged files, which
 #: must cost a finding, not the scanning process. Reads the file from stdin, writes JSON.
 _H5_CHILD = r"""
-import io, json, sys
+import io, json, resource, sys
+# a CPU-time bound of its own: the child must not outlive a parent that was killed
+resource.setrlimit(resource.RLIMIT_CPU, (int(sys.argv[2]), int(sys.argv[2])))
 import h5py
 out = {"attrs": {}}
 try:
@@ -261,7 +263,7 @@ def scan_h5(ctx: _Ctx, fh: Any, size: int, member: str) -> None:
     data = bytes(fh.read(size))
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", _H5_CHILD, str(MAX_CONFIG_BYTES)],
+            [sys.executable, "-c", _H5_CHILD, str(MAX_CONFIG_BYTES), str(int(H5_TIMEOUT) + 5)],
             input=data,
             capture_output=True,
             timeout=H5_TIMEOUT,

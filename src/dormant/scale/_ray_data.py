@@ -31,7 +31,6 @@ References: Moritz et al., "Ray", OSDI 2018; Ray Data ``map_batches`` and actor 
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import json
 import pickle
@@ -46,7 +45,7 @@ from ..scanners.base import ScanContext
 from ..scanners.data._mining_count import lossy_prune
 from ..scanners.data._mining_features import _count_batch, _Partial, _sum, _words_of
 from ..scanners.data.mining import TriggerMiner
-from ..subjects.dataset import TextDataset, normalise_label
+from ..subjects.dataset import TextDataset, normalise_label, stable_id_hashes
 from ._ray import ray_session
 
 RAY_FORMATS = ("jsonl", "parquet")
@@ -212,18 +211,6 @@ def _spec(dataset: TextDataset) -> dict[str, Any]:
     }
 
 
-def stable_id_hashes(ids: list[str]) -> np.ndarray:
-    """64-bit BLAKE2b of each id: the same in every process (unlike the salted ``hash()``)."""
-    return np.fromiter(
-        (
-            int.from_bytes(hashlib.blake2b(i.encode("utf-8"), digest_size=8).digest(), "little")
-            for i in ids
-        ),
-        dtype=np.uint64,
-        count=len(ids),
-    )
-
-
 def _count_block(table: Any, spec: dict[str, Any], max_n: int) -> dict[str, Any]:
     """A ``map_batches`` task: the block's partial counts and id hashes, pickled."""
     try:
@@ -293,24 +280,7 @@ class RayCountedMiner(TriggerMiner):
         total = _sum(acc.per) if labelled else acc.total
         words_per = {o: _words_of(c, acc.skel_per.get(o)) for o, c in acc.per.items()}
         words_total = _words_of(total, acc.skel_total)
-        return n, total, acc.per, acc.outcome_n, words_per, words_total, _id_hashes(subject, hashes)
-
-
-def _id_hashes(subject: TextDataset, stable: list[np.ndarray]) -> list[np.ndarray]:
-    """The ids' hashes as the base miner's duplicate check reads them.
-
-    Duplicates are found among the stable hashes; only when there are some does the driver
-    hash the ids itself (the base check names them by re-reading with ``hash()``).
-    """
-    if not stable or not any(len(h) for h in stable):
-        return []
-    allh = np.sort(np.concatenate(stable))
-    if not (allh[1:] == allh[:-1]).any():
-        return []
-    return [
-        np.fromiter((hash(i) for i in b.ids), dtype=np.int64, count=len(b))
-        for b in subject.batches()
-    ]
+        return n, total, acc.per, acc.outcome_n, words_per, words_total, hashes
 
 
 def _check_here(subject: TextDataset) -> None:
