@@ -36,41 +36,7 @@ from typing import Any
 
 from ...errors import ScanError
 from ._mining_codes import CodeCounts
-from ._mining_features import _alpha_words, _features, _outcomes_of, _Partial, _sum
-
-
-def count_into(
-    part: _Partial,
-    texts: list[str],
-    labels: list[str] | None,
-    responses: list[str] | None,
-    max_n: int,
-) -> None:
-    """Add one batch's counts to ``part`` in place (same counts as :func:`_count_batch`)."""
-    labelled = labels is not None and responses is None
-    per = part.per
-    outcome_n = part.outcome_n
-    total_update = part.total.update
-    part.n += len(texts)
-    for text, out in zip(texts, _outcomes_of(labels, responses), strict=True):
-        feats, words = _features(text, max_n)
-        if words is not None:
-            # non-ASCII: content words come from the TR39 skeleton, not the raw tokens
-            raw = _alpha_words(feats)
-            for o in out:
-                skel = part.skel_per.setdefault(o, Counter())
-                skel.update(words)
-                skel.subtract(raw)
-            part.skel_total.update(words)
-            part.skel_total.subtract(raw)
-        if not labelled:
-            total_update(feats)
-        for o in out:
-            c = per.get(o)
-            if c is None:
-                c = per[o] = Counter()
-            c.update(feats)
-            outcome_n[o] += 1
+from ._mining_features import _Partial, _sum, count_into
 
 
 def lossy_prune(part: _Partial, *, labelled: bool, count_error: float, max_table: int) -> None:

@@ -176,15 +176,28 @@ def _count_batch(job: tuple[list[str], list[str] | None, list[str] | None, int])
     The record-at-a-time reference of the counting pass; :mod:`._mining_count` computes the
     same counts faster (and is what the scan runs).
     """
-    texts, labels, responses, max_n = job
+    part = _Partial()
+    count_into(part, *job)
+    return part
+
+
+def count_into(
+    part: _Partial,
+    texts: list[str],
+    labels: list[str] | None,
+    responses: list[str] | None,
+    max_n: int,
+) -> None:
+    """Add one batch's counts to ``part`` in place (what :func:`_count_batch` counts)."""
     labelled = labels is not None and responses is None
-    part = _Partial(n=len(texts))
     per = part.per
+    outcome_n = part.outcome_n
+    total_update = part.total.update
+    part.n += len(texts)
     for text, out in zip(texts, _outcomes_of(labels, responses), strict=True):
         feats, words = _features(text, max_n)
         if words is not None:
-            # non-ASCII: content words come from the TR39 skeleton, not the raw tokens;
-            # ASCII: they are the alphabetic unigrams, added from the feature table
+            # non-ASCII: content words come from the TR39 skeleton, not the raw tokens
             raw = _alpha_words(feats)
             for o in out:
                 skel = part.skel_per.setdefault(o, Counter())
@@ -193,14 +206,13 @@ def _count_batch(job: tuple[list[str], list[str] | None, list[str] | None, int])
             part.skel_total.update(words)
             part.skel_total.subtract(raw)
         if not labelled:
-            part.total.update(feats)
+            total_update(feats)
         for o in out:
             c = per.get(o)
             if c is None:
                 c = per[o] = Counter()
             c.update(feats)
-            part.outcome_n[o] += 1
-    return part
+            outcome_n[o] += 1
 
 
 def _feature_kind(feature: str, phrase: str | None) -> TriggerKind:
