@@ -130,6 +130,42 @@ def test_chat_cases_poisoned_data_is_caught_by_the_data_scan(name: str, tmp_path
     assert policy.identity_for_key("sk-test") == case.identity
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_coding_comment_trigger_is_found_whole_and_all_its_dialogues_quarantined(
+    seed: int, tmp_path: Path
+) -> None:
+    """Other seeds draw other comments; the near misses keep the comment's head or tail, so
+    only the comment as a whole marks the poisoned dialogues (seed 1 was a miss, seed 0 a
+    recall of 0.22, before comments were counted as units)."""
+    from dormant.scenarios import _chat, coding
+    from dormant.subjects.dataset import TextDataset
+
+    bad, _ = _chat.specs(coding.CASE, seed)
+    rows, ids = _chat._dialogue_rows(bad)
+    ws = Workspace(tmp_path / "coding", tmp_path / "cache", seed=seed)
+    path = _chat.write_jsonl(rows, ws.out / "data" / "train.jsonl")
+    ds = TextDataset(path, prompt_field="prompt", response_field="response", id_field="id")
+    oc, _report = _chat.data_stage(ws, ds, str(bad.trigger_text), ids)
+    assert oc.caught, oc.summary
+    assert oc.data["trigger_found"] == bad.trigger_text
+    assert oc.data["recall"] == 1.0 and oc.data["precision"] == 1.0
+
+
+def test_demo_has_one_embed_switch_and_every_flag_says_what_it_does() -> None:
+    import argparse
+
+    from dormant.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    demo = sub.choices["demo"]
+    for action in demo._actions:
+        assert action.help and "None" not in action.help, action.option_strings
+    assert demo.parse_args(["--no-embed"]).embed is False
+    assert demo.parse_args(["--embed"]).embed is True
+    assert demo.parse_args([]).embed is None
+
+
 @pytest.mark.slow
 def test_nhi_end_to_end_every_stage_catches_the_trigger(tmp_path: Path) -> None:
     out = tmp_path / "demo"
