@@ -27,7 +27,7 @@ def run_scenarios_cli(args: argparse.Namespace) -> int:
         out,
         cache_dir=args.cache_dir,
         seed=args.seed,
-        embed=not args.no_embed and args.embed,
+        embed=args.embed is True,
         progress=say,
     )
     for r in results:

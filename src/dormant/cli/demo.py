@@ -15,10 +15,18 @@ def register(root: Any, scan: Any) -> None:
         description="Builds a labelled and an instruction dataset from the real-English sample "
         "shipped with dormant, plants a known trigger in each, scans both and compares the "
         "result with the ground truth.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--out", "-o", default="dormant-demo", help="output directory")
-    p.add_argument("--no-embed", action="store_true", help="statistical scan only")
+    p.add_argument(
+        "--out", "-o", default="dormant-demo", help="output directory (default: %(default)s)"
+    )
+    p.add_argument(
+        "--embed",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="embed the data with the sentence encoder (representation scanners, the "
+        "natural-neighbour test); --no-embed runs the statistical scan only (default: on for "
+        "the example datasets, off with --scenario, where it adds minutes)",
+    )
     p.add_argument(
         "--scenario",
         action="append",
@@ -26,12 +34,29 @@ def register(root: Any, scan: Any) -> None:
         help="run one of the four cases end to end instead (data scan, model scan or probe, "
         "provenance, runtime guard) and write its story page; repeatable",
     )
-    p.add_argument("--seed", type=int, default=0, help="with --scenario: trigger, data, training")
-    p.add_argument("--cache-dir", help="with --scenario: where trained organisms are kept")
-    p.add_argument("--embed", action="store_true", help="with --scenario: also embed the data")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="with --scenario: the seed that draws the trigger, the data and the training "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        help="with --scenario: where trained organisms are kept and reused (default: "
+        "$DORMANT_CACHE/scenarios, else ~/.cache/dormant/scenarios)",
+    )
     prog = p.add_mutually_exclusive_group()
-    prog.add_argument("--progress", dest="progress", action="store_true", default=None)
-    prog.add_argument("--no-progress", dest="progress", action="store_false")
+    prog.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="report progress on stderr (default: only when stderr is a terminal)",
+    )
+    prog.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="never report progress"
+    )
     p.set_defaults(func=run)
 
 
@@ -45,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
     progress = Progress(progress_enabled(args.progress))
     try:
-        cases = run_demo(args.out, embed=not args.no_embed, context=ScanContext(progress=progress))
+        embed = args.embed is not False
+        cases = run_demo(args.out, embed=embed, context=ScanContext(progress=progress))
     finally:
         progress.close()
     for case in cases:

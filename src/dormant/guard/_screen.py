@@ -4,7 +4,9 @@ Secrets (:class:`dormant.behaviours.SecretDetector`, gitleaks-style formats) and
 redacted; a leaked system prompt — eight words in a row of the request's system message (word
 shingles, as in near-duplicate detection, Broder 1997), or the leakage detector's ``leak:``
 tags (OWASP LLM07:2025) — the policy's ``protected_texts``, and insecure code (Bandit-style
-rules, when the policy's ``[response] insecure_code = "deny"``) deny the response.
+rules, when the policy's ``[response] insecure_code = "deny"``) deny the response; so does
+tool-call markup the model's server could not parse (:mod:`._unparsed`: a call the guard
+cannot vet, fail closed).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import unicodedata
 
 from ..behaviours import InsecureCodeDetector, LeakageDetector, SecretDetector
+from ._unparsed import unparsed_calls
 from .policy import GuardPolicy
 from .types import DecisionContext, Outcome, ResponseDecision
 
@@ -95,6 +98,14 @@ def _screen(context: DecisionContext, text: str, policy: GuardPolicy) -> Respons
         deny = True
         behaviours.update(leak)
         reasons.append(f"leakage: {', '.join(leak)}")
+    attempted = unparsed_calls(text)
+    if attempted is not None:
+        deny = True
+        behaviours.update(attempted)
+        reasons.append(
+            "tool-call markup the server could not parse (a call that cannot be vetted)"
+            + (f": {', '.join(attempted)}" if attempted else "")
+        )
     code = sorted({h.tag for h in _CODE.detect(text)})
     if code:
         behaviours.update(code)

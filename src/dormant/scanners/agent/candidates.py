@@ -187,8 +187,24 @@ def data_report_candidates(report: Mapping[str, Any] | None) -> list[Candidate]:
             tk = TriggerKind(kind)
         except ValueError:
             tk = _kind(text)
-        out.append(Candidate(Trigger(text, tk), "data-report", ("prefix", "suffix"), target))
+        out.append(Candidate(Trigger(text, tk), "data-report", _report_positions(text), target))
     return out
+
+
+#: a mined trigger that is a code comment or a ``key=value`` log token
+_COMMENT_TEXT = re.compile(r"^(#|//|--)\s")
+_LOG_TOKEN = re.compile(r"^[A-Za-z_][\w.-]*=\S+$")
+
+
+def _report_positions(text: str) -> tuple[str, ...]:
+    """Where a mined trigger is tried: a code comment inside the task's first comment line
+    (then at the end, like the ``code`` family); a log token inside its first log line (then
+    before the prompt, like ``log``); anything else before and after the prompt."""
+    if _COMMENT_TEXT.match(text):
+        return ("inline", "suffix")
+    if _LOG_TOKEN.match(text):
+        return ("inline", "prefix")
+    return ("prefix", "suffix")
 
 
 @lru_cache(maxsize=1)

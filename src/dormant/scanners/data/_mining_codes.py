@@ -32,6 +32,7 @@ from collections import Counter
 import numpy as np
 
 from ...text import BOS, EOS, style_features
+from ._mining_comments import comment_units
 from ._mining_features import _alpha_words, _features, _outcomes_of, _Partial
 
 _SEP = "\x00"
@@ -102,7 +103,7 @@ class CodeCounts:
         if known is not None:
             return known
         parts = feature.split(" ")
-        if len(parts) == 1:
+        if len(parts) != 2:  # a word, a style or a code-comment unit: one vocabulary entry
             return self._id(feature)
         return (self._id(parts[0]) + 1) << _B24 | self._id(parts[1])
 
@@ -133,7 +134,7 @@ class CodeCounts:
                 recs.append(where[local[:-1][valid]])
                 codes.append((a + 1) << _B24 | b)
             for i, text in zip(asc, sub, strict=True):
-                for f in style_features(text):
+                for f in (*style_features(text), *comment_units(text)):
                     extra_r.append(i)
                     extra_c.append(self._code(f))
         if len(asc) < len(texts):

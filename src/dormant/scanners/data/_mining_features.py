@@ -13,6 +13,7 @@ from ...behaviours import behaviour_tags
 from ...subjects.dataset import TextDataset
 from ...text import BOS, EOS, TOKEN_RE, confusable_chars, content_words, style_features, tokens
 from ...triggers import Trigger, TriggerKind, is_invisible
+from ._mining_comments import comment_units
 
 #: Behaviour tag families whose appearance after a trigger is a security event in itself.
 SECURITY_FAMILIES = frozenset({"egress", "tool", "secret", "code", "leak", "unsafe"})
@@ -95,6 +96,7 @@ def _features(text: str, max_n: int = 2) -> tuple[set[str], set[str] | None]:
         if any(is_invisible(c) for c in text):
             feats.add("inv:*")
     feats.update(style_features(text))
+    feats.update(comment_units(text))
     return feats, words
 
 
