@@ -36,7 +36,7 @@ moves by little (p = 0.01 multiplies the odds of planted by 0.13) while a cohesi
 class) is exact under clean-label planting, ``z`` is weighed in a two-groups model
 (:func:`two_groups_factor`) whose natural-feature density was fitted on the calibration
 corpora: there a ``z`` near 0 is evidence *for* planting (a topic word's records are a
-sub-topic, a clean-label trigger's are not), up to a factor of about 7. No threshold is
+sub-topic, a clean-label trigger's are not), up to a factor of about 6. No threshold is
 involved: the probability moves with the evidence.
 
 Known limits: an attacker who inserts the trigger only into records of one narrow sub-topic
@@ -76,11 +76,12 @@ MIN_ROWS = 5
 #: word can be lifted by its records being a random draw of its class.
 TEST_FLOOR = 0.1
 #: The natural-feature density of ``z`` against its class for consistent groups (the
-#: two-groups model of :func:`two_groups_factor`): mean and spread of the z-scores of 97
-#: natural consistent groups of the calibration corpora (WordNet glosses by topic; see
-#: BENCHMARKS.md), never of the corpus kept aside.
-NATURAL_Z_MEAN = 4.0
-NATURAL_Z_SD = 3.6
+#: two-groups model of :func:`two_groups_factor`): mean and spread of the z-scores of 266
+#: natural consistent groups of two calibration corpora (WordNet glosses by topic, Debian
+#: package descriptions by section: a sample and the whole set; BENCHMARKS.md), never of the
+#: corpus kept aside. A normal fits them: 17% of them are below 0.5, the normal says 19%.
+NATURAL_Z_MEAN = 3.7
+NATURAL_Z_SD = 3.7
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,7 @@ def two_groups_factor(z: float) -> float:
     of the class and ``z`` follows the theoretical null N(0, 1) of the subsampling test; a
     natural feature's ``z`` follows the non-null density fitted on the calibration corpora,
     N(:data:`NATURAL_Z_MEAN`, :data:`NATURAL_Z_SD`²). Unlike the minimum Bayes factor this
-    can favour planting (at most about 7, near ``z = -0.3``): a pattern confined to its
+    can favour planting (at most about 6, near ``z = -0.3``): a pattern confined to its
     class whose records are no more alike than any of the class's is what a clean-label plant
     looks like and what a topic word rarely does.
     """
