@@ -120,3 +120,21 @@ def test_the_test_can_be_turned_off_and_says_so(metadata_labelled, tmp_path):
     assert res.extras["neighbour_test"] == miner.neighbour_status_
     with pytest.raises(ValueError, match="neighbour_test"):
         _scan(tmp_path, metadata_labelled, neighbour_test="yes")
+
+
+@pytest.mark.slow
+def test_a_clean_label_token_is_judged_against_its_own_class_and_kept(tmp_path):
+    recs = labelled_dataset(load_corpus("sample"), scheme="pos")
+    truth = poison_labelled(
+        recs, trigger_kind="token", rate=0.03, target_label="adv", seed=2, clean_label=True
+    )
+    _miner, res = _scan(tmp_path, truth.records)
+    top = res.findings[0]
+    assert top.trigger is not None and truth.trigger_matches(top.trigger.text)
+    ev = {e.name: e for e in top.evidence}
+    # consistent with its class: the only plausible source is the class itself, and its
+    # records are a random draw of it, so the test does not lower its probability
+    assert "its class" in ev["neighbour_z"].description
+    assert abs(ev["neighbour_z"].value) < 3
+    assert ev["p_planted"].value >= ev["p_planted_before_neighbours"].value
+    assert top.severity >= Severity.HIGH and ev["quarantined"].value is True

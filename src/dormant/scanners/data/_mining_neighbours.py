@@ -32,12 +32,17 @@ For a dirty-label-like group that p-value is turned into the largest Bayes facto
 "drawn at random" that it can support, the minimum Bayes factor ``-e p ln p`` (Sellke, Bayarri
 & Berger, The American Statistician 2001): the update leans toward "natural", a planted group
 moves by little (p = 0.01 multiplies the odds of planted by 0.13) while a cohesive sub-topic
-(p below 1e-10) drops to near 0. For a consistent group, whose null (a random draw of its own
-class) is exact under clean-label planting, ``z`` is weighed in a two-groups model
-(:func:`two_groups_factor`) whose natural-feature density was fitted on the calibration
-corpora: there a ``z`` near 0 is evidence *for* planting (a topic word's records are a
-sub-topic, a clean-label trigger's are not), up to a factor of about 6. No threshold is
-involved: the probability moves with the evidence.
+(p below 1e-10) drops to near 0. The same holds for a consistent group the verdict model
+already calls planted. A consistent group it does *not* call planted (a task feature, whose
+null — a random draw of its own class — is exact under clean-label planting) is weighed in a
+two-groups model (:func:`two_groups_factor`) whose natural-feature density was fitted on the
+calibration corpora: there a ``z`` near 0 is evidence *for* planting (a topic word's records
+are a sub-topic, a clean-label trigger's are not), up to a factor of about 6. That can bring a
+clean-label trigger the verdict model missed into view (from P = 0.3 to 0.7, a medium
+finding), but never quarantine it on its own: from below one half a factor of 6 stays below
+the 0.95 a quarantine at a 5% FDR needs. Where a quarantine can follow, only the bound that
+leans toward "natural" is used, so a user's clean data is not quarantined on weak evidence.
+No threshold is involved: the probability moves with the evidence.
 
 Known limits: an attacker who inserts the trigger only into records of one narrow sub-topic
 (tighter than a class) produces a cohesive group and is judged natural — a targeted attack this
@@ -167,13 +172,17 @@ def natural_neighbours(
     *,
     encoder_path: str | None = None,
     inconsistency: Sequence[float] | None = None,
+    lift: Sequence[bool] | None = None,
 ) -> list[Neighbours | None]:
     """Run the test for each group ``(target rows, target outcome, pattern texts)``.
 
     ``outcomes_of(batch)`` gives each record's outcomes. ``inconsistency`` (one per group, the
     content model's share of its records that point away from the target) chooses the pools
     a plant could have drawn the records from (:func:`source_pools`); without it every pool is
-    admitted. Returns one :class:`Neighbours` per
+    admitted. ``lift`` (one per group) marks the groups the verdict model does not already
+    call planted: only a consistent one of those is weighed in the two-groups model
+    (:func:`two_groups_factor`); every other group gets the minimum Bayes factor, which can
+    only lower ``P(planted)``. Returns one :class:`Neighbours` per
     group, ``None`` where a group or its pools are too small to test. Raises
     :class:`~dormant.errors.MissingDependencyError` without the ``embed`` extra.
     """
@@ -285,7 +294,8 @@ def natural_neighbours(
             continue
         pool, z = min(zs, key=lambda t: t[1])
         p = float(0.5 * math.erfc(z / math.sqrt(2.0)))
-        bf = two_groups_factor(z) if pool == "its class" and inc is not None else None
+        lifted = lift is not None and lift[gi] and pool == "its class" and inc is not None
+        bf = two_groups_factor(z) if lifted else None
         out.append(
             Neighbours(cohesion, z, pool, p, min_bayes_factor(p) if bf is None else bf, tuple(zs))
         )

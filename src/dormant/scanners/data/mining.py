@@ -584,8 +584,8 @@ class TriggerMiner(Scanner):
     ) -> dict[int, Neighbours]:
         """The natural-neighbour test of every planted-looking lexical or style group."""
         index = {tuple(c.feature for c in g): gi for gi, g in enumerate(groups)}
-        todo = [
-            index[m.features]
+        picked = [
+            (index[m.features], m.verdict == "task-feature")
             for m in explained
             if not any(_is_unnatural(f) for f in m.features)
             and (
@@ -593,6 +593,7 @@ class TriggerMiner(Scanner):
                 or (m.verdict == "task-feature" and m.probability >= nbr.TEST_FLOOR)
             )
         ]
+        todo = [gi for gi, _lift in picked]
         if not todo:
             return {}
         if not self.neighbour_test:
@@ -615,6 +616,7 @@ class TriggerMiner(Scanner):
                 ctx,
                 encoder_path=self.encoder_path,
                 inconsistency=[incons[gi][0] for gi in todo],
+                lift=[lift for _gi, lift in picked],
             )
         except MissingDependencyError as exc:
             self.neighbour_status_ = f"skipped: {exc}"
