@@ -13,6 +13,8 @@ from dormant.findings import Severity
 from dormant.scanners.data._mining_neighbours import (
     blind_text,
     min_bayes_factor,
+    source_pools,
+    two_groups_factor,
     update_probability,
 )
 from dormant.scanners.data.mining import TriggerMiner
@@ -28,6 +30,28 @@ def test_minimum_bayes_factor_follows_sellke_bayarri_berger():
     # a planted-looking group moves little on a weak p-value, a lot on an overwhelming one
     assert update_probability(0.99, min_bayes_factor(0.01)) > 0.9
     assert update_probability(0.999, min_bayes_factor(1e-12)) < 0.01
+
+
+def test_the_pools_a_plant_could_have_drawn_from_follow_how_its_records_read():
+    # records pointing to other classes: a dirty-label draw, never from the target class,
+    # against which a metadata sub-topic ("Horde" in php) is merely less alike
+    assert source_pools(0.95) == ("other records", "source class")
+    assert source_pools(0.5) == ("other records", "source class")
+    # records of the target's own content: a clean-label draw from the class
+    assert source_pools(0.0) == ("its class",)
+    assert source_pools(None) == ("all records", "its class", "source class")
+
+
+def test_two_groups_factor_favours_planting_for_a_random_draw_of_the_class():
+    # z near 0: what a clean-label plant gives, what a topic word rarely does
+    assert two_groups_factor(0.0) > 5
+    assert update_probability(0.556, two_groups_factor(-0.3)) > 0.85
+    # a sub-topic (more alike than the class) is natural
+    assert two_groups_factor(3.0) < 0.05
+    assert update_probability(0.999, two_groups_factor(6.0)) < 1e-3
+    # far less alike than the class: not a random draw of it either
+    assert two_groups_factor(-4.0) < 0.1
+    assert max(two_groups_factor(z / 10) for z in range(-60, 100)) < 8
 
 
 def test_blinding_removes_the_whole_pattern_only():
@@ -96,3 +120,21 @@ def test_the_test_can_be_turned_off_and_says_so(metadata_labelled, tmp_path):
     assert res.extras["neighbour_test"] == miner.neighbour_status_
     with pytest.raises(ValueError, match="neighbour_test"):
         _scan(tmp_path, metadata_labelled, neighbour_test="yes")
+
+
+@pytest.mark.slow
+def test_a_clean_label_token_is_judged_against_its_own_class_and_kept(tmp_path):
+    recs = labelled_dataset(load_corpus("sample"), scheme="pos")
+    truth = poison_labelled(
+        recs, trigger_kind="token", rate=0.03, target_label="adv", seed=2, clean_label=True
+    )
+    _miner, res = _scan(tmp_path, truth.records)
+    top = res.findings[0]
+    assert top.trigger is not None and truth.trigger_matches(top.trigger.text)
+    ev = {e.name: e for e in top.evidence}
+    # consistent with its class: the only plausible source is the class itself, and its
+    # records are a random draw of it, so the test does not lower its probability
+    assert "its class" in ev["neighbour_z"].description
+    assert abs(ev["neighbour_z"].value) < 3
+    assert ev["p_planted"].value >= ev["p_planted_before_neighbours"].value
+    assert top.severity >= Severity.HIGH and ev["quarantined"].value is True

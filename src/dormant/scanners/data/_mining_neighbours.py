@@ -15,21 +15,34 @@ clean-label data poisoning attacks", ECCV-W 2020; Chen et al., "Detecting backdo
 deep neural networks by activation clustering", 2018) turned around: a natural feature *has*
 natural neighbours.
 
-For each planted-looking group the statistic is the mean pairwise cosine similarity of its
-records' sentence embeddings (all-MiniLM-L6-v2 by default; Reimers & Gurevych, EMNLP 2019) with
-every occurrence of the group's own patterns removed. Its null distribution is that of random
-samples of the same size from each plausible source pool — all records, the target's records,
-and the class most of the group's records are nearest to (a sample of each, with the group's
-patterns removed from the pool's records too, so a pattern that fills half a class does not make
-the class look tighter than the group) — estimated by subsampling. The smallest z-score over the
-pools (the group must be more cohesive than
-a draw from *every* pool) gives a one-sided p-value, which is turned into the largest Bayes
-factor against "drawn at random" that it can support, the minimum Bayes factor
-``-e p ln p`` (Sellke, Bayarri & Berger, The American Statistician 2001), and ``P(planted)`` is
-updated with it. Because that bound is the most a p-value can say against the null, the update
-leans toward "natural": a planted group moves by little (p = 0.01 multiplies the odds of
-planted by 0.13) while a cohesive sub-topic (p below 1e-10) drops to near 0. No threshold is
-involved: the probability moves with the evidence.
+For each planted-looking group (and each task feature with ``P(planted)`` at least
+:data:`TEST_FLOOR`) the statistic is the mean pairwise cosine similarity of its records'
+sentence embeddings (all-MiniLM-L6-v2 by default; Reimers & Gurevych, EMNLP 2019) with every
+occurrence of the group's own patterns removed. Its null distribution is that of random samples
+of the same size from each pool a plant could have drawn the records from — estimated by
+subsampling, the pool's records normalised and blinded like the group's (a pattern that fills
+half a class does not make the class look tighter than the group). Which pools are plausible
+follows from how the records read (:func:`source_pools`): a group whose records mostly point to
+other classes (dirty-label-like) against the records of the other classes and its nearest
+source class, a group consistent with its class (clean-label-like) against its class. The
+smallest z-score over those pools (the group must be more cohesive than a draw from *every*
+plausible pool) gives a one-sided p-value.
+
+For a dirty-label-like group that p-value is turned into the largest Bayes factor against
+"drawn at random" that it can support, the minimum Bayes factor ``-e p ln p`` (Sellke, Bayarri
+& Berger, The American Statistician 2001): the update leans toward "natural", a planted group
+moves by little (p = 0.01 multiplies the odds of planted by 0.13) while a cohesive sub-topic
+(p below 1e-10) drops to near 0. The same holds for a consistent group the verdict model
+already calls planted. A consistent group it does *not* call planted (a task feature, whose
+null — a random draw of its own class — is exact under clean-label planting) is weighed in a
+two-groups model (:func:`two_groups_factor`) whose natural-feature density was fitted on the
+calibration corpora: there a ``z`` near 0 is evidence *for* planting (a topic word's records
+are a sub-topic, a clean-label trigger's are not), up to a factor of about 6. That can bring a
+clean-label trigger the verdict model missed into view (from P = 0.3 to 0.7, a medium
+finding), but never quarantine it on its own: from below one half a factor of 6 stays below
+the 0.95 a quarantine at a 5% FDR needs. Where a quarantine can follow, only the bound that
+leans toward "natural" is used, so a user's clean data is not quarantined on weak evidence.
+No threshold is involved: the probability moves with the evidence.
 
 Known limits: an attacker who inserts the trigger only into records of one narrow sub-topic
 (tighter than a class) produces a cohesive group and is judged natural — a targeted attack this
@@ -43,6 +56,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -62,6 +76,17 @@ REFERENCE_CLASS = 100
 NULL_DRAWS = 200
 #: Fewest records a group or a pool needs for the test to say anything.
 MIN_ROWS = 5
+#: Task features (consistent, not planted-looking) with at least this ``P(planted)`` are
+#: tested too, so that a clean-label plant the verdict model alone cannot tell from a topic
+#: word can be lifted by its records being a random draw of its class.
+TEST_FLOOR = 0.1
+#: The natural-feature density of ``z`` against its class for consistent groups (the
+#: two-groups model of :func:`two_groups_factor`): mean and spread of the z-scores of 266
+#: natural consistent groups of two calibration corpora (WordNet glosses by topic, Debian
+#: package descriptions by section: a sample and the whole set; BENCHMARKS.md), never of the
+#: corpus kept aside. A normal fits them: 17% of them are below 0.5, the normal says 19%.
+NATURAL_Z_MEAN = 3.7
+NATURAL_Z_SD = 3.7
 
 
 @dataclass(frozen=True)
@@ -71,8 +96,10 @@ class Neighbours:
     ``cohesion`` is the group's mean pairwise cosine similarity (its patterns removed), ``z``
     the smallest z-score of it against the pools' null distributions, ``pool`` the pool that
     smallest z came from, ``p_value`` the one-sided normal p-value of ``z`` and
-    ``bayes_factor`` the minimum Bayes factor for "drawn at random" (1 when the p-value is
-    above 1/e: no evidence either way).
+    ``bayes_factor`` the Bayes factor for "drawn at random": the minimum Bayes factor (1 when
+    the p-value is above 1/e: no evidence either way) for a dirty-label-like group, the
+    two-groups factor (:func:`two_groups_factor`, above 1 when it favours planting) for a
+    consistent one. ``z_pools`` holds the z-score against each pool tested.
     """
 
     cohesion: float
@@ -80,6 +107,7 @@ class Neighbours:
     pool: str
     p_value: float
     bayes_factor: float
+    z_pools: tuple[tuple[str, float], ...] = ()
 
 
 def min_bayes_factor(p: float) -> float:
@@ -143,10 +171,18 @@ def natural_neighbours(
     ctx: ScanContext,
     *,
     encoder_path: str | None = None,
+    inconsistency: Sequence[float] | None = None,
+    lift: Sequence[bool] | None = None,
 ) -> list[Neighbours | None]:
     """Run the test for each group ``(target rows, target outcome, pattern texts)``.
 
-    ``outcomes_of(batch)`` gives each record's outcomes. Returns one :class:`Neighbours` per
+    ``outcomes_of(batch)`` gives each record's outcomes. ``inconsistency`` (one per group, the
+    content model's share of its records that point away from the target) chooses the pools
+    a plant could have drawn the records from (:func:`source_pools`); without it every pool is
+    admitted. ``lift`` (one per group) marks the groups the verdict model does not already
+    call planted: only a consistent one of those is weighed in the two-groups model
+    (:func:`two_groups_factor`); every other group gets the minimum Bayes factor, which can
+    only lower ``P(planted)``. Returns one :class:`Neighbours` per
     group, ``None`` where a group or its pools are too small to test. Raises
     :class:`~dormant.errors.MissingDependencyError` without the ``embed`` extra.
     """
@@ -203,7 +239,11 @@ def natural_neighbours(
         for r in ref_rows:
             if any(_holds(ref_tokens[r], pat) for pat in pats[gi]):
                 group_text.setdefault((gi, r), blind_text(ref_text[r], pats[gi]))
-    ref_emb = enc.encode([ref_text[r] for r in ref_rows]) if ref_rows else np.zeros((0, 1))
+    # normalised as the group's blinded records are (lower-case tokens joined by spaces), so
+    # a difference in cohesion is one of meaning, not of spelling
+    ref_emb = (
+        enc.encode([" ".join(ref_tokens[r]) for r in ref_rows]) if ref_rows else np.zeros((0, 1))
+    )
     keys = sorted(group_text)
     g_emb = enc.encode([group_text[k] for k in keys]) if keys else np.zeros((0, 1))
     g_index = {k: i for i, k in enumerate(keys)}
@@ -226,27 +266,77 @@ def natural_neighbours(
                     out_e[j] = g_emb[k]
             return out_e
 
-        pools: dict[str, list[int]] = {"all records": ref_all, "its class": ref_t[target]}
-        source = _source_class(emb, ref_emb, all_idx, [ref_outs[r] for r in ref_all], target)
-        if source is not None:
-            pools[f"source class {source.removeprefix('label:')}"] = [
-                r for r in ref_all if source in ref_outs[r]
-            ]
-        best: tuple[float, str] | None = None
+        inc = None if inconsistency is None else float(inconsistency[gi])
+        pools: dict[str, list[int]] = {}
+        for name in source_pools(inc):
+            if name == "its class":
+                pools[name] = ref_t[target]
+            elif name == "other records":
+                pools[name] = [r for r in ref_all if target not in ref_outs[r]]
+            elif name == "all records":
+                pools[name] = ref_all
+            else:
+                source = _source_class(
+                    emb, ref_emb, all_idx, [ref_outs[r] for r in ref_all], target
+                )
+                if source is not None:
+                    pools[f"source class {source.removeprefix('label:')}"] = [
+                        r for r in ref_all if source in ref_outs[r]
+                    ]
+        zs: list[tuple[str, float]] = []
         for name, pool_rows in pools.items():
             if len(pool_rows) < MIN_ROWS:
                 continue
             mu, sd = _null(pool_emb(pool_rows), len(rows), rng)
-            z = (cohesion - mu) / max(sd, 1e-6)
-            if best is None or z < best[0]:
-                best = (z, name)
-        if best is None:
+            zs.append((name, float((cohesion - mu) / max(sd, 1e-6))))
+        if not zs:
             out.append(None)
             continue
-        z, pool = best
+        pool, z = min(zs, key=lambda t: t[1])
         p = float(0.5 * math.erfc(z / math.sqrt(2.0)))
-        out.append(Neighbours(cohesion, float(z), pool, p, min_bayes_factor(p)))
+        lifted = lift is not None and lift[gi] and pool == "its class" and inc is not None
+        bf = two_groups_factor(z) if lifted else None
+        out.append(
+            Neighbours(cohesion, z, pool, p, min_bayes_factor(p) if bf is None else bf, tuple(zs))
+        )
     return out
+
+
+def two_groups_factor(z: float) -> float:
+    """Bayes factor for "drawn at random from its class" against "a natural feature" of a
+    consistent group's ``z``, in Efron's two-groups model (Efron, "Large-scale simultaneous
+    hypothesis testing", JASA 2004): under clean-label planting the records are a random draw
+    of the class and ``z`` follows the theoretical null N(0, 1) of the subsampling test; a
+    natural feature's ``z`` follows the non-null density fitted on the calibration corpora,
+    N(:data:`NATURAL_Z_MEAN`, :data:`NATURAL_Z_SD`²). Unlike the minimum Bayes factor this
+    can favour planting (at most about 6, near ``z = -0.3``): a pattern confined to its
+    class whose records are no more alike than any of the class's is what a clean-label plant
+    looks like and what a topic word rarely does.
+    """
+    log_null = -0.5 * z * z
+    d = (z - NATURAL_Z_MEAN) / NATURAL_Z_SD
+    log_alt = -0.5 * d * d - math.log(NATURAL_Z_SD)
+    return float(math.exp(max(min(log_null - log_alt, 50.0), -700.0)))
+
+
+def source_pools(inconsistency: float | None) -> tuple[str, ...]:
+    """The pools a plant could have drawn a group's records from, given its inconsistency.
+
+    Clean-label poisoning draws from the target class and leaves the records consistent with
+    it; dirty-label poisoning draws from the other classes (all of them, or one source class)
+    and leaves most records pointing away from the target. So a group the content model
+    judges mostly inconsistent (``inconsistency`` at or above one half: most of its records
+    are more likely another class's) is compared with the records of other classes and with
+    its source class, never with its own class — against which a metadata sub-topic whose
+    content is another class's ("Horde" packages in the php section) is merely less alike than
+    a homogeneous class, which says nothing about planting; a consistent group is compared
+    with its own class only. ``None`` (not known) admits every pool.
+    """
+    if inconsistency is None:
+        return ("all records", "its class", "source class")
+    if inconsistency >= 0.5:
+        return ("other records", "source class")
+    return ("its class",)
 
 
 def _holds(toks: list[str], pat: list[str]) -> bool:

@@ -57,6 +57,7 @@ from ...subjects.dataset import TextDataset, find_duplicate_ids, stable_id_hashe
 from ...text import BOS, EOS, style_features, tokens
 from ...triggers import Trigger
 from ..base import ScanContext, Scanner, ScanResult, register
+from . import _mining_neighbours as nbr
 from ._mining_consistency import content_inconsistency
 from ._mining_context import ContextFit, context_fit
 from ._mining_count import CountSettings, count_parallel, count_serial
@@ -277,7 +278,7 @@ class TriggerMiner(Scanner):
             )
             fits = context_fit(self, subject, groups, outcome_n, n, ctx, words_per, words_total)
             explained = self._explain(groups, incons, fits, n)
-            tested = self._neighbours(subject, groups, explained, ctx)
+            tested = self._neighbours(subject, groups, explained, ctx, incons)
             if tested:
                 explained = self._explain(groups, incons, fits, n, tested)
             self.candidates_ = explained  # every described group, for calibration
@@ -579,14 +580,20 @@ class TriggerMiner(Scanner):
         groups: list[list[Candidate]],
         explained: list[MinedTrigger],
         ctx: ScanContext,
+        incons: list[tuple[float, int, int]],
     ) -> dict[int, Neighbours]:
         """The natural-neighbour test of every planted-looking lexical or style group."""
         index = {tuple(c.feature for c in g): gi for gi, g in enumerate(groups)}
-        todo = [
-            index[m.features]
+        picked = [
+            (index[m.features], m.verdict == "task-feature")
             for m in explained
-            if m.verdict == "planted" and not any(_is_unnatural(f) for f in m.features)
+            if not any(_is_unnatural(f) for f in m.features)
+            and (
+                m.verdict == "planted"
+                or (m.verdict == "task-feature" and m.probability >= nbr.TEST_FLOOR)
+            )
         ]
+        todo = [gi for gi, _lift in picked]
         if not todo:
             return {}
         if not self.neighbour_test:
@@ -608,6 +615,8 @@ class TriggerMiner(Scanner):
                 self.batch_size,
                 ctx,
                 encoder_path=self.encoder_path,
+                inconsistency=[incons[gi][0] for gi in todo],
+                lift=[lift for _gi, lift in picked],
             )
         except MissingDependencyError as exc:
             self.neighbour_status_ = f"skipped: {exc}"
