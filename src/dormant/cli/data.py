@@ -73,6 +73,13 @@ def register(root: Any, scan: Any) -> None:
         default="1",
         help="worker processes for the counting pass of trigger mining (a positive int)",
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with a scan of the same data into the same --out that was interrupted: "
+        "its finished embedding batches (kept in the hidden .OUT.work beside --out, checked by "
+        "content hash) are read back instead of being embedded again",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=None, help="cache embeddings here")
     p.add_argument(
@@ -185,6 +192,15 @@ def _scan(
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         progress=progress,
     )
+    if args.ray is not None and args.resume:
+        raise ConfigError(
+            "--resume is for the local scan; with --ray, Ray re-runs the tasks it lost. "
+            "Drop one of them."
+        )
+    # per-record state (embeddings, record scores) on disk beside --out, not in memory
+    from ..scanners.data._scan_work import ScanWork, work_dir_for
+
+    work = ScanWork(work_dir_for(args.out), resume=args.resume)
     if args.ray is not None:  # the same scan, its counting and embedding on Ray
         from ..scale._ray_data import ray_scan_function
 
@@ -196,6 +212,7 @@ def _scan(
             encoder_path=args.encoder,
             context=ctx,
             mining_params=mining_params,
+            work=work,
         )
     finally:
         progress.close()
@@ -214,6 +231,7 @@ def _scan(
         registry.record_scan(report)
     if not args.quiet:
         print(summarise(report, paths))
+    work.clear()  # the outputs are complete: nothing left to resume
     for issue in report.errors:
         error(f"scanner {issue.scanner} failed: {issue.message}")
     return report.exit_code(fail_on)
