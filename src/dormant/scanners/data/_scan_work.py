@@ -73,16 +73,21 @@ class ScanWork:
         Where the working files live; created when missing.
     resume:
         Reuse the finished units found there; when ``False`` any earlier content is removed.
+    unit_size:
+        Records per unit (an embedding batch): what a killed run loses at most.
     """
 
     directory: Path
     resume: bool = False
+    unit_size: int = 1024
     notes: list[str] = field(default_factory=list)
     resumed_units_: int = 0
     embedded_units_: int = 0
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
+        if not isinstance(self.unit_size, int) or self.unit_size < 1:
+            raise ConfigError(f"unit_size must be a positive int. Got {self.unit_size!r}.")
         if self.directory.exists() and not self.directory.is_dir():
             raise ConfigError(
                 f"The scan's working directory {self.directory} exists and is not a directory; "
@@ -148,7 +153,6 @@ class ScanWork:
         context: ScanContext,
         *,
         n_records: int | None = None,
-        batch_size: int = 4096,
     ) -> np.ndarray:
         """Embed ``dataset`` into ``embeddings.npy`` batch by batch; returns the memory map.
 
@@ -162,10 +166,9 @@ class ScanWork:
             Progress: ``context.progress("embed", n, None)`` per batch, resumed ones included.
         n_records:
             The number of records when already known (counted otherwise).
-        batch_size:
-            Records per unit.
         """
         encoder.load()
+        batch_size = self.unit_size
         n = n_records if n_records is not None else sum(len(b) for b in dataset.batches())
         dim = int(encoder.dim_)
         key = {
