@@ -9,6 +9,11 @@ labelled JSONL shards of 10^5 and 10^6 records of real English (``benchmarks/_sc
 the Debian dictionaries and package descriptions, cycled). Peak memory is the scanning
 process's peak resident set (VmHWM).
 
+``--fusion``: the per-record stage alone at 10^6 (and 10^7) records — fusing the scanners'
+per-record scores into the report's records and writing ``scores.jsonl`` — with the
+statistical scanner replaced by fixed scores (``scan_dataset(miner=...)``), so the figure is
+the memory the per-record state takes, not the counting tables.
+
 ``--embed N``: the default scan (with embeddings) of N records vs the encoder alone on the same
 records, and the representation scanners' own cost on the precomputed embeddings; CPU seconds
 (less sensitive to other load than wall time) and wall seconds. ``--profile`` adds the top of a
@@ -18,6 +23,7 @@ Usage::
 
     python benchmarks/bench_data_disk.py --baseline /work/main/src --sizes 100000,1000000 \\
         --out benchmarks/results/data_disk.json
+    python benchmarks/bench_data_disk.py --fusion --baseline /work/main/src --sizes 1000000
     python benchmarks/bench_data_disk.py --embed 2000 --profile --out benchmarks/results/embed.json
 """
 
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,6 +66,47 @@ print(json.dumps({"records": n, "rc": rc, "wall_s": round(wall, 1), "cpu_s": rou
                   "records_per_s": round(n / wall), "records_per_cpu_s": round(n / cpu),
                   "peak_rss_mb": round(hwm(), 1), "findings": len(rep["findings"]),
                   "flagged": rep["summary"]["flagged_records"]}))
+"""
+
+FUSE = r"""
+import json, sys, time
+from pathlib import Path
+import numpy as np
+from dormant.scanners.base import ScanResult
+from dormant.scanners.data.fusion import scan_dataset
+from dormant.subjects import TextDataset
+
+def hwm():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+data, out, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+
+class FixedScores:  # stands in for the statistical scanner: the per-record stage is measured
+    def scan(self, subject, *, context=None):
+        scores = np.random.default_rng(0).random(n, dtype=np.float32) * 0.5
+        flags = np.zeros(n, dtype=bool)
+        flags[::1000] = True
+        return ScanResult(findings=[], record_scores=scores, record_flags=flags)
+
+kw = {}
+try:
+    from dormant.scanners.data._scan_work import ScanWork
+    kw["work"] = ScanWork(out / "work")
+except ImportError:  # the baseline: records held in memory
+    pass
+ds = TextDataset(data, text_field="text", label_field="label", id_field="id")
+before = hwm()
+t0, c0 = time.perf_counter(), time.process_time()
+rep = scan_dataset(ds, scanners=["trigger-mining"], embed=False, miner=FixedScores(), **kw)
+rep.write_record_scores(out / "scores.jsonl")
+flagged = sum(1 for r in rep.records if r.flagged)
+wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+print(json.dumps({"records": len(rep.records), "flagged": flagged, "wall_s": round(wall, 1),
+                  "cpu_s": round(cpu, 1), "records_per_cpu_s": round(n / cpu),
+                  "peak_rss_mb": round(hwm(), 1), "rss_before_mb": round(before, 1)}))
 """
 
 EMBED = r"""
@@ -122,6 +170,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--embed", type=int, default=0, help="time the default scan of N records")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--fusion", action="store_true", help="the per-record stage alone")
     ap.add_argument("--data-dir", default=None, help="where to build the datasets (kept)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -145,7 +194,13 @@ def main() -> None:
                     print(row.pop("profile"), file=sys.stderr)
                 else:
                     out = root / f"out-{n}-{rep}-{name.replace(' ', '_')}"
-                    row = json.loads(run(src, SCAN, str(d), str(out), str(n)))
+                    if args.fusion:
+                        shutil.rmtree(out, ignore_errors=True)
+                        out.mkdir(parents=True)
+                    code = FUSE if args.fusion else SCAN
+                    row = json.loads(run(src, code, str(d), str(out), str(n)))
+                    if args.fusion:
+                        shutil.rmtree(out, ignore_errors=True)
                 row = {"tree": name, "repeat": rep, **row}
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
