@@ -41,8 +41,10 @@ MINING = "trigger-mining"
 def record_outcomes(dataset: TextDataset, *, batch_size: int = 8192) -> list[str]:
     """One outcome string per record: ``label:X``, or the sorted behaviour tags of a response."""
     out: list[str] = []
+    seen: dict[str, str] = {}  # one string object per distinct outcome, not one per record
     for batch in dataset.batches(batch_size):
-        out.extend("+".join(tags) for tags in _outcomes_of(batch.labels, batch.responses))
+        joined = ("+".join(tags) for tags in _outcomes_of(batch.labels, batch.responses))
+        out.extend(seen.setdefault(o, o) for o in joined)
     return out
 
 
