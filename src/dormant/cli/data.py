@@ -179,12 +179,8 @@ def _scan(
     from pathlib import Path
 
     from ..errors import ConfigError
-    from ..outputs import write_outputs
-    from ..report import ScanIssue
     from ..scanners.base import ScanContext
-    from ..scanners.data.fusion import scan_dataset
     from . import error
-    from . import warning as error_warning
 
     progress = Progress(progress_enabled(args.progress) and not args.quiet)
     ctx = ScanContext(
@@ -201,21 +197,51 @@ def _scan(
     from ..scanners.data._scan_work import ScanWork, work_dir_for
 
     work = ScanWork(work_dir_for(args.out), resume=args.resume)
+    try:
+        try:
+            report = _run_scan(args, ds, mining_params, work, ctx)
+        finally:
+            progress.close()
+        paths = _write(args, ds, report, formats, registry)
+    except BaseException:
+        if not work.has_units():  # nothing a --resume could reuse: leave nothing behind
+            work.clear()
+        raise
+    if not args.quiet:
+        print(summarise(report, paths))  # reads the records from the working directory
+    work.clear()  # the outputs are complete: nothing left to resume
+    for issue in report.errors:
+        error(f"scanner {issue.scanner} failed: {issue.message}")
+    return report.exit_code(fail_on)
+
+
+def _run_scan(
+    args: argparse.Namespace, ds: Any, mining_params: dict[str, Any], work: Any, ctx: Any
+) -> Any:
+    from ..scanners.data.fusion import scan_dataset
+
     if args.ray is not None:  # the same scan, its counting and embedding on Ray
         from ..scale._ray_data import ray_scan_function
 
         scan_dataset = ray_scan_function(address=args.ray or None, workers=args.ray_workers)
-    try:
-        report = scan_dataset(
-            ds,
-            embed=not args.no_embed,
-            encoder_path=args.encoder,
-            context=ctx,
-            mining_params=mining_params,
-            work=work,
-        )
-    finally:
-        progress.close()
+    return scan_dataset(
+        ds,
+        embed=not args.no_embed,
+        encoder_path=args.encoder,
+        context=ctx,
+        mining_params=mining_params,
+        work=work,
+    )
+
+
+def _write(
+    args: argparse.Namespace, ds: Any, report: Any, formats: tuple[str, ...], registry: Any
+) -> dict[str, Any]:
+    from ..errors import ConfigError
+    from ..outputs import write_outputs
+    from ..report import ScanIssue
+    from . import warning as error_warning
+
     report.config["cli"] = {"fail_on": args.fail_on, "formats": list(formats)}
     if ds.label_warning:
         report.issues.append(ScanIssue(scanner="input", kind="warning", message=ds.label_warning))
@@ -229,9 +255,4 @@ def _scan(
         ) from None
     if registry is not None:
         registry.record_scan(report)
-    if not args.quiet:
-        print(summarise(report, paths))
-    work.clear()  # the outputs are complete: nothing left to resume
-    for issue in report.errors:
-        error(f"scanner {issue.scanner} failed: {issue.message}")
-    return report.exit_code(fail_on)
+    return paths

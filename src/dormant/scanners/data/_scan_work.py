@@ -105,6 +105,11 @@ class ScanWork:
         """Remove everything in the working directory (it is rebuilt as the scan runs)."""
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def has_units(self) -> bool:
+        """Whether a finished unit is on disk (something a ``--resume`` would reuse)."""
+        path = self.directory / "units.jsonl"
+        return path.is_file() and path.stat().st_size > 0
+
     # -- the manifest ------------------------------------------------------------------
 
     def _units(self) -> dict[int, tuple[int, int, str]]:
