@@ -151,3 +151,17 @@ def test_resume_redoes_a_batch_whose_content_changed(tmp_path):
     fresh = ScanWork(tmp_path / "w", resume=True, unit_size=150)  # other units: afresh
     fresh.embed(enc, ds2, ctx)
     assert fresh.resumed_units_ == 0 and "started afresh" in fresh.notes[0]
+
+
+def test_resume_with_ray_is_refused_before_any_work(run_cli, tmp_path):
+    recs = labelled_dataset(load_corpus("sample", limit=40), scheme="pos")
+    path = write_dataset(recs, tmp_path / "d.jsonl")
+    out = tmp_path / "out"
+    res = run_cli(
+        "scan", "data", path, "--text-field", "text", "--label-field", "label",
+        "--ray", "--resume", "-o", out,
+    )  # fmt: skip
+    assert res.code == 2
+    assert "--resume is for the local scan" in res.err
+    assert "Traceback" not in res.err
+    assert not out.exists() and not work_dir_for(out).exists()

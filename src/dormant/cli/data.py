@@ -138,6 +138,13 @@ def run(args: argparse.Namespace) -> int:
     from ..subjects.dataset import TextDataset
     from .provenance import open_registry
 
+    if args.ray is not None and args.resume:
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            "--resume is for the local scan; with --ray, Ray re-runs the tasks it lost. "
+            "Drop one of them."
+        )
     fail_on = parse_fail_on(args.fail_on)
     fdr = parse_fdr(args.fdr)
     jobs = parse_jobs(args.jobs)
@@ -178,7 +185,6 @@ def _scan(
 ) -> int:
     from pathlib import Path
 
-    from ..errors import ConfigError
     from ..scanners.base import ScanContext
     from . import error
 
@@ -188,11 +194,6 @@ def _scan(
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         progress=progress,
     )
-    if args.ray is not None and args.resume:
-        raise ConfigError(
-            "--resume is for the local scan; with --ray, Ray re-runs the tasks it lost. "
-            "Drop one of them."
-        )
     # per-record state (embeddings, record scores) on disk beside --out, not in memory
     from ..scanners.data._scan_work import ScanWork, work_dir_for
 
