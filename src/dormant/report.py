@@ -149,6 +149,10 @@ class Report:
     def write_record_scores(self, path: str | os.PathLike[str]) -> Path:
         """Write the per-record score file (JSONL: id, score, flagged, per-scanner parts)."""
         with atomic_write(path) as fh:
+            copy = getattr(self.records, "write_jsonl", None)  # records streamed to disk
+            if copy is not None:
+                copy(fh)
+                return Path(path)
             for rec in self.records:
                 fh.write(json.dumps(rec.to_dict(), ensure_ascii=False) + "\n")
         return Path(path)

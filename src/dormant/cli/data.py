@@ -73,6 +73,13 @@ def register(root: Any, scan: Any) -> None:
         default="1",
         help="worker processes for the counting pass of trigger mining (a positive int)",
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with a scan of the same data into the same --out that was interrupted: "
+        "its finished embedding batches (kept in the hidden .OUT.work beside --out, checked by "
+        "content hash) are read back instead of being embedded again",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=None, help="cache embeddings here")
     p.add_argument(
@@ -131,6 +138,13 @@ def run(args: argparse.Namespace) -> int:
     from ..subjects.dataset import TextDataset
     from .provenance import open_registry
 
+    if args.ray is not None and args.resume:
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            "--resume is for the local scan; with --ray, Ray re-runs the tasks it lost. "
+            "Drop one of them."
+        )
     fail_on = parse_fail_on(args.fail_on)
     fdr = parse_fdr(args.fdr)
     jobs = parse_jobs(args.jobs)
@@ -171,13 +185,8 @@ def _scan(
 ) -> int:
     from pathlib import Path
 
-    from ..errors import ConfigError
-    from ..outputs import write_outputs
-    from ..report import ScanIssue
     from ..scanners.base import ScanContext
-    from ..scanners.data.fusion import scan_dataset
     from . import error
-    from . import warning as error_warning
 
     progress = Progress(progress_enabled(args.progress) and not args.quiet)
     ctx = ScanContext(
@@ -185,20 +194,55 @@ def _scan(
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         progress=progress,
     )
+    # per-record state (embeddings, record scores) on disk beside --out, not in memory
+    from ..scanners.data._scan_work import ScanWork, work_dir_for
+
+    work = ScanWork(work_dir_for(args.out), resume=args.resume)
+    try:
+        try:
+            report = _run_scan(args, ds, mining_params, work, ctx)
+        finally:
+            progress.close()
+        paths = _write(args, ds, report, formats, registry)
+    except BaseException:
+        if not work.has_units():  # nothing a --resume could reuse: leave nothing behind
+            work.clear()
+        raise
+    if not args.quiet:
+        print(summarise(report, paths))  # reads the records from the working directory
+    work.clear()  # the outputs are complete: nothing left to resume
+    for issue in report.errors:
+        error(f"scanner {issue.scanner} failed: {issue.message}")
+    return report.exit_code(fail_on)
+
+
+def _run_scan(
+    args: argparse.Namespace, ds: Any, mining_params: dict[str, Any], work: Any, ctx: Any
+) -> Any:
+    from ..scanners.data.fusion import scan_dataset
+
     if args.ray is not None:  # the same scan, its counting and embedding on Ray
         from ..scale._ray_data import ray_scan_function
 
         scan_dataset = ray_scan_function(address=args.ray or None, workers=args.ray_workers)
-    try:
-        report = scan_dataset(
-            ds,
-            embed=not args.no_embed,
-            encoder_path=args.encoder,
-            context=ctx,
-            mining_params=mining_params,
-        )
-    finally:
-        progress.close()
+    return scan_dataset(
+        ds,
+        embed=not args.no_embed,
+        encoder_path=args.encoder,
+        context=ctx,
+        mining_params=mining_params,
+        work=work,
+    )
+
+
+def _write(
+    args: argparse.Namespace, ds: Any, report: Any, formats: tuple[str, ...], registry: Any
+) -> dict[str, Any]:
+    from ..errors import ConfigError
+    from ..outputs import write_outputs
+    from ..report import ScanIssue
+    from . import warning as error_warning
+
     report.config["cli"] = {"fail_on": args.fail_on, "formats": list(formats)}
     if ds.label_warning:
         report.issues.append(ScanIssue(scanner="input", kind="warning", message=ds.label_warning))
@@ -212,8 +256,4 @@ def _scan(
         ) from None
     if registry is not None:
         registry.record_scan(report)
-    if not args.quiet:
-        print(summarise(report, paths))
-    for issue in report.errors:
-        error(f"scanner {issue.scanner} failed: {issue.message}")
-    return report.exit_code(fail_on)
+    return paths

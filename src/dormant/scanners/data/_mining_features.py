@@ -268,20 +268,27 @@ def _merge_targets(mined: list[MinedTrigger]) -> list[MinedTrigger]:
     as its target and lists the others under ``also``.
     """
     out: list[MinedTrigger] = []
+    sets: list[set[int]] = []  # the row set of each kept trigger, built once
     for m in mined:
         rows = set(m.rows)
         for i, kept in enumerate(out):
-            krows = set(kept.rows)
-            if kept.verdict == m.verdict and len(rows & krows) >= 0.8 * len(rows | krows):
+            krows = sets[i]
+            small, big = sorted((len(rows), len(krows)))
+            # |A & B| <= small and |A | B| >= big: below 0.8 the overlap test cannot pass
+            if kept.verdict != m.verdict or small < 0.8 * big:
+                continue
+            if len(rows & krows) >= 0.8 * len(rows | krows):
                 first, second = sorted((kept, m), key=lambda t: _priority(t.target))
                 out[i] = replace(
                     first,
                     also=tuple(dict.fromkeys((*first.also, second.target, *second.also))),
                     score=max(first.score, second.score),
                 )
+                sets[i] = rows if first is m else krows
                 break
         else:
             out.append(m)
+            sets.append(rows)
     return out
 
 

@@ -279,7 +279,10 @@ def _embeddings(
             f"The 'embeddings' parameter must be a matrix with one row per record ({n} rows, "
             f"2 or more columns). Got shape {x.shape} instead."
         )
-    if not np.issubdtype(x.dtype, np.floating) or not np.all(np.isfinite(x)):
+    # checked a block at a time: a memory-mapped matrix is never made resident at once
+    step = 1 << 16
+    floating = np.issubdtype(x.dtype, np.floating)
+    if not floating or not all(np.isfinite(x[i : i + step]).all() for i in range(0, len(x), step)):
         raise ConfigError("The 'embeddings' parameter must hold finite floating-point values.")
     return x
 

@@ -16,15 +16,23 @@ requirements are missing becomes a ``skip`` entry with the reason. The report is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from ...errors import ConfigError, DormantError, InputError, MissingDependencyError
+from ...errors import (
+    ConfigError,
+    DataValidationError,
+    DormantError,
+    InputError,
+    MissingDependencyError,
+)
 from ...report import RecordScore, Report, ScanIssue
 from ...subjects.dataset import TextDataset
 from ..base import REGISTRY, ScanContext, ScanResult, _load_builtin
 from ._mining_features import _outcomes_of
+from ._record_shards import RecordShardWriter
+from ._scan_work import ScanWork
 
 REPRESENTATION_SCANNERS = ("spectral-signature", "activation-clustering", "spectre")
 MINING = "trigger-mining"
@@ -33,8 +41,10 @@ MINING = "trigger-mining"
 def record_outcomes(dataset: TextDataset, *, batch_size: int = 8192) -> list[str]:
     """One outcome string per record: ``label:X``, or the sorted behaviour tags of a response."""
     out: list[str] = []
+    seen: dict[str, str] = {}  # one string object per distinct outcome, not one per record
     for batch in dataset.batches(batch_size):
-        out.extend("+".join(tags) for tags in _outcomes_of(batch.labels, batch.responses))
+        joined = ("+".join(tags) for tags in _outcomes_of(batch.labels, batch.responses))
+        out.extend(seen.setdefault(o, o) for o in joined)
     return out
 
 
@@ -49,6 +59,7 @@ def scan_dataset(
     mining_params: dict[str, Any] | None = None,
     embeddings: np.ndarray | None = None,
     miner: Any = None,
+    work: ScanWork | None = None,
 ) -> Report:
     """Scan a dataset with the data scanners and return the fused :class:`Report`.
 
@@ -74,6 +85,11 @@ def scan_dataset(
     miner:
         The trigger-mining scanner to run (e.g. one whose counting pass runs on Ray); default:
         the registered one built with ``mining_params``.
+    work:
+        A working directory (:class:`._scan_work.ScanWork`): the embeddings are written there
+        as a memory-mapped matrix batch by batch (and read back when resuming), and the
+        per-record scores are streamed there as shards; ``report.records`` then reads them from
+        disk. Without it both are held in memory.
     """
     _load_builtin()
     ctx = context or ScanContext()
@@ -115,41 +131,18 @@ def scan_dataset(
         for name in rep_names:
             report.issues.append(ScanIssue(name, "skip", "embedding disabled (--no-embed)"))
     elif rep_names:
-        _run_representation(dataset, rep_names, encoder_path, ctx, report, results, embeddings)
+        _run_representation(
+            dataset, rep_names, encoder_path, ctx, report, results, embeddings, work
+        )
 
-    n: int = _n_records(results, dataset)
-    fused = np.zeros(n, dtype=np.float32)
-    mined_flags = np.zeros(n, dtype=np.bool_)
-    votes = np.zeros(n, dtype=np.int32)
-    parts: dict[str, np.ndarray] = {}
-    for name, res in results.items():
+    for res in results.values():
         report.findings.extend(res.findings)
         for k, v in res.extras.items():
             report.extras.setdefault(k, v)
-        if res.record_scores is None:
-            continue
-        parts[name] = res.record_scores
-        fused = np.maximum(fused, res.record_scores)
-        if res.record_flags is not None:
-            if name == MINING:
-                mined_flags = mined_flags | res.record_flags.astype(np.bool_)
-            else:
-                votes += res.record_flags.astype(np.int32)
-    rep_run = sum(1 for k in results if k != MINING)
-    need = min(min_votes, max(rep_run, 1))
-    flagged = mined_flags | (votes >= need) if rep_run else mined_flags
-    report.extras["threshold"] = float(fused[flagged].min()) if flagged.any() else 1.0
-    ids = _ids(dataset)
-    keys = sorted(parts)
-    report.records = [
-        RecordScore(
-            record_id=ids[i],
-            score=float(fused[i]),
-            flagged=bool(flagged[i]),
-            parts=tuple((k, float(parts[k][i])) for k in keys),
-        )
-        for i in range(n)
-    ]
+    _fuse(dataset, results, min_votes, report, work)
+    if work is not None:
+        for note in work.notes:
+            report.issues.append(ScanIssue("input", "warning", note))
     report.partial = bool(report.errors)
     return report.finish()
 
@@ -162,6 +155,7 @@ def _run_representation(
     report: Report,
     results: dict[str, ScanResult],
     embeddings: np.ndarray | None = None,
+    work: ScanWork | None = None,
 ) -> None:
     available = [n for n in names if n in REGISTRY]
     for n in names:
@@ -175,7 +169,10 @@ def _run_representation(
 
         if embeddings is None:
             encoder = TextEncoder(model_path=encoder_path, device=ctx.device)
-            embeddings = encoder.embed_dataset(dataset, context=ctx)
+            if work is not None:
+                embeddings = work.embed(encoder, dataset, ctx, n_records=_n_records(results, None))
+            else:
+                embeddings = encoder.embed_dataset(dataset, context=ctx)
     except MissingDependencyError as exc:
         for n in names:
             report.issues.append(ScanIssue(n, "skip", str(exc)))
@@ -199,15 +196,71 @@ def _run_representation(
         results[n] = res
 
 
-def _n_records(results: dict[str, ScanResult], dataset: TextDataset) -> int:
+def _n_records(results: dict[str, ScanResult], dataset: TextDataset | None) -> int | None:
     for res in results.values():
         if res.record_scores is not None:
             return len(res.record_scores)
-    return sum(len(b) for b in dataset.batches())
+    return None if dataset is None else sum(len(b) for b in dataset.batches())
 
 
-def _ids(dataset: TextDataset) -> list[str]:
-    ids: list[str] = []
+def _fuse(
+    dataset: TextDataset,
+    results: dict[str, ScanResult],
+    min_votes: int,
+    report: Report,
+    work: ScanWork | None,
+) -> None:
+    """Fuse the scanners' per-record scores batch by batch into ``report.records``.
+
+    With ``work`` each batch is written as a shard (:mod:`._record_shards`) and the report
+    reads them back; without it the records are a list.
+    """
+    n = _n_records(results, dataset)
+    parts = {k: r.record_scores for k, r in sorted(results.items()) if r.record_scores is not None}
+    keys = sorted(parts)
+    rep_run = sum(1 for k in results if k != MINING)
+    need = min(min_votes, max(rep_run, 1))
+    sink = RecordShardWriter(work.records_dir, keys) if work is not None else None
+    records: list[RecordScore] = []
+    threshold = np.float32(np.inf)
+    row = 0
     for batch in dataset.batches():
-        ids.extend(batch.ids)
-    return ids
+        sl = slice(row, row + len(batch))
+        fused = np.zeros(len(batch), dtype=np.float32)
+        mined_flags = np.zeros(len(batch), dtype=np.bool_)
+        votes = np.zeros(len(batch), dtype=np.int32)
+        cols = {k: np.asarray(v[sl]) for k, v in parts.items()}
+        for name, res in results.items():
+            if res.record_scores is None:
+                continue
+            fused = np.maximum(fused, cols[name])
+            if res.record_flags is not None:
+                f = np.asarray(res.record_flags[sl]).astype(np.bool_)
+                if name == MINING:
+                    mined_flags = mined_flags | f
+                else:
+                    votes += f.astype(np.int32)
+        flagged = mined_flags | (votes >= need) if rep_run else mined_flags
+        if flagged.any():
+            threshold = min(threshold, fused[flagged].min())
+        if sink is not None:
+            sink.write(batch.ids, fused, flagged, cols)
+        else:
+            records.extend(
+                RecordScore(
+                    record_id=rid,
+                    score=float(fused[i]),
+                    flagged=bool(flagged[i]),
+                    parts=tuple((k, float(cols[k][i])) for k in keys),
+                )
+                for i, rid in enumerate(batch.ids)
+            )
+        row += len(batch)
+    if n is not None and row != n:
+        raise DataValidationError(
+            f"{dataset.path}: the dataset changed while it was scanned ({n} records in the "
+            f"first pass, {row} now); scan a copy that does not change."
+        )
+    report.extras["threshold"] = float(threshold) if np.isfinite(threshold) else 1.0
+    # a data scan's records on disk: a read-only sequence standing in for the list
+    report.records = cast(list[RecordScore], sink.close()) if sink is not None else records
