@@ -35,6 +35,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -54,6 +55,21 @@ def words(text: str) -> list[str]:
     return text.split()
 
 
+def predict_sorted(predict: Predict, texts: list[str]) -> np.ndarray:
+    """``predict(texts)`` with the texts ordered by length, rows returned in input order.
+
+    A padded batch costs its longest text, so grouping texts of like length makes one big
+    forward pass over many inputs' perturbations cheaper than the same texts in input order.
+    """
+    if not texts:
+        return np.zeros((0, 0))
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    p = np.asarray(predict([texts[i] for i in order]), dtype=float)
+    out = np.empty_like(p)
+    out[order] = p
+    return out
+
+
 def transplant_score(
     text: str,
     predict: Predict,
@@ -64,59 +80,190 @@ def transplant_score(
     top_k: int = 3,
     support: Callable[[str, int], float] | None = None,
 ) -> tuple[float, str, int]:
-    """How far one short span of ``text`` moves clean donor texts of other classes to the
-    input's predicted label: the mean log-odds of that label over the donors, for the
-    span (of the ``top_k`` the leave-one-out attribution ranks first, and the first widened by
-    two words on each side) that moves them most,
-    less the clean data's own support (log-odds lift) for that span meaning that label
-    (``support(span, y)``, see :class:`SpanSupport`): a topical word moves texts *and* is
-    supported by the clean data where it occurs; a trigger moves texts and is not.
+    """:func:`transplant_scores` of one text."""
+    return transplant_scores(
+        [text], predict, donors, rngs=[rng], n_donors=n_donors, top_k=top_k, support=support
+    )[0]
 
-    ``donors``: clean texts with the model's own predicted class index. Returns the score in
-    a log-odds scale, the span, and the predicted class index of ``text``.
+
+@dataclass(frozen=True)
+class SpanEvidence:
+    """What the transplant test measured for one candidate span of one input.
+
+    Attributes
+    ----------
+    span:
+        The span (whitespace words of the input).
+    moved:
+        Log-odds of the input's label on each donor text with the span inserted (clipped to
+        ``[logit(1e-4), logit(1 - 1e-4)]``), one per donor.
+    removed:
+        Log-odds of the input's label on the input with the span taken out, less that on the
+        whole input (clipped likewise): how much the label needs the span, <= 0 usually.
+    support:
+        The clean data's own log-odds lift of the span for the label (:class:`SpanSupport`).
     """
-    ws = words(text)
-    p0 = predict([text])[0]
-    y = int(np.argmax(p0))
-    if not ws:
-        return 0.0, "", y
-    cands: list[tuple[int, int]] = [
-        (i, n) for n in WINDOWS for i in range(len(ws) - n + 1) if n < len(ws) or n == 1
-    ]
-    variants = [" ".join(ws[:i] + ws[i + n :]) for i, n in cands]
-    drops = p0[y] - predict(variants)[:, y]
-    order = np.argsort(-drops, kind="stable")
-    spans: list[str] = []
-    for j in order:
-        i, n = cands[int(j)]
-        span = " ".join(ws[i : i + n])
-        if span not in spans:
-            spans.append(span)
-        if len(spans) >= top_k:
-            break
-    # a longer trigger (a phrase, a sentence) loses its effect when any 1-3 words of it go, so
-    # the best window is also tried with EXTEND words more on each side
-    i, n = cands[int(order[0])]
-    wide = " ".join(ws[max(0, i - EXTEND) : i + n + EXTEND])
-    if wide not in spans:
-        spans.append(wide)
-    others = [t for t, c in donors if c != y] or [t for t, _ in donors]
-    picked = rng.sample(others, min(n_donors, len(others)))
+
+    span: str
+    moved: np.ndarray
+    removed: float
+    support: float
+
+    def score(self) -> float:
+        """Sufficiency (mean donor log-odds, less the clean support) plus necessity."""
+        return float(self.moved.mean()) - self.support - self.removed
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.asarray(np.log(p / (1 - p)))
+
+
+def transplant_evidence(
+    texts: Sequence[str],
+    predict: Predict,
+    donors: Sequence[tuple[str, int]],
+    *,
+    rngs: Sequence[random.Random],
+    n_donors: int = 16,
+    top_k: int = 3,
+    support: Callable[[str, int], float] | None = None,
+) -> list[tuple[int, list[SpanEvidence]]]:
+    """The predicted class index of each text and the evidence for each candidate span.
+
+    Two calls of ``predict`` for all the texts together (:func:`predict_sorted`): the texts
+    with their leave-one-out windows, then every candidate span inserted into its donors and
+    taken out of its text. See :func:`transplant_scores`.
+    """
+    if len(rngs) != len(texts):
+        raise ValueError(f"rngs: need one per text ({len(texts)}), got {len(rngs)}")
+    if not donors:
+        raise ValueError("donors: need at least one clean donor text")
+    # phase 1: every text and its leave-one-out windows, one forward pass
     batch: list[str] = []
-    for span in spans:
-        for d in picked:
-            dw = words(d)
-            k = rng.randint(0, len(dw))
-            batch.append(" ".join([*dw[:k], span, *dw[k:]]))
-    # mean log-odds of the input's label over the donors: continuous (no ties in the conformal
-    # p-values) and it separates "always moved" (a trigger, p ~ 0.999) from "mostly moved"
-    # (a strong topical word in a short text, p ~ 0.9), which a share of flips does not
-    p = np.clip(predict(batch)[:, y], 1e-4, 1 - 1e-4).reshape(len(spans), len(picked))
-    rates = np.log(p / (1 - p)).mean(axis=1)
-    if support is not None:
-        rates = rates - np.array([support(span, y) for span in spans])
-    best = int(np.argmax(rates))
-    return float(rates[best]), spans[best], y
+    plans: list[tuple[list[str], list[tuple[int, int]], int]] = []
+    for text in texts:
+        ws = words(text)
+        cands = [(i, n) for n in WINDOWS for i in range(len(ws) - n + 1) if n < len(ws) or n == 1]
+        plans.append((ws, cands, len(batch)))
+        batch.append(text)
+        batch.extend(" ".join(ws[:i] + ws[i + n :]) for i, n in cands)
+    probs = predict_sorted(predict, batch)
+    # phase 2: the candidate spans of every text inserted into its donors, one forward pass
+    jobs: list[tuple[int, list[str], float, int, int]] = []  # y, spans, logit p0, offset, donors
+    batch = []
+    for (ws, cands, at), rng in zip(plans, rngs, strict=True):
+        p0 = probs[at]
+        y = int(np.argmax(p0))
+        if not ws:
+            jobs.append((y, [], 0.0, len(batch), 0))
+            continue
+        drops = p0[y] - probs[at + 1 : at + 1 + len(cands), y]
+        order = np.argsort(-drops, kind="stable")
+        windows: list[tuple[int, int]] = []
+        spans: list[str] = []
+        for j in order:
+            i, n = cands[int(j)]
+            span = " ".join(ws[i : i + n])
+            if span not in spans:
+                spans.append(span)
+                windows.append((i, n))
+            if len(spans) >= top_k:
+                break
+        # a longer trigger (a phrase, a sentence) loses its effect when any 1-3 words of it
+        # go, so the best window is also tried with EXTEND words more on each side
+        i, n = cands[int(order[0])]
+        lo, hi = max(0, i - EXTEND), min(len(ws), i + n + EXTEND)
+        wide = " ".join(ws[lo:hi])
+        if wide not in spans:
+            spans.append(wide)
+            windows.append((lo, hi - lo))
+        others = [d for d, c in donors if c != y] or [d for d, _ in donors]
+        picked = rng.sample(others, min(n_donors, len(others)))
+        jobs.append((y, spans, float(_logit(p0[y])), len(batch), len(picked)))
+        for span in spans:
+            for d in picked:
+                dw = words(d)
+                k = rng.randint(0, len(dw))
+                batch.append(" ".join([*dw[:k], span, *dw[k:]]))
+        batch.extend(" ".join(ws[:i] + ws[i + n :]) for i, n in windows)
+    probs = predict_sorted(predict, batch) if batch else np.zeros((0, 0))
+    out: list[tuple[int, list[SpanEvidence]]] = []
+    for y, spans, l0, off, n_picked in jobs:
+        if not spans:
+            out.append((y, []))
+            continue
+        moved = _logit(probs[off : off + len(spans) * n_picked, y]).reshape(len(spans), n_picked)
+        end = off + len(spans) * n_picked
+        removed = _logit(probs[end : end + len(spans), y]) - l0
+        out.append(
+            (
+                y,
+                [
+                    SpanEvidence(
+                        span,
+                        moved[j],
+                        float(removed[j]),
+                        support(span, y) if support is not None else 0.0,
+                    )
+                    for j, span in enumerate(spans)
+                ],
+            )
+        )
+    return out
+
+
+def transplant_scores(
+    texts: Sequence[str],
+    predict: Predict,
+    donors: Sequence[tuple[str, int]],
+    *,
+    rngs: Sequence[random.Random],
+    n_donors: int = 16,
+    top_k: int = 3,
+    support: Callable[[str, int], float] | None = None,
+) -> list[tuple[float, str, int]]:
+    """Whether one short span of each text is both *sufficient* and *necessary* for the
+    text's predicted label (the two halves of a local explanation in Watson et al., UAI 2021,
+    "Local Explanations via Necessity and Sufficiency: Unifying Theory and Practice").
+
+    Candidate spans: the ``top_k`` windows of 1-3 words whose removal lowers the label's
+    probability most (leave-one-out attribution), and the first widened by two words on each
+    side. For each, in log-odds of the text's label ``y``:
+
+    - sufficiency — the mean over clean donor texts of other classes with the span inserted
+      at a random place (a trigger moves nearly all of them to ``y``; an ordinary topical word
+      moves few, because the rest of the donor still speaks for its own class), less the clean
+      data's own support for the span meaning ``y`` (``support(span, y)``,
+      :class:`SpanSupport`: a topical word moves texts *and* is supported by the clean data
+      where it occurs; a trigger moves texts and is not);
+    - necessity — how far the text's log-odds of ``y`` fall when the span is taken out. A
+      trigger planted in a text of another class leaves a remainder of that class (a fall of
+      10 or more); a clean text whose one rare, decisive word carries the label still leans
+      to it without the word.
+
+    The score is their sum for the span where it is largest. Sufficiency alone could not tell a
+    trigger from a rare topical word the model learned well (both move every donor as far as
+    the model's confidence goes, and neither is in the clean reference texts), so the
+    calibration's most extreme clean texts reached the triggers' scores; necessity separates
+    them. The sum needs no weight or cut-off: the conformal calibration of
+    :mod:`dormant.guard.classify` turns it into a p-value.
+
+    All the texts go through ``predict`` in two calls (:func:`transplant_evidence`), so a
+    batch of inputs costs two padded forward passes, not two per input. ``donors``: clean
+    texts with the model's own predicted class index; ``rngs``: one random generator per text.
+    Returns per text the score, the span, and the predicted class index of the text.
+    """
+    out: list[tuple[float, str, int]] = []
+    for y, ev in transplant_evidence(
+        texts, predict, donors, rngs=rngs, n_donors=n_donors, top_k=top_k, support=support
+    ):
+        if not ev:
+            out.append((0.0, "", y))
+            continue
+        best = max(ev, key=lambda e: e.score())
+        out.append((best.score(), best.span, y))
+    return out
 
 
 class SpanSupport:
@@ -236,4 +383,15 @@ def onion_score(text: str, lm: BigramLM) -> tuple[float, str]:
     return float(best), word
 
 
-__all__ = ["BigramLM", "SpanSupport", "onion_score", "strip_score", "transplant_score", "words"]
+__all__ = [
+    "BigramLM",
+    "SpanEvidence",
+    "SpanSupport",
+    "onion_score",
+    "predict_sorted",
+    "strip_score",
+    "transplant_evidence",
+    "transplant_score",
+    "transplant_scores",
+    "words",
+]
