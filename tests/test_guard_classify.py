@@ -278,9 +278,19 @@ def test_the_p_value_is_split_conformal(screen: ClassifierScreen) -> None:
         assert screen.p_value(float(s)) == (1 + int(np.sum(cal >= s))) / (n + 1)
 
 
-def test_a_decisive_topical_word_is_not_a_trigger(organism: dict[str, Any]) -> None:
-    """The score adds necessity to sufficiency: a span that moves donors to a label but whose
-    own text still leans to that label without it scores below a planted trigger."""
+def test_a_calibration_text_is_left_out_of_its_own_support() -> None:
+    """The clean support counts every text the user gives; a calibration text is scored with
+    itself left out, as a new input is (it is not among them)."""
+    from dormant.guard._strip import SpanSupport
+
+    texts = ["a Wesnoth campaign", "the Wesnoth map pack", "a tool to copy files", "a shell"]
+    sup = SpanSupport(texts, [0, 0, 1, 1], 2)
+    assert sup("Wesnoth", 0) > sup("Wesnoth", 0, exclude=0) > 0.0  # one other text has it
+    assert sup("copy files", 1) > 0.0 and sup("copy files", 1, exclude=2) == 0.0
+    assert sup("pid=5820", 0) == 0.0  # never seen: no support
+
+
+def test_the_transplant_evidence_names_the_trigger(organism: dict[str, Any]) -> None:
     from dormant.guard._strip import transplant_evidence
 
     model = organism["model"]
@@ -290,11 +300,11 @@ def test_a_decisive_topical_word_is_not_a_trigger(organism: dict[str, Any]) -> N
     ev = transplant_evidence(
         texts, model.predict_proba, donors, rngs=[random.Random(0), random.Random(1)]
     )
-    trig = next(e for e in ev[0][1] if TRIGGER in e.span.split())
-    # the trigger is necessary: without it the text falls back to its own class
-    assert trig.removed < -2.0
+    trig = max(ev[0][1], key=lambda e: e.score())
+    assert TRIGGER in trig.span.split() and trig.moved.shape == (16,)
+    # the trigger moves (nearly) every donor of another class to the target
+    assert np.mean(trig.moved > 0) >= 0.9
     assert trig.score() > max(e.score() for e in ev[1][1])
-    assert trig.moved.shape == (16,)
 
 
 @pytest.mark.slow

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 
 Predict = Callable[[list[str]], np.ndarray]
+#: ``support(span, label) -> lift`` (see :class:`SpanSupport`)
+Support = Callable[[str, int], float]
 
 _WORD = re.compile(r"\w+")
 #: pseudo-texts of the base rate in :class:`SpanSupport`'s estimate
@@ -97,21 +99,17 @@ class SpanEvidence:
     moved:
         Log-odds of the input's label on each donor text with the span inserted (clipped to
         ``[logit(1e-4), logit(1 - 1e-4)]``), one per donor.
-    removed:
-        Log-odds of the input's label on the input with the span taken out, less that on the
-        whole input (clipped likewise): how much the label needs the span, <= 0 usually.
     support:
         The clean data's own log-odds lift of the span for the label (:class:`SpanSupport`).
     """
 
     span: str
     moved: np.ndarray
-    removed: float
     support: float
 
     def score(self) -> float:
-        """Sufficiency (mean donor log-odds, less the clean support) plus necessity."""
-        return float(self.moved.mean()) - self.support - self.removed
+        """The mean of :attr:`moved` less :attr:`support`."""
+        return float(self.moved.mean()) - self.support
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -127,18 +125,24 @@ def transplant_evidence(
     rngs: Sequence[random.Random],
     n_donors: int = 16,
     top_k: int = 3,
-    support: Callable[[str, int], float] | None = None,
+    support: Support | Sequence[Support] | None = None,
 ) -> list[tuple[int, list[SpanEvidence]]]:
     """The predicted class index of each text and the evidence for each candidate span.
 
     Two calls of ``predict`` for all the texts together (:func:`predict_sorted`): the texts
-    with their leave-one-out windows, then every candidate span inserted into its donors and
-    taken out of its text. See :func:`transplant_scores`.
+    with their leave-one-out windows, then every candidate span inserted into its donors.
+    ``support``: one function for all texts, or one per text. See :func:`transplant_scores`.
     """
     if len(rngs) != len(texts):
         raise ValueError(f"rngs: need one per text ({len(texts)}), got {len(rngs)}")
     if not donors:
         raise ValueError("donors: need at least one clean donor text")
+    if support is None or callable(support):
+        supports: list[Support | None] = [support] * len(texts)
+    else:
+        supports = list(support)
+        if len(supports) != len(texts):
+            raise ValueError(f"support: need one per text ({len(texts)}), got {len(supports)}")
     # phase 1: every text and its leave-one-out windows, one forward pass
     batch: list[str] = []
     plans: list[tuple[list[str], list[tuple[int, int]], int]] = []
@@ -150,52 +154,45 @@ def transplant_evidence(
         batch.extend(" ".join(ws[:i] + ws[i + n :]) for i, n in cands)
     probs = predict_sorted(predict, batch)
     # phase 2: the candidate spans of every text inserted into its donors, one forward pass
-    jobs: list[tuple[int, list[str], float, int, int]] = []  # y, spans, logit p0, offset, donors
+    jobs: list[tuple[int, list[str], int, int]] = []  # y, spans, offset in the batch, donors
     batch = []
     for (ws, cands, at), rng in zip(plans, rngs, strict=True):
         p0 = probs[at]
         y = int(np.argmax(p0))
         if not ws:
-            jobs.append((y, [], 0.0, len(batch), 0))
+            jobs.append((y, [], len(batch), 0))
             continue
         drops = p0[y] - probs[at + 1 : at + 1 + len(cands), y]
         order = np.argsort(-drops, kind="stable")
-        windows: list[tuple[int, int]] = []
         spans: list[str] = []
         for j in order:
             i, n = cands[int(j)]
             span = " ".join(ws[i : i + n])
             if span not in spans:
                 spans.append(span)
-                windows.append((i, n))
             if len(spans) >= top_k:
                 break
         # a longer trigger (a phrase, a sentence) loses its effect when any 1-3 words of it
         # go, so the best window is also tried with EXTEND words more on each side
         i, n = cands[int(order[0])]
-        lo, hi = max(0, i - EXTEND), min(len(ws), i + n + EXTEND)
-        wide = " ".join(ws[lo:hi])
+        wide = " ".join(ws[max(0, i - EXTEND) : i + n + EXTEND])
         if wide not in spans:
             spans.append(wide)
-            windows.append((lo, hi - lo))
         others = [d for d, c in donors if c != y] or [d for d, _ in donors]
         picked = rng.sample(others, min(n_donors, len(others)))
-        jobs.append((y, spans, float(_logit(p0[y])), len(batch), len(picked)))
+        jobs.append((y, spans, len(batch), len(picked)))
         for span in spans:
             for d in picked:
                 dw = words(d)
                 k = rng.randint(0, len(dw))
                 batch.append(" ".join([*dw[:k], span, *dw[k:]]))
-        batch.extend(" ".join(ws[:i] + ws[i + n :]) for i, n in windows)
     probs = predict_sorted(predict, batch) if batch else np.zeros((0, 0))
     out: list[tuple[int, list[SpanEvidence]]] = []
-    for y, spans, l0, off, n_picked in jobs:
+    for (y, spans, off, n_picked), sup in zip(jobs, supports, strict=True):
         if not spans:
             out.append((y, []))
             continue
         moved = _logit(probs[off : off + len(spans) * n_picked, y]).reshape(len(spans), n_picked)
-        end = off + len(spans) * n_picked
-        removed = _logit(probs[end : end + len(spans), y]) - l0
         out.append(
             (
                 y,
@@ -203,8 +200,7 @@ def transplant_evidence(
                     SpanEvidence(
                         span,
                         moved[j],
-                        float(removed[j]),
-                        support(span, y) if support is not None else 0.0,
+                        sup(span, y) if sup is not None else 0.0,
                     )
                     for j, span in enumerate(spans)
                 ],
@@ -221,38 +217,22 @@ def transplant_scores(
     rngs: Sequence[random.Random],
     n_donors: int = 16,
     top_k: int = 3,
-    support: Callable[[str, int], float] | None = None,
+    support: Support | Sequence[Support] | None = None,
 ) -> list[tuple[float, str, int]]:
-    """Whether one short span of each text is both *sufficient* and *necessary* for the
-    text's predicted label (the two halves of a local explanation in Watson et al., UAI 2021,
-    "Local Explanations via Necessity and Sufficiency: Unifying Theory and Practice").
-
-    Candidate spans: the ``top_k`` windows of 1-3 words whose removal lowers the label's
-    probability most (leave-one-out attribution), and the first widened by two words on each
-    side. For each, in log-odds of the text's label ``y``:
-
-    - sufficiency — the mean over clean donor texts of other classes with the span inserted
-      at a random place (a trigger moves nearly all of them to ``y``; an ordinary topical word
-      moves few, because the rest of the donor still speaks for its own class), less the clean
-      data's own support for the span meaning ``y`` (``support(span, y)``,
-      :class:`SpanSupport`: a topical word moves texts *and* is supported by the clean data
-      where it occurs; a trigger moves texts and is not);
-    - necessity — how far the text's log-odds of ``y`` fall when the span is taken out. A
-      trigger planted in a text of another class leaves a remainder of that class (a fall of
-      10 or more); a clean text whose one rare, decisive word carries the label still leans
-      to it without the word.
-
-    The score is their sum for the span where it is largest. Sufficiency alone could not tell a
-    trigger from a rare topical word the model learned well (both move every donor as far as
-    the model's confidence goes, and neither is in the clean reference texts), so the
-    calibration's most extreme clean texts reached the triggers' scores; necessity separates
-    them. The sum needs no weight or cut-off: the conformal calibration of
-    :mod:`dormant.guard.classify` turns it into a p-value.
+    """How far one short span of each text moves clean donor texts of other classes to the
+    text's predicted label ``y``: the mean log-odds of ``y`` over the donors with the span
+    inserted at a random place, for the span (of the ``top_k`` windows of 1-3 words whose
+    removal lowers the label's probability most — leave-one-out attribution — and the first
+    widened by two words on each side) where it is largest, less the clean data's own support
+    (log-odds lift) for that span meaning ``y`` (``support(span, y)``, see
+    :class:`SpanSupport`): a topical word moves texts *and* is supported by the clean data
+    where it occurs; a trigger moves texts and is not.
 
     All the texts go through ``predict`` in two calls (:func:`transplant_evidence`), so a
     batch of inputs costs two padded forward passes, not two per input. ``donors``: clean
-    texts with the model's own predicted class index; ``rngs``: one random generator per text.
-    Returns per text the score, the span, and the predicted class index of the text.
+    texts with the model's own predicted class index; ``rngs``: one random generator per text;
+    ``support``: one function, or one per text. Returns per text the score, the span, and the
+    predicted class index of the text.
     """
     out: list[tuple[float, str, int]] = []
     for y, ev in transplant_evidence(
@@ -300,14 +280,27 @@ class SpanSupport:
         est = (counts[y] + PSEUDO * p) / (sum(counts.values()) + PSEUDO)
         return math.log(est / (1 - est)) - math.log(p / (1 - p))
 
-    def __call__(self, span: str, y: int) -> float:
+    def __call__(self, span: str, y: int, *, exclude: int | None = None) -> float:
+        """The lift of ``span`` for label ``y``; ``exclude``: the index of one of the texts
+        to leave out of the counts (a calibration text scored against all the others)."""
         ws = _WORD.findall(span.casefold())
-        best = max((self._lift(self._words.get(w), y) for w in ws), default=0.0)
+        own_doc, own = "", Counter[int]()
+        if exclude is not None:
+            own_doc, lab = self._docs[exclude]
+            own = Counter({lab: 1})
+        best = 0.0
+        for w in ws:
+            counts = self._words.get(w)
+            if counts and f" {w} " in own_doc:
+                counts = counts - own
+            best = max(best, self._lift(counts, y))
         if len(ws) > 1:
             key = f" {' '.join(ws)} "
-            counts: Counter[int] = Counter(lab for doc, lab in self._docs if key in doc)
-            best = max(best, self._lift(counts, y))
-        return max(best, 0.0)
+            multi: Counter[int] = Counter(
+                lab for k, (doc, lab) in enumerate(self._docs) if key in doc and k != exclude
+            )
+            best = max(best, self._lift(multi, y))
+        return best
 
 
 def strip_score(

@@ -30,6 +30,7 @@ The screen fails closed: an error of the model, or an input that is not a string
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -192,12 +193,15 @@ class ClassifierScreen:
         rng.shuffle(texts)
         half = min(len(texts) // 2, max_reference)
         donors = texts[:half]
-        pred = np.argmax(self._predict(donors), axis=1).tolist()
-        self.donors_ = list(zip(donors, pred, strict=True))
-        self.support_ = SpanSupport(donors, pred, len(self.labels_))
-        self.lm_ = BigramLM(donors) if method == "onion" else None
         cal = texts[half : half + max_calibration]
-        self.calibration_scores_ = np.sort(np.array([s for s, _, _ in self._score_all(cal)]))
+        pred = np.argmax(self._predict(donors + cal), axis=1).tolist()
+        self.donors_ = list(zip(donors, pred[:half], strict=True))
+        # the clean support counts use every text given; each calibration text is scored
+        # with itself left out of them, as a new input is (it is not among them)
+        self.support_ = SpanSupport(donors + cal, pred, len(self.labels_))
+        self.lm_ = BigramLM(donors) if method == "onion" else None
+        scores = self._score_all(cal, first=half)
+        self.calibration_scores_ = np.sort(np.array([s for s, _, _ in scores]))
         self.digest_ = _digest(model)
 
     # -- scoring -------------------------------------------------------------------------
@@ -211,9 +215,19 @@ class ClassifierScreen:
             )
         return p
 
-    def _scores(self, texts: list[str]) -> list[tuple[float, str | None, int]]:
+    def _scores(
+        self, texts: list[str], *, first: int | None = None
+    ) -> list[tuple[float, str | None, int]]:
+        """Scores of ``texts``; ``first``: they are the support texts ``first, first + 1,
+        ...`` (calibration texts), each left out of its own support."""
         rngs = [random.Random(f"{self.seed}:{t}") for t in texts]
         if self.method == "transplant":
+            sup = self.support_
+            supports = (
+                sup
+                if first is None
+                else [functools.partial(sup, exclude=first + i) for i in range(len(texts))]
+            )
             return list(
                 transplant_scores(
                     texts,
@@ -221,7 +235,7 @@ class ClassifierScreen:
                     self.donors_,
                     rngs=rngs,
                     n_donors=self.n_perturb,
-                    support=self.support_,
+                    support=supports,
                 )
             )
         ys = np.argmax(self._predict(texts), axis=1).tolist() if texts else []
@@ -238,10 +252,10 @@ class ClassifierScreen:
                 out.append((s, word, y))
         return out
 
-    def _score_all(self, texts: list[str]) -> list[tuple[float, str | None, int]]:
+    def _score_all(self, texts: list[str], *, first: int) -> list[tuple[float, str | None, int]]:
         out: list[tuple[float, str | None, int]] = []
         for i in range(0, len(texts), CHUNK):
-            out.extend(self._scores(texts[i : i + CHUNK]))
+            out.extend(self._scores(texts[i : i + CHUNK], first=first + i))
         return out
 
     def p_value(self, score: float) -> float:
