@@ -129,6 +129,10 @@ def clopper_pearson(k: int, n: int) -> list[float]:
     return [round(float(ci.low), 4), round(float(ci.high), 4)]
 
 
+def _one_by_one(results: list[dict[str, Any]], m: str) -> list[float]:
+    return [r[m]["latency_ms_one_by_one"] for r in results if "latency_ms_one_by_one" in r[m]]
+
+
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for m in [x for x in METHODS if all(x in r for r in results)]:
@@ -143,8 +147,8 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
             / max(1, n_eff),
             "tpr_all_triggered": sum(r[m].get("trig_flagged", 0) for r in results) / max(1, n_trig),
             "latency_ms_median": float(np.median([r[m]["latency_ms"] for r in results])),
-            "latency_ms_one_by_one_median": float(
-                np.median([r[m].get("latency_ms_one_by_one", np.nan) for r in results])
+            "latency_ms_one_by_one_median": (
+                float(np.median(one)) if (one := _one_by_one(results, m)) else None
             ),
             "fpr_ci95": clopper_pearson(sum(r[m]["clean_flagged"] for r in results), n_clean),
             "fpr_model_ci95": clopper_pearson(

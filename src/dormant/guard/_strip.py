@@ -257,7 +257,8 @@ class SpanSupport:
     mean). ``support(span, y)`` is the largest ``logit(estimate) - logit(p_y)`` over the span
     and each of its words, and at least 0: a span whose effect one ordinary word of it explains
     (``game Warlords`` for ``games``) has a large lift; a trigger (never seen) and function
-    words (``of``, seen everywhere) have none.
+    words (``of``, seen everywhere) have none. ``exclude=i`` leaves text ``i`` out of the
+    counts (a calibration text scored against the others, as a new input is).
     """
 
     def __init__(self, texts: Sequence[str], labels: Sequence[int], n_labels: int) -> None:

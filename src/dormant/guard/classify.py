@@ -19,7 +19,14 @@ Signal 3 is decided by a split-conformal p-value (Vovk, Gammerman & Shafer 2005;
 gives are split in two, donors (for the perturbations) and a calibration set whose scores give
 ``p = (1 + #{calibration scores >= s}) / (n + 1)``; an input is flagged when ``p <= fpr``. On
 clean inputs exchangeable with the calibration texts the false-positive rate is then at most
-``fpr`` — no entropy or score cut-off is hand-set.
+``fpr`` — no entropy or score cut-off is hand-set. The transplant test's clean support counts
+(:class:`~dormant.guard._strip.SpanSupport`) use every given text, donors and calibration
+alike, and each calibration text is scored with itself left out of them, as a new input is
+(the leave-one-out of the jackknife, Barber et al. 2021, "Predictive inference with the
+jackknife+"): a rare topical word of the calibration half is then explained by the other
+clean texts that carry it, instead of scoring like a trigger and raising every input's
+p-value. A calibration score and a new input's differ only in whether the other one is among
+the counts — one text of hundreds — so the guarantee above holds up to that.
 
 The perturbations of up to :data:`CHUNK` inputs share two forward passes of the model
 (:meth:`ClassifierScreen.screen_many`); one input's decision does not depend on the batch it
