@@ -341,4 +341,6 @@ def test_a_backdoored_bert_from_the_zoo_is_screened(tmp_path_factory: Any) -> No
     effective = [t for t, i in zip(trig[:30], pred, strict=True) if model.labels[i] == "animal"]
     assert len(effective) >= 20
     assert np.mean([d.flagged for d in s.screen_many(effective)]) >= 0.9
-    assert np.mean([d.flagged for d in s.screen_many([r["text"] for r in test[:80]])]) <= 0.12
+    # target 0.05: every held-out clean text (about 160), so that one calibration draw's
+    # spread is not doubled by a small test sample
+    assert np.mean([d.flagged for d in s.screen_many([r["text"] for r in test])]) <= 0.12
