@@ -48,7 +48,14 @@ METHODS = ("transplant", "strip", "onion")
 
 
 def run_organism(
-    org: Any, *, fpr: float, seed: int, n_trig: int, n_clean: int | None = None
+    org: Any,
+    *,
+    fpr: float,
+    seed: int,
+    n_trig: int,
+    n_clean: int | None = None,
+    n_latency: int = 0,
+    methods: tuple[str, ...] = METHODS,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
@@ -76,7 +83,7 @@ def run_organism(
         out["n_triggered"] = len(trig)
         out["n_effective"] = int(sum(effective))
     clean = [r["text"] for r in test]
-    for method in METHODS:
+    for method in methods:
         t0 = time.perf_counter()
         screen = ClassifierScreen(model, calibration=cal, fpr=fpr, method=method, seed=seed)
         t_cal = time.perf_counter() - t0
@@ -89,6 +96,14 @@ def run_organism(
             "clean_flagged": int(sum(d.flagged for d in dc)),
             "clean_flagged_model": int(sum(_model_test(d) for d in dc)),
         }
+        if n_latency:
+            # the same inputs one call at a time (no batching across inputs), for comparison
+            t0 = time.perf_counter()
+            for t in clean[:n_latency]:
+                screen.screen(t)
+            res["latency_ms_one_by_one"] = round(
+                1000 * (time.perf_counter() - t0) / max(1, len(clean[:n_latency])), 1
+            )
         if trig:
             dt = screen.screen_many(trig)
             eff = [d for d, e in zip(dt, effective, strict=True) if e]
@@ -104,9 +119,23 @@ def _model_test(d: Any) -> bool:
     return any(" test: p=" in r for r in d.reasons)
 
 
+def clopper_pearson(k: int, n: int) -> list[float]:
+    """The exact (Clopper-Pearson) 95 % interval of a binomial rate ``k / n``."""
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return [0.0, 1.0]
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    return [round(float(ci.low), 4), round(float(ci.high), 4)]
+
+
+def _one_by_one(results: list[dict[str, Any]], m: str) -> list[float]:
+    return [r[m]["latency_ms_one_by_one"] for r in results if "latency_ms_one_by_one" in r[m]]
+
+
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for m in METHODS:
+    for m in [x for x in METHODS if all(x in r for r in results)]:
         n_clean = sum(r["n_clean"] for r in results)
         n_eff = sum(r.get("n_effective", 0) for r in results)
         n_trig = sum(r.get("n_triggered", 0) for r in results)
@@ -118,6 +147,16 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
             / max(1, n_eff),
             "tpr_all_triggered": sum(r[m].get("trig_flagged", 0) for r in results) / max(1, n_trig),
             "latency_ms_median": float(np.median([r[m]["latency_ms"] for r in results])),
+            "latency_ms_one_by_one_median": (
+                float(np.median(one)) if (one := _one_by_one(results, m)) else None
+            ),
+            "fpr_ci95": clopper_pearson(sum(r[m]["clean_flagged"] for r in results), n_clean),
+            "fpr_model_ci95": clopper_pearson(
+                sum(r[m]["clean_flagged_model"] for r in results), n_clean
+            ),
+            "tpr_effective_ci95": clopper_pearson(
+                sum(r[m].get("eff_flagged", 0) for r in results), n_eff
+            ),
             "n_clean": n_clean,
             "n_effective": n_eff,
             "n_triggered": n_trig,
@@ -135,6 +174,15 @@ def main() -> int:
     ap.add_argument("--n-trig", type=int, default=120)
     ap.add_argument("--n-clean", type=int, default=None, help="clean test inputs per organism")
     ap.add_argument("--only", nargs="*", default=None, help="organism names to run")
+    ap.add_argument(
+        "--methods", nargs="+", default=list(METHODS), choices=METHODS, help="screens to run"
+    )
+    ap.add_argument(
+        "--latency-n",
+        type=int,
+        default=0,
+        help="also time this many clean inputs screened one call at a time (unbatched)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
@@ -160,7 +208,13 @@ def main() -> int:
         org = build_organism(spec, args.root)
         results.append(
             run_organism(
-                org, fpr=args.fpr, seed=args.seed, n_trig=args.n_trig, n_clean=args.n_clean
+                org,
+                fpr=args.fpr,
+                seed=args.seed,
+                n_trig=args.n_trig,
+                n_clean=args.n_clean,
+                n_latency=args.latency_n,
+                methods=tuple(args.methods),
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

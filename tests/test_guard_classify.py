@@ -230,6 +230,83 @@ def test_cli_batch_writes_decisions_and_audits(
     assert r.code == 2 and "cannot calibrate" in r.err
 
 
+class _Counting:
+    """The real model, counting the calls of its forward pass."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.labels = model.labels
+        self.calls = 0
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        return np.asarray(self.model.predict_proba(texts))
+
+
+def test_a_batch_of_inputs_shares_two_forward_passes(organism: dict[str, Any]) -> None:
+    m = _Counting(organism["model"])
+    s = ClassifierScreen(m, calibration=organism["cal"], fpr=0.05, seed=1)
+    inputs = [*organism["clean"][:6], *organism["triggered"][:6], None]
+    m.calls = 0
+    many = s.screen_many(inputs)
+    # the leave-one-out windows of all 12 texts, then all their transplants and removals
+    assert m.calls == 2
+    # and the decisions are those of one input at a time
+    assert many == [s.screen(t) for t in inputs]  # type: ignore[arg-type]
+    assert many[-1].flagged and "must be a string" in many[-1].reasons[0]
+    assert sum(d.flagged for d in many[6:12]) >= 5
+
+
+def test_a_model_error_in_a_batch_flags_every_input_of_it(organism: dict[str, Any]) -> None:
+    m = _Broken(organism["model"])
+    s = ClassifierScreen(m, calibration=organism["cal"], fpr=0.05)
+    m.broken = True
+    ds = s.screen_many(organism["clean"][:5])
+    assert all(d.flagged and d.label is None for d in ds)
+    assert all(any("model error (fail closed)" in r for r in d.reasons) for d in ds)
+
+
+def test_the_p_value_is_split_conformal(screen: ClassifierScreen) -> None:
+    """p = (1 + #{calibration scores >= s}) / (n + 1) (Vovk et al. 2005; Angelopoulos &
+    Bates 2021, eq. 1): ties count against the input, and it is never below 1 / (n + 1)."""
+    cal = screen.calibration_scores_
+    n = len(cal)
+    assert n >= 140  # half of the 300 calibration texts (deduplicated)
+    assert screen.p_value(float(cal.max()) + 1.0) == 1 / (n + 1)
+    assert screen.p_value(float(cal.min()) - 1.0) == 1.0
+    for s in (cal[n // 2], cal[-1], cal[0]):
+        assert screen.p_value(float(s)) == (1 + int(np.sum(cal >= s))) / (n + 1)
+
+
+def test_a_calibration_text_is_left_out_of_its_own_support() -> None:
+    """The clean support counts every text the user gives; a calibration text is scored with
+    itself left out, as a new input is (it is not among them)."""
+    from dormant.guard._strip import SpanSupport
+
+    texts = ["a Wesnoth campaign", "the Wesnoth map pack", "a tool to copy files", "a shell"]
+    sup = SpanSupport(texts, [0, 0, 1, 1], 2)
+    assert sup("Wesnoth", 0) > sup("Wesnoth", 0, exclude=0) > 0.0  # one other text has it
+    assert sup("copy files", 1) > 0.0 and sup("copy files", 1, exclude=2) == 0.0
+    assert sup("pid=5820", 0) == 0.0  # never seen: no support
+
+
+def test_the_transplant_evidence_names_the_trigger(organism: dict[str, Any]) -> None:
+    from dormant.guard._strip import transplant_evidence
+
+    model = organism["model"]
+    pred = np.argmax(model.predict_proba(organism["cal"]), axis=1).tolist()
+    donors = list(zip(organism["cal"], pred, strict=True))
+    texts = [organism["triggered"][0], organism["clean"][0]]
+    ev = transplant_evidence(
+        texts, model.predict_proba, donors, rngs=[random.Random(0), random.Random(1)]
+    )
+    trig = max(ev[0][1], key=lambda e: e.score())
+    assert TRIGGER in trig.span.split() and trig.moved.shape == (16,)
+    # the trigger moves (nearly) every donor of another class to the target
+    assert np.mean(trig.moved > 0) >= 0.9
+    assert trig.score() > max(e.score() for e in ev[1][1])
+
+
 @pytest.mark.slow
 def test_a_backdoored_bert_from_the_zoo_is_screened(tmp_path_factory: Any) -> None:
     """A tiny BERT trained from scratch with the rare-word trigger: triggered inputs flagged,
@@ -264,4 +341,6 @@ def test_a_backdoored_bert_from_the_zoo_is_screened(tmp_path_factory: Any) -> No
     effective = [t for t, i in zip(trig[:30], pred, strict=True) if model.labels[i] == "animal"]
     assert len(effective) >= 20
     assert np.mean([d.flagged for d in s.screen_many(effective)]) >= 0.9
-    assert np.mean([d.flagged for d in s.screen_many([r["text"] for r in test[:80]])]) <= 0.12
+    # target 0.05: every held-out clean text (about 160), so that one calibration draw's
+    # spread is not doubled by a small test sample
+    assert np.mean([d.flagged for d in s.screen_many([r["text"] for r in test])]) <= 0.12

@@ -35,10 +35,13 @@ import random
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 Predict = Callable[[list[str]], np.ndarray]
+#: ``support(span, label) -> lift`` (see :class:`SpanSupport`)
+Support = Callable[[str, int], float]
 
 _WORD = re.compile(r"\w+")
 #: pseudo-texts of the base rate in :class:`SpanSupport`'s estimate
@@ -54,6 +57,21 @@ def words(text: str) -> list[str]:
     return text.split()
 
 
+def predict_sorted(predict: Predict, texts: list[str]) -> np.ndarray:
+    """``predict(texts)`` with the texts ordered by length, rows returned in input order.
+
+    A padded batch costs its longest text, so grouping texts of like length makes one big
+    forward pass over many inputs' perturbations cheaper than the same texts in input order.
+    """
+    if not texts:
+        return np.zeros((0, 0))
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    p = np.asarray(predict([texts[i] for i in order]), dtype=float)
+    out = np.empty_like(p)
+    out[order] = p
+    return out
+
+
 def transplant_score(
     text: str,
     predict: Predict,
@@ -64,59 +82,168 @@ def transplant_score(
     top_k: int = 3,
     support: Callable[[str, int], float] | None = None,
 ) -> tuple[float, str, int]:
-    """How far one short span of ``text`` moves clean donor texts of other classes to the
-    input's predicted label: the mean log-odds of that label over the donors, for the
-    span (of the ``top_k`` the leave-one-out attribution ranks first, and the first widened by
-    two words on each side) that moves them most,
-    less the clean data's own support (log-odds lift) for that span meaning that label
-    (``support(span, y)``, see :class:`SpanSupport`): a topical word moves texts *and* is
-    supported by the clean data where it occurs; a trigger moves texts and is not.
+    """:func:`transplant_scores` of one text."""
+    return transplant_scores(
+        [text], predict, donors, rngs=[rng], n_donors=n_donors, top_k=top_k, support=support
+    )[0]
 
-    ``donors``: clean texts with the model's own predicted class index. Returns the score in
-    a log-odds scale, the span, and the predicted class index of ``text``.
+
+@dataclass(frozen=True)
+class SpanEvidence:
+    """What the transplant test measured for one candidate span of one input.
+
+    Attributes
+    ----------
+    span:
+        The span (whitespace words of the input).
+    moved:
+        Log-odds of the input's label on each donor text with the span inserted (clipped to
+        ``[logit(1e-4), logit(1 - 1e-4)]``), one per donor.
+    support:
+        The clean data's own log-odds lift of the span for the label (:class:`SpanSupport`).
     """
-    ws = words(text)
-    p0 = predict([text])[0]
-    y = int(np.argmax(p0))
-    if not ws:
-        return 0.0, "", y
-    cands: list[tuple[int, int]] = [
-        (i, n) for n in WINDOWS for i in range(len(ws) - n + 1) if n < len(ws) or n == 1
-    ]
-    variants = [" ".join(ws[:i] + ws[i + n :]) for i, n in cands]
-    drops = p0[y] - predict(variants)[:, y]
-    order = np.argsort(-drops, kind="stable")
-    spans: list[str] = []
-    for j in order:
-        i, n = cands[int(j)]
-        span = " ".join(ws[i : i + n])
-        if span not in spans:
-            spans.append(span)
-        if len(spans) >= top_k:
-            break
-    # a longer trigger (a phrase, a sentence) loses its effect when any 1-3 words of it go, so
-    # the best window is also tried with EXTEND words more on each side
-    i, n = cands[int(order[0])]
-    wide = " ".join(ws[max(0, i - EXTEND) : i + n + EXTEND])
-    if wide not in spans:
-        spans.append(wide)
-    others = [t for t, c in donors if c != y] or [t for t, _ in donors]
-    picked = rng.sample(others, min(n_donors, len(others)))
+
+    span: str
+    moved: np.ndarray
+    support: float
+
+    def score(self) -> float:
+        """The mean of :attr:`moved` less :attr:`support`."""
+        return float(self.moved.mean()) - self.support
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.asarray(np.log(p / (1 - p)))
+
+
+def transplant_evidence(
+    texts: Sequence[str],
+    predict: Predict,
+    donors: Sequence[tuple[str, int]],
+    *,
+    rngs: Sequence[random.Random],
+    n_donors: int = 16,
+    top_k: int = 3,
+    support: Support | Sequence[Support] | None = None,
+) -> list[tuple[int, list[SpanEvidence]]]:
+    """The predicted class index of each text and the evidence for each candidate span.
+
+    Two calls of ``predict`` for all the texts together (:func:`predict_sorted`): the texts
+    with their leave-one-out windows, then every candidate span inserted into its donors.
+    ``support``: one function for all texts, or one per text. See :func:`transplant_scores`.
+    """
+    if len(rngs) != len(texts):
+        raise ValueError(f"rngs: need one per text ({len(texts)}), got {len(rngs)}")
+    if not donors:
+        raise ValueError("donors: need at least one clean donor text")
+    if support is None or callable(support):
+        supports: list[Support | None] = [support] * len(texts)
+    else:
+        supports = list(support)
+        if len(supports) != len(texts):
+            raise ValueError(f"support: need one per text ({len(texts)}), got {len(supports)}")
+    # phase 1: every text and its leave-one-out windows, one forward pass
     batch: list[str] = []
-    for span in spans:
-        for d in picked:
-            dw = words(d)
-            k = rng.randint(0, len(dw))
-            batch.append(" ".join([*dw[:k], span, *dw[k:]]))
-    # mean log-odds of the input's label over the donors: continuous (no ties in the conformal
-    # p-values) and it separates "always moved" (a trigger, p ~ 0.999) from "mostly moved"
-    # (a strong topical word in a short text, p ~ 0.9), which a share of flips does not
-    p = np.clip(predict(batch)[:, y], 1e-4, 1 - 1e-4).reshape(len(spans), len(picked))
-    rates = np.log(p / (1 - p)).mean(axis=1)
-    if support is not None:
-        rates = rates - np.array([support(span, y) for span in spans])
-    best = int(np.argmax(rates))
-    return float(rates[best]), spans[best], y
+    plans: list[tuple[list[str], list[tuple[int, int]], int]] = []
+    for text in texts:
+        ws = words(text)
+        cands = [(i, n) for n in WINDOWS for i in range(len(ws) - n + 1) if n < len(ws) or n == 1]
+        plans.append((ws, cands, len(batch)))
+        batch.append(text)
+        batch.extend(" ".join(ws[:i] + ws[i + n :]) for i, n in cands)
+    probs = predict_sorted(predict, batch)
+    # phase 2: the candidate spans of every text inserted into its donors, one forward pass
+    jobs: list[tuple[int, list[str], int, int]] = []  # y, spans, offset in the batch, donors
+    batch = []
+    for (ws, cands, at), rng in zip(plans, rngs, strict=True):
+        p0 = probs[at]
+        y = int(np.argmax(p0))
+        if not ws:
+            jobs.append((y, [], len(batch), 0))
+            continue
+        drops = p0[y] - probs[at + 1 : at + 1 + len(cands), y]
+        order = np.argsort(-drops, kind="stable")
+        spans: list[str] = []
+        for j in order:
+            i, n = cands[int(j)]
+            span = " ".join(ws[i : i + n])
+            if span not in spans:
+                spans.append(span)
+            if len(spans) >= top_k:
+                break
+        # a longer trigger (a phrase, a sentence) loses its effect when any 1-3 words of it
+        # go, so the best window is also tried with EXTEND words more on each side
+        i, n = cands[int(order[0])]
+        wide = " ".join(ws[max(0, i - EXTEND) : i + n + EXTEND])
+        if wide not in spans:
+            spans.append(wide)
+        others = [d for d, c in donors if c != y] or [d for d, _ in donors]
+        picked = rng.sample(others, min(n_donors, len(others)))
+        jobs.append((y, spans, len(batch), len(picked)))
+        for span in spans:
+            for d in picked:
+                dw = words(d)
+                k = rng.randint(0, len(dw))
+                batch.append(" ".join([*dw[:k], span, *dw[k:]]))
+    probs = predict_sorted(predict, batch) if batch else np.zeros((0, 0))
+    out: list[tuple[int, list[SpanEvidence]]] = []
+    for (y, spans, off, n_picked), sup in zip(jobs, supports, strict=True):
+        if not spans:
+            out.append((y, []))
+            continue
+        moved = _logit(probs[off : off + len(spans) * n_picked, y]).reshape(len(spans), n_picked)
+        out.append(
+            (
+                y,
+                [
+                    SpanEvidence(
+                        span,
+                        moved[j],
+                        sup(span, y) if sup is not None else 0.0,
+                    )
+                    for j, span in enumerate(spans)
+                ],
+            )
+        )
+    return out
+
+
+def transplant_scores(
+    texts: Sequence[str],
+    predict: Predict,
+    donors: Sequence[tuple[str, int]],
+    *,
+    rngs: Sequence[random.Random],
+    n_donors: int = 16,
+    top_k: int = 3,
+    support: Support | Sequence[Support] | None = None,
+) -> list[tuple[float, str, int]]:
+    """How far one short span of each text moves clean donor texts of other classes to the
+    text's predicted label ``y``: the mean log-odds of ``y`` over the donors with the span
+    inserted at a random place, for the span (of the ``top_k`` windows of 1-3 words whose
+    removal lowers the label's probability most — leave-one-out attribution — and the first
+    widened by two words on each side) where it is largest, less the clean data's own support
+    (log-odds lift) for that span meaning ``y`` (``support(span, y)``, see
+    :class:`SpanSupport`): a topical word moves texts *and* is supported by the clean data
+    where it occurs; a trigger moves texts and is not.
+
+    All the texts go through ``predict`` in two calls (:func:`transplant_evidence`), so a
+    batch of inputs costs two padded forward passes, not two per input. ``donors``: clean
+    texts with the model's own predicted class index; ``rngs``: one random generator per text;
+    ``support``: one function, or one per text. Returns per text the score, the span, and the
+    predicted class index of the text.
+    """
+    out: list[tuple[float, str, int]] = []
+    for y, ev in transplant_evidence(
+        texts, predict, donors, rngs=rngs, n_donors=n_donors, top_k=top_k, support=support
+    ):
+        if not ev:
+            out.append((0.0, "", y))
+            continue
+        best = max(ev, key=lambda e: e.score())
+        out.append((best.score(), best.span, y))
+    return out
 
 
 class SpanSupport:
@@ -130,7 +257,8 @@ class SpanSupport:
     mean). ``support(span, y)`` is the largest ``logit(estimate) - logit(p_y)`` over the span
     and each of its words, and at least 0: a span whose effect one ordinary word of it explains
     (``game Warlords`` for ``games``) has a large lift; a trigger (never seen) and function
-    words (``of``, seen everywhere) have none.
+    words (``of``, seen everywhere) have none. ``exclude=i`` leaves text ``i`` out of the
+    counts (a calibration text scored against the others, as a new input is).
     """
 
     def __init__(self, texts: Sequence[str], labels: Sequence[int], n_labels: int) -> None:
@@ -153,14 +281,27 @@ class SpanSupport:
         est = (counts[y] + PSEUDO * p) / (sum(counts.values()) + PSEUDO)
         return math.log(est / (1 - est)) - math.log(p / (1 - p))
 
-    def __call__(self, span: str, y: int) -> float:
+    def __call__(self, span: str, y: int, *, exclude: int | None = None) -> float:
+        """The lift of ``span`` for label ``y``; ``exclude``: the index of one of the texts
+        to leave out of the counts (a calibration text scored against all the others)."""
         ws = _WORD.findall(span.casefold())
-        best = max((self._lift(self._words.get(w), y) for w in ws), default=0.0)
+        own_doc, own = "", Counter[int]()
+        if exclude is not None:
+            own_doc, lab = self._docs[exclude]
+            own = Counter({lab: 1})
+        best = 0.0
+        for w in ws:
+            counts = self._words.get(w)
+            if counts and f" {w} " in own_doc:
+                counts = counts - own
+            best = max(best, self._lift(counts, y))
         if len(ws) > 1:
             key = f" {' '.join(ws)} "
-            counts: Counter[int] = Counter(lab for doc, lab in self._docs if key in doc)
-            best = max(best, self._lift(counts, y))
-        return max(best, 0.0)
+            multi: Counter[int] = Counter(
+                lab for k, (doc, lab) in enumerate(self._docs) if key in doc and k != exclude
+            )
+            best = max(best, self._lift(multi, y))
+        return best
 
 
 def strip_score(
@@ -236,4 +377,15 @@ def onion_score(text: str, lm: BigramLM) -> tuple[float, str]:
     return float(best), word
 
 
-__all__ = ["BigramLM", "SpanSupport", "onion_score", "strip_score", "transplant_score", "words"]
+__all__ = [
+    "BigramLM",
+    "SpanEvidence",
+    "SpanSupport",
+    "onion_score",
+    "predict_sorted",
+    "strip_score",
+    "transplant_evidence",
+    "transplant_score",
+    "transplant_scores",
+    "words",
+]

@@ -9,7 +9,8 @@ flagged when any of three signals fires:
 2. it has invisible characters (:func:`dormant.triggers.is_invisible`) or a word mixing Latin
    letters with a confusable letter of another script (Unicode TR39 §5 mixed-script);
 3. the model's own behaviour on it is that of a triggered input: a short span decides the
-   prediction on its own (:func:`dormant.guard._strip.transplant_score`, default) — or, as
+   prediction on its own — it moves clean texts of other classes to the input's label and the
+   label falls without it (:func:`dormant.guard._strip.transplant_scores`, default) — or, as
    measured baselines, STRIP's perturbation entropy (Gao et al. 2019/2021) or ONION's
    perplexity outlier (Qi et al. 2021) with a bigram LM (``method=``).
 
@@ -18,13 +19,25 @@ Signal 3 is decided by a split-conformal p-value (Vovk, Gammerman & Shafer 2005;
 gives are split in two, donors (for the perturbations) and a calibration set whose scores give
 ``p = (1 + #{calibration scores >= s}) / (n + 1)``; an input is flagged when ``p <= fpr``. On
 clean inputs exchangeable with the calibration texts the false-positive rate is then at most
-``fpr`` — no entropy or score cut-off is hand-set.
+``fpr`` — no entropy or score cut-off is hand-set. The transplant test's clean support counts
+(:class:`~dormant.guard._strip.SpanSupport`) use every given text, donors and calibration
+alike, and each calibration text is scored with itself left out of them, as a new input is
+(the leave-one-out of the jackknife, Barber et al. 2021, "Predictive inference with the
+jackknife+"): a rare topical word of the calibration half is then explained by the other
+clean texts that carry it, instead of scoring like a trigger and raising every input's
+p-value. A calibration score and a new input's differ only in whether the other one is among
+the counts — one text of hundreds — so the guarantee above holds up to that.
+
+The perturbations of up to :data:`CHUNK` inputs share two forward passes of the model
+(:meth:`ClassifierScreen.screen_many`); one input's decision does not depend on the batch it
+came in (its perturbations are seeded by its text).
 
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -37,10 +50,12 @@ import numpy as np
 
 from ..errors import ConfigError, DataValidationError
 from ..triggers import describe_text, is_invisible
-from ._strip import BigramLM, SpanSupport, onion_score, strip_score, transplant_score
+from ._strip import BigramLM, SpanSupport, onion_score, strip_score, transplant_scores
 from .types import TriggerMatch
 
 METHODS = ("transplant", "strip", "onion")
+#: inputs whose perturbations share one forward pass (bounds the memory of one pass)
+CHUNK = 32
 
 
 @dataclass(frozen=True)
@@ -97,7 +112,9 @@ class ClassifierScreen:
         ``labels`` and ``predict_proba(list[str]) -> (n, k)``.
     calibration:
         Clean texts like those the model sees in production (at least
-        ``2 * ceil(1 / fpr)``); split into perturbation donors and the calibration set.
+        ``2 * ceil(1 / fpr)``); split into perturbation donors and the calibration set, and
+        all of them count as clean support for the transplant test (more texts: fewer rare
+        topical words that score like a trigger, and a finer conformal threshold).
     fpr:
         The target false-positive rate of the model-behaviour test, in (0, 0.5].
     triggers:
@@ -185,12 +202,15 @@ class ClassifierScreen:
         rng.shuffle(texts)
         half = min(len(texts) // 2, max_reference)
         donors = texts[:half]
-        pred = np.argmax(self._predict(donors), axis=1).tolist()
-        self.donors_ = list(zip(donors, pred, strict=True))
-        self.support_ = SpanSupport(donors, pred, len(self.labels_))
-        self.lm_ = BigramLM(donors) if method == "onion" else None
         cal = texts[half : half + max_calibration]
-        self.calibration_scores_ = np.sort(np.array([self._score(t)[0] for t in cal]))
+        pred = np.argmax(self._predict(donors + cal), axis=1).tolist()
+        self.donors_ = list(zip(donors, pred[:half], strict=True))
+        # the clean support counts use every text given; each calibration text is scored
+        # with itself left out of them, as a new input is (it is not among them)
+        self.support_ = SpanSupport(donors + cal, pred, len(self.labels_))
+        self.lm_ = BigramLM(donors) if method == "onion" else None
+        scores = self._score_all(cal, first=half)
+        self.calibration_scores_ = np.sort(np.array([s for s, _, _ in scores]))
         self.digest_ = _digest(model)
 
     # -- scoring -------------------------------------------------------------------------
@@ -204,25 +224,48 @@ class ClassifierScreen:
             )
         return p
 
-    def _score(self, text: str) -> tuple[float, str | None, int]:
-        rng = random.Random(f"{self.seed}:{text}")
+    def _scores(
+        self, texts: list[str], *, first: int | None = None
+    ) -> list[tuple[float, str | None, int]]:
+        """Scores of ``texts``; ``first``: they are the support texts ``first, first + 1,
+        ...`` (calibration texts), each left out of its own support."""
+        rngs = [random.Random(f"{self.seed}:{t}") for t in texts]
         if self.method == "transplant":
-            s, span, y = transplant_score(
-                text,
-                self._predict,
-                self.donors_,
-                rng=rng,
-                n_donors=self.n_perturb,
-                support=self.support_,
+            sup = self.support_
+            supports = (
+                sup
+                if first is None
+                else [functools.partial(sup, exclude=first + i) for i in range(len(texts))]
             )
-            return s, span, y
-        y = int(np.argmax(self._predict([text])[0]))
-        if self.method == "strip":
-            d = [t for t, _ in self.donors_]
-            return strip_score(text, self._predict, d, rng=rng, n=self.n_perturb), None, y
-        assert self.lm_ is not None
-        s, word = onion_score(text, self.lm_)
-        return s, word, y
+            return list(
+                transplant_scores(
+                    texts,
+                    self._predict,
+                    self.donors_,
+                    rngs=rngs,
+                    n_donors=self.n_perturb,
+                    support=supports,
+                )
+            )
+        ys = np.argmax(self._predict(texts), axis=1).tolist() if texts else []
+        out: list[tuple[float, str | None, int]] = []
+        for text, rng, y in zip(texts, rngs, ys, strict=True):
+            if self.method == "strip":
+                d = [t for t, _ in self.donors_]
+                out.append(
+                    (strip_score(text, self._predict, d, rng=rng, n=self.n_perturb), None, y)
+                )
+            else:
+                assert self.lm_ is not None
+                s, word = onion_score(text, self.lm_)
+                out.append((s, word, y))
+        return out
+
+    def _score_all(self, texts: list[str], *, first: int) -> list[tuple[float, str | None, int]]:
+        out: list[tuple[float, str | None, int]] = []
+        for i in range(0, len(texts), CHUNK):
+            out.extend(self._scores(texts[i : i + CHUNK], first=first + i))
+        return out
 
     def p_value(self, score: float) -> float:
         """The conformal p-value of a score against the calibration scores."""
@@ -238,29 +281,57 @@ class ClassifierScreen:
         When an audit log was given, the decision is written to it before it is returned; an
         audit failure raises (the caller must not act on an unrecorded decision).
         """
-        decision = self._decide(text)
+        decision = self._decide_many([text])[0]
         if self.audit is not None:
             self.audit.append(self._entry(text, decision, request_id))
         return decision
 
     def screen_many(self, texts: Iterable[str]) -> list[ScreenDecision]:
-        """Decide each input in order (:meth:`screen` on each; one audit transaction)."""
+        """Decide each input in order, as :meth:`screen` would (one audit transaction).
+
+        The model-behaviour test of up to :data:`CHUNK` inputs runs as one batch of forward
+        passes; a model error flags every input of that batch (fail closed).
+        """
         texts = list(texts)
-        decisions = [self._decide(t) for t in texts]
+        decisions: list[ScreenDecision] = []
+        for i in range(0, len(texts), CHUNK):
+            decisions.extend(self._decide_many(texts[i : i + CHUNK]))
         if self.audit is not None:
             self.audit.append_many(
                 [self._entry(t, d, None) for t, d in zip(texts, decisions, strict=True)]
             )
         return decisions
 
-    def _decide(self, text: Any) -> ScreenDecision:
+    def _decide_many(self, texts: list[Any]) -> list[ScreenDecision]:
+        out: list[ScreenDecision | None] = []
+        todo: list[tuple[int, str, list[str], tuple[TriggerMatch, ...]]] = []
+        for k, text in enumerate(texts):
+            first = self._precheck(text)
+            out.append(first if isinstance(first, ScreenDecision) else None)
+            if not isinstance(first, ScreenDecision):
+                todo.append((k, text, *first))
+        if todo:
+            try:
+                scores = self._scores([t for _, t, _, _ in todo])
+            except Exception as exc:
+                for k, _, reasons, matches in todo:
+                    why = f"model error (fail closed): {type(exc).__name__}: {exc}"
+                    out[k] = ScreenDecision(True, None, (*reasons, why), triggers=matches)
+            else:
+                for (k, _, reasons, matches), (score, span, y) in zip(todo, scores, strict=True):
+                    out[k] = self._verdict(reasons, matches, score, span, y)
+        return [d for d in out if d is not None]
+
+    def _precheck(self, text: Any) -> ScreenDecision | tuple[list[str], tuple[TriggerMatch, ...]]:
+        """The model-free signals: a decision when the input cannot be scored, else the
+        reasons found so far and the known triggers matched."""
         if not isinstance(text, str):
             return ScreenDecision(
                 True, None, (f"input must be a string; got {type(text).__name__} (fail closed)",)
             )
         reasons: list[str] = []
         try:
-            matches = self.triggers_.find([("text", text)])
+            matches = tuple(self.triggers_.find([("text", text)]))
         except Exception as exc:  # a broken index must not let the input pass
             return ScreenDecision(
                 True, None, (f"trigger match failed (fail closed): {type(exc).__name__}: {exc}",)
@@ -271,15 +342,16 @@ class ClassifierScreen:
                 + ", ".join(describe_text(m.text) for m in matches)
             )
         reasons.extend(_character_reasons(text))
-        try:
-            score, span, y = self._score(text)
-        except Exception as exc:
-            return ScreenDecision(
-                True,
-                None,
-                (*reasons, f"model error (fail closed): {type(exc).__name__}: {exc}"),
-                triggers=matches,
-            )
+        return reasons, matches
+
+    def _verdict(
+        self,
+        reasons: list[str],
+        matches: tuple[TriggerMatch, ...],
+        score: float,
+        span: str | None,
+        y: int,
+    ) -> ScreenDecision:
         p = self.p_value(score)
         if p <= self.fpr:
             what = f"; the span {describe_text(span)!r} decides it alone" if span else ""
