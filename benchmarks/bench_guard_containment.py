@@ -332,9 +332,10 @@ def main() -> None:
 
 def _start_guard(upstream: str, policy: Path, registry: str, audit: str) -> Any:
     """``dormant guard serve`` in process: the core's Guard behind the proxy on loopback."""
+    from dormant.guard._app import create_app
     from dormant.guard._open import open_guard
     from dormant.guard._ops import GuardServer
-    from dormant.guard.proxy import ProxySettings, create_app
+    from dormant.guard.proxy import ProxySettings
 
     guard = open_guard(policy, registry_url=registry, audit_url=audit)
     app = create_app(guard, settings=ProxySettings(upstream, timeout=300))
