@@ -98,6 +98,28 @@ def test_no_import_cycle() -> None:
     )
 
 
+def _part(module: str) -> str:
+    """The top-level part a module belongs to: ``dormant.scanners.agent.probes`` ->
+    ``dormant.scanners``."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_the_parts_form_layers() -> None:
+    # Coarser than modules: no two top-level parts (adapters, subjects, registry, provenance,
+    # scanners ...) import each other, even through different modules; see ARCHITECTURE.md.
+    graph = import_graph()
+    parts = nx.DiGraph()
+    parts.add_edges_from((_part(a), _part(b)) for a, b in graph.edges if _part(a) != _part(b))
+    cycles = sorted(sorted(c) for c in nx.strongly_connected_components(parts) if len(c) > 1)
+    detail = [
+        f"{a} -> {b}"
+        for c in cycles
+        for a, b in sorted(graph.edges)
+        if _part(a) in c and _part(b) in c and _part(a) != _part(b)
+    ]
+    assert cycles == [], "parts importing each other:\n" + "\n".join(detail)
+
+
 def test_library_code_does_not_import_bench() -> None:
     graph = import_graph()
     offenders = sorted(

@@ -235,7 +235,7 @@ class Registry:
         Returns the new scan id. Accepts a :class:`~dormant.report.Report` or its
         ``to_dict()`` form (e.g. a ``report.json`` read back).
         """
-        from ..provenance.attestation import report_digest
+        from .._canonical import report_digest
         from .schema import scan_subjects, scans, triggers
 
         data = report.to_dict() if isinstance(report, Report) else report

@@ -5,7 +5,10 @@ Pure functions over numpy arrays; no I/O. See :mod:`dormant.scanners.data.repres
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 #: 1 / Phi^-1(3/4): makes the MAD a consistent estimate of the standard deviation
 MAD_SCALE = 1.482602218505602
@@ -35,17 +38,16 @@ def squash(z: np.ndarray, cut: float) -> np.ndarray:
 
 
 def bh_adjust(p: np.ndarray) -> np.ndarray:
-    """Benjamini–Hochberg (1995) adjusted p-values (q-values), in the input order."""
+    """Benjamini–Hochberg (1995) adjusted p-values (q-values), in the input order.
+
+    ``scipy.stats.false_discovery_control(p, method="bh")``.
+    """
     p = np.asarray(p, dtype=np.float64)
-    m = len(p)
-    if m == 0:
+    if len(p) == 0:
         return p
-    order = np.argsort(p, kind="stable")
-    ranked = p[order] * m / np.arange(1, m + 1)
-    q = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty(m)
-    out[order] = np.clip(q, 0.0, 1.0)
-    return out
+    from scipy.stats import false_discovery_control
+
+    return np.asarray(false_discovery_control(p, method="bh"), dtype=np.float64)
 
 
 def pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,31 +67,23 @@ def tail_counts(scores: np.ndarray, cut: float) -> tuple[np.ndarray, np.ndarray]
 def two_means(
     x: np.ndarray, rng: np.random.Generator, *, n_init: int = 3, max_iter: int = 100
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lloyd's 2-means with k-means++ seeding; returns (labels, centres) of the best start."""
-    best: tuple[float, np.ndarray, np.ndarray] | None = None
-    n = len(x)
-    for _ in range(n_init):
-        c0 = x[rng.integers(n)]
-        d = ((x - c0) ** 2).sum(axis=1)
-        c1 = x[rng.choice(n, p=d / d.sum())] if d.sum() > 0 else x[rng.integers(n)]
-        centres = np.stack([c0, c1])
-        labels = np.zeros(n, dtype=np.int64)
-        for _ in range(max_iter):
-            dist = ((x[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-            labels = dist.argmin(axis=1)
-            if labels.min() == labels.max():
-                break
-            new = np.stack([x[labels == j].mean(axis=0) for j in (0, 1)])
-            if np.allclose(new, centres):
-                break
-            centres = new
-        dist = ((x[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-        labels = dist.argmin(axis=1)
-        inertia = float(dist[np.arange(n), labels].sum())
-        if best is None or inertia < best[0]:
-            best = (inertia, labels, centres)
-    assert best is not None
-    return best[1], best[2]
+    """2-means (Lloyd) with k-means++ seeding (Arthur & Vassilvitskii 2007); the best of
+    ``n_init`` starts by inertia. ``sklearn.cluster.KMeans`` seeded from ``rng``; returns
+    ``(labels, centres)``.
+    """
+    from sklearn.cluster import KMeans
+
+    km = KMeans(
+        n_clusters=2,
+        n_init=n_init,
+        max_iter=max_iter,
+        random_state=int(rng.integers(2**31 - 1)),
+    )
+    with warnings.catch_warnings():
+        # fewer distinct rows than clusters: one cluster, as the split then is
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = km.fit_predict(x)
+    return labels.astype(np.int64), km.cluster_centers_
 
 
 def best_split(
@@ -126,30 +120,29 @@ def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
 
 
 def trimmed_covariance(
-    x: np.ndarray, trim: float, *, max_iter: int = 20
+    x: np.ndarray, trim: float, *, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and covariance of the ``1 - trim`` share of rows closest in Mahalanobis distance.
 
-    Concentration steps (Rousseeuw & Van Driessen 1999) started from the full sample: fit,
-    keep the least outlying rows, refit, until the kept set stops changing. Returns
-    ``(mean, covariance, kept_mask)``.
+    The raw Minimum Covariance Determinant estimate (Rousseeuw & Van Driessen, FAST-MCD, 1999)
+    of ``sklearn.covariance.MinCovDet`` with ``support_fraction = 1 - trim``: its
+    ``raw_location_``, ``raw_covariance_`` (not consistency-corrected nor reweighted) and
+    ``raw_support_``. Returns ``(mean, covariance, kept_mask)``.
     """
     n, k = x.shape
-    drop = int(np.floor(trim * n))
-    keep = np.ones(n, dtype=bool)
-    mean = x.mean(axis=0)
-    cov = np.atleast_2d(np.cov(x.T, bias=True)) + 1e-9 * np.eye(k)
-    for _ in range(max_iter):
-        mean = x[keep].mean(axis=0)
-        cov = np.atleast_2d(np.cov(x[keep].T, bias=True)) + 1e-9 * np.eye(k)
-        diff = x - mean
-        d2 = np.einsum("ij,jk,ik->i", diff, np.linalg.inv(cov), diff)
-        new = np.zeros(n, dtype=bool)
-        new[np.argsort(d2, kind="stable")[: n - drop]] = True
-        if np.array_equal(new, keep):
-            break
-        keep = new
-    return mean, cov, keep
+    if trim <= 0.0:
+        keep = np.ones(n, dtype=bool)
+        return x.mean(axis=0), np.atleast_2d(np.cov(x.T, bias=True)) + 1e-9 * np.eye(k), keep
+    from sklearn.covariance import MinCovDet
+
+    mcd = MinCovDet(support_fraction=1.0 - trim, random_state=seed)
+    with warnings.catch_warnings():
+        # a rank-deficient sample: the ridge below keeps the covariance invertible
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mcd.fit(x)
+    cov = np.atleast_2d(mcd.raw_covariance_) + 1e-9 * np.eye(k)
+    return mcd.raw_location_, cov, np.asarray(mcd.raw_support_, dtype=bool)
 
 
 def que_scores(white: np.ndarray, alpha: float) -> np.ndarray:
