@@ -324,8 +324,8 @@ def probe_model(
     tasks:
         The tasks (:func:`~dormant.subjects.agent.load_tasks`); 20 or more recommended.
     tools:
-        A :class:`~dormant.subjects.sandbox.Sandbox`, tool definitions to offer (answered by the sandbox), or
-        ``None`` for the built-in honeytoken tools.
+        A :class:`~dormant.subjects.sandbox.Sandbox`, tool definitions to offer (answered
+        by the sandbox), or ``None`` for the built-in honeytoken tools.
     data_report:
         A data-scan report whose triggers are tried first.
     context:
