@@ -1,8 +1,8 @@
 """The numerical pieces of the representation scanners, pinned on fixed inputs.
 
-Benjamini-Hochberg, the 2-means split and the trimmed covariance come from scipy and
-scikit-learn; these tests pin the values the hand-written versions they replaced gave on the
-same inputs, so the switch changed no result a user sees.
+Benjamini-Hochberg comes from scipy (the values of the hand-written version it replaced are
+pinned); the 2-means split and the trimmed covariance stay hand-written, because scikit-learn's
+KMeans and MinCovDet measured worse in their place (benchmarks/bench_representation_libs.py).
 """
 
 from __future__ import annotations

@@ -5,10 +5,7 @@ Pure functions over numpy arrays; no I/O. See :mod:`dormant.scanners.data.repres
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 #: 1 / Phi^-1(3/4): makes the MAD a consistent estimate of the standard deviation
 MAD_SCALE = 1.482602218505602
@@ -67,28 +64,36 @@ def tail_counts(scores: np.ndarray, cut: float) -> tuple[np.ndarray, np.ndarray]
 def two_means(
     x: np.ndarray, rng: np.random.Generator, *, n_init: int = 3, max_iter: int = 100
 ) -> tuple[np.ndarray, np.ndarray]:
-    """2-means (Lloyd), the best of ``n_init`` starts by inertia; returns ``(labels, centres)``.
+    """Lloyd's 2-means with k-means++ seeding; returns (labels, centres) of the best start.
 
-    ``sklearn.cluster.KMeans`` from ``sklearn.cluster.kmeans_plusplus`` seeds with one trial
-    per centre — the original k-means++ of Arthur & Vassilvitskii (2007), not scikit-learn's
-    greedy default (several trials per centre): the greedy seeding lands in the balanced split
-    nearly every time, and :func:`best_split` needs the other local optima too (with it,
-    activation clustering found the planted group in 2 of 8 seeds instead of 4; see
-    BENCHMARKS.md).
+    Written here rather than with ``sklearn.cluster.KMeans``: :func:`best_split` picks among
+    the local optima of single starts by silhouette, and the KMeans-based split (greedy or
+    one-trial k-means++ seeds) measured worse for activation clustering — the planted group
+    found in 2 of 8 seeds instead of 4, mean F1 0.25 instead of 0.48, on the same embeddings
+    in the same run (``benchmarks/bench_representation_libs.py``, BENCHMARKS.md).
     """
-    from sklearn.cluster import KMeans, kmeans_plusplus
-
     best: tuple[float, np.ndarray, np.ndarray] | None = None
+    n = len(x)
     for _ in range(n_init):
-        seed = int(rng.integers(2**31 - 1))
-        centres, _ = kmeans_plusplus(x, n_clusters=2, random_state=seed, n_local_trials=1)
-        km = KMeans(n_clusters=2, init=centres, n_init=1, max_iter=max_iter)
-        with warnings.catch_warnings():
-            # fewer distinct rows than clusters: one cluster, as the split then is
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            labels = km.fit_predict(x)
-        if best is None or km.inertia_ < best[0]:
-            best = (float(km.inertia_), labels.astype(np.int64), km.cluster_centers_)
+        c0 = x[rng.integers(n)]
+        d = ((x - c0) ** 2).sum(axis=1)
+        c1 = x[rng.choice(n, p=d / d.sum())] if d.sum() > 0 else x[rng.integers(n)]
+        centres = np.stack([c0, c1])
+        labels = np.zeros(n, dtype=np.int64)
+        for _ in range(max_iter):
+            dist = ((x[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+            labels = dist.argmin(axis=1)
+            if labels.min() == labels.max():
+                break
+            new = np.stack([x[labels == j].mean(axis=0) for j in (0, 1)])
+            if np.allclose(new, centres):
+                break
+            centres = new
+        dist = ((x[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+        labels = dist.argmin(axis=1)
+        inertia = float(dist[np.arange(n), labels].sum())
+        if best is None or inertia < best[0]:
+            best = (inertia, labels, centres)
     assert best is not None
     return best[1], best[2]
 
@@ -127,29 +132,36 @@ def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
 
 
 def trimmed_covariance(
-    x: np.ndarray, trim: float, *, seed: int = 0
+    x: np.ndarray, trim: float, *, max_iter: int = 20
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and covariance of the ``1 - trim`` share of rows closest in Mahalanobis distance.
 
-    The raw Minimum Covariance Determinant estimate (Rousseeuw & Van Driessen, FAST-MCD, 1999)
-    of ``sklearn.covariance.MinCovDet`` with ``support_fraction = 1 - trim``: its
-    ``raw_location_``, ``raw_covariance_`` (not consistency-corrected nor reweighted) and
-    ``raw_support_``. Returns ``(mean, covariance, kept_mask)``.
+    Concentration steps (Rousseeuw & Van Driessen 1999) started from the full sample: fit,
+    keep the least outlying rows, refit, until the kept set stops changing. Returns
+    ``(mean, covariance, kept_mask)``.
+
+    Written here rather than with ``sklearn.covariance.MinCovDet``: its FAST-MCD starts from
+    random subsets, and its raw estimate gave SPECTRE one more finding on clean data (2 of 8
+    seeds instead of 1) on the same embeddings in the same run
+    (``benchmarks/bench_representation_libs.py``, BENCHMARKS.md); starting the concentration
+    steps from the full sample is deterministic and is what SPECTRE's robust whitening needs.
     """
     n, k = x.shape
-    if trim <= 0.0:
-        keep = np.ones(n, dtype=bool)
-        return x.mean(axis=0), np.atleast_2d(np.cov(x.T, bias=True)) + 1e-9 * np.eye(k), keep
-    from sklearn.covariance import MinCovDet
-
-    mcd = MinCovDet(support_fraction=1.0 - trim, random_state=seed)
-    with warnings.catch_warnings():
-        # a rank-deficient sample: the ridge below keeps the covariance invertible
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mcd.fit(x)
-    cov = np.atleast_2d(mcd.raw_covariance_) + 1e-9 * np.eye(k)
-    return mcd.raw_location_, cov, np.asarray(mcd.raw_support_, dtype=bool)
+    drop = int(np.floor(trim * n))
+    keep = np.ones(n, dtype=bool)
+    mean = x.mean(axis=0)
+    cov = np.atleast_2d(np.cov(x.T, bias=True)) + 1e-9 * np.eye(k)
+    for _ in range(max_iter):
+        mean = x[keep].mean(axis=0)
+        cov = np.atleast_2d(np.cov(x[keep].T, bias=True)) + 1e-9 * np.eye(k)
+        diff = x - mean
+        d2 = np.einsum("ij,jk,ik->i", diff, np.linalg.inv(cov), diff)
+        new = np.zeros(n, dtype=bool)
+        new[np.argsort(d2, kind="stable")[: n - drop]] = True
+        if np.array_equal(new, keep):
+            break
+        keep = new
+    return mean, cov, keep
 
 
 def que_scores(white: np.ndarray, alpha: float) -> np.ndarray:
