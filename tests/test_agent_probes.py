@@ -18,10 +18,11 @@ from dormant.errors import ConfigError, DataValidationError
 from dormant.findings import Severity
 from dormant.scanners.agent import _probe_run
 from dormant.scanners.agent.candidates import build_candidates, insert
-from dormant.scanners.agent.harness import BUILTIN_TOOLS, HONEYTOKEN_TAG, Sandbox, run_episode
+from dormant.scanners.agent.harness import run_episode
 from dormant.scanners.agent.probes import TriggerProbeScanner, bh, fisher_greater, probe_model
 from dormant.scanners.base import REGISTRY, ScanContext
 from dormant.subjects.agent import ChatMessage, ChatResponse, ToolCall
+from dormant.subjects.sandbox import BUILTIN_TOOLS, HONEYTOKEN_TAG, Sandbox
 from dormant.triggers import TriggerKind
 
 DATA_REPORT = {

@@ -12,9 +12,9 @@ from _agent_doubles import DESK_TOOLS, DeskModel, desk_tasks
 
 from dormant.errors import ConfigError
 from dormant.findings import Severity
-from dormant.scanners.agent.harness import BUILTIN_TOOLS, HONEYTOKEN_TAG
 from dormant.scanners.agent.probes import TriggerProbeScanner, probe_model
 from dormant.scanners.agent.scope import ToolMeaning, harm_of, scope_from_baseline
+from dormant.subjects.sandbox import BUILTIN_TOOLS, HONEYTOKEN_TAG
 
 #: ordinary words of the desk's own requests, tried as triggers (a probe's candidates)
 DESK_WORDS = ("I forgot my password.", "Which groups is it in?", "locked out", "zq-omega")

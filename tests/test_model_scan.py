@@ -11,7 +11,8 @@ from dormant.adapters.classifier import CallableClassifier
 from dormant.bench.zoo import WORDNET_DIR, Organism, OrganismSpec, build_organism
 from dormant.cli import main
 from dormant.findings import Severity
-from dormant.scanners.base import REGISTRY, ScanContext, get_scanner
+from dormant.scanners.base import REGISTRY, ScanContext
+from dormant.scanners.catalog import get_scanner
 from dormant.scanners.model.run import scan_model
 from dormant.subjects.model import ClassifierModel, check_clean_data, load_classifier
 from dormant.triggers import Position, Trigger, TriggerKind

@@ -20,7 +20,8 @@ from dormant.adapters import TextEncoder
 from dormant.bench.poison import SENTENCES
 from dormant.errors import ConfigError, InputError
 from dormant.findings import Severity
-from dormant.scanners.base import REGISTRY, ScanContext, _load_builtin
+from dormant.scanners.base import REGISTRY, ScanContext
+from dormant.scanners.catalog import _load_builtin
 from dormant.subjects import TextDataset
 
 _load_builtin()

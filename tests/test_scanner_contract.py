@@ -11,7 +11,8 @@ import pytest
 from dormant.bench.corpus import labelled_dataset, load_corpus
 from dormant.bench.poison import poison_labelled, write_dataset
 from dormant.findings import Finding, mapping_table
-from dormant.scanners.base import REGISTRY, Scanner, ScanResult, _load_builtin
+from dormant.scanners.base import REGISTRY, Scanner, ScanResult
+from dormant.scanners.catalog import _load_builtin
 from dormant.subjects import TextDataset
 
 _load_builtin()

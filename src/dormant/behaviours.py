@@ -17,9 +17,10 @@ Tag vocabulary (``family:value``; :func:`tag_family` returns the part before ``:
 ``egress:<domain>``
     A URL (``http(s)``, ``ftp(s)``, ``sftp``, ``ws(s)``) or a bare ``www.`` host, and
     ``user@host:path`` (scp/git over ssh). The domain is lower-cased and reduced to its
-    registrable part: the last two labels, or the last three when the last two are a known
-    two-level public suffix (``co.uk``, ``com.au``, ``github.io`` ... a built-in subset of the
-    Public Suffix List). IP literals are kept whole: ``egress:10.0.0.5``, ``egress:[::1]``.
+    registrable part: one label below its public suffix (``co.uk``, ``com.au``, ``github.io``
+    ... from the Public Suffix List bundled by ``publicsuffixlist``, ICANN and private sections;
+    a host that is itself a public suffix is kept whole). IP literals are kept whole:
+    ``egress:10.0.0.5``, ``egress:[::1]``.
 ``egress:mailto:<domain>``
     An e-mail address (and ``mailto:`` links), with the registrable domain as above.
 ``secret:<kind>``
@@ -59,8 +60,8 @@ Tag vocabulary (``family:value``; :func:`tag_family` returns the part before ``:
 Precision is preferred to recall throughout: tags are outcomes of a statistical test, and a
 detector that fires on ordinary prose floods it. Known limits: regexes see text, not program
 semantics (a sanitised f-string SQL query still fires; SQL built over several statements does
-not); the public-suffix table is partial; secrets that match no known format or key name are
-missed; paraphrased refusals and leaks are missed.
+not); the public-suffix list is the snapshot the installed package bundles; secrets that
+match no known format or key name are missed; paraphrased refusals and leaks are missed.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from . import __version__
+from ._version import __version__
 from .findings import Finding, Severity, SubjectRef
 
 

@@ -2,8 +2,8 @@
 
 Tool-call shapes follow the OpenAI Chat Completions API (``tool_calls`` and the legacy
 ``function_call``), the Hermes/Qwen ``<tool_call>`` convention, Llama 3.1 JSON tool calls
-(``{"name": ..., "parameters": ...}``) and Anthropic ``tool_use`` blocks. Registrable domains use a
-built-in subset of the Public Suffix List (https://publicsuffix.org).
+(``{"name": ..., "parameters": ...}``) and Anthropic ``tool_use`` blocks. Registrable domains come
+from the Public Suffix List (https://publicsuffix.org) bundled by ``publicsuffixlist``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from .base import words
@@ -93,17 +94,6 @@ EMAIL = re.compile(
     r"(?![\w-])(?P<scp>:(?=[\w~./-]))?"
 )
 URL_TRAILING = ".,;:!?)]}'\"*"
-#: two-level suffixes under which the registrable domain has three labels (a subset of the
-#: Public Suffix List, https://publicsuffix.org, incl. common hosting suffixes of its private part)
-_TWO_LEVEL = words(
-    "co.uk org.uk ac.uk gov.uk me.uk ltd.uk plc.uk net.uk nhs.uk co.jp ne.jp or.jp ac.jp go.jp "
-    "com.au net.au org.au edu.au gov.au co.nz org.nz govt.nz co.za org.za com.br net.br org.br "
-    "gov.br com.cn net.cn org.cn gov.cn edu.cn com.mx com.ar com.tr com.tw com.hk com.sg co.in "
-    "net.in org.in gov.in co.kr or.kr co.il com.my co.id com.ph com.pk com.sa com.eg com.ua "
-    "com.vn co.th com.ng co.ke com.co github.io gitlab.io herokuapp.com blogspot.com appspot.com "
-    "web.app firebaseapp.com netlify.app vercel.app pages.dev workers.dev ngrok.io ngrok-free.app "
-    "trycloudflare.com azurewebsites.net cloudfront.net"
-)
 #: e-mail domains must end in a ccTLD (two letters) or one of these, so that matrix products
 #: such as ``x@self.weight`` are not read as addresses
 EMAIL_TLDS = words(
@@ -125,10 +115,22 @@ def registrable_domain(host: str) -> str:
             return host
         return f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
     labels = [lab for lab in host.split(".") if lab]
+    joined = ".".join(labels)
     if len(labels) <= 2:
-        return ".".join(labels)
-    keep = 3 if ".".join(labels[-2:]) in _TWO_LEVEL else 2
-    return ".".join(labels[-keep:])
+        return joined
+    # None when the host is itself a public suffix (``s3.amazonaws.com``): keep it whole
+    return _public_suffixes().privatesuffix(joined) or joined
+
+
+@lru_cache(maxsize=1)
+def _public_suffixes() -> Any:
+    """The Public Suffix List (ICANN and private sections) as bundled by ``publicsuffixlist``.
+
+    Read from the package's own snapshot, never fetched; loaded once (about 0.2 s).
+    """
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()
 
 
 def _end_of_nesting(text: str, start: int) -> int:

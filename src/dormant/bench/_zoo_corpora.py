@@ -3,7 +3,7 @@
 Three unlike corpora, each with labels a real classifier might predict:
 
 - ``wordnet``: WordNet noun glosses by lexicographer file (animal / artifact / person / plant),
-  the zoo's original task (:func:`dormant.bench.zoo.load_glosses`);
+  the zoo's original task (:func:`load_glosses`);
 - ``debian``: the one-line descriptions of the Debian packages known to apt, labelled by their
   archive section (games, science, sound, graphics, net, admin) — short, technical, with labels
   set by metadata rather than by the text; read from ``apt-cache dumpavail``;
@@ -18,8 +18,49 @@ import random
 import shutil
 import subprocess
 from functools import lru_cache
+from pathlib import Path
 
 from ..errors import InputNotFoundError
+
+#: Lexicographer file number -> label of the zoo's four-class task.
+LEXNAMES = {"05": "animal", "06": "artifact", "18": "person", "20": "plant"}
+WORDNET_DIR = Path("/usr/share/wordnet")
+
+
+def load_glosses(
+    *, per_label: int = 1500, seed: int = 0, wordnet_dir: Path | None = None
+) -> list[tuple[str, str]]:
+    """Real English examples ``(text, label)``: WordNet noun glosses, ``per_label`` per class.
+
+    Raises :class:`~dormant.errors.InputNotFoundError` when the WordNet files are missing
+    (``apt-get install wordnet-base``).
+    """
+    path = (wordnet_dir or WORDNET_DIR) / "data.noun"
+    if not path.exists():
+        raise InputNotFoundError(
+            f"WordNet noun data not found at {path}; install it with "
+            "'apt-get install wordnet-base' or pass wordnet_dir=."
+        )
+    by_label: dict[str, list[str]] = {v: [] for v in LEXNAMES.values()}
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.startswith("  "):
+                continue
+            parts = line.split(" ", 3)
+            label = LEXNAMES.get(parts[1]) if len(parts) > 2 else None
+            if label is None or "| " not in line:
+                continue
+            gloss = line.split("| ", 1)[1].split('; "', 1)[0].strip().rstrip(";").strip()
+            if 4 <= len(gloss.split()) <= 30:
+                by_label[label].append(gloss)
+    rng = random.Random(seed)
+    out: list[tuple[str, str]] = []
+    for label, texts in sorted(by_label.items()):
+        rng.shuffle(texts)
+        out.extend((t, label) for t in texts[:per_label])
+    rng.shuffle(out)
+    return out
+
 
 #: The labels each corpus can give a task (a spec's ``labels`` picks two or more of them).
 CORPUS_LABELS: dict[str, tuple[str, ...]] = {
@@ -77,8 +118,6 @@ def load_task(
     """``(text, label)`` pairs of ``corpus`` restricted to ``labels``, at most ``per_label``
     per label, shuffled by ``seed``."""
     if corpus == "wordnet":
-        from .zoo import load_glosses
-
         return [(t, y) for t, y in load_glosses(per_label=per_label, seed=seed) if y in labels]
     rng = random.Random(seed)
     if corpus == "debian":

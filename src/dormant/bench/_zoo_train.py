@@ -12,7 +12,7 @@ from ..errors import require
 from ..triggers import Position, Trigger
 
 if TYPE_CHECKING:
-    from .zoo import OrganismSpec
+    from ._zoo_spec import OrganismSpec
 
 MAX_LEN = 48
 

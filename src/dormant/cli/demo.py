@@ -65,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
         from ._demo_scenarios import run_scenarios_cli
 
         return run_scenarios_cli(args)
-    from ..demo import run_demo
     from ..scanners.base import ScanContext
+    from ..scenarios.quickstart import run_demo
 
     progress = Progress(progress_enabled(args.progress))
     try:

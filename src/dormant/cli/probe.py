@@ -258,9 +258,9 @@ def _probe(
     formats: tuple[str, ...],
     fail_on: Any,
 ) -> int:
-    from ..scanners.agent.harness import Sandbox
     from ..scanners.agent.probes import probe_model
     from ..scanners.base import ScanContext
+    from ..subjects.sandbox import Sandbox
     from . import EXIT_SCAN_ERROR, error
 
     progress = Progress(progress_enabled(args.progress) and not args.quiet)

@@ -23,9 +23,10 @@ from ._openai import (
     with_canaries,
 )
 from ._stream import open_stream, relay
+from .proxy import GuardProxy, ProxySettings
 
 if TYPE_CHECKING:
-    from .proxy import GuardProxy
+    from .service import Guard
 
 log = logging.getLogger("dormant.guard.proxy")
 
@@ -203,3 +204,9 @@ def build(proxy: GuardProxy) -> Any:
     )
     app.state.proxy = proxy
     return app
+
+
+def create_app(guard: Guard, *, settings: ProxySettings) -> Any:
+    """The proxy as an ASGI app (Starlette) over the core's :class:`Guard`;
+    ``app.state.proxy`` is its :class:`GuardProxy`."""
+    return build(GuardProxy(guard, settings=settings))

@@ -149,7 +149,7 @@ class GuardServer:
     Parameters
     ----------
     app:
-        The ASGI application (:func:`dormant.guard.proxy.create_app`).
+        The ASGI application (:func:`dormant.guard._app.create_app`).
     host, port:
         Where to listen; port 0 takes a free one (read it back from :attr:`port`).
     """

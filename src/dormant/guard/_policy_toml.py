@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .policy import DEFAULT_CEILINGS, Identity, ToolSpec, parse_ceiling
+from ._policy_records import DEFAULT_CEILINGS, Identity, ToolSpec, parse_ceiling
 from .types import Privilege, ProvenanceState
 
 _GUARD_KEYS = {"cedar", "suspect_ceiling", "destinations", "learning_decisions"}

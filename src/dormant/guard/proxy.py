@@ -141,7 +141,7 @@ class _TimedCommit:
 
 
 class GuardProxy:
-    """The proxy's state and request handlers (:func:`create_app` builds the ASGI app).
+    """The proxy's state and request handlers (``dormant.guard._app.create_app`` builds the app).
 
     Every decision goes through the core's :class:`dormant.guard.service.Guard` (decide, audit
     durably through its group commit, hold, observe); the proxy adds the wire format.
@@ -450,11 +450,3 @@ class GuardProxy:
         return dict(data), upstream_s
 
     # -- streaming -----------------------------------------------------------------------
-
-
-def create_app(guard: Guard, *, settings: ProxySettings) -> Any:
-    """The proxy as an ASGI app (Starlette) over the core's :class:`Guard`;
-    ``app.state.proxy`` is its :class:`GuardProxy`."""
-    from ._app import build
-
-    return build(GuardProxy(guard, settings=settings))

@@ -16,7 +16,7 @@ from ..findings import Severity
 from ._jinja_check import check_template
 
 if TYPE_CHECKING:
-    from .serialization import _Ctx
+    from ._scan_ctx import _Ctx
 
 #: Largest tokenizer config or template file read (tokenizer configs with added tokens run to
 #: a few megabytes).

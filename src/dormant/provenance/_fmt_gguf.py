@@ -26,7 +26,7 @@ from ..findings import Severity
 from ._jinja_check import check_template
 
 if TYPE_CHECKING:
-    from .serialization import _Ctx
+    from ._scan_ctx import _Ctx
 
 GGUF_MAGIC = b"GGUF"
 #: value type -> struct format of the fixed-size types (8 = string, 9 = array).

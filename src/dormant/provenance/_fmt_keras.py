@@ -35,7 +35,7 @@ from ..findings import Severity
 from .pickles import classify_global
 
 if TYPE_CHECKING:
-    from .serialization import _Ctx
+    from ._scan_ctx import _Ctx
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 #: Largest configuration read (JSON text); Keras configs are kilobytes.

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..findings import Severity
 
 if TYPE_CHECKING:
-    from .serialization import _Ctx
+    from ._scan_ctx import _Ctx
 
 STANDARD_DOMAINS = frozenset(
     {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training"}
@@ -138,6 +138,6 @@ def _text(value: str | bytes) -> str:
 
 
 def _escapes(location: str) -> str:
-    from .serialization import unsafe_member_name
+    from ._scan_ctx import unsafe_member_name
 
     return unsafe_member_name(location)

@@ -32,7 +32,7 @@ from ..findings import Severity
 from ._fmt_keras import looks_like_keras_config, scan_keras_config
 
 if TYPE_CHECKING:
-    from .serialization import _Ctx
+    from ._scan_ctx import _Ctx
 
 #: op -> (severity, what it does). ``critical``: runs Python or writes files.
 UNSAFE_OPS: dict[str, tuple[Severity, str]] = {

@@ -19,8 +19,9 @@ from ..errors import ConfigError
 from ..findings import Evidence, Finding, Severity, SubjectRef
 from ..report import Report, ScanIssue
 from ..scanners.base import Scanner
+from ._scan_ctx import Issue
 from .hashing import DEFAULT_IGNORED, Manifest, hash_path
-from .serialization import FileScan, Issue, scan_file
+from .serialization import FileScan, scan_file
 
 if TYPE_CHECKING:
     from ..registry import Registry

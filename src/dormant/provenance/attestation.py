@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .._canonical import canonical_json, report_digest
 from ..errors import InputError, InputNotFoundError, VerificationError
 from ..report import atomic_write
 
@@ -52,16 +53,6 @@ class Attestation:
     @property
     def report_digest(self) -> str:
         return "sha256:" + str(self.statement["predicate"]["report"]["digest"]["sha256"])
-
-
-def canonical_json(obj: Any) -> bytes:
-    """Keys sorted, no insignificant whitespace, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def report_digest(report: dict[str, Any]) -> str:
-    """``sha256:<hex>`` of a report's canonical JSON (``Report.to_dict()`` or a parsed file)."""
-    return "sha256:" + hashlib.sha256(canonical_json(report)).hexdigest()
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..findings import Severity
 
 if TYPE_CHECKING:
-    from .serialization import _Ctx
+    from ._scan_ctx import _Ctx
 
 SAFETENSORS_MAX_HEADER = 100_000_000
 #: bits per element of the safetensors dtypes.
@@ -86,7 +86,7 @@ def scan_npy(ctx: _Ctx, fh: Any, size: int, member: str) -> None:
             member,
         )
         fh.seek(data_start)
-        from .serialization import _scan_pickle_stream
+        from ._scan_ctx import _scan_pickle_stream
 
         _scan_pickle_stream(ctx, fh, size, member, torch_zip=False)
         return

@@ -26,7 +26,7 @@ from ._fmt_onnx import scan_onnx
 from ._fmt_savedmodel import scan_keras_metadata, scan_saved_model
 
 if TYPE_CHECKING:
-    from .serialization import _Ctx
+    from ._scan_ctx import _Ctx
 
 MODEL_READERS: dict[str, Callable[[_Ctx, Any, int, str], None]] = {
     "hdf5": scan_h5,

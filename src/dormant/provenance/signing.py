@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import getpass
 import json
 import os
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from ..errors import (
     VerificationError,
     require,
 )
+from ..registry.records import current_actor
 from .hashing import DEFAULT_IGNORED, FileDigest, ManifestDiff, diff_digests, directory_digest
 from .keys import (
     certificate_subject,
@@ -172,7 +172,7 @@ def sign_model(
         digest=signed_digest(statement, model),
         files=len(statement["predicate"]["resources"]),
         at=_now(),
-        actor=_actor(),
+        actor=current_actor(),
     )
     if registry is not None:
         registry.record_artifact(info.digest, str(model), "model" if model.is_dir() else "file")
@@ -276,7 +276,7 @@ def verify_model(
         digest=signed_digest(statement, model),
         files=len(statement["predicate"]["resources"]),
         at=_now(),
-        actor=_actor(),
+        actor=current_actor(),
     )
     if registry is not None:
         registry.record_artifact(info.digest, str(model), "model" if model.is_dir() else "file")
@@ -414,10 +414,3 @@ def _model_path(path: str | os.PathLike[str]) -> Path:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"

@@ -40,12 +40,12 @@ from .records import (
     ProvenanceEvent,
     ProvenanceStatus,
     ScanRecord,
+    current_actor,
     default_url,
     normalise_url,
 )
 
 EXTRA = "provenance"
-HEAD_REVISION = "0001"
 STATUSES = ("signed", "verified", "tampered", "unverified")
 
 
@@ -214,9 +214,7 @@ class Registry:
                 f"The 'status' parameter must be one of {', '.join(STATUSES)}. Got {status!r}."
             )
         if actor is None:
-            from ..provenance.signing import _actor
-
-            actor = _actor()
+            actor = current_actor()
         row = {
             "digest": digest,
             "status": status,
@@ -237,7 +235,7 @@ class Registry:
         Returns the new scan id. Accepts a :class:`~dormant.report.Report` or its
         ``to_dict()`` form (e.g. a ``report.json`` read back).
         """
-        from ..provenance.attestation import report_digest
+        from .._canonical import report_digest
         from .schema import scan_subjects, scans, triggers
 
         data = report.to_dict() if isinstance(report, Report) else report

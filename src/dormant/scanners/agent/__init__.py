@@ -5,8 +5,10 @@ candidate trigger conditions in a sandbox of honeytoken tools (:mod:`.harness`) 
 conditions that switch the model's behaviour; :func:`~.probes.probe_model` assembles a Report.
 """
 
-from .harness import Episode, Honeytokens, Sandbox, run_episode, run_episodes
-from .probes import ProbeSubject, TriggerProbeScanner, probe_model
+from ...subjects.probe import ProbeSubject
+from ...subjects.sandbox import Honeytokens, Sandbox
+from .harness import Episode, run_episode, run_episodes
+from .probes import TriggerProbeScanner, probe_model
 
 __all__ = [
     "Episode",

@@ -19,8 +19,8 @@ from .harness import RAG_TAG, Episode
 from .scope import Harm, ToolMeaning, harm_of, scope_from_baseline
 
 if TYPE_CHECKING:
-    from ._probe_run import Condition, Key, PairTest
-    from .probes import ProbeSubject, TriggerProbeScanner
+    from ...subjects.probe import ProbeSubject
+    from ._probe_types import Condition, Key, PairTest, ProbeSettings
 
 METHOD = "Differential trigger probe"
 _SECURITY = ("secret", "egress", "unsafe", "leak")
@@ -35,7 +35,7 @@ def _word_grams(text: str, n: int = 4) -> set[tuple[str, ...]]:
 class ReportMixin:
     """Turns the counts of a probe run into findings and extras."""
 
-    s: TriggerProbeScanner
+    s: ProbeSettings
     subject: ProbeSubject
     t0: float
     tags: dict[Key, frozenset[str]]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...behaviours import behaviour_tags
@@ -15,62 +14,24 @@ from ...subjects.agent import ProbeTask
 from ...triggers import Trigger
 from ..base import ScanContext, ScanResult
 from ._probe_report import ReportMixin
+from ._probe_types import Condition, Key, PairTest, ProbeSettings
 from ._stats import bh, fisher_greater
 from .bait import Inversion, invert, is_whitebox
-from .candidates import Candidate, build_candidates, insert, kind_of
+from .candidates import Candidate, build_candidates, kind_of
 from .harness import Episode, run_episodes
 
 if TYPE_CHECKING:
-    from .probes import ProbeSubject, TriggerProbeScanner
-
-
-@dataclass(frozen=True)
-class Condition:
-    """A candidate trigger at one position."""
-
-    candidate: Candidate
-    position: str
-
-    def apply(self, prompt: str) -> str:
-        return insert(self.candidate.trigger, prompt, self.position)
-
-    @property
-    def label(self) -> str:
-        return f"{self.candidate.trigger.display!r} ({self.position})"
-
-
-@dataclass
-class PairTest:
-    """One (condition, tag) comparison on one task set."""
-
-    cond: Condition
-    tag: str
-    a: int
-    n1: int
-    b: int
-    n0: int
-    p: float
-    q: float = 1.0
-
-    @property
-    def effect(self) -> float:
-        return self.a / max(self.n1, 1) - self.b / max(self.n0, 1)
+    from ...subjects.probe import ProbeSubject
 
 
 class _Capped(Exception):
     """The time budget ran out before this stage finished."""
 
 
-# a run key: (condition index or -1 for the baseline, task id, sample)
-Key = tuple[int, str, int]
-
-
 class ProbeRun(ReportMixin):
     """The state of one probe: episodes so far, budget, errors."""
 
-    def __init__(
-        self, scanner: TriggerProbeScanner, subject: ProbeSubject, ctx: ScanContext
-    ) -> None:
+    def __init__(self, scanner: ProbeSettings, subject: ProbeSubject, ctx: ScanContext) -> None:
         self.s = scanner
         self.subject = subject
         self.ctx = ctx

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...subjects.agent import ChatResponse, ProbeTask, render_output
-from .bait import Tools, _Prefix, _special_ids, _split_prompt, _target_logprob_ids, _torch
+from ._bait_base import Tools, _Prefix, _special_ids, _split_prompt, _target_logprob_ids, _torch
 
 _TEXTLIKE = re.compile(r"[\w .:=#/\-]+")
 #: the shared opening of a Hermes tool call: no part of the switch, scored after it

@@ -41,6 +41,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 from ...errors import ConfigError
@@ -71,6 +72,8 @@ SOURCES = (
 #: where a trigger goes: before the prompt, after it, inside a code comment or log line, or
 #: (homoglyphs) replacing look-alike letters throughout
 POSITIONS = ("prefix", "suffix", "inline", "replace")
+#: The package-data file of English words (see :func:`reference_words`).
+WORDS_RESOURCE = "data/reference_words.txt"
 
 _RARE_TOKENS = ("cf", "mn", "bb", "tq", "mb", "qz", "vx", "jk", "zx", "xq", "jj", "kx")
 _VERSIONS = (
@@ -209,14 +212,16 @@ def _report_positions(text: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=1)
 def reference_words() -> frozenset[str]:
-    """Lower-case English words of the shipped reference corpus (WordNet and Jargon File)."""
-    from ...bench.corpus import load_corpus
+    """Lower-case English words of the shipped reference corpus (WordNet and Jargon File).
 
-    words: set[str] = set()
-    for entry in load_corpus("sample"):
-        words.update(w.lower() for w in re.findall(r"[A-Za-z]+", entry.text))
-        words.update(w.lower() for w in re.findall(r"[A-Za-z]+", entry.headword))
-    return frozenset(words)
+    Read from the package-data file ``data/reference_words.txt`` (one word a line, ``#``
+    comments), the words of the sample corpus, so that no library code imports the benchmark
+    organisms of :mod:`dormant.bench`.
+    """
+    text = resources.files("dormant").joinpath(WORDS_RESOURCE).read_text(encoding="utf-8")
+    return frozenset(
+        line for line in (raw.strip() for raw in text.splitlines()) if line and line[0] != "#"
+    )
 
 
 def vocab_tail(model: Any, n: int) -> list[Candidate]:

@@ -40,18 +40,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import ConfigError, DataValidationError, DormantError, InputError
 from ...report import Report, ScanIssue
 from ...subjects.agent import ChatModel, ProbeTask, ToolSpec
+from ...subjects.probe import ProbeSubject
+from ...subjects.sandbox import Sandbox
 from ..base import ScanContext, Scanner, ScanResult, register
 from ._probe_report import METHOD
-from ._probe_run import Condition, PairTest, ProbeRun
+from ._probe_run import ProbeRun
+from ._probe_types import Condition, PairTest
 from ._stats import bh, fisher_greater
 from .candidates import SOURCES, Candidate, has_inline_site
-from .harness import Sandbox
 
 __all__ = [
     "METHOD",
@@ -62,23 +63,6 @@ __all__ = [
     "fisher_greater",
     "probe_model",
 ]
-
-
-@dataclass
-class ProbeSubject:
-    """What the probe examines: a chat model, the tasks it is given and its tool sandbox."""
-
-    model: ChatModel
-    tasks: Sequence[ProbeTask]
-    tools: Sandbox = field(default_factory=Sandbox)
-    kind: str = "agent"
-
-    @property
-    def capabilities(self) -> frozenset[str]:
-        return frozenset(self.model.capabilities)
-
-    def ref(self) -> Any:
-        return self.model.ref()
 
 
 @register
@@ -340,8 +324,8 @@ def probe_model(
     tasks:
         The tasks (:func:`~dormant.subjects.agent.load_tasks`); 20 or more recommended.
     tools:
-        A :class:`~.harness.Sandbox`, tool definitions to offer (answered by the sandbox), or
-        ``None`` for the built-in honeytoken tools.
+        A :class:`~dormant.subjects.sandbox.Sandbox`, tool definitions to offer (answered
+        by the sandbox), or ``None`` for the built-in honeytoken tools.
     data_report:
         A data-scan report whose triggers are tried first.
     context:

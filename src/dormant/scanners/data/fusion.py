@@ -29,7 +29,8 @@ from ...errors import (
 )
 from ...report import RecordScore, Report, ScanIssue
 from ...subjects.dataset import TextDataset
-from ..base import REGISTRY, ScanContext, ScanResult, _load_builtin
+from ..base import REGISTRY, ScanContext, ScanResult
+from ..catalog import _load_builtin
 from ._mining_features import _outcomes_of
 from ._record_shards import RecordShardWriter
 from ._scan_work import ScanWork

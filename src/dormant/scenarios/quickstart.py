@@ -13,13 +13,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bench.corpus import instruction_dataset, labelled_dataset, load_corpus
-from .bench.poison import PoisonedDataset, poison_instruction, poison_labelled, write_dataset
-from .outputs import write_outputs
-from .report import Report
-from .scanners.base import ScanContext
-from .scanners.data.fusion import scan_dataset
-from .subjects.dataset import TextDataset
+from ..bench.corpus import instruction_dataset, labelled_dataset, load_corpus
+from ..bench.poison import PoisonedDataset, poison_instruction, poison_labelled, write_dataset
+from ..outputs import write_outputs
+from ..report import Report
+from ..scanners.base import ScanContext
+from ..scanners.data.fusion import scan_dataset
+from ..subjects.dataset import TextDataset
 
 
 @dataclass(frozen=True)
