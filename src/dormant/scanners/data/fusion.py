@@ -8,22 +8,27 @@ trigger mining flags it (a planted trigger with strong evidence), or when at lea
 ``min_votes`` representation scanners flag it inside a class their own attacked-class test
 selected — a vote that keeps one noisy geometric method from flooding the quarantine.
 
-A scanner that fails becomes an ``error`` entry of the report and the scan goes on; one whose
-requirements are missing becomes a ``skip`` entry with the reason. The report is marked
-``partial`` when any scanner failed.
+It is a thin wrapper over the one runner (:func:`dormant.runner.run_scanners`), whose error
+policy holds: a scanner that fails becomes an ``error`` entry of the report and the scan goes
+on; one whose requirements are missing becomes a ``skip`` entry with the reason. The report is
+marked ``partial`` when any scanner failed. This module registers the data family: records
+embedded once for the representation scanners (:func:`prepare_data`) and the vote above
+(:func:`combine_data`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from ...errors import ConfigError, DormantError, InputError, MissingDependencyError
 from ...report import RecordScore, Report, ScanIssue
+from ...runner import Family, Results, register_family, run_scanners, with_features
 from ...subjects.dataset import TextDataset
-from ..base import REGISTRY, ScanContext, ScanResult, _load_builtin
+from ..base import REGISTRY, ScanContext, Scanner, _load_builtin
 from ._mining_features import _outcomes_of
 
 REPRESENTATION_SCANNERS = ("spectral-signature", "activation-clustering", "spectre")
@@ -103,26 +108,75 @@ def scan_dataset(
             "mining": mining_params or {},
         },
     )
-    results: dict[str, ScanResult] = {}
+    run: list[Scanner] = []
     if MINING in names:
         # --no-embed also turns off the miner's natural-neighbour test (it embeds records)
         params = {"neighbour_test": embed, "encoder_path": encoder_path, **(mining_params or {})}
-        miner = miner or REGISTRY[MINING](**params)
-        # input errors (malformed data, one class, duplicate ids) stop the scan: re-raised
-        results[MINING] = miner.scan(dataset, context=ctx)
-    rep_names = [n for n in names if n in REPRESENTATION_SCANNERS]
-    if rep_names and not embed:
-        for name in rep_names:
+        run.append(miner or REGISTRY[MINING](**params))
+    for name in (n for n in names if n in REPRESENTATION_SCANNERS):
+        if not embed:
             report.issues.append(ScanIssue(name, "skip", "embedding disabled (--no-embed)"))
-    elif rep_names:
-        _run_representation(dataset, rep_names, encoder_path, ctx, report, results, embeddings)
+        elif name not in REGISTRY:
+            report.issues.append(ScanIssue(name, "skip", "scanner not available in this install"))
+        else:
+            run.append(REGISTRY[name]())
+    features: dict[str, Any] = {"encoder_path": encoder_path}
+    if embeddings is not None:
+        features["embeddings"] = embeddings
+    return run_scanners(
+        dataset,
+        run,
+        context=with_features(ctx, **features),
+        report=report,
+        combine=partial(combine_data, min_votes=min_votes),
+    )
 
+
+def prepare_data(
+    dataset: TextDataset, scanner: Scanner, ctx: ScanContext
+) -> tuple[ScanContext, ScanIssue | None]:
+    """Embed the records (and read their outcomes) once, before the first scanner needing it.
+
+    A missing encoder dependency makes every such scanner a skip, a failed embedding an
+    error; unusable input (:class:`InputError`) is raised.
+    """
+    if "embeddings" not in scanner.requires:
+        return ctx, None
+    failed = ctx.features.get("embedding_failed")
+    if failed is None and "embeddings" not in ctx.features:
+        try:
+            from ...adapters.encoder import TextEncoder
+
+            encoder = TextEncoder(model_path=ctx.features.get("encoder_path"), device=ctx.device)
+            embedded = encoder.embed_dataset(dataset, context=ctx)
+        except MissingDependencyError as exc:
+            failed = ("skip", str(exc))
+        except InputError:
+            raise
+        except (DormantError, RuntimeError, OSError, ValueError) as exc:
+            failed = ("error", f"embedding failed: {exc}")
+        if failed is not None:
+            ctx = with_features(ctx, embedding_failed=failed)
+        else:
+            ctx = with_features(ctx, embeddings=embedded)
+    if failed is not None:
+        return ctx, ScanIssue(scanner.name, failed[0], failed[1])
+    if "outcomes" not in ctx.features:
+        ctx = with_features(ctx, outcomes=record_outcomes(dataset))
+    return ctx, None
+
+
+def combine_data(
+    dataset: TextDataset, results: Results, report: Report, *, min_votes: int = 2
+) -> None:
+    """Fuse per-record scores (maximum) and flags (mining, or ``min_votes`` representation
+    scanners agreeing); findings and extras of every scanner."""
     n: int = _n_records(results, dataset)
     fused = np.zeros(n, dtype=np.float32)
     mined_flags = np.zeros(n, dtype=np.bool_)
     votes = np.zeros(n, dtype=np.int32)
     parts: dict[str, np.ndarray] = {}
-    for name, res in results.items():
+    for name, res in results:
         report.findings.extend(res.findings)
         for k, v in res.extras.items():
             report.extras.setdefault(k, v)
@@ -135,7 +189,7 @@ def scan_dataset(
                 mined_flags = mined_flags | res.record_flags.astype(np.bool_)
             else:
                 votes += res.record_flags.astype(np.int32)
-    rep_run = sum(1 for k in results if k != MINING)
+    rep_run = sum(1 for k, _ in results if k != MINING)
     need = min(min_votes, max(rep_run, 1))
     flagged = mined_flags | (votes >= need) if rep_run else mined_flags
     report.extras["threshold"] = float(fused[flagged].min()) if flagged.any() else 1.0
@@ -150,57 +204,15 @@ def scan_dataset(
         )
         for i in range(n)
     ]
-    report.partial = bool(report.errors)
-    return report.finish()
 
 
-def _run_representation(
-    dataset: TextDataset,
-    names: list[str],
-    encoder_path: str | None,
-    ctx: ScanContext,
-    report: Report,
-    results: dict[str, ScanResult],
-    embeddings: np.ndarray | None = None,
-) -> None:
-    available = [n for n in names if n in REGISTRY]
-    for n in names:
-        if n not in REGISTRY:
-            report.issues.append(ScanIssue(n, "skip", "scanner not available in this install"))
-    names = available
-    if not names:
-        return
-    try:
-        from ...adapters.encoder import TextEncoder
-
-        if embeddings is None:
-            encoder = TextEncoder(model_path=encoder_path, device=ctx.device)
-            embeddings = encoder.embed_dataset(dataset, context=ctx)
-    except MissingDependencyError as exc:
-        for n in names:
-            report.issues.append(ScanIssue(n, "skip", str(exc)))
-        return
-    except InputError:
-        raise
-    except (DormantError, RuntimeError, OSError, ValueError) as exc:
-        for n in names:
-            report.issues.append(ScanIssue(n, "error", f"embedding failed: {exc}"))
-        return
-    outcomes = record_outcomes(dataset)
-    for n in names:
-        cls = REGISTRY[n]
-        try:
-            res = cls().scan(dataset, context=ctx, embeddings=embeddings, outcomes=outcomes)  # type: ignore[call-arg]
-        except InputError:
-            raise
-        except Exception as exc:  # a failing scanner becomes an error record, never a crash
-            report.issues.append(ScanIssue(n, "error", f"{type(exc).__name__}: {exc}"))
-            continue
-        results[n] = res
+register_family(
+    Family(kinds=("labelled", "instruction"), combine=combine_data, prepare=prepare_data)
+)
 
 
-def _n_records(results: dict[str, ScanResult], dataset: TextDataset) -> int:
-    for res in results.values():
+def _n_records(results: Results, dataset: TextDataset) -> int:
+    for _, res in results:
         if res.record_scores is not None:
             return len(res.record_scores)
     return sum(len(b) for b in dataset.batches())
