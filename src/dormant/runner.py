@@ -125,14 +125,14 @@ def run_scanners(
     _load_builtin()
     ctx = context or ScanContext()
     family = _FAMILIES.get(subject_kind(subject))
+    for scanner in scanners:  # every setting is checked before any work
+        scanner.check_params()
     if report is None:
         report = Report(
             subject=subject.ref(),
             seed=ctx.seed,
             config={"scanners": {s.name: jsonable_params(s.get_params()) for s in scanners}},
         )
-    for scanner in scanners:  # every setting is checked before any scanner runs
-        scanner.check_params()
     runnable = []
     for scanner in scanners:
         reason = missing(scanner, subject)
