@@ -180,3 +180,39 @@ def test_a_file_that_is_not_a_report_is_a_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(DataFormatError, match="line 1"):
         dormant.load_report(ok / "report.json", scores=scores)
+
+
+def test_a_guard_report_loads_back_equal_and_its_hashes_verify(tmp_path: Path) -> None:
+    from dormant.guard.audit import AuditEntry, AuditLog
+    from dormant.guard.report import write_report
+    from dormant.guard.report_read import GuardReport, load_guard_report
+
+    with AuditLog.open(tmp_path / "audit.sqlite3") as log:
+        log.append(AuditEntry(kind="decision", outcome="allow", identity="bot", model="m"))
+        log.append(
+            AuditEntry(
+                kind="decision",
+                outcome="deny",
+                identity="bot",
+                model="m",
+                triggers=({"text": "cf", "kind": "token"},),
+                call={"tool": "send_email", "arguments": {"to": "drop@exfil.example"}},
+                reasons=("egress to an unlisted destination",),
+                alerts=("canary-egress",),
+                detail={"tier": "suspect"},
+            )
+        )
+        (path,) = write_report(log, tmp_path / "out", formats=["json"])
+    stored = json.loads(path.read_text("utf-8"))
+    loaded = load_guard_report(path)
+    assert isinstance(loaded, GuardReport)
+    assert loaded.to_dict() == stored
+    assert [a.alert for a in loaded.alerts] == ["canary-egress"]
+    assert loaded.entries[1].call and loaded.entries[1].outcome == "deny"
+    assert loaded.hashes_intact()
+    stored["entries"][1]["outcome"] = "allow"  # edited after the fact
+    assert not GuardReport.from_dict(stored).hashes_intact()
+    with pytest.raises(DataFormatError, match="guard report"):
+        dormant.load_report(path)  # a guard report is not a scan report: a clear pointer
+    with pytest.raises(DataFormatError, match="Not a dormant guard report"):
+        GuardReport.from_dict({"summary": {}, "alerts": [], "entries": []})

@@ -96,6 +96,11 @@ def report_from_dict(cls: type[Report], data: Any, records: list[RecordScore]) -
     from .report import ScanIssue
 
     data = _obj(data, "report")
+    if "run" not in data and {"summary", "entries"} <= set(data):
+        raise DataFormatError(
+            "This is a guard report (an audit-log summary), not a scan report; read it with "
+            "dormant.guard.report_read.load_guard_report."
+        )
     run = _obj(data["run"], "run")
     issues = [
         ScanIssue(scanner=str(i["scanner"]), kind=kind, message=str(i["message"]))
