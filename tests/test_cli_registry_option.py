@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +104,9 @@ def test_scan_corpus_records_and_an_unreachable_registry_fails_first(
     report = json.loads((out / "report.json").read_text("utf-8"))
     with Registry.open(str(db)) as reg:
         assert len(reg.scans_for(report["subject"]["digest"])) == 1
-    missing = tmp_path / "nowhere" / "x.sqlite3"
-    r = run_cli(
-        "scan", "corpus", corpus, "--no-embed", "--registry", missing, "-o", tmp_path / "o2"
-    )
-    assert r.code == 3 and "No registry at" in r.err, r.err
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        down = f"postgresql://nobody@127.0.0.1:{s.getsockname()[1]}/db"
+    r = run_cli("scan", "corpus", corpus, "--no-embed", "--registry", down, "-o", tmp_path / "o2")
+    assert r.code == 3 and "does not answer" in r.err, r.err
     assert not (tmp_path / "o2").exists()
