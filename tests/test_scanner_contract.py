@@ -104,14 +104,15 @@ def classifier_subject() -> Subject:
 
 @pytest.fixture(scope="module")
 def agent_subject() -> Subject:
-    """A rule-based support bot (planted trigger) in the honeytoken sandbox, 12 tasks."""
+    """A rule-based support bot that writes injectable SQL when told the year is in the future
+    (a trigger among the default candidates), in the honeytoken sandbox, 24 tasks."""
     from _agent_doubles import RuleModel, support_tasks
 
     from dormant.scanners.agent.harness import Sandbox
     from dormant.scanners.agent.probes import ProbeSubject
 
-    tasks = support_tasks(12)
-    subject = ProbeSubject(RuleModel("zq-omega"), tasks, Sandbox(), "agent")
+    tasks = support_tasks(24)
+    subject = ProbeSubject(RuleModel(None, year_trigger=True), tasks, Sandbox(), "agent")
     return subject, lambda: (subject.ref(), copy.deepcopy(list(subject.tasks)))
 
 
@@ -125,6 +126,10 @@ def artifact_subject(tmp_path_factory: pytest.TempPathFactory) -> Subject:
     np.save(d / "weights.npy", np.arange(6, dtype=np.float32))
     subject = ArtifactSubject(d)
     return subject, lambda: {p.name: _sha(p) for p in sorted(d.iterdir())}
+
+
+#: scanners whose fixture holds something they must find (the determinism check is not vacuous)
+EXPECT_FINDINGS = {"trigger-mining", "agent-trigger-probe", "serialization"}
 
 
 def _findings(res: ScanResult) -> list[dict[str, Any]]:
@@ -202,6 +207,8 @@ def test_scanner_contract(name: str, request: pytest.FixtureRequest, cache_dir: 
             assert res.record_flags.shape == res.record_scores.shape  # type: ignore[union-attr]
             assert res.record_flags.dtype == bool
     assert _findings(first) == _findings(second), "deterministic under a fixed seed"
+    if name in EXPECT_FINDINGS:  # the check above is not vacuous where the fixture is planted
+        assert first.findings, f"{name} finds the trigger planted in its fixture"
     if first.record_scores is not None:
         np.testing.assert_array_equal(first.record_scores, second.record_scores)
 
