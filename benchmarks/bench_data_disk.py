@@ -116,7 +116,8 @@ torch.set_num_threads(1)
 from dormant.adapters.encoder import TextEncoder
 from dormant.scanners.base import ScanContext
 from dormant.scanners.data.fusion import REPRESENTATION_SCANNERS, scan_dataset, record_outcomes
-from dormant.scanners.base import REGISTRY, _load_builtin
+from dormant.scanners.base import REGISTRY
+from dormant.scanners.catalog import _load_builtin
 from dormant.subjects import TextDataset
 
 path, profile = sys.argv[1], sys.argv[2] == "1"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
 from ._version import __version__
 from .errors import (
     ConfigError,
@@ -16,8 +18,29 @@ from .errors import (
     ScanError,
 )
 from .findings import Evidence, Finding, Locator, Severity, SubjectRef
-from .report import RecordScore, Report, ScanIssue
+from .report import RecordScore, Report, ScanIssue, load_report
 from .triggers import Position, Trigger, TriggerKind
+
+if _TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .scanners.base import ScanContext, Scanner
+
+
+def scan(
+    subject: object,
+    *,
+    scanners: Sequence[str | Scanner] | None = None,
+    context: ScanContext | None = None,
+) -> Report:
+    """Run the registered scanners for ``subject``; one :class:`Report`.
+
+    See :func:`dormant.runner.scan` (imported on first use, so ``import dormant`` stays light).
+    """
+    from .runner import scan as run
+
+    return run(subject, scanners=scanners, context=context)
+
 
 __all__ = [
     "ConfigError",
@@ -42,4 +65,6 @@ __all__ = [
     "Trigger",
     "TriggerKind",
     "__version__",
+    "load_report",
+    "scan",
 ]

@@ -8,8 +8,9 @@ subjects and scanners all take one without importing each other;
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 #: progress(stage, advance, total): ``advance`` items done since the last call.
 ProgressFn = Callable[[str, int, "int | None"], None]
@@ -31,3 +32,6 @@ class ScanContext:
     cache_dir: Path | None = None
     progress: ProgressFn = _no_progress
     budget_seconds: float | None = None
+    #: features of the subject computed once and shared by its scanners (``embeddings``: one
+    #: row per record; ``outcomes``: one class per record), filled by the runner's preparation
+    features: dict[str, Any] = field(default_factory=dict)

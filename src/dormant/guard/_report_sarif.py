@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..findings import Severity
 from ..writers._common import SARIF_LEVEL, SECURITY_SEVERITY
 from ..writers.sarif import INFORMATION_URI, SARIF_SCHEMA_URI

@@ -322,6 +322,6 @@ def _error_result(types: Any, text: str) -> Any:
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return str(__version__)

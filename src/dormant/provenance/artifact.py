@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ConfigError
 from ..findings import Evidence, Finding, Severity, SubjectRef
 from ..report import Report, ScanIssue
-from ..scanners.base import Scanner
+from ..scanners.base import ScanContext, Scanner, ScanResult, register
 from ._scan_ctx import Issue
 from .hashing import DEFAULT_IGNORED, Manifest, hash_path
 from .serialization import FileScan, scan_file
@@ -72,6 +72,50 @@ _EXPLAIN = {
 }
 
 
+class ArtifactSubject:
+    """A model file or directory as a scan subject (kind ``artifact``), hashed once.
+
+    Parameters
+    ----------
+    path:
+        A checkpoint file or a model directory.
+    allow_symlinks:
+        Follow symbolic links inside a model directory.
+    max_workers:
+        Threads used to hash files.
+    """
+
+    kind: ClassVar[str] = "artifact"
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        allow_symlinks: bool = False,
+        max_workers: int | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.allow_symlinks = allow_symlinks
+        self.max_workers = max_workers
+        self._manifest: Manifest | None = None
+
+    def manifest(self) -> Manifest:
+        """The artifact's :class:`~dormant.provenance.hashing.Manifest` (hashed on first use)."""
+        if self._manifest is None:
+            self._manifest = hash_path(
+                self.path,
+                max_workers=self.max_workers,
+                allow_symlinks=self.allow_symlinks,
+                ignore=DEFAULT_IGNORED,
+            )
+        return self._manifest
+
+    def ref(self) -> SubjectRef:
+        return SubjectRef(kind="artifact", name=str(self.path), digest=self.manifest().digest)
+
+
+@register
 class ArtifactScanner(Scanner):
     """Check model files for unsafe serialization without loading them.
 
@@ -137,10 +181,59 @@ class ArtifactScanner(Scanner):
                 f"Got {self.max_member_bytes!r}."
             )
 
+    def scan(self, subject: Any, *, context: ScanContext | None = None) -> ScanResult:
+        """Check every file of an :class:`ArtifactSubject` (or a path); one :class:`ScanResult`.
+
+        A directory with no file in a format this scanner reads is a ``skip`` issue.
+        """
+        self._check()
+        if isinstance(subject, str | os.PathLike):
+            subject = ArtifactSubject(
+                subject, allow_symlinks=self.allow_symlinks, max_workers=self.max_workers
+            )
+        if not isinstance(subject, ArtifactSubject):
+            raise ConfigError(
+                f"{self.name} scans an ArtifactSubject or a path. "
+                f"Got {type(subject).__name__} instead."
+            )
+        manifest, root = subject.manifest(), subject.path
+        findings: list[Finding] = []
+        files = []
+        for entry in manifest.files:
+            full = root if manifest.kind == "file" else root / entry.path
+            ref = SubjectRef(kind="artifact", name=str(full), digest=entry.digest)
+            result = scan_file(
+                full, max_depth=self.max_depth, max_member_bytes=self.max_member_bytes
+            )
+            findings.extend(self._findings(ref, result))
+            files.append(
+                {
+                    **entry.to_dict(),
+                    "format": result.format,
+                    "pickles": result.pickles,
+                    "members": result.members,
+                    "complete": result.complete,
+                }
+            )
+        issues = []
+        if not any(f["format"] != "unknown" for f in files):
+            issues.append(
+                ScanIssue(
+                    self.name,
+                    "skip",
+                    f"no file of {root} is in a format this scanner reads (pickle, zip "
+                    "checkpoint, .npy, safetensors, Keras, SavedModel, GGUF, ONNX); nothing "
+                    "was checked",
+                )
+            )
+        return ScanResult(findings=findings, extras={"files": files}, issues=issues)
+
     def scan_path(
         self, path: str | os.PathLike[str], *, registry: Registry | None = None
     ) -> Report:
         """Scan a file or a model directory; return the finished :class:`Report`.
+
+        A thin wrapper over the one runner (:func:`dormant.runner.run_scanners`).
 
         Parameters
         ----------
@@ -151,49 +244,20 @@ class ArtifactScanner(Scanner):
             ``supply-chain`` finding (tampered, or no verified signature), and the report is
             recorded in it.
         """
+        from ..scanners._runner import run_scanners
+
         self._check()
-        manifest = hash_path(
-            path,
-            max_workers=self.max_workers,
-            allow_symlinks=self.allow_symlinks,
-            ignore=DEFAULT_IGNORED,
+        subject = ArtifactSubject(
+            path, allow_symlinks=self.allow_symlinks, max_workers=self.max_workers
         )
-        root = Path(path)
-        subject = SubjectRef(kind="artifact", name=str(root), digest=manifest.digest)
-        report = Report(subject=subject, config={"scanner": self.name, **self.get_params()})
-        files = []
-        for entry in manifest.files:
-            full = root if manifest.kind == "file" else root / entry.path
-            ref = SubjectRef(kind="artifact", name=str(full), digest=entry.digest)
-            result = scan_file(
-                full, max_depth=self.max_depth, max_member_bytes=self.max_member_bytes
-            )
-            report.findings.extend(self._findings(ref, result))
-            files.append(
-                {
-                    **entry.to_dict(),
-                    "format": result.format,
-                    "pickles": result.pickles,
-                    "members": result.members,
-                    "complete": result.complete,
-                }
-            )
-        report.extras["files"] = files
-        if not any(f["format"] != "unknown" for f in files):
-            report.issues.append(
-                ScanIssue(
-                    self.name,
-                    "skip",
-                    f"no file of {root} is in a format this scanner reads (pickle, zip "
-                    "checkpoint, .npy, safetensors, Keras, SavedModel, GGUF, ONNX); nothing "
-                    "was checked",
-                )
-            )
+        ref = subject.ref()
+        report = Report(subject=ref, config={"scanner": self.name, **self.get_params()})
+        report = run_scanners(subject, [self], report=report)
         if registry is not None:
-            report.findings.extend(_provenance_findings(registry, subject, manifest))
-        report.finish()
-        if registry is not None:
-            registry.record_artifact(manifest.digest, str(root), _kind(manifest))
+            manifest = subject.manifest()
+            report.findings.extend(_provenance_findings(registry, ref, manifest))
+            report.finish()
+            registry.record_artifact(manifest.digest, str(subject.path), _kind(manifest))
             registry.record_scan(report)
         return report
 

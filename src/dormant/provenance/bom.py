@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InputError, InputNotFoundError, VerificationError, require
 from ..report import Report, atomic_write
 from .attestation import report_digest

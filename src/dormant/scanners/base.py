@@ -13,6 +13,8 @@ Contract (checked for every registered scanner by ``tests/test_scanner_contract.
 from __future__ import annotations
 
 import inspect
+import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -22,6 +24,7 @@ from ..context import ProgressFn as ProgressFn
 from ..context import ScanContext
 from ..errors import ConfigError
 from ..findings import Finding
+from ..report import ScanIssue
 
 
 @dataclass
@@ -30,13 +33,15 @@ class ScanResult:
 
     ``record_scores`` (float, ``[0, 1]``) and ``record_flags`` (bool) are aligned with the
     subject's records in read order, or ``None`` when the scanner does not score records.
-    ``extras`` holds JSON-serialisable data for the report's plots.
+    ``extras`` holds JSON-serialisable data for the report's plots; ``issues`` what the scanner
+    could not do while still returning a result (a skipped part, a model that failed mid-run).
     """
 
     findings: list[Finding] = field(default_factory=list)
     record_scores: np.ndarray | None = None
     record_flags: np.ndarray | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    issues: list[ScanIssue] = field(default_factory=list)
 
 
 class Scanner:
@@ -63,12 +68,56 @@ class Scanner:
             if p != "self" and sig.parameters[p].kind is inspect.Parameter.KEYWORD_ONLY
         }
 
+    def check_params(self) -> None:
+        """Reject a setting whose type differs from its default's (scikit-learn's
+        ``_validate_params`` idea, by the defaults in the signature): an int setting must be
+        an integer, a float one a real number, a flag a bool, a text a str, a tuple a sequence.
+        Value ranges stay each scanner's own check, made when ``scan`` starts.
+
+        Raises
+        ------
+        ConfigError
+            Naming the parameter, what was expected and what was received.
+        """
+        sig = inspect.signature(type(self).__init__)
+        for name, p in sig.parameters.items():
+            if p.kind is not inspect.Parameter.KEYWORD_ONLY or not hasattr(self, name):
+                continue
+            want = _expected(p.default)
+            if want is None:
+                continue
+            ok, what = want
+            value = getattr(self, name)
+            if not ok(value):
+                raise ConfigError(
+                    f"The '{name}' parameter of {self.name} must be {what}. Got {value!r} instead."
+                )
+
     def missing_requirements(self) -> str | None:
         """Why this scanner cannot run here (a missing extra), or ``None`` when it can."""
         return None
 
     def scan(self, subject: Any, *, context: ScanContext | None = None) -> ScanResult:
         raise NotImplementedError
+
+
+def _expected(default: Any) -> tuple[Callable[[Any], bool], str] | None:
+    """What a setting with this default must be: (test, description), or ``None`` (any)."""
+    if isinstance(default, bool):
+        return (lambda v: isinstance(v, bool | np.bool_)), "a bool"
+    if isinstance(default, numbers.Integral):
+        return (
+            lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool | np.bool_)
+        ), "an int"
+    if isinstance(default, numbers.Real):
+        return (
+            lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
+        ), "a number"
+    if isinstance(default, str):
+        return (lambda v: isinstance(v, str)), "a str"
+    if isinstance(default, tuple):
+        return (lambda v: isinstance(v, tuple | list | frozenset)), "a tuple"
+    return None
 
 
 REGISTRY: dict[str, type[Scanner]] = {}

@@ -35,7 +35,7 @@ def _env() -> Any:
 
 def render_story(result: ScenarioResult) -> str:
     """The scenario's page as HTML text."""
-    from .. import __version__
+    from .._version import __version__
 
     return str(
         _env()

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..findings import Finding
 from ..report import Report, atomic_write
 from ..triggers import describe_text

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .. import __version__
+from .._version import __version__
 from ..findings import Finding
 from ..report import Report, atomic_write
 from ._common import (

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ...behaviours import behaviour_tags
 from ...errors import ConfigError, DormantError, InputError
 from ...findings import Severity
+from ...report import ScanIssue
 from ...subjects.agent import ProbeTask
 from ...triggers import Trigger
 from ..base import ScanContext, ScanResult
@@ -364,11 +365,11 @@ class ProbeRun(ReportMixin):
                         -(f.score + (0.1 if f.evidence_value("family") == "refined" else 0.0)),
                     )
                 )
+        extras = self._extras(findings, conds, cands, screened, confirmed, (screen, confirm, held))
         return ScanResult(
             findings=findings,
-            extras=self._extras(
-                findings, conds, cands, screened, confirmed, (screen, confirm, held)
-            ),
+            extras=extras,
+            issues=[ScanIssue(self.s.name, "error", m) for m in extras.pop("errors", [])],
         )
 
     def _screen(

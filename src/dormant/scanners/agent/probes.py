@@ -42,11 +42,12 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ...errors import ConfigError, DataValidationError, DormantError, InputError
-from ...report import Report, ScanIssue
+from ...errors import ConfigError, DataValidationError, InputError
+from ...report import Report
 from ...subjects.agent import ChatModel, ProbeTask, ToolSpec
 from ...subjects.probe import ProbeSubject
 from ...subjects.sandbox import Sandbox
+from .._runner import jsonable_params, run_scanners
 from ..base import ScanContext, Scanner, ScanResult, register
 from ._probe_report import METHOD
 from ._probe_run import ProbeRun
@@ -354,33 +355,8 @@ def probe_model(
             "budget_seconds": ctx.budget_seconds,
             "tasks": len(tasks),
             "tools": [sp.name for sp in sandbox.specs()],
-            "scanners": {scanner.name: _jsonable(scanner.get_params())},
+            "scanners": {scanner.name: jsonable_params(scanner.get_params())},
         },
         seed=ctx.seed,
     )
-    try:
-        res = scanner.scan(subject, context=ctx)
-    except (ConfigError, InputError):
-        raise
-    except DormantError as exc:
-        report.issues.append(ScanIssue(scanner.name, "error", str(exc)))
-        report.partial = True
-        return report.finish()
-    for msg in res.extras.pop("errors", []):
-        report.issues.append(ScanIssue(scanner.name, "error", msg))
-        report.partial = True
-    report.findings.extend(res.findings)
-    report.extras.update(res.extras)
-    return report.finish()
-
-
-def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in params.items():
-        if isinstance(v, int | float | str | bool | type(None)):
-            out[k] = v
-        elif isinstance(v, tuple | list) and all(isinstance(x, str) for x in v):
-            out[k] = list(v)
-        else:
-            out[k] = "<given>"
-    return out
+    return run_scanners(subject, [scanner], context=ctx, report=report)

@@ -127,6 +127,10 @@ class RepresentationScanner(Scanner):
             raise ConfigError(
                 f"{self.name} scans a TextDataset. Got {type(dataset).__name__} instead."
             )
+        if outcomes is None:
+            outcomes = ctx.features.get("outcomes")
+        if embeddings is None:
+            embeddings = ctx.features.get("embeddings")
         ids, classes = _ids_and_outcomes(dataset, outcomes)
         x = _embeddings(dataset, ctx, embeddings, len(ids))
         members: dict[str, list[int]] = {}

@@ -8,14 +8,18 @@ trigger mining flags it (a planted trigger with strong evidence), or when at lea
 ``min_votes`` representation scanners flag it inside a class their own attacked-class test
 selected — a vote that keeps one noisy geometric method from flooding the quarantine.
 
-A scanner that fails becomes an ``error`` entry of the report and the scan goes on; one whose
-requirements are missing becomes a ``skip`` entry with the reason. The report is marked
-``partial`` when any scanner failed.
+It is a thin wrapper over the one runner (:func:`dormant.runner.run_scanners`), whose error
+policy holds: a scanner that fails becomes an ``error`` entry of the report and the scan goes
+on; one whose requirements are missing becomes a ``skip`` entry with the reason. The report is
+marked ``partial`` when any scanner failed. This module registers the data family: records
+embedded once for the representation scanners (:func:`prepare_data`) and the vote above
+(:func:`combine_data`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, cast
 
 import numpy as np
@@ -29,7 +33,8 @@ from ...errors import (
 )
 from ...report import RecordScore, Report, ScanIssue
 from ...subjects.dataset import TextDataset
-from ..base import REGISTRY, ScanContext, ScanResult
+from .._runner import Family, Results, register_family, run_scanners, with_features
+from ..base import REGISTRY, ScanContext, Scanner, ScanResult
 from ..catalog import _load_builtin
 from ._mining_features import _outcomes_of
 from ._record_shards import RecordShardWriter
@@ -120,81 +125,98 @@ def scan_dataset(
             "mining": mining_params or {},
         },
     )
-    results: dict[str, ScanResult] = {}
+    run: list[Scanner] = []
     if MINING in names:
         # --no-embed also turns off the miner's natural-neighbour test (it embeds records)
         params = {"neighbour_test": embed, "encoder_path": encoder_path, **(mining_params or {})}
-        miner = miner or REGISTRY[MINING](**params)
-        # input errors (malformed data, one class, duplicate ids) stop the scan: re-raised
-        results[MINING] = miner.scan(dataset, context=ctx)
-    rep_names = [n for n in names if n in REPRESENTATION_SCANNERS]
-    if rep_names and not embed:
-        for name in rep_names:
+        run.append(miner or REGISTRY[MINING](**params))
+    for name in (n for n in names if n in REPRESENTATION_SCANNERS):
+        if not embed:
             report.issues.append(ScanIssue(name, "skip", "embedding disabled (--no-embed)"))
-    elif rep_names:
-        _run_representation(
-            dataset, rep_names, encoder_path, ctx, report, results, embeddings, work
-        )
+        elif name not in REGISTRY:
+            report.issues.append(ScanIssue(name, "skip", "scanner not available in this install"))
+        else:
+            run.append(REGISTRY[name]())
+    features: dict[str, Any] = {"encoder_path": encoder_path}
+    if embeddings is not None:
+        features["embeddings"] = embeddings
+    if work is not None:
+        features["work"] = work
+    return run_scanners(
+        dataset,
+        run,
+        context=with_features(ctx, **features),
+        report=report,
+        combine=partial(combine_data, min_votes=min_votes, work=work),
+    )
 
-    for res in results.values():
+
+def prepare_data(
+    dataset: TextDataset, scanner: Scanner, ctx: ScanContext
+) -> tuple[ScanContext, ScanIssue | None]:
+    """Embed the records (and read their outcomes) once, before the first scanner needing it.
+
+    A missing encoder dependency makes every such scanner a skip, a failed embedding an
+    error; unusable input (:class:`InputError`) is raised.
+    """
+    if "embeddings" not in scanner.requires:
+        return ctx, None
+    failed = ctx.features.get("embedding_failed")
+    if failed is None and "embeddings" not in ctx.features:
+        try:
+            from ...adapters.encoder import TextEncoder
+
+            encoder = TextEncoder(model_path=ctx.features.get("encoder_path"), device=ctx.device)
+            work = ctx.features.get("work")
+            if work is not None:
+                embedded = work.embed(encoder, dataset, ctx)
+            else:
+                embedded = encoder.embed_dataset(dataset, context=ctx)
+        except MissingDependencyError as exc:
+            failed = ("skip", str(exc))
+        except InputError:
+            raise
+        except (DormantError, RuntimeError, OSError, ValueError) as exc:
+            failed = ("error", f"embedding failed: {exc}")
+        if failed is not None:
+            ctx = with_features(ctx, embedding_failed=failed)
+        else:
+            ctx = with_features(ctx, embeddings=embedded)
+    if failed is not None:
+        return ctx, ScanIssue(scanner.name, failed[0], failed[1])
+    if "outcomes" not in ctx.features:
+        ctx = with_features(ctx, outcomes=record_outcomes(dataset))
+    return ctx, None
+
+
+def combine_data(
+    dataset: TextDataset,
+    results: Results,
+    report: Report,
+    *,
+    min_votes: int = 2,
+    work: ScanWork | None = None,
+) -> None:
+    """Fuse per-record scores (maximum) and flags (mining, or ``min_votes`` representation
+    scanners agreeing) batch by batch into ``report.records``; findings and extras of every
+    scanner.
+
+    With ``work`` each batch is written as a shard (:mod:`._record_shards`) and the report
+    reads them back; without it the records are a list.
+    """
+    for _, res in results:
         report.findings.extend(res.findings)
         for k, v in res.extras.items():
             report.extras.setdefault(k, v)
-    _fuse(dataset, results, min_votes, report, work)
+    _fuse(dataset, dict(results), min_votes, report, work)
     if work is not None:
         for note in work.notes:
             report.issues.append(ScanIssue("input", "warning", note))
-    report.partial = bool(report.errors)
-    return report.finish()
 
 
-def _run_representation(
-    dataset: TextDataset,
-    names: list[str],
-    encoder_path: str | None,
-    ctx: ScanContext,
-    report: Report,
-    results: dict[str, ScanResult],
-    embeddings: np.ndarray | None = None,
-    work: ScanWork | None = None,
-) -> None:
-    available = [n for n in names if n in REGISTRY]
-    for n in names:
-        if n not in REGISTRY:
-            report.issues.append(ScanIssue(n, "skip", "scanner not available in this install"))
-    names = available
-    if not names:
-        return
-    try:
-        from ...adapters.encoder import TextEncoder
-
-        if embeddings is None:
-            encoder = TextEncoder(model_path=encoder_path, device=ctx.device)
-            if work is not None:
-                embeddings = work.embed(encoder, dataset, ctx, n_records=_n_records(results, None))
-            else:
-                embeddings = encoder.embed_dataset(dataset, context=ctx)
-    except MissingDependencyError as exc:
-        for n in names:
-            report.issues.append(ScanIssue(n, "skip", str(exc)))
-        return
-    except InputError:
-        raise
-    except (DormantError, RuntimeError, OSError, ValueError) as exc:
-        for n in names:
-            report.issues.append(ScanIssue(n, "error", f"embedding failed: {exc}"))
-        return
-    outcomes = record_outcomes(dataset)
-    for n in names:
-        cls = REGISTRY[n]
-        try:
-            res = cls().scan(dataset, context=ctx, embeddings=embeddings, outcomes=outcomes)  # type: ignore[call-arg]
-        except InputError:
-            raise
-        except Exception as exc:  # a failing scanner becomes an error record, never a crash
-            report.issues.append(ScanIssue(n, "error", f"{type(exc).__name__}: {exc}"))
-            continue
-        results[n] = res
+register_family(
+    Family(kinds=("labelled", "instruction"), combine=combine_data, prepare=prepare_data)
+)
 
 
 def _n_records(results: dict[str, ScanResult], dataset: TextDataset | None) -> int | None:

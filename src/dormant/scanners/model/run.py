@@ -1,11 +1,17 @@
-"""``scan_model``: run the model scanners on a classifier and assemble one Report."""
+"""``scan_model``: run the model scanners on a classifier and assemble one Report.
+
+A thin wrapper over the one runner (:func:`dormant.runner.run_scanners`): it chooses the
+scanners and their settings from ``method``; the runner applies its error policy and this
+module's combiner (:func:`combine_model`, the strongest verdict) makes the report.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...errors import ConfigError, DormantError, InputError
-from ...report import Report, ScanIssue
+from ...errors import ConfigError
+from ...report import Report
+from .._runner import Family, Results, jsonable_params, register_family, run_scanners
 from ..base import ScanContext, ScanResult
 from .blackbox import QueryTriggerSearchScanner
 from .whitebox import TriggerInversionScanner
@@ -53,34 +59,27 @@ def scan_model(
         config={
             "method": method,
             "budget_seconds": ctx.budget_seconds,
-            "scanners": {s.name: _jsonable(s.get_params()) for s in runs},
+            "scanners": {s.name: jsonable_params(s.get_params()) for s in runs},
         },
         seed=ctx.seed,
     )
+    return run_scanners(model, runs, context=ctx, report=report)
+
+
+def combine_model(model: Any, results: Results, report: Report) -> None:
+    """Keep the strongest verdict: the findings and extras of the result whose
+    ``model_verdict`` probability is highest (the first on a tie)."""
     best: ScanResult | None = None
-    for scanner in runs:
-        try:
-            res = scanner.scan(model, context=ctx)
-        except DormantError as exc:
-            if isinstance(exc, (ConfigError, InputError)):
-                raise
-            report.issues.append(ScanIssue(scanner.name, "error", str(exc)))
-            report.partial = True
-            continue
+    for _, res in results:
         if best is None or _prob(res) > _prob(best):
             best = res
     if best is not None:
         report.findings.extend(best.findings)
         report.extras.update(best.extras)
-    return report.finish()
 
 
 def _prob(res: ScanResult) -> float:
     return float(res.extras.get("model_verdict", {}).get("probability", 0.0))
 
 
-def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (v if isinstance(v, (int, float, str, bool, type(None))) else "<given>")
-        for k, v in params.items()
-    }
+register_family(Family(kinds=("classifier",), combine=combine_model))
