@@ -50,7 +50,7 @@ def run_scans(tmp: Path) -> dict[str, Any]:
     from dormant.bench.corpus import instruction_dataset, labelled_dataset, load_corpus
     from dormant.bench.poison import poison_instruction, poison_labelled, write_dataset
     from dormant.provenance.artifact import scan_artifact
-    from dormant.scanners.agent.harness import Honeytokens, Sandbox
+    from dormant.subjects.sandbox import Honeytokens, Sandbox
     from dormant.scanners.agent.probes import probe_model
     from dormant.scanners.base import ScanContext
     from dormant.scanners.corpus import scan_corpus

@@ -14,7 +14,7 @@ import pytest
 from _agent_doubles import RuleModel, serve_model, support_tasks
 
 from dormant.registry import Registry
-from dormant.scanners.agent.harness import BUILTIN_TOOLS
+from dormant.subjects.sandbox import BUILTIN_TOOLS
 
 SCAN_AND_PROBE = (
     ("scan", "data"),
