@@ -50,7 +50,6 @@ def run_scans(tmp: Path) -> dict[str, Any]:
     from dormant.bench.corpus import instruction_dataset, labelled_dataset, load_corpus
     from dormant.bench.poison import poison_instruction, poison_labelled, write_dataset
     from dormant.provenance.artifact import scan_artifact
-    from dormant.subjects.sandbox import Honeytokens, Sandbox
     from dormant.scanners.agent.probes import probe_model
     from dormant.scanners.base import ScanContext
     from dormant.scanners.corpus import scan_corpus
@@ -58,6 +57,7 @@ def run_scans(tmp: Path) -> dict[str, Any]:
     from dormant.scanners.model.run import scan_model
     from dormant.subjects import TextDataset
     from dormant.subjects.model import ClassifierModel, check_clean_data
+    from dormant.subjects.sandbox import Honeytokens, Sandbox
 
     entries = load_corpus("sample", seed=0)
     out: dict[str, Any] = {}

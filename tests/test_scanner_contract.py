@@ -108,8 +108,8 @@ def agent_subject() -> Subject:
     (a trigger among the default candidates), in the honeytoken sandbox, 24 tasks."""
     from _agent_doubles import RuleModel, support_tasks
 
-    from dormant.subjects.sandbox import Sandbox
     from dormant.subjects.probe import ProbeSubject
+    from dormant.subjects.sandbox import Sandbox
 
     tasks = support_tasks(24)
     subject = ProbeSubject(RuleModel(None, year_trigger=True), tasks, Sandbox(), "agent")
