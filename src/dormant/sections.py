@@ -1,4 +1,4 @@
-"""Typed report sections: the model verdict, label anomaly, replay and probe summary.
+"""Typed report sections: the model verdict, label anomaly, replay, probe summary, transcripts.
 
 A model scan and a probe store these in :attr:`Report.extras <dormant.report.Report.extras>`
 under the keys ``model_verdict``, ``label_anomaly``, ``replay`` and ``probe``, and
@@ -9,23 +9,36 @@ keys: read them with :attr:`Report.model_verdict`, :attr:`Report.label_anomaly`,
 ``ModelVerdict.from_dict(d).to_dict() == d``. The ``extras`` keys stay readable for one release.
 
 A section that is malformed (a hand-edited report) raises :class:`DataFormatError` naming
-the key and what was expected.
+the key and what was expected. Keys that reports of earlier versions lack (a label anomaly's
+position-robust columns, a probe's scope tools and refinement errors) read as empty.
+
+A probe's transcripts are per finding: evidence items ``transcript_<i>`` whose value is a JSON
+string; :func:`finding_transcripts` gives them as :class:`Transcript` records.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import DataFormatError
 
+if TYPE_CHECKING:
+    from .findings import Finding
+
 __all__ = [
     "LabelAnomaly",
+    "Message",
     "ModelVerdict",
     "PairRow",
     "ProbeSummary",
     "Replay",
     "ReplayExample",
+    "Run",
+    "Transcript",
+    "finding_transcripts",
+    "parse_transcript",
     "section",
 ]
 
@@ -41,6 +54,11 @@ def _want(d: Any, key: str, types: type | tuple[type, ...], where: str) -> Any:
             f"Report section {where!r}: {key!r} must be {_names(types)}. Got {value!r} instead."
         )
     return value
+
+
+def _later(d: dict[str, Any], key: str, where: str) -> list[Any]:
+    """A list key that reports of earlier versions lack: missing reads as empty."""
+    return (_want(d, key, list, where) or []) if key in d else []
 
 
 def _names(types: type | tuple[type, ...]) -> str:
@@ -114,9 +132,23 @@ class LabelAnomaly:
     robust_loss: tuple[float | None, ...]
     robust_flip_rate: tuple[float | None, ...]
 
+    #: columns added with the position-robust trigger: a report without them reads as None
+    _LATER = ("robust_trigger", "robust_loss", "robust_flip_rate")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LabelAnomaly:
-        return cls(**{f.name: tuple(_want(d, f.name, list, "label_anomaly")) for f in fields(cls)})
+        w = "label_anomaly"
+        n = len(_want(d, "labels", list, w) or [])
+        return cls(
+            **{
+                f.name: tuple(
+                    _want(d, f.name, list, w) or []
+                    if f.name not in cls._LATER or f.name in d
+                    else [None] * n
+                )
+                for f in fields(cls)
+            }
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: list(getattr(self, f.name)) for f in fields(self)}
@@ -258,8 +290,8 @@ class ProbeSummary:
                 confirmed=tuple(PairRow.from_dict(r) for r in _want(d, "confirmed", list, w)),
                 capped=bool(_want(d, "capped", bool, w)),
                 capped_stage=_want(d, "capped_stage", str, w),
-                scope_tools=tuple(_want(d, "scope_tools", list, w)),
-                refine_errors=tuple(_want(d, "refine_errors", list, w)),
+                scope_tools=tuple(_later(d, "scope_tools", w)),
+                refine_errors=tuple(_later(d, "refine_errors", w)),
                 episode_errors=_want(d, "episode_errors", int, w),
                 episode_error_examples=tuple(_want(d, "episode_error_examples", list, w)),
                 inversion=d.get("inversion"),
@@ -307,4 +339,117 @@ def section(extras: dict[str, Any], kind: type[S]) -> S | None:
             f"Report section {KEYS[kind]!r} must be an object. Got {type(value).__name__}."
         )
     out: S = kind.from_dict(value)
+    return out
+
+
+# -- probe transcripts (per finding) ----------------------------------------------------------
+#
+# A differential probe stores, per finding, evidence items ``transcript_<i>`` whose value is a
+# JSON string ``{"task_id", "with_trigger": {"messages", "tags"}, "without_trigger": {...}}``
+# with messages in the OpenAI chat-completions shape (role, content, tool_calls, tool_call_id,
+# name). Everything in them is model output or task text and stays untrusted.
+
+#: Evidence items whose name starts with this hold a probe transcript.
+TRANSCRIPT_PREFIX = "transcript_"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message of a transcript: role, text, tool calls as ``(name, arguments JSON, id)``."""
+
+    role: str
+    content: str
+    calls: tuple[tuple[str, str, str], ...] = ()
+    call_id: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a task: its messages and the behaviour tags seen in it."""
+
+    messages: tuple[Message, ...]
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """One example of a probe finding: a task run without and with the trigger."""
+
+    name: str
+    raw: str
+    task_id: str
+    without_trigger: Run
+    with_trigger: Run
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):  # OpenAI content parts: keep the text ones
+        return "".join(str(p.get("text", "")) for p in value if isinstance(p, dict))
+    return str(value)
+
+
+def _message(obj: object) -> Message | None:
+    if not isinstance(obj, dict) or not isinstance(obj.get("role"), str):
+        return None
+    raw_calls = obj.get("tool_calls") or []
+    if not isinstance(raw_calls, list):
+        return None
+    calls = []
+    for c in raw_calls:
+        fn = c.get("function") if isinstance(c, dict) else None
+        if not isinstance(fn, dict):
+            return None
+        args = fn.get("arguments", "")
+        if not isinstance(args, str):
+            args = json.dumps(args, sort_keys=True, ensure_ascii=False, default=str)
+        calls.append((str(fn.get("name", "")), args, str(c.get("id") or "")))
+    return Message(
+        obj["role"],
+        _text(obj.get("content")),
+        tuple(calls),
+        str(obj.get("tool_call_id") or ""),
+        str(obj.get("name") or ""),
+    )
+
+
+def _run(obj: object) -> Run | None:
+    if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
+        return None
+    msgs = [_message(m) for m in obj["messages"]]
+    tags = obj.get("tags") or []
+    if any(m is None for m in msgs) or not isinstance(tags, list):
+        return None
+    return Run(tuple(m for m in msgs if m is not None), tuple(str(t) for t in tags))
+
+
+def parse_transcript(name: str, value: object) -> Transcript | None:
+    """A probe transcript from its evidence item, or ``None`` when it is not one.
+
+    A value that is not the JSON shape the probe writes gives ``None``; the writers then
+    show it as a plain evidence value.
+    """
+    if not name.startswith(TRANSCRIPT_PREFIX) or not isinstance(value, str):
+        return None
+    try:
+        obj = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    without, with_ = _run(obj.get("without_trigger")), _run(obj.get("with_trigger"))
+    if without is None or with_ is None:
+        return None
+    return Transcript(name, value, str(obj.get("task_id", "")), without, with_)
+
+
+def finding_transcripts(finding: Finding) -> list[Transcript]:
+    """The transcripts among a finding's evidence, in the order the scanner gave them."""
+    out = []
+    for ev in finding.evidence:
+        t = parse_transcript(ev.name, ev.value)
+        if t is not None:
+            out.append(t)
     return out

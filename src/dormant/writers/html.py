@@ -29,40 +29,32 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from .._version import __version__
 from ..findings import Finding
 from ..report import Report, atomic_write
+from ..sections import (
+    Message,
+    ModelVerdict,
+    PairRow,
+    ProbeSummary,
+    Replay,
+    Run,
+    Transcript,
+    finding_transcripts,
+)
 from ..triggers import describe_text
 from ._common import (
     ROLES,
     TASK_FEATURE_HEAD,
     TASK_FEATURE_NOTE,
-    Inline,
-    Message,
     Piece,
-    Run,
-    Transcript,
-    baseline_rates,
     clip,
-    count_rate,
     evidence_dict,
-    finding_transcripts,
-    fmt_p,
     fmt_value,
-    inversion,
     json_default,
     mapping_titles,
-    pair_finding,
-    pct,
     plain,
-    probe_extras,
-    probe_facts,
-    probe_notices,
-    probe_replay,
-    probe_rows,
-    probe_verdict,
     reveal,
     split_task_features,
     task_feature_cells,
@@ -70,6 +62,20 @@ from ._common import (
 )
 from ._model_scan import anomaly_plot, fmt, model_scan, verdict_text
 from ._plots import Plot, projection_plot, score_plot, trigger_plot
+from ._probe import (
+    Inline,
+    baseline_rates,
+    count_rate,
+    fmt_p,
+    inversion,
+    pair_finding,
+    pct,
+    probe_facts,
+    probe_notices,
+    probe_replay,
+    probe_verdict,
+)
+from ._sections import read_section
 
 #: Record ids shown per finding.
 MAX_EXAMPLE_IDS = 20
@@ -221,8 +227,8 @@ def _finding(i: int, f: Finding, seen: dict[str, tuple[str, str]] | None = None)
         items.append((f"Records ({len(loc.record_ids)})", shown + extra))
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in items)
     parts = [f'<article id="finding-{i}"><h3>{i}. {esc(f.title)}</h3><dl>{dl}</dl>']
-    transcripts = finding_transcripts(f)
-    in_transcripts = {t.name for t in transcripts}
+    ts = finding_transcripts(f)
+    in_transcripts = {t.name for t in ts}
     ev = {k: v for k, v in evidence_dict(f).items() if k not in in_transcripts}
     if ev:
         desc = {e.name: e.description for e in f.evidence}
@@ -241,8 +247,8 @@ def _finding(i: int, f: Finding, seen: dict[str, tuple[str, str]] | None = None)
         parts.append(f"<h4>Framework mappings</h4><ul>{lis}</ul>")
     if f.explanation:
         parts.append(f"<h4>Explanation</h4><p>{esc(f.explanation)}</p>")
-    if transcripts:
-        parts.append(_transcripts(i, f, transcripts, {} if seen is None else seen))
+    if ts:
+        parts.append(_transcripts(i, f, ts, {} if seen is None else seen))
     parts.append("</article>")
     return "".join(parts)
 
@@ -370,15 +376,15 @@ def _inline(parts: Inline) -> str:
     return "".join(_code(text) if as_code else esc(text) for text, as_code in parts)
 
 
-def _outcome(row: dict[str, Any], findings: list[Finding] | None) -> str:
+def _outcome(pair: PairRow, findings: list[Finding] | None) -> str:
     if findings is None:
         return ""
-    n = pair_finding(row, findings)
+    n = pair_finding(pair, findings)
     cell = f'<a href="#finding-{n}">finding {n}</a>' if n else '<span class="muted">no</span>'
     return f"<td>{cell}</td>"
 
 
-def _pairs_table(rows: list[dict[str, Any]], findings: list[Finding] | None = None) -> str:
+def _pairs_table(rows: tuple[PairRow, ...], findings: list[Finding] | None = None) -> str:
     head = (
         "<tr><th>trigger</th><th>family</th><th>position</th><th>behaviour</th>"
         "<th>with trigger</th><th>without</th><th>p</th><th>q</th>"
@@ -386,19 +392,19 @@ def _pairs_table(rows: list[dict[str, Any]], findings: list[Finding] | None = No
         + "</tr>"
     )
     body = "".join(
-        f"<tr><td>{_code(r.get('trigger', ''))}</td><td>{esc(r.get('family', ''))}</td>"
-        f"<td>{esc(r.get('position', ''))}</td><td>{_code(r.get('tag', ''))}</td>"
-        f'<td class="num">{esc(count_rate(r.get("with")))}</td>'
-        f'<td class="num">{esc(count_rate(r.get("without")))}</td>'
-        f'<td class="num">{esc(fmt_p(r.get("p_value")))}</td>'
-        f'<td class="num">{esc(fmt_p(r.get("q_value")))}</td>{_outcome(r, findings)}</tr>'
+        f"<tr><td>{_code(r.trigger)}</td><td>{esc(r.family)}</td>"
+        f"<td>{esc(r.position)}</td><td>{_code(r.tag)}</td>"
+        f'<td class="num">{esc(count_rate(r.with_trigger))}</td>'
+        f'<td class="num">{esc(count_rate(r.without_trigger))}</td>'
+        f'<td class="num">{esc(fmt_p(r.p_value))}</td>'
+        f'<td class="num">{esc(fmt_p(r.q_value))}</td>{_outcome(r, findings)}</tr>'
         for r in rows
     )
     return f"<table>{head}{body}</table>"
 
 
-def _inversion(probe: dict[str, Any]) -> str:
-    inv = probe.get("inversion")
+def _inversion(probe: ProbeSummary) -> str:
+    inv = probe.inversion
     if not isinstance(inv, dict):
         return ""
     targets, triggers = inversion(probe)
@@ -442,19 +448,19 @@ def _inversion(probe: dict[str, Any]) -> str:
 
 def _model(report: Report, dpi: int) -> str:
     """The model scan's verdict, replayed proof and per-label evidence (empty if none)."""
-    ms = model_scan(report.extras)
+    ms = model_scan(report)
     if ms is None:
         return ""
     parts = [
         '<section id="model"><h2>Model scan</h2><p class="verdict"><b>Verdict.</b> '
         f"{esc(verdict_text(ms))}</p>"
     ]
-    ex = [e for e in (ms.replay or {}).get("examples") or [] if isinstance(e, dict)]
+    ex = (ms.replay.examples if ms.replay else None) or ()
     if ex:
         rows = "".join(
-            f"<tr><td>{esc(plain(reveal(str(e.get('before', '')))))}</td>"
-            f"<td>{esc(plain(reveal(str(e.get('after', '')))))}</td>"
-            f"<td>{_code(e.get('label_before', ''))} → {_code(e.get('label_after', ''))}</td>"
+            f"<tr><td>{esc(plain(reveal(str(e.before))))}</td>"
+            f"<td>{esc(plain(reveal(str(e.after))))}</td>"
+            f"<td>{_code(e.label_before)} → {_code(e.label_after)}</td>"
             "</tr>"
             for e in ex
         )
@@ -486,26 +492,24 @@ def _model(report: Report, dpi: int) -> str:
     return "".join(parts) + "</section>"
 
 
-def _probe(report: Report) -> str:
-    probe = probe_extras(report.extras)
-    if probe is None:
-        return ""
+def _probe(report: Report, probe: ProbeSummary) -> str:
+    verdict = read_section(report, ModelVerdict)
     parts = [
         '<section id="probe"><h2>Probe</h2><p class="verdict"><b>Verdict.</b> '
-        + _inline(probe_verdict(report.extras, len(report.findings)))
+        + _inline(probe_verdict(verdict, len(report.findings)))
         + "</p>"
     ]
     parts += [
         f'<div class="notice"><p><b>Note.</b> {esc(n)}</p></div>'
-        for n in probe_notices(report.extras, probe, partial=report.partial)
+        for n in probe_notices(verdict, probe, partial=report.partial)
     ]
-    facts = probe_facts(report.extras, probe)
+    facts = probe_facts(verdict, probe)
     if facts:
         parts.append(f'<p class="muted">{esc(facts)}</p>')
-    replay = probe_replay(report.extras)
+    replay = probe_replay(read_section(report, Replay))
     if replay:
         parts.append(f"<p>{_inline(replay)}</p>")
-    confirmed = probe_rows(probe, "confirmed")
+    confirmed = probe.confirmed
     parts.append(
         '<h3>Confirmation tests</h3><p class="muted">Each trigger, position and behaviour '
         "tested on fresh confirmation tasks, most significant first: runs showing the behaviour "
@@ -517,7 +521,7 @@ def _probe(report: Report) -> str:
         if confirmed
         else "<p>No condition reached the confirmation stage.</p>"
     )
-    screened = probe_rows(probe, "screened")
+    screened = probe.screened
     if screened:
         parts.append(
             f"<details><summary>Screening: the {len(screened)} most promising conditions, "
@@ -612,7 +616,8 @@ def _run(report: Report) -> str:
 def render_html(report: Report, *, max_points: int = 20_000, dpi: int = 100) -> Iterator[str]:
     """Yield the page in chunks (see :func:`write_html`)."""
     title = f"dormant report: {report.subject.name}"
-    probe = probe_extras(report.extras) is not None
+    summary = read_section(report, ProbeSummary)
+    probe = summary is not None
     extra_css = _PROBE_CSS if probe or any(finding_transcripts(f) for f in report.findings) else ""
     yield (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -626,8 +631,8 @@ def render_html(report: Report, *, max_points: int = 20_000, dpi: int = 100) -> 
         f"{_code(report.subject.digest)}</p></header>\n"
     )
     yield _summary(report) + "\n"
-    if probe:
-        yield _probe(report) + "\n"
+    if summary is not None:
+        yield _probe(report, summary) + "\n"
     model = _model(report, dpi)
     if model:
         yield model + "\n"
