@@ -16,6 +16,7 @@ from ..report import Report
 from ..sections import KEYS, section
 
 S = TypeVar("S")
+R = TypeVar("R")
 
 
 def read_section(report: Report, kind: type[S]) -> S | None:
@@ -30,8 +31,8 @@ def read_section(report: Report, kind: type[S]) -> S | None:
 
 
 def present(
-    report: Report, renderers: Mapping[type, Callable[[Report, Any], Any]]
-) -> Iterator[tuple[Callable[[Report, Any], Any], Any]]:
+    report: Report, renderers: Mapping[type, Callable[..., R]]
+) -> Iterator[tuple[Callable[..., R], Any]]:
     """``(renderer, section)`` for each section type of ``renderers`` the report holds."""
     for kind, render in renderers.items():
         value = read_section(report, kind)
