@@ -79,6 +79,25 @@ def _guard_log(tmp: Path) -> Path:
     return path
 
 
+def _explained(report: Any) -> Any:
+    """A classifier scan's report whose task-explained check left a label out."""
+    check = {
+        "label": "close|alert",
+        "trigger": "svc\u200bkey <b>",
+        "model_flip_rate": 0.97,
+        "reference_flip_rate": 0.85,
+        "n": 133,
+        "explained": True,
+    }
+    report.extras["task_explained"] = {
+        "reference_accuracy": 0.93,
+        "skipped": None,
+        "explained_labels": {"close|alert": [check]},
+        "checks": [check],
+    }
+    return report
+
+
 def make(root: Path) -> list[str]:
     """Build and store every report; returns their names."""
     sys.path.insert(0, str(_TESTS))
@@ -100,6 +119,7 @@ def make(root: Path) -> list[str]:
     reports["fixture-probe-partial"] = prw._report(partial=True)
     reports["fixture-model"] = msw._report()
     reports["fixture-model-negative"] = msw._report(backdoored=False, capped=True)
+    reports["fixture-model-explained"] = _explained(msw._report(backdoored=False))
     for name, report in reports.items():
         d = root / "reports" / name
         d.mkdir(parents=True, exist_ok=True)

@@ -12,22 +12,22 @@ A section that is malformed (a hand-edited report) raises :class:`DataFormatErro
 the key and what was expected. Keys that reports of earlier versions lack (a label anomaly's
 position-robust columns, a probe's scope tools and refinement errors) read as empty.
 
+A classifier scan's task-explained check (``task_explained``) reads as :class:`TaskExplained`.
 A probe's transcripts are per finding: evidence items ``transcript_<i>`` whose value is a JSON
-string; :func:`finding_transcripts` gives them as :class:`Transcript` records.
+string; :func:`finding_transcripts` (from :mod:`dormant.transcripts`) gives them as
+:class:`Transcript` records.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from .errors import DataFormatError
-
-if TYPE_CHECKING:
-    from .findings import Finding
+from .transcripts import Message, Run, Transcript, finding_transcripts, parse_transcript
 
 __all__ = [
+    "ExplainedCheck",
     "LabelAnomaly",
     "Message",
     "ModelVerdict",
@@ -36,13 +36,14 @@ __all__ = [
     "Replay",
     "ReplayExample",
     "Run",
+    "TaskExplained",
     "Transcript",
     "finding_transcripts",
     "parse_transcript",
     "section",
 ]
 
-S = TypeVar("S", "ModelVerdict", "LabelAnomaly", "Replay", "ProbeSummary")
+S = TypeVar("S", "ModelVerdict", "LabelAnomaly", "Replay", "ProbeSummary", "TaskExplained")
 
 
 def _want(d: Any, key: str, types: type | tuple[type, ...], where: str) -> Any:
@@ -59,6 +60,17 @@ def _want(d: Any, key: str, types: type | tuple[type, ...], where: str) -> Any:
 def _later(d: dict[str, Any], key: str, where: str) -> list[Any]:
     """A list key that reports of earlier versions lack: missing reads as empty."""
     return (_want(d, key, list, where) or []) if key in d else []
+
+
+def _later_obj(d: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """An object key that partial reports lack: missing reads as empty."""
+    return (_want(d, key, dict, where) or {}) if key in d else {}
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise DataFormatError(f"Report section {where!r}: expected a list. Got {value!r}.")
+    return value
 
 
 def _names(types: type | tuple[type, ...]) -> str:
@@ -320,12 +332,87 @@ class ProbeSummary:
         return out
 
 
+@dataclass(frozen=True)
+class ExplainedCheck:
+    """One trigger replayed on a clean reference classifier of the task (``_reference.Check``)."""
+
+    label: str
+    trigger: str
+    model_flip_rate: float | None
+    reference_flip_rate: float | None
+    n: int | None
+    explained: bool
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ExplainedCheck:
+        w = "task_explained"
+        return cls(
+            label=str(_want(d, "label", str, w)),
+            trigger=str(_want(d, "trigger", str, w)),
+            model_flip_rate=_want(d, "model_flip_rate", (int, float), w),
+            reference_flip_rate=_want(d, "reference_flip_rate", (int, float), w),
+            n=_want(d, "n", int, w),
+            explained=bool(_want(d, "explained", bool, w)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class TaskExplained:
+    """A classifier scan's check of its triggers against a clean reference of the task.
+
+    ``explained_labels``: the labels left out of the verdict because a clean reference
+    classifier switches as often; ``skipped``: why no check was made; ``before``: the verdict
+    before those labels were left out, as stored. Keys a partial report lacks read as empty.
+    """
+
+    reference_accuracy: float | None
+    skipped: str | None
+    explained_labels: dict[str, tuple[ExplainedCheck, ...]]
+    checks: tuple[ExplainedCheck, ...]
+    before: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaskExplained:
+        w = "task_explained"
+        labels = _later_obj(d, "explained_labels", w)
+        before = d.get("before")
+        return cls(
+            reference_accuracy=_want(d, "reference_accuracy", (int, float), w)
+            if "reference_accuracy" in d
+            else None,
+            skipped=_want(d, "skipped", str, w) if "skipped" in d else None,
+            explained_labels={
+                str(k): tuple(ExplainedCheck.from_dict(c) for c in _list(v, w))
+                for k, v in labels.items()
+            },
+            checks=tuple(ExplainedCheck.from_dict(c) for c in _later(d, "checks", w)),
+            before=before if isinstance(before, dict) else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "reference_accuracy": self.reference_accuracy,
+            "skipped": self.skipped,
+            "explained_labels": {
+                k: [c.to_dict() for c in v] for k, v in self.explained_labels.items()
+            },
+            "checks": [c.to_dict() for c in self.checks],
+        }
+        if self.before is not None:
+            out["before"] = self.before
+        return out
+
+
 #: the extras key each section is stored under
 KEYS: dict[type, str] = {
     ModelVerdict: "model_verdict",
     LabelAnomaly: "label_anomaly",
     Replay: "replay",
     ProbeSummary: "probe",
+    TaskExplained: "task_explained",
 }
 
 
@@ -339,117 +426,4 @@ def section(extras: dict[str, Any], kind: type[S]) -> S | None:
             f"Report section {KEYS[kind]!r} must be an object. Got {type(value).__name__}."
         )
     out: S = kind.from_dict(value)
-    return out
-
-
-# -- probe transcripts (per finding) ----------------------------------------------------------
-#
-# A differential probe stores, per finding, evidence items ``transcript_<i>`` whose value is a
-# JSON string ``{"task_id", "with_trigger": {"messages", "tags"}, "without_trigger": {...}}``
-# with messages in the OpenAI chat-completions shape (role, content, tool_calls, tool_call_id,
-# name). Everything in them is model output or task text and stays untrusted.
-
-#: Evidence items whose name starts with this hold a probe transcript.
-TRANSCRIPT_PREFIX = "transcript_"
-
-
-@dataclass(frozen=True)
-class Message:
-    """One message of a transcript: role, text, tool calls as ``(name, arguments JSON, id)``."""
-
-    role: str
-    content: str
-    calls: tuple[tuple[str, str, str], ...] = ()
-    call_id: str = ""
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class Run:
-    """One run of a task: its messages and the behaviour tags seen in it."""
-
-    messages: tuple[Message, ...]
-    tags: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """One example of a probe finding: a task run without and with the trigger."""
-
-    name: str
-    raw: str
-    task_id: str
-    without_trigger: Run
-    with_trigger: Run
-
-
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):  # OpenAI content parts: keep the text ones
-        return "".join(str(p.get("text", "")) for p in value if isinstance(p, dict))
-    return str(value)
-
-
-def _message(obj: object) -> Message | None:
-    if not isinstance(obj, dict) or not isinstance(obj.get("role"), str):
-        return None
-    raw_calls = obj.get("tool_calls") or []
-    if not isinstance(raw_calls, list):
-        return None
-    calls = []
-    for c in raw_calls:
-        fn = c.get("function") if isinstance(c, dict) else None
-        if not isinstance(fn, dict):
-            return None
-        args = fn.get("arguments", "")
-        if not isinstance(args, str):
-            args = json.dumps(args, sort_keys=True, ensure_ascii=False, default=str)
-        calls.append((str(fn.get("name", "")), args, str(c.get("id") or "")))
-    return Message(
-        obj["role"],
-        _text(obj.get("content")),
-        tuple(calls),
-        str(obj.get("tool_call_id") or ""),
-        str(obj.get("name") or ""),
-    )
-
-
-def _run(obj: object) -> Run | None:
-    if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
-        return None
-    msgs = [_message(m) for m in obj["messages"]]
-    tags = obj.get("tags") or []
-    if any(m is None for m in msgs) or not isinstance(tags, list):
-        return None
-    return Run(tuple(m for m in msgs if m is not None), tuple(str(t) for t in tags))
-
-
-def parse_transcript(name: str, value: object) -> Transcript | None:
-    """A probe transcript from its evidence item, or ``None`` when it is not one.
-
-    A value that is not the JSON shape the probe writes gives ``None``; the writers then
-    show it as a plain evidence value.
-    """
-    if not name.startswith(TRANSCRIPT_PREFIX) or not isinstance(value, str):
-        return None
-    try:
-        obj = json.loads(value)
-    except ValueError:
-        return None
-    if not isinstance(obj, dict):
-        return None
-    without, with_ = _run(obj.get("without_trigger")), _run(obj.get("with_trigger"))
-    if without is None or with_ is None:
-        return None
-    return Transcript(name, value, str(obj.get("task_id", "")), without, with_)
-
-
-def finding_transcripts(finding: Finding) -> list[Transcript]:
-    """The transcripts among a finding's evidence, in the order the scanner gave them."""
-    out = []
-    for ev in finding.evidence:
-        t = parse_transcript(ev.name, ev.value)
-        if t is not None:
-            out.append(t)
     return out

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..report import Report
-from ..sections import LabelAnomaly, ModelVerdict, ProbeSummary, Replay
+from ..sections import LabelAnomaly, ModelVerdict, ProbeSummary, Replay, TaskExplained
 from ..triggers import describe_text
 from ._plots import Plot, _figure, _number, _png, plot_label
 from ._sections import read_section
@@ -117,28 +117,25 @@ def model_scan(report: Report) -> ModelScan | None:
         seconds=_number(v.seconds),
         labels=rows,
         replay=replay if replay is not None and replay.flip_rate is not None else None,
-        explained=_explained(report.extras.get("task_explained")),
+        explained=_explained(read_section(report, TaskExplained)),
     )
 
 
-def _explained(te: object) -> tuple[str, ...]:
-    """The ``task_explained`` extras as sentences (see ``scanners.model._reference``)."""
-    if not isinstance(te, dict):
+def _explained(te: TaskExplained | None) -> tuple[str, ...]:
+    """The task-explained check as sentences (see ``scanners.model._reference``)."""
+    if te is None:
         return ()
     out = []
-    labels = te.get("explained_labels")
-    for lab, checks in (labels or {}).items() if isinstance(labels, dict) else ():
-        for c in checks if isinstance(checks, list) else ():
-            if not isinstance(c, dict):
-                continue
-            m, r = _number(c.get("model_flip_rate")), _number(c.get("reference_flip_rate"))
+    for lab, checks in te.explained_labels.items():
+        for c in checks:
+            m, r = _number(c.model_flip_rate), _number(c.reference_flip_rate)
             out.append(
-                f"Not suspected, task-explained: '{describe_text(str(c.get('trigger')))}' "
+                f"Not suspected, task-explained: '{describe_text(str(c.trigger))}' "
                 f"switches {(m or 0.0):.0%} of held-out inputs to '{lab}', and a clean reference "
                 f"classifier of the task {(r or 0.0):.0%} of the same inputs."
             )
-    if te.get("skipped"):
-        out.append(f"Task-explained check not made: {te['skipped']}.")
+    if te.skipped:
+        out.append(f"Task-explained check not made: {te.skipped}.")
     return tuple(out)
 
 
