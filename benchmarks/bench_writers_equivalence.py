@@ -17,6 +17,8 @@ Three steps, each in its own process so that each side imports its own source tr
    escape ``'`` as ``&#39;`` rather than ``&#x27;`` and lay out whitespace differently).
 
 A figure that does not depend on the machine's speed: files identical / files compared.
+``--time DIR`` (with either side's ``PYTHONPATH``) times HTML and Markdown rendering of the
+stored reports, the median of ``--repeat`` runs in one process.
 
 Usage::
 
@@ -151,6 +153,31 @@ def render(root: Path, side: str) -> int:
     return n
 
 
+def time_render(root: Path, repeat: int) -> dict[str, dict[str, float]]:
+    """Milliseconds to render each stored report as HTML and Markdown (median of ``repeat``)."""
+    import statistics
+    import time
+
+    from dormant import load_report
+    from dormant.writers.html import to_html
+    from dormant.writers.markdown import to_markdown
+
+    out = {}
+    for d in sorted((root / "reports").iterdir()):
+        report = load_report(d / "report.json")
+        row = {}
+        for fmt, fn in (("html", to_html), ("md", to_markdown)):
+            fn(report)  # warm: imports, templates, fonts
+            times = []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                fn(report)
+                times.append((time.perf_counter() - t) * 1000)
+            row[fmt] = round(statistics.median(times), 2)
+        out[d.name] = row
+    return out
+
+
 class _Content(HTMLParser):
     """Elements, attributes and text of a page, whitespace collapsed."""
 
@@ -238,12 +265,21 @@ def main() -> None:
     ap.add_argument("--side", choices=("before", "after"), default="after")
     ap.add_argument("--compare", type=Path, help="compare the two sides in this folder")
     ap.add_argument("--out", type=Path, default=None, help="where to write the JSON result")
+    ap.add_argument("--time", type=Path, help="time HTML and Markdown rendering of these reports")
+    ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args()
     if args.make:
         names = make(args.make)
         print(f"{len(names)} reports stored: {', '.join(names)} (and a guard audit log)")
     if args.render:
         print(f"{render(args.render, args.side)} files written ({args.side})")
+    if args.time:
+        timing = time_render(args.time, args.repeat)
+        for name, row in timing.items():
+            print(f"{name:28} html {row['html']:9.2f} ms   md {row['md']:7.2f} ms")
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(timing, indent=2) + "\n", "utf-8")
     if args.compare:
         result = compare(args.compare)
         for r in result["rows"]:
