@@ -17,11 +17,10 @@ section type, see :data:`RENDERERS`) with autoescaping on. Record text, record i
 strings and model output come from what is under scan and may be hostile: every one of them is
 HTML-escaped on output (the environment's ``finalize`` escapes with :func:`html.escape`, quotes
 included, and autoescape catches anything it misses), and the page carries a
-Content-Security-Policy
-that allows no script and no outside resource, so an escaping slip still cannot run code or call
-out. The page's size does not grow with the number of records (plots aggregate; at most
-``MAX_FLAGGED_LISTED`` records are listed), and a transcript message longer than 4,000
-characters is shown by its start and end.
+Content-Security-Policy that allows no script and no outside resource, so an escaping slip still
+cannot run code or call out. The page's size does not grow with the number of records (plots
+aggregate; at most ``MAX_FLAGGED_LISTED`` records are listed), and a transcript message longer
+than 4,000 characters is shown by its start and end.
 """
 
 from __future__ import annotations
