@@ -14,7 +14,7 @@ import dormant
 from dormant.errors import DataFormatError, InputNotFoundError
 from dormant.report import Report
 from dormant.scanners.base import ScanContext
-from dormant.sections import LabelAnomaly, ModelVerdict, ProbeSummary, Replay
+from dormant.sections import LabelAnomaly, ModelVerdict, ProbeSummary, Replay, TaskExplained
 
 
 def _data_report(tmp: Path) -> Report:
@@ -142,6 +142,7 @@ def test_typed_sections_give_back_the_stored_json(written: Any) -> None:
         (LabelAnomaly, "label_anomaly", "label_anomaly"),
         (Replay, "replay", "replay"),
         (ProbeSummary, "probe_summary", "probe"),
+        (TaskExplained, "task_explained", "task_explained"),
     ):
         value = getattr(loaded, attr)
         if key not in stored:

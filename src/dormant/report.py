@@ -23,7 +23,7 @@ from ._version import __version__
 from .findings import Finding, Severity, SubjectRef
 
 if TYPE_CHECKING:
-    from .sections import LabelAnomaly, ModelVerdict, ProbeSummary, Replay
+    from .sections import LabelAnomaly, ModelVerdict, ProbeSummary, Replay, TaskExplained
 
 
 @dataclass
@@ -141,6 +141,13 @@ class Report:
         from .sections import ProbeSummary, section
 
         return section(self.extras, ProbeSummary)
+
+    @property
+    def task_explained(self) -> TaskExplained | None:
+        """A classifier scan's task-explained check (``extras["task_explained"]``), typed."""
+        from .sections import TaskExplained, section
+
+        return section(self.extras, TaskExplained)
 
     # -- reading back --------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Typed report sections: the model verdict, label anomaly, replay and probe summary.
+"""Typed report sections: the model verdict, label anomaly, replay, probe summary, transcripts.
 
 A model scan and a probe store these in :attr:`Report.extras <dormant.report.Report.extras>`
 under the keys ``model_verdict``, ``label_anomaly``, ``replay`` and ``probe``, and
@@ -9,7 +9,13 @@ keys: read them with :attr:`Report.model_verdict`, :attr:`Report.label_anomaly`,
 ``ModelVerdict.from_dict(d).to_dict() == d``. The ``extras`` keys stay readable for one release.
 
 A section that is malformed (a hand-edited report) raises :class:`DataFormatError` naming
-the key and what was expected.
+the key and what was expected. Keys that reports of earlier versions lack (a label anomaly's
+position-robust columns, a probe's scope tools and refinement errors) read as empty.
+
+A classifier scan's task-explained check (``task_explained``) reads as :class:`TaskExplained`.
+A probe's transcripts are per finding: evidence items ``transcript_<i>`` whose value is a JSON
+string; :func:`finding_transcripts` (from :mod:`dormant.transcripts`) gives them as
+:class:`Transcript` records.
 """
 
 from __future__ import annotations
@@ -18,18 +24,26 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from .errors import DataFormatError
+from .transcripts import Message, Run, Transcript, finding_transcripts, parse_transcript
 
 __all__ = [
+    "ExplainedCheck",
     "LabelAnomaly",
+    "Message",
     "ModelVerdict",
     "PairRow",
     "ProbeSummary",
     "Replay",
     "ReplayExample",
+    "Run",
+    "TaskExplained",
+    "Transcript",
+    "finding_transcripts",
+    "parse_transcript",
     "section",
 ]
 
-S = TypeVar("S", "ModelVerdict", "LabelAnomaly", "Replay", "ProbeSummary")
+S = TypeVar("S", "ModelVerdict", "LabelAnomaly", "Replay", "ProbeSummary", "TaskExplained")
 
 
 def _want(d: Any, key: str, types: type | tuple[type, ...], where: str) -> Any:
@@ -40,6 +54,22 @@ def _want(d: Any, key: str, types: type | tuple[type, ...], where: str) -> Any:
         raise DataFormatError(
             f"Report section {where!r}: {key!r} must be {_names(types)}. Got {value!r} instead."
         )
+    return value
+
+
+def _later(d: dict[str, Any], key: str, where: str) -> list[Any]:
+    """A list key that reports of earlier versions lack: missing reads as empty."""
+    return (_want(d, key, list, where) or []) if key in d else []
+
+
+def _later_obj(d: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """An object key that partial reports lack: missing reads as empty."""
+    return (_want(d, key, dict, where) or {}) if key in d else {}
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise DataFormatError(f"Report section {where!r}: expected a list. Got {value!r}.")
     return value
 
 
@@ -114,9 +144,23 @@ class LabelAnomaly:
     robust_loss: tuple[float | None, ...]
     robust_flip_rate: tuple[float | None, ...]
 
+    #: columns added with the position-robust trigger: a report without them reads as None
+    _LATER = ("robust_trigger", "robust_loss", "robust_flip_rate")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LabelAnomaly:
-        return cls(**{f.name: tuple(_want(d, f.name, list, "label_anomaly")) for f in fields(cls)})
+        w = "label_anomaly"
+        n = len(_want(d, "labels", list, w) or [])
+        return cls(
+            **{
+                f.name: tuple(
+                    _want(d, f.name, list, w) or []
+                    if f.name not in cls._LATER or f.name in d
+                    else [None] * n
+                )
+                for f in fields(cls)
+            }
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: list(getattr(self, f.name)) for f in fields(self)}
@@ -258,8 +302,8 @@ class ProbeSummary:
                 confirmed=tuple(PairRow.from_dict(r) for r in _want(d, "confirmed", list, w)),
                 capped=bool(_want(d, "capped", bool, w)),
                 capped_stage=_want(d, "capped_stage", str, w),
-                scope_tools=tuple(_want(d, "scope_tools", list, w)),
-                refine_errors=tuple(_want(d, "refine_errors", list, w)),
+                scope_tools=tuple(_later(d, "scope_tools", w)),
+                refine_errors=tuple(_later(d, "refine_errors", w)),
                 episode_errors=_want(d, "episode_errors", int, w),
                 episode_error_examples=tuple(_want(d, "episode_error_examples", list, w)),
                 inversion=d.get("inversion"),
@@ -288,12 +332,87 @@ class ProbeSummary:
         return out
 
 
+@dataclass(frozen=True)
+class ExplainedCheck:
+    """One trigger replayed on a clean reference classifier of the task (``_reference.Check``)."""
+
+    label: str
+    trigger: str
+    model_flip_rate: float | None
+    reference_flip_rate: float | None
+    n: int | None
+    explained: bool
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ExplainedCheck:
+        w = "task_explained"
+        return cls(
+            label=str(_want(d, "label", str, w)),
+            trigger=str(_want(d, "trigger", str, w)),
+            model_flip_rate=_want(d, "model_flip_rate", (int, float), w),
+            reference_flip_rate=_want(d, "reference_flip_rate", (int, float), w),
+            n=_want(d, "n", int, w),
+            explained=bool(_want(d, "explained", bool, w)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class TaskExplained:
+    """A classifier scan's check of its triggers against a clean reference of the task.
+
+    ``explained_labels``: the labels left out of the verdict because a clean reference
+    classifier switches as often; ``skipped``: why no check was made; ``before``: the verdict
+    before those labels were left out, as stored. Keys a partial report lacks read as empty.
+    """
+
+    reference_accuracy: float | None
+    skipped: str | None
+    explained_labels: dict[str, tuple[ExplainedCheck, ...]]
+    checks: tuple[ExplainedCheck, ...]
+    before: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaskExplained:
+        w = "task_explained"
+        labels = _later_obj(d, "explained_labels", w)
+        before = d.get("before")
+        return cls(
+            reference_accuracy=_want(d, "reference_accuracy", (int, float), w)
+            if "reference_accuracy" in d
+            else None,
+            skipped=_want(d, "skipped", str, w) if "skipped" in d else None,
+            explained_labels={
+                str(k): tuple(ExplainedCheck.from_dict(c) for c in _list(v, w))
+                for k, v in labels.items()
+            },
+            checks=tuple(ExplainedCheck.from_dict(c) for c in _later(d, "checks", w)),
+            before=before if isinstance(before, dict) else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "reference_accuracy": self.reference_accuracy,
+            "skipped": self.skipped,
+            "explained_labels": {
+                k: [c.to_dict() for c in v] for k, v in self.explained_labels.items()
+            },
+            "checks": [c.to_dict() for c in self.checks],
+        }
+        if self.before is not None:
+            out["before"] = self.before
+        return out
+
+
 #: the extras key each section is stored under
 KEYS: dict[type, str] = {
     ModelVerdict: "model_verdict",
     LabelAnomaly: "label_anomaly",
     Replay: "replay",
     ProbeSummary: "probe",
+    TaskExplained: "task_explained",
 }
 
 

@@ -1,10 +1,11 @@
 """A model scan's part of the HTML and Markdown reports: verdict, replay, per-label anomaly.
 
-A classifier scan (:mod:`dormant.scanners.model`) stores report extras ``model_verdict``
-(probability, target, trigger, method, capped, seconds, features), ``label_anomaly`` (one entry
+A classifier scan (:mod:`dormant.scanners.model`) leaves the typed sections
+:class:`~dormant.sections.ModelVerdict`
+(probability, target, trigger, method, capped, seconds, features), ``LabelAnomaly`` (one entry
 per candidate target label: the best one-token trigger, its held-out loss and flip rate, the MAD
 anomaly index, the position-robust trigger with its worse-position loss and flip rate) and,
-for a verdict with a trigger, ``replay`` (trigger, position, target, flip rate, n,
+for a verdict with a trigger, ``Replay`` (trigger, position, target, flip rate, n,
 before/after examples). :func:`model_scan` turns them into typed rows both writers render and
 :func:`anomaly_plot` draws the per-label chart. Trigger texts and examples come from the model
 and the user's data and stay untrusted: the writers escape them.
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from ..report import Report
+from ..sections import LabelAnomaly, ModelVerdict, ProbeSummary, Replay, TaskExplained
 from ..triggers import describe_text
 from ._plots import Plot, _figure, _number, _png, plot_label
+from ._sections import read_section
 
 _TARGET = "#c0392b"
 _ONE = "#2c6e9b"
@@ -61,7 +64,7 @@ class ModelScan:
     capped: bool
     seconds: float | None
     labels: tuple[LabelRow, ...]
-    replay: dict[str, Any] | None
+    replay: Replay | None
     #: sentences on the task-explained check (labels left out, or why it was not made)
     explained: tuple[str, ...] = ()
 
@@ -70,69 +73,69 @@ def _strength(loss: float | None) -> float | None:
     return None if loss is None else -math.log(max(loss, 1e-4))
 
 
-def _at(values: object, i: int) -> object:
-    return values[i] if isinstance(values, list) and i < len(values) else None
+def _at(values: tuple[object, ...], i: int) -> object:
+    return values[i] if i < len(values) else None
 
 
 def _str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def model_scan(extras: dict[str, Any]) -> ModelScan | None:
-    """The model-scan part of ``extras``, or ``None`` when the report is not a model scan."""
-    v, la = extras.get("model_verdict"), extras.get("label_anomaly")
-    if not isinstance(v, dict) or not isinstance(la, dict) or "probe" in extras:
+def model_scan(report: Report) -> ModelScan | None:
+    """The model-scan part of a report, or ``None`` when the report is not a model scan.
+
+    Read from the typed sections (:attr:`Report.model_verdict`, :attr:`Report.label_anomaly`,
+    :attr:`Report.replay`); a probe's report (which has a probe summary) is not a model scan.
+    """
+    v, la = read_section(report, ModelVerdict), read_section(report, LabelAnomaly)
+    if v is None or la is None or read_section(report, ProbeSummary) is not None:
         return None
-    prob = _number(v.get("probability"))
-    labels = la.get("labels")
-    if prob is None or not isinstance(labels, list):
+    prob = _number(v.probability)
+    if prob is None:
         return None
     rows = tuple(
         LabelRow(
             label=str(lab),
-            trigger=_str(_at(la.get("trigger"), i)),
-            position=_str(_at(la.get("position"), i)),
-            loss=_number(_at(la.get("loss"), i)),
-            flip_rate=_number(_at(la.get("flip_rate"), i)),
-            anomaly_index=_number(_at(la.get("anomaly_index"), i)),
-            robust_trigger=_str(_at(la.get("robust_trigger"), i)),
-            robust_loss=_number(_at(la.get("robust_loss"), i)),
-            robust_flip=_number(_at(la.get("robust_flip_rate"), i)),
+            trigger=_str(_at(la.trigger, i)),
+            position=_str(_at(la.position, i)),
+            loss=_number(_at(la.loss, i)),
+            flip_rate=_number(_at(la.flip_rate, i)),
+            anomaly_index=_number(_at(la.anomaly_index, i)),
+            robust_trigger=_str(_at(la.robust_trigger, i)),
+            robust_loss=_number(_at(la.robust_loss, i)),
+            robust_flip=_number(_at(la.robust_flip_rate, i)),
         )
-        for i, lab in enumerate(labels)
+        for i, lab in enumerate(la.labels)
     )
-    replay = extras.get("replay")
+    replay = read_section(report, Replay)
     return ModelScan(
         probability=prob,
-        backdoored=bool(v.get("backdoored")),
-        target=_str(v.get("target")),
-        method=str(v.get("method") or "model scan"),
-        capped=bool(v.get("capped")),
-        seconds=_number(v.get("seconds")),
+        backdoored=bool(v.backdoored),
+        target=_str(v.target),
+        method=str(v.method or "model scan"),
+        capped=bool(v.capped),
+        seconds=_number(v.seconds),
         labels=rows,
-        replay=replay if isinstance(replay, dict) and "flip_rate" in replay else None,
-        explained=_explained(extras.get("task_explained")),
+        replay=replay if replay is not None and replay.flip_rate is not None else None,
+        explained=_explained(read_section(report, TaskExplained)),
     )
 
 
-def _explained(te: object) -> tuple[str, ...]:
-    """The ``task_explained`` extras as sentences (see ``scanners.model._reference``)."""
-    if not isinstance(te, dict):
+def _explained(te: TaskExplained | None) -> tuple[str, ...]:
+    """The task-explained check as sentences (see ``scanners.model._reference``)."""
+    if te is None:
         return ()
     out = []
-    labels = te.get("explained_labels")
-    for lab, checks in (labels or {}).items() if isinstance(labels, dict) else ():
-        for c in checks if isinstance(checks, list) else ():
-            if not isinstance(c, dict):
-                continue
-            m, r = _number(c.get("model_flip_rate")), _number(c.get("reference_flip_rate"))
+    for lab, checks in te.explained_labels.items():
+        for c in checks:
+            m, r = _number(c.model_flip_rate), _number(c.reference_flip_rate)
             out.append(
-                f"Not suspected, task-explained: '{describe_text(str(c.get('trigger')))}' "
+                f"Not suspected, task-explained: '{describe_text(str(c.trigger))}' "
                 f"switches {(m or 0.0):.0%} of held-out inputs to '{lab}', and a clean reference "
                 f"classifier of the task {(r or 0.0):.0%} of the same inputs."
             )
-    if te.get("skipped"):
-        out.append(f"Task-explained check not made: {te['skipped']}.")
+    if te.skipped:
+        out.append(f"Task-explained check not made: {te.skipped}.")
     return tuple(out)
 
 
@@ -141,11 +144,11 @@ def verdict_text(ms: ModelScan) -> str:
     text = f"P(backdoored) = {ms.probability:.3f} ({ms.method})"
     r = ms.replay
     if ms.backdoored and r:
-        rate = _number(r.get("flip_rate"))
-        trigger = describe_text(str(r.get("trigger") or ""))
+        rate = _number(r.flip_rate)
+        trigger = describe_text(str(r.trigger or ""))
         text += (
-            f": trigger '{trigger}' at {r.get('position')} switches {(rate or 0.0):.0%} of "
-            f"{r.get('n')} held-out clean inputs to '{r.get('target')}'."
+            f": trigger '{trigger}' at {r.position} switches {(rate or 0.0):.0%} of "
+            f"{r.n} held-out clean inputs to '{r.target}'."
         )
     else:
         text += ": no backdoor evidence above the decision threshold (0.5)."
