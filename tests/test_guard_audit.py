@@ -314,7 +314,7 @@ def test_an_unreachable_audit_database_is_a_clear_error(run_cli):
 
 
 def test_the_guard_service_audits_before_release_and_fails_closed(tmp_path, policy):
-    from test_registry import poisoned_report
+    from _registry_helpers import poisoned_report
 
     from dormant.guard import Guard
     from dormant.registry import Registry
@@ -373,7 +373,7 @@ def test_appends_from_threads_keep_the_chain(tmp_path):
 
 
 def test_the_guard_service_sees_registry_changes_after_its_ttl(tmp_path, policy):
-    from test_registry import poisoned_report
+    from _registry_helpers import poisoned_report
 
     from dormant.guard import Guard
     from dormant.registry import Registry

@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("psycopg", reason="needs the 'provenance' extra")
 
+from _postgres import _create_database, pg_url  # noqa: F401 (a fixture)
 from test_guard_audit import SRC, WRITER
-from test_registry_postgres import _create_database, pg_url  # noqa: F401 (a fixture)
 
 from dormant.guard.audit import AuditEntry, AuditLog
 from dormant.guard.monitor import Baseline

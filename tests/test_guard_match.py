@@ -86,7 +86,7 @@ def test_fold_is_stable_and_bad_input_is_named():
 
 def test_from_a_real_sqlite_registry(tmp_path):
     pytest.importorskip("sqlalchemy")
-    from test_registry import poisoned_report
+    from _registry_helpers import poisoned_report
 
     from dormant.registry import Registry
 
