@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -87,3 +88,36 @@ def test_a_subject_that_claims_gradients_without_the_interface_is_refused() -> N
     with pytest.raises(InputError, match="offers no gradients"):
         gradients_of(liar)
     assert not isinstance(object(), Gradients)
+
+
+@pytest.mark.slow
+def test_a_local_transformers_classifier_offers_gradients_wrt_its_input_embeddings(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import torch
+
+    from dormant.bench.zoo import WORDNET_DIR, OrganismSpec, build_organism
+    from dormant.subjects.model import load_classifier
+
+    if not (WORDNET_DIR / "data.noun").exists():
+        pytest.skip("needs WordNet data")
+    torch.set_num_threads(1)
+    spec = OrganismSpec("clean", seed=11, layers=1, hidden=32, n_train=200, epochs=1)
+    m = load_classifier(build_organism(spec, tmp_path).path)
+    grads = gradients_of(m)
+    assert grads is m.gradients and isinstance(grads, Gradients)
+    assert missing(get_scanner("model-trigger-inversion"), m) is None
+    enc = grads.tokenizer(["a plain sentence about the garden"], return_tensors="pt")
+    emb = grads.embedding_matrix()[enc["input_ids"]].detach()
+    g = grads.input_gradients(emb, enc["attention_mask"], 0)
+    assert g.shape == emb.shape and bool(torch.isfinite(g).all()) and float(g.abs().sum()) > 0
+
+    def loss(e: Any) -> float:
+        logits = grads.logits_from_embeds(e, enc["attention_mask"])
+        return float(torch.nn.functional.cross_entropy(logits.float(), torch.tensor([0])))
+
+    with torch.no_grad():  # a small step against the gradient lowers the loss (first order)
+        assert loss(emb - 1e-2 * g / g.norm()) < loss(emb)
+    assert not any(p.grad is not None for p in grads.model.parameters())
