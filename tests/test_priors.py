@@ -107,7 +107,8 @@ def test_a_model_scan_replays_the_typed_prior_trigger(tmp_path: Path) -> None:
     m = ClassifierModel(CallableClassifier(_keyword_model, labels=labels, name="kw"))
     m.clean = check_clean_data(texts, [labels[i % 3] for i in range(90)], m)
     priors = prior_triggers(_report(tmp_path), min_severity="medium")
-    report = scan_model(m, priors=priors, context=ScanContext(seed=1))
+    fast = {"reference_check": False, "pairs_of": 0}
+    report = scan_model(m, priors=priors, context=ScanContext(seed=1), blackbox_params=fast)
     assert report.extras["replay"]["trigger"] == "zebra quantum"
     assert report.extras["replay"]["target"] == "c"
     with pytest.raises(ConfigError, match="'priors' parameter of scan_model"):
