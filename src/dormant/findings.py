@@ -211,3 +211,39 @@ def describe_mapping(ref: str) -> str:
     if fw is None or ident not in fw["catalogue"]:
         raise ConfigError(f"Unknown framework reference {ref!r}.")
     return str(fw["catalogue"][ident])
+
+
+@dataclass(frozen=True)
+class PriorTrigger:
+    """A trigger an earlier stage found, handed to the next one to try first.
+
+    A model scan replays it on clean inputs; a probe tries it on the chat model's tasks. Built
+    from a data report by :func:`dormant.priors.prior_triggers`.
+
+    Attributes
+    ----------
+    text:
+        The trigger text as the earlier scan reported it.
+    target:
+        What it switched to there: ``label:X`` or a behaviour tag (``tool:send_email``), or
+        ``None`` when the finding named none.
+    source:
+        Where it comes from: the scanner that found it (``trigger-mining``) or a file.
+    severity:
+        The earlier finding's :class:`Severity`.
+    kind:
+        The :class:`~dormant.triggers.TriggerKind` value of the finding's trigger (``token``,
+        ``phrase``, ``homoglyph`` ...), or ``""`` when unknown.
+    """
+
+    text: str
+    target: str | None = None
+    source: str = ""
+    severity: Severity = Severity.MEDIUM
+    kind: str = ""
+
+    @property
+    def label(self) -> str | None:
+        """The target label of a ``label:X`` target, else ``None``."""
+        t = self.target
+        return t[6:] if t is not None and t.startswith("label:") else None

@@ -200,3 +200,18 @@ class HFClassifier:
 
     def special_ids(self) -> set[int]:
         return {int(i) for i in self.tokenizer.all_special_ids}
+
+    def input_gradients(self, embeds: Any, attention_mask: Any, target: int) -> Any:
+        """Gradient of the cross-entropy loss towards label ``target`` w.r.t. ``embeds``.
+
+        The first-order signal of HotFlip (Ebrahimi et al. 2018) and universal triggers
+        (Wallace et al. 2019): one backward pass; the model's own weights get no gradient.
+        """
+        import torch
+
+        leaf = embeds.detach().requires_grad_(True)
+        logits = self.logits_from_embeds(leaf, attention_mask)
+        targets = torch.full((logits.shape[0],), int(target), device=logits.device)
+        loss = torch.nn.functional.cross_entropy(logits.float(), targets)
+        (grad,) = torch.autograd.grad(loss, leaf)
+        return grad

@@ -17,26 +17,18 @@ from ..report import Report
 from ._common import summarise
 
 
-def load_data_report(path: str | None) -> dict[str, Any] | None:
-    """``--data-report``: a data-scan ``report.json`` whose triggers are tried (``None``: none).
+def load_data_report(path: str | None) -> list[Any]:
+    """``--data-report``: the triggers of a ``report.json`` (read by ``dormant.load_report``),
+    as typed :class:`~dormant.findings.PriorTrigger` records (``[]`` without one).
 
     Raises
     ------
     InputNotFoundError, DataFormatError
-        Not a file, not a JSON object, or without a ``findings`` list.
+        Not a file, or not a dormant report.
     """
-    from ..errors import DataFormatError
-    from ..report import load_report_json
+    from ..priors import prior_triggers_from_path
 
-    if not path:
-        return None
-    obj = load_report_json(path, what="--data-report")
-    if not isinstance(obj.get("findings", []), list):
-        raise DataFormatError(
-            f"--data-report {path} is not a dormant report (expected an object with a "
-            "'findings' list)."
-        )
-    return obj
+    return list(prior_triggers_from_path(path, what="--data-report"))
 
 
 def write_reports(report: Report, out: str, formats: tuple[str, ...]) -> dict[str, Any]:

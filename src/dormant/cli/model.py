@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     fail_on = parse_fail_on(args.fail_on)
     formats = parse_formats(args.formats)
     check_out_dir(args.out)  # before the scan, not after it
-    data_report = load_data_report(args.data_report)
+    priors = load_data_report(args.data_report)
     model = load_classifier(args.model, device=args.device)
     ds = TextDataset(
         args.data,
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     model.clean = load_clean_data(ds, model)
     registry = open_registry(args.registry)  # an unreachable registry fails before the scan
     try:
-        return _scan(args, model, data_report, formats, fail_on, registry)
+        return _scan(args, model, priors, formats, fail_on, registry)
     finally:
         if registry is not None:
             registry.close()
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 def _scan(
     args: argparse.Namespace,
     model: Any,
-    data_report: dict[str, Any] | None,
+    priors: list[Any],
     formats: tuple[str, ...],
     fail_on: Any,
     registry: Any,
@@ -103,7 +103,7 @@ def _scan(
         report: Report = scan_model(
             model,
             method=args.method,
-            data_report=data_report,
+            priors=priors,
             context=ctx,
             whitebox_params={
                 "trigger_len": args.trigger_len,

@@ -180,7 +180,7 @@ def run_llm(args: argparse.Namespace) -> int:
     fail_on = parse_fail_on(args.fail_on)
     tasks = load_tasks(args.tasks)
     specs = load_tool_specs(args.tools) if args.tools else None
-    data_report = load_data_report(args.data_report)
+    priors = load_data_report(args.data_report)
     params = _params(args)
     try:
         from ..adapters.causal_lm import load_causal_lm
@@ -195,7 +195,7 @@ def run_llm(args: argparse.Namespace) -> int:
     model = load_causal_lm(args.model, device=args.device)
     params["invert"] = args.invert
     params["invert_seconds"] = args.invert_seconds
-    return _probe(args, model, tasks, specs, None, data_report, params, formats, fail_on)
+    return _probe(args, model, tasks, specs, None, priors, params, formats, fail_on)
 
 
 def run_agent(args: argparse.Namespace) -> int:
@@ -207,7 +207,7 @@ def run_agent(args: argparse.Namespace) -> int:
     fail_on = parse_fail_on(args.fail_on)
     tasks = load_tasks(args.tasks)
     specs = load_tool_specs(args.tools)
-    data_report = load_data_report(args.data_report)
+    priors = load_data_report(args.data_report)
     params = _params(args)
     api_key = None
     if args.api_key_env:
@@ -225,7 +225,7 @@ def run_agent(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
     )
     with model:
-        return _probe(args, model, tasks, specs, args, data_report, params, formats, fail_on)
+        return _probe(args, model, tasks, specs, args, priors, params, formats, fail_on)
 
 
 def _probe(
@@ -234,7 +234,7 @@ def _probe(
     tasks: Any,
     specs: Any,
     mcp_args: argparse.Namespace | None,
-    data_report: dict[str, Any] | None,
+    priors: list[Any],
     params: dict[str, Any],
     formats: tuple[str, ...],
     fail_on: Any,
@@ -243,7 +243,7 @@ def _probe(
 
     registry = open_registry(args.registry)  # an unreachable registry fails before the probe
     try:
-        report = _run_probe(args, model, tasks, specs, mcp_args, data_report, params)
+        report = _run_probe(args, model, tasks, specs, mcp_args, priors, params)
         failed = "probe {scanner} stopped early: {message}"
         return finish(args, report, formats, fail_on, registry, failed=failed)
     finally:
@@ -257,7 +257,7 @@ def _run_probe(
     tasks: Any,
     specs: Any,
     mcp_args: argparse.Namespace | None,
-    data_report: dict[str, Any] | None,
+    priors: list[Any],
     params: dict[str, Any],
 ) -> Any:
     from ..scanners.agent.probes import probe_model
@@ -274,9 +274,7 @@ def _run_probe(
             mcp = stack.enter_context(MCPTools(command=mcp_args.mcp_command, url=mcp_args.mcp_url))
         sandbox = Sandbox(specs=specs, mcp=mcp)
         try:
-            report = probe_model(
-                model, tasks, tools=sandbox, data_report=data_report, context=ctx, **params
-            )
+            report = probe_model(model, tasks, tools=sandbox, priors=priors, context=ctx, **params)
         finally:
             progress.close()
     return report

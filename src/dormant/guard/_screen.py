@@ -14,14 +14,14 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ..behaviours import InsecureCodeDetector, LeakageDetector, SecretDetector
+from ..behaviours import get_detector
 from ._unparsed import unparsed_calls
 from .policy import GuardPolicy
 from .types import DecisionContext, Outcome, ResponseDecision
 
-_SECRET = SecretDetector()
-_CODE = InsecureCodeDetector()
-_LEAK = LeakageDetector()
+_SECRET = get_detector("secret")
+_CODE = get_detector("insecure-code")
+_LEAK = get_detector("leakage")
 
 
 def _shingles(text: str, n: int = 8) -> set[tuple[str, ...]]:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import re
 
-from ..behaviours import EgressDetector
+from ..behaviours import get_detector
 
 _MARKUP = re.compile(
     r"<tool_call>|</tool_call>|<function_call>|<\|python_tag\|>|\[TOOL_CALLS\]", re.IGNORECASE
 )
 _NAME = re.compile(r'"name"\s*:\s*"([A-Za-z0-9_.:-]{1,64})"')
-_EGRESS = EgressDetector()
+_EGRESS = get_detector("egress")
 
 
 def unparsed_calls(text: str) -> tuple[str, ...] | None:

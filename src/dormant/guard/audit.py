@@ -28,13 +28,13 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from ..behaviours import SecretDetector
+from ..behaviours import get_detector
 from ..errors import ConfigError
 from ._store import Store, audit, audit_head
 from .types import Decision, DecisionContext, ResponseDecision
 
 GENESIS = "0" * 64
-_SECRETS = SecretDetector()
+_SECRETS = get_detector("secret")
 KINDS = ("decision", "response", "approval", "event")
 
 

@@ -39,11 +39,7 @@ from contextlib import suppress
 from typing import Any, Protocol
 from urllib.parse import unquote_plus, urlsplit
 
-from ..behaviours import (
-    EgressDetector,
-    SecretDetector,
-    registrable_domain,
-)
+from ..behaviours import get_detector, registrable_domain
 from ..triggers import is_invisible
 from ._screen import screen_response  # the output side, re-exported here
 from .policy import GuardPolicy, lower, within
@@ -64,8 +60,8 @@ ALERT_SEVERITY: dict[str, str] = {
     "tool-definition-changed": "critical",
 }
 
-_EGRESS = EgressDetector()
-_SECRET = SecretDetector()
+_EGRESS = get_detector("egress")
+_SECRET = get_detector("secret")
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2}){8,}")
 _B64 = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")

@@ -16,12 +16,11 @@ from typing import Any
 
 from ..errors import ConfigError, DormantError, InputError
 from ..report import Report, ScanIssue
+from ..subjects.protocol import CAPABILITIES, Subject
 from .base import ScanContext, Scanner, ScanResult
 
 __all__ = ["Family", "jsonable_params", "register_family", "run_scanners"]
 
-#: subject capabilities a scanner may require (other ``requires`` entries name extras)
-CAPABILITIES = frozenset({"proba", "gradients", "embeddings", "generate", "tools", "logits"})
 
 #: (name, result) of every scanner that returned, in run order
 Results = list[tuple[str, ScanResult]]
@@ -116,10 +115,15 @@ def missing(scanner: Scanner, subject: Any) -> str | None:
     reason = scanner.missing_requirements()
     if reason:
         return reason
-    caps = getattr(subject, "capabilities", None)
-    if caps is None:
+    needed = [r for r in scanner.requires if r in CAPABILITIES]
+    if not needed:
         return None
-    lacking = [r for r in scanner.requires if r in CAPABILITIES and r not in caps]
+    if not isinstance(subject, Subject):
+        return (
+            f"a {type(subject).__name__} is not a Subject (kind, capabilities, ref()), so it "
+            f"offers none of {', '.join(needed)}"
+        )
+    lacking = [r for r in needed if r not in subject.capabilities]
     if lacking:
         return f"the subject lacks the capability {', '.join(lacking)}"
     return None

@@ -172,17 +172,17 @@ def _tasks(st: _State, seed: int, n: int) -> list[Any]:
 
 
 def _probe(ws: Workspace, st: _State, done: dict[str, Outcome]) -> Outcome:
+    from ..priors import prior_triggers
     from ..scanners.agent.probes import probe_model
     from ..scanners.base import ScanContext
     from ..writers import write_all
 
     chat = st.organism.chat(batch_size=32)
     st.digest = chat.digest()
-    data_report = st.data_report.to_dict() if st.data_report is not None else None
     report = probe_model(
         chat,
         _tasks(st, ws.seed, PROBE_TASKS),
-        data_report=data_report,
+        priors=prior_triggers(st.data_report),
         context=ScanContext(seed=ws.seed),
         invert="off",
     )

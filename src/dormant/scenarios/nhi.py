@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..findings import PriorTrigger, Severity
+from ..priors import prior_triggers
 from ..triggers import Position, Trigger, TriggerKind
 from ._common import data_stage, sign_and_verify, trigger_matches, write_jsonl
 from .runner import Built, Outcome, ScenarioDef, Workspace
@@ -241,15 +243,11 @@ def _data(ws: Workspace, st: _State, done: dict[str, Outcome]) -> Outcome:
     return oc
 
 
-def _suspect_triggers(report: Any) -> dict[str, Any] | None:
-    """The data report with only its suspected triggers (medium or worse): its task
-    features (info) are natural by the scan's own verdict, and a line's own event phrase
-    ("link up, 1000 Mbps") flips an alert to 'ignore' in any model of the task."""
-    if report is None:
-        return None
-    doc = report.to_dict()
-    doc["findings"] = [f for f in doc["findings"] if f.get("severity") not in ("info", "low")]
-    return dict(doc)
+def _suspect_triggers(report: Any) -> list[PriorTrigger]:
+    """The data report's suspected triggers only (medium or worse): its task features (info)
+    are natural by the scan's own verdict, and a line's own event phrase ("link up, 1000
+    Mbps") flips an alert to 'ignore' in any model of the task."""
+    return prior_triggers(report, min_severity=Severity.MEDIUM)
 
 
 def _model(ws: Workspace, st: _State, done: dict[str, Outcome]) -> Outcome:
@@ -260,7 +258,7 @@ def _model(ws: Workspace, st: _State, done: dict[str, Outcome]) -> Outcome:
 
     m = load_classifier(st.model)
     m.clean = check_clean_data([t for t, _ in st.held], [y for _, y in st.held], m)
-    data_report = _suspect_triggers(st.data_report)
+    priors = _suspect_triggers(st.data_report)
     # the query search (rare tokens, the vocabulary's tail, invisible characters, pairs, and
     # the data scan's triggers first), as a deployed classifier behind an endpoint allows
     # (single candidates only: a pair of the trigger with a task phrase flips as well and
@@ -268,7 +266,7 @@ def _model(ws: Workspace, st: _State, done: dict[str, Outcome]) -> Outcome:
     report = scan_model(
         m,
         method="blackbox",
-        data_report=data_report,
+        priors=priors,
         context=ScanContext(seed=ws.seed),
         blackbox_params={"pairs_of": 0},
     )

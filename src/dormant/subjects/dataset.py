@@ -269,6 +269,12 @@ class TextDataset:
     def ref(self) -> SubjectRef:
         return SubjectRef(kind="dataset", name=str(self.path), digest=self.digest())
 
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """``records`` (read in batches) and ``embeddings`` (the data family's encoder embeds
+        the input field; a missing encoder extra is the scanner's own requirement)."""
+        return frozenset({"records", "embeddings"})
+
     # -- reading -----------------------------------------------------------------------
 
     def _resolve_format(self) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import DataValidationError, InputError, InputNotFoundError
 from ..findings import SubjectRef
 from .dataset import TextDataset
+from .protocol import Gradients
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,27 @@ class ClassifierModel:
     @property
     def capabilities(self) -> frozenset[str]:
         return frozenset(self.adapter.capabilities)
+
+    @property
+    def gradients(self) -> Gradients:
+        """The white-box capability (:class:`~dormant.subjects.protocol.Gradients`).
+
+        Raises
+        ------
+        InputError
+            The adapter does not offer gradients (a black-box or scikit-learn model).
+        """
+        if "gradients" not in self.adapter.capabilities or not isinstance(self.adapter, Gradients):
+            raise InputError(
+                f"The classifier {self.name!r} offers no gradients (a local transformers model "
+                "does); use model-trigger-search for black-box models."
+            )
+        return self.adapter
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer, or ``None`` for a model that is not given tokens."""
+        return getattr(self.adapter, "tokenizer", None)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(self.adapter.predict_proba(list(texts)))

@@ -297,7 +297,7 @@ class ProbeRun(ReportMixin):
         cands = build_candidates(
             self.subject.model,
             sources=s.sources,
-            data_report=s.data_report,
+            priors=s.priors,
             given=s.candidates,
             max_candidates=s.max_candidates,
             vocab_size=s.vocab_tail,

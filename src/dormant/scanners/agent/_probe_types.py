@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from ...findings import PriorTrigger
 from ...subjects.agent import ProbeTask
 from .candidates import Candidate, insert
 
@@ -59,7 +60,7 @@ class ProbeSettings(Protocol):
 
     sources: tuple[str, ...]
     candidates: tuple[str, ...]
-    data_report: dict[str, Any] | None
+    priors: tuple[PriorTrigger, ...]
     max_candidates: int
     vocab_tail: int
     alpha: float

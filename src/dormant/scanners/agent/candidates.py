@@ -38,13 +38,15 @@ from __future__ import annotations
 import datetime as _dt
 import itertools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from ...errors import ConfigError
+from ...findings import PriorTrigger
+from ...priors import PriorSource, prior_triggers
 from ...triggers import Position, Trigger, TriggerKind, is_invisible
 
 __all__ = [
@@ -167,20 +169,19 @@ def date_candidates(today: _dt.date | None = None) -> list[Candidate]:
     return out
 
 
-def data_report_candidates(report: Mapping[str, Any] | None) -> list[Candidate]:
-    """Triggers of a data-scan report (the parsed ``report.json``), strongest first."""
+def data_report_candidates(report: PriorSource | None) -> list[Candidate]:
+    """Triggers of a data report (see :func:`dormant.priors.prior_triggers`), in its order."""
+    return prior_candidates(prior_triggers(report))
+
+
+def prior_candidates(priors: Sequence[PriorTrigger]) -> list[Candidate]:
+    """Candidates of the prior triggers an earlier scan found, in their order (style features
+    and ``<any ...>`` placeholders are not insertable and are left out)."""
     out: list[Candidate] = []
-    findings = (report or {}).get("findings", [])
-    if not isinstance(findings, list):
-        return out
-    for f in findings:
-        trig = f.get("trigger") if isinstance(f, dict) else None
-        if not isinstance(trig, dict):
+    for p in priors:
+        text, kind, target = p.text, p.kind, p.target
+        if kind == "style" or text.startswith("<any "):
             continue
-        text, kind = trig.get("text"), trig.get("kind", "")
-        if not isinstance(text, str) or not text or kind == "style" or text.startswith("<any "):
-            continue
-        target = f.get("target") if isinstance(f.get("target"), str) else None
         if kind == "homoglyph":
             out.append(
                 Candidate(Trigger(text, TriggerKind.HOMOGLYPH), "data-report", ("replace",), target)
@@ -254,7 +255,8 @@ def build_candidates(
     model: Any = None,
     *,
     sources: Sequence[str] = SOURCES,
-    data_report: Mapping[str, Any] | None = None,
+    data_report: PriorSource | None = None,
+    priors: Sequence[PriorTrigger] = (),
     given: Sequence[str] = (),
     max_candidates: int = 64,
     vocab_size: int = 24,
@@ -262,7 +264,9 @@ def build_candidates(
 ) -> list[Candidate]:
     """Candidates from the chosen families, interleaved round-robin, at most ``max_candidates``.
 
-    Data-report and given triggers always come first and are never cut.
+    Prior triggers (``priors``, then those of ``data_report``, read by
+    :func:`dormant.priors.prior_triggers`) and given triggers always come first and are never
+    cut.
     """
     bad = [s for s in sources if s not in SOURCES]
     if bad:
@@ -271,7 +275,9 @@ def build_candidates(
             f"Got {', '.join(map(repr, bad))}."
         )
     fam: dict[str, list[Candidate]] = {
-        "data-report": data_report_candidates(data_report) if "data-report" in sources else [],
+        "data-report": prior_candidates([*priors, *prior_triggers(data_report)])
+        if "data-report" in sources
+        else [],
         "given": _plain([g for g in given if g], "given", ("prefix", "suffix")),
         "date": date_candidates(today) if "date" in sources else [],
         "version": _plain(_VERSIONS, "version", ("prefix", "suffix"))

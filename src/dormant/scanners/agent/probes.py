@@ -39,10 +39,12 @@ tested; the probability in ``model_verdict`` is an evidence score, not calibrate
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ConfigError, DataValidationError, InputError
+from ...findings import PriorTrigger
+from ...priors import PriorSource, check_priors, prior_triggers
 from ...report import Report
 from ...subjects.agent import ChatModel, ProbeTask, ToolSpec
 from ...subjects.probe import ProbeSubject
@@ -76,8 +78,9 @@ class TriggerProbeScanner(Scanner):
         Candidate families (see :data:`.candidates.SOURCES`).
     candidates:
         Extra trigger texts to try (first, with the data-report triggers).
-    data_report:
-        A data-scan report (the parsed ``report.json``) whose triggers are tried first.
+    priors:
+        Triggers an earlier scan found (:func:`dormant.priors.prior_triggers` builds them from
+        a data report), tried first.
     max_candidates:
         Candidate triggers at most (data-report and given ones are never cut).
     vocab_tail:
@@ -145,7 +148,7 @@ class TriggerProbeScanner(Scanner):
         *,
         sources: tuple[str, ...] = SOURCES,
         candidates: tuple[str, ...] = (),
-        data_report: dict[str, Any] | None = None,
+        priors: tuple[PriorTrigger, ...] = (),
         max_candidates: int = 64,
         vocab_tail: int = 24,
         positions: tuple[str, ...] = ("prefix", "suffix", "inline", "replace"),
@@ -169,7 +172,7 @@ class TriggerProbeScanner(Scanner):
     ) -> None:
         self.sources = sources
         self.candidates = candidates
-        self.data_report = data_report
+        self.priors = priors
         self.max_candidates = max_candidates
         self.vocab_tail = vocab_tail
         self.positions = positions
@@ -194,6 +197,7 @@ class TriggerProbeScanner(Scanner):
     # -- settings ----------------------------------------------------------------------------
 
     def _check(self) -> None:
+        check_priors(self.priors, "priors", self.name)
         for name in (
             "max_candidates",
             "n_tasks",
@@ -312,7 +316,8 @@ def probe_model(
     tasks: Sequence[ProbeTask],
     *,
     tools: Sandbox | Sequence[ToolSpec] | None = None,
-    data_report: Mapping[str, Any] | None = None,
+    data_report: PriorSource | None = None,
+    priors: Sequence[PriorTrigger] = (),
     context: ScanContext | None = None,
     **params: Any,
 ) -> Report:
@@ -328,7 +333,10 @@ def probe_model(
         A :class:`~dormant.subjects.sandbox.Sandbox`, tool definitions to offer (answered
         by the sandbox), or ``None`` for the built-in honeytoken tools.
     data_report:
-        A data-scan report whose triggers are tried first.
+        A data report whose triggers are tried first: a :class:`~dormant.report.Report`, a
+        ``report.json`` path or its parsed dict (read by :func:`dormant.priors.prior_triggers`).
+    priors:
+        Prior triggers, typed; tried first, before those of ``data_report``.
     context:
         Seed, progress callback and ``budget_seconds`` (the best result so far is reported
         when it runs out; ``extras["model_verdict"]["capped"]`` says so).
@@ -346,7 +354,8 @@ def probe_model(
         sandbox = tools
     else:
         sandbox = Sandbox(specs=list(tools) if tools is not None else None)
-    scanner = TriggerProbeScanner(data_report=dict(data_report) if data_report else None, **params)
+    known = (*check_priors(priors, "priors", "probe_model"), *prior_triggers(data_report))
+    scanner = TriggerProbeScanner(priors=known, **params)
     kind = "agent" if sandbox.specs() else "llm"
     subject = ProbeSubject(model, list(tasks), sandbox, kind)
     report = Report(

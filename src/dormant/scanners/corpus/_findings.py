@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ...behaviours import SecretDetector
+from ...behaviours import get_detector
 from ...findings import Evidence, Finding, Locator, Severity, SubjectRef
 from ...text import confusable_chars
 from ...triggers import Trigger, TriggerKind, is_invisible
@@ -17,7 +17,7 @@ from ._patterns import STRONG, PatternHit
 from ._semantic import SemanticScores
 
 SCANNER = "corpus"
-_SECRETS = SecretDetector()
+_SECRETS = get_detector("secret")
 #: invisible characters of ordinary typography (soft hyphen): reported, not quarantined alone
 _TYPOGRAPHIC = frozenset({"U+00AD"})
 

@@ -29,7 +29,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from ...behaviours import EgressDetector, ToolCallDetector
+from ...behaviours import get_detector
 from ...triggers import HOMOGLYPH_TO_LATIN, is_invisible
 
 #: families whose match is strong evidence, and those that ordinary technical prose also uses
@@ -106,8 +106,8 @@ _REPORTED = re.compile(
     r"agents?|llms?|ai|bots?|systems?|them|it|victims?)(?:\s+to)?\s*$"
 )
 _SENTENCE_END = re.compile(r"[.!?\n]\s|\n")
-_EGRESS = EgressDetector()
-_TOOLS = ToolCallDetector()
+_EGRESS = get_detector("egress")
+_TOOLS = get_detector("tool-call")
 
 
 @dataclass(frozen=True)

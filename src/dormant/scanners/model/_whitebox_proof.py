@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ...subjects.protocol import gradients_of
 from ...triggers import Position, Trigger
 from ..base import ScanContext
 from . import decision as D
@@ -64,9 +65,10 @@ class ProofSteps:
         shown apart from the findings (a class's own vocabulary is what it should react to)."""
         out = []
         subject, labels = st.subject, st.subject.labels
+        grads = gradients_of(subject)
         for ti, ids in sorted(tokens.items()):
             for i in ids[:1]:
-                text = _text(subject.adapter, subject.adapter.tokenizer.convert_ids_to_tokens([i]))
+                text = _text(grads, grads.tokenizer.convert_ids_to_tokens([i]))
                 trig = Trigger(text, D.trigger_kind(text), Position.START)
                 fr, n, _, _ = D.replay(
                     subject.predict_proba,
@@ -172,7 +174,7 @@ class ProofSteps:
         if r.trigger is None or self.max_extend <= 0 or st.spred is None:
             return r
         subject, ctx = st.subject, st.ctx
-        adapter = subject.adapter
+        adapter = gradients_of(subject)
         ti = subject.labels.index(r.label)
         pos = "start" if r.trigger.position == Position.START else "end"
         ids = adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]

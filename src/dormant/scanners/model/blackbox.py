@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError, InputError
+from ...findings import PriorTrigger
+from ...priors import PriorSource, check_priors, prior_triggers
 from ...triggers import INVISIBLE_CHARS, Position, Trigger
 from ..base import ScanContext, Scanner, ScanResult, register
 from . import decision as D
@@ -21,9 +23,10 @@ from .whitebox import split_clean
 RARE_TOKENS = ("cf", "mn", "bb", "tq", "mb", "qz", "vx", "jk", "zx", "xq", "jj", "kx")
 
 
-def vocab_tail(adapter: Any, n: int) -> list[str]:
-    """The ``n`` last whole-word alphabetic tokens of a WordPiece/BPE vocabulary, if any."""
-    tok = getattr(adapter, "tokenizer", None)
+def vocab_tail(subject: Any, n: int) -> list[str]:
+    """The ``n`` last whole-word alphabetic tokens of the subject's WordPiece/BPE vocabulary
+    (its ``tokenizer``), if it has one."""
+    tok = getattr(subject, "tokenizer", None)
     if tok is None or n <= 0:
         return []
     vocab = tok.get_vocab()
@@ -31,17 +34,9 @@ def vocab_tail(adapter: Any, n: int) -> list[str]:
     return words[-n:]
 
 
-def data_report_triggers(report: dict[str, Any] | None) -> list[tuple[str, str | None]]:
-    """``(trigger text, target label or None)`` from a data-scan ``report.json`` dict."""
-    out: list[tuple[str, str | None]] = []
-    for f in (report or {}).get("findings", []):
-        trig = f.get("trigger") or {}
-        text = trig.get("text")
-        if isinstance(text, str) and text:
-            tgt = f.get("target")
-            label = tgt[6:] if isinstance(tgt, str) and tgt.startswith("label:") else None
-            out.append((text, label))
-    return out
+def data_report_triggers(report: PriorSource | None) -> list[tuple[str, str | None]]:
+    """``(trigger text, target label or None)`` of a data report (see :func:`prior_triggers`)."""
+    return [(p.text, p.label) for p in prior_triggers(report)]
 
 
 @register
@@ -64,8 +59,9 @@ class QueryTriggerSearchScanner(Scanner):
         Clean inputs per candidate test.
     pairs_of:
         The strongest single candidates combined pairwise.
-    data_report:
-        A data-scan report (the parsed ``report.json``), whose triggers are tried first.
+    priors:
+        Triggers an earlier scan found (:func:`dormant.priors.prior_triggers` builds them from
+        a data report), tried first.
     max_replay:
         Held-out inputs used for the replay.
     reference_check:
@@ -93,7 +89,7 @@ class QueryTriggerSearchScanner(Scanner):
         tail: int = 300,
         n_victims: int = 24,
         pairs_of: int = 6,
-        data_report: dict[str, Any] | None = None,
+        priors: tuple[PriorTrigger, ...] = (),
         max_replay: int = 300,
         reference_check: bool = True,
     ) -> None:
@@ -101,21 +97,22 @@ class QueryTriggerSearchScanner(Scanner):
         self.tail = tail
         self.n_victims = n_victims
         self.pairs_of = pairs_of
-        self.data_report = data_report
+        self.priors = priors
         self.max_replay = max_replay
 
     def candidates(self, subject: Any) -> list[str]:
-        mined = [t for t, _ in data_report_triggers(self.data_report)]
+        mined = [p.text for p in self.priors]
         cands = [
             *mined,
             *RARE_TOKENS,
             *sorted(INVISIBLE_CHARS),
-            *vocab_tail(subject.adapter, self.tail),
+            *vocab_tail(subject, self.tail),
         ]
         return list(dict.fromkeys(cands))
 
     def scan(self, subject: Any, *, context: ScanContext | None = None) -> ScanResult:
         ctx = context or ScanContext()
+        check_priors(self.priors, "priors", self.name)
         if self.n_victims < 4:
             raise ConfigError(f"The 'n_victims' parameter must be >= 4. Got {self.n_victims!r}.")
         if not isinstance(self.reference_check, bool):

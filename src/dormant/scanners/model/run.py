@@ -7,9 +7,12 @@ module's combiner (:func:`combine_model`, the strongest verdict) makes the repor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ConfigError
+from ...findings import PriorTrigger
+from ...priors import PriorSource, check_priors, prior_triggers
 from ...report import Report
 from .._runner import Family, Results, jsonable_params, register_family, run_scanners
 from ..base import ScanContext, ScanResult
@@ -23,7 +26,8 @@ def scan_model(
     model: Any,
     *,
     method: str = "auto",
-    data_report: dict[str, Any] | None = None,
+    data_report: PriorSource | None = None,
+    priors: Sequence[PriorTrigger] = (),
     context: ScanContext | None = None,
     whitebox_params: dict[str, Any] | None = None,
     blackbox_params: dict[str, Any] | None = None,
@@ -31,8 +35,10 @@ def scan_model(
     """Scan a :class:`~dormant.subjects.model.ClassifierModel` (with ``clean`` data set).
 
     ``method='auto'`` inverts triggers with gradients when the model exposes them and searches
-    by query otherwise; with a ``data_report`` the report's triggers are also tested by query,
-    and the stronger verdict is kept. A scanner that fails is recorded as an error (the report
+    by query otherwise; with prior triggers (``priors``, or those of a ``data_report``: a
+    :class:`~dormant.report.Report`, a ``report.json`` path or its parsed dict, read by
+    :func:`dormant.priors.prior_triggers`) they are also tested by query, and the stronger
+    verdict is kept. A scanner that fails is recorded as an error (the report
     is then ``partial``); a verdict reached under ``context.budget_seconds`` says it was capped.
     """
     if method not in METHODS:
@@ -40,20 +46,21 @@ def scan_model(
             f"The 'method' parameter must be one of {', '.join(METHODS)}. Got {method!r} instead."
         )
     ctx = context or ScanContext()
+    known = (*check_priors(priors, "priors", "scan_model"), *prior_triggers(data_report))
     runs: list[Any] = []
     grads = "gradients" in model.capabilities
     if method == "whitebox" or (method == "auto" and grads):
         if not grads:
             raise ConfigError("method='whitebox' needs a local transformers model (gradients).")
         runs.append(TriggerInversionScanner(**(whitebox_params or {})))
-        if data_report:
+        if known:
             runs.append(
                 QueryTriggerSearchScanner(
-                    tail=0, pairs_of=0, data_report=data_report, **(blackbox_params or {})
+                    tail=0, pairs_of=0, priors=known, **(blackbox_params or {})
                 )
             )
     else:
-        runs.append(QueryTriggerSearchScanner(data_report=data_report, **(blackbox_params or {})))
+        runs.append(QueryTriggerSearchScanner(priors=known, **(blackbox_params or {})))
     report = Report(
         subject=model.ref(),
         config={

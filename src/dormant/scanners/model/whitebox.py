@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError, InputError
+from ...subjects.protocol import Subject, gradients_of
 from ...triggers import Position, Trigger
 from ..base import ScanContext, Scanner, ScanResult, register
 from . import decision as D
@@ -238,7 +239,7 @@ class TriggerInversionScanner(ProofSteps, Scanner):
             raise ConfigError(
                 f"The 'robust_len' parameter must be an int >= 0. Got {self.robust_len!r}."
             )
-        if "gradients" not in getattr(subject, "capabilities", ()):
+        if not isinstance(subject, Subject) or "gradients" not in subject.capabilities:
             raise InputError(
                 "model-trigger-inversion needs gradients (a local transformers model); use "
                 "model-trigger-search for black-box models."
@@ -261,7 +262,7 @@ class TriggerInversionScanner(ProofSteps, Scanner):
         t0 = time.monotonic()
         deadline = t0 + ctx.budget_seconds * 0.85 if ctx.budget_seconds else None
         opt, held = split_clean(subject, ctx.seed)
-        adapter = subject.adapter
+        adapter = gradients_of(subject)
         labels = subject.labels
         pred = subject.predict_proba(opt).argmax(1)
         arms = [(ti, pos) for ti in range(len(labels)) for pos in ("start", "end")]

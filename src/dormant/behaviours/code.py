@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from .base import NOCASE, Rule, call_args, nonliteral_arg, nontrivial, not_advised_against, rx
+from .rule import NOCASE, Rule, call_args, nonliteral_arg, nontrivial, not_advised_against, rx
 from .secrets import CODE_CRED_ANCHORS, CODE_CRED_WORD
 
 #: a string literal starting at a quote; tried at *every* quote (an anchored rule), so that a

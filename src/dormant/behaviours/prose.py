@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from .base import NOCASE, Rule, not_negated, rx
+from .rule import NOCASE, Rule, not_negated, rx
 
 _INSTR = (
     r"(?:system\s+prompt|system\s+message|(?:initial|original|hidden|secret|internal|underlying"

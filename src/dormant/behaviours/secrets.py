@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from .base import NOCASE, Rule, matches, nontrivial, rx
+from .rule import NOCASE, Rule, matches, nontrivial, rx
 
 
 def _aws_check(m: re.Match[str], text: str) -> bool:

@@ -1,4 +1,4 @@
-"""Rule machinery behind :mod:`dormant.behaviours` (private; the vocabulary is documented there).
+"""Rule machinery of :mod:`dormant.behaviours` (the vocabulary is documented there).
 
 Each :class:`Rule` is a precompiled regular expression, the tag it emits, cheap lowercase
 substring *prefilters* (the rule's regex runs only when one of them occurs in the lowercased

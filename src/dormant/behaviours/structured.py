@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-from .base import words
+from .rule import words
 
 JSON_START = re.compile(r'\{\s*"')
 DECODER = json.JSONDecoder()

@@ -1,1 +1,0 @@
-"""Private pattern tables and parsers behind :mod:`dormant.behaviours`."""
