@@ -17,7 +17,8 @@ from .errors import (
     ProvenanceError,
     ScanError,
 )
-from .findings import Evidence, Finding, Locator, Severity, SubjectRef
+from .findings import Evidence, Finding, Locator, PriorTrigger, Severity, SubjectRef
+from .priors import prior_triggers
 from .report import RecordScore, Report, ScanIssue, load_report
 from .triggers import Position, Trigger, TriggerKind
 
@@ -55,6 +56,7 @@ __all__ = [
     "Locator",
     "MissingDependencyError",
     "Position",
+    "PriorTrigger",
     "ProvenanceError",
     "RecordScore",
     "Report",
@@ -66,5 +68,6 @@ __all__ = [
     "TriggerKind",
     "__version__",
     "load_report",
+    "prior_triggers",
     "scan",
 ]
