@@ -118,3 +118,37 @@ def read_json_file(path: Path) -> Any:
     except OSError as exc:
         raise DataFormatError(f"Cannot read {path}: {exc.strerror or exc}.") from None
     return parse_json_line(text, str(path))
+
+
+def _label_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__ if not isinstance(value, str) else "string"
+
+
+def normalise_label(value: object) -> str:
+    """The text of a label: ``1``, ``1.0`` and ``"1"`` give ``"1"``; strings are kept as is."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING: Any = _Missing()
+
+
+def _bad_field(path: object, place: str, name: str, value: object, expected: str) -> None:
+    if value is _MISSING:
+        raise DataFormatError(f"{path}: {place}: field {name!r} is missing; expected {expected}.")
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    raise DataFormatError(
+        f"{path}: {place}: field {name!r} must be {expected}; got {type(value).__name__} {shown}."
+    )

@@ -30,9 +30,13 @@ from ._arrow import _hf_arrow_files, _open_arrow
 from ._ids import find_duplicate_ids as find_duplicate_ids
 from ._ids import stable_id_hashes as stable_id_hashes
 from ._parsing import (
+    _MISSING,
     COMPRESSED_SUFFIXES,
     STREAM_ERRORS,
+    _bad_field,
+    _label_kind,
     compression_of,
+    normalise_label,
     open_data,
     parse_json_line,
     short,
@@ -492,37 +496,3 @@ def _shard_name(shard: str, root: str) -> str:
     """A shard's path relative to the folder it was found in, else the whole path."""
     prefix = root.rstrip("/") + "/"
     return shard[len(prefix) :] if shard.startswith(prefix) else shard
-
-
-def _label_kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    return type(value).__name__ if not isinstance(value, str) else "string"
-
-
-def normalise_label(value: object) -> str:
-    """The text of a label: ``1``, ``1.0`` and ``"1"`` give ``"1"``; strings are kept as is."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-_MISSING: Any = _Missing()
-
-
-def _bad_field(path: object, place: str, name: str, value: object, expected: str) -> None:
-    if value is _MISSING:
-        raise DataFormatError(f"{path}: {place}: field {name!r} is missing; expected {expected}.")
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    raise DataFormatError(
-        f"{path}: {place}: field {name!r} must be {expected}; got {type(value).__name__} {shown}."
-    )
