@@ -23,7 +23,9 @@ model of the text:
   nowhere but in the poisoned records, while a natural word confined, as a pattern, to one class
   ("having" at the start of adjective glosses) occurs elsewhere in other positions or forms.
   The statistic is the share of records holding the pattern's rarest word (anywhere, lower
-  case) that carry the target outcome.
+  case) that carry the target outcome; for a pattern of several words, of records holding the
+  whole string (its words alone are ordinary words, used everywhere). For phrases this is
+  weak evidence (most natural consistent phrases are confined too); ``z`` carries the test.
 
 The two are combined in Efron's two-groups model (Efron, JASA 2004), as in
 :func:`._mining_neighbours.two_groups_factor`: the Bayes factor for "planted" is the density
@@ -90,6 +92,12 @@ NATURAL_CONFINED = 0.37
 #: Share of planted (clean-label token) groups whose rarest word is confined to the class:
 #: 6 of 6 on the same corpora, taken as 0.9 (a planted word may occur naturally elsewhere).
 PLANTED_CONFINED = 0.9
+#: For a pattern of several words, "confined" is said of the whole string (wherever it
+#: occurs): among the consistent multi-word groups of the verdict's calibration data
+#: (``benchmarks/results/verdict_features*.jsonl``) 82% of 16,329 natural ones and 95% of 43
+#: planted ones occur only in their target's records.
+PHRASE_NATURAL_CONFINED = 0.82
+PHRASE_PLANTED_CONFINED = 0.95
 #: A word is "confined" when at least this share of the records holding it carry the target.
 CONFINED_SHARE = 0.99
 
@@ -116,19 +124,29 @@ class CleanLabelTest:
     copies_p: float = 1.0
 
 
-def clean_label_factor(z: float, confined: bool) -> float:
+def clean_label_factor(z: float, confined: bool, *, phrase: bool = False) -> float:
     """Bayes factor for "planted clean-label" against "natural consistent feature".
 
     Planted: ``z`` ~ N(0, 1) (the permutation null is exact), rarest word confined with
     probability :data:`PLANTED_CONFINED`; natural: ``z`` ~ N(:data:`NATURAL_Z_MEAN`,
-    :data:`NATURAL_Z_SD`²), confined with probability :data:`NATURAL_CONFINED`. Without a
-    confined word the factor is at most 1: it can lower the odds, never raise them.
+    :data:`NATURAL_Z_SD`²), confined with probability :data:`NATURAL_CONFINED` (for a
+    ``phrase``, the whole string: :data:`PHRASE_PLANTED_CONFINED`,
+    :data:`PHRASE_NATURAL_CONFINED`). Without confinement the factor is at most 1: it can
+    lower the odds, never raise them.
     """
     log_null = -0.5 * z * z
     d = (z - NATURAL_Z_MEAN) / NATURAL_Z_SD
     log_alt = -0.5 * d * d - math.log(NATURAL_Z_SD)
-    pc = PLANTED_CONFINED if confined else 1.0 - PLANTED_CONFINED
-    nc = NATURAL_CONFINED if confined else 1.0 - NATURAL_CONFINED
+    pc0, nc0 = (
+        (PHRASE_PLANTED_CONFINED, PHRASE_NATURAL_CONFINED)
+        if phrase
+        else (
+            PLANTED_CONFINED,
+            NATURAL_CONFINED,
+        )
+    )
+    pc = pc0 if confined else 1.0 - pc0
+    nc = nc0 if confined else 1.0 - nc0
     log_bf = log_null - log_alt + math.log(pc / nc)
     if not confined:
         log_bf = min(log_bf, 0.0)
@@ -159,6 +177,9 @@ def clean_label_test(
     word_all: Counter[str] = Counter()
     word_in: list[Counter[str]] = [Counter() for _ in groups]
     wanted_words = {w for ws in words for w in ws}
+    multi = [gi for gi, p in enumerate(pats) if max(map(len, p), default=0) > 1]
+    phrase_all: Counter[int] = Counter()
+    phrase_in: Counter[int] = Counter()
     targets = {t for _r, t, _p in groups}
     n_out: Counter[str] = Counter()
     n = 0
@@ -167,10 +188,15 @@ def clean_label_test(
         for text, own in zip(batch.texts, outcomes_of(batch), strict=True):
             n += 1
             n_out.update(own)
-            seen[_hash(" ".join(tokens(text)))] += 1
-            present = wanted_words.intersection(tokens(text))
+            toks = tokens(text)
+            seen[_hash(" ".join(toks))] += 1
+            present = wanted_words.intersection(toks)
             if not present:
                 continue
+            for gi in multi:  # a phrase: the whole string, wherever it occurs
+                if any(_holds(toks, pat) for pat in pats[gi] if len(pat) > 1):
+                    phrase_all[gi] += 1
+                    phrase_in[gi] += groups[gi][1] in own
             word_all.update(present)
             for gi, (_r, t, _p) in enumerate(groups):
                 if t in own:
@@ -200,16 +226,16 @@ def clean_label_test(
     for gi, (_rows, target, _p) in enumerate(groups):
         texts = class_text[target]
         rows = sorted(texts)
-        toks = [tokens(texts[r]) for r in rows]
+        row_toks = [tokens(texts[r]) for r in rows]
         member = np.array(
             [
                 r in group_rows[gi] or any(_holds(tk, pat) for pat in pats[gi])
-                for r, tk in zip(rows, toks, strict=True)
+                for r, tk in zip(rows, row_toks, strict=True)
             ]
         )
         blinded = [
             blind_text(texts[r], pats[gi]) if m else " ".join(tk)
-            for r, tk, m in zip(rows, toks, member, strict=True)
+            for r, tk, m in zip(rows, row_toks, member, strict=True)
         ]
         ok = np.array([bool(b.strip()) for b in blinded])
         in_group = np.array([r in group_rows[gi] for r in rows]) & ok
@@ -237,7 +263,7 @@ def clean_label_test(
             null[b] = perm[nb[pick]].mean()
         sd = float(null.std(ddof=1))
         z = float((stat - null.mean()) / max(sd, 1e-6))
-        p = float((1 + (null >= stat).sum()) / (1 + NULL_DRAWS))
+        p_perm = float((1 + (null >= stat).sum()) / (1 + NULL_DRAWS))
         # copies: group records that, blinded, are another record; the class's own rate
         grp_rows = idx[grp]
         copies = sum(seen[_hash(blinded[i])] > 0 for i in grp_rows)
@@ -248,10 +274,16 @@ def clean_label_test(
                 copies, len(grp_rows), min(max(base, 1e-3), 1.0), alternative="greater"
             ).pvalue
         )
-        word = min(words[gi], key=lambda w: word_all[w], default="")
-        conf = word_in[gi][word] / word_all[word] if word and word_all[word] else 0.0
-        bf = clean_label_factor(z, conf >= CONFINED_SHARE)
-        out.append(CleanLabelTest(z, p, float(conf), word, bf, copies / len(grp_rows), copies_p))
+        if gi in phrase_all:
+            word = max((" ".join(pat) for pat in pats[gi]), key=len)
+            conf = phrase_in[gi] / phrase_all[gi]
+        else:
+            word = min(words[gi], key=lambda w: word_all[w], default="")
+            conf = word_in[gi][word] / word_all[word] if word and word_all[word] else 0.0
+        bf = clean_label_factor(z, conf >= CONFINED_SHARE, phrase=gi in phrase_all)
+        out.append(
+            CleanLabelTest(z, p_perm, float(conf), word, bf, copies / len(grp_rows), copies_p)
+        )
     return out
 
 
