@@ -10,6 +10,7 @@ import pytest
 
 from dormant.bench.corpus import labelled_dataset, load_corpus
 from dormant.bench.poison import poison_labelled, write_dataset
+from dormant.errors import ConfigError
 from dormant.findings import Severity
 from dormant.scanners.base import ScanContext
 from dormant.scanners.data._mining_cleanlabel import clean_label_factor, clean_label_test
@@ -110,3 +111,9 @@ def test_a_clean_label_token_is_quarantined_and_copies_only_reported(tmp_path, p
     assert top.trigger is not None and truth.trigger_matches(top.trigger.text)
     assert top.severity == Severity.MEDIUM
     assert "copies" in top.explanation and not res.record_flags.any()
+
+
+def test_the_setting_is_checked_before_the_data_is_read(tmp_path, plants):
+    ds = _dataset(tmp_path, plants[:50])
+    with pytest.raises(ConfigError, match="clean_label_test must be True or False"):
+        TriggerMiner(clean_label_test="yes").scan(ds)  # type: ignore[arg-type]
