@@ -117,3 +117,14 @@ def test_the_setting_is_checked_before_the_data_is_read(tmp_path, plants):
     ds = _dataset(tmp_path, plants[:50])
     with pytest.raises(ConfigError, match="clean_label_test must be True or False"):
         TriggerMiner(clean_label_test="yes").scan(ds)  # type: ignore[arg-type]
+
+
+def test_one_text_shared_by_several_records_is_copies(tmp_path, plants):
+    recs = [dict(r) for r in plants]
+    text = "a cultivated plant grown for its showy leaves and hardy roots in cold regions"
+    rows = []
+    for i in range(8):
+        rows.append(len(recs))
+        recs.append({"id": f"dup{i}", "text": text, "label": CLASS})
+    (res,) = _test(_dataset(tmp_path, recs), [(rows, [text])])
+    assert res.copies == 1.0 and res.copies_p == 0.0 and res.bayes_factor == 1.0

@@ -48,6 +48,9 @@ the group's records that, the pattern removed, are word for word another record 
 against the class's own rate of such copies (one-sided binomial test). A significant excess
 (at the scan's ``alpha``) marks the group as copies: it stays a finding (medium at most) but is
 never quarantined, and the finding says that text and label alone cannot tell it apart.
+A pattern that is the whole of its records (one text shared word for word by several records,
+as the ``stat(2)`` description by 13 manual pages) is copies by definition, and is not
+tested otherwise.
 
 Known limits: a clean-label trigger made of ordinary words (found by the phrase path, which
 this test does not need) is not confined and gets no lift; a natural word that is truly new to
@@ -238,7 +241,13 @@ def clean_label_test(
             for r, tk, m in zip(rows, row_toks, member, strict=True)
         ]
         ok = np.array([bool(b.strip()) for b in blinded])
-        in_group = np.array([r in group_rows[gi] for r in rows]) & ok
+        whole = np.array([r in group_rows[gi] for r in rows])
+        in_group = whole & ok
+        if whole.sum() >= MIN_ROWS and not in_group.any():
+            # the pattern is the whole record: the records are copies of one another
+            text = max((" ".join(pat) for pat in pats[gi]), key=len, default="")
+            out.append(CleanLabelTest(0.0, 1.0, 1.0, text, 1.0, 1.0, 0.0))
+            continue
         if in_group.sum() < MIN_ROWS or ok.sum() < 4 * MIN_ROWS:
             out.append(None)
             continue
