@@ -44,13 +44,16 @@ description is its ``-dev`` package's plus "; profiling libraries", a Python 3 p
 its Python 2 package's plus "(Python 3)". Such a group is a random-looking share of its class,
 consistent, and one exact string: a clean-label plant in every respect the text shows, and
 also what an attacker who *adds* poisoned copies of genuine records leaves. The test counts
-the group's records that, the pattern removed, are word for word another record of the data,
-against the class's own rate of such copies (one-sided binomial test). A significant excess
-(at the scan's ``alpha``) marks the group as copies: it stays a finding (medium at most) but is
-never quarantined, and the finding says that text and label alone cannot tell it apart.
-A pattern that is the whole of its records (one text shared word for word by several records,
-as the ``stat(2)`` description by 13 manual pages) is copies by definition, and is not
-tested otherwise.
+the group's records that, the pattern removed, are word for word another record of the data
+(or another of the group's records, the pattern removed: pages that share a description and
+differ only in a name line shared too), against the class's own rate of such copies
+(one-sided binomial test). A significant excess (at the scan's ``alpha``) marks the group as
+copies: it stays a finding (medium at most) but is never quarantined, and the finding says
+that text and label alone cannot tell it apart. A pattern that is the whole of its records
+(one text shared word for word by several records) is copies by definition, and is not tested
+otherwise. Copies are counted for every planted-looking group, also one whose records read as
+another class (only copies that carry the same label count: a record copied from another class
+and relabelled is a dirty-label plant, not a template).
 
 Known limits: a clean-label trigger made of ordinary words (found by the phrase path, which
 this test does not need) is not confined and gets no lift; a natural word that is truly new to
@@ -64,6 +67,7 @@ import itertools
 import math
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,7 +119,8 @@ class CleanLabelTest:
     target, ``word`` that word, and ``bayes_factor`` the two-groups factor for "planted".
     ``copies`` is the share of the group's records that, the pattern removed, are word for
     word another record, and ``copies_p`` the binomial p-value of that share against the
-    class's rate of copies.
+    class's rate of copies. ``copies_only``: only the copies were counted (a group whose
+    records read as another class: ``z`` and the factor are not computed, the factor is 1).
     """
 
     z: float
@@ -125,6 +130,7 @@ class CleanLabelTest:
     bayes_factor: float
     copies: float = 0.0
     copies_p: float = 1.0
+    copies_only: bool = False
 
 
 def clean_label_factor(z: float, confined: bool, *, phrase: bool = False) -> float:
@@ -162,10 +168,13 @@ def clean_label_test(
     outcomes_of: Any,
     batch_size: int,
     ctx: ScanContext,
+    *,
+    copies_only: Sequence[bool] | None = None,
 ) -> list[CleanLabelTest | None]:
     """Run the test for each group ``(target rows, target outcome, pattern texts)``.
 
-    ``outcomes_of(batch)`` gives each record's outcomes. Returns one :class:`CleanLabelTest`
+    ``outcomes_of(batch)`` gives each record's outcomes. ``copies_only`` (one per group) marks
+    the groups for which only the copies are counted. Returns one :class:`CleanLabelTest`
     per group, ``None`` where the group or its class is too small to test.
     """
     from scipy.stats import binomtest
@@ -186,13 +195,16 @@ def clean_label_test(
     targets = {t for _r, t, _p in groups}
     n_out: Counter[str] = Counter()
     n = 0
-    seen: Counter[int] = Counter()  # normalised texts (hashed) of every record
+    # normalised texts (hashed) of every record, per target outcome it carries
+    seen: Counter[tuple[int, str]] = Counter()
     for batch in subject.batches(batch_size):
         for text, own in zip(batch.texts, outcomes_of(batch), strict=True):
             n += 1
             n_out.update(own)
             toks = tokens(text)
-            seen[_hash(" ".join(toks))] += 1
+            h = _hash(" ".join(toks))
+            for t in targets.intersection(own):
+                seen[(h, t)] += 1
             present = wanted_words.intersection(toks)
             if not present:
                 continue
@@ -243,13 +255,28 @@ def clean_label_test(
         ok = np.array([bool(b.strip()) for b in blinded])
         whole = np.array([r in group_rows[gi] for r in rows])
         in_group = whole & ok
-        if whole.sum() >= MIN_ROWS and not in_group.any():
-            # the pattern is the whole record: the records are copies of one another
-            text = max((" ".join(pat) for pat in pats[gi]), key=len, default="")
-            out.append(CleanLabelTest(0.0, 1.0, 1.0, text, 1.0, 1.0, 0.0))
-            continue
-        if in_group.sum() < MIN_ROWS or ok.sum() < 4 * MIN_ROWS:
+        if whole.sum() < MIN_ROWS:
             out.append(None)
+            continue
+        # copies: group records that, blinded, are another record of the class or another
+        # group record (blinded; a record the pattern fills is "" like every other such
+        # record); against the class's own rate of records that are another record
+        hashes = [_hash(blinded[i]) for i in np.nonzero(whole)[0]]
+        shared = Counter(hashes)
+        copies = sum(seen[(h, target)] > 0 or shared[h] > 1 for h in hashes)
+        others = np.nonzero(ok & ~member)[0]
+        base = (
+            np.mean([seen[(_hash(blinded[i]), target)] > 1 for i in others]) if len(others) else 0
+        )
+        copies_p = float(
+            binomtest(
+                copies, len(hashes), min(max(float(base), 1e-3), 1.0), alternative="greater"
+            ).pvalue
+        )
+        only = copies_only is not None and copies_only[gi]
+        if only or in_group.sum() < MIN_ROWS or ok.sum() < 4 * MIN_ROWS:
+            # only the copies are counted: asked to, or too little text is left to compare
+            out.append(CleanLabelTest(0.0, 1.0, 0.0, "", 1.0, copies / len(hashes), copies_p, True))
             continue
         idx = np.nonzero(ok)[0]
         vec = TfidfVectorizer(
@@ -273,16 +300,6 @@ def clean_label_test(
         sd = float(null.std(ddof=1))
         z = float((stat - null.mean()) / max(sd, 1e-6))
         p_perm = float((1 + (null >= stat).sum()) / (1 + NULL_DRAWS))
-        # copies: group records that, blinded, are another record; the class's own rate
-        grp_rows = idx[grp]
-        copies = sum(seen[_hash(blinded[i])] > 0 for i in grp_rows)
-        others = idx[~holds]
-        base = float(np.mean([seen[_hash(blinded[i])] > 1 for i in others])) if len(others) else 0
-        copies_p = float(
-            binomtest(
-                copies, len(grp_rows), min(max(base, 1e-3), 1.0), alternative="greater"
-            ).pvalue
-        )
         if gi in phrase_all:
             word = max((" ".join(pat) for pat in pats[gi]), key=len)
             conf = phrase_in[gi] / phrase_all[gi]
@@ -290,9 +307,7 @@ def clean_label_test(
             word = min(words[gi], key=lambda w: word_all[w], default="")
             conf = word_in[gi][word] / word_all[word] if word and word_all[word] else 0.0
         bf = clean_label_factor(z, conf >= CONFINED_SHARE, phrase=gi in phrase_all)
-        out.append(
-            CleanLabelTest(z, p_perm, float(conf), word, bf, copies / len(grp_rows), copies_p)
-        )
+        out.append(CleanLabelTest(z, p_perm, float(conf), word, bf, copies / len(hashes), copies_p))
     return out
 
 

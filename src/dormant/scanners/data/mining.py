@@ -532,6 +532,9 @@ class TriggerMiner(Scanner):
             )
             prob = float(self.verdict_model_.probability(x)[0])
             prior, nb, cl = None, (tested or {}).get(gi), (clean or {}).get(gi)
+            copies = cl is not None and cl.copies_p <= self.alpha
+            if cl is not None and cl.copies_only:
+                cl = None
             if nb is not None or cl is not None:
                 prior, prob = prob, update_probability(prob, _bayes_factor(nb, cl))
             base = self.outcome_counts_[best.outcome] / n
@@ -579,7 +582,7 @@ class TriggerMiner(Scanner):
                     context=(fit.auc_class, fit.z_class, fit.auc_all, fit.z_all),
                     neighbours=None if nb is None else (nb.z, nb.p_value, nb.pool),
                     clean_label=None if cl is None else (cl.z, cl.p_value, cl.confinement),
-                    copies=cl is not None and cl.copies_p <= self.alpha,
+                    copies=copies,
                     prior_probability=prior,
                 )
             )
@@ -645,21 +648,23 @@ class TriggerMiner(Scanner):
     ) -> dict[int, CleanLabelTest]:
         """The clean-label test (:mod:`._mining_cleanlabel`) of every consistent lexical
         group that is planted-looking or a task feature with ``P(planted)`` at least
-        :data:`._mining_neighbours.TEST_FLOOR`."""
+        :data:`._mining_neighbours.TEST_FLOOR`; for a planted-looking group whose records read
+        as another class, only its copies are counted."""
         if not self.clean_label_test:
             return {}
         index = {tuple(c.feature for c in g): gi for gi, g in enumerate(groups)}
-        todo = [
-            index[m.features]
+        picked = [
+            (index[m.features], m.inconsistency >= 0.5)
             for m in explained
-            if m.inconsistency < 0.5
-            and m.verdict in ("planted", "task-feature")
+            if m.verdict in ("planted", "task-feature")
             and m.probability >= nbr.TEST_FLOOR
             and not any(_is_unnatural(f) for f in m.features)
             and any(_is_lexical(f) for f in m.features)
+            and (m.inconsistency < 0.5 or m.verdict == "planted")
         ]
-        if not todo:
+        if not picked:
             return {}
+        todo = [gi for gi, _only in picked]
         specs = [
             (
                 list(groups[gi][0].target_rows),
@@ -668,7 +673,14 @@ class TriggerMiner(Scanner):
             )
             for gi in todo
         ]
-        res = clean_label_test(subject, specs, self._outcomes, self.batch_size, ctx)
+        res = clean_label_test(
+            subject,
+            specs,
+            self._outcomes,
+            self.batch_size,
+            ctx,
+            copies_only=[only for _gi, only in picked],
+        )
         return {gi: r for gi, r in zip(todo, res, strict=True) if r is not None}
 
     def _decide(self, mined: list[MinedTrigger]) -> list[MinedTrigger]:
