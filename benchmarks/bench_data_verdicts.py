@@ -138,6 +138,8 @@ def scan_new(path: Path, kind: str, *, neighbour_test: bool = True) -> dict[str,
                 verdict="planted",
                 neighbours=None,
                 prior_probability=None,
+                clean_label=None,
+                copies=False,
             )
             for m in miner.candidates_
         ]

@@ -72,6 +72,12 @@ class MinedTrigger:
     #: group's cohesion against random draws, and ``P(planted)`` before it; ``None`` untested
     neighbours: tuple[float, float, str] | None = None
     prior_probability: float | None = None
+    #: clean-label test (:mod:`._mining_cleanlabel`): ``(z, p_value, confinement)``;
+    #: ``None`` untested
+    clean_label: tuple[float, float, float] | None = None
+    #: its records are, the pattern removed, copies of other records beyond the class's rate:
+    #: never quarantined (text and label cannot tell natural copies from planted ones)
+    copies: bool = False
 
 
 def _features(text: str, max_n: int = 2) -> tuple[set[str], set[str] | None]:

@@ -36,6 +36,9 @@ def mined_finding(
         if m.quarantined:
             severity = Severity.CRITICAL if security else Severity.HIGH
             tail = f"quarantined: selected at a target false-discovery rate of {fdr:g}"
+        elif m.copies:
+            severity = Severity.MEDIUM
+            tail = "not quarantined: its records are copies of other records (see below)"
         else:
             severity = Severity.MEDIUM
             tail = (
@@ -80,6 +83,20 @@ def mined_finding(
             f" (natural-neighbour test: with the pattern removed its records are "
             f"{'more' if z > 0 else 'no more'} alike than random draws from {pool}, z = {z:.1f}; "
             f"P planted {m.prior_probability:.2f} before it)"
+        )
+    if m.clean_label is not None:
+        zc, _pc, conf = m.clean_label
+        how += (
+            f" (clean-label test: its records' nearest records of the class hold it "
+            f"{'more often than' if zc > 1 else 'as often as'} a random draw would, z = {zc:.1f}; "
+            f"{conf:.0%} of the records holding its rarest word carry this outcome)"
+        )
+    if m.copies:
+        how += (
+            "; capped at medium: with the pattern removed its records are copies of other "
+            "records far more often than its class's — a copy template (a metadata variant "
+            "such as Debian's -prof packages) or planted copies, which text and label alone "
+            "cannot tell apart; check where these records came from"
         )
     target_txt = m.target.removeprefix("label:")
     verb = "label to" if labelled else "response to"
@@ -143,6 +160,28 @@ def mined_finding(
                         "p_planted_before_neighbours",
                         round(m.prior_probability or 0.0, 4),
                         "P(planted) of the verdict model before the natural-neighbour test",
+                    ),
+                )
+            ),
+            *(
+                ()
+                if m.clean_label is None
+                else (
+                    Evidence(
+                        "clean_label_z",
+                        round(m.clean_label[0], 3),
+                        "share of its records' nearest class records holding it, against "
+                        "random draws of the class, in standard deviations (0: a random draw)",
+                    ),
+                    Evidence(
+                        "clean_label_confinement",
+                        round(m.clean_label[2], 4),
+                        "share of the records holding its rarest word that carry the target",
+                    ),
+                    Evidence(
+                        "p_planted_before_tests",
+                        round(m.prior_probability or 0.0, 4),
+                        "P(planted) of the verdict model before the record tests",
                     ),
                 )
             ),

@@ -58,6 +58,7 @@ from ...text import BOS, EOS, style_features, tokens
 from ...triggers import Trigger
 from ..base import ScanContext, Scanner, ScanResult, register
 from . import _mining_neighbours as nbr
+from ._mining_cleanlabel import CleanLabelTest, clean_label_test
 from ._mining_consistency import content_inconsistency
 from ._mining_context import ContextFit, context_fit
 from ._mining_count import CountSettings, count_parallel, count_serial
@@ -172,6 +173,7 @@ class TriggerMiner(Scanner):
         fdr: float = 0.05,
         max_task_features: int = 20,
         neighbour_test: bool = True,
+        clean_label_test: bool = True,
         encoder_path: str | None = None,
         batch_size: int = 8192,
     ) -> None:
@@ -188,6 +190,7 @@ class TriggerMiner(Scanner):
         self.fdr = fdr
         self.max_task_features = max_task_features
         self.neighbour_test = neighbour_test
+        self.clean_label_test = clean_label_test
         self.encoder_path = encoder_path
         self.batch_size = batch_size
 
@@ -212,6 +215,10 @@ class TriggerMiner(Scanner):
             )
         if not isinstance(self.neighbour_test, bool):
             raise ConfigError(f"neighbour_test must be True or False. Got {self.neighbour_test!r}.")
+        if not isinstance(self.clean_label_test, bool):
+            raise ConfigError(
+                f"clean_label_test must be True or False. Got {self.clean_label_test!r}."
+            )
         if not isinstance(self.n_jobs, int) or self.n_jobs < 1:
             raise ConfigError(f"n_jobs must be an int >= 1. Got {self.n_jobs!r}.")
         if not (0.0 <= float(self.count_error) < 0.01):
@@ -279,8 +286,9 @@ class TriggerMiner(Scanner):
             fits = context_fit(self, subject, groups, outcome_n, n, ctx, words_per, words_total)
             explained = self._explain(groups, incons, fits, n)
             tested = self._neighbours(subject, groups, explained, ctx, incons)
-            if tested:
-                explained = self._explain(groups, incons, fits, n, tested)
+            clean = self._clean_label(subject, groups, explained, ctx)
+            if tested or clean:
+                explained = self._explain(groups, incons, fits, n, tested, clean)
             self.candidates_ = explained  # every described group, for calibration
             reported = [m for m in explained if m.verdict != "none"]
             mined = self._decide(_merge_targets(reported))
@@ -495,9 +503,11 @@ class TriggerMiner(Scanner):
         fits: list[ContextFit],
         n: int,
         tested: dict[int, Neighbours] | None = None,
+        clean: dict[int, CleanLabelTest] | None = None,
     ) -> list[MinedTrigger]:
         """Describe each significant, near-deterministic group and give it ``P(planted)``
-        (updated by the natural-neighbour test for the groups in ``tested``)."""
+        (updated by the natural-neighbour test for the groups in ``tested`` and by the
+        clean-label test for those in ``clean``)."""
         out = []
         for gi, (members, (inc, _k, _m), fit) in enumerate(zip(groups, incons, fits, strict=True)):
             best = min(members, key=lambda c: c.q_value)
@@ -521,9 +531,12 @@ class TriggerMiner(Scanner):
                 class_share=best.support / max(self.outcome_counts_[best.outcome], 1),
             )
             prob = float(self.verdict_model_.probability(x)[0])
-            prior, nb = None, (tested or {}).get(gi)
-            if nb is not None:
-                prior, prob = prob, update_probability(prob, nb.bayes_factor)
+            prior, nb, cl = None, (tested or {}).get(gi), (clean or {}).get(gi)
+            copies = cl is not None and cl.copies_p <= self.alpha
+            if cl is not None and cl.copies_only:
+                cl = None
+            if nb is not None or cl is not None:
+                prior, prob = prob, update_probability(prob, _bayes_factor(nb, cl))
             base = self.outcome_counts_[best.outcome] / n
             shortcut = (
                 (purity - base) / max(1 - base, 1e-9) >= 0.9
@@ -568,6 +581,8 @@ class TriggerMiner(Scanner):
                     evidence=tuple(float(v) for v in x),
                     context=(fit.auc_class, fit.z_class, fit.auc_all, fit.z_all),
                     neighbours=None if nb is None else (nb.z, nb.p_value, nb.pool),
+                    clean_label=None if cl is None else (cl.z, cl.p_value, cl.confinement),
+                    copies=copies,
                     prior_probability=prior,
                 )
             )
@@ -624,9 +639,55 @@ class TriggerMiner(Scanner):
         self.neighbour_status_ = f"ran on {sum(r is not None for r in res)} group(s)"
         return {gi: r for gi, r in zip(todo, res, strict=True) if r is not None}
 
+    def _clean_label(
+        self,
+        subject: TextDataset,
+        groups: list[list[Candidate]],
+        explained: list[MinedTrigger],
+        ctx: ScanContext,
+    ) -> dict[int, CleanLabelTest]:
+        """The clean-label test (:mod:`._mining_cleanlabel`) of every consistent lexical
+        group that is planted-looking or a task feature with ``P(planted)`` at least
+        :data:`._mining_neighbours.TEST_FLOOR`; for a planted-looking group whose records read
+        as another class, only its copies are counted."""
+        if not self.clean_label_test:
+            return {}
+        index = {tuple(c.feature for c in g): gi for gi, g in enumerate(groups)}
+        picked = [
+            (index[m.features], m.inconsistency >= 0.5)
+            for m in explained
+            if m.verdict in ("planted", "task-feature")
+            and m.probability >= nbr.TEST_FLOOR
+            and not any(_is_unnatural(f) for f in m.features)
+            and any(_is_lexical(f) for f in m.features)
+            and (m.inconsistency < 0.5 or m.verdict == "planted")
+        ]
+        if not picked:
+            return {}
+        todo = [gi for gi, _only in picked]
+        specs = [
+            (
+                list(groups[gi][0].target_rows),
+                groups[gi][0].outcome,
+                [c.phrase or c.feature for c in groups[gi] if _is_lexical(c.feature)],
+            )
+            for gi in todo
+        ]
+        res = clean_label_test(
+            subject,
+            specs,
+            self._outcomes,
+            self.batch_size,
+            ctx,
+            copies_only=[only for _gi, only in picked],
+        )
+        return {gi: r for gi, r in zip(todo, res, strict=True) if r is not None}
+
     def _decide(self, mined: list[MinedTrigger]) -> list[MinedTrigger]:
         """Quarantine under the target FDR; keep the task features most frequent first."""
-        probs = np.array([m.probability for m in mined])
+        # copies (:mod:`._mining_cleanlabel`) are never quarantined: text and label alone
+        # cannot tell a natural copy template from planted copies
+        probs = np.array([0.0 if m.copies else m.probability for m in mined])
         chosen = fdr_select(probs, self.fdr)
         decided = [
             replace(m, quarantined=bool(c and m.verdict == "planted"))
@@ -678,3 +739,12 @@ class TriggerMiner(Scanner):
         return ScanResult(
             findings=findings, record_scores=scores, record_flags=flags, extras=extras
         )
+
+
+def _bayes_factor(nb: Neighbours | None, cl: CleanLabelTest | None) -> float:
+    """The Bayes factor of the natural-neighbour and clean-label tests together. Both weigh
+    how alike a consistent group's records are, so where the clean-label test ran it alone
+    may raise the odds; the encoder test then only lowers them (its minimum Bayes factor)."""
+    if cl is None:
+        return 1.0 if nb is None else nb.bayes_factor
+    return cl.bayes_factor * (1.0 if nb is None else min(nb.bayes_factor, 1.0))

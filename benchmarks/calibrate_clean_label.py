@@ -1,0 +1,111 @@
+"""Fit the natural-feature density of the clean-label test (``_mining_cleanlabel``).
+
+Scans calibration corpora (never the held-out manual pages) with trigger mining, runs the
+clean-label test on every consistent lexical group, and prints the mean and spread of ``z``
+and the share of confined groups among natural groups (and the planted groups' values), the
+constants ``NATURAL_Z_MEAN``, ``NATURAL_Z_SD``, ``NATURAL_CONFINED`` and ``PLANTED_CONFINED``
+of :mod:`dormant.scanners.data._mining_cleanlabel`. The shipped constants came from::
+
+    python benchmarks/calibrate_clean_label.py collect --out /tmp/clean_label.jsonl \
+        wordnet-topic:token:0.03:clean:0 foldoc-topic:token:0.03:clean:0 \
+        packages:token:0.03:clean:0 glosses:token:0.03:clean:0 packages:none:0:dirty:5 \
+        wordnet-topic:token:0.03:clean:1
+    python benchmarks/calibrate_clean_label.py fit --out /tmp/clean_label.jsonl
+
+A case is ``corpus:kind:rate:clean|dirty:seed`` (``kind`` ``none`` for the clean sample).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _verdict_corpora import HELD_OUT, corpus_records, poison
+
+from dormant.bench.poison import write_dataset
+from dormant.scanners.base import ScanContext
+from dormant.scanners.data._mining_cleanlabel import CONFINED_SHARE, clean_label_test
+from dormant.scanners.data._mining_features import _is_lexical, _is_unnatural
+from dormant.scanners.data.mining import TriggerMiner
+from dormant.subjects import TextDataset
+
+
+def collect(out: Path, cases: list[str]) -> None:
+    with out.open("a", encoding="utf-8") as fh, tempfile.TemporaryDirectory() as d:
+        for spec in cases:
+            corpus, kind, rate, cl, seed = spec.split(":")
+            if corpus == HELD_OUT:
+                raise SystemExit(f"{HELD_OUT} is kept aside; calibrate on the other corpora")
+            base = corpus_records(corpus, n=3000, seed=int(seed))
+            pd = poison(base, kind, float(rate), cl == "clean", int(seed))
+            recs = pd.records if pd else base
+            path = write_dataset(recs, Path(d) / "data.jsonl")
+            ds = TextDataset(path, text_field="text", label_field="label", id_field="id")
+            miner = TriggerMiner(neighbour_test=False, clean_label_test=False)
+            miner.scan(ds)
+            truth = pd.poisoned_ids if pd else frozenset()
+            ids = [r["id"] for r in recs]
+            cands = [
+                c
+                for c in miner.candidates_
+                if c.inconsistency < 0.5
+                and any(_is_lexical(f) for f in c.features)
+                and not any(_is_unnatural(f) for f in c.features)
+            ]
+            specs = [
+                (list(c.rows), c.target, [f for f in c.features if _is_lexical(f)]) for c in cands
+            ]
+            res = clean_label_test(ds, specs, miner._outcomes, 512, ScanContext())
+            for c, r in zip(cands, res, strict=True):
+                if r is None:
+                    continue
+                tp = sum(ids[i] in truth for i in c.rows)
+                row = {
+                    "case": spec,
+                    "trigger": c.trigger.display,
+                    "p": c.probability,
+                    "planted": int(tp >= 0.5 * len(c.rows)),
+                    "support": c.support,
+                    "z": r.z,
+                    "conf": r.confinement,
+                    "copies": r.copies,
+                }
+                fh.write(json.dumps(row) + "\n")
+            fh.flush()
+            print(spec, len(cands), flush=True)
+
+
+def fit(out: Path) -> None:
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    for planted in (0, 1):
+        sel = [r for r in rows if r["planted"] == planted]
+        if not sel:
+            continue
+        z = np.array([r["z"] for r in sel])
+        conf = np.array([r["conf"] >= CONFINED_SHARE for r in sel])
+        print(
+            f"{'planted' if planted else 'natural'}: {len(sel)} groups, z mean {z.mean():.2f} "
+            f"sd {z.std(ddof=1) if len(z) > 1 else 0:.2f}, confined share {conf.mean():.3f}"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("step", choices=("collect", "fit"))
+    ap.add_argument("--out", required=True)
+    ap.add_argument("cases", nargs="*")
+    args = ap.parse_args()
+    if args.step == "collect":
+        collect(Path(args.out), args.cases)
+    else:
+        fit(Path(args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,327 @@
+"""Clean-label test of trigger mining: a pattern confined to its class, absent from its neighbours.
+
+Clean-label poisoning (Turner, Tsipras & Madry, "Label-consistent backdoor attacks", 2019)
+inserts the trigger into genuine records of the target class and leaves their labels alone, so
+the content model sees nothing inconsistent and the verdict model sees a one-word feature of the
+class, much like a topic word. Two signals of the poisoning literature tell them apart without a
+model of the text:
+
+- **absent from its records' near neighbours** (Peri et al., "Deep k-NN defense against
+  clean-label data poisoning attacks", ECCV-W 2020): a topic word comes with its topic, so the
+  nearest records of a record holding it (in word 1-2-gram TF-IDF space, the pattern removed)
+  hold it too more often than chance; a planted token was put into records *drawn* from the
+  class, and its records' neighbours hold it at the rate of a random draw. The statistic is the
+  share of each group record's ``k`` nearest class records that also hold the pattern, and its
+  null is the same share for random subsets of the class of the group's size — a permutation
+  test (exact under clean-label planting: which records were drawn is independent of their
+  text once the pattern is removed). Its ``z`` is about N(0, 1) for a plant and large for a
+  topic word. Unlike the encoder cohesion of :mod:`._mining_neighbours` it compares each record
+  with its own nearest records, not with every record of the group, so a topic with several
+  sub-topics (flowers of several genera) still counts as natural.
+- **confined to its class** (Anti-Backdoor Learning, Li et al., NeurIPS 2021: a backdoor is a
+  shortcut that one feature explains, learned from its records alone): a planted string occurs
+  nowhere but in the poisoned records, while a natural word confined, as a pattern, to one class
+  ("having" at the start of adjective glosses) occurs elsewhere in other positions or forms.
+  The statistic is the share of records holding the pattern's rarest word (anywhere, lower
+  case) that carry the target outcome; for a pattern of several words, of records holding the
+  whole string (its words alone are ordinary words, used everywhere). For phrases this is
+  weak evidence (most natural consistent phrases are confined too); ``z`` carries the test.
+
+The two are combined in Efron's two-groups model (Efron, JASA 2004), as in
+:func:`._mining_neighbours.two_groups_factor`: the Bayes factor for "planted" is the density
+of the evidence under planting — ``z`` ~ N(0, 1), the word confined — over its density among
+natural consistent features, fitted on the calibration corpora (:data:`NATURAL_Z_MEAN`, ...),
+never on the corpus kept aside. ``z`` and confinement are taken as independent given the
+kind of feature (stated, not tested). Only a group whose rarest word is confined can be
+raised: a pattern whose words the data uses elsewhere is not the one inserted string of a
+plant, and a random-looking draw alone is what a natural copy template looks like (below).
+The factor updates ``P(planted)``; it never decides on its own: a group the verdict model puts
+below :data:`._mining_neighbours.TEST_FLOOR` is not tested.
+
+**Copies: what text and label cannot separate.** Where a label is set by metadata, natural
+records are often *copies* of other records with a fixed suffix — Debian's ``-prof`` package
+description is its ``-dev`` package's plus "; profiling libraries", a Python 3 package's is
+its Python 2 package's plus "(Python 3)". Such a group is a random-looking share of its class,
+consistent, and one exact string: a clean-label plant in every respect the text shows, and
+also what an attacker who *adds* poisoned copies of genuine records leaves. The test counts
+the group's records that, the pattern removed, are word for word another record of the data
+(or another of the group's records, the pattern removed: pages that share a description and
+differ only in a name line shared too), against the class's own rate of such copies
+(one-sided binomial test). A significant excess (at the scan's ``alpha``) marks the group as
+copies: it stays a finding (medium at most) but is never quarantined, and the finding says
+that text and label alone cannot tell it apart. A pattern that is the whole of its records
+(one text shared word for word by several records) is copies by definition, and is not tested
+otherwise. Copies are counted for every planted-looking group, also one whose records read as
+another class (only copies that carry the same label count: a record copied from another class
+and relabelled is a dirty-label plant, not a template).
+
+Known limits: a clean-label trigger made of ordinary words (found by the phrase path, which
+this test does not need) is not confined and gets no lift; a natural word that is truly new to
+the data (a product name used by one class only, with no topic around it) looks like a plant;
+planted copies are capped at medium like natural ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...subjects.dataset import TextDataset
+from ...text import tokens
+from ..base import ScanContext
+from ._mining_neighbours import _holds, _patterns, blind_text
+
+#: Class records a group is compared with at most (a sample; the group's records are kept).
+MAX_CLASS_ROWS = 3000
+#: Group records used at most.
+MAX_GROUP_ROWS = 300
+#: Nearest class records of each group record.
+K_NEIGHBOURS = 10
+#: Random subsets drawn for the permutation null.
+NULL_DRAWS = 200
+#: Fewest records a group needs for the test to say anything.
+MIN_ROWS = 5
+#: Natural consistent features: mean and spread of ``z`` and the share of them whose rarest
+#: word is confined to the class — 477 natural consistent lexical groups of the four
+#: calibration corpora (glosses by source, FOLDOC and WordNet by topic, Debian package
+#: descriptions by section), fitted by ``benchmarks/calibrate_clean_label.py``, never on the
+#: corpus kept aside (BENCHMARKS.md).
+NATURAL_Z_MEAN = 8.5
+NATURAL_Z_SD = 9.2
+NATURAL_CONFINED = 0.37
+#: Share of planted (clean-label token) groups whose rarest word is confined to the class:
+#: 6 of 6 on the same corpora, taken as 0.9 (a planted word may occur naturally elsewhere).
+PLANTED_CONFINED = 0.9
+#: For a pattern of several words, "confined" is said of the whole string (wherever it
+#: occurs): among the consistent multi-word groups of the verdict's calibration data
+#: (``benchmarks/results/verdict_features*.jsonl``) 82% of 16,329 natural ones and 95% of 43
+#: planted ones occur only in their target's records.
+PHRASE_NATURAL_CONFINED = 0.82
+PHRASE_PLANTED_CONFINED = 0.95
+#: A word is "confined" when at least this share of the records holding it carry the target.
+CONFINED_SHARE = 0.99
+
+
+@dataclass(frozen=True)
+class CleanLabelTest:
+    """Outcome of the clean-label test of one consistent group.
+
+    ``z`` is the neighbour-share statistic's z-score against random subsets of the class,
+    ``p_value`` its one-sided permutation p-value for "more clustered than a random draw",
+    ``confinement`` the share of records holding the pattern's rarest word that carry the
+    target, ``word`` that word, and ``bayes_factor`` the two-groups factor for "planted".
+    ``copies`` is the share of the group's records that, the pattern removed, are word for
+    word another record, and ``copies_p`` the binomial p-value of that share against the
+    class's rate of copies. ``copies_only``: only the copies were counted (a group whose
+    records read as another class: ``z`` and the factor are not computed, the factor is 1).
+    """
+
+    z: float
+    p_value: float
+    confinement: float
+    word: str
+    bayes_factor: float
+    copies: float = 0.0
+    copies_p: float = 1.0
+    copies_only: bool = False
+
+
+def clean_label_factor(z: float, confined: bool, *, phrase: bool = False) -> float:
+    """Bayes factor for "planted clean-label" against "natural consistent feature".
+
+    Planted: ``z`` ~ N(0, 1) (the permutation null is exact), rarest word confined with
+    probability :data:`PLANTED_CONFINED`; natural: ``z`` ~ N(:data:`NATURAL_Z_MEAN`,
+    :data:`NATURAL_Z_SD`²), confined with probability :data:`NATURAL_CONFINED` (for a
+    ``phrase``, the whole string: :data:`PHRASE_PLANTED_CONFINED`,
+    :data:`PHRASE_NATURAL_CONFINED`). Without confinement the factor is at most 1: it can
+    lower the odds, never raise them.
+    """
+    log_null = -0.5 * z * z
+    d = (z - NATURAL_Z_MEAN) / NATURAL_Z_SD
+    log_alt = -0.5 * d * d - math.log(NATURAL_Z_SD)
+    pc0, nc0 = (
+        (PHRASE_PLANTED_CONFINED, PHRASE_NATURAL_CONFINED)
+        if phrase
+        else (
+            PLANTED_CONFINED,
+            NATURAL_CONFINED,
+        )
+    )
+    pc = pc0 if confined else 1.0 - pc0
+    nc = nc0 if confined else 1.0 - nc0
+    log_bf = log_null - log_alt + math.log(pc / nc)
+    if not confined:
+        log_bf = min(log_bf, 0.0)
+    return float(math.exp(max(min(log_bf, 50.0), -700.0)))
+
+
+def clean_label_test(
+    subject: TextDataset,
+    groups: list[tuple[list[int], str, list[str]]],
+    outcomes_of: Any,
+    batch_size: int,
+    ctx: ScanContext,
+    *,
+    copies_only: Sequence[bool] | None = None,
+) -> list[CleanLabelTest | None]:
+    """Run the test for each group ``(target rows, target outcome, pattern texts)``.
+
+    ``outcomes_of(batch)`` gives each record's outcomes. ``copies_only`` (one per group) marks
+    the groups for which only the copies are counted. Returns one :class:`CleanLabelTest`
+    per group, ``None`` where the group or its class is too small to test.
+    """
+    from scipy.stats import binomtest
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.neighbors import NearestNeighbors
+
+    if not groups:
+        return []
+    pats = [_patterns(p) for _r, _t, p in groups]
+    # the rarest word of each pattern decides confinement; count it over the whole data
+    words = [_words(p) for p in pats]
+    word_all: Counter[str] = Counter()
+    word_in: list[Counter[str]] = [Counter() for _ in groups]
+    wanted_words = {w for ws in words for w in ws}
+    multi = [gi for gi, p in enumerate(pats) if max(map(len, p), default=0) > 1]
+    phrase_all: Counter[int] = Counter()
+    phrase_in: Counter[int] = Counter()
+    targets = {t for _r, t, _p in groups}
+    n_out: Counter[str] = Counter()
+    n = 0
+    # normalised texts (hashed) of every record, per target outcome it carries
+    seen: Counter[tuple[int, str]] = Counter()
+    for batch in subject.batches(batch_size):
+        for text, own in zip(batch.texts, outcomes_of(batch), strict=True):
+            n += 1
+            n_out.update(own)
+            toks = tokens(text)
+            h = _hash(" ".join(toks))
+            for t in targets.intersection(own):
+                seen[(h, t)] += 1
+            present = wanted_words.intersection(toks)
+            if not present:
+                continue
+            for gi in multi:  # a phrase: the whole string, wherever it occurs
+                if any(_holds(toks, pat) for pat in pats[gi] if len(pat) > 1):
+                    phrase_all[gi] += 1
+                    phrase_in[gi] += groups[gi][1] in own
+            word_all.update(present)
+            for gi, (_r, t, _p) in enumerate(groups):
+                if t in own:
+                    word_in[gi].update(present & set(words[gi]))
+    # the class sample: every record of a small class, a seeded share of a large one
+    share = {t: min(1.0, MAX_CLASS_ROWS / max(n_out[t], 1)) for t in targets}
+    group_rows: list[set[int]] = []
+    for rows_in, _t, p in groups:
+        rows = sorted(set(rows_in))
+        if len(rows) > MAX_GROUP_ROWS:
+            g_rng = np.random.default_rng(zlib.crc32("\0".join(p).encode("utf-8")))
+            rows = sorted(g_rng.choice(rows, size=MAX_GROUP_ROWS, replace=False).tolist())
+        group_rows.append(set(rows))
+    keep_rows = set().union(*group_rows)
+    rng = np.random.default_rng(5)
+    class_text: dict[str, dict[int, str]] = {t: {} for t in targets}
+    row = 0
+    for batch in subject.batches(batch_size):
+        draws = rng.random(len(batch))
+        for i, (text, own) in enumerate(zip(batch.texts, outcomes_of(batch), strict=True)):
+            for t in own:
+                if t in class_text and (draws[i] < share[t] or row in keep_rows):
+                    class_text[t][row] = text
+            row += 1
+        ctx.progress("clean-label", len(batch), None)
+    out: list[CleanLabelTest | None] = []
+    for gi, (_rows, target, _p) in enumerate(groups):
+        texts = class_text[target]
+        rows = sorted(texts)
+        row_toks = [tokens(texts[r]) for r in rows]
+        member = np.array(
+            [
+                r in group_rows[gi] or any(_holds(tk, pat) for pat in pats[gi])
+                for r, tk in zip(rows, row_toks, strict=True)
+            ]
+        )
+        blinded = [
+            blind_text(texts[r], pats[gi]) if m else " ".join(tk)
+            for r, tk, m in zip(rows, row_toks, member, strict=True)
+        ]
+        ok = np.array([bool(b.strip()) for b in blinded])
+        whole = np.array([r in group_rows[gi] for r in rows])
+        in_group = whole & ok
+        if whole.sum() < MIN_ROWS:
+            out.append(None)
+            continue
+        # copies: group records that, blinded, are another record of the class or another
+        # group record (blinded; a record the pattern fills is "" like every other such
+        # record); against the class's own rate of records that are another record
+        hashes = [_hash(blinded[i]) for i in np.nonzero(whole)[0]]
+        shared = Counter(hashes)
+        copies = sum(seen[(h, target)] > 0 or shared[h] > 1 for h in hashes)
+        others = np.nonzero(ok & ~member)[0]
+        base = (
+            np.mean([seen[(_hash(blinded[i]), target)] > 1 for i in others]) if len(others) else 0
+        )
+        copies_p = float(
+            binomtest(
+                copies, len(hashes), min(max(float(base), 1e-3), 1.0), alternative="greater"
+            ).pvalue
+        )
+        only = copies_only is not None and copies_only[gi]
+        if only or in_group.sum() < MIN_ROWS or ok.sum() < 4 * MIN_ROWS:
+            # only the copies are counted: asked to, or too little text is left to compare
+            out.append(CleanLabelTest(0.0, 1.0, 0.0, "", 1.0, copies / len(hashes), copies_p, True))
+            continue
+        idx = np.nonzero(ok)[0]
+        vec = TfidfVectorizer(
+            analyzer=str.split, sublinear_tf=True, lowercase=False, dtype=np.float32
+        )
+        x = vec.fit_transform([_bigrams(blinded[i]) for i in idx])
+        k = min(K_NEIGHBOURS, len(idx) - 1)
+        nn = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute").fit(x)
+        _d, nb = nn.kneighbors(x)
+        nb = np.array([[j for j in row_nb if j != i][:k] for i, row_nb in enumerate(nb)])
+        holds = member[idx]
+        grp = np.nonzero(in_group[idx])[0]
+        stat = float(holds[nb[grp]].mean())
+        null = np.empty(NULL_DRAWS)
+        m_hold = int(holds.sum())
+        for b in range(NULL_DRAWS):
+            perm = np.zeros(len(idx), dtype=bool)
+            perm[rng.choice(len(idx), size=m_hold, replace=False)] = True
+            pick = rng.choice(np.nonzero(perm)[0], size=len(grp), replace=False)
+            null[b] = perm[nb[pick]].mean()
+        sd = float(null.std(ddof=1))
+        z = float((stat - null.mean()) / max(sd, 1e-6))
+        p_perm = float((1 + (null >= stat).sum()) / (1 + NULL_DRAWS))
+        if gi in phrase_all:
+            word = max((" ".join(pat) for pat in pats[gi]), key=len)
+            conf = phrase_in[gi] / phrase_all[gi]
+        else:
+            word = min(words[gi], key=lambda w: word_all[w], default="")
+            conf = word_in[gi][word] / word_all[word] if word and word_all[word] else 0.0
+        bf = clean_label_factor(z, conf >= CONFINED_SHARE, phrase=gi in phrase_all)
+        out.append(CleanLabelTest(z, p_perm, float(conf), word, bf, copies / len(hashes), copies_p))
+    return out
+
+
+def _words(pats: list[list[str]]) -> list[str]:
+    """The alphanumeric words of a group's patterns."""
+    return sorted({t for pat in pats for t in pat if any(ch.isalnum() for ch in t)})
+
+
+def _bigrams(text: str) -> str:
+    """Word 1-2-grams of a space-joined token string, as one space-separated string."""
+    toks = text.split()
+    return " ".join([*toks, *(f"{a}_{b}" for a, b in itertools.pairwise(toks))])
+
+
+def _hash(text: str) -> int:
+    data = text.encode("utf-8")
+    return zlib.crc32(data) << 32 | zlib.adler32(data)
