@@ -47,45 +47,41 @@ aside).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from ...errors import ConfigError, DataValidationError, MissingDependencyError
+from ...errors import ConfigError, DataValidationError
 from ...subjects.dataset import TextDataset, find_duplicate_ids, stable_id_hashes
 from ...text import BOS, EOS, style_features, tokens
-from ...triggers import Trigger
 from ..base import ScanContext, Scanner, ScanResult, register
-from . import _mining_neighbours as nbr
-from ._mining_cleanlabel import CleanLabelTest, clean_label_test
 from ._mining_consistency import content_inconsistency
-from ._mining_context import ContextFit, context_fit
+from ._mining_context import context_fit
 from ._mining_count import CountSettings, count_parallel, count_serial
+from ._mining_explain import (
+    clean_label_tests,
+    decide,
+    explain_groups,
+    group_candidates,
+    mined_result,
+    neighbour_tests,
+)
 from ._mining_features import (
     NO_BEHAVIOUR,
     Candidate,
     MinedTrigger,
     _bh,
-    _display_text,
     _extend,
-    _feature_kind,
     _features,
-    _ids_of_rows,
     _is_lexical,
-    _is_unnatural,
-    _length,
     _locate,
     _merge_targets,
     _outcomes_of,
-    _priority,
     _spans,
     _sum,
     _words_of,
 )
-from ._mining_finding import mined_finding
-from ._mining_neighbours import Neighbours, natural_neighbours, update_probability
-from ._mining_verdict import check_fdr, fdr_select, load_verdict_model, verdict_features
+from ._mining_verdict import check_fdr, load_verdict_model
 
 
 @register
@@ -279,16 +275,16 @@ class TriggerMiner(Scanner):
         mined: list[MinedTrigger] = []
         if cands:
             self._second_pass(subject, cands, ctx)
-            groups = self._group(cands, outcome_n, n)
+            groups = group_candidates(cands)
             incons = content_inconsistency(
                 self, subject, groups, words_per, words_total, outcome_n, labelled, n, ctx
             )
             fits = context_fit(self, subject, groups, outcome_n, n, ctx, words_per, words_total)
-            explained = self._explain(groups, incons, fits, n)
-            tested = self._neighbours(subject, groups, explained, ctx, incons)
-            clean = self._clean_label(subject, groups, explained, ctx)
+            explained = explain_groups(self, groups, incons, fits, n)
+            tested = neighbour_tests(self, subject, groups, explained, ctx, incons)
+            clean = clean_label_tests(self, subject, groups, explained, ctx)
             if tested or clean:
-                explained = self._explain(groups, incons, fits, n, tested, clean)
+                explained = explain_groups(self, groups, incons, fits, n, tested, clean)
             self.candidates_ = explained  # every described group, for calibration
             reported = [m for m in explained if m.verdict != "none"]
             mined = self._decide(_merge_targets(reported))
@@ -439,312 +435,12 @@ class TriggerMiner(Scanner):
         keep.sort(key=lambda c: (-(c.hits + 1) / (c.support + 2), c.q_value))
         return keep[: self.max_candidates]
 
-    # ------------------------------------------------------------------ merge
-
-    def _group(
-        self, cands: list[Candidate], outcome_n: Counter[str], n: int
-    ) -> list[list[Candidate]]:
-        """Merge candidates of one outcome whose target records overlap (Jaccard >= 0.8, or 90%
-        of the candidate's records inside the group: a sub-phrase of a trigger).
-
-        """
-        pool = [c for c in cands if c.target_rows]
-        # most deterministic first, so a specific trigger seeds its group before a broad word
-        pool.sort(key=lambda c: (-(c.hits + 1) / (c.support + 2), c.q_value, -c.support))
-        groups: list[tuple[set[int], list[Candidate]]] = []
-        row_groups: dict[int, list[int]] = {}
-        for c in pool:
-            rows = set(c.target_rows)
-            overlap: Counter[int] = Counter()
-            for r in rows:
-                for gi in row_groups.get(r, ()):
-                    overlap[gi] += 1
-            chosen = None
-            for gi, inter in overlap.most_common():
-                grows, members = groups[gi]
-                if members[0].outcome != c.outcome:
-                    continue
-                jac = inter / len(rows | grows)
-                inside = inter / len(rows) >= 0.9  # a sub-phrase of the group's trigger
-                holds = inter / len(grows) >= 0.9 and jac >= 0.5  # a slightly broader form
-                if jac >= 0.8 or inside or holds:
-                    chosen = gi
-                    break
-            if chosen is None:
-                groups.append((rows, [c]))
-                for r in rows:
-                    row_groups.setdefault(r, []).append(len(groups) - 1)
-            else:
-                groups[chosen][1].append(c)
-        out = []
-        for _rows, members in groups:
-            best = min(members, key=lambda c: c.q_value)
-            head = max(
-                members,
-                # a whole-record style explains more than one of its tokens (ALL CAPS + "!!")
-                key=lambda c: (
-                    c.support >= 0.8 * best.support,
-                    c.feature != "inv:*",
-                    _length(c) > 1 or c.feature.startswith("style:"),
-                    _length(c),
-                ),
-            )
-            out.append([head, *(c for c in members if c is not head)])
-        return out
-
-    # ------------------------------------------------------------------ pass 3
-
-    # ------------------------------------------------------------------ explain
-
-    def _explain(
-        self,
-        groups: list[list[Candidate]],
-        incons: list[tuple[float, int, int]],
-        fits: list[ContextFit],
-        n: int,
-        tested: dict[int, Neighbours] | None = None,
-        clean: dict[int, CleanLabelTest] | None = None,
-    ) -> list[MinedTrigger]:
-        """Describe each significant, near-deterministic group and give it ``P(planted)``
-        (updated by the natural-neighbour test for the groups in ``tested`` and by the
-        clean-label test for those in ``clean``)."""
-        out = []
-        for gi, (members, (inc, _k, _m), fit) in enumerate(zip(groups, incons, fits, strict=True)):
-            best = min(members, key=lambda c: c.q_value)
-            head = members[0]
-            purity = (best.hits + 1) / (best.support + 2)
-            if purity < self.min_purity or best.q_value > self.alpha:
-                continue
-            unnatural = any(_is_unnatural(c.feature) for c in members)
-            lexical = any(_is_lexical(c.feature) for c in members)
-            x = verdict_features(
-                support=best.support,
-                purity=purity,
-                q_value=best.q_value,
-                inconsistency=inc,
-                fit=fit,
-                unnatural=unnatural,
-                style=head.feature.startswith("style:"),
-                lexical=lexical,
-                words=_length(head),
-                outside=best.support - best.hits,
-                class_share=best.support / max(self.outcome_counts_[best.outcome], 1),
-            )
-            prob = float(self.verdict_model_.probability(x)[0])
-            prior, nb, cl = None, (tested or {}).get(gi), (clean or {}).get(gi)
-            copies = cl is not None and cl.copies_p <= self.alpha
-            if cl is not None and cl.copies_only:
-                cl = None
-            if nb is not None or cl is not None:
-                prior, prob = prob, update_probability(prob, _bayes_factor(nb, cl))
-            base = self.outcome_counts_[best.outcome] / n
-            shortcut = (
-                (purity - base) / max(1 - base, 1e-9) >= 0.9
-                and best.support / n >= self.shortcut_min_share
-                and not lexical
-            )
-            if prob >= 0.5:
-                verdict = "planted"
-            elif shortcut:
-                verdict = "accidental"
-            elif lexical:
-                verdict = "task-feature"
-            else:
-                verdict = "none"  # described for calibration, never reported
-            kind = _feature_kind(head.feature, head.phrase)
-            rows = sorted(set(head.target_rows))
-            # other outcomes (behaviours) nearly all of these records also carry, rare elsewhere
-            others = [
-                o
-                for o, cnt in head.co_outcomes.items()
-                if o != best.outcome
-                and cnt >= 0.9 * len(head.target_rows)
-                and self.outcome_counts_.get(o, 0) <= 2 * cnt
-            ]
-            targets = sorted([best.outcome, *others], key=_priority)
-            out.append(
-                MinedTrigger(
-                    trigger=Trigger(_display_text(head.feature, head.phrase or head.feature), kind),
-                    target=targets[0],
-                    also=tuple(targets[1:]),
-                    support=best.support,
-                    hits=best.hits,
-                    purity=purity,
-                    p_value=best.p_value,
-                    q_value=best.q_value,
-                    inconsistency=inc,
-                    verdict=verdict,
-                    score=prob,
-                    rows=tuple(rows),
-                    features=tuple(c.feature for c in members),
-                    probability=prob,
-                    evidence=tuple(float(v) for v in x),
-                    context=(fit.auc_class, fit.z_class, fit.auc_all, fit.z_all),
-                    neighbours=None if nb is None else (nb.z, nb.p_value, nb.pool),
-                    clean_label=None if cl is None else (cl.z, cl.p_value, cl.confinement),
-                    copies=copies,
-                    prior_probability=prior,
-                )
-            )
-        out.sort(key=lambda m: -m.score)
-        return out
-
-    def _neighbours(
-        self,
-        subject: TextDataset,
-        groups: list[list[Candidate]],
-        explained: list[MinedTrigger],
-        ctx: ScanContext,
-        incons: list[tuple[float, int, int]],
-    ) -> dict[int, Neighbours]:
-        """The natural-neighbour test of every planted-looking lexical or style group."""
-        index = {tuple(c.feature for c in g): gi for gi, g in enumerate(groups)}
-        picked = [
-            (index[m.features], m.verdict == "task-feature")
-            for m in explained
-            if not any(_is_unnatural(f) for f in m.features)
-            and (
-                m.verdict == "planted"
-                or (m.verdict == "task-feature" and m.probability >= nbr.TEST_FLOOR)
-            )
-        ]
-        todo = [gi for gi, _lift in picked]
-        if not todo:
-            return {}
-        if not self.neighbour_test:
-            self.neighbour_status_ = "skipped: turned off (neighbour_test=False or --no-embed)"
-            return {}
-        specs = [
-            (
-                list(groups[gi][0].target_rows),
-                groups[gi][0].outcome,
-                [c.phrase or c.feature for c in groups[gi] if _is_lexical(c.feature)],
-            )
-            for gi in todo
-        ]
-        try:
-            res = natural_neighbours(
-                subject,
-                specs,
-                self._outcomes,
-                self.batch_size,
-                ctx,
-                encoder_path=self.encoder_path,
-                inconsistency=[incons[gi][0] for gi in todo],
-                lift=[lift for _gi, lift in picked],
-            )
-        except MissingDependencyError as exc:
-            self.neighbour_status_ = f"skipped: {exc}"
-            return {}
-        self.neighbour_status_ = f"ran on {sum(r is not None for r in res)} group(s)"
-        return {gi: r for gi, r in zip(todo, res, strict=True) if r is not None}
-
-    def _clean_label(
-        self,
-        subject: TextDataset,
-        groups: list[list[Candidate]],
-        explained: list[MinedTrigger],
-        ctx: ScanContext,
-    ) -> dict[int, CleanLabelTest]:
-        """The clean-label test (:mod:`._mining_cleanlabel`) of every consistent lexical
-        group that is planted-looking or a task feature with ``P(planted)`` at least
-        :data:`._mining_neighbours.TEST_FLOOR`; for a planted-looking group whose records read
-        as another class, only its copies are counted."""
-        if not self.clean_label_test:
-            return {}
-        index = {tuple(c.feature for c in g): gi for gi, g in enumerate(groups)}
-        picked = [
-            (index[m.features], m.inconsistency >= 0.5)
-            for m in explained
-            if m.verdict in ("planted", "task-feature")
-            and m.probability >= nbr.TEST_FLOOR
-            and not any(_is_unnatural(f) for f in m.features)
-            and any(_is_lexical(f) for f in m.features)
-            and (m.inconsistency < 0.5 or m.verdict == "planted")
-        ]
-        if not picked:
-            return {}
-        todo = [gi for gi, _only in picked]
-        specs = [
-            (
-                list(groups[gi][0].target_rows),
-                groups[gi][0].outcome,
-                [c.phrase or c.feature for c in groups[gi] if _is_lexical(c.feature)],
-            )
-            for gi in todo
-        ]
-        res = clean_label_test(
-            subject,
-            specs,
-            self._outcomes,
-            self.batch_size,
-            ctx,
-            copies_only=[only for _gi, only in picked],
-        )
-        return {gi: r for gi, r in zip(todo, res, strict=True) if r is not None}
-
     def _decide(self, mined: list[MinedTrigger]) -> list[MinedTrigger]:
-        """Quarantine under the target FDR; keep the task features most frequent first."""
-        # copies (:mod:`._mining_cleanlabel`) are never quarantined: text and label alone
-        # cannot tell a natural copy template from planted copies
-        probs = np.array([0.0 if m.copies else m.probability for m in mined])
-        chosen = fdr_select(probs, self.fdr)
-        decided = [
-            replace(m, quarantined=bool(c and m.verdict == "planted"))
-            for m, c in zip(mined, chosen, strict=True)
-        ]
-        task = sorted((m for m in decided if m.verdict == "task-feature"), key=lambda m: -m.support)
-        keep = {id(m) for m in task[: self.max_task_features]}
-        return [m for m in decided if m.verdict != "task-feature" or id(m) in keep]
+        """Quarantine under the target FDR (:func:`._mining_explain.decide`)."""
+        return decide(self, mined)
 
     def _result(
         self, subject: TextDataset, mined: list[MinedTrigger], n: int, labelled: bool
     ) -> ScanResult:
-        scores = np.zeros(n, dtype=np.float32)
-        flags = np.zeros(n, dtype=bool)
-        findings = []
-        ref = subject.ref()
-        for m in mined:
-            if m.verdict == "task-feature":
-                continue
-            idx = np.fromiter(m.rows, dtype=np.int64, count=len(m.rows))
-            np.maximum.at(scores, idx, m.probability)
-            if m.quarantined:
-                flags[idx] = True
-        ids = _ids_of_rows(subject, {r for m in mined for r in m.rows[:1000]}, self.batch_size)
-        for m in mined:
-            findings.append(mined_finding(self.name, ref, m, n, labelled, ids, self.fdr))
-        extras = {
-            "triggers": [
-                {
-                    "trigger": m.trigger.display,
-                    "kind": m.trigger.kind.value,
-                    "target": m.target,
-                    "support": m.support,
-                    "purity": round(m.purity, 4),
-                    "inconsistency": round(m.inconsistency, 4),
-                    "context_auc_class": round(m.context[0], 4),
-                    "context_auc_all": round(m.context[2], 4),
-                    "p_planted": round(m.probability, 4),
-                    "score": round(m.score, 4),
-                    "p_value": m.p_value,
-                    "verdict": m.verdict,
-                    "quarantined": m.quarantined,
-                }
-                for m in mined[:50]
-            ],
-            "fdr": self.fdr,
-            "neighbour_test": self.neighbour_status_,
-        }
-        return ScanResult(
-            findings=findings, record_scores=scores, record_flags=flags, extras=extras
-        )
-
-
-def _bayes_factor(nb: Neighbours | None, cl: CleanLabelTest | None) -> float:
-    """The Bayes factor of the natural-neighbour and clean-label tests together. Both weigh
-    how alike a consistent group's records are, so where the clean-label test ran it alone
-    may raise the odds; the encoder test then only lowers them (its minimum Bayes factor)."""
-    if cl is None:
-        return 1.0 if nb is None else nb.bayes_factor
-    return cl.bayes_factor * (1.0 if nb is None else min(nb.bayes_factor, 1.0))
+        """The scan's result (:func:`._mining_explain.mined_result`)."""
+        return mined_result(self, subject, mined, n, labelled)
