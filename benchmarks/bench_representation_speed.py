@@ -75,12 +75,18 @@ def _tree(src: str, plan: list[dict[str, str]]) -> list[dict[str, Any]]:
     return list(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _cases(seeds: int, tmp: Path) -> tuple[list[dict[str, str]], dict[int, np.ndarray]]:
+def _cases(
+    seeds: int, tmp: Path, sentence: str | None
+) -> tuple[list[dict[str, str]], dict[int, np.ndarray]]:
     import torch
 
     torch.set_num_threads(1)
     sys.path.insert(0, str(HERE))
+    import bench_representation_libs as libs
     from bench_representation_libs import _case
+
+    if sentence:  # one inserted sentence for every seed, as tests/test_representation.py
+        libs.SENTENCES = (sentence,)
 
     from dormant.adapters import TextEncoder
     from dormant.bench.corpus import load_corpus
@@ -132,17 +138,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--embeddings", default=None, help=".npy embeddings of --data (cost only)")
     ap.add_argument("--data", default=None, help="the labelled JSONL records of --embeddings")
+    ap.add_argument("--sentence", default=None, help="one inserted sentence for every seed")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     trees = [("this tree", str(SRC))]
     if args.baseline:
         trees.insert(0, ("baseline", args.baseline))
     with tempfile.TemporaryDirectory() as tmp:
-        plan, truths = _cases(args.seeds, Path(tmp))
+        plan, truths = _cases(args.seeds, Path(tmp), args.sentence)
         if args.embeddings:
             plan.append({"name": "large", "data": args.data, "embeddings": args.embeddings})
         rows = {name: _tree(src, plan) for name, src in trees}
-    result: dict[str, Any] = {"seeds": args.seeds, "machine": os.uname().nodename, "trees": {}}
+    result: dict[str, Any] = {
+        "seeds": args.seeds,
+        "sentence": args.sentence,
+        "machine": os.uname().nodename,
+        "loadavg_end": os.getloadavg()[0],
+        "trees": {},
+    }
     for name, r in rows.items():
         q = _quality([x for x in r if x["name"] != "large"], truths)
         large = next((x for x in r if x["name"] == "large"), None)
