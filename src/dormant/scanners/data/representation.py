@@ -164,7 +164,8 @@ class ActivationClusteringScanner(RepresentationScanner):
     Liu, Hayes, Nobel & Marron, JASA 2008): ``n_null`` simulated classes of the same size give
     the null mean and sd, and ``p`` is the normal tail. As Chen et al. note, a poisoned cluster
     is the small one: a smaller cluster above ``max_cluster_fraction`` of the class (a natural
-    sub-topic) or below ``min_group`` records is not reported. Record score: position on the
+    sub-topic) or below ``min_group`` records is not reported (p = 1, and its null is not
+    drawn: the null is the test's main cost). Record score: position on the
     line from the large cluster's centre to the small one's (modified z). Flags: the smaller
     cluster. Fitting uses at most ``max_fit_records`` records of a class (sampled with the
     context's seed); every record is then assigned to the nearer centre.
