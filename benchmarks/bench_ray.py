@@ -159,6 +159,19 @@ def bench_fleet(n_models: int, root: Path, *, arch: str = "tiny-bert") -> dict[s
     out["verdicts_agree"] = [r.backdoored for r in local.rows] == [
         r.backdoored for r in on_ray.rows
     ]
+    out["rows"] = [
+        {
+            "name": o.spec.name,
+            "backdoored_truth": o.spec.backdoored,
+            "trigger_truth": getattr(o.spec.trigger, "text", None),
+            **{
+                f"{k}_{f}": getattr(r, f)
+                for k, r in (("local", a), ("ray", b))
+                for f in ("status", "backdoored", "probability", "trigger", "seconds", "error")
+            },
+        }
+        for o, a, b in zip(orgs, local.rows, on_ray.rows, strict=True)
+    ]
     for k in ("local_pool2", "ray2"):
         out[f"{k}_models_per_hour"] = 3600 * len(entries) / out[f"{k}_s"]
     return out
