@@ -120,7 +120,7 @@ def _on_ray(w: int, ds: Any, small: Any, local_key: Any, emb_local: Any, ctx: An
     return r
 
 
-def bench_fleet(n_models: int, root: Path) -> dict[str, Any]:
+def bench_fleet(n_models: int, root: Path, *, arch: str = "tiny-bert") -> dict[str, Any]:
     import ray
 
     from dormant.bench.zoo import build_zoo, zoo_specs
@@ -129,12 +129,17 @@ def bench_fleet(n_models: int, root: Path) -> dict[str, Any]:
     from dormant.scale.fleet import FleetSettings
 
     tiny = {"layers": 2, "hidden": 64, "n_train": 1200, "epochs": 4}
-    specs = zoo_specs(n_clean=n_models // 2, n_backdoored=n_models - n_models // 2, **tiny)
+    size: dict[str, Any] = dict(tiny) if arch == "tiny-bert" else {"n_train": 1200, "epochs": 2}
+    specs = zoo_specs(
+        n_clean=n_models // 2, n_backdoored=n_models - n_models // 2, arch=arch, **size
+    )
     t_build, orgs = _timed(lambda: build_zoo(specs, root / "zoo"))
     entries = [ModelEntry(o.spec.name, str(o.path), str(o.eval_path)) for o in orgs]
     settings = FleetSettings(steps=4, top_k=12)
     out: dict[str, Any] = {
         "models": len(entries),
+        "arch": arch,
+        "loadavg_before": os.getloadavg()[0],
         "build_s": t_build,
         "settings": "steps=4 top_k=12",
     }
@@ -147,11 +152,25 @@ def bench_fleet(n_models: int, root: Path) -> dict[str, Any]:
     )
     ray.shutdown()
     out["ray2_s"] = t
+    out["loadavg_after"] = os.getloadavg()[0]
     truth = [o.spec.backdoored for o in orgs]
     out["local_correct"] = sum(r.backdoored == b for r, b in zip(local.rows, truth, strict=True))
     out["ray_correct"] = sum(r.backdoored == b for r, b in zip(on_ray.rows, truth, strict=True))
     out["verdicts_agree"] = [r.backdoored for r in local.rows] == [
         r.backdoored for r in on_ray.rows
+    ]
+    out["rows"] = [
+        {
+            "name": o.spec.name,
+            "backdoored_truth": o.spec.backdoored,
+            "trigger_truth": getattr(o.spec.trigger, "text", None),
+            **{
+                f"{k}_{f}": getattr(r, f)
+                for k, r in (("local", a), ("ray", b))
+                for f in ("status", "backdoored", "probability", "trigger", "seconds", "error")
+            },
+        }
+        for o, a, b in zip(orgs, local.rows, on_ray.rows, strict=True)
     ]
     for k in ("local_pool2", "ray2"):
         out[f"{k}_models_per_hour"] = 3600 * len(entries) / out[f"{k}_s"]
@@ -189,6 +208,8 @@ def main() -> None:
     ap.add_argument("--embed-records", type=int, default=2000)
     ap.add_argument("--models", type=int, default=4)
     ap.add_argument("--skip-fleet", action="store_true")
+    ap.add_argument("--fleet-only", action="store_true", help="skip the data scan's part")
+    ap.add_argument("--arch", default="tiny-bert", choices=("tiny-bert", "minilm"))
     ap.add_argument("--out", default="benchmarks/results/ray.json")
     args = ap.parse_args()
     import torch
@@ -200,11 +221,12 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
         root = Path(tmp)
-        result["data"] = bench_data(_data(args.records, root), args.embed_records, root)
-        result["projection_1e8_32x16"] = project(result["data"])
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        if not args.fleet_only:
+            result["data"] = bench_data(_data(args.records, root), args.embed_records, root)
+            result["projection_1e8_32x16"] = project(result["data"])
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         if not args.skip_fleet:
-            result["fleet"] = bench_fleet(args.models, root)
+            result["fleet"] = bench_fleet(args.models, root, arch=args.arch)
     result["loadavg_end"] = os.getloadavg()[0]
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

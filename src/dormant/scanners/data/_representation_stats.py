@@ -48,11 +48,35 @@ def bh_adjust(p: np.ndarray) -> np.ndarray:
 
 
 def pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Centre ``x``; return its scores on the top ``k`` principal axes and all singular values."""
+    """Centre ``x``; return its scores on the top ``k`` principal axes and their singular values.
+
+    The callers use the top ``k`` axes only, so when the class has more rows than dimensions
+    the axes come from the ``k`` largest eigenpairs of the ``d x d`` scatter matrix
+    (``scipy.linalg.eigh(subset_by_index=...)``, LAPACK's ``syevr``), not from a thin SVD of
+    the ``n x d`` matrix: the same axes and singular values up to rounding, at ``O(n d^2)``
+    matrix-product cost instead of the SVD's iterations over every axis (Golub & Van Loan,
+    *Matrix Computations*, 4th ed., §8.6: the singular values of ``X`` are the square roots
+    of the eigenvalues of ``X'X``). A randomized SVD (Halko, Martinsson & Tropp 2011) would
+    be faster still but approximate, and the nulls of the scanners compare its top axis with
+    the next ones, so an exact method is kept. Axis signs follow one convention (the largest
+    loading of each axis is positive, as ``sklearn.utils.extmath.svd_flip``), so the result
+    does not depend on the LAPACK routine.
+    """
     centred = x - x.mean(axis=0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    k = max(1, min(k, vt.shape[0]))
-    return centred @ vt[:k].T, s
+    n, d = centred.shape
+    k = max(1, min(k, n, d))
+    if n > d:
+        from scipy.linalg import eigh
+
+        w, v = eigh(centred.T @ centred, subset_by_index=[d - k, d - 1])
+        w, vt = w[::-1], v[:, ::-1].T
+        s = np.sqrt(np.clip(w, 0.0, None))
+    else:
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)
+        s, vt = s[:k], vt[:k]
+    big = np.argmax(np.abs(vt), axis=1)
+    vt = vt * np.sign(vt[np.arange(len(vt)), big])[:, None]
+    return centred @ vt.T, s
 
 
 def tail_counts(scores: np.ndarray, cut: float) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +122,10 @@ def two_means(
     return best[1], best[2]
 
 
+#: largest class sample whose pairwise distances :func:`best_split` keeps (8 bytes each: 32 MB)
+MAX_SHARED_DISTANCES = 2048
+
+
 def best_split(
     x: np.ndarray, rng: np.random.Generator, *, n_init: int = 8
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -105,30 +133,55 @@ def best_split(
 
     k-means' own objective favours balanced splits; among its local optima the silhouette
     (Rousseeuw 1987) picks the best separated one, which is where a small planted group shows.
-    Returns ``(labels, centres, silhouette)``.
+    Returns ``(labels, centres, silhouette)``. The pairwise distances of ``x`` are computed
+    once (``sklearn.metrics.pairwise_distances``) and shared by the starts' silhouettes when
+    ``x`` has at most :data:`MAX_SHARED_DISTANCES` rows.
     """
     best: tuple[np.ndarray, np.ndarray, float] | None = None
     seen: set[bytes] = set()
+    distances: np.ndarray | None = None
     for _ in range(n_init):
         labels, centres = two_means(x, rng, n_init=1)
         key = (labels if labels[0] == 0 else 1 - labels).astype(np.int8).tobytes()
         if key in seen:
             continue
         seen.add(key)
-        sil = silhouette(x, labels)
+        if distances is None and len(x) <= MAX_SHARED_DISTANCES:
+            from sklearn.metrics import pairwise_distances
+
+            distances = pairwise_distances(x)
+        sil = silhouette(x, labels, distances=distances)
         if best is None or sil > best[2]:
             best = (labels, centres, sil)
     assert best is not None
     return best
 
 
-def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
-    """Mean silhouette (Rousseeuw 1987) of a 2-cluster labelling; 0 when a cluster is tiny."""
-    if np.bincount(labels, minlength=2).min() < 2:
-        return 0.0
-    from sklearn.metrics import silhouette_score
+def silhouette(x: np.ndarray, labels: np.ndarray, *, distances: np.ndarray | None = None) -> float:
+    """Mean silhouette (Rousseeuw 1987) of a 2-cluster labelling; 0 when a cluster is tiny.
 
-    return float(silhouette_score(x, labels))
+    Without ``distances``: ``sklearn.metrics.silhouette_score``. With the precomputed
+    ``(m, m)`` Euclidean ``distances`` of ``x``: the same definition — ``a`` the mean distance
+    to the rest of the own cluster, ``b`` to the other cluster, ``s = (b - a) / max(a, b)`` —
+    from one product of the distances with the two cluster indicators. Written here because
+    scikit-learn's reduction (``_silhouette_reduce``) calls ``np.bincount`` once per row in a
+    Python loop, which made it the largest cost of activation clustering (its 240 silhouettes
+    per class); ``tests/test_representation_speed.py`` pins it to scikit-learn's value.
+    """
+    counts = np.bincount(labels, minlength=2)
+    if counts.min() < 2:
+        return 0.0
+    if distances is None:
+        from sklearn.metrics import silhouette_score
+
+        return float(silhouette_score(x, labels))
+    sums = distances @ np.eye(2)[labels]
+    rows = np.arange(len(labels))
+    a = sums[rows, labels] / (counts[labels] - 1)
+    b = sums[rows, 1 - labels] / counts[1 - labels]
+    top = np.maximum(a, b)
+    s = np.divide(b - a, top, out=np.zeros_like(top), where=top > 0)
+    return float(s.mean())
 
 
 def trimmed_covariance(

@@ -164,7 +164,8 @@ class ActivationClusteringScanner(RepresentationScanner):
     Liu, Hayes, Nobel & Marron, JASA 2008): ``n_null`` simulated classes of the same size give
     the null mean and sd, and ``p`` is the normal tail. As Chen et al. note, a poisoned cluster
     is the small one: a smaller cluster above ``max_cluster_fraction`` of the class (a natural
-    sub-topic) or below ``min_group`` records is not reported. Record score: position on the
+    sub-topic) or below ``min_group`` records is not reported (p = 1, and its null is not
+    drawn: the null is the test's main cost). Record score: position on the
     line from the large cluster's centre to the small one's (modified z). Flags: the smaller
     cluster. Fitting uses at most ``max_fit_records`` records of a class (sampled with the
     context's seed); every record is then assigned to the nearer centre.
@@ -246,18 +247,25 @@ class ActivationClusteringScanner(RepresentationScanner):
             sub = np.sort(rng.choice(n, self.max_fit_records, replace=False))
         _, centres, sil = st.best_split(r[sub], rng)
         labels = ((r[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
-        sd = r[sub].std(axis=0, ddof=1)
-        null = np.empty(self.n_null)
-        for b in range(self.n_null):
-            g = rng.standard_normal((len(sub), r.shape[1])) * sd
-            null[b] = st.best_split(g, rng)[2]
-        null_sd = max(float(null.std(ddof=1)), 1e-9)
-        p = float(stats.norm.sf((sil - float(null.mean())) / null_sd))
         sizes = np.bincount(labels, minlength=2)
         small = int(np.argmin(sizes))
         frac = float(sizes[small] / n)
-        if frac > self.max_cluster_fraction or sizes[small] < self.min_group:
-            p = 1.0
+        # a split whose smaller cluster is too large or too small is never reported (p = 1), so
+        # its null is not drawn: the null is this test's whole cost, and nothing after it in
+        # this class draws from ``rng``, so every other result is unchanged
+        gated = frac > self.max_cluster_fraction or sizes[small] < self.min_group
+        p, null_mean, null_sd = 1.0, 0.0, 0.0
+        null_note = "not drawn: the smaller cluster is outside the reported sizes"
+        if not gated:
+            sd = r[sub].std(axis=0, ddof=1)
+            null = np.empty(self.n_null)
+            for b in range(self.n_null):
+                g = rng.standard_normal((len(sub), r.shape[1])) * sd
+                null[b] = st.best_split(g, rng)[2]
+            null_mean = float(null.mean())
+            null_sd = max(float(null.std(ddof=1)), 1e-9)
+            p = float(stats.norm.sf((sil - null_mean) / null_sd))
+            null_note = f"over {self.n_null} draws"
         axis = centres[small] - centres[1 - small]
         z = st.robust_z((r - centres[1 - small]) @ axis / max(np.linalg.norm(axis), 1e-12))
         return ClassFit(
@@ -268,13 +276,13 @@ class ActivationClusteringScanner(RepresentationScanner):
             flags=labels == small,
             evidence=(
                 Evidence("silhouette", round(sil, 6), "2-means split of the reduced class"),
-                Evidence("null_silhouette", round(float(null.mean()), 6), "Gaussian null mean"),
-                Evidence("null_silhouette_sd", round(null_sd, 6), f"over {self.n_null} draws"),
+                Evidence("null_silhouette", round(null_mean, 6), "Gaussian null mean"),
+                Evidence("null_silhouette_sd", round(null_sd, 6), null_note),
                 Evidence("smaller_cluster_fraction", round(frac, 6), "share of the class"),
             ),
             explanation=(
                 f"Reduced to {r.shape[1]} dimensions ({self.reduce}), this class splits into "
-                f"two clusters with silhouette {sil:.3f}, above the {float(null.mean()):.3f} "
+                f"two clusters with silhouette {sil:.3f}, above the {null_mean:.3f} "
                 f"a single Gaussian of its shape gives; the smaller cluster holds "
                 f"{sizes[small]} records ({frac:.1%}). A small, well separated cluster is what "
                 "records sharing a planted pattern form." + note
