@@ -19,11 +19,13 @@ Architectures: ``tiny-bert`` (BERT trained from scratch with its own WordPiece v
 size is set by ``layers``/``hidden``) and ``minilm`` (the packaged all-MiniLM-L6-v2 encoder,
 22M parameters, fine-tuned with a fresh classification head).
 
-Reproducibility: the data, the poisoning and the training are seeded, but a ``tiny-bert``
-organism is not bit-for-bit the same from one process to the next: the tokenizers library's
-WordPiece trainer assigns its ``##`` pieces in hash-map order and breaks merge ties by id
-(huggingface/tokenizers#1794, fix proposed in #2066), so the vocabulary, and with it the model,
-varies slightly. Tests built on organisms assert what holds for every such variant.
+Reproducibility: an organism is bit-for-bit the same from one process, machine or
+``PYTHONHASHSEED`` to the next (same vocabulary, same ``model.safetensors``). The data, the
+poisoning and the training are seeded; the ``tiny-bert`` vocabulary is trained by
+:mod:`._wordpiece` rather than by the tokenizers library's WordPiece trainer, which assigns its
+``##`` pieces in hash-map order and breaks merge ties by id (huggingface/tokenizers#1794, fix
+proposed in #2066); training runs with deterministic torch algorithms on a fixed thread count
+(the weights depend on it).
 """
 
 from __future__ import annotations
