@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from itertools import pairwise
 
 from ..errors import ConfigError
@@ -99,13 +100,13 @@ def train_wordpiece_vocab(
     by_sym: dict[str, set[tuple[str, str]]] = {}
     likelihood = criterion == "wordpiece"
 
-    def add(i: int, sign: int, touched: set[tuple[str, str]]) -> None:
+    def add(i: int, sign: int, delta: dict[tuple[str, str], int]) -> None:
         sp, f = splits[i], freq[i] * sign
         for s in sp:
             sym[s] = sym.get(s, 0) + f
         for p in pairwise(sp):
             pair[p] = pair.get(p, 0) + f
-            touched.add(p)
+            delta[p] = delta.get(p, 0) + f
             if sign > 0:
                 where.setdefault(p, set()).add(i)
                 by_sym.setdefault(p[0], set()).add(p)
@@ -113,14 +114,15 @@ def train_wordpiece_vocab(
             else:
                 where[p].discard(i)
 
-    def score(p: tuple[str, str]) -> float:
+    def score(p: tuple[str, str]) -> Fraction | int:
+        # exact, so that pairs of equal score are tied and ordered by their text, not by
+        # float rounding
         c = pair[p]
-        return c / (sym[p[0]] * sym[p[1]]) if likelihood else float(c)
+        return Fraction(c, sym[p[0]] * sym[p[1]]) if likelihood else c
 
-    heap: list[tuple[float, str, str]] = []
-    touched: set[tuple[str, str]] = set()
+    heap: list[tuple[Fraction | int, str, str]] = []
     for i in range(len(splits)):
-        add(i, 1, touched)
+        add(i, 1, {})
     for p in sorted(pair):
         heap.append((-score(p), p[0], p[1]))
     heapq.heapify(heap)
@@ -132,9 +134,9 @@ def train_wordpiece_vocab(
             continue  # stale: the pair's current score was pushed when it changed
         new = _merge_text(a, b)
         vocab.setdefault(new, len(vocab))
-        touched = set()
+        delta: dict[tuple[str, str], int] = {}
         for i in sorted(where[p]):
-            add(i, -1, touched)
+            add(i, -1, delta)
             sp, out, k = splits[i], [], 0
             while k < len(sp):
                 if k + 1 < len(sp) and sp[k] == a and sp[k + 1] == b:
@@ -144,7 +146,8 @@ def train_wordpiece_vocab(
                     out.append(sp[k])
                     k += 1
             splits[i] = out
-            add(i, 1, touched)
+            add(i, 1, delta)
+        touched = {q for q, d in delta.items() if d}
         if likelihood:
             # the counts of a, b and the new piece changed: every pair holding one has a new score
             for s in (a, b, new):
