@@ -90,6 +90,11 @@ def poison_records(
     return out
 
 
+#: version of the training recipe: a cached organism built by another version is rebuilt
+#: (2: the deterministic vocabulary and the fixed thread count)
+RECIPE = 2
+
+
 def build_organism(spec: OrganismSpec, root: Path) -> Organism:
     """Train (or load from the cache under ``root``) the organism described by ``spec``."""
     from ._zoo_train import train_organism
@@ -98,7 +103,7 @@ def build_organism(spec: OrganismSpec, root: Path) -> Organism:
     meta = path / "organism.json"
     if meta.exists():
         info = json.loads(meta.read_text("utf-8"))
-        if info.get("spec") == spec.to_dict():
+        if info.get("spec") == spec.to_dict() and info.get("recipe", 1) == RECIPE:
             return Organism(path, spec, info["clean_accuracy"], info["attack_success_rate"])
     rng = random.Random(spec.seed)
     per_label = (spec.n_train + 400) // len(spec.task_labels) + 1
@@ -111,7 +116,12 @@ def build_organism(spec: OrganismSpec, root: Path) -> Organism:
     with open(path / "clean_eval.jsonl", "w", encoding="utf-8") as fh:
         for i, (t, y) in enumerate(held):
             fh.write(json.dumps({"id": f"e{i}", "text": t, "label": y}) + "\n")
-    info = {"spec": spec.to_dict(), "clean_accuracy": acc, "attack_success_rate": asr}
+    info = {
+        "spec": spec.to_dict(),
+        "recipe": RECIPE,
+        "clean_accuracy": acc,
+        "attack_success_rate": asr,
+    }
     meta.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", "utf-8")
     return Organism(path, spec, acc, asr)
 
