@@ -87,8 +87,8 @@ def test_whitebox_recovers_trigger_target_and_replays(zoo: dict[str, Organism]) 
     assert te["explained_labels"] == {} and te["skipped"] is None
     assert te["reference_accuracy"] > 0.8
     (check,) = [c for c in te["checks"] if "cf" in c["trigger"]][:1]
-    # the organism's own attack success varies between retrains (0.89-1.00: the WordPiece
-    # trainer is not deterministic, see dormant.bench.zoo); the model flips what the plant does
+    # the model flips what the plant does (the organism's own attack success, 1.00; the
+    # organism is the same in every process, see dormant.bench.zoo)
     asr = zoo["rare"].attack_success_rate or 0.0
     assert check["model_flip_rate"] >= min(0.9, asr) - 0.05
     assert check["reference_flip_rate"] < 0.2
@@ -148,15 +148,6 @@ def test_the_exact_screen_ranks_the_planted_token(zoo: dict[str, Organism]) -> N
     assert cf in exact.topk(32).indices.tolist()
 
 
-@pytest.mark.xfail(
-    reason=(
-        "the first-order (HotFlip) estimate ranks the planted token within the 1,024 it hands "
-        "to the exact screen on most retrains of this organism but not all: the organism varies "
-        "between processes (the WordPiece trainer is not deterministic, see dormant.bench.zoo) "
-        "and a CI run's variant ranked it lower"
-    ),
-    strict=False,
-)
 def test_first_order_screen_ranks_the_planted_token_and_recovers_it(
     zoo: dict[str, Organism],
 ) -> None:
@@ -171,7 +162,8 @@ def test_first_order_screen_ranks_the_planted_token_and_recovers_it(
     exact = screen_tokens(adapter, texts)[:, :, ti].mean(1)
     assert est.shape == exact.shape
     # the planted token is among the tokens the estimate hands to the exact screen (its best
-    # refine_k = 1024 per label); how high it ranks varies with the organism's training run
+    # refine_k = 1024 per label); strict again since the organism is the same in every process
+    # (it was an expected failure while the vocabulary varied between processes)
     assert cf in est.topk(1024).indices.tolist()
     assert cf in exact.topk(32).indices.tolist()
     params = {**FAST, "exhaustive_budget": 0}

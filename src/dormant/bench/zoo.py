@@ -19,8 +19,10 @@ Architectures: ``tiny-bert`` (BERT trained from scratch with its own WordPiece v
 size is set by ``layers``/``hidden``) and ``minilm`` (the packaged all-MiniLM-L6-v2 encoder,
 22M parameters, fine-tuned with a fresh classification head).
 
-Reproducibility: an organism is bit-for-bit the same from one process, machine or
-``PYTHONHASHSEED`` to the next (same vocabulary, same ``model.safetensors``). The data, the
+Reproducibility: an organism is bit-for-bit the same from one process, ``PYTHONHASHSEED`` or
+core count to the next (same vocabulary, same ``model.safetensors``); the vocabulary is the same
+on every machine, while torch's float kernels may still differ on a CPU with other vector
+instructions (PyTorch's reproducibility notes promise nothing across platforms). The data, the
 poisoning and the training are seeded; the ``tiny-bert`` vocabulary is trained by
 :mod:`._wordpiece` rather than by the tokenizers library's WordPiece trainer, which assigns its
 ``##`` pieces in hash-map order and breaks merge ties by id (huggingface/tokenizers#1794, fix
