@@ -253,10 +253,14 @@ def test_cli_scan_model_writes_reports_and_fails_on(
     assert f"P(backdoored) = {verdict['probability']:.3f}" in printed
     assert rep["extras"]["replay"]["target"] == "plant"
     # the planted token, possibly extended by a token when that flips more held-out inputs
-    assert "cf" in rep["extras"]["replay"]["trigger"].split()
+    # (a ``##`` continuation is glued on in the text: "cf96" is cf ##96 to the model)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(bad.path), local_files_only=True)
+    assert "cf" in tok.tokenize(rep["extras"]["replay"]["trigger"])
     assert rep["extras"]["replay"]["flip_rate"] >= 0.9
     if code == 1:
-        assert "cf" in rep["findings"][0]["trigger"]["text"].split()
+        assert "cf" in tok.tokenize(rep["findings"][0]["trigger"]["text"])
     assert (out / "report.html").exists() and (out / "report.sarif").exists()
 
 
