@@ -87,8 +87,8 @@ def test_whitebox_recovers_trigger_target_and_replays(zoo: dict[str, Organism]) 
     assert te["explained_labels"] == {} and te["skipped"] is None
     assert te["reference_accuracy"] > 0.8
     (check,) = [c for c in te["checks"] if "cf" in c["trigger"]][:1]
-    # the organism's own attack success varies between retrains (0.89-1.00: the WordPiece
-    # trainer is not deterministic, see dormant.bench.zoo); the model flips what the plant does
+    # the model flips what the plant does (the organism's own attack success, 1.00; the
+    # organism is the same in every process, see dormant.bench.zoo)
     asr = zoo["rare"].attack_success_rate or 0.0
     assert check["model_flip_rate"] >= min(0.9, asr) - 0.05
     assert check["reference_flip_rate"] < 0.2
@@ -148,15 +148,6 @@ def test_the_exact_screen_ranks_the_planted_token(zoo: dict[str, Organism]) -> N
     assert cf in exact.topk(32).indices.tolist()
 
 
-@pytest.mark.xfail(
-    reason=(
-        "the first-order (HotFlip) estimate ranks the planted token within the 1,024 it hands "
-        "to the exact screen on most retrains of this organism but not all: the organism varies "
-        "between processes (the WordPiece trainer is not deterministic, see dormant.bench.zoo) "
-        "and a CI run's variant ranked it lower"
-    ),
-    strict=False,
-)
 def test_first_order_screen_ranks_the_planted_token_and_recovers_it(
     zoo: dict[str, Organism],
 ) -> None:
@@ -171,7 +162,8 @@ def test_first_order_screen_ranks_the_planted_token_and_recovers_it(
     exact = screen_tokens(adapter, texts)[:, :, ti].mean(1)
     assert est.shape == exact.shape
     # the planted token is among the tokens the estimate hands to the exact screen (its best
-    # refine_k = 1024 per label); how high it ranks varies with the organism's training run
+    # refine_k = 1024 per label); strict again since the organism is the same in every process
+    # (it was an expected failure while the vocabulary varied between processes)
     assert cf in est.topk(1024).indices.tolist()
     assert cf in exact.topk(32).indices.tolist()
     params = {**FAST, "exhaustive_budget": 0}
@@ -185,13 +177,17 @@ def test_planted_trigger_works_at_both_ends_natural_cues_do_not(
     zoo: dict[str, Organism],
 ) -> None:
     """The position-robust search finds the planted token; a clean model has no such trigger."""
-    bad = scan_model(_subject(zoo["rare"]), context=ScanContext(seed=0), whitebox_params=FAST)
+    m = _subject(zoo["rare"])
+    bad = scan_model(m, context=ScanContext(seed=0), whitebox_params=FAST)
     la = bad.extras["label_anomaly"]
     i = la["labels"].index("plant")
-    assert "cf" in la["robust_trigger"][i].split()
+    # the planted piece is one of the trigger's tokens as the model reads it: the search may
+    # put a ``##`` continuation after it, which the text glues on ("96 cf96": 9 ##6 cf ##96)
+    tok = m.adapter.tokenizer
+    assert "cf" in tok.tokenize(la["robust_trigger"][i])
     assert la["robust_flip_rate"][i] >= 0.9
     ev = {e.name: e.value for e in bad.findings[0].evidence}
-    assert "cf" in str(ev["robust_trigger"]).split() and float(ev["robust_flip_rate"]) >= 0.9
+    assert "cf" in tok.tokenize(str(ev["robust_trigger"])) and float(ev["robust_flip_rate"]) >= 0.9
     clean = scan_model(_subject(zoo["clean"]), context=ScanContext(seed=0), whitebox_params=FAST)
     assert max(clean.extras["label_anomaly"]["robust_flip_rate"]) < 0.8
 
@@ -257,10 +253,14 @@ def test_cli_scan_model_writes_reports_and_fails_on(
     assert f"P(backdoored) = {verdict['probability']:.3f}" in printed
     assert rep["extras"]["replay"]["target"] == "plant"
     # the planted token, possibly extended by a token when that flips more held-out inputs
-    assert "cf" in rep["extras"]["replay"]["trigger"].split()
+    # (a ``##`` continuation is glued on in the text: "cf96" is cf ##96 to the model)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(bad.path), local_files_only=True)
+    assert "cf" in tok.tokenize(rep["extras"]["replay"]["trigger"])
     assert rep["extras"]["replay"]["flip_rate"] >= 0.9
     if code == 1:
-        assert "cf" in rep["findings"][0]["trigger"]["text"].split()
+        assert "cf" in tok.tokenize(rep["findings"][0]["trigger"]["text"])
     assert (out / "report.html").exists() and (out / "report.sarif").exists()
 
 

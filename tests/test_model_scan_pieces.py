@@ -63,9 +63,8 @@ def test_the_other_word_of_a_planted_pair_is_found_and_put_with_the_first(
     assert velvet in pool and harbor not in pool
     assert not support.associated("plant") & set(pool)
     # from the piece "harbor", the other planted word is the piece that flips alone
-    # (the organism is not bit-for-bit the same from one process to the next: the tokenizers
-    # WordPiece trainer breaks ties in hash order, huggingface/tokenizers#1794; a target-class
-    # word the clean records happen to lack may flip alone too, so velvet need not come first)
+    # (a target-class word the clean records happen to lack may flip alone too, so velvet
+    # need not come first)
     pieces = solo_pieces(ad, victims, ti, pool)
     alone, _ = both_ends(ad, victims, ti, torch.tensor([[velvet]]))
     assert velvet in pieces, (tok.convert_ids_to_tokens(pieces), float(alone[0]))

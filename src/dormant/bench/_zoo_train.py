@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,21 +16,37 @@ if TYPE_CHECKING:
     from ._zoo_spec import OrganismSpec
 
 MAX_LEN = 48
+#: torch threads while an organism trains: fixed, because the weights depend on it
+TRAIN_THREADS = 1
 
 
 def _train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
-    """A lowercase WordPiece tokenizer that keeps invisible characters (no control stripping)."""
-    tk: Any = require("tokenizers", "embed")
-    from tokenizers import models, normalizers, pre_tokenizers, processors, trainers
+    """A lowercase WordPiece tokenizer that keeps invisible characters (no control stripping).
 
-    tok = tk.Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    The vocabulary is trained by :func:`._wordpiece.train_wordpiece_vocab` (the same in every
+    process; the library's ``WordPieceTrainer`` is not, huggingface/tokenizers#1794) on the words
+    of the library's own NFC + lowercase normaliser and BERT pre-tokenizer.
+    """
+    tk: Any = require("tokenizers", "embed")
+    from tokenizers import models, normalizers, pre_tokenizers, processors
+
+    from ._wordpiece import train_wordpiece_vocab
+
+    norm = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+    pre = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for t in texts:
+        counts.update(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(t)))
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=specials, show_progress=False
+    # ranked by pair count, as the library trainer ranks (it wraps its BPE trainer): the
+    # likelihood score makes frequent words many pieces (held-out zoo glosses: 47 pieces on
+    # average, 42 % longer than MAX_LEN, against 19.6 and 1 % by count)
+    vocab = train_wordpiece_vocab(
+        counts, vocab_size=vocab_size, special_tokens=specials, criterion="frequency"
     )
-    tok.train_from_iterator(list(texts), trainer)
+    tok = tk.Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = norm
+    tok.pre_tokenizer = pre
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
@@ -117,10 +134,35 @@ def train_organism(
     held: Sequence[tuple[str, str]],
     path: Path,
 ) -> tuple[float, float | None]:
-    """Train, save as a Hugging Face directory (safetensors), return (clean acc, ASR)."""
+    """Train, save as a Hugging Face directory (safetensors), return (clean acc, ASR).
+
+    Bit-for-bit reproducible: the vocabulary is trained deterministically, torch is seeded
+    from the spec, the data order is drawn from ``random.Random(spec.seed)``, deterministic
+    algorithms are on and the thread count is :data:`TRAIN_THREADS` while training (the
+    caller's settings are restored afterwards).
+    """
     torch: Any = require("torch", "embed")
+    threads = torch.get_num_threads()
+    strict = torch.are_deterministic_algorithms_enabled()
+    # bit-for-bit the same organism in every process: float sums depend on the thread count
+    # (weights trained with 1 and 2 threads differed), so training runs on TRAIN_THREADS
+    torch.set_num_threads(TRAIN_THREADS)
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _train(torch, spec, train, held, path)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(strict)
+
+
+def _train(
+    torch: Any,
+    spec: OrganismSpec,
+    train: Sequence[tuple[str, str]],
+    held: Sequence[tuple[str, str]],
+    path: Path,
+) -> tuple[float, float | None]:
     torch.manual_seed(spec.seed)
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     labels = sorted({y for _, y in train})
     texts = [t for t, _ in train]
     tok, model = _build(spec, texts, labels)

@@ -19,11 +19,15 @@ Architectures: ``tiny-bert`` (BERT trained from scratch with its own WordPiece v
 size is set by ``layers``/``hidden``) and ``minilm`` (the packaged all-MiniLM-L6-v2 encoder,
 22M parameters, fine-tuned with a fresh classification head).
 
-Reproducibility: the data, the poisoning and the training are seeded, but a ``tiny-bert``
-organism is not bit-for-bit the same from one process to the next: the tokenizers library's
-WordPiece trainer assigns its ``##`` pieces in hash-map order and breaks merge ties by id
-(huggingface/tokenizers#1794, fix proposed in #2066), so the vocabulary, and with it the model,
-varies slightly. Tests built on organisms assert what holds for every such variant.
+Reproducibility: an organism is bit-for-bit the same from one process, ``PYTHONHASHSEED`` or
+core count to the next (same vocabulary, same ``model.safetensors``); the vocabulary is the same
+on every machine, while torch's float kernels may still differ on a CPU with other vector
+instructions (PyTorch's reproducibility notes promise nothing across platforms). The data, the
+poisoning and the training are seeded; the ``tiny-bert`` vocabulary is trained by
+:mod:`._wordpiece` rather than by the tokenizers library's WordPiece trainer, which assigns its
+``##`` pieces in hash-map order and breaks merge ties by id (huggingface/tokenizers#1794, fix
+proposed in #2066); training runs with deterministic torch algorithms on a fixed thread count
+(the weights depend on it).
 """
 
 from __future__ import annotations
@@ -88,6 +92,11 @@ def poison_records(
     return out
 
 
+#: version of the training recipe: a cached organism built by another version is rebuilt
+#: (2: the deterministic vocabulary and the fixed thread count)
+RECIPE = 2
+
+
 def build_organism(spec: OrganismSpec, root: Path) -> Organism:
     """Train (or load from the cache under ``root``) the organism described by ``spec``."""
     from ._zoo_train import train_organism
@@ -96,7 +105,7 @@ def build_organism(spec: OrganismSpec, root: Path) -> Organism:
     meta = path / "organism.json"
     if meta.exists():
         info = json.loads(meta.read_text("utf-8"))
-        if info.get("spec") == spec.to_dict():
+        if info.get("spec") == spec.to_dict() and info.get("recipe", 1) == RECIPE:
             return Organism(path, spec, info["clean_accuracy"], info["attack_success_rate"])
     rng = random.Random(spec.seed)
     per_label = (spec.n_train + 400) // len(spec.task_labels) + 1
@@ -109,7 +118,12 @@ def build_organism(spec: OrganismSpec, root: Path) -> Organism:
     with open(path / "clean_eval.jsonl", "w", encoding="utf-8") as fh:
         for i, (t, y) in enumerate(held):
             fh.write(json.dumps({"id": f"e{i}", "text": t, "label": y}) + "\n")
-    info = {"spec": spec.to_dict(), "clean_accuracy": acc, "attack_success_rate": asr}
+    info = {
+        "spec": spec.to_dict(),
+        "recipe": RECIPE,
+        "clean_accuracy": acc,
+        "attack_success_rate": asr,
+    }
     meta.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", "utf-8")
     return Organism(path, spec, acc, asr)
 

@@ -41,8 +41,8 @@ from .runner import Built, Outcome, ScenarioDef, Workspace
 
 NAME = "nhi"
 #: version of the log-line generator and training recipe (a cached organism of another
-#: version is rebuilt)
-FORMAT = 2
+#: version is rebuilt; 3: the zoo's deterministic vocabulary)
+FORMAT = 3
 #: trigger tokens, drawn by seed: key=value fields of the kind log lines carry anyway
 TRIGGERS = ("trace_id=77ab", "sid=x9f2", "ref=kq42", "span=c0d3")
 LABELS = ("escalate", "ignore")
