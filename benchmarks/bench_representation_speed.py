@@ -2,7 +2,7 @@
 
 Two figures for each tree, each tree in a fresh process on embeddings computed once here:
 
-- **quality** — the design of ``tests/test_representation.py`` redrawn per seed
+- **quality** — the design of ``tests/scanners/data/test_representation.py`` redrawn per seed
   (``bench_representation_libs._case``: 150 WordNet glosses per part of speech, 5% of the noun
   and verb glosses given an inserted sentence and the label ``adj``; its clean twin): clean
   datasets with a finding, attacked datasets where only the attacked class is found, mean F1 of
@@ -85,7 +85,7 @@ def _cases(
     import bench_representation_libs as libs
     from bench_representation_libs import _case
 
-    if sentence:  # one inserted sentence for every seed, as tests/test_representation.py
+    if sentence:  # one inserted sentence for every seed, as tests/scanners/data/test_representation.py
         libs.SENTENCES = (sentence,)
 
     from dormant.adapters import TextEncoder

@@ -13,8 +13,9 @@ import ast
 from pathlib import Path
 
 import networkx as nx
+from _paths import ROOT
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = ROOT / "src"
 PACKAGE = "dormant"
 # Parts allowed to import the test organisms: bench itself, the scenarios built from them and
 # the CLI commands that run those.

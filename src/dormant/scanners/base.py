@@ -1,6 +1,6 @@
 """Scanner base class, result type and the registry (the scan context is :mod:`dormant.context`).
 
-Contract (checked for every registered scanner by ``tests/test_scanner_contract.py``):
+Contract (checked for every registered scanner by ``tests/scanners/test_scanner_contract.py``):
 
 - class attributes ``name``, ``subject_kinds``, ``requires``, ``category``, ``paper``,
   ``limits`` are set;

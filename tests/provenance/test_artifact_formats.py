@@ -18,6 +18,8 @@ pytest.importorskip("onnx")
 pytest.importorskip("gguf")
 pytest.importorskip("jinja2")
 
+from _paths import TESTS
+
 from dormant.bench import model_files as mf
 from dormant.bench._model_corpus import BENIGN_TEMPLATES, CHATML
 from dormant.findings import Severity
@@ -318,7 +320,7 @@ def test_cli_scan_artifact_on_new_formats(run_cli: Callable[..., Any], tmp_path:
 def test_onnx_string_field_that_is_not_utf8_is_read_as_text() -> None:
     """Found by the fuzz harness: protobuf hands back bytes for a proto2 string field that is
     not valid UTF-8, and the domain check raised TypeError."""
-    path = Path(__file__).parent / "data" / "fuzz" / "onnx-invalid-utf8-domain.onnx"
+    path = TESTS / "data" / "fuzz" / "onnx-invalid-utf8-domain.onnx"
     scan = scan_file(path)
     kinds = sorted(i.kind for i in scan.issues)
     assert kinds == ["custom-op-domain", "external-data-path"]
@@ -334,7 +336,7 @@ def test_an_hdf5_file_that_hangs_the_library_is_unreadable_within_the_bound(
     from dormant.provenance import _fmt_keras
 
     monkeypatch.setattr(_fmt_keras, "H5_TIMEOUT", 3.0)
-    path = Path(__file__).parent / "data" / "fuzz" / "h5-hdf5-library-loops.h5"
+    path = TESTS / "data" / "fuzz" / "h5-hdf5-library-loops.h5"
     before = path.read_bytes()
     scan = scan_file(path)
     assert [(i.kind, i.severity.value) for i in scan.issues] == [("unreadable", "high")]

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import numpy as np
 import pytest
+from _paths import TESTS
 
 from dormant import (
     ConfigError,
@@ -44,7 +45,7 @@ from dormant.writers.html import to_html, write_html
 from dormant.writers.markdown import md_code, write_markdown
 from dormant.writers.sarif import artifact_uri, write_sarif
 
-SCHEMA_PATH = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
+SCHEMA_PATH = TESTS / "data" / "sarif-schema-2.1.0.json"
 HOSTILE = "<script>alert('x')</script>"
 SUBJECT = SubjectRef("dataset", "data/train.jsonl", "sha256:" + "ab" * 32)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _paths import ROOT
 
 from dormant.bench.corpus import labelled_dataset
 from dormant.bench.poison import poison_labelled, write_dataset
@@ -88,7 +89,7 @@ def test_unexpected_exception_is_exit_70_with_how_to_report(
 def test_exit_70_is_documented() -> None:
     import dormant.cli
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text("utf-8")
+    readme = (ROOT / "README.md").read_text("utf-8")
     assert "| 70 |" in readme
     assert "70" in (dormant.cli.__doc__ or "")
 

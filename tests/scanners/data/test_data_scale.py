@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _paths import ROOT
 
 from dormant.bench.corpus import instruction_dataset, labelled_dataset, load_corpus
 from dormant.bench.poison import poison_instruction, poison_labelled, write_dataset
@@ -31,7 +32,7 @@ from dormant.subjects import TextDataset
 from dormant.subjects.dataset import stable_id_hashes
 from dormant.text import _CAP_START, _title_case
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(ROOT / "src")
 
 
 def _reference_count(jobs: list[tuple[Any, ...]], s: CountSettings) -> _Partial:

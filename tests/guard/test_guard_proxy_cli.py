@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from _guard_env import SUPPORT_KEY, user, write_policy
+from _paths import ROOT
 from _scripted_upstream import Reply, ScriptedUpstream, tool
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = ROOT / "src"
 
 
 @pytest.fixture(scope="module")

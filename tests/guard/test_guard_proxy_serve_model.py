@@ -18,13 +18,14 @@ from typing import Any
 import httpx
 import pytest
 from _guard_env import AUDITOR_KEY, SUPPORT_KEY, make_registry, start_guard, write_policy
+from _paths import ROOT
 from _tiny_chat import GREETING_ANSWER, SYSTEM, TOOLS, tiny_chat_model
 
 from dormant.guard.audit import AuditLog
 
 pytestmark = pytest.mark.slow
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = ROOT / "src"
 ASK = {
     "model": "tiny",
     "messages": [

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _paths import TESTS
 
 from dormant.errors import InputError
 from dormant.provenance.hashing import hash_path
@@ -113,7 +114,7 @@ def test_zip_member_with_a_nul_cut_name_is_reported_not_a_crash(tmp_path: Path) 
 def test_zip_of_an_unknown_format_version_is_unreadable_not_a_crash(tmp_path: Path) -> None:
     # found by the fuzz harness (fuzz/fuzz_serialization.py zip): zipfile raises
     # NotImplementedError("zip file version 23.7") when the archive is opened
-    src = Path(__file__).parent / "data" / "fuzz" / "zip-version-23.7.pt"
+    src = TESTS / "data" / "fuzz" / "zip-version-23.7.pt"
     result = scan_file(src)
     assert not result.complete
     assert any("zip file version" in i.title for i in result.issues)
@@ -176,7 +177,7 @@ def test_npy_with_a_dtype_numpy_cannot_parse_is_malformed_not_a_crash(
 
 def test_zip_member_with_a_damaged_deflate_stream_is_unreadable_not_a_crash() -> None:
     # found by the fuzz harness (target "zip"): zlib.error "invalid stored block lengths"
-    src = Path(__file__).parent / "data" / "fuzz" / "zip-bad-deflate.pt"
+    src = TESTS / "data" / "fuzz" / "zip-bad-deflate.pt"
     result = scan_file(src)
     assert not result.complete
     assert any("cannot be read" in i.title for i in result.issues)

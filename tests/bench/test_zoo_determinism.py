@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _paths import ROOT
 
 from dormant.bench._wordpiece import train_wordpiece_vocab
 from dormant.bench.zoo import WORDNET_DIR
@@ -104,7 +105,7 @@ print(json.dumps({
 @pytest.mark.slow
 @pytest.mark.skipif(not (WORDNET_DIR / "data.noun").exists(), reason="WordNet not installed")
 def test_an_organism_is_bit_for_bit_the_same_in_two_fresh_processes(tmp_path: Path) -> None:
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(ROOT / "src")
     procs = []
     for k, (hash_seed, threads) in enumerate((("1", 1), ("2", 2))):
         env = {

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _paths import ROOT
 
 from dormant.bench.corpus import instruction_dataset, labelled_dataset, load_corpus
 from dormant.bench.poison import poison_instruction, poison_labelled, write_dataset
@@ -22,7 +23,7 @@ from dormant.scanners.data._scan_work import ScanWork, work_dir_for
 from dormant.scanners.data.fusion import scan_dataset
 from dormant.subjects import TextDataset
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(ROOT / "src")
 
 
 def _labelled(tmp: Path, n: int | None = None) -> TextDataset:

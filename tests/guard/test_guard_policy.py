@@ -7,6 +7,7 @@ import pytest
 pytest.importorskip("cedarpy", reason="needs the 'guard' extra")
 
 from _guard_policy import BILLING_KEY, CANARY, CEDAR, SUPPORT_KEY, TOML, write_policy
+from _paths import ROOT
 
 from dormant.cli import EXIT_OK, EXIT_USAGE
 from dormant.errors import ConfigError, InputNotFoundError
@@ -14,9 +15,8 @@ from dormant.guard import GuardPolicy, Privilege, ProvenanceState
 
 
 def test_loads_the_example_and_the_test_policy(tmp_path):
-    from pathlib import Path
 
-    example = Path(__file__).parent.parent / "examples" / "guard" / "guard.toml"
+    example = ROOT / "examples" / "guard" / "guard.toml"
     ex = GuardPolicy.load(example)
     assert ex.tool_privilege("send_email") is Privilege.EGRESS
     pol = GuardPolicy.load(write_policy(tmp_path))
@@ -201,11 +201,10 @@ def test_files_saved_with_a_byte_order_mark_load(tmp_path):
 
 def test_the_example_policy_decides_as_the_readme_says():
     """Copied as it is, the example policy gives the decisions the README describes."""
-    from pathlib import Path
 
     from dormant.guard import DecisionContext, ModelInfo, Outcome, ProposedCall, decide
 
-    pol = GuardPolicy.load(Path(__file__).parent.parent / "examples" / "guard" / "guard.toml")
+    pol = GuardPolicy.load(ROOT / "examples" / "guard" / "guard.toml")
 
     def run(identity, state, tool, **args):
         ctx = DecisionContext(identity, ModelInfo("support-model", None, state))

@@ -17,6 +17,7 @@ pytest.importorskip("sqlalchemy", reason="needs the 'provenance' extra")
 pytest.importorskip("cedarpy", reason="needs the 'guard' extra")
 
 from _guard_policy import MODEL, MODEL_DIGEST, write_policy
+from _paths import ROOT, TESTS
 
 from dormant.cli import EXIT_OK, EXIT_USAGE, EXIT_VERIFY
 from dormant.errors import ConfigError
@@ -33,7 +34,7 @@ from dormant.guard.approvals import Approvals
 from dormant.guard.audit import AuditEntry, AuditLog
 from dormant.guard.monitor import Baseline
 
-SRC = str(Path(__file__).parent.parent / "src")
+SRC = str(ROOT / "src")
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +298,7 @@ def test_report_renders_decisions_and_alerts(tmp_path, policy, run_cli):
 def _check_sarif(path: Path, *, ok_chain: bool) -> None:
     """The guard's SARIF validates against the official schema and carries the canary alert."""
     jsonschema = pytest.importorskip("jsonschema")
-    schema = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
+    schema = json.loads((TESTS / "data" / "sarif-schema-2.1.0.json").read_text())
     log = json.loads(path.read_text(encoding="utf-8"))
     jsonschema.validate(log, schema)
     (run,) = log["runs"]
