@@ -6,9 +6,10 @@ by a test). This measures the scikit-learn alternatives in their place — ``KMe
 k-means++ seeds with one trial per centre, and the raw FAST-MCD estimate of ``MinCovDet`` — by
 running the three representation scanners with each, on the same embeddings, over many seeds:
 
-- design (as ``tests/scanners/data/test_representation.py``): 150 WordNet glosses per part of speech from the
-  shipped sample corpus, drawn by seed; 5% of the noun and verb glosses get an inserted sentence
-  and the label ``adj`` (a dirty-label backdoor); the clean twin is the same 600 records;
+- design (as ``tests/scanners/data/test_representation.py``): 150 WordNet glosses per part of
+  speech from the shipped sample corpus, drawn by seed; 5% of the noun and verb glosses get an
+  inserted sentence and the label ``adj`` (a dirty-label backdoor); the clean twin is the same
+  600 records;
 - figures: clean datasets with a finding, attacked datasets where only the attacked class is
   found, mean F1 of the flagged records, and how often both implementations flag the same
   records. Counts and rates, not timings.

@@ -85,7 +85,8 @@ def _cases(
     import bench_representation_libs as libs
     from bench_representation_libs import _case
 
-    if sentence:  # one inserted sentence for every seed, as tests/scanners/data/test_representation.py
+    # one inserted sentence for every seed, as tests/scanners/data/test_representation.py
+    if sentence:
         libs.SENTENCES = (sentence,)
 
     from dormant.adapters import TextEncoder

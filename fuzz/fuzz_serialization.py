@@ -25,8 +25,8 @@ Usage (see fuzz/README.md)::
     python fuzz/fuzz_serialization.py zip fuzz/corpus/zip -max_total_time=1800 -timeout=30
 
 atheris is used because it is the maintained coverage-guided fuzzer for CPython (OSS-Fuzz's
-Python engine); the hypothesis property tests in tests/provenance/test_properties_scanners.py check the
-same property with a small random budget on every test run.
+Python engine); the hypothesis property tests in tests/provenance/test_properties_scanners.py
+check the same property with a small random budget on every test run.
 """
 
 from __future__ import annotations

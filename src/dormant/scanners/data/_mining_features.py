@@ -35,7 +35,9 @@ class Candidate:
     rows: list[int] = field(default_factory=list)
     target_rows: list[int] = field(default_factory=list)
     inconsistent: int = 0
-    contexts: list[tuple[str, list[tuple[str, int, int]], int, int]] = field(default_factory=list)
+    #: (text, first token, end token) of up to 60 occurrences; the token spans are rebuilt from
+    #: the text when the phrase is extended (kept whole they were most of the scan's memory)
+    contexts: list[tuple[str, int, int]] = field(default_factory=list)
     co_outcomes: Counter[str] = field(default_factory=Counter)
     phrase: str | None = None
 
@@ -377,9 +379,9 @@ def _extend(c: Candidate) -> str | None:
 
     Returns the recovered phrase as written in the first agreeing record, or ``None``.
     """
-    spans = list(c.contexts)
-    if len(spans) < 3:
+    if len(c.contexts) < 3:
         return None
+    spans = [(text, _spans(text), s, e) for text, s, e in c.contexts]
     for direction in (1, -1):
         while True:
             nxt = []

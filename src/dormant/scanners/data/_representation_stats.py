@@ -166,7 +166,8 @@ def silhouette(x: np.ndarray, labels: np.ndarray, *, distances: np.ndarray | Non
     from one product of the distances with the two cluster indicators. Written here because
     scikit-learn's reduction (``_silhouette_reduce``) calls ``np.bincount`` once per row in a
     Python loop, which made it the largest cost of activation clustering (its 240 silhouettes
-    per class); ``tests/scanners/data/test_representation_speed.py`` pins it to scikit-learn's value.
+    per class); ``tests/scanners/data/test_representation_speed.py`` pins it to
+    scikit-learn's value.
     """
     counts = np.bincount(labels, minlength=2)
     if counts.min() < 2:

@@ -411,7 +411,7 @@ class TriggerMiner(Scanner):
                                 toks = _spans(text)
                             loc = _locate(text, f, toks)
                             if loc is not None:
-                                c.contexts.append(loc)
+                                c.contexts.append((text, loc[2], loc[3]))
                 row += 1
             ctx.progress("locate", len(batch), None)
         for c in cands:
