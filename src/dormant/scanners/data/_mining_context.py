@@ -74,7 +74,6 @@ def context_fit(
     rng = np.random.default_rng(1)
     wanted: dict[int, list[int]] = {}
     group_rows: list[list[int]] = []
-    excluded: list[set[int]] = []
     blind: list[set[str]] = []
     for gi, members in enumerate(groups):
         rows = sorted(set(members[0].target_rows))
@@ -84,7 +83,6 @@ def context_fit(
         group_rows.append(rows)
         for r in rows:
             wanted.setdefault(r, []).append(gi)
-        excluded.append({r for c in members for r in c.rows})
         words: set[str] = set()
         for c in members:
             if _is_lexical(c.feature):
@@ -115,6 +113,11 @@ def context_fit(
             if keep:
                 words_of[r] = frozenset(_record_words(text))
         ctx.progress("context", len(batch), None)
+    # a group's own records are left out of its references; only the sampled reference rows
+    # can be among them, so the set is built over those (all of a frequent group's rows held
+    # as a set were most of the scan's memory at 10^6 records)
+    ref_rows = set(ref_all).union(*ref_class.values())
+    excluded = [{r for c in members for r in c.rows if r in ref_rows} for members in groups]
     vocab: dict[str, int] = {}
     coded = {
         r: np.array([vocab.setdefault(w, len(vocab)) for w in ws], dtype=np.int64)
