@@ -98,8 +98,8 @@ class _ReferenceMiner(TriggerMiner):
                             if toks is None:
                                 toks = _spans(text)
                             loc = _locate(text, f, toks)
-                            if loc is not None:
-                                c.contexts.append(loc)
+                            if loc is not None:  # the text and the token positions
+                                c.contexts.append((text, loc[2], loc[3]))
                 row += 1
         for c in cands:
             c.phrase = _extend(c)
