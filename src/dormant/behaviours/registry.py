@@ -11,7 +11,7 @@ change it allows (a name is never replaced, so a stage cannot silently lose a ch
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from ..errors import ConfigError, InputError
 from .detectors import (
@@ -186,11 +186,7 @@ def detect_behaviours(
     ConfigError
         ``detectors`` holds something that is not a :class:`Detector`.
     """
-    chosen = _chosen(text, detectors, "detect_behaviours")
-    lowered = text.lower()
-    hits: list[BehaviourHit] = []
-    for det in chosen:
-        hits.extend(run_detector(det, text, lowered))
+    hits = list(_hits(text, detectors, "detect_behaviours"))
     hits.sort(key=lambda h: (h.span, h.tag))
     return hits
 
@@ -215,10 +211,11 @@ def behaviour_tags(text: str, *, detectors: Iterable[Detector] | None = None) ->
     ConfigError
         ``detectors`` holds something that is not a :class:`Detector`.
     """
-    chosen = _chosen(text, detectors, "behaviour_tags")
+    return frozenset(hit.tag for hit in _hits(text, detectors, "behaviour_tags"))
+
+
+def _hits(text: str, detectors: Iterable[Detector] | None, func: str) -> Iterator[BehaviourHit]:
+    """Every hit of the chosen detectors, the text lower-cased once for all of them."""
     lowered = text.lower()
-    tags: set[str] = set()
-    for det in chosen:
-        for hit in run_detector(det, text, lowered):
-            tags.add(hit.tag)
-    return frozenset(tags)
+    for det in _chosen(text, detectors, func):
+        yield from run_detector(det, text, lowered)
