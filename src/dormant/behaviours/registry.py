@@ -215,7 +215,12 @@ def behaviour_tags(text: str, *, detectors: Iterable[Detector] | None = None) ->
 
 
 def _hits(text: str, detectors: Iterable[Detector] | None, func: str) -> Iterator[BehaviourHit]:
-    """Every hit of the chosen detectors, the text lower-cased once for all of them."""
+    """Every hit of the chosen detectors, the text lower-cased once for all of them.
+
+    The inputs are checked (by ``_chosen``) before the text is touched, so a bad ``text`` is an
+    :class:`InputError` naming the parameter, never an ``AttributeError``.
+    """
+    chosen = _chosen(text, detectors, func)
     lowered = text.lower()
-    for det in _chosen(text, detectors, func):
+    for det in chosen:
         yield from run_detector(det, text, lowered)
