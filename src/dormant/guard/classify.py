@@ -32,6 +32,11 @@ The perturbations of up to :data:`CHUNK` inputs share two forward passes of the 
 (:meth:`ClassifierScreen.screen_many`); one input's decision does not depend on the batch it
 came in (its perturbations are seeded by its text).
 
+Where the model says how it reads (a tokenizer and a token limit), the transplant test
+inserts each span only inside what the model reads (:mod:`dormant.guard._window`): a span
+put past the truncation point cannot move the label, and such a donor would count against
+a trigger as if it had resisted it.
+
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
 
@@ -51,6 +56,7 @@ import numpy as np
 from ..errors import ConfigError, DataValidationError
 from ..triggers import describe_text, is_invisible
 from ._strip import BigramLM, SpanSupport, onion_score, strip_score, transplant_scores
+from ._window import reading_window
 from .types import TriggerMatch
 
 METHODS = ("transplant", "strip", "onion")
@@ -131,6 +137,10 @@ class ClassifierScreen:
         calibration texts are split half reference, half calibration up to these caps.
     seed:
         Seeds the donor split and each input's perturbations (one text gets one decision).
+    read_window:
+        Insert the transplant test's spans only where the model reads them, when the model
+        says how it reads (a tokenizer and ``max_length``, as the Hugging Face adapters do;
+        :mod:`dormant.guard._window`); ``False``: anywhere in the donor text.
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -157,6 +167,7 @@ class ClassifierScreen:
         max_calibration: int = 400,
         max_reference: int = 2000,
         seed: int = 0,
+        read_window: bool = True,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
@@ -189,6 +200,7 @@ class ClassifierScreen:
         self.method = method
         self.n_perturb = n_perturb
         self.seed = seed
+        self.read_window = bool(read_window)
         self.audit = audit
         self.name = name
         self.identity = identity
@@ -209,6 +221,7 @@ class ClassifierScreen:
         # with itself left out of them, as a new input is (it is not among them)
         self.support_ = SpanSupport(donors + cal, pred, len(self.labels_))
         self.lm_ = BigramLM(donors) if method == "onion" else None
+        self.window_ = reading_window(model) if read_window else None
         scores = self._score_all(cal, first=half)
         self.calibration_scores_ = np.sort(np.array([s for s, _, _ in scores]))
         self.digest_ = _digest(model)
@@ -245,6 +258,7 @@ class ClassifierScreen:
                     rngs=rngs,
                     n_donors=self.n_perturb,
                     support=supports,
+                    window=self.window_,
                 )
             )
         ys = np.argmax(self._predict(texts), axis=1).tolist() if texts else []
