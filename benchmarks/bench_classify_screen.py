@@ -56,6 +56,7 @@ def run_organism(
     n_clean: int | None = None,
     n_latency: int = 0,
     methods: tuple[str, ...] = METHODS,
+    read_window: bool = True,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
@@ -72,6 +73,7 @@ def run_organism(
         "trigger": spec.trigger.display if spec.trigger else None,
         "n_calibration": len(cal),
         "n_clean": len(test),
+        "read_window": read_window,
     }
     trig: list[str] = []
     effective: list[bool] = []
@@ -85,7 +87,9 @@ def run_organism(
     clean = [r["text"] for r in test]
     for method in methods:
         t0 = time.perf_counter()
-        screen = ClassifierScreen(model, calibration=cal, fpr=fpr, method=method, seed=seed)
+        screen = ClassifierScreen(
+            model, calibration=cal, fpr=fpr, method=method, seed=seed, read_window=read_window
+        )
         t_cal = time.perf_counter() - t0
         t0 = time.perf_counter()
         dc = screen.screen_many(clean)
@@ -183,6 +187,12 @@ def main() -> int:
         default=0,
         help="also time this many clean inputs screened one call at a time (unbatched)",
     )
+    ap.add_argument(
+        "--no-read-window",
+        action="store_true",
+        help="insert transplanted spans anywhere, also past what the model reads (the "
+        "screen before the reading window)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
@@ -215,6 +225,7 @@ def main() -> int:
                 n_clean=args.n_clean,
                 n_latency=args.latency_n,
                 methods=tuple(args.methods),
+                read_window=not args.no_read_window,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}
