@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 import time
@@ -62,7 +63,9 @@ def run_organism(
     rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
     rng = random.Random(seed)
     rng.shuffle(rows)
-    k = int(0.6 * len(rows))
+    # 60 % calibration texts, and never fewer than the screen needs at this fpr (a small
+    # held-out set, e.g. the manual-page task's 300)
+    k = max(int(0.6 * len(rows)), 2 * math.ceil(1 / fpr) + 2)
     cal = [r["text"] for r in rows[:k]]
     test = rows[k:][:n_clean]
     spec = org.spec
