@@ -32,10 +32,12 @@ The perturbations of up to :data:`CHUNK` inputs share two forward passes of the 
 (:meth:`ClassifierScreen.screen_many`); one input's decision does not depend on the batch it
 came in (its perturbations are seeded by its text).
 
-Where the model says how it reads (a tokenizer and a token limit), the transplant test
-inserts each span only inside what the model reads (:mod:`dormant.guard._window`): a span
-put past the truncation point cannot move the label, and such a donor would count against
-a trigger as if it had resisted it.
+``read_window=True`` (off by default) makes the transplant test insert each span only inside
+what the model reads, where the model says how it reads (a tokenizer and a token limit;
+:mod:`dormant.guard._window`). It removes the donors a truncated span cannot move, but it
+helps the clean calibration texts' decisive words as much as a trigger, so the threshold
+rises with them: measured on a held-out log-line model it lowered TPR (BENCHMARKS.md,
+"Runtime screen for text classifiers", "Reading window").
 
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
@@ -140,7 +142,8 @@ class ClassifierScreen:
     read_window:
         Insert the transplant test's spans only where the model reads them, when the model
         says how it reads (a tokenizer and ``max_length``, as the Hugging Face adapters do;
-        :mod:`dormant.guard._window`); ``False``: anywhere in the donor text.
+        :mod:`dormant.guard._window`); ``False`` (default): anywhere in the donor text, which
+        measured better (see the module text).
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -167,7 +170,7 @@ class ClassifierScreen:
         max_calibration: int = 400,
         max_reference: int = 2000,
         seed: int = 0,
-        read_window: bool = True,
+        read_window: bool = False,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
