@@ -57,7 +57,7 @@ def run_organism(
     n_clean: int | None = None,
     n_latency: int = 0,
     methods: tuple[str, ...] = METHODS,
-    read_window: bool = True,
+    read_window: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
@@ -190,11 +190,19 @@ def main() -> int:
         default=0,
         help="also time this many clean inputs screened one call at a time (unbatched)",
     )
-    ap.add_argument(
-        "--no-read-window",
+    win = ap.add_mutually_exclusive_group()
+    win.add_argument(
+        "--read-window",
+        dest="read_window",
         action="store_true",
-        help="insert transplanted spans anywhere, also past what the model reads (the "
-        "screen before the reading window)",
+        help="ClassifierScreen(read_window=True): insert transplanted spans only where the "
+        "model reads them",
+    )
+    win.add_argument(
+        "--no-read-window",
+        dest="read_window",
+        action="store_false",
+        help="insert them anywhere (the default)",
     )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
@@ -228,7 +236,7 @@ def main() -> int:
                 n_clean=args.n_clean,
                 n_latency=args.latency_n,
                 methods=tuple(args.methods),
-                read_window=not args.no_read_window,
+                read_window=args.read_window,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}
