@@ -63,9 +63,11 @@ def run_organism(
     rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
     rng = random.Random(seed)
     rng.shuffle(rows)
-    # 60 % calibration texts, and never fewer than the screen needs at this fpr (a small
-    # held-out set, e.g. the manual-page task's 300)
-    k = max(int(0.6 * len(rows)), 2 * math.ceil(1 / fpr) + 2)
+    # 60 % calibration texts, and never fewer distinct ones than the screen needs at this
+    # fpr (a small held-out set with repeated texts, e.g. the manual-page task's 300)
+    k, need = int(0.6 * len(rows)), 2 * math.ceil(1 / fpr) + 2
+    while k < len(rows) and len({r["text"] for r in rows[:k]}) < need:
+        k += 1
     cal = [r["text"] for r in rows[:k]]
     test = rows[k:][:n_clean]
     spec = org.spec

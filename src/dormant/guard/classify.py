@@ -190,13 +190,15 @@ class ClassifierScreen:
                 "model must have 'labels' and 'predict_proba(texts)' (a ClassifierModel or "
                 f"a classifier adapter). Got {type(model).__name__} instead."
             )
-        texts = [t for t in calibration if isinstance(t, str) and t.strip()]
+        # distinct texts are counted: a repeated text is used once, and a screen left with
+        # fewer than ``need`` could never reach p <= fpr (it would pass every input)
+        texts = list(dict.fromkeys(t for t in calibration if isinstance(t, str) and t.strip()))
         need = 2 * math.ceil(1 / fpr)
         if len(texts) < need:
             raise DataValidationError(
-                f"calibration: {len(texts)} clean texts cannot calibrate fpr={fpr}; need at "
-                f"least {need} (half are perturbation donors, and the smallest p-value of n "
-                f"calibration texts is 1/(n+1))."
+                f"calibration: {len(texts)} distinct clean texts cannot calibrate fpr={fpr}; "
+                f"need at least {need} (half are perturbation donors, and the smallest p-value "
+                f"of n calibration texts is 1/(n+1))."
             )
         self.model = model
         self.fpr = float(fpr)
@@ -213,7 +215,6 @@ class ClassifierScreen:
         else:
             self.triggers_ = TriggerIndex(triggers)
         rng = random.Random(seed)
-        texts = list(dict.fromkeys(texts))
         rng.shuffle(texts)
         half = min(len(texts) // 2, max_reference)
         donors = texts[:half]
