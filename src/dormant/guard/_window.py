@@ -6,16 +6,17 @@ a candidate span at a random place in clean donor texts and asks whether the mod
 moves; a span inserted past the last token the model reads cannot move anything, whatever it
 is, so that donor reports a "resisting" donor that is a measurement artefact, and it pulls
 the span's mean log-odds down by up to ``ceiling + 9.2`` over the number of donors. On long
-texts (dictionary definitions of 40 words against a 64-token model) this strikes trigger spans
-and clean spans alike; the expectation was that it costs a trigger most, because a trigger
-otherwise moves every donor. :class:`ReadingWindow` gives the last word position at which a span still lies wholly
-inside what the model reads, so insertions stay where they measure something.
+texts (dictionary definitions of 40 words against a 64-token model) this strikes trigger
+spans and clean spans alike; the expectation was that it costs a trigger most, because a
+trigger otherwise moves every donor. :class:`ReadingWindow` gives the last word position at
+which a span still lies wholly inside what the model reads.
 
 Measured, it does not pay as a default (:class:`dormant.guard.classify.ClassifierScreen`
 takes ``read_window=True`` to use it): the clean calibration texts' most decisive words are
 truncated away just as often, and once always read they score higher too, so the conformal
 threshold rises with the triggers; on a held-out dictionary model with a ``key=value``
-trigger TPR fell from 28/51 to 12/51 (BENCHMARKS.md, "Reading window").
+trigger TPR fell from 28/51 to 12/51 (BENCHMARKS.md, "Fresh held-out split, a reading
+window tried").
 
 The window is known only when the model says how it reads: a tokenizer and a token limit
 (the Hugging Face adapters expose both, :class:`dormant.adapters.hf_classifier.HFClassifier`).

@@ -37,7 +37,7 @@ what the model reads, where the model says how it reads (a tokenizer and a token
 :mod:`dormant.guard._window`). It removes the donors a truncated span cannot move, but it
 helps the clean calibration texts' decisive words as much as a trigger, so the threshold
 rises with them: measured on a held-out log-line model it lowered TPR (BENCHMARKS.md,
-"Runtime screen for text classifiers", "Reading window").
+"Fresh held-out split, a reading window tried").
 
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
@@ -120,7 +120,7 @@ class ClassifierScreen:
         ``labels`` and ``predict_proba(list[str]) -> (n, k)``.
     calibration:
         Clean texts like those the model sees in production (at least
-        ``2 * ceil(1 / fpr)``); split into perturbation donors and the calibration set, and
+        ``2 * ceil(1 / fpr)`` distinct ones); split into perturbation donors and the calibration set, and
         all of them count as clean support for the transplant test (more texts: fewer rare
         topical words that score like a trigger, and a finer conformal threshold).
     fpr:
