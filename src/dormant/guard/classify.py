@@ -120,9 +120,10 @@ class ClassifierScreen:
         ``labels`` and ``predict_proba(list[str]) -> (n, k)``.
     calibration:
         Clean texts like those the model sees in production (at least
-        ``2 * ceil(1 / fpr)`` distinct ones); split into perturbation donors and the calibration set, and
-        all of them count as clean support for the transplant test (more texts: fewer rare
-        topical words that score like a trigger, and a finer conformal threshold).
+        ``2 * ceil(1 / fpr)`` distinct ones); split into perturbation donors and the
+        calibration set, and all of them count as clean support for the transplant test
+        (more texts: fewer rare topical words that score like a trigger, and a finer
+        conformal threshold).
     fpr:
         The target false-positive rate of the model-behaviour test, in (0, 0.5].
     triggers:
