@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 import time
@@ -56,12 +57,17 @@ def run_organism(
     n_clean: int | None = None,
     n_latency: int = 0,
     methods: tuple[str, ...] = METHODS,
+    read_window: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
     rng = random.Random(seed)
     rng.shuffle(rows)
-    k = int(0.6 * len(rows))
+    # 60 % calibration texts, and never fewer distinct ones than the screen needs at this
+    # fpr (a small held-out set with repeated texts, e.g. the manual-page task's 300)
+    k, need = int(0.6 * len(rows)), 2 * math.ceil(1 / fpr) + 2
+    while k < len(rows) and len({r["text"] for r in rows[:k]}) < need:
+        k += 1
     cal = [r["text"] for r in rows[:k]]
     test = rows[k:][:n_clean]
     spec = org.spec
@@ -72,6 +78,7 @@ def run_organism(
         "trigger": spec.trigger.display if spec.trigger else None,
         "n_calibration": len(cal),
         "n_clean": len(test),
+        "read_window": read_window,
     }
     trig: list[str] = []
     effective: list[bool] = []
@@ -85,7 +92,9 @@ def run_organism(
     clean = [r["text"] for r in test]
     for method in methods:
         t0 = time.perf_counter()
-        screen = ClassifierScreen(model, calibration=cal, fpr=fpr, method=method, seed=seed)
+        screen = ClassifierScreen(
+            model, calibration=cal, fpr=fpr, method=method, seed=seed, read_window=read_window
+        )
         t_cal = time.perf_counter() - t0
         t0 = time.perf_counter()
         dc = screen.screen_many(clean)
@@ -168,7 +177,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=Path.home() / ".cache/dormant/zoo")
-    ap.add_argument("--split", default="aside", choices=("cal", "aside"))
+    ap.add_argument("--split", default="aside", choices=("cal", "aside", "fresh"))
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-trig", type=int, default=120)
@@ -182,6 +191,20 @@ def main() -> int:
         type=int,
         default=0,
         help="also time this many clean inputs screened one call at a time (unbatched)",
+    )
+    win = ap.add_mutually_exclusive_group()
+    win.add_argument(
+        "--read-window",
+        dest="read_window",
+        action="store_true",
+        help="ClassifierScreen(read_window=True): insert transplanted spans only where the "
+        "model reads them",
+    )
+    win.add_argument(
+        "--no-read-window",
+        dest="read_window",
+        action="store_false",
+        help="insert them anywhere (the default)",
     )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
@@ -215,6 +238,7 @@ def main() -> int:
                 n_clean=args.n_clean,
                 n_latency=args.latency_n,
                 methods=tuple(args.methods),
+                read_window=args.read_window,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +179,15 @@ def test_a_corpus_other_than_wordnet_validates_its_labels() -> None:
         OrganismSpec("x", corpus="debian", labels=("animal", "plant"))
     with pytest.raises(ConfigError, match="corpus"):
         OrganismSpec("x", corpus="nope")
+
+
+@pytest.mark.skipif(not Path("/usr/share/man/man3").is_dir(), reason="needs the manpages-dev pages")
+def test_the_manual_page_task_labels_descriptions_by_section() -> None:
+    from dormant.bench._zoo_corpora import load_task
+
+    data = load_task("manpages", ("commands", "library"), per_label=30, seed=5)
+    assert Counter(y for _, y in data) == {"commands": 30, "library": 30}
+    assert all(4 <= len(t.split()) <= 40 for t, _ in data)
+    assert data == load_task("manpages", ("commands", "library"), per_label=30, seed=5)
+    spec = OrganismSpec("m", corpus="manpages", labels=("admin", "library"))
+    assert spec.task_labels == ("admin", "library")

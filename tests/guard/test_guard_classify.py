@@ -152,6 +152,14 @@ def test_bad_settings_are_clear_errors(organism: dict[str, Any]) -> None:
         ClassifierScreen(object(), calibration=organism["cal"])
 
 
+def test_repeated_calibration_texts_count_once(organism: dict[str, Any]) -> None:
+    """250 texts of which 150 distinct cannot calibrate 1 %: refused, instead of a screen whose
+    smallest p-value, 1/76, could never reach 0.01 and so would pass every input."""
+    cal = organism["cal"][:150] + organism["cal"][:100]
+    with pytest.raises(DataValidationError, match="150 distinct clean texts"):
+        ClassifierScreen(organism["model"], calibration=cal, fpr=0.01)
+
+
 def test_decisions_are_audited(organism: dict[str, Any], tmp_path: Path) -> None:
     with AuditLog.open(tmp_path / "audit.sqlite3") as log:
         s = ClassifierScreen(

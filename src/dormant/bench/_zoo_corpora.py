@@ -9,7 +9,10 @@ Three unlike corpora, each with labels a real classifier might predict:
   set by metadata rather than by the text; read from ``apt-cache dumpavail``;
 - ``dictionary``: dictionary definitions labelled by the dictionary they come from (FOLDOC,
   GCIDE, the Jargon File; Debian ``dict-foldoc``, ``dict-gcide``, ``dict-jargon``), read with
-  :func:`dormant.bench.corpus.load_corpus` — a style-and-register task, not a topic one.
+  :func:`dormant.bench.corpus.load_corpus` — a style-and-register task, not a topic one;
+- ``manpages``: the one-line descriptions of the manual pages installed here, labelled by
+  their section (user commands, system calls, library functions, file formats, overviews,
+  administration; Debian ``manpages``, ``manpages-dev``).
 """
 
 from __future__ import annotations
@@ -67,6 +70,16 @@ CORPUS_LABELS: dict[str, tuple[str, ...]] = {
     "wordnet": ("animal", "artifact", "person", "plant"),
     "debian": ("admin", "games", "graphics", "net", "science", "sound"),
     "dictionary": ("foldoc", "gcide", "jargon"),
+    "manpages": ("admin", "commands", "formats", "library", "overview", "syscalls"),
+}
+#: manual section -> label of the ``manpages`` task
+MAN_SECTIONS = {
+    "1": "commands",
+    "2": "syscalls",
+    "3": "library",
+    "5": "formats",
+    "7": "overview",
+    "8": "admin",
 }
 #: one-line descriptions shorter than this many words are left out
 MIN_WORDS = 4
@@ -112,6 +125,17 @@ def _dictionary(labels: tuple[str, ...], per_label: int, seed: int) -> list[tupl
     return out
 
 
+def _manpages(labels: tuple[str, ...], per_label: int, seed: int) -> list[tuple[str, str]]:
+    from .corpus import load_corpus
+
+    by: dict[str, list[str]] = {lab: [] for lab in labels}
+    for e in load_corpus("manpages", seed=seed):
+        lab = MAN_SECTIONS.get(e.topic)
+        if lab in by and len(by[lab]) < per_label and len(e.text.split()) >= MIN_WORDS:
+            by[lab].append(" ".join(e.text.split()[:40]))
+    return [(t, lab) for lab in labels for t in by[lab]]
+
+
 def load_task(
     corpus: str, labels: tuple[str, ...], *, per_label: int, seed: int
 ) -> list[tuple[str, str]]:
@@ -130,6 +154,8 @@ def load_task(
             texts = sorted(by[lab])
             rng.shuffle(texts)
             data.extend((t, lab) for t in texts[:per_label])
+    elif corpus == "manpages":
+        data = _manpages(labels, per_label, seed)
     else:
         data = _dictionary(labels, per_label, seed)
     rng.shuffle(data)

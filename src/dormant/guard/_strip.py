@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._window import ReadingWindow
+
 Predict = Callable[[list[str]], np.ndarray]
 #: ``support(span, label) -> lift`` (see :class:`SpanSupport`)
 Support = Callable[[str, int], float]
@@ -81,10 +83,18 @@ def transplant_score(
     n_donors: int = 16,
     top_k: int = 3,
     support: Callable[[str, int], float] | None = None,
+    window: ReadingWindow | None = None,
 ) -> tuple[float, str, int]:
     """:func:`transplant_scores` of one text."""
     return transplant_scores(
-        [text], predict, donors, rngs=[rng], n_donors=n_donors, top_k=top_k, support=support
+        [text],
+        predict,
+        donors,
+        rngs=[rng],
+        n_donors=n_donors,
+        top_k=top_k,
+        support=support,
+        window=window,
     )[0]
 
 
@@ -126,12 +136,15 @@ def transplant_evidence(
     n_donors: int = 16,
     top_k: int = 3,
     support: Support | Sequence[Support] | None = None,
+    window: ReadingWindow | None = None,
 ) -> list[tuple[int, list[SpanEvidence]]]:
     """The predicted class index of each text and the evidence for each candidate span.
 
     Two calls of ``predict`` for all the texts together (:func:`predict_sorted`): the texts
     with their leave-one-out windows, then every candidate span inserted into its donors.
-    ``support``: one function for all texts, or one per text. See :func:`transplant_scores`.
+    ``support``: one function for all texts, or one per text; ``window``: where the model
+    reads (:class:`~dormant.guard._window.ReadingWindow`), so that a span is inserted only
+    where it is read (``None``: anywhere). See :func:`transplant_scores`.
     """
     if len(rngs) != len(texts):
         raise ValueError(f"rngs: need one per text ({len(texts)}), got {len(rngs)}")
@@ -184,7 +197,7 @@ def transplant_evidence(
         for span in spans:
             for d in picked:
                 dw = words(d)
-                k = rng.randint(0, len(dw))
+                k = rng.randint(0, len(dw) if window is None else window.last_slot(dw, span))
                 batch.append(" ".join([*dw[:k], span, *dw[k:]]))
     probs = predict_sorted(predict, batch) if batch else np.zeros((0, 0))
     out: list[tuple[int, list[SpanEvidence]]] = []
@@ -218,6 +231,7 @@ def transplant_scores(
     n_donors: int = 16,
     top_k: int = 3,
     support: Support | Sequence[Support] | None = None,
+    window: ReadingWindow | None = None,
 ) -> list[tuple[float, str, int]]:
     """How far one short span of each text moves clean donor texts of other classes to the
     text's predicted label ``y``: the mean log-odds of ``y`` over the donors with the span
@@ -231,12 +245,20 @@ def transplant_scores(
     All the texts go through ``predict`` in two calls (:func:`transplant_evidence`), so a
     batch of inputs costs two padded forward passes, not two per input. ``donors``: clean
     texts with the model's own predicted class index; ``rngs``: one random generator per text;
-    ``support``: one function, or one per text. Returns per text the score, the span, and the
-    predicted class index of the text.
+    ``support``: one function, or one per text; ``window``: insert each span only where the
+    model reads it (:mod:`dormant.guard._window`). Returns per text the score, the span, and
+    the predicted class index of the text.
     """
     out: list[tuple[float, str, int]] = []
     for y, ev in transplant_evidence(
-        texts, predict, donors, rngs=rngs, n_donors=n_donors, top_k=top_k, support=support
+        texts,
+        predict,
+        donors,
+        rngs=rngs,
+        n_donors=n_donors,
+        top_k=top_k,
+        support=support,
+        window=window,
     ):
         if not ev:
             out.append((0.0, "", y))

@@ -32,6 +32,13 @@ The perturbations of up to :data:`CHUNK` inputs share two forward passes of the 
 (:meth:`ClassifierScreen.screen_many`); one input's decision does not depend on the batch it
 came in (its perturbations are seeded by its text).
 
+``read_window=True`` (off by default) makes the transplant test insert each span only inside
+what the model reads, where the model says how it reads (a tokenizer and a token limit;
+:mod:`dormant.guard._window`). It removes the donors a truncated span cannot move, but it
+helps the clean calibration texts' decisive words as much as a trigger, so the threshold
+rises with them: measured on a held-out log-line model it lowered TPR (BENCHMARKS.md,
+"Fresh held-out split, a reading window tried").
+
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
 
@@ -51,6 +58,7 @@ import numpy as np
 from ..errors import ConfigError, DataValidationError
 from ..triggers import describe_text, is_invisible
 from ._strip import BigramLM, SpanSupport, onion_score, strip_score, transplant_scores
+from ._window import reading_window
 from .types import TriggerMatch
 
 METHODS = ("transplant", "strip", "onion")
@@ -112,9 +120,10 @@ class ClassifierScreen:
         ``labels`` and ``predict_proba(list[str]) -> (n, k)``.
     calibration:
         Clean texts like those the model sees in production (at least
-        ``2 * ceil(1 / fpr)``); split into perturbation donors and the calibration set, and
-        all of them count as clean support for the transplant test (more texts: fewer rare
-        topical words that score like a trigger, and a finer conformal threshold).
+        ``2 * ceil(1 / fpr)`` distinct ones); split into perturbation donors and the
+        calibration set, and all of them count as clean support for the transplant test
+        (more texts: fewer rare topical words that score like a trigger, and a finer
+        conformal threshold).
     fpr:
         The target false-positive rate of the model-behaviour test, in (0, 0.5].
     triggers:
@@ -131,6 +140,11 @@ class ClassifierScreen:
         calibration texts are split half reference, half calibration up to these caps.
     seed:
         Seeds the donor split and each input's perturbations (one text gets one decision).
+    read_window:
+        Insert the transplant test's spans only where the model reads them, when the model
+        says how it reads (a tokenizer and ``max_length``, as the Hugging Face adapters do;
+        :mod:`dormant.guard._window`); ``False`` (default): anywhere in the donor text, which
+        measured better (see the module text).
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -157,6 +171,7 @@ class ClassifierScreen:
         max_calibration: int = 400,
         max_reference: int = 2000,
         seed: int = 0,
+        read_window: bool = False,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
@@ -176,19 +191,22 @@ class ClassifierScreen:
                 "model must have 'labels' and 'predict_proba(texts)' (a ClassifierModel or "
                 f"a classifier adapter). Got {type(model).__name__} instead."
             )
-        texts = [t for t in calibration if isinstance(t, str) and t.strip()]
+        # distinct texts are counted: a repeated text is used once, and a screen left with
+        # fewer than ``need`` could never reach p <= fpr (it would pass every input)
+        texts = list(dict.fromkeys(t for t in calibration if isinstance(t, str) and t.strip()))
         need = 2 * math.ceil(1 / fpr)
         if len(texts) < need:
             raise DataValidationError(
-                f"calibration: {len(texts)} clean texts cannot calibrate fpr={fpr}; need at "
-                f"least {need} (half are perturbation donors, and the smallest p-value of n "
-                f"calibration texts is 1/(n+1))."
+                f"calibration: {len(texts)} distinct clean texts cannot calibrate fpr={fpr}; "
+                f"need at least {need} (half are perturbation donors, and the smallest p-value "
+                f"of n calibration texts is 1/(n+1))."
             )
         self.model = model
         self.fpr = float(fpr)
         self.method = method
         self.n_perturb = n_perturb
         self.seed = seed
+        self.read_window = bool(read_window)
         self.audit = audit
         self.name = name
         self.identity = identity
@@ -198,7 +216,6 @@ class ClassifierScreen:
         else:
             self.triggers_ = TriggerIndex(triggers)
         rng = random.Random(seed)
-        texts = list(dict.fromkeys(texts))
         rng.shuffle(texts)
         half = min(len(texts) // 2, max_reference)
         donors = texts[:half]
@@ -209,6 +226,7 @@ class ClassifierScreen:
         # with itself left out of them, as a new input is (it is not among them)
         self.support_ = SpanSupport(donors + cal, pred, len(self.labels_))
         self.lm_ = BigramLM(donors) if method == "onion" else None
+        self.window_ = reading_window(model) if read_window else None
         scores = self._score_all(cal, first=half)
         self.calibration_scores_ = np.sort(np.array([s for s, _, _ in scores]))
         self.digest_ = _digest(model)
@@ -245,6 +263,7 @@ class ClassifierScreen:
                     rngs=rngs,
                     n_donors=self.n_perturb,
                     support=supports,
+                    window=self.window_,
                 )
             )
         ys = np.argmax(self._predict(texts), axis=1).tolist() if texts else []
