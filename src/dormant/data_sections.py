@@ -25,10 +25,10 @@ import numpy as np
 
 from .errors import DataFormatError
 
-__all__ = ["FlagThreshold", "Projection", "TriggerStat", "TriggerStats"]
+__all__ = ["FlagThreshold", "Projection", "TriggerStat", "TriggerStats", "finite_number"]
 
 
-def _number(value: object) -> float | None:
+def finite_number(value: object) -> float | None:
     """A finite number as ``float``; ``None`` for anything else (booleans included)."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         return None
@@ -64,7 +64,7 @@ class TriggerStat:
     def from_dict(cls, d: Any, i: int = 0) -> TriggerStat:
         if not isinstance(d, Mapping) or "trigger" not in d:
             raise DataFormatError(f"triggers[{i}] has no 'trigger' entry.")
-        if _number(d.get("score")) is None:
+        if finite_number(d.get("score")) is None:
             raise DataFormatError(f"triggers[{i}]['score'] is not a finite number.")
         names = {f.name for f in fields(cls)} - {"keys"}
         return cls(
@@ -100,7 +100,7 @@ class FlagThreshold:
 
     @classmethod
     def from_dict(cls, value: Any) -> FlagThreshold:
-        f = _number(value)
+        f = finite_number(value)
         if f is None:
             raise DataFormatError("The recorded threshold is not a finite number.")
         return cls(f)

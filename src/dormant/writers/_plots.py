@@ -9,7 +9,6 @@ matplotlib is imported lazily (``matplotlib.figure.Figure`` only: no pyplot, no 
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from ..data_sections import FlagThreshold, Projection, TriggerStats
+from ..data_sections import finite_number as _number
 from ..errors import DataFormatError
 from ..report import RecordScore, Report
 from ..sections import section
@@ -64,13 +64,6 @@ def _png(fig: Figure, dpi: int) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     return buf.getvalue()
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        return None
-    f = float(value)
-    return f if math.isfinite(f) else None
 
 
 def trigger_plot(stats: TriggerStats | None, *, error: str | None = None, dpi: int = 100) -> Plot:
