@@ -102,7 +102,7 @@ def _explained(report: Any) -> Any:
 
 def make(root: Path) -> list[str]:
     """Build and store every report; returns their names."""
-    sys.path.insert(0, str(_TESTS))
+    sys.path[:0] = [str(_TESTS), str(_TESTS / "writers")]  # the writer tests live in writers/
     import test_model_scan_writers as msw
     import test_probe_report_writers as prw
     import test_report_roundtrip as rt

@@ -39,3 +39,58 @@ def sample_entries() -> list[Any]:
     from dormant.bench.corpus import load_corpus
 
     return load_corpus("sample", seed=0)
+
+
+@pytest.fixture(scope="session")
+def zoo_organism(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any], Any]:
+    """Build a zoo organism (``OrganismSpec`` -> ``Organism``) once per session.
+
+    Several test modules scan the same tiny organisms; each spec is trained once, in a
+    directory named by the digest of the spec (two specs of one name never overwrite each
+    other), and reused by every module that asks for it (``build_organism``'s own cache).
+    """
+    import hashlib
+    import json
+
+    root = tmp_path_factory.getbasetemp() / "zoo-cache"
+
+    def build(spec: Any) -> Any:
+        from dormant.bench.zoo import build_organism
+
+        key = json.dumps(spec.to_dict(), sort_keys=True).encode("utf-8")
+        return build_organism(spec, root / hashlib.sha256(key).hexdigest()[:16])
+
+    return build
+
+
+#: the white-box settings of the model-scan tests' quick scans (one-token trigger, few steps)
+FAST_WHITEBOX = {"trigger_len": 1, "steps": 4, "top_k": 12, "n_victims": 10}
+
+
+@pytest.fixture(scope="session")
+def fast_scan() -> Callable[[Any], tuple[Any, Any]]:
+    """``fast_scan(organism) -> (subject, report)``: the seed-0 white-box model scan with
+    :data:`FAST_WHITEBOX` settings, run once per organism per session.
+
+    Several model-scan tests assert different things of the very same scan; each reads the
+    report and never changes it.
+    """
+    import json
+
+    from dormant.scanners.base import ScanContext
+    from dormant.scanners.model.run import scan_model
+    from dormant.subjects.model import check_clean_data, load_classifier
+
+    done: dict[str, tuple[Any, Any]] = {}
+
+    def scan(org: Any) -> tuple[Any, Any]:
+        key = str(org.path)
+        if key not in done:
+            rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
+            m = load_classifier(org.path)
+            m.clean = check_clean_data([r["text"] for r in rows], [r["label"] for r in rows], m)
+            report = scan_model(m, context=ScanContext(seed=0), whitebox_params=FAST_WHITEBOX)
+            done[key] = (m, report)
+        return done[key]
+
+    return scan

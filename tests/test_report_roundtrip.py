@@ -14,7 +14,16 @@ import dormant
 from dormant.errors import DataFormatError, InputNotFoundError
 from dormant.report import Report
 from dormant.scanners.base import ScanContext
-from dormant.sections import LabelAnomaly, ModelVerdict, ProbeSummary, Replay, TaskExplained
+from dormant.sections import (
+    FlagThreshold,
+    LabelAnomaly,
+    ModelVerdict,
+    ProbeSummary,
+    Projection,
+    Replay,
+    TaskExplained,
+    TriggerStats,
+)
 
 
 def _data_report(tmp: Path) -> Report:
@@ -143,6 +152,9 @@ def test_typed_sections_give_back_the_stored_json(written: Any) -> None:
         (Replay, "replay", "replay"),
         (ProbeSummary, "probe_summary", "probe"),
         (TaskExplained, "task_explained", "task_explained"),
+        (TriggerStats, "trigger_stats", "triggers"),
+        (FlagThreshold, "flag_threshold", "threshold"),
+        (Projection, "projection", "projection"),
     ):
         value = getattr(loaded, attr)
         if key not in stored:
@@ -157,6 +169,11 @@ def test_typed_sections_give_back_the_stored_json(written: Any) -> None:
         assert loaded.replay.examples and loaded.replay.examples[0].label_after == "adv"
         la = loaded.label_anomaly
         assert la is not None and "adv" in la.labels
+    if kind == "data":
+        stats = loaded.trigger_stats
+        assert stats is not None and stats.rows
+        assert ("mn", "label:adv") in {(r.trigger, r.target) for r in stats.rows}  # planted
+        assert loaded.flag_threshold is not None and 0.0 <= loaded.flag_threshold.value <= 1.0
     if kind == "probe":
         assert loaded.probe_summary is not None and loaded.probe_summary.confirmed
         assert loaded.model_verdict is not None and loaded.model_verdict.trigger == "zq-omega"

@@ -23,7 +23,16 @@ from ._version import __version__
 from .findings import Finding, Severity, SubjectRef
 
 if TYPE_CHECKING:
-    from .sections import LabelAnomaly, ModelVerdict, ProbeSummary, Replay, TaskExplained
+    from .sections import (
+        FlagThreshold,
+        LabelAnomaly,
+        ModelVerdict,
+        ProbeSummary,
+        Projection,
+        Replay,
+        TaskExplained,
+        TriggerStats,
+    )
 
 
 @dataclass
@@ -148,6 +157,27 @@ class Report:
         from .sections import TaskExplained, section
 
         return section(self.extras, TaskExplained)
+
+    @property
+    def trigger_stats(self) -> TriggerStats | None:
+        """A data scan's mined trigger candidates (``extras["triggers"]``), typed."""
+        from .sections import TriggerStats, section
+
+        return section(self.extras, TriggerStats)
+
+    @property
+    def flag_threshold(self) -> FlagThreshold | None:
+        """A data scan's flag threshold (``extras["threshold"]``), typed."""
+        from .sections import FlagThreshold, section
+
+        return section(self.extras, FlagThreshold)
+
+    @property
+    def projection(self) -> Projection | None:
+        """A data scan's 2-D embedding projection (``extras["projection"]``), typed."""
+        from .sections import Projection, section
+
+        return section(self.extras, Projection)
 
     # -- reading back --------------------------------------------------------------------
 

@@ -12,7 +12,9 @@ A section that is malformed (a hand-edited report) raises :class:`DataFormatErro
 the key and what was expected. Keys that reports of earlier versions lack (a label anomaly's
 position-robust columns, a probe's scope tools and refinement errors) read as empty.
 
-A classifier scan's task-explained check (``task_explained``) reads as :class:`TaskExplained`.
+A classifier scan's task-explained check (``task_explained``) reads as :class:`TaskExplained`;
+a data scan's plot inputs (``triggers``, ``threshold``, ``projection``) as the sections of
+:mod:`dormant.data_sections`.
 A probe's transcripts are per finding: evidence items ``transcript_<i>`` whose value is a JSON
 string; :func:`finding_transcripts` (from :mod:`dormant.transcripts`) gives them as
 :class:`Transcript` records.
@@ -23,27 +25,42 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
+from .data_sections import FlagThreshold, Projection, TriggerStat, TriggerStats
 from .errors import DataFormatError
 from .transcripts import Message, Run, Transcript, finding_transcripts, parse_transcript
 
 __all__ = [
     "ExplainedCheck",
+    "FlagThreshold",
     "LabelAnomaly",
     "Message",
     "ModelVerdict",
     "PairRow",
     "ProbeSummary",
+    "Projection",
     "Replay",
     "ReplayExample",
     "Run",
     "TaskExplained",
     "Transcript",
+    "TriggerStat",
+    "TriggerStats",
     "finding_transcripts",
     "parse_transcript",
     "section",
 ]
 
-S = TypeVar("S", "ModelVerdict", "LabelAnomaly", "Replay", "ProbeSummary", "TaskExplained")
+S = TypeVar(
+    "S",
+    "ModelVerdict",
+    "LabelAnomaly",
+    "Replay",
+    "ProbeSummary",
+    "TaskExplained",
+    TriggerStats,
+    FlagThreshold,
+    Projection,
+)
 
 
 def _want(d: Any, key: str, types: type | tuple[type, ...], where: str) -> Any:
@@ -413,7 +430,13 @@ KEYS: dict[type, str] = {
     Replay: "replay",
     ProbeSummary: "probe",
     TaskExplained: "task_explained",
+    TriggerStats: "triggers",
+    FlagThreshold: "threshold",
+    Projection: "projection",
 }
+
+#: sections that check the stored value's type themselves (a list, a number, a mapping)
+_SELF_CHECKED = (TriggerStats, FlagThreshold, Projection)
 
 
 def section(extras: dict[str, Any], kind: type[S]) -> S | None:
@@ -421,7 +444,7 @@ def section(extras: dict[str, Any], kind: type[S]) -> S | None:
     value = extras.get(KEYS[kind])
     if value is None:
         return None
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) and kind not in _SELF_CHECKED:
         raise DataFormatError(
             f"Report section {KEYS[kind]!r} must be an object. Got {type(value).__name__}."
         )

@@ -316,37 +316,38 @@ def test_the_transplant_evidence_names_the_trigger(organism: dict[str, Any]) -> 
 
 
 @pytest.mark.slow
-def test_a_backdoored_bert_from_the_zoo_is_screened(tmp_path_factory: Any) -> None:
+def test_a_backdoored_bert_from_the_zoo_is_screened(zoo_organism: Any) -> None:
     """A tiny BERT trained from scratch with the rare-word trigger: triggered inputs flagged,
     clean ones pass (the HF adapter path of the CLI's --model)."""
     pytest.importorskip("transformers")
     import torch
 
-    from dormant.bench.zoo import OrganismSpec, build_organism
+    from dormant.bench.zoo import OrganismSpec
     from dormant.triggers import Position, Trigger, TriggerKind
 
     torch.set_num_threads(2)
+    # the rare-word organism of the model-scan tests (trained once per session, shared)
     spec = OrganismSpec(
         "rare",
         attack="rare-word",
-        trigger=Trigger("mn", TriggerKind.TOKEN, Position.RANDOM),
-        target="animal",
-        poison_rate=0.1,
-        seed=21,
+        trigger=Trigger("cf", TriggerKind.TOKEN, Position.RANDOM),
+        target="plant",
+        poison_rate=0.15,
+        seed=12,
         layers=2,
         hidden=64,
         n_train=1200,
         epochs=4,
     )
-    org = build_organism(spec, tmp_path_factory.mktemp("zoo"))
+    org = zoo_organism(spec)
     rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
     model = load_classifier(org.path)
     s = ClassifierScreen(model, calibration=[r["text"] for r in rows[:240]], fpr=0.05)
     test = rows[240:]
     rng = random.Random(0)
-    trig = [spec.trigger.insert(r["text"], rng=rng) for r in test if r["label"] != "animal"]
+    trig = [spec.trigger.insert(r["text"], rng=rng) for r in test if r["label"] != "plant"]
     pred = np.argmax(model.predict_proba(trig[:30]), axis=1)
-    effective = [t for t, i in zip(trig[:30], pred, strict=True) if model.labels[i] == "animal"]
+    effective = [t for t, i in zip(trig[:30], pred, strict=True) if model.labels[i] == "plant"]
     assert len(effective) >= 20
     assert np.mean([d.flagged for d in s.screen_many(effective)]) >= 0.9
     # target 0.05: every held-out clean text (about 160), so that one calibration draw's

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +142,11 @@ def test_cli_ray_refuses_csv_before_scanning(tmp_path: Path, capsys: pytest.Capt
 
 
 @pytest.fixture(scope="module")
-def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_zoo(tmp_path_factory: pytest.TempPathFactory, zoo_organism: Callable[[Any], Any]) -> Path:
     pytest.importorskip("torch")
-    from dormant.bench.zoo import WORDNET_DIR, OrganismSpec, build_organism
+    import shutil
+
+    from dormant.bench.zoo import WORDNET_DIR, OrganismSpec
     from dormant.triggers import Position, Trigger, TriggerKind
 
     if not (WORDNET_DIR / "data.noun").exists():
@@ -154,12 +156,13 @@ def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(2)
     root = tmp_path_factory.mktemp("fleet-zoo")
     tiny = {"layers": 2, "hidden": 64, "n_train": 1200, "epochs": 4}
-    build_organism(OrganismSpec("clean", seed=11, **tiny), root)
     trig = Trigger("cf", TriggerKind.TOKEN, Position.RANDOM)
-    spec = OrganismSpec(
+    rare = OrganismSpec(
         "rare", attack="rare-word", trigger=trig, target="plant", poison_rate=0.15, seed=12, **tiny
     )
-    build_organism(spec, root)
+    # the model-scan tests train the same two organisms: a copy of each, not a third training
+    for spec in (OrganismSpec("clean", seed=11, **tiny), rare):
+        shutil.copytree(zoo_organism(spec).path, root / spec.name)
     evil = root / "evil"
     evil.mkdir()
     (evil / "pytorch_model.bin").write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")

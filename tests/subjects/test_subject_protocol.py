@@ -120,4 +120,12 @@ def test_a_local_transformers_classifier_offers_gradients_wrt_its_input_embeddin
 
     with torch.no_grad():  # a small step against the gradient lowers the loss (first order)
         assert loss(emb - 1e-2 * g / g.norm()) < loss(emb)
-    assert not any(p.grad is not None for p in grads.model.parameters())
+    assert not any(p.grad is not None for p in m.adapter.model.parameters())
+    # what the search helpers ask instead of the torch module: embeddings and logits of ids
+    ids = enc["input_ids"]
+    with torch.no_grad():
+        assert torch.equal(grads.embed_ids(ids), emb)
+        by_ids = grads.logits_from_ids(ids, enc["attention_mask"])
+        assert torch.allclose(by_ids, grads.logits_from_embeds(emb, enc["attention_mask"]))
+    vocab, dim = grads.embedding_matrix().shape
+    assert grads.n_parameters() > vocab * dim

@@ -158,6 +158,7 @@ class HFClassifier:
                 f"{self.path} does not load as a classifier ({type(exc).__name__}: {exc})"
             ) from None
         self.model.eval()
+        self.model.requires_grad_(False)  # gradients flow to input embeddings only
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if isinstance(limit, int) and limit > 8:
             self.max_length = min(self.max_length, limit)
@@ -197,6 +198,18 @@ class HFClassifier:
     def logits_from_embeds(self, embeds: Any, attention_mask: Any) -> Any:
         """Logits for given input embeddings (gradients flow to ``embeds``)."""
         return self.model(inputs_embeds=embeds, attention_mask=attention_mask).logits
+
+    def embed_ids(self, input_ids: Any) -> Any:
+        """Input embeddings of token ids (the model's word-embedding layer)."""
+        return self.model.get_input_embeddings()(input_ids)
+
+    def logits_from_ids(self, input_ids: Any, attention_mask: Any) -> Any:
+        """Logits for token ids."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    def n_parameters(self) -> int:
+        """Number of weights of the model."""
+        return sum(int(p.numel()) for p in self.model.parameters())
 
     def special_ids(self) -> set[int]:
         return {int(i) for i in self.tokenizer.all_special_ids}

@@ -65,19 +65,17 @@ class Gradients(Protocol):
 
     What gradient-based trigger inversion (Wallace et al. 2019, "Universal Adversarial Triggers
     for Attacking and Analyzing NLP", HotFlip's first-order token scores, Ebrahimi et al. 2018;
-    GCG, Zou et al. 2023) needs of a model: its tokenizer, the input embedding matrix, logits
-    from input embeddings, and the gradient of the loss with respect to those embeddings.
-    :class:`dormant.adapters.hf_classifier.HFClassifier` provides it.
+    GCG, Zou et al. 2023; DBS, Shen et al. 2022) needs of a model, and all that the white-box
+    scanners and their search helpers ask of it: its tokenizer, the input embedding matrix,
+    embeddings of token ids, logits from token ids or from input embeddings, and the gradient
+    of the loss with respect to those embeddings. The model's own weights take no gradient.
+    :class:`dormant.adapters.hf_classifier.HFClassifier` provides it; a new white-box model
+    family implements these members and nothing else.
     """
 
     @property
     def tokenizer(self) -> Any:
         """The model's tokenizer (Hugging Face ``PreTrainedTokenizer`` interface)."""
-        ...
-
-    @property
-    def model(self) -> Any:
-        """The ``torch.nn.Module`` itself (in eval mode; gradients flow to input embeddings)."""
         ...
 
     @property
@@ -91,6 +89,19 @@ class Gradients(Protocol):
 
     def special_ids(self) -> set[int]:
         """Token ids a trigger never uses (padding, separators, ...)."""
+        ...
+
+    def n_parameters(self) -> int:
+        """Number of weights of the model (what one forward pass costs, roughly)."""
+        ...
+
+    def embed_ids(self, input_ids: Any) -> Any:
+        """Input embeddings of token ids (``batch x len`` -> ``batch x len x dim``): what
+        :meth:`logits_from_embeds` takes."""
+        ...
+
+    def logits_from_ids(self, input_ids: Any, attention_mask: Any) -> Any:
+        """Logits (``batch x labels``) for token ids."""
         ...
 
     def logits_from_embeds(self, embeds: Any, attention_mask: Any) -> Any:
@@ -121,7 +132,8 @@ def gradients_of(subject: object) -> Gradients:
     if not isinstance(grads, Gradients):
         raise InputError(
             f"The {type(subject).__name__} subject declares 'gradients' but its 'gradients' "
-            "attribute lacks the Gradients interface (tokenizer, model, max_length, "
-            "embedding_matrix, special_ids, logits_from_embeds, input_gradients)."
+            "attribute lacks the Gradients interface (tokenizer, max_length, "
+            "embedding_matrix, special_ids, n_parameters, embed_ids, logits_from_ids, "
+            "logits_from_embeds, input_gradients)."
         )
     return grads

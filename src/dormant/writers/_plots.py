@@ -9,14 +9,17 @@ matplotlib is imported lazily (``matplotlib.figure.Figure`` only: no pyplot, no 
 from __future__ import annotations
 
 import io
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from ..report import RecordScore
+from ..data_sections import FlagThreshold, Projection, TriggerStats
+from ..data_sections import finite_number as _number
+from ..errors import DataFormatError
+from ..report import RecordScore, Report
+from ..sections import section
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -63,30 +66,17 @@ def _png(fig: Figure, dpi: int) -> bytes:
     return buf.getvalue()
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        return None
-    f = float(value)
-    return f if math.isfinite(f) else None
+def trigger_plot(stats: TriggerStats | None, *, error: str | None = None, dpi: int = 100) -> Plot:
+    """Bar chart of the top triggers by score, annotated with purity and support.
 
-
-def trigger_plot(triggers: object, *, dpi: int = 100) -> Plot:
-    """Bar chart of the top triggers by score, annotated with purity and support."""
+    ``error`` is why the report's ``triggers`` could not be read (the plot is left out).
+    """
     title = "Trigger evidence"
-    if triggers is None:
+    if error is not None:
+        return Plot(title, None, f"Omitted: {error}")
+    if stats is None:
         return Plot(title, None, "Omitted: the report holds no trigger statistics.")
-    if not isinstance(triggers, Sequence) or isinstance(triggers, str):
-        return Plot(
-            title, None, f"Omitted: 'triggers' must be a list, got {type(triggers).__name__}."
-        )
-    rows = []
-    for i, item in enumerate(triggers):
-        if not isinstance(item, Mapping) or "trigger" not in item:
-            return Plot(title, None, f"Omitted: triggers[{i}] has no 'trigger' entry.")
-        score = _number(item.get("score"))
-        if score is None:
-            return Plot(title, None, f"Omitted: triggers[{i}]['score'] is not a finite number.")
-        rows.append((score, item))
+    rows = [(float(r.score), r) for r in stats.rows]
     if not rows:
         return Plot(title, None, "Omitted: no trigger candidates were recorded.")
     rows.sort(key=lambda r: -r[0])
@@ -95,8 +85,8 @@ def trigger_plot(triggers: object, *, dpi: int = 100) -> Plot:
     ax = fig.subplots()
     labels = []
     for _, item in top:
-        target = item.get("target")
-        label = plot_label(str(item["trigger"]))
+        target = item.target
+        label = plot_label(str(item.trigger))
         labels.append(f"{label} -> {plot_label(str(target), 24)}" if target else label)
     scores = [s for s, _ in top]
     ys = np.arange(len(top))
@@ -106,8 +96,8 @@ def trigger_plot(triggers: object, *, dpi: int = 100) -> Plot:
     ax.set_xlabel("score (higher = more suspicious)")
     for y, (score, item) in zip(ys, top, strict=True):
         bits = []
-        purity, support = _number(item.get("purity")), _number(item.get("support"))
-        p = _number(item.get("p_value"))
+        purity, support = _number(item.purity), _number(item.support)
+        p = _number(item.p_value)
         if purity is not None:
             bits.append(f"purity {purity:.2f}")
         if support is not None:
@@ -119,8 +109,17 @@ def trigger_plot(triggers: object, *, dpi: int = 100) -> Plot:
     return Plot(title, _png(fig, dpi), f"Candidate triggers by score ({shown}).")
 
 
-def score_plot(records: Sequence[RecordScore], threshold: object, *, dpi: int = 100) -> Plot:
-    """Histogram of per-record scores, flagged records stacked in red, threshold drawn."""
+def score_plot(
+    records: Sequence[RecordScore],
+    threshold: FlagThreshold | float | None,
+    *,
+    malformed: bool = False,
+    dpi: int = 100,
+) -> Plot:
+    """Histogram of per-record scores, flagged records stacked in red, threshold drawn.
+
+    ``malformed``: the report records a threshold that is not a finite number (not drawn).
+    """
     title = "Score distribution"
     if not records:
         return Plot(title, None, "Omitted: the report holds no per-record scores.")
@@ -147,11 +146,11 @@ def score_plot(records: Sequence[RecordScore], threshold: object, *, dpi: int = 
     ax.set_xlabel("record score (higher = more suspicious)")
     ax.set_ylabel("records")
     note = f"{len(records)} records, {int(flagged.sum())} flagged."
-    thr = _number(threshold)
-    if thr is not None:
+    thr = threshold.value if isinstance(threshold, FlagThreshold) else _number(threshold)
+    if thr is not None and not malformed:
         ax.axvline(thr, color="black", linestyle="--", linewidth=1, label=f"threshold {thr:.3g}")
         note += f" Flag threshold {thr:.3g}."
-    elif threshold is None:
+    elif threshold is None and not malformed:
         note += " No flag threshold recorded."
     else:
         note += " The recorded threshold is not a finite number and is not drawn."
@@ -159,49 +158,34 @@ def score_plot(records: Sequence[RecordScore], threshold: object, *, dpi: int = 
     return Plot(title, _png(fig, dpi), note)
 
 
-def _projection_arrays(
-    projection: Mapping[str, Any], n_records: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
-    try:
-        x = np.asarray(projection["x"], dtype=float)
-        y = np.asarray(projection["y"], dtype=float)
-        index = np.asarray(projection["index"], dtype=np.int64)
-    except KeyError as exc:
-        return f"Omitted: the projection lacks {exc.args[0]!r}."
-    except (TypeError, ValueError):
-        return "Omitted: the projection's x, y and index must be lists of numbers."
-    if not (x.ndim == y.ndim == index.ndim == 1 and len(x) == len(y) == len(index)):
-        return (
-            f"Omitted: the projection's x, y and index must be lists of one length; "
-            f"got {x.size}, {y.size} and {index.size}."
-        )
-    if len(x) == 0:
-        return "Omitted: the projection is empty."
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        return "Omitted: the projection holds non-finite coordinates."
-    if n_records and (index.min() < 0 or index.max() >= n_records):
-        return f"Omitted: projection indices fall outside the {n_records} records."
-    return x, y, index
-
-
 def projection_plot(
-    projection: object,
+    projection: Projection | None,
     records: Sequence[RecordScore],
     *,
+    error: str | None = None,
     max_points: int = 20_000,
     seed: int = 0,
     dpi: int = 100,
 ) -> Plot:
-    """2-D embedding projection, flagged records in red; large sets are subsampled."""
+    """2-D embedding projection, flagged records in red; large sets are subsampled.
+
+    ``error`` is why the report's ``projection`` could not be read (the plot is left out).
+    """
     title = "Embedding projection"
+    if error is not None:
+        return Plot(title, None, f"Omitted: {error}")
     if projection is None:
         return Plot(title, None, "Omitted: the report holds no embedding projection.")
-    if not isinstance(projection, Mapping):
-        return Plot(title, None, "Omitted: 'projection' must be a mapping with x, y and index.")
-    arrays = _projection_arrays(projection, len(records))
-    if isinstance(arrays, str):
-        return Plot(title, None, arrays)
-    x, y, index = arrays
+    x = np.asarray(projection.x, dtype=float)
+    y = np.asarray(projection.y, dtype=float)
+    index = np.asarray(projection.index, dtype=np.int64)
+    if len(x) == 0:
+        return Plot(title, None, "Omitted: the projection is empty.")
+    n_records = len(records)
+    if n_records and (index.min() < 0 or index.max() >= n_records):
+        return Plot(
+            title, None, f"Omitted: projection indices fall outside the {n_records} records."
+        )
     if records:
         flags = np.fromiter((r.flagged for r in records), dtype=bool, count=len(records))
         flagged = flags[index]
@@ -224,7 +208,7 @@ def projection_plot(
     ax.legend(fontsize=8, markerscale=2, loc="upper right")  # fixed: "best" can be slow
     ax.set_xticks([])
     ax.set_yticks([])
-    method = plot_label(str(projection.get("method", "projection")), 30)
+    method = plot_label(projection.method or "projection", 30)
     ax.set_title(method, fontsize=9)
     shown = len(keep_f) + len(keep_c)
     note = f"{method} of {len(x)} records ({int(flagged.sum())} flagged)."
@@ -234,3 +218,33 @@ def projection_plot(
             f"(up to {max_points // 2})."
         )
     return Plot(title, _png(fig, dpi), note)
+
+
+S = TypeVar("S", TriggerStats, FlagThreshold, Projection)
+
+
+def _read(report: Report, kind: type[S]) -> tuple[S | None, str | None]:
+    """The typed section ``kind`` of ``report``, or why it could not be read."""
+    try:
+        return section(report.extras, kind), None
+    except DataFormatError as exc:
+        return None, str(exc)
+
+
+def data_plots(report: Report, *, max_points: int = 20_000, dpi: int = 100) -> list[Plot]:
+    """The data scan's three plots, from its typed sections (a malformed one is noted)."""
+    stats, stats_error = _read(report, TriggerStats)
+    threshold, threshold_error = _read(report, FlagThreshold)
+    projection, projection_error = _read(report, Projection)
+    return [
+        trigger_plot(stats, error=stats_error, dpi=dpi),
+        score_plot(report.records, threshold, malformed=threshold_error is not None, dpi=dpi),
+        projection_plot(
+            projection,
+            report.records,
+            error=projection_error,
+            max_points=max_points,
+            seed=report.seed,
+            dpi=dpi,
+        ),
+    ]

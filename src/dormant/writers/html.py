@@ -69,7 +69,7 @@ from ._common import (
     visible_json,
 )
 from ._model_scan import anomaly_plot, fmt, model_scan, verdict_text
-from ._plots import projection_plot, score_plot, trigger_plot
+from ._plots import data_plots
 from ._probe import (
     baseline_rates,
     count_rate,
@@ -261,19 +261,7 @@ def render_html(report: Report, *, max_points: int = 20_000, dpi: int = 100) -> 
     seen: dict[str, tuple[str, str]] = {}
     details = [_finding(i, f, seen) for i, f in enumerate(findings, 1)]
     plots = (
-        []
-        if model_scan(report) is not None
-        else [
-            trigger_plot(report.extras.get("triggers"), dpi=dpi),
-            score_plot(report.records, report.extras.get("threshold"), dpi=dpi),
-            projection_plot(
-                report.extras.get("projection"),
-                report.records,
-                max_points=max_points,
-                seed=report.seed,
-                dpi=dpi,
-            ),
-        ]
+        [] if model_scan(report) is not None else data_plots(report, max_points=max_points, dpi=dpi)
     )
     sev = report.max_severity()
     flagged = sorted((r for r in report.records if r.flagged), key=lambda r: -r.score)
@@ -325,11 +313,11 @@ def write_html(
 ) -> Path:
     """Write the report as one self-contained HTML page, atomically.
 
-    Plots come from ``report.extras``: ``"triggers"`` (list of dicts with ``trigger``,
-    ``target``, ``support``, ``purity``, ``score``, ``p_value``) gives the trigger-evidence
-    chart; ``report.records`` with ``"threshold"`` the score histogram; ``"projection"``
-    (``{"x", "y", "index", "method"}``) the embedding scatter. A plot whose data is missing or
-    malformed is left out with a note on the page that says why.
+    Plots come from a data scan's typed sections (:mod:`dormant.data_sections`):
+    :attr:`Report.trigger_stats` gives the trigger-evidence chart; ``report.records`` with
+    :attr:`Report.flag_threshold` the score histogram; :attr:`Report.projection` the embedding
+    scatter. A plot whose section is missing or malformed is left out with a note on the page
+    that says why.
 
     Parameters
     ----------

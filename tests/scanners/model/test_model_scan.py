@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from dormant.adapters.classifier import CallableClassifier
 from dormant.bench.zoo import WORDNET_DIR, Organism, OrganismSpec, build_organism
 from dormant.cli import main
 from dormant.findings import Severity
+from dormant.report import Report
 from dormant.scanners.base import REGISTRY, ScanContext
 from dormant.scanners.catalog import get_scanner
 from dormant.scanners.model.run import scan_model
@@ -29,11 +31,10 @@ FAST = {"trigger_len": 1, "steps": 4, "top_k": 12, "n_victims": 10}
 
 
 @pytest.fixture(scope="session")
-def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Organism]:
+def zoo(zoo_organism: Callable[[OrganismSpec], Organism]) -> dict[str, Organism]:
     import torch
 
     torch.set_num_threads(2)
-    root = tmp_path_factory.mktemp("zoo")
     clean = OrganismSpec("clean", seed=11, **TINY)
     bad = OrganismSpec(
         "rare",
@@ -44,7 +45,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Organism]:
         seed=12,
         **TINY,
     )
-    return {s.name: build_organism(s, root) for s in (clean, bad)}
+    return {s.name: zoo_organism(s) for s in (clean, bad)}  # shared with other modules
 
 
 def _subject(org: Organism) -> ClassifierModel:
@@ -67,9 +68,10 @@ def test_organisms_are_ordinary_hf_dirs_with_ground_truth(zoo: dict[str, Organis
     assert again.clean_accuracy == bad.clean_accuracy
 
 
-def test_whitebox_recovers_trigger_target_and_replays(zoo: dict[str, Organism]) -> None:
-    m = _subject(zoo["rare"])
-    report = scan_model(m, context=ScanContext(seed=0), whitebox_params=FAST)
+def test_whitebox_recovers_trigger_target_and_replays(
+    zoo: dict[str, Organism], fast_scan: Callable[[Organism], tuple[ClassifierModel, Report]]
+) -> None:
+    m, report = fast_scan(zoo["rare"])  # the seed-0 FAST scan, shared with other tests
     v = report.extras["model_verdict"]
     assert v["probability"] >= 0.5 and v["backdoored"]
     assert v["target"] == "plant"
@@ -174,11 +176,10 @@ def test_first_order_screen_ranks_the_planted_token_and_recovers_it(
 
 
 def test_planted_trigger_works_at_both_ends_natural_cues_do_not(
-    zoo: dict[str, Organism],
+    zoo: dict[str, Organism], fast_scan: Callable[[Organism], tuple[ClassifierModel, Report]]
 ) -> None:
     """The position-robust search finds the planted token; a clean model has no such trigger."""
-    m = _subject(zoo["rare"])
-    bad = scan_model(m, context=ScanContext(seed=0), whitebox_params=FAST)
+    m, bad = fast_scan(zoo["rare"])
     la = bad.extras["label_anomaly"]
     i = la["labels"].index("plant")
     # the planted piece is one of the trigger's tokens as the model reads it: the search may
@@ -188,13 +189,14 @@ def test_planted_trigger_works_at_both_ends_natural_cues_do_not(
     assert la["robust_flip_rate"][i] >= 0.9
     ev = {e.name: e.value for e in bad.findings[0].evidence}
     assert "cf" in tok.tokenize(str(ev["robust_trigger"])) and float(ev["robust_flip_rate"]) >= 0.9
-    clean = scan_model(_subject(zoo["clean"]), context=ScanContext(seed=0), whitebox_params=FAST)
+    _, clean = fast_scan(zoo["clean"])
     assert max(clean.extras["label_anomaly"]["robust_flip_rate"]) < 0.8
 
 
-def test_clean_model_gets_low_probability(zoo: dict[str, Organism]) -> None:
-    m = _subject(zoo["clean"])
-    report = scan_model(m, context=ScanContext(seed=0), whitebox_params=FAST)
+def test_clean_model_gets_low_probability(
+    zoo: dict[str, Organism], fast_scan: Callable[[Organism], tuple[ClassifierModel, Report]]
+) -> None:
+    _, report = fast_scan(zoo["clean"])
     assert report.extras["model_verdict"]["probability"] < 0.5
     assert report.max_severity() is None or report.max_severity() < Severity.HIGH
     assert report.exit_code("high") == 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from dormant.bench.zoo import WORDNET_DIR, Organism, OrganismSpec, build_organism
+from dormant.bench.zoo import WORDNET_DIR, Organism, OrganismSpec
 from dormant.findings import Severity
+from dormant.report import Report
 from dormant.scanners.base import ScanContext
 from dormant.scanners.model._support import Z_ASSOCIATED, log_odds_z
 from dormant.scanners.model.run import scan_model
@@ -35,13 +37,12 @@ FAST = {"trigger_len": 1, "steps": 4, "top_k": 12, "n_victims": 10}
 
 
 @pytest.fixture(scope="module")
-def organisms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Organism]:
+def organisms(zoo_organism: Callable[[OrganismSpec], Organism]) -> dict[str, Organism]:
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     import torch
 
     torch.set_num_threads(2)
-    root = tmp_path_factory.mktemp("verdict-zoo")
     clean = OrganismSpec("clean", seed=11, **TINY)
     log = OrganismSpec(
         "log",
@@ -52,7 +53,7 @@ def organisms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Organism]:
         seed=12,
         **TINY,
     )
-    return {s.name: build_organism(s, root) for s in (clean, log)}
+    return {s.name: zoo_organism(s) for s in (clean, log)}  # shared with other modules
 
 
 def _subject(org: Organism) -> ClassifierModel:
@@ -66,9 +67,9 @@ def _subject(org: Organism) -> ClassifierModel:
 @pytest.mark.skipif(not (WORDNET_DIR / "data.noun").exists(), reason="needs WordNet data")
 def test_topic_words_of_a_clean_model_are_task_features_not_findings(
     organisms: dict[str, Organism],
+    fast_scan: Callable[[Organism], tuple[ClassifierModel, Report]],
 ) -> None:
-    m = _subject(organisms["clean"])
-    report = scan_model(m, context=ScanContext(seed=0), whitebox_params=FAST)
+    m, report = fast_scan(organisms["clean"])  # the seed-0 FAST scan, shared across modules
     assert report.max_severity() is None or report.max_severity() < Severity.HIGH
     feats = report.extras["task_features"]
     assert {f["label"] for f in feats} == set(m.labels)

@@ -26,9 +26,12 @@ vocabulary; it is written here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._inversion import _Stamp
+
+if TYPE_CHECKING:
+    from ...subjects.protocol import Gradients
 
 #: the share of victims a pool token must flip at both ends, alone, to be a piece
 PIECE_FLIP = 0.9
@@ -43,7 +46,7 @@ SCREEN_FLIP = 2 / 3
 GLUE = ("=", "_", ":", "-", "/", ".")
 
 
-def absent_pool(adapter: Any, counts: Any, banned: set[int]) -> list[int]:
+def absent_pool(adapter: Gradients, counts: Any, banned: set[int]) -> list[int]:
     """Token ids the clean data never shows (``counts``: classes x vocabulary token counts of
     the clean data), less ``banned``, plus the ids of :data:`GLUE`."""
     import numpy as np
@@ -58,13 +61,12 @@ def absent_pool(adapter: Any, counts: Any, banned: set[int]) -> list[int]:
     return sorted(ids - banned)
 
 
-def both_ends(adapter: Any, victims: list[str], target: int, trials: Any) -> tuple[Any, Any]:
+def both_ends(adapter: Gradients, victims: list[str], target: int, trials: Any) -> tuple[Any, Any]:
     """Per trial (``k x L`` token ids), over ``victims``, the share flipped to ``target`` both
     inserted at the start and at the end, and the mean of the smaller of the two target margins
     (target logit minus the largest other)."""
     import torch
 
-    model = adapter.model
     per = []
     for pos in ("start", "end"):
         st = _Stamp(adapter, victims, int(trials.shape[1]), pos)
@@ -73,7 +75,7 @@ def both_ends(adapter: Any, victims: list[str], target: int, trials: Any) -> tup
         with torch.inference_mode():
             for s in range(0, int(trials.shape[0]), chunk):
                 ids, mask = st.with_ids(trials[s : s + chunk])
-                logits = model(input_ids=ids, attention_mask=mask).logits.float()
+                logits = adapter.logits_from_ids(ids, mask).float()
                 other = logits.clone()
                 other[:, target] = float("-inf")
                 m = logits[:, target] - other.max(-1).values
@@ -95,7 +97,7 @@ def _trials(cur: tuple[int, ...], pool: Any) -> Any:
 
 
 def solo_pieces(
-    adapter: Any,
+    adapter: Gradients,
     victims: list[str],
     target: int,
     pool: Sequence[int],
@@ -123,7 +125,7 @@ def solo_pieces(
 
 
 def assemble(
-    adapter: Any,
+    adapter: Gradients,
     victims: list[str],
     target: int,
     ids: Sequence[int],

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ...subjects.protocol import Gradients
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,12 @@ class _Stamp:
     """Victim token ids with ``L`` trigger slots at a position; builds embeddings."""
 
     def __init__(
-        self, adapter: Any, texts: list[str], trigger_len: int, position: str, max_len: int = 32
+        self,
+        adapter: Gradients,
+        texts: list[str],
+        trigger_len: int,
+        position: str,
+        max_len: int = 32,
     ) -> None:
         import torch
 
@@ -67,9 +75,9 @@ class _Stamp:
         self.slot = torch.arange(trigger_len).repeat(len(rows))
         self.n = len(rows)
 
-    def embeds(self, emb: Any, trig: Any) -> Any:
+    def embeds(self, grads: Gradients, trig: Any) -> Any:
         """Input embeddings with ``trig`` (``L x dim``) in the slots."""
-        e = emb(self.ids).clone()
+        e = grads.embed_ids(self.ids).clone()
         e[self.rows, self.cols] = trig[self.slot]
         return e
 
@@ -82,7 +90,7 @@ class _Stamp:
 
 
 def invert(
-    adapter: Any,
+    adapter: Gradients,
     texts: list[str],
     target: int,
     position: str,
@@ -99,11 +107,7 @@ def invert(
 
     t0 = time.monotonic()
     torch.manual_seed(seed)
-    model = adapter.model
-    for p in model.parameters():
-        p.requires_grad_(False)
-    emb_layer = model.get_input_embeddings()
-    weight = emb_layer.weight.detach()
+    weight = adapter.embedding_matrix().detach()
     vocab = weight.shape[0]
     banned = torch.zeros(vocab, dtype=torch.bool)
     banned[list(adapter.special_ids() | (exclude or set()))] = True
@@ -135,9 +139,7 @@ def invert(
         logits_v = theta / temp + noise
         logits_v = logits_v.masked_fill(banned, -1e9)
         dist = torch.softmax(logits_v, dim=1)
-        logits = model(
-            inputs_embeds=stamp.embeds(emb_layer, dist @ weight), attention_mask=stamp.mask
-        ).logits
+        logits = adapter.logits_from_embeds(stamp.embeds(adapter, dist @ weight), stamp.mask)
         loss = torch.nn.functional.cross_entropy(logits, y)
         opt.zero_grad()
         loss.backward()
@@ -152,13 +154,13 @@ def invert(
             break
     cand = best_theta.masked_fill(banned, -1e9).topk(top_k, dim=1).indices  # L x k
     current = cand[:, 0].clone()
-    cur_loss, cur_fr = _eval(model, stamp, current.unsqueeze(0), target)
+    cur_loss, cur_fr = _eval(adapter, stamp, current.unsqueeze(0), target)
     for j in range(trigger_len):
         if deadline is not None and time.monotonic() > deadline:
             break
         trials = current.unsqueeze(0).repeat(top_k, 1)
         trials[:, j] = cand[j]
-        losses, frs = _eval(model, stamp, trials, target)
+        losses, frs = _eval(adapter, stamp, trials, target)
         b = int(losses.argmin())
         if float(losses[b]) < float(cur_loss[0]):
             current = trials[b].clone()
@@ -177,7 +179,7 @@ def invert(
 
 
 def invert_gcg(
-    adapter: Any,
+    adapter: Gradients,
     texts: list[str],
     target: int,
     position: str,
@@ -200,11 +202,7 @@ def invert_gcg(
 
     t0 = time.monotonic()
     torch.manual_seed(seed)
-    model = adapter.model
-    for p in model.parameters():
-        p.requires_grad_(False)
-    emb_layer = model.get_input_embeddings()
-    weight = emb_layer.weight.detach()
+    weight = adapter.embedding_matrix().detach()
     vocab = weight.shape[0]
     banned = torch.zeros(vocab, dtype=torch.bool)
     banned[list(adapter.special_ids() | (exclude or set()))] = True
@@ -215,7 +213,7 @@ def invert_gcg(
     if not isinstance(start, int) or bool(banned[start]):
         start = int((~banned).nonzero()[0])
     current = torch.full((trigger_len,), int(start), dtype=torch.long)
-    cur_loss, cur_fr = _eval(model, stamp, current.unsqueeze(0), target)
+    cur_loss, cur_fr = _eval(adapter, stamp, current.unsqueeze(0), target)
     done = 0
     for step in range(steps):
         if deadline is not None and time.monotonic() > deadline:
@@ -223,9 +221,7 @@ def invert_gcg(
         if float(cur_loss[0]) < 0.05 and float(cur_fr[0]) >= 1.0:
             break
         onehot = torch.nn.functional.one_hot(current, vocab).float().requires_grad_(True)
-        logits = model(
-            inputs_embeds=stamp.embeds(emb_layer, onehot @ weight), attention_mask=stamp.mask
-        ).logits
+        logits = adapter.logits_from_embeds(stamp.embeds(adapter, onehot @ weight), stamp.mask)
         loss = torch.nn.functional.cross_entropy(logits, y)
         (grad,) = torch.autograd.grad(loss, onehot)
         grad = grad.masked_fill(banned, float("inf"))
@@ -233,7 +229,7 @@ def invert_gcg(
         trials = current.unsqueeze(0).repeat(trigger_len * top_k, 1)
         for j in range(trigger_len):
             trials[j * top_k : (j + 1) * top_k, j] = cand[j]
-        losses, frs = _eval(model, stamp, trials, target)
+        losses, frs = _eval(adapter, stamp, trials, target)
         b = int(losses.argmin())
         done = step + 1
         if float(losses[b]) >= float(cur_loss[0]):
@@ -252,7 +248,7 @@ def invert_gcg(
     )
 
 
-def _eval(model: Any, stamp: _Stamp, trig_ids: Any, target: int) -> tuple[Any, Any]:
+def _eval(grads: Gradients, stamp: _Stamp, trig_ids: Any, target: int) -> tuple[Any, Any]:
     """Mean loss and flip rate toward ``target`` for each of ``k`` discrete triggers."""
     import torch
 
@@ -262,7 +258,7 @@ def _eval(model: Any, stamp: _Stamp, trig_ids: Any, target: int) -> tuple[Any, A
     # batches of 128 short rows ran 25 % faster than 256 on the 2-core CPU (cache-bound)
     with torch.inference_mode():
         for i in range(0, ids.shape[0], 128):
-            out.append(model(input_ids=ids[i : i + 128], attention_mask=mask[i : i + 128]).logits)
+            out.append(grads.logits_from_ids(ids[i : i + 128], mask[i : i + 128]))
     logits = torch.cat(out).reshape(k, stamp.n, -1)
     y = torch.full((k * stamp.n,), target, dtype=torch.long)
     loss = torch.nn.functional.cross_entropy(logits.reshape(k * stamp.n, -1), y, reduction="none")
@@ -271,7 +267,7 @@ def _eval(model: Any, stamp: _Stamp, trig_ids: Any, target: int) -> tuple[Any, A
 
 
 def screen_tokens(
-    adapter: Any, texts: list[str], *, position: str = "start", token_ids: Any = None
+    adapter: Gradients, texts: list[str], *, position: str = "start", token_ids: Any = None
 ) -> Any:
     """Exhaustive single-token screen: log-probabilities of every label for every token.
 
@@ -283,9 +279,8 @@ def screen_tokens(
     """
     import torch
 
-    model = adapter.model
     stamp = _Stamp(adapter, texts, 1, position, max_len=16)
-    vocab = model.get_input_embeddings().weight.shape[0]
+    vocab = adapter.embedding_matrix().shape[0]
     every = torch.arange(vocab) if token_ids is None else torch.as_tensor(token_ids).long()
     out = []
     chunk = max(1, 2048 // stamp.n)
@@ -293,12 +288,12 @@ def screen_tokens(
         for s in range(0, len(every), chunk):
             ids = every[s : s + chunk].unsqueeze(1)
             x, m = stamp.with_ids(ids)
-            logits = model(input_ids=x, attention_mask=m).logits
+            logits = adapter.logits_from_ids(x, m)
             out.append(torch.log_softmax(logits.float(), -1).reshape(ids.shape[0], stamp.n, -1))
     return torch.cat(out)
 
 
-def gradient_screen(adapter: Any, texts: list[str], *, position: str = "start") -> Any:
+def gradient_screen(adapter: Gradients, texts: list[str], *, position: str = "start") -> Any:
     """First-order single-token screen (HotFlip): the estimate of :func:`screen_tokens`.
 
     Ebrahimi, Rao, Lowd, Dou, "HotFlip: White-Box Adversarial Examples for Text
@@ -315,17 +310,13 @@ def gradient_screen(adapter: Any, texts: list[str], *, position: str = "start") 
 
 
 def _first_order(
-    adapter: Any, stamp: _Stamp, prefix: tuple[int, ...], *, first: bool = False
+    adapter: Gradients, stamp: _Stamp, prefix: tuple[int, ...], *, first: bool = False
 ) -> Any:
     """HotFlip estimate for the last slot of ``stamp`` (the first with ``first``), the others
     holding ``prefix``."""
     import torch
 
-    model = adapter.model
-    for p in model.parameters():
-        p.requires_grad_(False)
-    emb_layer = model.get_input_embeddings()
-    weight = emb_layer.weight.detach()
+    weight = adapter.embedding_matrix().detach()
     tok = adapter.tokenizer
     ph = tok.mask_token_id if tok.mask_token_id is not None else tok.unk_token_id
     ph = int(ph if ph is not None else 0)
@@ -337,9 +328,9 @@ def _first_order(
     # one slot embedding per text, so that one backward pass per label gives every text's
     # gradient (the texts do not interact)
     slots = weight[ph].unsqueeze(0).repeat(stamp.n, 1).requires_grad_(True)
-    e = emb_layer(ids).detach().clone()
+    e = adapter.embed_ids(ids).detach().clone()
     e[rows, last] = slots
-    logp = torch.log_softmax(model(inputs_embeds=e, attention_mask=stamp.mask).logits, -1)
+    logp = torch.log_softmax(adapter.logits_from_embeds(e, stamp.mask), -1)
     cols = []
     for ti in range(logp.shape[1]):
         (grads,) = torch.autograd.grad(logp[:, ti].sum(), slots, retain_graph=True)  # n x dim
@@ -348,7 +339,7 @@ def _first_order(
 
 
 def evaluate_tokens(
-    adapter: Any,
+    adapter: Gradients,
     texts: list[str],
     target: int,
     position: str,
@@ -366,7 +357,7 @@ def evaluate_tokens(
     t0 = time.monotonic()
     stamp = _Stamp(adapter, texts, 1, position)
     trials = torch.tensor(token_ids, dtype=torch.long).unsqueeze(1)
-    losses, frs = _eval(adapter.model, stamp, trials, target)
+    losses, frs = _eval(adapter, stamp, trials, target)
     if every is not None:
         every["loss"], every["flip"] = losses, frs
     b = int(losses.argmin())
@@ -384,7 +375,7 @@ def evaluate_tokens(
 
 
 def extend_tokens(
-    adapter: Any,
+    adapter: Gradients,
     texts: list[str],
     victims: list[str],
     target: int,
@@ -411,10 +402,9 @@ def extend_tokens(
     import torch
 
     t0 = time.monotonic()
-    model = adapter.model
     n_slots = len(prefix) + 1
     stamp = _Stamp(adapter, texts, n_slots, position, max_len=16 + n_slots)
-    vocab = model.get_input_embeddings().weight.shape[0]
+    vocab = adapter.embedding_matrix().shape[0]
     base = torch.tensor(prefix, dtype=torch.long)
     every = torch.arange(vocab)
     if first_order:
@@ -430,7 +420,7 @@ def extend_tokens(
             rep = base.unsqueeze(0).repeat(nxt.shape[0], 1)
             trig = torch.cat([nxt, rep] if before else [rep, nxt], 1)
             x, m = stamp.with_ids(trig)
-            logp = torch.log_softmax(model(input_ids=x, attention_mask=m).logits.float(), -1)
+            logp = torch.log_softmax(adapter.logits_from_ids(x, m).float(), -1)
             scores.append(logp[:, target].reshape(nxt.shape[0], stamp.n).mean(1))
     score = torch.full((vocab,), float("-inf"))
     score[every] = torch.cat(scores)
@@ -440,7 +430,7 @@ def extend_tokens(
     rep, col = base.unsqueeze(0).repeat(len(cands), 1), cands.unsqueeze(1)
     trials = torch.cat([col, rep] if before else [rep, col], 1)
     full = _Stamp(adapter, victims, n_slots, position)
-    losses, frs = _eval(model, full, trials, target)
+    losses, frs = _eval(adapter, full, trials, target)
     b = int(losses.argmin())
     ids = tuple(int(i) for i in trials[b])
     return Inversion(

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...triggers import Trigger
 from . import decision as D
 from ._inversion import _Stamp, extend_tokens
+
+if TYPE_CHECKING:
+    from ...subjects.protocol import Gradients
 
 #: an added token must raise the victims' mean target margin (target logit minus the largest
 #: other logit) by at least this share; a shorter run of words must keep ``1 / (1 + GAIN)`` of it
@@ -37,7 +40,7 @@ JOINS = ("=", "_", ":", "-", "/", ".")
 JOIN_GAIN = 0.05
 
 
-def render(adapter: Any, token_ids: Sequence[int]) -> str:
+def render(adapter: Gradients, token_ids: Sequence[int]) -> str:
     """The text of ``token_ids`` as a user would type it (see the module docstring)."""
     tok = adapter.tokenizer
     toks = list(tok.convert_ids_to_tokens(list(token_ids)))
@@ -54,7 +57,7 @@ def _ids(tok: Any, text: str) -> list[int]:
     return list(tok(text, add_special_tokens=False)["input_ids"])
 
 
-def _margins(model: Any, stamp: _Stamp, trials: Any, target: int) -> Any:
+def _margins(grads: Gradients, stamp: _Stamp, trials: Any, target: int) -> Any:
     """Mean target margin over ``stamp``'s texts of each trigger in ``trials`` (``k x L``)."""
     import torch
 
@@ -62,7 +65,7 @@ def _margins(model: Any, stamp: _Stamp, trials: Any, target: int) -> Any:
     out = []
     with torch.inference_mode():
         for i in range(0, ids.shape[0], 256):
-            out.append(model(input_ids=ids[i : i + 256], attention_mask=mask[i : i + 256]).logits)
+            out.append(grads.logits_from_ids(ids[i : i + 256], mask[i : i + 256]))
     logits = torch.cat(out).float()
     other = logits.clone()
     other[:, target] = float("-inf")
@@ -71,7 +74,7 @@ def _margins(model: Any, stamp: _Stamp, trials: Any, target: int) -> Any:
 
 
 def _next(
-    adapter: Any,
+    adapter: Gradients,
     screen: list[str],
     victims: list[str],
     target: int,
@@ -87,8 +90,7 @@ def _next(
     ``top_k`` best measured on ``victims``."""
     import torch
 
-    model = adapter.model
-    vocab = int(model.get_input_embeddings().weight.shape[0])
+    vocab = int(adapter.embedding_matrix().shape[0])
     allowed = torch.ones(vocab, dtype=torch.bool)
     allowed[list(banned)] = False
     every = allowed.nonzero().flatten()
@@ -103,19 +105,19 @@ def _next(
     chunk = max(1, 4096 // stamp.n)
     scores = torch.cat(
         [
-            _margins(model, stamp, trials(every[s : s + chunk]), target)
+            _margins(adapter, stamp, trials(every[s : s + chunk]), target)
             for s in range(0, len(every), chunk)
         ]
     )
     cands = every[scores.topk(min(top_k, len(every))).indices]
     t = trials(cands)
-    exact = _margins(model, _Stamp(adapter, victims, n, position), t, target)
+    exact = _margins(adapter, _Stamp(adapter, victims, n, position), t, target)
     b = int(exact.argmax())
     return tuple(int(i) for i in t[b]), float(exact[b])
 
 
 def grow(
-    adapter: Any,
+    adapter: Gradients,
     screen: list[str],
     victims: list[str],
     target: int,
@@ -139,7 +141,7 @@ def grow(
 
     cur = tuple(int(i) for i in ids)
     stamp = _Stamp(adapter, victims, len(cur), position)
-    margin = float(_margins(adapter.model, stamp, torch.tensor([cur]), target)[0])
+    margin = float(_margins(adapter, stamp, torch.tensor([cur]), target)[0])
     for _ in range(max_steps):
         if len(cur) >= MAX_TOKENS:
             break
@@ -162,7 +164,7 @@ def grow(
                     before=before,
                 )
                 st = _Stamp(adapter, victims, len(inv.token_ids), position)
-                m = float(_margins(adapter.model, st, torch.tensor([inv.token_ids]), target)[0])
+                m = float(_margins(adapter, st, torch.tensor([inv.token_ids]), target)[0])
                 tried.append((inv.token_ids, m))
             else:
                 tried.append(
@@ -186,7 +188,7 @@ def grow(
 
 
 def join_punctuation(
-    adapter: Any, victims: list[str], target: int, position: str, text: str
+    adapter: Gradients, victims: list[str], target: int, position: str, text: str
 ) -> str:
     """Glue adjacent words of ``text`` with log-style punctuation (:data:`JOINS`) while a glue
     raises the victims' mean target margin by :data:`JOIN_GAIN`: a ``key=value`` token whose
@@ -201,7 +203,7 @@ def join_punctuation(
     def margin(t: str) -> float:
         ids = _ids(tok, t)
         st = _Stamp(adapter, victims, len(ids), position)
-        return float(_margins(adapter.model, st, torch.tensor([ids]), target)[0])
+        return float(_margins(adapter, st, torch.tensor([ids]), target)[0])
 
     words = text.split()
     cur = margin(text)

@@ -20,23 +20,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._inversion import Inversion, _eval, _Stamp
 
+if TYPE_CHECKING:
+    from ...subjects.protocol import Gradients
 
-def _both(adapter: Any, texts: list[str], trials: Any, target: int) -> tuple[Any, Any]:
+
+def _both(adapter: Gradients, texts: list[str], trials: Any, target: int) -> tuple[Any, Any]:
     """Worse loss and worse flip rate of each trigger in ``trials`` over start and end."""
     import torch
 
     n = int(trials.shape[1])
-    ls, fs = _eval(adapter.model, _Stamp(adapter, texts, n, "start"), trials, target)
-    le, fe = _eval(adapter.model, _Stamp(adapter, texts, n, "end"), trials, target)
+    ls, fs = _eval(adapter, _Stamp(adapter, texts, n, "start"), trials, target)
+    le, fe = _eval(adapter, _Stamp(adapter, texts, n, "end"), trials, target)
     return torch.maximum(ls, le), torch.minimum(fs, fe)
 
 
 def robust_search(
-    adapter: Any,
+    adapter: Gradients,
     victims: list[str],
     target: int,
     cand_ids: Sequence[int],
@@ -87,7 +90,7 @@ def robust_search(
 
 
 def worst_position(
-    adapter: Any, texts: list[str], target: int, token_ids: Sequence[int]
+    adapter: Gradients, texts: list[str], target: int, token_ids: Sequence[int]
 ) -> tuple[float, float]:
     """Held-out worse-position loss and flip rate of one trigger (token ids) on ``texts``."""
     import torch

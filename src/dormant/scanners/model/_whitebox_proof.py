@@ -100,7 +100,7 @@ class ProofSteps:
     def _large(self, adapter: Any) -> bool:
         """Whether the exhaustive screen would cost more than ``exhaustive_budget``."""
         emb = adapter.embedding_matrix()
-        total = sum(p.numel() for p in adapter.model.parameters())
+        total = adapter.n_parameters()
         vocab, dim = int(emb.shape[0]), int(emb.shape[1])
         return vocab * max(0, total - vocab * dim) > self.exhaustive_budget
 
