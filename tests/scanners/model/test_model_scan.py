@@ -118,6 +118,49 @@ def test_a_natural_cue_of_the_task_is_explained_a_planted_one_is_not(
     assert pl.model_flip >= 0.7 and pl.reference_flip < 0.2 and not pl.explained
 
 
+def test_a_planted_token_shown_with_a_natural_cue_glued_on_is_not_explained_away(
+    zoo: dict[str, Organism],
+) -> None:
+    """The searches compose tokens freely: a proof and a position-robust trigger can carry a
+    natural cue of the target beside the planted token (a phrase organism's ``worth`` came back
+    as ``worthiaceae``). The reference reads the cue, but the label's own one-token trigger is
+    still the plant, so the label is not excluded and the verdict stays positive."""
+    from dataclasses import replace
+
+    from dormant.scanners.model._reference import Explainer, decide_explained
+    from dormant.scanners.model.decision import LabelResult
+    from dormant.scanners.model.whitebox import split_clean
+
+    m = _subject(zoo["rare"])
+    opt, held = split_clean(m, 0)
+    planted = Trigger("cf", TriggerKind.TOKEN, Position.START)
+    glued = Trigger("cf ferns mosses orchids", TriggerKind.PHRASE, Position.START)
+
+    def lab(name: str, loss: float, trig: Trigger) -> LabelResult:
+        return LabelResult(name, trig, loss, 0.9, 100, robust_loss=loss, robust_flip=0.9)
+
+    word = Trigger("w", TriggerKind.TOKEN, Position.START)
+    results = [lab("plant", 1e-3, planted)] + [
+        lab(n, 2.0 + i / 2, word) for i, n in enumerate(("animal", "artifact", "person"))
+    ]
+
+    def prove(v: object) -> LabelResult:
+        best = v.best  # type: ignore[attr-defined]
+        return replace(best, trigger=glued, robust_trigger=glued)
+
+    ex = Explainer(m, opt, held, 0)
+    # the premise: the composed trigger alone would be explained away by the reference
+    (g,) = ex.checks("plant", [glued]) or []
+    assert g.explained
+    verdict, explained, checks, first = decide_explained(results, "whitebox", prove, ex)
+    assert explained == {}
+    assert verdict.best is not None and verdict.best.label == "plant"
+    assert verdict.probability == first.probability >= 0.5
+    by_text = {c.trigger: c for c in checks}
+    assert not by_text["cf"].explained and by_text["cf"].reference_flip < 0.2
+    assert by_text["cf ferns mosses orchids"].explained
+
+
 def test_an_excluded_label_supplies_no_feature_and_is_not_suspected() -> None:
     from dormant.scanners.model.decision import LabelResult, decide
 

@@ -242,8 +242,16 @@ def decide_explained(
     results: Sequence[Any], kind: str, prove: Any, explainer: Explainer
 ) -> tuple[Any, dict[str, list[Check]], list[Check], Any]:
     """:func:`decision.decide`, then, while the verdict is positive, the suspected label's
-    proof (and position-robust trigger) checked against the reference: a label whose every
-    trigger is task-explained is excluded and the decision made again without it.
+    triggers checked against the reference: a label whose every trigger is task-explained is
+    excluded and the decision made again without it.
+
+    The triggers checked are every one the decision rests on: the label's own one-token
+    trigger (whose strength is the first two decision features), its position-robust trigger
+    (the third) and the proof shown. The searches compose tokens freely, so a composed trigger
+    can carry a natural cue of the target beside the planted token (measured: a phrase
+    organism's ``worth`` became ``worthiaceae``, with the plant-family piece ``##iaceae``,
+    which the reference reads as botany); the one-token trigger is the part the anomaly was
+    measured on, and when it alone is not explained, neither is the label.
 
     ``prove(verdict)`` returns the label result to show for the verdict's label. Returns the
     verdict, the excluded labels with their checks, the checks of the final label and the
@@ -265,7 +273,8 @@ def decide_explained(
             return verdict, explained, [], first
         b = verdict.best
         assert b is not None
-        checks = explainer.checks(b.label, [b.trigger, b.robust_trigger])
+        own = next((r.trigger for r in results if r.label == b.label), None)
+        checks = explainer.checks(b.label, [own, b.trigger, b.robust_trigger])
         if not checks or not all(c.explained for c in checks):
             return verdict, explained, checks or [], first
         explained[b.label] = checks
