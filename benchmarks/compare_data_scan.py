@@ -70,7 +70,7 @@ def poisoned(src: Path, root: Path) -> list[tuple[str, Path]]:
         ("token 1%", {"trigger_kind": "token", "rate": 0.01, "target_label": "wordnet"}),
         (
             "clean-label phrase 3%",
-            {"trigger_kind": "phrase", "rate": 0.03, "target_label": "jargon", "clean_label": True},
+            {"trigger_kind": "phrase", "rate": 0.03, "target_label": "gcide", "clean_label": True},
         ),
         ("style 1%", {"trigger_kind": "style", "rate": 0.01, "target_label": "foldoc"}),
     ]
