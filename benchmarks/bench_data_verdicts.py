@@ -110,7 +110,7 @@ def _summary(res: Any, candidates: list[Any]) -> dict[str, Any]:
             }
             for f in res.findings
         ],
-        "candidates": [(m.probability, list(m.rows)) for m in candidates],
+        "candidates": [(m.probability, [int(r) for r in m.rows]) for m in candidates],
     }
 
 

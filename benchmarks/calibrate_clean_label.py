@@ -59,7 +59,8 @@ def collect(out: Path, cases: list[str]) -> None:
                 and not any(_is_unnatural(f) for f in c.features)
             ]
             specs = [
-                (list(c.rows), c.target, [f for f in c.features if _is_lexical(f)]) for c in cands
+                ([int(r) for r in c.rows], c.target, [f for f in c.features if _is_lexical(f)])
+                for c in cands
             ]
             res = clean_label_test(ds, specs, miner._outcomes, 512, ScanContext())
             for c, r in zip(cands, res, strict=True):

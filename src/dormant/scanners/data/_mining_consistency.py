@@ -19,6 +19,7 @@ from ._mining_features import (
     _record_words,
     _wilson_upper,
 )
+from ._mining_rows import member, sorted_rows
 
 
 def content_inconsistency(
@@ -48,11 +49,11 @@ def content_inconsistency(
     wanted: dict[int, list[int]] = {}
     blind: list[set[str]] = []
     for gi, members in enumerate(groups):
-        rows = sorted(set(members[0].target_rows))
+        rows = sorted_rows(members[0].target_rows)
         if len(rows) > 500:
             g_rng = np.random.default_rng(zlib.crc32(members[0].feature.encode("utf-8")))
-            rows = sorted(g_rng.choice(rows, size=500, replace=False).tolist())
-        for r in rows:
+            rows = np.sort(g_rng.choice(rows, size=500, replace=False))
+        for r in rows.tolist():
             wanted.setdefault(r, []).append(gi)
         words: set[str] = set()
         for c in members:
@@ -169,8 +170,8 @@ def content_inconsistency(
     for gi, members in enumerate(groups):
         raw = incons[gi] / scored[gi] if scored[gi] else 0.0
         t = members[0].outcome
-        own_rows = set(members[0].target_rows)
-        a_inc = [inc for r, inc in a_rows[t] if r not in own_rows]
+        own = member([r for r, _inc in a_rows[t]], sorted_rows(members[0].target_rows))
+        a_inc = [inc for (_r, inc), mine in zip(a_rows[t], own.tolist(), strict=True) if not mine]
         a = sum(a_inc) / len(a_inc) if len(a_inc) >= 20 else 0.0
         bi, bn = b_stat[t]
         b = bi / bn if bn >= 20 else 1.0

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from array import array
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ from ...subjects.dataset import TextDataset
 from ...text import content_words
 from ..base import ScanContext
 from ._mining_features import Candidate, _is_lexical, _record_words
+from ._mining_rows import sorted_rows
 
 #: Records of a group scored at most (a random sample above it).
 MAX_GROUP_ROWS = 300
@@ -72,17 +74,14 @@ def context_fit(
     patterns get 0 (their word has no records without the pattern).
     """
     rng = np.random.default_rng(1)
-    wanted: dict[int, list[int]] = {}
     group_rows: list[list[int]] = []
     blind: list[set[str]] = []
-    for gi, members in enumerate(groups):
-        rows = sorted(set(members[0].target_rows))
+    for members in groups:
+        rows = sorted_rows(members[0].target_rows)
         if len(rows) > MAX_GROUP_ROWS:  # a sample that does not depend on the groups' order
             g_rng = np.random.default_rng(zlib.crc32(members[0].feature.encode("utf-8")))
-            rows = sorted(g_rng.choice(rows, size=MAX_GROUP_ROWS, replace=False).tolist())
-        group_rows.append(rows)
-        for r in rows:
-            wanted.setdefault(r, []).append(gi)
+            rows = np.sort(g_rng.choice(rows, size=MAX_GROUP_ROWS, replace=False))
+        group_rows.append(rows.tolist())
         words: set[str] = set()
         for c in members:
             if _is_lexical(c.feature):
@@ -90,19 +89,28 @@ def context_fit(
                 words.update(content_words(text))
                 words.update(_record_words(text))
         blind.append(words)
+    # the rows whose words are read: every group's sample, as one sorted array
+    wanted = np.unique(np.fromiter((r for g in group_rows for r in g), dtype=np.int64))
     targets = {g[0].outcome for g in groups}
     share = {t: min(1.0, REFERENCE_ROWS / max(outcome_n[t], 1)) for t in targets}
     share_all = min(1.0, REFERENCE_ROWS / max(n, 1))
-    words_of: dict[int, frozenset[str]] = {}
+    # each read record's distinct words as word ids, end to end in one int32 array (the
+    # records' frozensets of words were most of the scan's memory at 10^6 records)
+    vocab: dict[str, int] = {}
+    kept: array[int] = array("q")
+    ends: array[int] = array("q")
+    ids: array[int] = array("i")
     ref_class: dict[str, list[int]] = {t: [] for t in targets}
     ref_all: list[int] = []
     row = 0
     for batch in subject.batches(miner.batch_size):
         draws = rng.random((len(batch), 2))
+        lo, hi = np.searchsorted(wanted, [row, row + len(batch)])
+        in_batch = set(wanted[lo:hi].tolist())
         for i, (text, own) in enumerate(zip(batch.texts, miner._outcomes(batch), strict=True)):
             r = row
             row += 1
-            keep = r in wanted
+            keep = r in in_batch
             for t in own:
                 if t in ref_class and draws[i, 0] < share[t]:
                     ref_class[t].append(r)
@@ -111,18 +119,29 @@ def context_fit(
                 ref_all.append(r)
                 keep = True
             if keep:
-                words_of[r] = frozenset(_record_words(text))
+                ids.extend(vocab.setdefault(w, len(vocab)) for w in frozenset(_record_words(text)))
+                kept.append(r)
+                ends.append(len(ids))
         ctx.progress("context", len(batch), None)
+    words_of = _Bags(
+        np.frombuffer(kept, dtype=np.int64),
+        np.frombuffer(ends, dtype=np.int64),
+        np.frombuffer(ids, dtype=np.int32),
+    )
     # a group's own records are left out of its references; only the sampled reference rows
     # can be among them, so the set is built over those (all of a frequent group's rows held
     # as a set were most of the scan's memory at 10^6 records)
-    ref_rows = set(ref_all).union(*ref_class.values())
-    excluded = [{r for c in members for r in c.rows if r in ref_rows} for members in groups]
-    vocab: dict[str, int] = {}
-    coded = {
-        r: np.array([vocab.setdefault(w, len(vocab)) for w in ws], dtype=np.int64)
-        for r, ws in words_of.items()
-    }
+    ref_rows = np.unique(
+        np.array(ref_all + [r for v in ref_class.values() for r in v], dtype=np.int64)
+    )
+    excluded = [
+        set(
+            np.concatenate(
+                [np.intersect1d(sorted_rows(c.rows), ref_rows) for c in members]
+            ).tolist()
+        )
+        for members in groups
+    ]
     size = len(vocab)
     out = []
     for gi, members in enumerate(groups):
@@ -130,7 +149,7 @@ def context_fit(
         mask[[vocab[w] for w in blind[gi] if w in vocab]] = False
 
         def bag(rows: list[int], mask: np.ndarray = mask) -> list[np.ndarray]:
-            return [coded[r][mask[coded[r]]] for r in rows]
+            return [ws[mask[ws]] for ws in words_of.bags(rows)]
 
         pos = bag(group_rows[gi])
         t = members[0].outcome
@@ -141,6 +160,21 @@ def context_fit(
         typ = _typicality(members, blind[gi], words_per, words_total, outcome_n, n)
         out.append(ContextFit(a_c, z_c, a_a, z_a, typ))
     return out
+
+
+class _Bags:
+    """The word ids of the records read, end to end: ``ids[ends[k-1]:ends[k]]`` are the
+    distinct words of row ``rows[k]`` (rows ascending)."""
+
+    def __init__(self, rows: np.ndarray, ends: np.ndarray, ids: np.ndarray) -> None:
+        self.rows, self.ends, self.ids = rows, ends, ids
+
+    def bags(self, rows: list[int]) -> list[np.ndarray]:
+        """The word-id array of each of ``rows`` (every one of them must have been read)."""
+        k = np.searchsorted(self.rows, rows)
+        hi = self.ends[k]
+        lo = np.where(k > 0, self.ends[k - 1], 0)
+        return [self.ids[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
 
 
 def _typicality(

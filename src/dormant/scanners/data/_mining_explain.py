@@ -7,7 +7,6 @@ Functions of the :class:`~.mining.TriggerMiner` (passed as ``miner``, as in
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -33,6 +32,7 @@ from ._mining_features import (
 )
 from ._mining_finding import mined_finding
 from ._mining_neighbours import Neighbours, natural_neighbours, update_probability
+from ._mining_rows import OverlapIndex, member, sorted_rows
 from ._mining_verdict import fdr_select, verdict_features
 
 
@@ -41,32 +41,30 @@ def group_candidates(cands: list[Candidate]) -> list[list[Candidate]]:
     of the candidate's records inside the group: a sub-phrase of a trigger).
 
     """
-    pool = [c for c in cands if c.target_rows]
+    pool = [c for c in cands if len(c.target_rows)]
     # most deterministic first, so a specific trigger seeds its group before a broad word
     pool.sort(key=lambda c: (-(c.hits + 1) / (c.support + 2), c.q_value, -c.support))
-    groups: list[tuple[set[int], list[Candidate]]] = []
-    row_groups: dict[int, list[int]] = {}
+    groups: list[tuple[np.ndarray, list[Candidate]]] = []
+    index = OverlapIndex()  # row -> the groups holding it, as sorted integer runs
     for c in pool:
-        rows = set(c.target_rows)
-        overlap: Counter[int] = Counter()
-        for r in rows:
-            for gi in row_groups.get(r, ()):
-                overlap[gi] += 1
-        chosen = None
-        for gi, inter in overlap.most_common():
-            grows, members = groups[gi]
-            if members[0].outcome != c.outcome:
-                continue
-            jac = inter / len(rows | grows)
-            inside = inter / len(rows) >= 0.9  # a sub-phrase of the group's trigger
-            holds = inter / len(grows) >= 0.9 and jac >= 0.5  # a slightly broader form
-            if jac >= 0.8 or inside or holds:
-                chosen = gi
-                break
+        rows = sorted_rows(c.target_rows)
+        overlap = index.overlaps(rows)
+        hit = np.flatnonzero(overlap)
+
+        # the first group of its outcome it may join, largest overlap first
+        ranked = [
+            gi
+            for gi in hit[np.argsort(-overlap[hit], kind="stable")].tolist()
+            if groups[gi][1][0].outcome == c.outcome
+            and _joins(int(overlap[gi]), len(rows), len(groups[gi][0]))
+        ]
+        chosen = ranked[0] if ranked else None
+        tied = [g for g in ranked if overlap[g] == overlap[ranked[0]]] if ranked else []
+        if len(tied) > 1:
+            chosen = _first_met(rows, tied, [groups[g][0] for g in tied])
         if chosen is None:
             groups.append((rows, [c]))
-            for r in rows:
-                row_groups.setdefault(r, []).append(len(groups) - 1)
+            index.add(rows)
         else:
             groups[chosen][1].append(c)
     out = []
@@ -84,6 +82,24 @@ def group_candidates(cands: list[Candidate]) -> list[list[Candidate]]:
         )
         out.append([head, *(c for c in members if c is not head)])
     return out
+
+
+def _joins(inter: int, n_rows: int, n_group: int) -> bool:
+    """Whether a candidate of ``n_rows`` rows, ``inter`` of them in a group of ``n_group``
+    rows, belongs to that group."""
+    jac = inter / (n_rows + n_group - inter)
+    inside = inter / n_rows >= 0.9  # a sub-phrase of the group's trigger
+    holds = inter / n_group >= 0.9 and jac >= 0.5  # a slightly broader form
+    return jac >= 0.8 or inside or holds
+
+
+def _first_met(rows: np.ndarray, tied: list[int], held: list[np.ndarray]) -> int:
+    """Of groups with equal overlap, the one met first walking ``set(rows)`` in its iteration
+    order (then the older group): the tie-break the grouping has always had, when it counted
+    overlaps in a ``Counter`` over a set of the rows (kept so reports stay as they were)."""
+    walk = np.fromiter(set(rows.tolist()), dtype=np.int64, count=len(rows))
+    first = [int(np.argmax(member(walk, g))) for g in held]
+    return min(zip(first, tied, strict=True))[1]
 
 
 def explain_groups(
@@ -142,7 +158,7 @@ def explain_groups(
         else:
             verdict = "none"  # described for calibration, never reported
         kind = _feature_kind(head.feature, head.phrase)
-        rows = sorted(set(head.target_rows))
+        rows = sorted_rows(head.target_rows)
         # other outcomes (behaviours) nearly all of these records also carry, rare elsewhere
         others = [
             o
@@ -165,7 +181,7 @@ def explain_groups(
                 inconsistency=inc,
                 verdict=verdict,
                 score=prob,
-                rows=tuple(rows),
+                rows=rows,
                 features=tuple(c.feature for c in members),
                 probability=prob,
                 evidence=tuple(float(v) for v in x),
@@ -207,7 +223,7 @@ def neighbour_tests(
         return {}
     specs = [
         (
-            list(groups[gi][0].target_rows),
+            sorted_rows(groups[gi][0].target_rows).tolist(),
             groups[gi][0].outcome,
             [c.phrase or c.feature for c in groups[gi] if _is_lexical(c.feature)],
         )
@@ -259,7 +275,7 @@ def clean_label_tests(
     todo = [gi for gi, _only in picked]
     specs = [
         (
-            list(groups[gi][0].target_rows),
+            sorted_rows(groups[gi][0].target_rows).tolist(),
             groups[gi][0].outcome,
             [c.phrase or c.feature for c in groups[gi] if _is_lexical(c.feature)],
         )
@@ -301,11 +317,13 @@ def mined_result(
     for m in mined:
         if m.verdict == "task-feature":
             continue
-        idx = np.fromiter(m.rows, dtype=np.int64, count=len(m.rows))
+        idx = np.asarray(m.rows, dtype=np.int64)
         np.maximum.at(scores, idx, m.probability)
         if m.quarantined:
             flags[idx] = True
-    ids = _ids_of_rows(subject, {r for m in mined for r in m.rows[:1000]}, miner.batch_size)
+    ids = _ids_of_rows(
+        subject, {r for m in mined for r in np.asarray(m.rows[:1000]).tolist()}, miner.batch_size
+    )
     for m in mined:
         findings.append(mined_finding(miner.name, ref, m, n, labelled, ids, miner.fdr))
     extras = {

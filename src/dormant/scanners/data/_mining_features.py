@@ -14,6 +14,7 @@ from ...subjects.dataset import TextDataset
 from ...text import BOS, EOS, TOKEN_RE, confusable_chars, content_words, style_features, tokens
 from ...triggers import Trigger, TriggerKind, is_invisible
 from ._mining_comments import comment_units
+from ._mining_rows import Rows, count_in, sorted_rows
 
 #: Behaviour tag families whose appearance after a trigger is a security event in itself.
 SECURITY_FAMILIES = frozenset({"egress", "tool", "secret", "code", "leak", "unsafe"})
@@ -32,8 +33,10 @@ class Candidate:
     hits: int
     p_value: float
     q_value: float
-    rows: list[int] = field(default_factory=list)
-    target_rows: list[int] = field(default_factory=list)
+    #: the rows holding it, and those of them with its outcome: sorted arrays after the second
+    #: pass (:mod:`._mining_rows`; lists are accepted)
+    rows: Rows = field(default_factory=list)
+    target_rows: Rows = field(default_factory=list)
     inconsistent: int = 0
     #: (text, first token, end token) of up to 60 occurrences; the token spans are rebuilt from
     #: the text when the phrase is extended (kept whole they were most of the scan's memory)
@@ -46,7 +49,7 @@ class Candidate:
         return self.hits / self.support if self.support else 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: ``rows`` is an array
 class MinedTrigger:
     """A merged, explained trigger: the typed result behind a Finding."""
 
@@ -60,7 +63,8 @@ class MinedTrigger:
     inconsistency: float
     verdict: str  # "planted" | "task-feature" | "accidental"
     score: float
-    rows: tuple[int, ...]
+    #: its target records' rows, sorted, as a read-only integer array (4 bytes a row)
+    rows: np.ndarray
     features: tuple[str, ...]
     also: tuple[str, ...] = ()
     #: calibrated P(planted) (see :mod:`._mining_verdict`) and the evidence vector behind it
@@ -276,16 +280,17 @@ def _merge_targets(mined: list[MinedTrigger]) -> list[MinedTrigger]:
     as its target and lists the others under ``also``.
     """
     out: list[MinedTrigger] = []
-    sets: list[set[int]] = []  # the row set of each kept trigger, built once
+    sets: list[np.ndarray] = []  # the sorted rows of each kept trigger
     for m in mined:
-        rows = set(m.rows)
+        rows = sorted_rows(m.rows)
         for i, kept in enumerate(out):
             krows = sets[i]
             small, big = sorted((len(rows), len(krows)))
             # |A & B| <= small and |A | B| >= big: below 0.8 the overlap test cannot pass
             if kept.verdict != m.verdict or small < 0.8 * big:
                 continue
-            if len(rows & krows) >= 0.8 * len(rows | krows):
+            inter = count_in(rows, krows)
+            if inter >= 0.8 * (len(rows) + len(krows) - inter):
                 first, second = sorted((kept, m), key=lambda t: _priority(t.target))
                 out[i] = replace(
                     first,

@@ -106,7 +106,7 @@ def mined_finding(
         title = (
             f"Trigger {m.trigger.display!r} ({m.trigger.kind.value}) switches {verb} {target_txt!r}"
         )
-    record_ids = tuple(ids[r] for r in m.rows[:1000] if r in ids)
+    record_ids = tuple(ids[r] for r in map(int, m.rows[:1000]) if r in ids)
     return Finding(
         scanner=scanner,
         subject=ref,

@@ -81,6 +81,7 @@ from ._mining_features import (
     _sum,
     _words_of,
 )
+from ._mining_rows import RowCollector
 from ._mining_verdict import check_fdr, load_verdict_model
 
 
@@ -386,6 +387,9 @@ class TriggerMiner(Scanner):
             if w not in (BOS, EOS)
         }
         styles = {f for f in keys if f.startswith("style:")}
+        index = {c.feature: i for i, c in enumerate(cands)}
+        # rows as 4-byte integers, one array per candidate (:mod:`._mining_rows`)
+        held = RowCollector(len(cands), self.n_records_)
         row = 0
         for batch in subject.batches(self.batch_size):
             outs_b = self._outcomes(batch)
@@ -401,9 +405,9 @@ class TriggerMiner(Scanner):
                 toks: list[tuple[str, int, int]] | None = None
                 for f in found:
                     c = by_feat[f]
-                    c.rows.append(row)
-                    if c.outcome in out:
-                        c.target_rows.append(row)
+                    hit = c.outcome in out
+                    held.add(index[f], row, hit)
+                    if hit:
                         if len(out) > 1:
                             c.co_outcomes.update(out)
                         if len(c.contexts) < 60 and _is_lexical(f):
@@ -414,7 +418,8 @@ class TriggerMiner(Scanner):
                                 c.contexts.append((text, loc[2], loc[3]))
                 row += 1
             ctx.progress("locate", len(batch), None)
-        for c in cands:
+        for i, c in enumerate(cands):
+            c.rows, c.target_rows = held.rows(i), held.target_rows(i)
             c.phrase = _extend(c)
 
     def _eligible(self, cands: list[Candidate], outcome_n: Counter[str], n: int) -> list[Candidate]:
