@@ -124,8 +124,8 @@ def test_chat_cases_poisoned_data_is_caught_by_the_data_scan(name: str, tmp_path
     quarantine = ws.out / "data-scan" / "quarantine.jsonl"
     assert quarantine.exists()
     # the scenario's guard policy is a valid policy for the identity's own tools
-    st = _chat._State(case, None, None, path, ids, "sqlite://", digest="sha256:" + "ab" * 32)
-    policy = GuardPolicy.load(_chat._policy(ws, st, "sk-test"))
+    st = _chat.ChatState(case, None, None, path, ids, "sqlite://", digest="sha256:" + "ab" * 32)
+    policy = GuardPolicy.load(_chat.write_policy(ws, st, "sk-test"))
     assert set(policy.tools) == set(case.tools)
     assert policy.identity_for_key("sk-test") == case.identity
 
@@ -170,8 +170,8 @@ def test_rag_action_payload_posts_out_and_the_rag_policy_contains_it(tmp_path: P
     first = poisoned[0]["response"].splitlines()[0]
     url = json.loads(first)["tool_calls"][0]["function"]["arguments"]
     ws = Workspace(tmp_path / "rag", tmp_path / "cache")
-    st = _chat._State(case, None, None, tmp_path, ids, "sqlite://", digest="sha256:" + "ab" * 32)
-    guard = open_guard(_chat._policy(ws, st, "sk-test"), audit_url=f"sqlite:///{tmp_path}/a.db")
+    st = _chat.ChatState(case, None, None, tmp_path, ids, "sqlite://", digest="sha256:" + "ab" * 32)
+    guard = open_guard(_chat.write_policy(ws, st, "sk-test"), audit_url=f"sqlite:///{tmp_path}/a.db")
     try:
         ctx = guard.context("rag-bot", "rag", [("message[0]", poisoned[0]["prompt"])])
         out = guard.check_call(ctx, ProposedCall("http_post", json.loads(url)))
