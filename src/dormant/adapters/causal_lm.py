@@ -32,10 +32,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, InputError, InputNotFoundError, require
+from ..errors import ConfigError, InputError, InputNotFoundError
 from ..findings import SubjectRef
 from .chat import ChatMessage, ChatResponse, ToolCall, ToolSpec
-from .hf_classifier import model_dir_digest, quiet_loading, refuse_reason
+from .hf_classifier import load_local, model_dir_digest, refuse_reason
 
 SPECIAL_TOKENS = (
     "<|system|>",
@@ -201,31 +201,9 @@ class CausalLMChat:
                 "'dormant probe llm' needs a *ForCausalLM / *LMHeadModel that generates text. "
                 "Scan classifiers with 'dormant scan model'."
             )
-        if cfg.get("auto_map"):
-            raise InputError(
-                f"{self.path} needs custom code (config.json has auto_map); dormant never runs "
-                "code from a model under probe (trust_remote_code is never set)."
-            )
-        require("torch", "embed")
-        require("transformers", "embed")
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(
-                str(self.path), local_files_only=True, trust_remote_code=False
-            )
-            with quiet_loading():
-                model: Any = AutoModelForCausalLM.from_pretrained(
-                    str(self.path),
-                    local_files_only=True,
-                    trust_remote_code=False,
-                    use_safetensors=True,
-                )
-            self.model = model.to(device)
-        except Exception as exc:  # corrupt files surface as many library-specific types
-            raise InputError(
-                f"{self.path} does not load as a causal LM ({type(exc).__name__}: {exc})"
-            ) from None
+        self.tokenizer, self.model = load_local(
+            self.path, cfg, "AutoModelForCausalLM", device=device, use="probe", what="a causal LM"
+        )
         self.model.eval()
         self.name = name or self.path.name
         tok = self.tokenizer

@@ -47,6 +47,46 @@ def quiet_loading(*, load_report: bool = True) -> Iterator[None]:
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
+def load_local(
+    path: Path, cfg: dict[str, Any], auto_class: str, *, device: str, use: str, what: str
+) -> tuple[Any, Any]:
+    """The tokenizer and model (``transformers.<auto_class>``, on ``device``) of a local folder.
+
+    Never runs code from the folder: a config with ``auto_map`` (custom code) is refused,
+    ``trust_remote_code`` stays off, weights load from safetensors only, nothing is fetched.
+    ``use`` ("scan", "probe") and ``what`` ("a classifier") word the errors.
+
+    Raises
+    ------
+    InputError
+        The folder needs custom code, or does not load (corrupt files surface as many
+        library-specific types: all are reported with the library's message).
+    """
+    if cfg.get("auto_map"):
+        raise InputError(
+            f"{path} needs custom code (config.json has auto_map); dormant never runs "
+            f"code from a model under {use} (trust_remote_code is never set)."
+        )
+    require("torch", "embed")
+    require("transformers", "embed")
+    import transformers
+
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            str(path), local_files_only=True, trust_remote_code=False
+        )
+        with quiet_loading():
+            model = getattr(transformers, auto_class).from_pretrained(
+                str(path),
+                local_files_only=True,
+                trust_remote_code=False,
+                use_safetensors=True,
+            )
+        return tokenizer, model.to(device)
+    except Exception as exc:  # corrupt files surface as many library-specific types
+        raise InputError(f"{path} does not load as {what} ({type(exc).__name__}: {exc})") from None
+
+
 def refuse_reason(
     path: Path, auto_class: str = "AutoModelForSequenceClassification", verb: str = "scan"
 ) -> str | None:
@@ -133,30 +173,14 @@ class HFClassifier:
                 "'dormant scan model' needs a *ForSequenceClassification model with a trained "
                 "classification head."
             )
-        if cfg.get("auto_map"):
-            raise InputError(
-                f"{self.path} needs custom code (config.json has auto_map); dormant never runs "
-                "code from a model under scan (trust_remote_code is never set)."
-            )
-        require("torch", "embed")
-        require("transformers", "embed")
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(
-                str(self.path), local_files_only=True, trust_remote_code=False
-            )
-            with quiet_loading():
-                self.model = AutoModelForSequenceClassification.from_pretrained(
-                    str(self.path),
-                    local_files_only=True,
-                    trust_remote_code=False,
-                    use_safetensors=True,
-                ).to(device)
-        except Exception as exc:  # corrupt files surface as many library-specific types
-            raise InputError(
-                f"{self.path} does not load as a classifier ({type(exc).__name__}: {exc})"
-            ) from None
+        self.tokenizer, self.model = load_local(
+            self.path,
+            cfg,
+            "AutoModelForSequenceClassification",
+            device=device,
+            use="scan",
+            what="a classifier",
+        )
         self.model.eval()
         self.model.requires_grad_(False)  # gradients flow to input embeddings only
         limit = getattr(self.model.config, "max_position_embeddings", None)

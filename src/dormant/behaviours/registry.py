@@ -195,21 +195,8 @@ def behaviour_tags(text: str, *, detectors: Iterable[Detector] | None = None) ->
     """The set of behaviour tags in ``text`` (e.g. ``egress:evil.example``); the fast path.
 
     Lowercases the text once for all detectors, and each rule's regex runs only when its cheap
-    substring prefilters occur, so ordinary prose costs a few dozen substring tests.
-
-    Parameters
-    ----------
-    text:
-        One output: a response, a generation, or tool calls as JSON text.
-    detectors:
-        Detectors to run; every registered one (:func:`registered_detectors`) when ``None``.
-
-    Raises
-    ------
-    InputError
-        ``text`` is not a ``str``.
-    ConfigError
-        ``detectors`` holds something that is not a :class:`Detector`.
+    substring prefilters occur, so ordinary prose costs a few dozen substring tests. The
+    parameters and errors are those of :func:`detect_behaviours`.
     """
     return frozenset(hit.tag for hit in _hits(text, detectors, "behaviour_tags"))
 

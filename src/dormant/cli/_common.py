@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,29 @@ def check_out_dir(value: str | os.PathLike[str], *, option: str = "--out") -> Pa
             "choose another output directory."
         ) from None
     return out
+
+
+def write_recorded(
+    write: Callable[[], dict[str, Any]], out: Any, report: Report, registry: Any
+) -> dict[str, Any]:
+    """Run ``write`` (the command's writer into ``out``), then record ``report`` in
+    ``registry`` when one is given; the written paths.
+
+    Raises
+    ------
+    ConfigError
+        The writer failed (an ``OSError``): nothing was written, an earlier output stands.
+    """
+    try:
+        paths = write()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the outputs into {out}: {exc.strerror or exc}; nothing was "
+            "written there (an earlier output is unchanged)."
+        ) from None
+    if registry is not None:
+        registry.record_scan(report)
+    return paths
 
 
 def parse_fail_on(value: str) -> Severity | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import add_report_options, parse_fail_on, parse_formats, summarise
+from ._common import add_report_options, parse_fail_on, parse_formats, summarise, write_recorded
 from .provenance import add_registry_option
 
 
@@ -81,7 +81,6 @@ def _scan(
     fdr: float,
     registry: Any,
 ) -> int:
-    from ..errors import ConfigError
     from ..findings import SubjectRef
     from ..report import ScanIssue
     from ..scanners.corpus import scan_corpus, write_corpus_outputs
@@ -100,17 +99,14 @@ def _scan(
         report.issues.append(ScanIssue("corpus", "warning", note))
         warning(note)
     report.config["cli"] = {"fail_on": args.fail_on, "formats": list(formats)}
-    try:
-        paths = write_corpus_outputs(
+    paths = write_recorded(
+        lambda: write_corpus_outputs(
             report, passages, args.out, formats=formats, split=not args.no_split, corpus=args.path
-        )
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write the outputs into {args.out}: {exc.strerror or exc}; nothing was "
-            "written there (an earlier output is unchanged)."
-        ) from None
-    if registry is not None:
-        registry.record_scan(report)
+        ),
+        args.out,
+        report,
+        registry,
+    )
     if not args.quiet:
         print(summarise(report, paths))
     return report.exit_code(fail_on)

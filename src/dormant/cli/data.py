@@ -12,6 +12,7 @@ from ._common import (
     parse_formats,
     progress_enabled,
     summarise,
+    write_recorded,
 )
 
 
@@ -238,7 +239,6 @@ def _run_scan(
 def _write(
     args: argparse.Namespace, ds: Any, report: Any, formats: tuple[str, ...], registry: Any
 ) -> dict[str, Any]:
-    from ..errors import ConfigError
     from ..outputs import write_outputs
     from ..report import ScanIssue
     from . import warning as error_warning
@@ -247,13 +247,9 @@ def _write(
     if ds.label_warning:
         report.issues.append(ScanIssue(scanner="input", kind="warning", message=ds.label_warning))
         error_warning(ds.label_warning)
-    try:
-        paths = write_outputs(report, ds, args.out, formats=formats, split=not args.no_split)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write the outputs into {args.out}: {exc.strerror or exc}; nothing was "
-            "written there (an earlier output is unchanged)."
-        ) from None
-    if registry is not None:
-        registry.record_scan(report)
-    return paths
+    return write_recorded(
+        lambda: write_outputs(report, ds, args.out, formats=formats, split=not args.no_split),
+        args.out,
+        report,
+        registry,
+    )

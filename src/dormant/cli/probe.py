@@ -45,11 +45,8 @@ def register(root: Any, scan: Any) -> None:
         return _usage(probe)
 
     probe.set_defaults(func=usage)
-    llm = sub.add_parser(
-        "llm",
-        help="probe a local causal language model (Hugging Face directory, safetensors)",
-        description=_DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    llm = _target(
+        sub, "llm", "probe a local causal language model (Hugging Face directory, safetensors)"
     )
     llm.add_argument("model", help="local model directory (safetensors weights only)")
     llm.add_argument("--tools", default=None, help="tool definitions (JSON list, OpenAI shape)")
@@ -67,12 +64,7 @@ def register(root: Any, scan: Any) -> None:
     _common_options(llm)
     llm.set_defaults(func=run_llm)
 
-    agent = sub.add_parser(
-        "agent",
-        help="probe a model behind an OpenAI-compatible endpoint, with tools",
-        description=_DESCRIPTION,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    agent = _target(sub, "agent", "probe a model behind an OpenAI-compatible endpoint, with tools")
     agent.add_argument("url", help="API root, e.g. http://127.0.0.1:8000/v1")
     agent.add_argument("--model", required=True, help="model name sent with each request")
     agent.add_argument("--tools", required=True, help="tool definitions (JSON list)")
@@ -95,6 +87,16 @@ def register(root: Any, scan: Any) -> None:
     mcp.add_argument("--mcp-url", default=None, help="an MCP tool server (streamable HTTP)")
     _common_options(agent)
     agent.set_defaults(func=run_agent)
+
+
+def _target(sub: Any, name: str, help: str) -> Any:
+    """The subcommand ``probe NAME`` (the probe's description, defaults shown in its help)."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=_DESCRIPTION,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
 
 
 def _common_options(p: Any) -> None:
@@ -239,42 +241,32 @@ def _probe(
     formats: tuple[str, ...],
     fail_on: Any,
 ) -> int:
+    from ..scanners.agent.probes import probe_model
+    from ..scanners.base import ScanContext
+    from ..subjects.sandbox import Sandbox
     from .provenance import open_registry
 
     registry = open_registry(args.registry)  # an unreachable registry fails before the probe
     try:
-        report = _run_probe(args, model, tasks, specs, mcp_args, priors, params)
+        progress = Progress(progress_enabled(args.progress) and not args.quiet)
+        ctx = ScanContext(seed=args.seed, progress=progress, budget_seconds=args.budget_seconds)
+        with ExitStack() as stack:
+            mcp = None
+            if mcp_args is not None and (mcp_args.mcp_command or mcp_args.mcp_url):
+                from ..adapters.mcp import MCPTools
+
+                mcp = stack.enter_context(
+                    MCPTools(command=mcp_args.mcp_command, url=mcp_args.mcp_url)
+                )
+            sandbox = Sandbox(specs=specs, mcp=mcp)
+            try:
+                report = probe_model(
+                    model, tasks, tools=sandbox, priors=priors, context=ctx, **params
+                )
+            finally:
+                progress.close()
         failed = "probe {scanner} stopped early: {message}"
         return finish(args, report, formats, fail_on, registry, failed=failed)
     finally:
         if registry is not None:
             registry.close()
-
-
-def _run_probe(
-    args: argparse.Namespace,
-    model: Any,
-    tasks: Any,
-    specs: Any,
-    mcp_args: argparse.Namespace | None,
-    priors: list[Any],
-    params: dict[str, Any],
-) -> Any:
-    from ..scanners.agent.probes import probe_model
-    from ..scanners.base import ScanContext
-    from ..subjects.sandbox import Sandbox
-
-    progress = Progress(progress_enabled(args.progress) and not args.quiet)
-    ctx = ScanContext(seed=args.seed, progress=progress, budget_seconds=args.budget_seconds)
-    with ExitStack() as stack:
-        mcp = None
-        if mcp_args is not None and (mcp_args.mcp_command or mcp_args.mcp_url):
-            from ..adapters.mcp import MCPTools
-
-            mcp = stack.enter_context(MCPTools(command=mcp_args.mcp_command, url=mcp_args.mcp_url))
-        sandbox = Sandbox(specs=specs, mcp=mcp)
-        try:
-            report = probe_model(model, tasks, tools=sandbox, priors=priors, context=ctx, **params)
-        finally:
-            progress.close()
-    return report

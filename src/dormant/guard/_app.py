@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ._openai import (
     ProxyError,
     check_request,
-    upstream_status_error,
+    upstream_json,
     upstream_transport_error,
     with_canaries,
 )
@@ -128,17 +128,7 @@ def build(proxy: GuardProxy) -> Any:
                 )
             except httpx.HTTPError as exc:
                 raise upstream_transport_error(exc) from None
-            if resp.status_code != 200:
-                raise upstream_status_error(resp.status_code, resp.content)
-            try:
-                data = resp.json()
-            except ValueError:
-                raise ProxyError(
-                    502,
-                    "The upstream's model list is not JSON.",
-                    type="upstream_error",
-                    code="upstream_bad_response",
-                ) from None
+            data = upstream_json(resp, "The upstream's model list is not JSON.")
         except ProxyError as exc:
             return await refuse("models", request_id, exc, identity=identity, extra={}, t0=t0)
         proxy.metrics.requests.labels("models", "200").inc()

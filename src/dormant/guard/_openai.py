@@ -260,6 +260,19 @@ def upstream_transport_error(exc: Exception) -> ProxyError:
     )
 
 
+def upstream_json(resp: Any, not_json: str) -> Any:
+    """The upstream's JSON answer; a status other than 200 (:func:`upstream_status_error`) or
+    a body that is not JSON (502, ``not_json``) as a :class:`ProxyError`."""
+    if resp.status_code != 200:
+        raise upstream_status_error(resp.status_code, resp.content)
+    try:
+        return resp.json()
+    except ValueError:
+        raise ProxyError(
+            502, not_json, type="upstream_error", code="upstream_bad_response"
+        ) from None
+
+
 def upstream_status_error(status: int, content: bytes) -> ProxyError:
     try:
         detail = message_of(json.loads(content))

@@ -43,7 +43,7 @@ from ._openai import (
     join_notices,
     snippet,
     too_large,
-    upstream_status_error,
+    upstream_json,
     upstream_transport_error,
 )
 from ._ops import ProxyMetrics, reason_kind
@@ -395,18 +395,11 @@ class GuardProxy:
         finally:
             upstream_s = time.perf_counter() - t0
             self.metrics.upstream_latency.observe(upstream_s)
-        if resp.status_code != 200:
-            raise upstream_status_error(resp.status_code, resp.content)
-        try:
-            data = resp.json()
-        except ValueError:
-            raise ProxyError(
-                502,
-                f"The upstream answered with something that is not JSON "
-                f"({snippet(resp.content)!r}); nothing was released.",
-                type="upstream_error",
-                code="upstream_bad_response",
-            ) from None
+        data = upstream_json(
+            resp,
+            f"The upstream answered with something that is not JSON "
+            f"({snippet(resp.content)!r}); nothing was released.",
+        )
         choices = data.get("choices") if isinstance(data, dict) else None
         if not isinstance(choices, list) or not all(
             isinstance(c, dict) and isinstance(c.get("message"), dict) for c in choices

@@ -163,27 +163,7 @@ def sign_model(
         raise InputError(f"Cannot sign {model} with the {method} given: {exc}") from exc
     except OSError as exc:
         raise ProvenanceError(f"Cannot sign {model}: {exc}") from exc
-    statement = read_statement(sig)
-    info = SignatureInfo(
-        model=model,
-        signature=sig,
-        method=method,
-        signer=signer,
-        digest=signed_digest(statement, model),
-        files=len(statement["predicate"]["resources"]),
-        at=_now(),
-        actor=current_actor(),
-    )
-    if registry is not None:
-        registry.record_artifact(info.digest, str(model), "model" if model.is_dir() else "file")
-        registry.record_provenance(
-            info.digest,
-            status="signed",
-            method=method,
-            signer=signer,
-            signature=str(sig),
-        )
-    return info
+    return _recorded(model, sig, read_statement(sig), method, signer, registry, "signed")
 
 
 def verify_model(
@@ -268,6 +248,20 @@ def verify_model(
             reason = "the signature was not made with this key"
         _record_failure(registry, model, statement, method, signer, sig, reason)
         raise VerificationError(f"Verification of {model} failed: {reason}.") from exc
+    return _recorded(model, sig, statement, method, signer, registry, "verified")
+
+
+def _recorded(
+    model: Path,
+    sig: Path,
+    statement: dict[str, Any],
+    method: str,
+    signer: str,
+    registry: Registry | None,
+    status: str,
+) -> SignatureInfo:
+    """The :class:`SignatureInfo` of a signed or verified model, recorded in ``registry``
+    (when given) with ``status``."""
     info = SignatureInfo(
         model=model,
         signature=sig,
@@ -281,7 +275,7 @@ def verify_model(
     if registry is not None:
         registry.record_artifact(info.digest, str(model), "model" if model.is_dir() else "file")
         registry.record_provenance(
-            info.digest, status="verified", method=method, signer=signer, signature=str(sig)
+            info.digest, status=status, method=method, signer=signer, signature=str(sig)
         )
     return info
 

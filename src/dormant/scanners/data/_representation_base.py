@@ -59,17 +59,23 @@ class ClassFit:
     explanation: str
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class RepresentationScanner(Scanner):
-    """Shared ``scan``: read ids and outcomes, embed, test every class, build the result."""
+    """Shared ``scan``: read ids and outcomes, embed, test every class, build the result.
+
+    A dataclass: the settings the three methods share are fields here, each subclass adds its
+    own (keyword-only ``__init__``, scikit-learn's ``get_params`` reads its signature).
+    """
 
     subject_kinds: ClassVar[tuple[str, ...]] = ("labelled", "instruction")
     requires: ClassVar[tuple[str, ...]] = ("embeddings",)
     category: ClassVar[str] = "data-poisoning"
     statistic_name: ClassVar[str] = ""
 
-    fdr: float
-    min_class_size: int
-    z_cut: float
+    fdr: float = 0.05
+    min_class_size: int = 30
+    z_cut: float = 3.5
+    min_group: int = 5
 
     def missing_requirements(self) -> str | None:
         import importlib.util

@@ -25,6 +25,8 @@ single rare token or invisible characters barely do (use trigger mining for thos
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ...errors import ConfigError
@@ -68,6 +70,7 @@ def _check_float(obj: object, name: str, low: float, high: float) -> None:
 
 
 @register
+@dataclass(kw_only=True, eq=False, repr=False)
 class SpectralSignatureScanner(RepresentationScanner):
     """Spectral signatures (Tran, Li & Madry, NeurIPS 2018) on text embeddings.
 
@@ -93,22 +96,8 @@ class SpectralSignatureScanner(RepresentationScanner):
     )
     statistic_name = "tail_count"
 
-    def __init__(
-        self,
-        *,
-        fdr: float = 0.05,
-        min_class_size: int = 30,
-        z_cut: float = 3.5,
-        min_group: int = 5,
-        n_null_directions: int = 20,
-        removal_factor: float = 1.0,
-    ) -> None:
-        self.fdr = fdr
-        self.min_class_size = min_class_size
-        self.z_cut = z_cut
-        self.min_group = min_group
-        self.n_null_directions = n_null_directions
-        self.removal_factor = removal_factor
+    n_null_directions: int = 20
+    removal_factor: float = 1.0
 
     def fit_class(self, x: np.ndarray, rng: np.random.Generator) -> ClassFit:
         from scipy import stats
@@ -152,6 +141,7 @@ class SpectralSignatureScanner(RepresentationScanner):
 
 
 @register
+@dataclass(kw_only=True, eq=False, repr=False)
 class ActivationClusteringScanner(RepresentationScanner):
     """Activation clustering (Chen et al., AAAI SafeAI workshop 2019) on text embeddings.
 
@@ -184,28 +174,11 @@ class ActivationClusteringScanner(RepresentationScanner):
     )
     statistic_name = "silhouette"
 
-    def __init__(
-        self,
-        *,
-        fdr: float = 0.05,
-        min_class_size: int = 30,
-        z_cut: float = 3.5,
-        min_group: int = 5,
-        n_components: int = 10,
-        reduce: str = "pca",
-        n_null: int = 30,
-        max_cluster_fraction: float = 0.15,
-        max_fit_records: int = 1000,
-    ) -> None:
-        self.fdr = fdr
-        self.min_class_size = min_class_size
-        self.z_cut = z_cut
-        self.min_group = min_group
-        self.n_components = n_components
-        self.reduce = reduce
-        self.n_null = n_null
-        self.max_cluster_fraction = max_cluster_fraction
-        self.max_fit_records = max_fit_records
+    n_components: int = 10
+    reduce: str = "pca"
+    n_null: int = 30
+    max_cluster_fraction: float = 0.15
+    max_fit_records: int = 1000
 
     def _reduce(self, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         k = max(2, min(self.n_components, len(x) - 1, x.shape[1]))
@@ -291,6 +264,7 @@ class ActivationClusteringScanner(RepresentationScanner):
 
 
 @register
+@dataclass(kw_only=True, eq=False, repr=False)
 class SpectreScanner(RepresentationScanner):
     """SPECTRE (Hayase, Kong, Somani & Oh, ICML 2021) on text embeddings.
 
@@ -321,28 +295,11 @@ class SpectreScanner(RepresentationScanner):
     )
     statistic_name = "spread_excess"
 
-    def __init__(
-        self,
-        *,
-        fdr: float = 0.05,
-        min_class_size: int = 30,
-        z_cut: float = 3.5,
-        min_group: int = 5,
-        n_components: int = 4,
-        poison_fraction: float = 0.1,
-        que_alpha: float = 4.0,
-        n_null_directions: int = 20,
-        removal_factor: float = 1.0,
-    ) -> None:
-        self.fdr = fdr
-        self.min_class_size = min_class_size
-        self.z_cut = z_cut
-        self.min_group = min_group
-        self.n_components = n_components
-        self.poison_fraction = poison_fraction
-        self.que_alpha = que_alpha
-        self.n_null_directions = n_null_directions
-        self.removal_factor = removal_factor
+    n_components: int = 4
+    poison_fraction: float = 0.1
+    que_alpha: float = 4.0
+    n_null_directions: int = 20
+    removal_factor: float = 1.0
 
     def fit_class(self, x: np.ndarray, rng: np.random.Generator) -> ClassFit:
         _check_int(self, "min_group", 1)

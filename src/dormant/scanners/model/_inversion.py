@@ -89,6 +89,20 @@ class _Stamp:
         return ids.reshape(k * self.n, -1), self.mask.repeat(k, 1)
 
 
+@dataclass(frozen=True)
+class _Problem:
+    """What both searches share: the stamped victims, the target, the vocabulary and its bans."""
+
+    adapter: Gradients
+    stamp: _Stamp
+    target: int
+    trigger_len: int
+    y: Any
+    weight: Any
+    vocab: int
+    banned: Any
+
+
 def invert(
     adapter: Gradients,
     texts: list[str],
@@ -101,8 +115,13 @@ def invert(
     seed: int,
     deadline: float | None = None,
     exclude: set[int] | None = None,
+    optimizer: str = "dbs",
 ) -> Inversion:
-    """Search a ``trigger_len``-token trigger that sends ``texts`` to label index ``target``."""
+    """Search a ``trigger_len``-token trigger that sends ``texts`` to label index ``target``.
+
+    ``optimizer="dbs"``: DBS then greedy coordinate refinement (see the module docstring);
+    ``"gcg"``: greedy coordinate gradient search alone (:func:`invert_gcg`).
+    """
     import torch
 
     t0 = time.monotonic()
@@ -113,7 +132,30 @@ def invert(
     banned[list(adapter.special_ids() | (exclude or set()))] = True
     stamp = _Stamp(adapter, texts, trigger_len, position)
     y = torch.full((stamp.n,), target, dtype=torch.long)
-    theta = torch.zeros(trigger_len, vocab, requires_grad=True)
+    p = _Problem(adapter, stamp, target, trigger_len, y, weight, vocab, banned)
+    search = _gcg if optimizer == "gcg" else _dbs
+    current, cur_loss, cur_fr, done = search(p, steps=steps, top_k=top_k, deadline=deadline)
+    ids = tuple(int(i) for i in current)
+    return _found(adapter, target, position, ids, cur_loss[0], cur_fr[0], done, t0)
+
+
+def invert_gcg(*args: Any, **kwargs: Any) -> Inversion:
+    """Greedy coordinate gradient search (Zou et al. 2023, Algorithm 1, exhaustive variant):
+    :func:`invert` with ``optimizer="gcg"``, the same arguments.
+
+    Each step takes the gradient of the loss with respect to the one-hot trigger tokens, keeps
+    the ``top_k`` most promising substitutions per slot, evaluates every single-slot
+    substitution exactly, and keeps the best. Stops early once every victim flips with a loss
+    under 0.05.
+    """
+    return invert(*args, optimizer="gcg", **kwargs)
+
+
+def _dbs(p: _Problem, *, steps: int, top_k: int, deadline: float | None) -> tuple[Any, ...]:
+    """DBS on the relaxed trigger, then greedy coordinate refinement of its top-k tokens."""
+    import torch
+
+    theta = torch.zeros(p.trigger_len, p.vocab, requires_grad=True)
     opt = torch.optim.Adam([theta], lr=0.5)
     # DBS hyper-parameters (config of the reference implementation, fewer epochs)
     temp, max_temp, barrier, check, rollback, noise_ratio = 2.0, 2.0, 0.1, 5, 0, 10.0
@@ -137,10 +179,12 @@ def invert(
                 rollback = 0
                 barrier = min(barrier * 2, best_loss - 1e-3) if best_loss < 1e9 else barrier * 2
         logits_v = theta / temp + noise
-        logits_v = logits_v.masked_fill(banned, -1e9)
+        logits_v = logits_v.masked_fill(p.banned, -1e9)
         dist = torch.softmax(logits_v, dim=1)
-        logits = adapter.logits_from_embeds(stamp.embeds(adapter, dist @ weight), stamp.mask)
-        loss = torch.nn.functional.cross_entropy(logits, y)
+        logits = p.adapter.logits_from_embeds(
+            p.stamp.embeds(p.adapter, dist @ p.weight), p.stamp.mask
+        )
+        loss = torch.nn.functional.cross_entropy(logits, p.y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -150,100 +194,79 @@ def invert(
             scaling = True
         if last < best_loss:
             best_loss, best_theta = last, theta.detach().clone()
-        if float(dist.detach().max(dim=1).values.sum()) > trigger_len - 1e-3 and last < 0.01:
+        if float(dist.detach().max(dim=1).values.sum()) > p.trigger_len - 1e-3 and last < 0.01:
             break
-    cand = best_theta.masked_fill(banned, -1e9).topk(top_k, dim=1).indices  # L x k
+    cand = best_theta.masked_fill(p.banned, -1e9).topk(top_k, dim=1).indices  # L x k
     current = cand[:, 0].clone()
-    cur_loss, cur_fr = _eval(adapter, stamp, current.unsqueeze(0), target)
-    for j in range(trigger_len):
+    cur_loss, cur_fr = _eval(p.adapter, p.stamp, current.unsqueeze(0), p.target)
+    for j in range(p.trigger_len):
         if deadline is not None and time.monotonic() > deadline:
             break
         trials = current.unsqueeze(0).repeat(top_k, 1)
         trials[:, j] = cand[j]
-        losses, frs = _eval(adapter, stamp, trials, target)
+        losses, frs = _eval(p.adapter, p.stamp, trials, p.target)
         b = int(losses.argmin())
         if float(losses[b]) < float(cur_loss[0]):
             current = trials[b].clone()
             cur_loss, cur_fr = losses[b : b + 1], frs[b : b + 1]
-    ids = tuple(int(i) for i in current)
-    return Inversion(
-        target=target,
-        position=position,
-        token_ids=ids,
-        tokens=tuple(adapter.tokenizer.convert_ids_to_tokens(list(ids))),
-        loss=float(cur_loss[0]),
-        flip_rate=float(cur_fr[0]),
-        steps=done,
-        seconds=time.monotonic() - t0,
-    )
+    return current, cur_loss, cur_fr, done
 
 
-def invert_gcg(
-    adapter: Gradients,
-    texts: list[str],
-    target: int,
-    position: str,
-    *,
-    trigger_len: int,
-    steps: int,
-    top_k: int,
-    seed: int,
-    deadline: float | None = None,
-    exclude: set[int] | None = None,
-) -> Inversion:
-    """Greedy coordinate gradient search (Zou et al. 2023, Algorithm 1, exhaustive variant).
-
-    Each step takes the gradient of the loss with respect to the one-hot trigger tokens, keeps
-    the ``top_k`` most promising substitutions per slot, evaluates every single-slot
-    substitution exactly, and keeps the best. Stops early once every victim flips with a loss
-    under 0.05.
-    """
+def _gcg(p: _Problem, *, steps: int, top_k: int, deadline: float | None) -> tuple[Any, ...]:
+    """GCG from a trigger of ``the`` (or the first allowed token) in every slot."""
     import torch
 
-    t0 = time.monotonic()
-    torch.manual_seed(seed)
-    weight = adapter.embedding_matrix().detach()
-    vocab = weight.shape[0]
-    banned = torch.zeros(vocab, dtype=torch.bool)
-    banned[list(adapter.special_ids() | (exclude or set()))] = True
-    stamp = _Stamp(adapter, texts, trigger_len, position)
-    y = torch.full((stamp.n,), target, dtype=torch.long)
-    tok = adapter.tokenizer
+    tok = p.adapter.tokenizer
     start = tok.convert_tokens_to_ids("the")
-    if not isinstance(start, int) or bool(banned[start]):
-        start = int((~banned).nonzero()[0])
-    current = torch.full((trigger_len,), int(start), dtype=torch.long)
-    cur_loss, cur_fr = _eval(adapter, stamp, current.unsqueeze(0), target)
+    if not isinstance(start, int) or bool(p.banned[start]):
+        start = int((~p.banned).nonzero()[0])
+    current = torch.full((p.trigger_len,), int(start), dtype=torch.long)
+    cur_loss, cur_fr = _eval(p.adapter, p.stamp, current.unsqueeze(0), p.target)
     done = 0
     for step in range(steps):
         if deadline is not None and time.monotonic() > deadline:
             break
         if float(cur_loss[0]) < 0.05 and float(cur_fr[0]) >= 1.0:
             break
-        onehot = torch.nn.functional.one_hot(current, vocab).float().requires_grad_(True)
-        logits = adapter.logits_from_embeds(stamp.embeds(adapter, onehot @ weight), stamp.mask)
-        loss = torch.nn.functional.cross_entropy(logits, y)
+        onehot = torch.nn.functional.one_hot(current, p.vocab).float().requires_grad_(True)
+        logits = p.adapter.logits_from_embeds(
+            p.stamp.embeds(p.adapter, onehot @ p.weight), p.stamp.mask
+        )
+        loss = torch.nn.functional.cross_entropy(logits, p.y)
         (grad,) = torch.autograd.grad(loss, onehot)
-        grad = grad.masked_fill(banned, float("inf"))
+        grad = grad.masked_fill(p.banned, float("inf"))
         cand = (-grad).topk(top_k, dim=1).indices  # L x k
-        trials = current.unsqueeze(0).repeat(trigger_len * top_k, 1)
-        for j in range(trigger_len):
+        trials = current.unsqueeze(0).repeat(p.trigger_len * top_k, 1)
+        for j in range(p.trigger_len):
             trials[j * top_k : (j + 1) * top_k, j] = cand[j]
-        losses, frs = _eval(adapter, stamp, trials, target)
+        losses, frs = _eval(p.adapter, p.stamp, trials, p.target)
         b = int(losses.argmin())
         done = step + 1
         if float(losses[b]) >= float(cur_loss[0]):
             break
         current, cur_loss, cur_fr = trials[b].clone(), losses[b : b + 1], frs[b : b + 1]
-    ids = tuple(int(i) for i in current)
+    return current, cur_loss, cur_fr, done
+
+
+def _found(
+    adapter: Gradients,
+    target: int,
+    position: str,
+    ids: tuple[int, ...],
+    loss: Any,
+    flip: Any,
+    steps: int,
+    t0: float,
+) -> Inversion:
+    """The :class:`Inversion` of token ids ``ids`` (loss and flip rate as tensors or floats)."""
     return Inversion(
         target=target,
         position=position,
         token_ids=ids,
-        tokens=tuple(tok.convert_ids_to_tokens(list(ids))),
-        loss=float(cur_loss[0]),
-        flip_rate=float(cur_fr[0]),
-        steps=done,
+        tokens=tuple(adapter.tokenizer.convert_ids_to_tokens(list(ids))),
+        loss=float(loss),
+        flip_rate=float(flip),
+        steps=steps,
         seconds=time.monotonic() - t0,
     )
 
@@ -362,16 +385,7 @@ def evaluate_tokens(
         every["loss"], every["flip"] = losses, frs
     b = int(losses.argmin())
     ids = (int(token_ids[b]),)
-    return Inversion(
-        target=target,
-        position=position,
-        token_ids=ids,
-        tokens=tuple(adapter.tokenizer.convert_ids_to_tokens(list(ids))),
-        loss=float(losses[b]),
-        flip_rate=float(frs[b]),
-        steps=1,
-        seconds=time.monotonic() - t0,
-    )
+    return _found(adapter, target, position, ids, losses[b], frs[b], 1, t0)
 
 
 def extend_tokens(
@@ -433,13 +447,4 @@ def extend_tokens(
     losses, frs = _eval(adapter, full, trials, target)
     b = int(losses.argmin())
     ids = tuple(int(i) for i in trials[b])
-    return Inversion(
-        target=target,
-        position=position,
-        token_ids=ids,
-        tokens=tuple(adapter.tokenizer.convert_ids_to_tokens(list(ids))),
-        loss=float(losses[b]),
-        flip_rate=float(frs[b]),
-        steps=1,
-        seconds=time.monotonic() - t0,
-    )
+    return _found(adapter, target, position, ids, losses[b], frs[b], 1, t0)

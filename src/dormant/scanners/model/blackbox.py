@@ -15,6 +15,7 @@ from ...priors import PriorSource, check_priors, prior_triggers
 from ...triggers import INVISIBLE_CHARS, Position, Trigger
 from ..base import ScanContext, Scanner, ScanResult, register
 from . import decision as D
+from ._conclude import conclude
 from ._reference import Explainer, decide_explained
 from .whitebox import split_clean
 
@@ -151,29 +152,11 @@ class QueryTriggerSearchScanner(Scanner):
         if not results:
             raise InputError("No candidate could be tested within the budget; raise it.")
         explainer = Explainer(subject, opt, held, ctx.seed, enabled=self.reference_check)
-        verdict, explained, checks, before = decide_explained(
-            results, "blackbox", lambda v: v.best, explainer
-        )
-        examples: list[dict[str, str]] = []
-        b = verdict.best
-        if b is not None and b.trigger is not None:
-            _, _, examples, _ = D.replay(
-                subject.predict_proba, labels, held, b.trigger, b.label, seed=ctx.seed
-            )
+        decided = decide_explained(results, "blackbox", lambda v: v.best, explainer)
         method = "Query-based trigger search"
-        ref = [c.to_dict() for c in checks]
-        finding = D.build_finding(
-            self.name, subject.ref(), verdict, examples, method=method, reference=ref
+        finding, out = conclude(
+            self.name, subject, held, decided, results, explainer, method, capped, t0, ctx.seed
         )
-        out = D.extras(
-            verdict,
-            results,
-            examples,
-            method=method,
-            capped=capped,
-            seconds=time.monotonic() - t0,
-        )
-        out["task_explained"] = explainer.to_dict(explained, checks, before)
         return ScanResult(findings=[finding] if finding else [], extras=out)
 
     def _test(

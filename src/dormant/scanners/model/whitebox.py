@@ -15,6 +15,7 @@ from ...subjects.protocol import Subject, gradients_of
 from ...triggers import Position, Trigger
 from ..base import ScanContext, Scanner, ScanResult, register
 from . import decision as D
+from ._conclude import conclude
 from ._reference import Explainer, decide_explained
 from ._support import TaskSupport
 from ._whitebox_proof import ProofSteps, _Search, _text
@@ -404,30 +405,21 @@ class TriggerInversionScanner(ProofSteps, Scanner):
             results.append(r)
         st = _Search(subject, opt, pred, spred, held, hpred, best, natural, ctx, support)
         explainer = Explainer(subject, opt, held, ctx.seed, enabled=self.reference_check)
-        verdict, explained, checks, before = decide_explained(
-            results, "whitebox", lambda v: self._proof(st, v), explainer
-        )
-        examples: list[dict[str, str]] = []
-        if verdict.best is not None and verdict.best.trigger is not None:
-            b = verdict.best
-            assert b.trigger is not None
-            _, _, examples, _ = D.replay(
-                subject.predict_proba, labels, held, b.trigger, b.label, seed=ctx.seed, before=hpred
-            )
+        decided = decide_explained(results, "whitebox", lambda v: self._proof(st, v), explainer)
         method = f"Trigger inversion ({self.optimizer.upper()})"
-        ref = [c.to_dict() for c in checks]
-        finding = D.build_finding(
-            self.name, subject.ref(), verdict, examples, method=method, reference=ref
-        )
-        out = D.extras(
-            verdict,
+        finding, out = conclude(
+            self.name,
+            subject,
+            held,
+            decided,
             results,
-            examples,
-            method=method,
-            capped=capped,
-            seconds=time.monotonic() - t0,
+            explainer,
+            method,
+            capped,
+            t0,
+            ctx.seed,
+            hpred,
         )
-        out["task_explained"] = explainer.to_dict(explained, checks, before)
         out["label_features"] = D.label_rows(results, "whitebox")
         out["task_features"] = self._task_features(st, task_tokens)
         return ScanResult(findings=[finding] if finding else [], extras=out)
