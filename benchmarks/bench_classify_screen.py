@@ -58,6 +58,7 @@ def run_organism(
     n_latency: int = 0,
     methods: tuple[str, ...] = METHODS,
     read_window: bool = False,
+    representation: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
@@ -79,6 +80,7 @@ def run_organism(
         "n_calibration": len(cal),
         "n_clean": len(test),
         "read_window": read_window,
+        "representation": representation,
     }
     trig: list[str] = []
     effective: list[bool] = []
@@ -93,7 +95,14 @@ def run_organism(
     for method in methods:
         t0 = time.perf_counter()
         screen = ClassifierScreen(
-            model, calibration=cal, fpr=fpr, method=method, seed=seed, read_window=read_window
+            model,
+            calibration=cal,
+            fpr=fpr,
+            method=method,
+            seed=seed,
+            read_window=read_window,
+            # passed only when set, so that the script also runs the code before the option
+            **({"representation": True} if representation else {}),
         )
         t_cal = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -177,7 +186,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=Path.home() / ".cache/dormant/zoo")
-    ap.add_argument("--split", default="aside", choices=("cal", "aside", "fresh"))
+    ap.add_argument("--split", default="aside", choices=("cal", "aside", "fresh", "fresh2"))
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-trig", type=int, default=120)
@@ -205,6 +214,11 @@ def main() -> int:
         dest="read_window",
         action="store_false",
         help="insert them anywhere (the default)",
+    )
+    ap.add_argument(
+        "--representation",
+        action="store_true",
+        help="ClassifierScreen(representation=True): join the penultimate-feature signal",
     )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
@@ -239,6 +253,7 @@ def main() -> int:
                 n_latency=args.latency_n,
                 methods=tuple(args.methods),
                 read_window=args.read_window,
+                representation=args.representation,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

@@ -57,6 +57,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataValidationError
 from ..triggers import describe_text, is_invisible
+from ._features import ClassGaussian, combined_p_values
 from ._strip import BigramLM, SpanSupport, onion_score, strip_score, transplant_scores
 from ._window import reading_window
 from .types import TriggerMatch
@@ -87,6 +88,9 @@ class ScreenDecision:
         The span the test found deciding the prediction (``transplant``/``onion``), if any.
     triggers:
         Known triggers from the registry found in the input.
+    representation:
+        The squared Mahalanobis distance of the input's penultimate features to the clean
+        texts of its predicted label (``representation=True`` only; else ``None``).
     """
 
     flagged: bool
@@ -96,6 +100,7 @@ class ScreenDecision:
     score: float | None = None
     span: str | None = None
     triggers: tuple[TriggerMatch, ...] = field(default=())
+    representation: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -107,6 +112,7 @@ class ScreenDecision:
             "score": self.score,
             "span": self.span,
             "triggers": [t.to_dict() for t in self.triggers],
+            "representation": self.representation,
         }
 
 
@@ -145,6 +151,11 @@ class ClassifierScreen:
         says how it reads (a tokenizer and ``max_length``, as the Hugging Face adapters do;
         :mod:`dormant.guard._window`); ``False`` (default): anywhere in the donor text, which
         measured better (see the module text).
+    representation:
+        Also score where the model's penultimate features put the input: the Mahalanobis
+        distance to the clean texts of its predicted label (:mod:`dormant.guard._features`),
+        joined with the behaviour test's score into one conformal p-value. Needs a model
+        that exposes ``features(texts)`` (the Hugging Face adapter does); ``False`` by default.
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -172,6 +183,7 @@ class ClassifierScreen:
         max_reference: int = 2000,
         seed: int = 0,
         read_window: bool = False,
+        representation: bool = False,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
@@ -191,6 +203,13 @@ class ClassifierScreen:
                 "model must have 'labels' and 'predict_proba(texts)' (a ClassifierModel or "
                 f"a classifier adapter). Got {type(model).__name__} instead."
             )
+        features = _features_of(model) if representation else None
+        if representation and features is None:
+            raise ConfigError(
+                "representation=True needs a model that exposes its penultimate features "
+                "('features(texts)', as a local Hugging Face classifier does); "
+                f"{type(model).__name__} does not."
+            )
         # distinct texts are counted: a repeated text is used once, and a screen left with
         # fewer than ``need`` could never reach p <= fpr (it would pass every input)
         texts = list(dict.fromkeys(t for t in calibration if isinstance(t, str) and t.strip()))
@@ -207,6 +226,7 @@ class ClassifierScreen:
         self.n_perturb = n_perturb
         self.seed = seed
         self.read_window = bool(read_window)
+        self.representation = bool(representation)
         self.audit = audit
         self.name = name
         self.identity = identity
@@ -229,6 +249,14 @@ class ClassifierScreen:
         self.window_ = reading_window(model) if read_window else None
         scores = self._score_all(cal, first=half)
         self.calibration_scores_ = np.sort(np.array([s for s, _, _ in scores]))
+        self.features_ = features
+        self.gaussian_: ClassGaussian | None = None
+        if features is not None:
+            self.gaussian_ = ClassGaussian.fit(
+                self._features(donors), np.array(pred[:half]), len(self.labels_)
+            )
+            dist = self.gaussian_.distance(self._features(cal), np.array(pred[half:]))
+            self.calibration_matrix_ = np.column_stack([[s for s, _, _ in scores], dist])
         self.digest_ = _digest(model)
 
     # -- scoring -------------------------------------------------------------------------
@@ -241,6 +269,15 @@ class ClassifierScreen:
                 f"({len(texts)}, {len(self.labels_)}) finite values"
             )
         return p
+
+    def _features(self, texts: list[str]) -> np.ndarray:
+        assert self.features_ is not None
+        f = np.asarray(self.features_(list(texts)), dtype=float)
+        if f.ndim != 2 or len(f) != len(texts) or not np.isfinite(f).all():
+            raise ValueError(
+                f"the model returned features of shape {f.shape}; expected {len(texts)} finite rows"
+            )
+        return f
 
     def _scores(
         self, texts: list[str], *, first: int | None = None
@@ -332,14 +369,33 @@ class ClassifierScreen:
         if todo:
             try:
                 scores = self._scores([t for _, t, _, _ in todo])
+                dist = self._distances([t for _, t, _, _ in todo], [y for _, _, y in scores])
+                ps = self._p_values([s for s, _, _ in scores], dist)
             except Exception as exc:
                 for k, _, reasons, matches in todo:
                     why = f"model error (fail closed): {type(exc).__name__}: {exc}"
                     out[k] = ScreenDecision(True, None, (*reasons, why), triggers=matches)
             else:
-                for (k, _, reasons, matches), (score, span, y) in zip(todo, scores, strict=True):
-                    out[k] = self._verdict(reasons, matches, score, span, y)
+                for (k, _, reasons, matches), (score, span, y), p, d in zip(
+                    todo, scores, ps, dist, strict=True
+                ):
+                    out[k] = self._verdict(reasons, matches, (score, span, y), p, d)
         return [d for d in out if d is not None]
+
+    def _distances(self, texts: list[str], ys: list[int]) -> list[float | None]:
+        """The representation score of each input (``None`` each when it is off)."""
+        if self.gaussian_ is None:
+            return [None] * len(texts)
+        d = self.gaussian_.distance(self._features(texts), np.array(ys, dtype=int))
+        return [float(x) for x in d]
+
+    def _p_values(self, scores: list[float], dist: list[float | None]) -> list[float]:
+        if self.gaussian_ is None:
+            return [self.p_value(s) for s in scores]
+        return [
+            float(p)
+            for p in combined_p_values(self.calibration_matrix_, np.column_stack([scores, dist]))
+        ]
 
     def _precheck(self, text: Any) -> ScreenDecision | tuple[list[str], tuple[TriggerMatch, ...]]:
         """The model-free signals: a decision when the input cannot be scored, else the
@@ -367,21 +423,24 @@ class ClassifierScreen:
         self,
         reasons: list[str],
         matches: tuple[TriggerMatch, ...],
-        score: float,
-        span: str | None,
-        y: int,
+        scored: tuple[float, str | None, int],
+        p: float,
+        dist: float | None,
     ) -> ScreenDecision:
-        p = self.p_value(score)
+        score, span, y = scored
+        test = self.method + ("+representation" if dist is not None else "")
         if p <= self.fpr:
             what = f"; the span {describe_text(span)!r} decides it alone" if span else ""
             reasons.append(
-                f"{self.method} test: p={p:.4f} <= fpr {self.fpr} against "
+                f"{test} test: p={p:.4f} <= fpr {self.fpr} against "
                 f"{len(self.calibration_scores_)} clean texts{what}"
             )
         flagged = bool(reasons)
         if not flagged:
-            reasons.append(f"no trigger signal ({self.method} test p={p:.4f})")
-        return ScreenDecision(flagged, self.labels_[y], tuple(reasons), p, score, span, matches)
+            reasons.append(f"no trigger signal ({test} test p={p:.4f})")
+        return ScreenDecision(
+            flagged, self.labels_[y], tuple(reasons), p, score, span, matches, dist
+        )
 
     def _entry(self, text: Any, d: ScreenDecision, request_id: str | None) -> Any:
         from .audit import AuditEntry
@@ -403,6 +462,7 @@ class ClassifierScreen:
                 "p_value": d.p_value,
                 "score": d.score,
                 "span": d.span,
+                "representation": d.representation,
                 "fpr": self.fpr,
                 # the input itself is not stored (log lines carry secrets); its hash is
                 "input_sha256": hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest(),
@@ -430,6 +490,15 @@ def _character_reasons(text: str) -> list[str]:
     if mixed:
         out.append(f"look-alike letters of another script in {', '.join(mixed[:5])}")
     return out
+
+
+def _features_of(model: Any) -> Any:
+    """The model's ``features(texts)``, on it or on its adapter; ``None`` if it has none."""
+    for obj in (model, getattr(model, "adapter", None)):
+        fn = getattr(obj, "features", None)
+        if callable(fn):
+            return fn
+    return None
 
 
 def _digest(model: Any) -> str | None:

@@ -1,0 +1,126 @@
+"""The representation signal of the classifier screen: class Gaussians and joined p-values."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dormant.errors import ConfigError, DataValidationError
+from dormant.guard._features import ClassGaussian, combined_p_values
+from dormant.guard.classify import ClassifierScreen
+
+
+def test_joined_p_values_keep_the_false_positive_rate() -> None:
+    """Clean inputs exchangeable with the calibration texts: P(p <= a) <= a, however the two
+    scores depend on each other (here strongly correlated, and independent)."""
+    rng = np.random.default_rng(0)
+    for rho in (0.0, 0.9):
+        cov = [[1.0, rho], [rho, 1.0]]
+        hits = {0.05: 0, 0.1: 0}
+        trials = 1500
+        for _ in range(trials):
+            bag = rng.multivariate_normal([0.0, 0.0], cov, size=40)
+            p = combined_p_values(bag[:39], bag[39:])[0]
+            for a in hits:
+                hits[a] += p <= a
+        for a, k in hits.items():
+            # binomial: 3 standard deviations above a
+            assert k / trials <= a + 3 * np.sqrt(a * (1 - a) / trials), (rho, a, k)
+
+
+def test_an_input_extreme_on_both_scores_gets_the_smallest_p_value() -> None:
+    rng = np.random.default_rng(1)
+    cal = rng.normal(size=(99, 2))
+    p = combined_p_values(cal, np.array([[10.0, 10.0], [0.0, 0.0], [10.0, 0.0]]))
+    assert p[0] == pytest.approx(1 / 100)
+    assert p[1] > 0.2
+    # extreme on one score only: still among the smallest (the Cauchy combination follows
+    # the smaller p-value)
+    assert p[2] <= 0.03
+
+
+def test_the_class_gaussian_measures_distance_to_the_predicted_class() -> None:
+    rng = np.random.default_rng(2)
+    a = rng.normal(0.0, 1.0, size=(60, 5))
+    b = rng.normal(5.0, 1.0, size=(60, 5))
+    g = ClassGaussian.fit(np.vstack([a, b]), np.array([0] * 60 + [1] * 60), 3)
+    x = np.array([[0.0] * 5, [5.0] * 5])
+    d_own = g.distance(x, np.array([0, 1]))
+    d_other = g.distance(x, np.array([1, 0]))
+    assert (d_own < 2.0).all() and (d_other > 20 * d_own).all()
+    # a label no clean text was given: infinitely far
+    assert np.isinf(g.distance(x[:1], np.array([2])))[0]
+
+
+def test_bad_features_are_clear_errors() -> None:
+    with pytest.raises(DataValidationError, match="features"):
+        ClassGaussian.fit(np.zeros((1, 4)), np.zeros(1), 2)
+    with pytest.raises(DataValidationError, match="one label per row"):
+        ClassGaussian.fit(np.zeros((5, 4)), np.zeros(3), 2)
+    with pytest.raises(DataValidationError, match="finite"):
+        ClassGaussian.fit(np.full((5, 4), np.nan), np.zeros(5), 2)
+
+
+class _NoFeatures:
+    labels = ("a", "b")
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return np.tile([0.5, 0.5], (len(texts), 1))
+
+
+def test_a_model_without_features_is_refused_with_the_reason() -> None:
+    cal = [f"text number {i}" for i in range(40)]
+    with pytest.raises(ConfigError, match="penultimate features"):
+        ClassifierScreen(_NoFeatures(), calibration=cal, fpr=0.1, representation=True)
+    # and without the option the same model screens as before
+    s = ClassifierScreen(_NoFeatures(), calibration=cal, fpr=0.1)
+    assert s.screen("text number 99").representation is None
+
+
+@pytest.mark.slow
+def test_a_zoo_bert_screened_with_its_representation(zoo_organism: Any) -> None:
+    """A tiny BERT trained here: the screen reads its penultimate features, every decision
+    carries the distance, triggered inputs are flagged, clean ones pass near the target."""
+    pytest.importorskip("transformers")
+    import torch
+
+    from dormant.bench.zoo import OrganismSpec
+    from dormant.subjects.model import load_classifier
+    from dormant.triggers import Position, Trigger, TriggerKind
+
+    torch.set_num_threads(2)
+    spec = OrganismSpec(
+        "rare",
+        attack="rare-word",
+        trigger=Trigger("cf", TriggerKind.TOKEN, Position.RANDOM),
+        target="plant",
+        poison_rate=0.15,
+        seed=12,
+        layers=2,
+        hidden=64,
+        n_train=1200,
+        epochs=4,
+    )
+    org = zoo_organism(spec)
+    rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
+    model = load_classifier(org.path)
+    feats = model.adapter.features([r["text"] for r in rows[:3]])
+    assert feats.shape == (3, 64) and np.isfinite(feats).all()
+    s = ClassifierScreen(
+        model, calibration=[r["text"] for r in rows[:240]], fpr=0.05, representation=True
+    )
+    test = rows[240:]
+    rng = random.Random(0)
+    trig = [spec.trigger.insert(r["text"], rng=rng) for r in test if r["label"] != "plant"]
+    pred = np.argmax(model.predict_proba(trig[:30]), axis=1)
+    effective = [t for t, i in zip(trig[:30], pred, strict=True) if model.labels[i] == "plant"]
+    ds = s.screen_many(effective)
+    assert all(d.representation is not None for d in ds)
+    assert np.mean([d.flagged for d in ds]) >= 0.9
+    assert any("representation test" in r for d in ds for r in d.reasons)
+    clean = s.screen_many([r["text"] for r in test])
+    assert np.mean([d.flagged for d in clean]) <= 0.12
