@@ -114,6 +114,10 @@ def run_organism(
             "clean_flagged": int(sum(d.flagged for d in dc)),
             "clean_flagged_model": int(sum(_model_test(d) for d in dc)),
         }
+        if representation:
+            # the same screen's decision without the representation signal (the default
+            # screen: its behaviour score and calibration are computed the same way)
+            res["clean_flagged_without_rep"] = int(sum(_without_rep(screen, d) for d in dc))
         if n_latency:
             # the same inputs one call at a time (no batching across inputs), for comparison
             t0 = time.perf_counter()
@@ -128,6 +132,8 @@ def run_organism(
             res["trig_flagged"] = int(sum(d.flagged for d in dt))
             res["eff_flagged"] = int(sum(d.flagged for d in eff))
             res["eff_flagged_model"] = int(sum(_model_test(d) for d in eff))
+            if representation:
+                res["eff_flagged_without_rep"] = int(sum(_without_rep(screen, d) for d in eff))
         out[method] = res
         print(f"  {spec.name} {method}: {res}", file=sys.stderr, flush=True)
     return out
@@ -135,6 +141,12 @@ def run_organism(
 
 def _model_test(d: Any) -> bool:
     return any(" test: p=" in r for r in d.reasons)
+
+
+def _without_rep(screen: Any, d: Any) -> bool:
+    """Whether the screen flags ``d`` on its other signals and its behaviour score alone."""
+    other = [r for r in d.reasons if " test: p=" not in r and not r.startswith("no trigger")]
+    return bool(other) or (d.score is not None and screen.p_value(d.score) <= screen.fpr)
 
 
 def clopper_pearson(k: int, n: int) -> list[float]:
@@ -149,6 +161,21 @@ def clopper_pearson(k: int, n: int) -> list[float]:
 
 def _one_by_one(results: list[dict[str, Any]], m: str) -> list[float]:
     return [r[m]["latency_ms_one_by_one"] for r in results if "latency_ms_one_by_one" in r[m]]
+
+
+def _without_rep_rates(
+    results: list[dict[str, Any]], m: str, n_clean: int, n_eff: int
+) -> dict[str, Any]:
+    if not all("clean_flagged_without_rep" in r[m] for r in results):
+        return {}
+    fp = sum(r[m]["clean_flagged_without_rep"] for r in results)
+    tp = sum(r[m].get("eff_flagged_without_rep", 0) for r in results)
+    return {
+        "fpr_without_rep": fp / n_clean,
+        "fpr_without_rep_ci95": clopper_pearson(fp, n_clean),
+        "tpr_effective_without_rep": tp / max(1, n_eff),
+        "tpr_effective_without_rep_ci95": clopper_pearson(tp, n_eff),
+    }
 
 
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -175,6 +202,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
             "tpr_effective_ci95": clopper_pearson(
                 sum(r[m].get("eff_flagged", 0) for r in results), n_eff
             ),
+            **_without_rep_rates(results, m, n_clean, n_eff),
             "n_clean": n_clean,
             "n_effective": n_eff,
             "n_triggered": n_trig,

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dormant.errors import ConfigError, DataValidationError
-from dormant.guard._features import ClassGaussian, combined_p_values
+from dormant.errors import ConfigError
+from dormant.guard._features import collapse, combined_p_values
 from dormant.guard.classify import ClassifierScreen
 
 
@@ -43,26 +43,15 @@ def test_an_input_extreme_on_both_scores_gets_the_smallest_p_value() -> None:
     assert p[2] <= 0.03
 
 
-def test_the_class_gaussian_measures_distance_to_the_predicted_class() -> None:
+def test_collapse_is_higher_for_donors_that_sit_together() -> None:
     rng = np.random.default_rng(2)
-    a = rng.normal(0.0, 1.0, size=(60, 5))
-    b = rng.normal(5.0, 1.0, size=(60, 5))
-    g = ClassGaussian.fit(np.vstack([a, b]), np.array([0] * 60 + [1] * 60), 3)
-    x = np.array([[0.0] * 5, [5.0] * 5])
-    d_own = g.distance(x, np.array([0, 1]))
-    d_other = g.distance(x, np.array([1, 0]))
-    assert (d_own < 2.0).all() and (d_other > 20 * d_own).all()
-    # a label no clean text was given: infinitely far
-    assert np.isinf(g.distance(x[:1], np.array([2])))[0]
-
-
-def test_bad_features_are_clear_errors() -> None:
-    with pytest.raises(DataValidationError, match="features"):
-        ClassGaussian.fit(np.zeros((1, 4)), np.zeros(1), 2)
-    with pytest.raises(DataValidationError, match="one label per row"):
-        ClassGaussian.fit(np.zeros((5, 4)), np.zeros(3), 2)
-    with pytest.raises(DataValidationError, match="finite"):
-        ClassGaussian.fit(np.full((5, 4), np.nan), np.zeros(5), 2)
+    spread = rng.normal(0.0, 1.0, size=(16, 8))
+    together = 3.0 + rng.normal(0.0, 0.05, size=(16, 8))
+    assert collapse(together) > collapse(spread) + 5
+    # a scale of the whole space moves every text alike (compared only within one model)
+    assert collapse(2 * together) == pytest.approx(collapse(together) - np.log(4))
+    with pytest.raises(ValueError, match="n >= 2"):
+        collapse(np.zeros((1, 4)))
 
 
 class _NoFeatures:
@@ -76,6 +65,10 @@ def test_a_model_without_features_is_refused_with_the_reason() -> None:
     cal = [f"text number {i}" for i in range(40)]
     with pytest.raises(ConfigError, match="penultimate features"):
         ClassifierScreen(_NoFeatures(), calibration=cal, fpr=0.1, representation=True)
+    with pytest.raises(ConfigError, match="method='transplant'"):
+        ClassifierScreen(
+            _NoFeatures(), calibration=cal, fpr=0.1, method="strip", representation=True
+        )
     # and without the option the same model screens as before
     s = ClassifierScreen(_NoFeatures(), calibration=cal, fpr=0.1)
     assert s.screen("text number 99").representation is None
@@ -84,7 +77,8 @@ def test_a_model_without_features_is_refused_with_the_reason() -> None:
 @pytest.mark.slow
 def test_a_zoo_bert_screened_with_its_representation(zoo_organism: Any) -> None:
     """A tiny BERT trained here: the screen reads its penultimate features, every decision
-    carries the distance, triggered inputs are flagged, clean ones pass near the target."""
+    carries the collapse score, triggered inputs are flagged, clean ones pass near the
+    target, and the trigger's donors collapse tighter than clean texts' do."""
     pytest.importorskip("transformers")
     import torch
 
@@ -124,3 +118,5 @@ def test_a_zoo_bert_screened_with_its_representation(zoo_organism: Any) -> None:
     assert any("representation test" in r for d in ds for r in d.reasons)
     clean = s.screen_many([r["text"] for r in test])
     assert np.mean([d.flagged for d in clean]) <= 0.12
+    rep = [d.representation for d in clean if d.representation is not None]
+    assert np.median([d.representation for d in ds]) > np.quantile(rep, 0.9)

@@ -1,17 +1,18 @@
-"""A second signal for the classifier screen: where the model's own representation puts an input.
+"""A second signal for the classifier screen, read from the model's own representation.
 
-The transplant test (:mod:`dormant.guard._strip`) reads only the label's confidence, and a
-trigger and a clean decisive word of the target class can both drive it to the model's
-ceiling. A trigger-driven input is, however, not a natural member of the class it is sent
-to: in the penultimate features a backdoored model gives poisoned inputs their own region
-(the separation activation clustering exploits, Chen et al. 2019, "Detecting Backdoor Attacks
-on Deep Neural Networks by Activation Clustering"; Beatrix, Ma et al. NDSS 2023, tests the
-same departure with Gram matrices). The score here is the Mahalanobis distance of the input's
-penultimate features to the clean texts the model gives its predicted label, under the
-class-conditional Gaussian with a tied covariance of Lee et al. (NeurIPS 2018, "A Simple
-Unified Framework for Detecting Out-of-Distribution Samples and Adversarial Attacks"), its
-covariance shrunk by Ledoit & Wolf (2004) (:class:`sklearn.covariance.LedoitWolf`) because
-the reference texts are few next to the feature dimension.
+The transplant test (:mod:`dormant.guard._strip`) reads only the label's confidence: it
+inserts the input's deciding span into clean donor texts of other classes and measures how
+far their label moves. A trigger and a clean decisive word of the target class can both
+drive it to the model's confidence ceiling, where that test cannot tell them apart. What a
+trigger does beyond that is *override* the rest of the text: a backdoored model maps
+poisoned inputs, whatever else they say, to one tight region of its penultimate features —
+the separation activation clustering detects in training data (Chen et al. 2019, "Detecting
+Backdoor Attacks on Deep Neural Networks by Activation Clustering"; the spectral signature
+of Tran, Li & Madry, NeurIPS 2018) and STRIP's premise of an input-agnostic trigger (Gao et
+al. 2019). :func:`collapse` measures it on the donors the span moved: the minus log mean
+squared distance of their penultimate features to their centroid (higher = tighter). Per
+model it is compared only with the same statistic of clean calibration texts, so its scale
+needs no cut-off.
 
 Two scores of one input are joined into one conformal p-value by
 :func:`combined_p_values`: each score is ranked within the bag of the calibration texts plus
@@ -19,77 +20,39 @@ the input (a full-conformal conformity measure, Vovk, Gammerman & Shafer 2005, c
 function of the bag and the point keeps the p-value valid), the ranks become p-values and
 are combined by the Cauchy combination of Liu & Xie (JASA 2020, "Cauchy Combination Test"),
 and the input's combined statistic is ranked among the bag's. Under exchangeability of the
-input with the calibration texts, ``P(p <= a) <= a`` exactly, whatever the dependence
-between the two scores — unlike a Bonferroni min-p at ``a / 2``, it needs no more
-calibration texts than one score does.
+input with the calibration texts, ``P(p <= a) <= a`` whatever the dependence between the
+two scores; unlike a Bonferroni min-p at ``a / 2`` it needs no more calibration texts than
+one score does. Written here (a few lines of numpy) because the conformal packages at hand
+(MAPIE, crepes) calibrate one score of a fitted predictor, not several scores of one input.
+
+Also measured during development (class-conditional Gaussian / Mahalanobis distance of the
+input's penultimate features to its predicted class, Lee et al. NeurIPS 2018): triggered
+inputs sit *closer* to the target class's mean than clean inputs to theirs, so it does not
+flag them (BENCHMARKS.md, "A signal beyond the label's confidence").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 import numpy as np
 
-from ..errors import DataValidationError
 
+def collapse(features: np.ndarray) -> float:
+    """``-log`` of the mean squared distance of the rows of ``features`` to their centroid.
 
-@dataclass(frozen=True)
-class ClassGaussian:
-    """Class means and a shared (shrunk) precision of clean penultimate features.
-
-    Attributes
-    ----------
-    means:
-        ``(k, d)`` class means; a class with no reference text has a row of NaN (any input
-        predicted as it gets distance ``inf``).
-    precision:
-        ``(d, d)`` inverse of the shared Ledoit-Wolf covariance.
+    Higher = the rows (the donor texts with one span inserted) sit closer together. Needs at
+    least two finite rows.
     """
-
-    means: np.ndarray
-    precision: np.ndarray
-
-    @classmethod
-    def fit(cls, features: np.ndarray, labels: np.ndarray, n_labels: int) -> ClassGaussian:
-        """Fit on clean features and the model's own labels for them.
-
-        Raises
-        ------
-        DataValidationError
-            Fewer than two feature rows, or rows of another shape than ``labels``.
-        """
-        from sklearn.covariance import LedoitWolf
-
-        f = np.asarray(features, dtype=float)
-        y = np.asarray(labels, dtype=int)
-        if f.ndim != 2 or len(f) < 2 or len(y) != len(f) or not np.isfinite(f).all():
-            raise DataValidationError(
-                f"features: expected a finite (n >= 2, d) array with one label per row; got "
-                f"shape {f.shape} and {len(y)} labels."
-            )
-        means = np.full((n_labels, f.shape[1]), np.nan)
-        centred = np.empty_like(f)
-        for c in range(n_labels):
-            rows = y == c
-            if rows.any():
-                means[c] = f[rows].mean(axis=0)
-                centred[rows] = f[rows] - means[c]
-        lw = LedoitWolf(assume_centered=True).fit(centred)
-        return cls(means, np.asarray(lw.precision_))
-
-    def distance(self, features: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """Squared Mahalanobis distance of each row to the mean of its label."""
-        f = np.asarray(features, dtype=float)
-        y = np.asarray(labels, dtype=int)
-        if len(f) == 0:
-            return np.zeros(0)
-        d = f - self.means[y]
-        out = np.einsum("ij,jk,ik->i", d, self.precision, d)
-        return np.where(np.isfinite(out), out, np.inf)
+    f = np.asarray(features, dtype=float)
+    if f.ndim != 2 or len(f) < 2 or not np.isfinite(f).all():
+        raise ValueError(f"features: need a finite (n >= 2, d) array; got shape {f.shape}")
+    spread = float(((f - f.mean(axis=0)) ** 2).sum(axis=1).mean())
+    return -math.log(spread + 1e-12)
 
 
 def _rank_p(column: np.ndarray) -> np.ndarray:
-    """``(#{j: x_j >= x_i}) / n`` within one column (self counted): small = extreme."""
+    """``#{j: x_j >= x_i} / n`` within one column (self counted): small = extreme."""
     s = np.sort(column)
     return (len(s) - np.searchsorted(s, column, side="left")) / len(s)
 
@@ -117,6 +80,11 @@ def combined_p_values(calibration: np.ndarray, scores: np.ndarray) -> np.ndarray
     """
     cal = np.asarray(calibration, dtype=float)
     x = np.asarray(scores, dtype=float)
+    if cal.ndim != 2 or x.ndim != 2 or cal.shape[1] != x.shape[1] or np.isnan(x).any():
+        raise ValueError(
+            f"scores: expected (t, {cal.shape[-1]}) numbers against calibration of shape "
+            f"{cal.shape}; got shape {x.shape}"
+        )
     out = np.empty(len(x))
     for i, row in enumerate(x):
         bag = np.vstack([cal, row[None, :]])
@@ -126,4 +94,4 @@ def combined_p_values(calibration: np.ndarray, scores: np.ndarray) -> np.ndarray
     return out
 
 
-__all__ = ["ClassGaussian", "combined_p_values"]
+__all__ = ["collapse", "combined_p_values"]

@@ -57,14 +57,25 @@ import numpy as np
 
 from ..errors import ConfigError, DataValidationError
 from ..triggers import describe_text, is_invisible
-from ._features import ClassGaussian, combined_p_values
-from ._strip import BigramLM, SpanSupport, onion_score, strip_score, transplant_scores
+from ._features import collapse, combined_p_values
+from ._strip import (
+    BigramLM,
+    SpanEvidence,
+    SpanSupport,
+    onion_score,
+    strip_score,
+    transplant_evidence,
+)
 from ._window import reading_window
 from .types import TriggerMatch
 
 METHODS = ("transplant", "strip", "onion")
 #: inputs whose perturbations share one forward pass (bounds the memory of one pass)
 CHUNK = 32
+#: per input: the behaviour score, the span it found (or ``None``), the predicted class
+Scored = list[tuple[float, str | None, int]]
+#: per input: the representation score, ``None`` when that signal is off
+Reps = list[float | None]
 
 
 @dataclass(frozen=True)
@@ -89,8 +100,8 @@ class ScreenDecision:
     triggers:
         Known triggers from the registry found in the input.
     representation:
-        The squared Mahalanobis distance of the input's penultimate features to the clean
-        texts of its predicted label (``representation=True`` only; else ``None``).
+        How tightly the donors moved by :attr:`span` collapse in the model's penultimate
+        features (higher = tighter; ``representation=True`` only, else ``None``).
     """
 
     flagged: bool
@@ -152,10 +163,11 @@ class ClassifierScreen:
         :mod:`dormant.guard._window`); ``False`` (default): anywhere in the donor text, which
         measured better (see the module text).
     representation:
-        Also score where the model's penultimate features put the input: the Mahalanobis
-        distance to the clean texts of its predicted label (:mod:`dormant.guard._features`),
-        joined with the behaviour test's score into one conformal p-value. Needs a model
-        that exposes ``features(texts)`` (the Hugging Face adapter does); ``False`` by default.
+        Also score how tightly the donor texts the found span moved collapse in the model's
+        penultimate features (:mod:`dormant.guard._features`), joined with the transplant
+        score into one conformal p-value. Needs ``method="transplant"`` and a model that
+        exposes ``features(texts)`` (the Hugging Face adapter does); ``False`` by default,
+        as it measured worse on held-out models (BENCHMARKS.md).
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -204,6 +216,11 @@ class ClassifierScreen:
                 f"a classifier adapter). Got {type(model).__name__} instead."
             )
         features = _features_of(model) if representation else None
+        if representation and method != "transplant":
+            raise ConfigError(
+                f"representation=True reads the donors the transplant test moved; it needs "
+                f"method='transplant'. Got method={method!r}."
+            )
         if representation and features is None:
             raise ConfigError(
                 "representation=True needs a model that exposes its penultimate features "
@@ -247,16 +264,11 @@ class ClassifierScreen:
         self.support_ = SpanSupport(donors + cal, pred, len(self.labels_))
         self.lm_ = BigramLM(donors) if method == "onion" else None
         self.window_ = reading_window(model) if read_window else None
-        scores = self._score_all(cal, first=half)
-        self.calibration_scores_ = np.sort(np.array([s for s, _, _ in scores]))
         self.features_ = features
-        self.gaussian_: ClassGaussian | None = None
+        scores, reps = self._score_all(cal, first=half)
+        self.calibration_scores_ = np.sort(np.array([s for s, _, _ in scores]))
         if features is not None:
-            self.gaussian_ = ClassGaussian.fit(
-                self._features(donors), np.array(pred[:half]), len(self.labels_)
-            )
-            dist = self.gaussian_.distance(self._features(cal), np.array(pred[half:]))
-            self.calibration_matrix_ = np.column_stack([[s for s, _, _ in scores], dist])
+            self.calibration_matrix_ = np.column_stack([[s for s, _, _ in scores], reps])
         self.digest_ = _digest(model)
 
     # -- scoring -------------------------------------------------------------------------
@@ -279,11 +291,10 @@ class ClassifierScreen:
             )
         return f
 
-    def _scores(
-        self, texts: list[str], *, first: int | None = None
-    ) -> list[tuple[float, str | None, int]]:
-        """Scores of ``texts``; ``first``: they are the support texts ``first, first + 1,
-        ...`` (calibration texts), each left out of its own support."""
+    def _scores(self, texts: list[str], *, first: int | None = None) -> tuple[Scored, Reps]:
+        """Scores of ``texts`` and their representation scores (``None`` each when that
+        signal is off); ``first``: they are the support texts ``first, first + 1, ...``
+        (calibration texts), each left out of its own support."""
         rngs = [random.Random(f"{self.seed}:{t}") for t in texts]
         if self.method == "transplant":
             sup = self.support_
@@ -292,19 +303,23 @@ class ClassifierScreen:
                 if first is None
                 else [functools.partial(sup, exclude=first + i) for i in range(len(texts))]
             )
-            return list(
-                transplant_scores(
-                    texts,
-                    self._predict,
-                    self.donors_,
-                    rngs=rngs,
-                    n_donors=self.n_perturb,
-                    support=supports,
-                    window=self.window_,
-                )
+            evidence = transplant_evidence(
+                texts,
+                self._predict,
+                self.donors_,
+                rngs=rngs,
+                n_donors=self.n_perturb,
+                support=supports,
+                window=self.window_,
             )
+            bests = [max(ev, key=lambda e: e.score()) if ev else None for _, ev in evidence]
+            scored: Scored = [
+                (b.score(), b.span, y) if b is not None else (0.0, "", y)
+                for (y, _), b in zip(evidence, bests, strict=True)
+            ]
+            return scored, self._collapse(bests)
         ys = np.argmax(self._predict(texts), axis=1).tolist() if texts else []
-        out: list[tuple[float, str | None, int]] = []
+        out: Scored = []
         for text, rng, y in zip(texts, rngs, ys, strict=True):
             if self.method == "strip":
                 d = [t for t, _ in self.donors_]
@@ -315,13 +330,31 @@ class ClassifierScreen:
                 assert self.lm_ is not None
                 s, word = onion_score(text, self.lm_)
                 out.append((s, word, y))
+        return out, [None] * len(out)
+
+    def _collapse(self, bests: list[SpanEvidence | None]) -> Reps:
+        """How tightly each best span's transplanted donors sit in the model's penultimate
+        features (:func:`dormant.guard._features.collapse`); ``None`` each when off."""
+        if self.features_ is None:
+            return [None] * len(bests)
+        batch = [t for b in bests if b is not None for t in b.texts]
+        feats = self._features(batch) if batch else np.zeros((0, 0))
+        out: Reps = []
+        at = 0
+        for b in bests:
+            n = len(b.texts) if b is not None else 0
+            out.append(collapse(feats[at : at + n]) if n >= 2 else -math.inf)
+            at += n
         return out
 
-    def _score_all(self, texts: list[str], *, first: int) -> list[tuple[float, str | None, int]]:
-        out: list[tuple[float, str | None, int]] = []
+    def _score_all(self, texts: list[str], *, first: int) -> tuple[Scored, Reps]:
+        scored: Scored = []
+        reps: Reps = []
         for i in range(0, len(texts), CHUNK):
-            out.extend(self._scores(texts[i : i + CHUNK], first=first + i))
-        return out
+            s, r = self._scores(texts[i : i + CHUNK], first=first + i)
+            scored.extend(s)
+            reps.extend(r)
+        return scored, reps
 
     def p_value(self, score: float) -> float:
         """The conformal p-value of a score against the calibration scores."""
@@ -368,8 +401,7 @@ class ClassifierScreen:
                 todo.append((k, text, *first))
         if todo:
             try:
-                scores = self._scores([t for _, t, _, _ in todo])
-                dist = self._distances([t for _, t, _, _ in todo], [y for _, _, y in scores])
+                scores, dist = self._scores([t for _, t, _, _ in todo])
                 ps = self._p_values([s for s, _, _ in scores], dist)
             except Exception as exc:
                 for k, _, reasons, matches in todo:
@@ -382,15 +414,8 @@ class ClassifierScreen:
                     out[k] = self._verdict(reasons, matches, (score, span, y), p, d)
         return [d for d in out if d is not None]
 
-    def _distances(self, texts: list[str], ys: list[int]) -> list[float | None]:
-        """The representation score of each input (``None`` each when it is off)."""
-        if self.gaussian_ is None:
-            return [None] * len(texts)
-        d = self.gaussian_.distance(self._features(texts), np.array(ys, dtype=int))
-        return [float(x) for x in d]
-
-    def _p_values(self, scores: list[float], dist: list[float | None]) -> list[float]:
-        if self.gaussian_ is None:
+    def _p_values(self, scores: list[float], dist: Reps) -> list[float]:
+        if self.features_ is None:
             return [self.p_value(s) for s in scores]
         return [
             float(p)
