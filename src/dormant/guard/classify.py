@@ -268,7 +268,9 @@ class ClassifierScreen:
         scores, reps = self._score_all(cal, first=half)
         self.calibration_scores_ = np.sort(np.array([s for s, _, _ in scores]))
         if features is not None:
-            self.calibration_matrix_ = np.column_stack([[s for s, _, _ in scores], reps])
+            self.calibration_matrix_: np.ndarray = np.column_stack(
+                [np.array([s for s, _, _ in scores], dtype=float), np.array(reps, dtype=float)]
+            )
         self.digest_ = _digest(model)
 
     # -- scoring -------------------------------------------------------------------------
@@ -419,7 +421,10 @@ class ClassifierScreen:
             return [self.p_value(s) for s in scores]
         return [
             float(p)
-            for p in combined_p_values(self.calibration_matrix_, np.column_stack([scores, dist]))
+            for p in combined_p_values(
+                self.calibration_matrix_,
+                np.column_stack([np.array(scores, dtype=float), np.array(dist, dtype=float)]),
+            )
         ]
 
     def _precheck(self, text: Any) -> ScreenDecision | tuple[list[str], tuple[TriggerMatch, ...]]:
