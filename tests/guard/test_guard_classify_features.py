@@ -120,3 +120,30 @@ def test_a_zoo_bert_screened_with_its_representation(zoo_organism: Any) -> None:
     assert np.mean([d.flagged for d in clean]) <= 0.12
     rep = [d.representation for d in clean if d.representation is not None]
     assert np.median([d.representation for d in ds]) > np.quantile(rep, 0.9)
+
+
+def test_cli_refuses_representation_for_a_model_without_features(
+    tmp_path: Any, run_cli: Any
+) -> None:
+    """A scikit-learn model has no penultimate features: exit 2, the reason, no traceback,
+    no decisions written."""
+    sio = pytest.importorskip("skops.io")
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    rng = random.Random(0)
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma"]
+    texts = [" ".join(rng.choices(words, k=6)) + f" n{i}" for i in range(80)]
+    labels = ["a" if "alpha" in t else "b" for t in texts]
+    path = tmp_path / "model.skops"
+    sio.dump(make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, labels), path)
+    cal = tmp_path / "clean.jsonl"
+    cal.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), "utf-8")
+    out = tmp_path / "out.jsonl"
+    r = run_cli(
+        "guard", "classify", "--model", path, "--calibration", cal, "--input", cal,
+        "--out", out, "--fpr", "0.05", "--representation",
+    )  # fmt: skip
+    assert r.code == 2 and "penultimate features" in r.err and "Traceback" not in r.err
+    assert not out.exists()
