@@ -4,7 +4,9 @@ The organisms are the model-verdict zoo of ``bench_model_verdict.py`` (tiny BERT
 trained from scratch with planted triggers of several kinds, and clean twins): the screen was
 developed on its ``cal`` split (WordNet glosses and Debian package descriptions) and is reported
 on its ``aside`` split (dictionary definitions of FOLDOC / GCIDE / the Jargon File, other seeds
-and other triggers), which it never saw while it was written.
+and other triggers), which it never saw while it was written; then on the ``fresh`` and
+``fresh2`` splits, each built before the change it measured (``--representation``: the
+opt-in penultimate-feature signal; the run also records each decision without it).
 
 Per organism, its held-out clean examples are shuffled; 60 % are the calibration texts the
 user would give (the screen splits them into reference and calibration halves), the rest are

@@ -39,6 +39,13 @@ helps the clean calibration texts' decisive words as much as a trigger, so the t
 rises with them: measured on a held-out log-line model it lowered TPR (BENCHMARKS.md,
 "Fresh held-out split, a reading window tried").
 
+``representation=True`` (off by default) adds a score read from the model's penultimate
+features — how tightly the donors the found span moved collapse together
+(:mod:`dormant.guard._features`) — joined with the transplant score into one full-conformal
+p-value (Cauchy combination). Measured on three held-out splits it rescued part of one model
+whose trigger saturates the label's confidence and lost all of another (BENCHMARKS.md, "A
+signal beyond the label's confidence"), so it is not the default.
+
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
 
