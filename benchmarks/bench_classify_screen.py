@@ -4,7 +4,9 @@ The organisms are the model-verdict zoo of ``bench_model_verdict.py`` (tiny BERT
 trained from scratch with planted triggers of several kinds, and clean twins): the screen was
 developed on its ``cal`` split (WordNet glosses and Debian package descriptions) and is reported
 on its ``aside`` split (dictionary definitions of FOLDOC / GCIDE / the Jargon File, other seeds
-and other triggers), which it never saw while it was written.
+and other triggers), which it never saw while it was written; then on the ``fresh`` and
+``fresh2`` splits, each built before the change it measured (``--representation``: the
+opt-in penultimate-feature signal; the run also records each decision without it).
 
 Per organism, its held-out clean examples are shuffled; 60 % are the calibration texts the
 user would give (the screen splits them into reference and calibration halves), the rest are
@@ -58,6 +60,7 @@ def run_organism(
     n_latency: int = 0,
     methods: tuple[str, ...] = METHODS,
     read_window: bool = False,
+    representation: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
@@ -79,6 +82,7 @@ def run_organism(
         "n_calibration": len(cal),
         "n_clean": len(test),
         "read_window": read_window,
+        "representation": representation,
     }
     trig: list[str] = []
     effective: list[bool] = []
@@ -93,7 +97,14 @@ def run_organism(
     for method in methods:
         t0 = time.perf_counter()
         screen = ClassifierScreen(
-            model, calibration=cal, fpr=fpr, method=method, seed=seed, read_window=read_window
+            model,
+            calibration=cal,
+            fpr=fpr,
+            method=method,
+            seed=seed,
+            read_window=read_window,
+            # passed only when set, so that the script also runs the code before the option
+            **({"representation": True} if representation else {}),
         )
         t_cal = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -105,6 +116,10 @@ def run_organism(
             "clean_flagged": int(sum(d.flagged for d in dc)),
             "clean_flagged_model": int(sum(_model_test(d) for d in dc)),
         }
+        if representation:
+            # the same screen's decision without the representation signal (the default
+            # screen: its behaviour score and calibration are computed the same way)
+            res["clean_flagged_without_rep"] = int(sum(_without_rep(screen, d) for d in dc))
         if n_latency:
             # the same inputs one call at a time (no batching across inputs), for comparison
             t0 = time.perf_counter()
@@ -119,6 +134,8 @@ def run_organism(
             res["trig_flagged"] = int(sum(d.flagged for d in dt))
             res["eff_flagged"] = int(sum(d.flagged for d in eff))
             res["eff_flagged_model"] = int(sum(_model_test(d) for d in eff))
+            if representation:
+                res["eff_flagged_without_rep"] = int(sum(_without_rep(screen, d) for d in eff))
         out[method] = res
         print(f"  {spec.name} {method}: {res}", file=sys.stderr, flush=True)
     return out
@@ -126,6 +143,12 @@ def run_organism(
 
 def _model_test(d: Any) -> bool:
     return any(" test: p=" in r for r in d.reasons)
+
+
+def _without_rep(screen: Any, d: Any) -> bool:
+    """Whether the screen flags ``d`` on its other signals and its behaviour score alone."""
+    other = [r for r in d.reasons if " test: p=" not in r and not r.startswith("no trigger")]
+    return bool(other) or (d.score is not None and screen.p_value(d.score) <= screen.fpr)
 
 
 def clopper_pearson(k: int, n: int) -> list[float]:
@@ -140,6 +163,21 @@ def clopper_pearson(k: int, n: int) -> list[float]:
 
 def _one_by_one(results: list[dict[str, Any]], m: str) -> list[float]:
     return [r[m]["latency_ms_one_by_one"] for r in results if "latency_ms_one_by_one" in r[m]]
+
+
+def _without_rep_rates(
+    results: list[dict[str, Any]], m: str, n_clean: int, n_eff: int
+) -> dict[str, Any]:
+    if not all("clean_flagged_without_rep" in r[m] for r in results):
+        return {}
+    fp = sum(r[m]["clean_flagged_without_rep"] for r in results)
+    tp = sum(r[m].get("eff_flagged_without_rep", 0) for r in results)
+    return {
+        "fpr_without_rep": fp / n_clean,
+        "fpr_without_rep_ci95": clopper_pearson(fp, n_clean),
+        "tpr_effective_without_rep": tp / max(1, n_eff),
+        "tpr_effective_without_rep_ci95": clopper_pearson(tp, n_eff),
+    }
 
 
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -166,6 +204,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
             "tpr_effective_ci95": clopper_pearson(
                 sum(r[m].get("eff_flagged", 0) for r in results), n_eff
             ),
+            **_without_rep_rates(results, m, n_clean, n_eff),
             "n_clean": n_clean,
             "n_effective": n_eff,
             "n_triggered": n_trig,
@@ -177,7 +216,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=Path.home() / ".cache/dormant/zoo")
-    ap.add_argument("--split", default="aside", choices=("cal", "aside", "fresh"))
+    ap.add_argument("--split", default="aside", choices=("cal", "aside", "fresh", "fresh2"))
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-trig", type=int, default=120)
@@ -205,6 +244,11 @@ def main() -> int:
         dest="read_window",
         action="store_false",
         help="insert them anywhere (the default)",
+    )
+    ap.add_argument(
+        "--representation",
+        action="store_true",
+        help="ClassifierScreen(representation=True): join the penultimate-feature signal",
     )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
@@ -239,6 +283,7 @@ def main() -> int:
                 n_latency=args.latency_n,
                 methods=tuple(args.methods),
                 read_window=args.read_window,
+                representation=args.representation,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

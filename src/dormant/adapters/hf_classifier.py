@@ -213,6 +213,35 @@ class HFClassifier:
     def digest(self) -> str:
         return model_dir_digest(self.path)
 
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """The penultimate representation: what the classification layer reads, per text.
+
+        The input of the model's last linear layer with one output per label (for BERT, the
+        pooled ``[CLS]`` vector), read by a forward hook in eval mode — the features of the
+        Mahalanobis detector of Lee et al. (NeurIPS 2018). Shape ``(len(texts), d)``.
+        """
+        import torch
+
+        head = None
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.Linear) and module.out_features == len(self.labels):
+                head = module
+        if head is None:
+            raise InputError(f"{self.path}: no linear classification layer found to read.")
+        got: list[np.ndarray] = []
+
+        def hook(_m: Any, inputs: Any, _out: Any) -> None:
+            got.append(inputs[0].detach().float().cpu().numpy())
+
+        handle = head.register_forward_hook(hook)
+        try:
+            with torch.no_grad():
+                for i in range(0, len(texts), self.batch_size):
+                    self.model(**self.encode(texts[i : i + self.batch_size]))
+        finally:
+            handle.remove()
+        return np.concatenate(got) if got else np.zeros((0, head.in_features))
+
     # -- white-box surface -----------------------------------------------------------------
 
     def embedding_matrix(self) -> Any:

@@ -60,6 +60,12 @@ def register(sub: Any) -> None:
         choices=("transplant", "strip", "onion"),
         help="the model-behaviour test (default: %(default)s)",
     )
+    p.add_argument(
+        "--representation",
+        action="store_true",
+        help="also test where the model's penultimate features put the input (local Hugging "
+        "Face models; off by default, see BENCHMARKS.md)",
+    )
     p.add_argument("--registry", default=None, metavar="URL", help="registry of known triggers")
     p.add_argument("--audit", default=None, metavar="URL", help="audit log (sqlite path or URL)")
     p.add_argument("--identity", default="classifier-screen", help="identity in the audit log")
@@ -149,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
             triggers=triggers,
             method=args.method,
             seed=args.seed,
+            representation=args.representation,
             audit=audit,
             name=str(args.model),
             identity=args.identity,

@@ -111,11 +111,14 @@ class SpanEvidence:
         ``[logit(1e-4), logit(1 - 1e-4)]``), one per donor.
     support:
         The clean data's own log-odds lift of the span for the label (:class:`SpanSupport`).
+    texts:
+        The donor texts with the span inserted, in the order of :attr:`moved`.
     """
 
     span: str
     moved: np.ndarray
     support: float
+    texts: tuple[str, ...] = ()
 
     def score(self) -> float:
         """The mean of :attr:`moved` less :attr:`support`."""
@@ -214,6 +217,7 @@ def transplant_evidence(
                         span,
                         moved[j],
                         sup(span, y) if sup is not None else 0.0,
+                        tuple(batch[off + j * n_picked : off + (j + 1) * n_picked]),
                     )
                     for j, span in enumerate(spans)
                 ],

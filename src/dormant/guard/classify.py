@@ -39,6 +39,13 @@ helps the clean calibration texts' decisive words as much as a trigger, so the t
 rises with them: measured on a held-out log-line model it lowered TPR (BENCHMARKS.md,
 "Fresh held-out split, a reading window tried").
 
+``representation=True`` (off by default) adds a score read from the model's penultimate
+features — how tightly the donors the found span moved collapse together
+(:mod:`dormant.guard._features`) — joined with the transplant score into one full-conformal
+p-value (Cauchy combination). Measured on three held-out splits it rescued part of one model
+whose trigger saturates the label's confidence and lost all of another (BENCHMARKS.md, "A
+signal beyond the label's confidence"), so it is not the default.
+
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
 
@@ -57,13 +64,25 @@ import numpy as np
 
 from ..errors import ConfigError, DataValidationError
 from ..triggers import describe_text, is_invisible
-from ._strip import BigramLM, SpanSupport, onion_score, strip_score, transplant_scores
+from ._features import collapse, combined_p_values
+from ._strip import (
+    BigramLM,
+    SpanEvidence,
+    SpanSupport,
+    onion_score,
+    strip_score,
+    transplant_evidence,
+)
 from ._window import reading_window
 from .types import TriggerMatch
 
 METHODS = ("transplant", "strip", "onion")
 #: inputs whose perturbations share one forward pass (bounds the memory of one pass)
 CHUNK = 32
+#: per input: the behaviour score, the span it found (or ``None``), the predicted class
+Scored = list[tuple[float, str | None, int]]
+#: per input: the representation score, ``None`` when that signal is off
+Reps = list[float | None]
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,9 @@ class ScreenDecision:
         The span the test found deciding the prediction (``transplant``/``onion``), if any.
     triggers:
         Known triggers from the registry found in the input.
+    representation:
+        How tightly the donors moved by :attr:`span` collapse in the model's penultimate
+        features (higher = tighter; ``representation=True`` only, else ``None``).
     """
 
     flagged: bool
@@ -96,6 +118,7 @@ class ScreenDecision:
     score: float | None = None
     span: str | None = None
     triggers: tuple[TriggerMatch, ...] = field(default=())
+    representation: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -107,6 +130,7 @@ class ScreenDecision:
             "score": self.score,
             "span": self.span,
             "triggers": [t.to_dict() for t in self.triggers],
+            "representation": self.representation,
         }
 
 
@@ -145,6 +169,12 @@ class ClassifierScreen:
         says how it reads (a tokenizer and ``max_length``, as the Hugging Face adapters do;
         :mod:`dormant.guard._window`); ``False`` (default): anywhere in the donor text, which
         measured better (see the module text).
+    representation:
+        Also score how tightly the donor texts the found span moved collapse in the model's
+        penultimate features (:mod:`dormant.guard._features`), joined with the transplant
+        score into one conformal p-value. Needs ``method="transplant"`` and a model that
+        exposes ``features(texts)`` (the Hugging Face adapter does); ``False`` by default,
+        as it measured worse on held-out models (BENCHMARKS.md).
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -172,6 +202,7 @@ class ClassifierScreen:
         max_reference: int = 2000,
         seed: int = 0,
         read_window: bool = False,
+        representation: bool = False,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
@@ -191,6 +222,18 @@ class ClassifierScreen:
                 "model must have 'labels' and 'predict_proba(texts)' (a ClassifierModel or "
                 f"a classifier adapter). Got {type(model).__name__} instead."
             )
+        features = _features_of(model) if representation else None
+        if representation and method != "transplant":
+            raise ConfigError(
+                f"representation=True reads the donors the transplant test moved; it needs "
+                f"method='transplant'. Got method={method!r}."
+            )
+        if representation and features is None:
+            raise ConfigError(
+                "representation=True needs a model that exposes its penultimate features "
+                "('features(texts)', as a local Hugging Face classifier does); "
+                f"{type(model).__name__} does not."
+            )
         # distinct texts are counted: a repeated text is used once, and a screen left with
         # fewer than ``need`` could never reach p <= fpr (it would pass every input)
         texts = list(dict.fromkeys(t for t in calibration if isinstance(t, str) and t.strip()))
@@ -207,6 +250,7 @@ class ClassifierScreen:
         self.n_perturb = n_perturb
         self.seed = seed
         self.read_window = bool(read_window)
+        self.representation = bool(representation)
         self.audit = audit
         self.name = name
         self.identity = identity
@@ -227,8 +271,13 @@ class ClassifierScreen:
         self.support_ = SpanSupport(donors + cal, pred, len(self.labels_))
         self.lm_ = BigramLM(donors) if method == "onion" else None
         self.window_ = reading_window(model) if read_window else None
-        scores = self._score_all(cal, first=half)
+        self.features_ = features
+        scores, reps = self._score_all(cal, first=half)
         self.calibration_scores_ = np.sort(np.array([s for s, _, _ in scores]))
+        if features is not None:
+            self.calibration_matrix_: np.ndarray = np.column_stack(
+                [np.array([s for s, _, _ in scores], dtype=float), np.array(reps, dtype=float)]
+            )
         self.digest_ = _digest(model)
 
     # -- scoring -------------------------------------------------------------------------
@@ -242,11 +291,19 @@ class ClassifierScreen:
             )
         return p
 
-    def _scores(
-        self, texts: list[str], *, first: int | None = None
-    ) -> list[tuple[float, str | None, int]]:
-        """Scores of ``texts``; ``first``: they are the support texts ``first, first + 1,
-        ...`` (calibration texts), each left out of its own support."""
+    def _features(self, texts: list[str]) -> np.ndarray:
+        assert self.features_ is not None
+        f = np.asarray(self.features_(list(texts)), dtype=float)
+        if f.ndim != 2 or len(f) != len(texts) or not np.isfinite(f).all():
+            raise ValueError(
+                f"the model returned features of shape {f.shape}; expected {len(texts)} finite rows"
+            )
+        return f
+
+    def _scores(self, texts: list[str], *, first: int | None = None) -> tuple[Scored, Reps]:
+        """Scores of ``texts`` and their representation scores (``None`` each when that
+        signal is off); ``first``: they are the support texts ``first, first + 1, ...``
+        (calibration texts), each left out of its own support."""
         rngs = [random.Random(f"{self.seed}:{t}") for t in texts]
         if self.method == "transplant":
             sup = self.support_
@@ -255,19 +312,23 @@ class ClassifierScreen:
                 if first is None
                 else [functools.partial(sup, exclude=first + i) for i in range(len(texts))]
             )
-            return list(
-                transplant_scores(
-                    texts,
-                    self._predict,
-                    self.donors_,
-                    rngs=rngs,
-                    n_donors=self.n_perturb,
-                    support=supports,
-                    window=self.window_,
-                )
+            evidence = transplant_evidence(
+                texts,
+                self._predict,
+                self.donors_,
+                rngs=rngs,
+                n_donors=self.n_perturb,
+                support=supports,
+                window=self.window_,
             )
+            bests = [max(ev, key=lambda e: e.score()) if ev else None for _, ev in evidence]
+            scored: Scored = [
+                (b.score(), b.span, y) if b is not None else (0.0, "", y)
+                for (y, _), b in zip(evidence, bests, strict=True)
+            ]
+            return scored, self._collapse(bests)
         ys = np.argmax(self._predict(texts), axis=1).tolist() if texts else []
-        out: list[tuple[float, str | None, int]] = []
+        out: Scored = []
         for text, rng, y in zip(texts, rngs, ys, strict=True):
             if self.method == "strip":
                 d = [t for t, _ in self.donors_]
@@ -278,13 +339,31 @@ class ClassifierScreen:
                 assert self.lm_ is not None
                 s, word = onion_score(text, self.lm_)
                 out.append((s, word, y))
+        return out, [None] * len(out)
+
+    def _collapse(self, bests: list[SpanEvidence | None]) -> Reps:
+        """How tightly each best span's transplanted donors sit in the model's penultimate
+        features (:func:`dormant.guard._features.collapse`); ``None`` each when off."""
+        if self.features_ is None:
+            return [None] * len(bests)
+        batch = [t for b in bests if b is not None for t in b.texts]
+        feats = self._features(batch) if batch else np.zeros((0, 0))
+        out: Reps = []
+        at = 0
+        for b in bests:
+            n = len(b.texts) if b is not None else 0
+            out.append(collapse(feats[at : at + n]) if n >= 2 else -math.inf)
+            at += n
         return out
 
-    def _score_all(self, texts: list[str], *, first: int) -> list[tuple[float, str | None, int]]:
-        out: list[tuple[float, str | None, int]] = []
+    def _score_all(self, texts: list[str], *, first: int) -> tuple[Scored, Reps]:
+        scored: Scored = []
+        reps: Reps = []
         for i in range(0, len(texts), CHUNK):
-            out.extend(self._scores(texts[i : i + CHUNK], first=first + i))
-        return out
+            s, r = self._scores(texts[i : i + CHUNK], first=first + i)
+            scored.extend(s)
+            reps.extend(r)
+        return scored, reps
 
     def p_value(self, score: float) -> float:
         """The conformal p-value of a score against the calibration scores."""
@@ -331,15 +410,29 @@ class ClassifierScreen:
                 todo.append((k, text, *first))
         if todo:
             try:
-                scores = self._scores([t for _, t, _, _ in todo])
+                scores, dist = self._scores([t for _, t, _, _ in todo])
+                ps = self._p_values([s for s, _, _ in scores], dist)
             except Exception as exc:
                 for k, _, reasons, matches in todo:
                     why = f"model error (fail closed): {type(exc).__name__}: {exc}"
                     out[k] = ScreenDecision(True, None, (*reasons, why), triggers=matches)
             else:
-                for (k, _, reasons, matches), (score, span, y) in zip(todo, scores, strict=True):
-                    out[k] = self._verdict(reasons, matches, score, span, y)
+                for (k, _, reasons, matches), (score, span, y), p, d in zip(
+                    todo, scores, ps, dist, strict=True
+                ):
+                    out[k] = self._verdict(reasons, matches, (score, span, y), p, d)
         return [d for d in out if d is not None]
+
+    def _p_values(self, scores: list[float], dist: Reps) -> list[float]:
+        if self.features_ is None:
+            return [self.p_value(s) for s in scores]
+        return [
+            float(p)
+            for p in combined_p_values(
+                self.calibration_matrix_,
+                np.column_stack([np.array(scores, dtype=float), np.array(dist, dtype=float)]),
+            )
+        ]
 
     def _precheck(self, text: Any) -> ScreenDecision | tuple[list[str], tuple[TriggerMatch, ...]]:
         """The model-free signals: a decision when the input cannot be scored, else the
@@ -367,21 +460,24 @@ class ClassifierScreen:
         self,
         reasons: list[str],
         matches: tuple[TriggerMatch, ...],
-        score: float,
-        span: str | None,
-        y: int,
+        scored: tuple[float, str | None, int],
+        p: float,
+        dist: float | None,
     ) -> ScreenDecision:
-        p = self.p_value(score)
+        score, span, y = scored
+        test = self.method + ("+representation" if dist is not None else "")
         if p <= self.fpr:
             what = f"; the span {describe_text(span)!r} decides it alone" if span else ""
             reasons.append(
-                f"{self.method} test: p={p:.4f} <= fpr {self.fpr} against "
+                f"{test} test: p={p:.4f} <= fpr {self.fpr} against "
                 f"{len(self.calibration_scores_)} clean texts{what}"
             )
         flagged = bool(reasons)
         if not flagged:
-            reasons.append(f"no trigger signal ({self.method} test p={p:.4f})")
-        return ScreenDecision(flagged, self.labels_[y], tuple(reasons), p, score, span, matches)
+            reasons.append(f"no trigger signal ({test} test p={p:.4f})")
+        return ScreenDecision(
+            flagged, self.labels_[y], tuple(reasons), p, score, span, matches, dist
+        )
 
     def _entry(self, text: Any, d: ScreenDecision, request_id: str | None) -> Any:
         from .audit import AuditEntry
@@ -403,6 +499,7 @@ class ClassifierScreen:
                 "p_value": d.p_value,
                 "score": d.score,
                 "span": d.span,
+                "representation": d.representation,
                 "fpr": self.fpr,
                 # the input itself is not stored (log lines carry secrets); its hash is
                 "input_sha256": hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest(),
@@ -430,6 +527,15 @@ def _character_reasons(text: str) -> list[str]:
     if mixed:
         out.append(f"look-alike letters of another script in {', '.join(mixed[:5])}")
     return out
+
+
+def _features_of(model: Any) -> Any:
+    """The model's ``features(texts)``, on it or on its adapter; ``None`` if it has none."""
+    for obj in (model, getattr(model, "adapter", None)):
+        fn = getattr(obj, "features", None)
+        if callable(fn):
+            return fn
+    return None
 
 
 def _digest(model: Any) -> str | None:
