@@ -168,10 +168,11 @@ def undescribe(text: str) -> str:
 
 
 def run_one(root: Path, row: dict[str, Any], mode: str, reference: bool) -> dict[str, Any]:
+    import torch
     from bench_model_verdict import whole  # type: ignore[import-not-found]
 
     from dormant.scanners.model import decision as D
-    from dormant.scanners.model._absent import absent_pool
+    from dormant.scanners.model._absent import PIECE_FLIP, absent_pool
     from dormant.scanners.model._complete import prune_tokens
     from dormant.scanners.model._recover import render
     from dormant.scanners.model._support import TaskSupport
@@ -208,7 +209,10 @@ def run_one(root: Path, row: dict[str, Any], mode: str, reference: bool) -> dict
                 return out
 
         ids = list(extend(ad, victims, donors, ti, ids, pool, cue=cue))
-    out = prune_tokens(ad, donors, ti, ids) if len(donors) >= 6 else tuple(ids)
+    # as the scan: only a trigger that switches PIECE_FLIP of the donors at the weaker end
+    weak = donor_margins(ad, donors, ti, torch.tensor([ids]))[0] if len(donors) >= 6 else None
+    robust = weak is not None and float((weak > 0).float().mean()) >= PIECE_FLIP
+    out = prune_tokens(ad, donors, ti, ids) if robust else tuple(ids)
     text = render(ad, out)
     if text == render(ad, ids):
         # unchanged: the reported text as it was (the rendering may differ only in spacing)

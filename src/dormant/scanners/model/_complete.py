@@ -15,8 +15,12 @@ does. A flip is counted at the weaker of the two ends of the input (the trigger 
 the start and at the end), because a planted trigger is inserted at random positions and works
 at both.
 
+The scan calls it only for a trigger that switches at least :data:`._absent.PIECE_FLIP` of the
+donors at the weaker end; a trigger that works at one end only (a position trigger planted at
+the start) is not pruned by a test at the other.
+
 What this does not do (measured on the benchmark zoo, BENCHMARKS.md "Whole triggers: tested
-pruning, and why growth is not run"): grow a piece back into a planted phrase. Additions chosen
+pruning, and growth measured"): grow a piece back into a planted phrase. Additions chosen
 by target margin — even restricted to tokens the clean data lacks, required to stand out of
 all such tokens (modified z >= 3.5) and to raise held-out margins significantly — add the
 target's natural cues (``finch``, ``duck``) as readily as the planted sentence's words, so the

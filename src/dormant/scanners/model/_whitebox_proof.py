@@ -234,7 +234,7 @@ class ProofSteps:
     def _tight(self, st: _Search, r: D.LabelResult) -> D.LabelResult:
         """``r`` less every token (a WordPiece piece, a repeated copy, a word) the switch holds
         without on held-out inputs, by :func:`._complete.prune_tokens`'s paired test."""
-        from ._complete import prune_tokens
+        from ._complete import donor_margins, prune_tokens
         from ._recover import render
 
         if r.trigger is None:
@@ -245,6 +245,15 @@ class ProofSteps:
         ti = subject.labels.index(r.label)
         donors = [t for t, p in zip(st.held, st.hpred, strict=True) if p != ti]
         if len(ids) < 2 or len(donors) < 6:
+            return r
+        import torch
+
+        from ._absent import PIECE_FLIP
+
+        # the test works at the weaker end of the input: a trigger that does not switch there
+        # (a position trigger planted at the start) is left as it is, never pruned by it
+        weak = donor_margins(adapter, donors, ti, torch.tensor([ids]))[0]
+        if float((weak > 0).float().mean()) < PIECE_FLIP:
             return r
         kept = prune_tokens(adapter, donors, ti, ids)
         if len(kept) == len(ids):
