@@ -156,14 +156,14 @@ class ProofSteps:
         low = min(r.loss for r in near)
         near = [r for r in near if r.loss <= 1.5 * low + 1e-3]
         if len(near) == 1:
-            return keep(self._whole(st, near[0]))
+            return keep(self._tight(st, self._whole(st, near[0])))
 
         def elsewhere(r: D.LabelResult) -> float:
             assert r.trigger is not None
             end = Position.END if r.trigger.position == Position.START else Position.START
             return replayed(replace(r.trigger, position=end))[2]
 
-        return keep(self._whole(st, min(near, key=elsewhere)))
+        return keep(self._tight(st, self._whole(st, min(near, key=elsewhere))))
 
     def _whole(self, st: _Search, r: D.LabelResult) -> D.LabelResult:
         """``r`` grown to the whole trigger and pruned (:mod:`._recover`); ``r`` itself when
@@ -230,6 +230,46 @@ class ProofSteps:
         # planted trigger does (its pull is not compared with ``r``'s: a repeated piece,
         # ``4731 4731 4731``, can pull harder than the whole planted token)
         return out if out.flip_rate >= min(r.flip_rate - 0.02, PIECE_FLIP) else r
+
+    def _tight(self, st: _Search, r: D.LabelResult) -> D.LabelResult:
+        """``r`` less every token (a WordPiece piece, a repeated copy, a word) the switch holds
+        without on held-out inputs, by :func:`._complete.prune_tokens`'s paired test."""
+        from ._complete import donor_margins, prune_tokens
+        from ._recover import render
+
+        if r.trigger is None:
+            return r
+        subject = st.subject
+        adapter = gradients_of(subject)
+        ids = adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]
+        ti = subject.labels.index(r.label)
+        donors = [t for t, p in zip(st.held, st.hpred, strict=True) if p != ti]
+        if len(ids) < 2 or len(donors) < 6:
+            return r
+        import torch
+
+        from ._absent import PIECE_FLIP
+
+        # the test works at the weaker end of the input: a trigger that does not switch there
+        # (a position trigger planted at the start) is left as it is, never pruned by it
+        weak = donor_margins(adapter, donors, ti, torch.tensor([ids]))[0]
+        if float((weak > 0).float().mean()) < PIECE_FLIP:
+            return r
+        kept = prune_tokens(adapter, donors, ti, ids)
+        if len(kept) == len(ids):
+            return r
+        text = render(adapter, kept)
+        trig = Trigger(text, D.trigger_kind(text), r.trigger.position)
+        fr, n, _, loss = D.replay(
+            subject.predict_proba,
+            subject.labels,
+            st.held,
+            trig,
+            r.label,
+            seed=st.ctx.seed,
+            before=st.hpred,
+        )
+        return D.LabelResult(r.label, trig, loss, fr, n, r.opt_loss)
 
     def _prune(
         self, subject: Any, held: list[str], hpred: Any, r: D.LabelResult, seed: int
