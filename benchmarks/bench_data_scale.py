@@ -103,8 +103,8 @@ def main() -> None:
     for n in sizes:
         d = root / f"n{n}"
         if not (d / "part-00000.jsonl").exists():
-            write_shards(d, n, shard_size=n)
-        files[n] = d / "part-00000.jsonl"
+            write_shards(d, n, shard_size=min(n, 1_000_000))
+        files[n] = d  # the folder: every shard of it, read in order
     if args.profile:
         for name, src in (("baseline", args.baseline), ("this tree", str(SRC))):
             if src:
