@@ -6,7 +6,8 @@ looked for at the end. Held as one array, that is 8 bytes a record (80 MB at 10^
 and, while the array is concatenated and sorted, three times that: the one part of the
 counting pass that grew with the data. :class:`IdHashLog` keeps up to ``memory_hashes``
 hashes in memory; past that, it hash-partitions them on their top bits into
-:data:`N_BUCKETS` files of a temporary folder and checks one bucket at a time — the
+:data:`N_BUCKETS` files of a temporary folder (under ``TMPDIR``: 8 bytes a record on disk)
+and checks one bucket at a time — the
 partitioning phase of the GRACE hash join (Kitsuregawa, Tanaka & Moto-oka, "Application of
 Hash to Data Base Machine and Its Architecture", New Generation Computing 1, 1983) applied
 to a self-join on the hash. Two equal hashes always fall in the same bucket, and buckets
