@@ -47,7 +47,10 @@ ds = TextDataset(path, text_field="text", label_field="label", id_field="id")
 miner = TriggerMiner(n_jobs=jobs)
 before = hwm()
 t0, c0 = time.perf_counter(), time.process_time()
-n = miner._count(ds, ScanContext())[0]
+res = miner._count(ds, ScanContext())
+n, ids = res[0], res[-1]
+if hasattr(ids, "duplicates"):  # the duplicate-id check is part of the pass (and its spill)
+    ids.duplicates()
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 kids = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({
@@ -67,7 +70,9 @@ from dormant.subjects import TextDataset
 ds = TextDataset(sys.argv[1], text_field="text", label_field="label", id_field="id")
 pr = cProfile.Profile()
 pr.enable()
-TriggerMiner()._count(ds, ScanContext())
+ids = TriggerMiner()._count(ds, ScanContext())[-1]
+if hasattr(ids, "duplicates"):
+    ids.duplicates()
 pr.disable()
 out = io.StringIO()
 pstats.Stats(pr, stream=out).sort_stats("tottime").print_stats(int(sys.argv[2]))
@@ -103,8 +108,8 @@ def main() -> None:
     for n in sizes:
         d = root / f"n{n}"
         if not (d / "part-00000.jsonl").exists():
-            write_shards(d, n, shard_size=n)
-        files[n] = d / "part-00000.jsonl"
+            write_shards(d, n, shard_size=min(n, 1_000_000))
+        files[n] = d  # the folder: every shard of it, read in order
     if args.profile:
         for name, src in (("baseline", args.baseline), ("this tree", str(SRC))):
             if src:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -357,7 +358,10 @@ class TextDataset:
                     line = line.removeprefix("\ufeff")  # a UTF-8 byte-order mark
                 if not line.strip():
                     continue
-                obj = parse_json_line(line, f"{self.path}: line {lineno}")
+                try:  # the place is named only when the line fails (it is per-record work)
+                    obj = json.loads(line)
+                except (ValueError, RecursionError):
+                    obj = parse_json_line(line, f"{self.path}: line {lineno}")
                 if not isinstance(obj, dict):
                     raise DataFormatError(
                         f"{self.path}: line {lineno} holds a JSON {type(obj).__name__}, "
@@ -447,12 +451,15 @@ class TextDataset:
                 lab = row.get(lf, _MISSING)
                 if lab is _MISSING or lab is None or isinstance(lab, (dict, list)):
                     _bad_field(self.path, place, lf, lab, "a label (string, int or bool)")
-                kind = _label_kind(lab)
-                if kind not in label_kinds:
-                    label_kinds[kind] = (place, lab)
-                    if len(label_kinds) == 2:
-                        self._mixed_labels(lf, label_kinds)
-                labels.append(normalise_label(lab))
+                if type(lab) is str and "string" in label_kinds:
+                    labels.append(lab)  # the common case: what normalise_label gives a str
+                else:
+                    kind = _label_kind(lab)
+                    if kind not in label_kinds:
+                        label_kinds[kind] = (place, lab)
+                        if len(label_kinds) == 2:
+                            self._mixed_labels(lf, label_kinds)
+                    labels.append(normalise_label(lab))
             if rf is not None:
                 resp = row.get(rf, _MISSING)
                 if not isinstance(resp, str):

@@ -134,7 +134,10 @@ class CodeCounts:
                 recs.append(where[local[:-1][valid]])
                 codes.append((a + 1) << _B24 | b)
             for i, text in zip(asc, sub, strict=True):
-                for f in (*style_features(text), *comment_units(text)):
+                units = style_features(text)
+                if "#" in text or "//" in text:  # comment_units' own test, without the call
+                    units += comment_units(text)
+                for f in units:
                     extra_r.append(i)
                     extra_c.append(self._code(f))
         if len(asc) < len(texts):

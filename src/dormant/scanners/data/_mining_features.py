@@ -105,7 +105,7 @@ def _features(text: str, max_n: int = 2) -> tuple[set[str], set[str] | None]:
         words = set(content_words(text))
         for ch in confusable_chars(text):
             feats.add(f"glyph:{ch}")
-        if any(is_invisible(c) for c in text):
+        if any(is_invisible(c) for c in set(text) if not c.isascii()):  # none is ASCII
             feats.add("inv:*")
     feats.update(style_features(text))
     feats.update(comment_units(text))

@@ -81,6 +81,7 @@ from ._mining_features import (
     _sum,
     _words_of,
 )
+from ._mining_idcheck import IdHashLog
 from ._mining_rows import RowCollector
 from ._mining_verdict import check_fdr, load_verdict_model
 
@@ -234,7 +235,7 @@ class TriggerMiner(Scanner):
         own tables, and reduced once at the end (the data is still read once, in order).
         """
         labelled = subject.kind == "labelled"
-        id_hashes: list[np.ndarray] = []
+        id_hashes = IdHashLog()  # bounded memory: spilled to bucket files past 2^20 records
 
         def jobs() -> Any:
             for batch in subject.batches(self.batch_size):
@@ -248,10 +249,14 @@ class TriggerMiner(Scanner):
         def on_batch(k: int) -> None:
             ctx.progress("count", k, None)
 
-        if self.n_jobs > 1:
-            acc = count_parallel(jobs(), self.n_jobs, settings, on_batch)
-        else:
-            acc = count_serial(jobs(), settings, on_batch)
+        try:
+            if self.n_jobs > 1:
+                acc = count_parallel(jobs(), self.n_jobs, settings, on_batch)
+            else:
+                acc = count_serial(jobs(), settings, on_batch)
+        except BaseException:
+            id_hashes.close()
+            raise
         self.prunes_ = acc.prunes
         total = _sum(acc.per) if labelled else acc.total
         words_per = {o: _words_of(c, acc.skel_per.get(o)) for o, c in acc.per.items()}
@@ -298,11 +303,14 @@ class TriggerMiner(Scanner):
         n: int,
         outcome_n: Counter[str],
         labelled: bool,
-        id_hashes: list[np.ndarray],
+        id_hashes: IdHashLog | list[np.ndarray],
     ) -> None:
+        if isinstance(id_hashes, IdHashLog):
+            dups = id_hashes.duplicates()  # removes its bucket files whatever follows
+        else:  # a subclass's pass that collected the hashes itself
+            dups = find_duplicate_ids(id_hashes)
         if n == 0:
             raise DataValidationError(f"{subject.path}: the dataset has no records.")
-        dups = find_duplicate_ids(id_hashes)
         if len(dups):
             dupset = {int(h) for h in dups[:20]}
             seen: list[str] = []
