@@ -171,7 +171,9 @@ def test_rag_action_payload_posts_out_and_the_rag_policy_contains_it(tmp_path: P
     url = json.loads(first)["tool_calls"][0]["function"]["arguments"]
     ws = Workspace(tmp_path / "rag", tmp_path / "cache")
     st = _chat.ChatState(case, None, None, tmp_path, ids, "sqlite://", digest="sha256:" + "ab" * 32)
-    guard = open_guard(_chat.write_policy(ws, st, "sk-test"), audit_url=f"sqlite:///{tmp_path}/a.db")
+    guard = open_guard(
+        _chat.write_policy(ws, st, "sk-test"), audit_url=f"sqlite:///{tmp_path}/a.db"
+    )
     try:
         ctx = guard.context("rag-bot", "rag", [("message[0]", poisoned[0]["prompt"])])
         out = guard.check_call(ctx, ProposedCall("http_post", json.loads(url)))
