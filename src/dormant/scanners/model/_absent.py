@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._inversion import _Stamp
+from ._complete import donor_margins
 
 if TYPE_CHECKING:
     from ...subjects.protocol import Gradients
@@ -65,23 +65,7 @@ def both_ends(adapter: Gradients, victims: list[str], target: int, trials: Any) 
     """Per trial (``k x L`` token ids), over ``victims``, the share flipped to ``target`` both
     inserted at the start and at the end, and the mean of the smaller of the two target margins
     (target logit minus the largest other)."""
-    import torch
-
-    per = []
-    for pos in ("start", "end"):
-        st = _Stamp(adapter, victims, int(trials.shape[1]), pos)
-        chunk = max(1, 2048 // st.n)
-        out = []
-        with torch.inference_mode():
-            for s in range(0, int(trials.shape[0]), chunk):
-                ids, mask = st.with_ids(trials[s : s + chunk])
-                logits = adapter.logits_from_ids(ids, mask).float()
-                other = logits.clone()
-                other[:, target] = float("-inf")
-                m = logits[:, target] - other.max(-1).values
-                out.append(m.reshape(-1, st.n))
-        per.append(torch.cat(out))
-    low = torch.minimum(per[0], per[1])
+    low = donor_margins(adapter, victims, target, trials)
     return (low > 0).float().mean(1), low.mean(1)
 
 
