@@ -44,6 +44,7 @@ from ..report import Report
 from ..scanners.base import ScanContext
 from ..scanners.data._mining_count import lossy_prune
 from ..scanners.data._mining_features import _count_batch, _Partial, _sum, _words_of
+from ..scanners.data._mining_idcheck import IdHashLog
 from ..scanners.data.mining import TriggerMiner
 from ..subjects.dataset import TextDataset, normalise_label, stable_id_hashes
 from ._ray import ray_session
@@ -254,7 +255,7 @@ class RayCountedMiner(TriggerMiner):
         )
         acc = _Partial()
         n = 0
-        hashes: list[np.ndarray] = []
+        hashes = IdHashLog()  # bounded memory, as the single-process pass
         try:
             for row in counted.iter_rows():
                 if row["bad"]:
@@ -272,8 +273,10 @@ class RayCountedMiner(TriggerMiner):
                     max_table=self.max_table,
                 )
         except (InputError, ConfigError):
+            hashes.close()
             raise
         except Exception as exc:  # a Ray task failed: name the record if the data is the cause
+            hashes.close()
             _check_here(subject)
             raise ScanError(f"the Ray counting pass failed: {type(exc).__name__}: {exc}") from None
         self.prunes_ = acc.prunes

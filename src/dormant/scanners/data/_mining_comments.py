@@ -39,6 +39,11 @@ MIN_UNIT_TOKENS = 3
 _MARKER = re.compile(r"(?:(?<=\s)|^)(?:#|//)(?=[ \t])", re.MULTILINE)
 
 
+def has_comment_marker(text: str) -> bool:
+    """Whether ``text`` holds a comment marker at all (the cheap test before any parsing)."""
+    return "#" in text or "//" in text
+
+
 def comment_units(text: str) -> list[str]:
     """The record's code-comment units as feature strings (tokens joined by one space).
 
@@ -53,7 +58,7 @@ def comment_units(text: str) -> list[str]:
         One entry per comment unit of :data:`MIN_UNIT_TOKENS` to :data:`MAX_UNIT_TOKENS`
         tokens holding at least one letter or digit; empty when ``text`` has no marker.
     """
-    if "#" not in text and "//" not in text:
+    if not has_comment_marker(text):
         return []
     out = []
     for line in text.splitlines():

@@ -307,7 +307,7 @@ class TriggerMiner(Scanner):
     ) -> None:
         if isinstance(id_hashes, IdHashLog):
             dups = id_hashes.duplicates()  # removes its bucket files whatever follows
-        else:  # a subclass's pass that collected the hashes itself
+        else:  # a subclass's own pass that returns the hashes as a list
             dups = find_duplicate_ids(id_hashes)
         if n == 0:
             raise DataValidationError(f"{subject.path}: the dataset has no records.")
