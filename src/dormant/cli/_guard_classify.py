@@ -66,6 +66,12 @@ def register(sub: Any) -> None:
         help="also test where the model's penultimate features put the input (local Hugging "
         "Face models; off by default, see BENCHMARKS.md)",
     )
+    p.add_argument(
+        "--by-label",
+        action="store_true",
+        help="standardise the transplant score by each predicted label's own clean spread "
+        "before calibrating it (off by default, see BENCHMARKS.md)",
+    )
     p.add_argument("--registry", default=None, metavar="URL", help="registry of known triggers")
     p.add_argument("--audit", default=None, metavar="URL", help="audit log (sqlite path or URL)")
     p.add_argument("--identity", default="classifier-screen", help="identity in the audit log")
@@ -156,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
             method=args.method,
             seed=args.seed,
             representation=args.representation,
+            by_label=args.by_label,
             audit=audit,
             name=str(args.model),
             identity=args.identity,
