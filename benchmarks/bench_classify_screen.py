@@ -62,6 +62,7 @@ def run_organism(
     read_window: bool = False,
     representation: bool = False,
     by_label: bool = False,
+    additive: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
@@ -85,6 +86,7 @@ def run_organism(
         "read_window": read_window,
         "representation": representation,
         "by_label": by_label,
+        "additive_support": additive,
     }
     trig: list[str] = []
     effective: list[bool] = []
@@ -108,6 +110,7 @@ def run_organism(
             # passed only when set, so that the script also runs the code before the option
             **({"representation": True} if representation else {}),
             **({"by_label": True} if by_label else {}),
+            **({"additive_support": True} if additive else {}),
         )
         t_cal = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -275,6 +278,12 @@ def main() -> int:
         help="ClassifierScreen(by_label=True): standardise the score per predicted label; "
         "the run also records each decision without it",
     )
+    ap.add_argument(
+        "--additive-support",
+        action="store_true",
+        help="ClassifierScreen(additive_support=True): the clean support of a span sums its "
+        "words' lifts",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
@@ -310,6 +319,7 @@ def main() -> int:
                 read_window=args.read_window,
                 representation=args.representation,
                 by_label=args.by_label,
+                additive=args.additive_support,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

@@ -159,3 +159,32 @@ def test_cli_by_label_writes_decisions_and_refuses_other_methods(
     )  # fmt: skip
     assert r.code == 2 and "by_label=True" in r.err and "Traceback" not in r.err
     assert not out2.exists()
+
+
+def test_additive_support_sums_the_words_lifts() -> None:
+    """A wide span of several ordinary topical words is explained by all of them together
+    (``additive=True``); one word, an unseen trigger and function words are unchanged."""
+    from dormant.guard._strip import SpanSupport
+
+    texts = [
+        "the FileMaker database server",
+        "a relational database engine",
+        "database and server tools",
+        "a server for mail",
+        "an old English word",
+        "a small English poem",
+        "the word of a poem",
+        "a poem for the people",
+    ]
+    labels = [0, 0, 0, 0, 1, 1, 1, 1]
+    plain = SpanSupport(texts, labels, 2)
+    summed = SpanSupport(texts, labels, 2, additive=True)
+    span = "database server"
+    assert summed(span, 0) == pytest.approx(plain("database", 0) + plain("server", 0))
+    assert summed(span, 0) > plain(span, 0) > 0.0
+    assert summed("database", 0) == plain("database", 0)
+    assert summed("seq=7718", 0) == plain("seq=7718", 0) == 0.0
+    # a word that speaks for the other label adds nothing (lifts below 0 are not summed)
+    assert summed("database poem", 0) == pytest.approx(plain("database", 0))
+    # the text itself is still left out of its own counts
+    assert summed(span, 0, exclude=0) < summed(span, 0)

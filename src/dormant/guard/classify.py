@@ -168,6 +168,7 @@ class ClassifierScreen:
         read_window: bool = False,
         representation: bool = False,
         by_label: bool = False,
+        additive_support: bool = False,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
@@ -222,6 +223,7 @@ class ClassifierScreen:
         self.read_window = bool(read_window)
         self.representation = bool(representation)
         self.by_label = bool(by_label)
+        self.additive_support = bool(additive_support)
         self.audit = audit
         self.name = name
         self.identity = identity
@@ -239,7 +241,9 @@ class ClassifierScreen:
         self.donors_ = list(zip(donors, pred[:half], strict=True))
         # the clean support counts use every text given; each calibration text is scored
         # with itself left out of them, as a new input is (it is not among them)
-        self.support_ = SpanSupport(donors + cal, pred, len(self.labels_))
+        self.support_ = SpanSupport(
+            donors + cal, pred, len(self.labels_), additive=additive_support
+        )
         self.lm_ = BigramLM(donors) if method == "onion" else None
         self.window_ = reading_window(model) if read_window else None
         self.features_ = features
