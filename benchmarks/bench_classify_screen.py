@@ -61,7 +61,6 @@ def run_organism(
     methods: tuple[str, ...] = METHODS,
     read_window: bool = False,
     representation: bool = False,
-    by_label: bool = False,
     additive: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
@@ -85,7 +84,6 @@ def run_organism(
         "n_clean": len(test),
         "read_window": read_window,
         "representation": representation,
-        "by_label": by_label,
         "additive_support": additive,
     }
     trig: list[str] = []
@@ -109,7 +107,6 @@ def run_organism(
             read_window=read_window,
             # passed only when set, so that the script also runs the code before the option
             **({"representation": True} if representation else {}),
-            **({"by_label": True} if by_label else {}),
             **({"additive_support": True} if additive else {}),
         )
         t_cal = time.perf_counter() - t0
@@ -126,10 +123,6 @@ def run_organism(
             # the same screen's decision without the representation signal (the default
             # screen: its behaviour score and calibration are computed the same way)
             res["clean_flagged_without_rep"] = int(sum(_without_rep(screen, d) for d in dc))
-        if by_label:
-            # the same screen's decision on the raw score against the raw calibration
-            # scores: the default screen's decision (same donors, seeds and scores)
-            res["clean_flagged_without_rep"] = int(sum(_without_scale(screen, d) for d in dc))
         if n_latency:
             # the same inputs one call at a time (no batching across inputs), for comparison
             t0 = time.perf_counter()
@@ -146,8 +139,6 @@ def run_organism(
             res["eff_flagged_model"] = int(sum(_model_test(d) for d in eff))
             if representation:
                 res["eff_flagged_without_rep"] = int(sum(_without_rep(screen, d) for d in eff))
-            if by_label:
-                res["eff_flagged_without_rep"] = int(sum(_without_scale(screen, d) for d in eff))
         out[method] = res
         print(f"  {spec.name} {method}: {res}", file=sys.stderr, flush=True)
     return out
@@ -161,16 +152,6 @@ def _without_rep(screen: Any, d: Any) -> bool:
     """Whether the screen flags ``d`` on its other signals and its behaviour score alone."""
     other = [r for r in d.reasons if " test: p=" not in r and not r.startswith("no trigger")]
     return bool(other) or (d.score is not None and screen.p_value(d.score) <= screen.fpr)
-
-
-def _without_scale(screen: Any, d: Any) -> bool:
-    """Whether the screen flags ``d`` with the raw score against the raw calibration scores."""
-    other = [r for r in d.reasons if " test: p=" not in r and not r.startswith("no trigger")]
-    if other or d.score is None:
-        return bool(other) or (d.score is None and d.flagged)
-    cal = screen.calibration_raw_
-    n_ge = len(cal) - int(np.searchsorted(cal, d.score, side="left"))
-    return bool((1 + n_ge) / (len(cal) + 1) <= screen.fpr)
 
 
 def clopper_pearson(k: int, n: int) -> list[float]:
@@ -273,12 +254,6 @@ def main() -> int:
         help="ClassifierScreen(representation=True): join the penultimate-feature signal",
     )
     ap.add_argument(
-        "--by-label",
-        action="store_true",
-        help="ClassifierScreen(by_label=True): standardise the score per predicted label; "
-        "the run also records each decision without it",
-    )
-    ap.add_argument(
         "--additive-support",
         action="store_true",
         help="ClassifierScreen(additive_support=True): the clean support of a span sums its "
@@ -318,7 +293,6 @@ def main() -> int:
                 methods=tuple(args.methods),
                 read_window=args.read_window,
                 representation=args.representation,
-                by_label=args.by_label,
                 additive=args.additive_support,
             )
         )

@@ -67,10 +67,10 @@ def register(sub: Any) -> None:
         "Face models; off by default, see BENCHMARKS.md)",
     )
     p.add_argument(
-        "--by-label",
+        "--additive-support",
         action="store_true",
-        help="standardise the transplant score by each predicted label's own clean spread "
-        "before calibrating it (off by default, see BENCHMARKS.md)",
+        help="explain a span by the sum of its words' clean lifts, not the largest (off by "
+        "default, see BENCHMARKS.md)",
     )
     p.add_argument("--registry", default=None, metavar="URL", help="registry of known triggers")
     p.add_argument("--audit", default=None, metavar="URL", help="audit log (sqlite path or URL)")
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
             method=args.method,
             seed=args.seed,
             representation=args.representation,
-            by_label=args.by_label,
+            additive_support=args.additive_support,
             audit=audit,
             name=str(args.model),
             identity=args.identity,

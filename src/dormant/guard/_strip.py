@@ -140,7 +140,6 @@ def transplant_evidence(
     top_k: int = 3,
     support: Support | Sequence[Support] | None = None,
     window: ReadingWindow | None = None,
-    leave_out_self: bool = False,
 ) -> list[tuple[int, list[SpanEvidence]]]:
     """The predicted class index of each text and the evidence for each candidate span.
 
@@ -148,9 +147,7 @@ def transplant_evidence(
     with their leave-one-out windows, then every candidate span inserted into its donors.
     ``support``: one function for all texts, or one per text; ``window``: where the model
     reads (:class:`~dormant.guard._window.ReadingWindow`), so that a span is inserted only
-    where it is read (``None``: anywhere); ``leave_out_self``: a donor equal to the text
-    itself is never picked (a pool whose texts are both donors and calibration texts).
-    See :func:`transplant_scores`.
+    where it is read (``None``: anywhere). See :func:`transplant_scores`.
     """
     if len(rngs) != len(texts):
         raise ValueError(f"rngs: need one per text ({len(texts)}), got {len(rngs)}")
@@ -175,7 +172,7 @@ def transplant_evidence(
     # phase 2: the candidate spans of every text inserted into its donors, one forward pass
     jobs: list[tuple[int, list[str], int, int]] = []  # y, spans, offset in the batch, donors
     batch = []
-    for (ws, cands, at), rng, text in zip(plans, rngs, texts, strict=True):
+    for (ws, cands, at), rng in zip(plans, rngs, strict=True):
         p0 = probs[at]
         y = int(np.argmax(p0))
         if not ws:
@@ -197,8 +194,7 @@ def transplant_evidence(
         wide = " ".join(ws[max(0, i - EXTEND) : i + n + EXTEND])
         if wide not in spans:
             spans.append(wide)
-        pool = [(d, c) for d, c in donors if not (leave_out_self and d == text)] or donors
-        others = [d for d, c in pool if c != y] or [d for d, _ in pool]
+        others = [d for d, c in donors if c != y] or [d for d, _ in donors]
         picked = rng.sample(others, min(n_donors, len(others)))
         jobs.append((y, spans, len(batch), len(picked)))
         for span in spans:

@@ -46,12 +46,13 @@ p-value (Cauchy combination). Measured on three held-out splits it rescued part 
 whose trigger saturates the label's confidence and lost all of another (BENCHMARKS.md, "A
 signal beyond the label's confidence"), so it is not the default.
 
-``by_label=True`` (off by default) standardises the transplant score by the predicted
-label's own location and spread on the reference texts before it is calibrated
-(:mod:`dormant.guard._label_scale`, a normalised nonconformity score): where the clean texts
-of one label saturate the model's confidence and those of another never do, a trigger aimed
-at the second no longer has to beat the first's calibration tail. See BENCHMARKS.md ("Per
-label") for where it is measured better and worse.
+``additive_support=True`` (off by default) explains a span by the sum of its words' clean
+lifts instead of the largest (:class:`~dormant.guard._strip.SpanSupport`): the calibration
+tail of a saturating task is often a *wide* span stringing several topical words together
+(``distributes the FileMaker database. FileMaker, Inc.``), each with a modest lift, which the
+largest lift alone leaves scoring like a trigger. Calibration texts and inputs are scored the
+same way (each calibration text left out of its own counts), so the p-value keeps its
+meaning. Measured in BENCHMARKS.md ("Additive clean support").
 
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
@@ -70,7 +71,6 @@ import numpy as np
 from ..errors import ConfigError, DataValidationError
 from ..triggers import describe_text
 from ._features import collapse, combined_p_values
-from ._label_scale import LabelScale, fit_label_scale
 from ._screen_decision import ScreenDecision, character_reasons
 from ._strip import (
     BigramLM,
@@ -133,12 +133,11 @@ class ClassifierScreen:
         score into one conformal p-value. Needs ``method="transplant"`` and a model that
         exposes ``features(texts)`` (the Hugging Face adapter does); ``False`` by default,
         as it measured worse on held-out models (BENCHMARKS.md).
-    by_label:
-        Standardise the transplant score by the predicted label's location and spread on
-        the reference texts (each scored with itself left out of the donors and the clean
-        counts; :mod:`dormant.guard._label_scale`) before the conformal p-value. Needs
-        ``method="transplant"``; costs one scoring of the reference texts at start-up and
-        nothing per input; ``False`` by default (see the module text).
+    additive_support:
+        The clean support of a span is the sum of its words' positive lifts (the
+        naive-Bayes combination) instead of the largest one (:class:`SpanSupport`), so a
+        wide span of several ordinary topical words is explained by all of them; a trigger's
+        unseen token still adds nothing. ``False`` by default (see the module text).
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -167,7 +166,6 @@ class ClassifierScreen:
         seed: int = 0,
         read_window: bool = False,
         representation: bool = False,
-        by_label: bool = False,
         additive_support: bool = False,
         audit: Any = None,
         name: str = "classifier",
@@ -194,11 +192,6 @@ class ClassifierScreen:
                 f"representation=True reads the donors the transplant test moved; it needs "
                 f"method='transplant'. Got method={method!r}."
             )
-        if by_label and method != "transplant":
-            raise ConfigError(
-                f"by_label=True standardises the transplant score per label; it needs "
-                f"method='transplant'. Got method={method!r}."
-            )
         if representation and features is None:
             raise ConfigError(
                 "representation=True needs a model that exposes its penultimate features "
@@ -222,7 +215,6 @@ class ClassifierScreen:
         self.seed = seed
         self.read_window = bool(read_window)
         self.representation = bool(representation)
-        self.by_label = bool(by_label)
         self.additive_support = bool(additive_support)
         self.audit = audit
         self.name = name
@@ -242,27 +234,16 @@ class ClassifierScreen:
         # the clean support counts use every text given; each calibration text is scored
         # with itself left out of them, as a new input is (it is not among them)
         self.support_ = SpanSupport(
-            donors + cal, pred, len(self.labels_), additive=additive_support
+            donors + cal, pred, len(self.labels_), additive=self.additive_support
         )
         self.lm_ = BigramLM(donors) if method == "onion" else None
         self.window_ = reading_window(model) if read_window else None
         self.features_ = features
-        self.label_scale_: LabelScale | None = None
-        if self.by_label:
-            # the reference texts' own scores (each left out of the donors and the counts)
-            # fix each label's location and spread before any calibration text is scored
-            ref, _ = self._score_all(donors, first=0, leave_out_self=True)
-            self.label_scale_ = fit_label_scale(
-                [s for s, _, _ in ref], [y for _, _, y in ref], len(self.labels_)
-            )
         scores, reps = self._score_all(cal, first=half)
-        #: the calibration texts' transplant scores as computed (not standardised), sorted
-        self.calibration_raw_ = np.sort(np.array([s for s, _, _ in scores], dtype=float))
-        cal_scores = self._standardise(scores)
-        self.calibration_scores_ = np.sort(np.array(cal_scores, dtype=float))
+        self.calibration_scores_ = np.sort(np.array([s for s, _, _ in scores]))
         if features is not None:
             self.calibration_matrix_: np.ndarray = np.column_stack(
-                [np.array(cal_scores, dtype=float), np.array(reps, dtype=float)]
+                [np.array([s for s, _, _ in scores], dtype=float), np.array(reps, dtype=float)]
             )
         self.digest_ = _digest(model)
 
@@ -286,15 +267,7 @@ class ClassifierScreen:
             )
         return f
 
-    def _standardise(self, scored: Scored) -> list[float]:
-        """The scores the p-value ranks: standardised per label when ``by_label``."""
-        if self.label_scale_ is None:
-            return [s for s, _, _ in scored]
-        return [self.label_scale_(s, y) for s, _, y in scored]
-
-    def _scores(
-        self, texts: list[str], *, first: int | None = None, leave_out_self: bool = False
-    ) -> tuple[Scored, Reps]:
+    def _scores(self, texts: list[str], *, first: int | None = None) -> tuple[Scored, Reps]:
         """Scores of ``texts`` and their representation scores (``None`` each when that
         signal is off); ``first``: they are the support texts ``first, first + 1, ...``
         (calibration texts), each left out of its own support."""
@@ -314,7 +287,6 @@ class ClassifierScreen:
                 n_donors=self.n_perturb,
                 support=supports,
                 window=self.window_,
-                leave_out_self=leave_out_self,
             )
             bests = [max(ev, key=lambda e: e.score()) if ev else None for _, ev in evidence]
             scored: Scored = [
@@ -351,22 +323,17 @@ class ClassifierScreen:
             at += n
         return out
 
-    def _score_all(
-        self, texts: list[str], *, first: int, leave_out_self: bool = False
-    ) -> tuple[Scored, Reps]:
+    def _score_all(self, texts: list[str], *, first: int) -> tuple[Scored, Reps]:
         scored: Scored = []
         reps: Reps = []
         for i in range(0, len(texts), CHUNK):
-            s, r = self._scores(
-                texts[i : i + CHUNK], first=first + i, leave_out_self=leave_out_self
-            )
+            s, r = self._scores(texts[i : i + CHUNK], first=first + i)
             scored.extend(s)
             reps.extend(r)
         return scored, reps
 
     def p_value(self, score: float) -> float:
-        """The conformal p-value of a score against the calibration scores (with
-        ``by_label``, of a score already standardised by its label)."""
+        """The conformal p-value of a score against the calibration scores."""
         cal = self.calibration_scores_
         n_ge = len(cal) - int(np.searchsorted(cal, score, side="left"))
         return (1 + n_ge) / (len(cal) + 1)
@@ -411,7 +378,7 @@ class ClassifierScreen:
         if todo:
             try:
                 scores, dist = self._scores([t for _, t, _, _ in todo])
-                ps = self._p_values(self._standardise(scores), dist)
+                ps = self._p_values([s for s, _, _ in scores], dist)
             except Exception as exc:
                 for k, _, reasons, matches in todo:
                     why = f"model error (fail closed): {type(exc).__name__}: {exc}"
