@@ -287,8 +287,9 @@ class SpanSupport:
     counts (a calibration text scored against the others, as a new input is).
 
     ``additive=True`` sums the words' positive lifts instead of taking the largest (the
-    naive-Bayes combination: each word's evidence adds on the log-odds scale, as the span's
-    words add in the model), so a wide span that strings several ordinary topical words of
+    naive-Bayes combination: under conditional independence the words' weights of evidence,
+    I. J. Good, "Probability and the Weighing of Evidence", 1950, add on the log-odds scale),
+    so a wide span that strings several ordinary topical words of
     the label together is explained by all of them; a trigger's unseen token adds nothing.
     """
 
