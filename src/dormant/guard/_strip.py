@@ -289,8 +289,8 @@ class SpanSupport:
     ``additive=True`` sums the words' positive lifts instead of taking the largest (the
     naive-Bayes combination: under conditional independence the words' weights of evidence,
     I. J. Good, "Probability and the Weighing of Evidence", 1950, add on the log-odds scale),
-    so a wide span that strings several ordinary topical words of
-    the label together is explained by all of them; a trigger's unseen token adds nothing.
+    so a wide span that strings several ordinary topical words of the label together is
+    explained by all of them; a trigger's unseen token adds nothing.
     """
 
     def __init__(
