@@ -61,6 +61,7 @@ def run_organism(
     methods: tuple[str, ...] = METHODS,
     read_window: bool = False,
     representation: bool = False,
+    additive: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
@@ -83,6 +84,7 @@ def run_organism(
         "n_clean": len(test),
         "read_window": read_window,
         "representation": representation,
+        "additive_support": additive,
     }
     trig: list[str] = []
     effective: list[bool] = []
@@ -105,6 +107,7 @@ def run_organism(
             read_window=read_window,
             # passed only when set, so that the script also runs the code before the option
             **({"representation": True} if representation else {}),
+            **({"additive_support": True} if additive else {}),
         )
         t_cal = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -250,6 +253,12 @@ def main() -> int:
         action="store_true",
         help="ClassifierScreen(representation=True): join the penultimate-feature signal",
     )
+    ap.add_argument(
+        "--additive-support",
+        action="store_true",
+        help="ClassifierScreen(additive_support=True): the clean support of a span sums its "
+        "words' lifts",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
@@ -284,6 +293,7 @@ def main() -> int:
                 methods=tuple(args.methods),
                 read_window=args.read_window,
                 representation=args.representation,
+                additive=args.additive_support,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

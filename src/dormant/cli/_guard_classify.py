@@ -66,6 +66,12 @@ def register(sub: Any) -> None:
         help="also test where the model's penultimate features put the input (local Hugging "
         "Face models; off by default, see BENCHMARKS.md)",
     )
+    p.add_argument(
+        "--additive-support",
+        action="store_true",
+        help="explain a span by the sum of its words' clean lifts, not the largest (off by "
+        "default, see BENCHMARKS.md)",
+    )
     p.add_argument("--registry", default=None, metavar="URL", help="registry of known triggers")
     p.add_argument("--audit", default=None, metavar="URL", help="audit log (sqlite path or URL)")
     p.add_argument("--identity", default="classifier-screen", help="identity in the audit log")
@@ -156,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
             method=args.method,
             seed=args.seed,
             representation=args.representation,
+            additive_support=args.additive_support,
             audit=audit,
             name=str(args.model),
             identity=args.identity,

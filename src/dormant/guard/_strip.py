@@ -285,9 +285,23 @@ class SpanSupport:
     (``game Warlords`` for ``games``) has a large lift; a trigger (never seen) and function
     words (``of``, seen everywhere) have none. ``exclude=i`` leaves text ``i`` out of the
     counts (a calibration text scored against the others, as a new input is).
+
+    ``additive=True`` sums the words' positive lifts instead of taking the largest (the
+    naive-Bayes combination: under conditional independence the words' weights of evidence,
+    I. J. Good, "Probability and the Weighing of Evidence", 1950, add on the log-odds scale),
+    so a wide span that strings several ordinary topical words of the label together is
+    explained by all of them; a trigger's unseen token adds nothing.
     """
 
-    def __init__(self, texts: Sequence[str], labels: Sequence[int], n_labels: int) -> None:
+    def __init__(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[int],
+        n_labels: int,
+        *,
+        additive: bool = False,
+    ) -> None:
+        self.additive = additive
         self._docs = []
         self._words: dict[str, Counter[int]] = {}
         base: Counter[int] = Counter()
@@ -315,12 +329,16 @@ class SpanSupport:
         if exclude is not None:
             own_doc, lab = self._docs[exclude]
             own = Counter({lab: 1})
-        best = 0.0
-        for w in ws:
+        best = total = 0.0
+        for w in dict.fromkeys(ws):
             counts = self._words.get(w)
             if counts and f" {w} " in own_doc:
                 counts = counts - own
-            best = max(best, self._lift(counts, y))
+            lift = self._lift(counts, y)
+            best = max(best, lift)
+            total += max(lift, 0.0)
+        if self.additive:
+            best = total
         if len(ws) > 1:
             key = f" {' '.join(ws)} "
             multi: Counter[int] = Counter(

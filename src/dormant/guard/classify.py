@@ -46,6 +46,14 @@ p-value (Cauchy combination). Measured on three held-out splits it rescued part 
 whose trigger saturates the label's confidence and lost all of another (BENCHMARKS.md, "A
 signal beyond the label's confidence"), so it is not the default.
 
+``additive_support=True`` (off by default) explains a span by the sum of its words' clean
+lifts instead of the largest (:class:`~dormant.guard._strip.SpanSupport`): the calibration
+tail of a saturating task is often a *wide* span stringing several topical words together
+(``distributes the FileMaker database. FileMaker, Inc.``), each with a modest lift, which the
+largest lift alone leaves scoring like a trigger. Calibration texts and inputs are scored the
+same way (each calibration text left out of its own counts), so the p-value keeps its
+meaning. Measured in BENCHMARKS.md ("Additive clean support").
+
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
 
@@ -125,6 +133,11 @@ class ClassifierScreen:
         score into one conformal p-value. Needs ``method="transplant"`` and a model that
         exposes ``features(texts)`` (the Hugging Face adapter does); ``False`` by default,
         as it measured worse on held-out models (BENCHMARKS.md).
+    additive_support:
+        The clean support of a span is the sum of its words' positive lifts (the
+        naive-Bayes combination) instead of the largest one (:class:`SpanSupport`), so a
+        wide span of several ordinary topical words is explained by all of them; a trigger's
+        unseen token still adds nothing. ``False`` by default (see the module text).
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -153,6 +166,7 @@ class ClassifierScreen:
         seed: int = 0,
         read_window: bool = False,
         representation: bool = False,
+        additive_support: bool = False,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
@@ -201,6 +215,7 @@ class ClassifierScreen:
         self.seed = seed
         self.read_window = bool(read_window)
         self.representation = bool(representation)
+        self.additive_support = bool(additive_support)
         self.audit = audit
         self.name = name
         self.identity = identity
@@ -218,7 +233,9 @@ class ClassifierScreen:
         self.donors_ = list(zip(donors, pred[:half], strict=True))
         # the clean support counts use every text given; each calibration text is scored
         # with itself left out of them, as a new input is (it is not among them)
-        self.support_ = SpanSupport(donors + cal, pred, len(self.labels_))
+        self.support_ = SpanSupport(
+            donors + cal, pred, len(self.labels_), additive=self.additive_support
+        )
         self.lm_ = BigramLM(donors) if method == "onion" else None
         self.window_ = reading_window(model) if read_window else None
         self.features_ = features
