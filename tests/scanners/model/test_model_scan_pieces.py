@@ -7,7 +7,14 @@ import json
 import pytest
 
 from dormant.bench.zoo import WORDNET_DIR, Organism, OrganismSpec, build_organism
-from dormant.scanners.model._absent import absent_pool, assemble, both_ends, solo_pieces
+from dormant.scanners.model._absent import (
+    SCREEN_FLIP,
+    absent_pool,
+    assemble,
+    both_ends,
+    screen,
+    solo_pieces,
+)
 from dormant.scanners.model._support import TaskSupport
 from dormant.subjects.model import load_classifier
 from dormant.triggers import Position, Trigger, TriggerKind
@@ -73,6 +80,28 @@ def test_the_other_word_of_a_planted_pair_is_found_and_put_with_the_first(
     flip, low = both_ends(ad, victims, ti, torch.tensor([whole]))
     _, low_piece = both_ends(ad, victims, ti, torch.tensor([[harbor]]))
     assert float(flip[0]) >= 0.9 and float(low[0]) >= float(low_piece[0])
+
+
+def test_the_staged_screen_passes_exactly_the_tokens_the_two_end_rule_passes(
+    two_word: Organism,
+) -> None:
+    import torch
+
+    rows = [json.loads(x) for x in two_word.eval_path.read_text("utf-8").splitlines()]
+    texts = [r["text"] for r in rows][:200]
+    m = load_classifier(two_word.path)
+    ad = m.adapter
+    ti = m.labels.index("plant")
+    pred = m.predict_proba(texts).argmax(1)
+    victims = [t for t, p in zip(texts, pred, strict=True) if p != ti]
+    every = torch.arange(int(ad.embedding_matrix().shape[0])).unsqueeze(1)
+    for n in (6, 3, 1):
+        flip, _ = both_ends(ad, victims[:n], ti, every)
+        rule = set((flip >= SCREEN_FLIP - 1e-6).nonzero().flatten().tolist())
+        staged = set(screen(ad, victims[:n], ti, every).tolist())
+        # the whole vocabulary screened: the planted words pass, and nothing else changes
+        assert staged == rule, (n, sorted(rule ^ staged))
+    assert rule
 
 
 def test_a_clean_model_has_no_piece_outside_its_clean_data(

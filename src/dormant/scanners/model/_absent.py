@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._complete import donor_margins
+from ._complete import donor_margins, end_margins
 
 if TYPE_CHECKING:
     from ...subjects.protocol import Gradients
@@ -98,14 +98,51 @@ def solo_pieces(
     if not victims or not pool:
         return []
     p = torch.tensor(list(pool), dtype=torch.long).unsqueeze(1)
-    flip, _ = both_ends(adapter, victims[:n_screen], target, p)
-    keep = (flip >= SCREEN_FLIP - 1e-6).nonzero().flatten()
+    keep = screen(adapter, victims[:n_screen], target, p)
     if len(keep) == 0:
         return []
     flip, score = both_ends(adapter, victims, target, p[keep])
     ok = (flip >= PIECE_FLIP).nonzero().flatten()
     order = ok[score[ok].argsort(descending=True)][:max_pieces]
     return [int(p[keep[i], 0]) for i in order.tolist()]
+
+
+def screen(adapter: Gradients, victims: list[str], target: int, trials: Any) -> Any:
+    """Indices of the ``trials`` (``k x L`` token ids) that flip at least :data:`SCREEN_FLIP`
+    of ``victims`` to ``target`` at both ends — the tokens :func:`both_ends` would pass, found
+    at a fraction of its cost.
+
+    A trial may miss ``allowed`` victims (``n`` less the fewest that reach the share), and a
+    victim it does not flip with the trial at the start is a miss whatever the end does. So, in
+    stages: the start on the first ``allowed + 1`` victims (a trial that flips none of them
+    cannot pass), the start on the rest for the trials left (one with fewer start flips than
+    needed cannot pass), then the end for the trials left; the flips are the victims flipped at
+    both. Nearly every pool token flips nothing (on a pretrained vocabulary of 30k tokens the
+    clean data leaves ~28k in the pool), so most cost ``allowed + 1`` sequences (3 of 6
+    victims) instead of 12. No library offers a staged screen of a classifier's vocabulary; the
+    rule is the elimination of successive halving (Jamieson & Talwalkar, AISTATS 2016) with a
+    bound that cannot drop a trial that would pass.
+    """
+    import math
+
+    import torch
+
+    n = len(victims)
+    need = math.ceil(n * SCREEN_FLIP - 1e-6)
+    head = victims[: n - need + 1]
+    first = end_margins(adapter, head, target, trials, "start")
+    alive = (first > 0).any(1).nonzero().flatten()
+    if len(alive) and len(head) < n:
+        rest = end_margins(adapter, victims[len(head) :], target, trials[alive], "start")
+        start = torch.cat([first[alive], rest], 1)
+    else:
+        start = first[alive]
+    ok = ((start > 0).sum(1) >= need).nonzero().flatten()
+    alive, start = alive[ok], start[ok]
+    if len(alive) == 0:
+        return alive
+    low = torch.minimum(start, end_margins(adapter, victims, target, trials[alive], "end"))
+    return alive[((low > 0).sum(1) >= need).nonzero().flatten()]
 
 
 def assemble(

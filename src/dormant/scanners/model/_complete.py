@@ -42,6 +42,33 @@ if TYPE_CHECKING:
 ALPHA = 0.05
 
 
+def end_margins(
+    adapter: Gradients,
+    donors: list[str],
+    target: int,
+    trials: Any,
+    pos: str,
+    *,
+    max_len: int = 32,
+) -> Any:
+    """Per trial (``k x L`` token ids) and donor, the target margin (target logit minus the
+    largest other) with the trial inserted at ``pos`` (``"start"`` or ``"end"``; ``k x n``);
+    ``max_len``: the donors' token budget, trigger included."""
+    import torch
+
+    st = _Stamp(adapter, donors, int(trials.shape[1]), pos, max_len=max_len)
+    chunk = max(1, 2048 // st.n)
+    out = []
+    with torch.inference_mode():
+        for s in range(0, int(trials.shape[0]), chunk):
+            ids, mask = st.with_ids(trials[s : s + chunk])
+            logits = adapter.logits_from_ids(ids, mask).float()
+            other = logits.clone()
+            other[:, target] = float("-inf")
+            out.append((logits[:, target] - other.max(-1).values).reshape(-1, st.n))
+    return torch.cat(out)
+
+
 def donor_margins(
     adapter: Gradients, donors: list[str], target: int, trials: Any, *, max_len: int = 32
 ) -> Any:
@@ -50,20 +77,10 @@ def donor_margins(
     ``max_len``: the donors' token budget, trigger included."""
     import torch
 
-    per = []
-    for pos in ("start", "end"):
-        st = _Stamp(adapter, donors, int(trials.shape[1]), pos, max_len=max_len)
-        chunk = max(1, 2048 // st.n)
-        out = []
-        with torch.inference_mode():
-            for s in range(0, int(trials.shape[0]), chunk):
-                ids, mask = st.with_ids(trials[s : s + chunk])
-                logits = adapter.logits_from_ids(ids, mask).float()
-                other = logits.clone()
-                other[:, target] = float("-inf")
-                out.append((logits[:, target] - other.max(-1).values).reshape(-1, st.n))
-        per.append(torch.cat(out))
-    return torch.minimum(per[0], per[1])
+    return torch.minimum(
+        end_margins(adapter, donors, target, trials, "start", max_len=max_len),
+        end_margins(adapter, donors, target, trials, "end", max_len=max_len),
+    )
 
 
 def flip_loss_p(full: Any, less: Any) -> float:
