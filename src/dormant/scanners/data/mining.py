@@ -267,6 +267,7 @@ class TriggerMiner(Scanner):
         """Scan ``subject`` (a :class:`~dormant.subjects.TextDataset`) for mined triggers."""
         self._check()
         ctx = context or ScanContext()
+        self.work_ = ctx.features.get("work")  # per-record arrays in its files when given
         labelled = subject.kind == "labelled"
         n, total, per, outcome_n, words_per, words_total, id_hashes = self._count(subject, ctx)
         self._validate(subject, n, outcome_n, labelled, id_hashes)
@@ -426,6 +427,9 @@ class TriggerMiner(Scanner):
                                 c.contexts.append((text, loc[2], loc[3]))
                 row += 1
             ctx.progress("locate", len(batch), None)
+        work = ctx.features.get("work")
+        if work is not None:  # the rows in a file of the scan's working directory
+            held.to_disk(work)
         for i, c in enumerate(cands):
             c.rows, c.target_rows = held.rows(i), held.target_rows(i)
             c.phrase = _extend(c)
