@@ -113,7 +113,8 @@ def rows_file(work: Any, name: str, parts: Sequence[Any], dtype: Any) -> list[np
     sizes = []
     with open(path, "wb") as fh:
         for p in parts:
-            b = memoryview(p if not isinstance(p, np.ndarray) else np.ascontiguousarray(p, dt))
+            buf: Any = p if not isinstance(p, np.ndarray) else np.ascontiguousarray(p, dt)
+            b = memoryview(buf)
             fh.write(b.cast("B"))
             sizes.append(b.nbytes // dt.itemsize)
     total = sum(sizes)

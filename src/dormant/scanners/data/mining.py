@@ -55,6 +55,7 @@ from ...errors import ConfigError, DataValidationError
 from ...subjects.dataset import TextDataset, find_duplicate_ids, stable_id_hashes
 from ...text import BOS, EOS, style_features, tokens
 from ..base import ScanContext, Scanner, ScanResult, register
+from ._count_resume import resumable_count
 from ._mining_consistency import content_inconsistency
 from ._mining_context import context_fit
 from ._mining_count import CountSettings, count_parallel, count_serial
@@ -249,9 +250,24 @@ class TriggerMiner(Scanner):
         def on_batch(k: int) -> None:
             ctx.progress("count", k, None)
 
+        work = ctx.features.get("work")
         try:
             if self.n_jobs > 1:
+                if work is not None and work.resume:
+                    work.notes.append(
+                        "resume: the counting pass is resumed with --jobs 1 only; counted afresh"
+                    )
                 acc = count_parallel(jobs(), self.n_jobs, settings, on_batch)
+            elif work is not None:  # checkpoints for --resume (:mod:`._count_resume`)
+                acc, id_hashes = resumable_count(
+                    subject,
+                    work,
+                    batch_size=self.batch_size,
+                    max_n=self.max_n,
+                    settings=settings,
+                    id_hashes=id_hashes,
+                    on_batch=on_batch,
+                )
             else:
                 acc = count_serial(jobs(), settings, on_batch)
         except BaseException:
