@@ -78,8 +78,16 @@ def register(root: Any, scan: Any) -> None:
         "--resume",
         action="store_true",
         help="go on with a scan of the same data into the same --out that was interrupted: "
-        "its finished embedding batches (kept in the hidden .OUT.work beside --out, checked by "
-        "content hash) are read back instead of being embedded again",
+        "its finished embedding batches and the counting pass's last checkpoint (kept in the "
+        "hidden .OUT.work beside --out, checked by content hash) are read back instead of being "
+        "computed again",
+    )
+    p.add_argument(
+        "--checkpoint-records",
+        default="262144",
+        metavar="N",
+        help="records counted between two checkpoints of the counting pass (what an "
+        "interrupted scan recounts at most; rounded down to whole batches of 8,192)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=None, help="cache embeddings here")
@@ -134,6 +142,19 @@ def parse_jobs(value: str) -> int:
     return jobs
 
 
+def parse_positive(value: str, option: str, what: str) -> int:
+    """A positive whole number given to ``option``, or a ConfigError naming what is expected."""
+    from ..errors import ConfigError
+
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1 or str(value).strip() != str(number):
+        raise ConfigError(f"{option} expects a positive whole number of {what}; got {value!r}.")
+    return number
+
+
 def run(args: argparse.Namespace) -> int:
     from ..outputs import check_outputs
     from ..subjects.dataset import TextDataset
@@ -149,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
     fail_on = parse_fail_on(args.fail_on)
     fdr = parse_fdr(args.fdr)
     jobs = parse_jobs(args.jobs)
+    parse_positive(args.checkpoint_records, "--checkpoint-records", "records")  # before the scan
     formats = parse_formats(args.formats)
     ds = TextDataset(
         args.path,
@@ -198,7 +220,11 @@ def _scan(
     # per-record state (embeddings, record scores) on disk beside --out, not in memory
     from ..scanners.data._scan_work import ScanWork, work_dir_for
 
-    work = ScanWork(work_dir_for(args.out), resume=args.resume)
+    work = ScanWork(
+        work_dir_for(args.out),
+        resume=args.resume,
+        count_block=parse_positive(args.checkpoint_records, "--checkpoint-records", "records"),
+    )
     try:
         try:
             report = _run_scan(args, ds, mining_params, work, ctx)

@@ -34,6 +34,7 @@ from ._mining_finding import mined_finding
 from ._mining_neighbours import Neighbours, natural_neighbours, update_probability
 from ._mining_rows import OverlapIndex, member, sorted_rows
 from ._mining_verdict import fdr_select, verdict_features
+from ._record_arrays import CHUNK_ROWS, frozen, record_array, release
 
 
 def group_candidates(cands: list[Candidate]) -> list[list[Candidate]]:
@@ -310,17 +311,21 @@ def decide(miner: Any, mined: list[MinedTrigger]) -> list[MinedTrigger]:
 def mined_result(
     miner: Any, subject: TextDataset, mined: list[MinedTrigger], n: int, labelled: bool
 ) -> ScanResult:
-    scores = np.zeros(n, dtype=np.float32)
-    flags = np.zeros(n, dtype=bool)
+    work = getattr(miner, "work_", None)
+    if work is None:
+        scores = np.zeros(n, dtype=np.float32)
+        flags = np.zeros(n, dtype=bool)
+        for m in mined:
+            if m.verdict == "task-feature":
+                continue
+            idx = np.asarray(m.rows, dtype=np.int64)
+            np.maximum.at(scores, idx, m.probability)
+            if m.quarantined:
+                flags[idx] = True
+    else:  # in files of the working directory, written one stretch of rows at a time
+        scores, flags = _scores_on_disk(work, mined, n)
     findings = []
     ref = subject.ref()
-    for m in mined:
-        if m.verdict == "task-feature":
-            continue
-        idx = np.asarray(m.rows, dtype=np.int64)
-        np.maximum.at(scores, idx, m.probability)
-        if m.quarantined:
-            flags[idx] = True
     ids = _ids_of_rows(
         subject, {r for m in mined for r in np.asarray(m.rows[:1000]).tolist()}, miner.batch_size
     )
@@ -349,6 +354,26 @@ def mined_result(
         "neighbour_test": miner.neighbour_status_,
     }
     return ScanResult(findings=findings, record_scores=scores, record_flags=flags, extras=extras)
+
+
+def _scores_on_disk(work: Any, mined: list[MinedTrigger], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The scores and flags of :func:`mined_result` as read-only maps of files in ``work``
+    (:mod:`._record_arrays`): the same values, with at most one stretch of rows resident."""
+    scores = record_array(work, "trigger-mining.scores", n, np.float32)
+    flags = record_array(work, "trigger-mining.flags", n, np.bool_)
+    marked = [(sorted_rows(m.rows), m) for m in mined if m.verdict != "task-feature"]
+    for lo in range(0, n, CHUNK_ROWS):
+        hi = min(n, lo + CHUNK_ROWS)
+        for rows, m in marked:
+            a, b = np.searchsorted(rows, (lo, hi))
+            if b > a:
+                idx = np.asarray(rows[a:b], dtype=np.int64)
+                np.maximum.at(scores, idx, m.probability)
+                if m.quarantined:
+                    flags[idx] = True
+        release(scores, lo, hi)
+        release(flags, lo, hi)
+    return frozen(scores), frozen(flags)
 
 
 def _bayes_factor(nb: Neighbours | None, cl: CleanLabelTest | None) -> float:

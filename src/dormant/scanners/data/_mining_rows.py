@@ -49,6 +49,18 @@ class RowCollector:
         code = row_typecode(n)
         self._rows: list[array[int]] = [array(code) for _ in range(k)]
         self._target: list[array[int]] = [array(code) for _ in range(k)]
+        self._views: list[np.ndarray] | None = None
+        self._k = k
+
+    def to_disk(self, work: Any) -> None:
+        """Move every candidate's rows into one file of the scan's working directory
+        (:func:`._record_arrays.rows_file`) and free the in-memory buffers; :meth:`rows` and
+        :meth:`target_rows` then return read-only views of that file."""
+        from ._record_arrays import rows_file
+
+        dtype = np.int32 if not self._rows or self._rows[0].typecode == "i" else np.int64
+        self._views = rows_file(work, "candidate-rows", [*self._rows, *self._target], dtype)
+        self._rows, self._target = [], []
 
     def add(self, i: int, row: int, target: bool) -> None:
         """Record that candidate ``i`` occurs in ``row`` (with its target outcome or not)."""
@@ -58,10 +70,14 @@ class RowCollector:
 
     def rows(self, i: int) -> np.ndarray:
         """Candidate ``i``'s rows, sorted, read-only."""
+        if self._views is not None:
+            return self._views[i]
         return _frozen(self._rows[i])
 
     def target_rows(self, i: int) -> np.ndarray:
         """Candidate ``i``'s rows that carry its target outcome, sorted, read-only."""
+        if self._views is not None:
+            return self._views[self._k + i]
         return _frozen(self._target[i])
 
 

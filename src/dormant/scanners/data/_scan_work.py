@@ -22,8 +22,9 @@ working directory looks like a finished output: the reports are written into the
 directory only at the end, atomically (:mod:`dormant.outputs`).
 
 The unit is the embedding batch because embedding is where a default scan spends its time
-(BENCHMARKS.md "Data scan at scale, on disk"); the statistical pass (≥ 50k records/s) is
-re-run on resume.
+(BENCHMARKS.md "Data scan at scale, on disk"). Trigger mining's counting pass keeps its own
+checkpoints in ``count/`` (:mod:`._count_resume`): a resumed run counts only the blocks after
+the last one saved.
 """
 
 from __future__ import annotations
@@ -75,11 +76,15 @@ class ScanWork:
         Reuse the finished units found there; when ``False`` any earlier content is removed.
     unit_size:
         Records per unit (an embedding batch): what a killed run loses at most.
+    count_block:
+        Records between two checkpoints of trigger mining's counting pass
+        (:mod:`._count_resume`), rounded down to whole batches (at least one).
     """
 
     directory: Path
     resume: bool = False
     unit_size: int = 1024
+    count_block: int = 1 << 18
     notes: list[str] = field(default_factory=list)
     resumed_units_: int = 0
     embedded_units_: int = 0
@@ -88,6 +93,8 @@ class ScanWork:
         self.directory = Path(self.directory)
         if not isinstance(self.unit_size, int) or self.unit_size < 1:
             raise ConfigError(f"unit_size must be a positive int. Got {self.unit_size!r}.")
+        if not isinstance(self.count_block, int) or self.count_block < 1:
+            raise ConfigError(f"count_block must be a positive int. Got {self.count_block!r}.")
         if self.directory.exists() and not self.directory.is_dir():
             raise ConfigError(
                 f"The scan's working directory {self.directory} exists and is not a directory; "
@@ -108,6 +115,8 @@ class ScanWork:
     def has_units(self) -> bool:
         """Whether a finished unit is on disk (something a ``--resume`` would reuse)."""
         path = self.directory / "units.jsonl"
+        if (self.directory / "count" / "state.json").is_file():  # a counting checkpoint
+            return True
         return path.is_file() and path.stat().st_size > 0
 
     # -- the manifest ------------------------------------------------------------------

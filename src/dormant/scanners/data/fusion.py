@@ -37,6 +37,7 @@ from .._runner import Family, Results, register_family, run_scanners, with_featu
 from ..base import REGISTRY, ScanContext, Scanner, ScanResult
 from ..catalog import _load_builtin
 from ._mining_features import _outcomes_of
+from ._record_arrays import release
 from ._record_shards import RecordShardWriter
 from ._scan_work import ScanWork
 
@@ -266,6 +267,10 @@ def _fuse(
         flagged = mined_flags | (votes >= need) if rep_run else mined_flags
         if flagged.any():
             threshold = min(threshold, fused[flagged].min())
+        for res in results.values():  # their mapped pages are not needed again
+            for arr in (res.record_scores, res.record_flags):
+                if arr is not None:
+                    release(arr, row, row + len(batch))
         if sink is not None:
             sink.write(batch.ids, fused, flagged, cols)
         else:

@@ -55,6 +55,7 @@ from ...errors import ConfigError, DataValidationError
 from ...subjects.dataset import TextDataset, find_duplicate_ids, stable_id_hashes
 from ...text import BOS, EOS, style_features, tokens
 from ..base import ScanContext, Scanner, ScanResult, register
+from ._count_resume import resumable_count
 from ._mining_consistency import content_inconsistency
 from ._mining_context import context_fit
 from ._mining_count import CountSettings, count_parallel, count_serial
@@ -249,9 +250,24 @@ class TriggerMiner(Scanner):
         def on_batch(k: int) -> None:
             ctx.progress("count", k, None)
 
+        work = ctx.features.get("work")
         try:
             if self.n_jobs > 1:
+                if work is not None and work.resume:
+                    work.notes.append(
+                        "resume: the counting pass is resumed with --jobs 1 only; counted afresh"
+                    )
                 acc = count_parallel(jobs(), self.n_jobs, settings, on_batch)
+            elif work is not None:  # checkpoints for --resume (:mod:`._count_resume`)
+                acc, id_hashes = resumable_count(
+                    subject,
+                    work,
+                    batch_size=self.batch_size,
+                    max_n=self.max_n,
+                    settings=settings,
+                    id_hashes=id_hashes,
+                    on_batch=on_batch,
+                )
             else:
                 acc = count_serial(jobs(), settings, on_batch)
         except BaseException:
@@ -267,6 +283,7 @@ class TriggerMiner(Scanner):
         """Scan ``subject`` (a :class:`~dormant.subjects.TextDataset`) for mined triggers."""
         self._check()
         ctx = context or ScanContext()
+        self.work_ = ctx.features.get("work")  # per-record arrays in its files when given
         labelled = subject.kind == "labelled"
         n, total, per, outcome_n, words_per, words_total, id_hashes = self._count(subject, ctx)
         self._validate(subject, n, outcome_n, labelled, id_hashes)
@@ -426,6 +443,9 @@ class TriggerMiner(Scanner):
                                 c.contexts.append((text, loc[2], loc[3]))
                 row += 1
             ctx.progress("locate", len(batch), None)
+        work = ctx.features.get("work")
+        if work is not None:  # the rows in a file of the scan's working directory
+            held.to_disk(work)
         for i, c in enumerate(cands):
             c.rows, c.target_rows = held.rows(i), held.target_rows(i)
             c.phrase = _extend(c)
