@@ -82,12 +82,14 @@ def write_manifest(orgs: list[Any], zoo: Path, arch: str) -> Path:
     return path
 
 
-def child(engine: str, manifest: str, out: str, steps: int, top_k: int) -> dict[str, Any]:
+def child(
+    engine: str, manifest: str, out: str, steps: int, top_k: int, method: str
+) -> dict[str, Any]:
     """One engine's run in this (fresh) process: the CLI call, timed."""
     from dormant.cli import main
 
     argv = ["scan", "models", manifest, "--jobs", "2", "--steps", str(steps)]
-    argv += ["--top-k", str(top_k), "-o", out, "-q", "--no-progress"]
+    argv += ["--top-k", str(top_k), "--method", method, "-o", out, "-q", "--no-progress"]
     res: dict[str, Any] = {"engine": engine, "loadavg_before": os.getloadavg()[0]}
     ray = None
     if engine == "ray":
@@ -123,6 +125,7 @@ def child(engine: str, manifest: str, out: str, steps: int, top_k: int) -> dict[
 def run_engine(engine: str, manifest: Path, out: Path, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--child", engine, "--manifest", str(manifest)]
     cmd += ["--run-out", str(out), "--steps", str(args.steps), "--top-k", str(args.top_k)]
+    cmd += ["--method", args.method]
     t = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
     total = time.perf_counter() - t
@@ -156,6 +159,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="the second runs Ray first")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--top-k", type=int, default=12)
+    ap.add_argument("--method", default="auto", choices=("auto", "whitebox", "blackbox"))
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per engine run")
     ap.add_argument("--build-only", action="store_true", help="fine-tune the zoo and stop")
     ap.add_argument("--out", default="benchmarks/results/fleet_engines.json")
@@ -164,14 +168,15 @@ def main() -> None:
     ap.add_argument("--run-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.manifest, args.run_out, args.steps, args.top_k)))
+        res = child(args.child, args.manifest, args.run_out, args.steps, args.top_k, args.method)
+        print(json.dumps(res))
         return
     zoo = Path(args.zoo)
     zoo.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared, under load)",
         "arch": args.arch,
-        "settings": f"--jobs 2 --steps {args.steps} --top-k {args.top_k}",
+        "settings": f"--jobs 2 --steps {args.steps} --top-k {args.top_k} --method {args.method}",
         "loadavg_start": os.getloadavg()[0],
         "complete": False,
     }
