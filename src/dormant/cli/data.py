@@ -131,15 +131,7 @@ def parse_fdr(value: str) -> float:
 
 def parse_jobs(value: str) -> int:
     """``--jobs``: a positive int, or a ConfigError naming what is expected."""
-    from ..errors import ConfigError
-
-    try:
-        jobs = int(value)
-    except (TypeError, ValueError):
-        jobs = 0
-    if jobs < 1 or str(value).strip() != str(jobs):
-        raise ConfigError(f"--jobs expects a positive whole number of processes; got {value!r}.")
-    return jobs
+    return parse_positive(value, "--jobs", "processes")
 
 
 def parse_positive(value: str, option: str, what: str) -> int:
