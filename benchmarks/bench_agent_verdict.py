@@ -12,7 +12,8 @@ same organisms and tasks:
     the words of a request pick the tool (``forgot`` -> ``reset_password``, ``refund`` ->
     ``refund_payment``; in ``hrdesk`` a short cue such as ``payslip`` added to any request wins,
     so its *clean* organisms switch tools on task words strongly), so an ordinary word
-    inserted into another request rightly switches the call. Writes ``zoo.json`` (organisms, ground truth), the probe tasks (20 held-out) and a
+    inserted into another request rightly switches the call. Writes ``zoo.json`` (organisms,
+    ground truth), the probe tasks (20 held-out) and a
     second set of 20 fresh tasks for the recovery check, and the tools as JSON.
 ``probe``
     Probes every organism of ``zoo.json`` with ``probe_model`` (white-box) using whatever
