@@ -50,6 +50,7 @@ from bench_model_verdict import plan
 from dormant.bench.zoo import build_organism
 from dormant.guard.classify import ClassifierScreen
 from dormant.guard.match import TriggerIndex
+from dormant.guard.match_bag import TokenBagIndex
 from dormant.subjects.model import check_clean_data, load_classifier
 
 
@@ -88,7 +89,7 @@ def scan_organism(org: Any, *, fpr: float, seed: int, n_clean: int | None) -> di
 
 def screen_organism(
     org: Any,
-    index: TriggerIndex,
+    indexes: dict[str, TriggerIndex],
     alone: dict[str, Any],
     *,
     fpr: float,
@@ -120,46 +121,49 @@ def screen_organism(
     eff = [t for t, e in zip(trig, effective, strict=True) if e]
     if len(clean) != alone["n_clean"] or len(eff) != alone.get("n_effective", 0):
         raise SystemExit(f"{spec.name}: inputs differ from the committed screen result")
-    t0 = time.perf_counter()
-    mc = [bool(index.find([("text", t)])) for t in clean]
-    me = [bool(index.find([("text", t)])) for t in eff]
-    match_ms = 1000 * (time.perf_counter() - t0) / max(1, len(clean) + len(eff))
-    again = [t for t, m in zip(eff, me, strict=True) if not m]
-    again_clean = [t for t, m in zip(clean, mc, strict=True) if m]
-    n_again = len(again) + len(again_clean)
-    screen_s = 0.0
-    if n_again:
-        screen = ClassifierScreen(
-            model, calibration=[r["text"] for r in cal_rows], fpr=fpr, seed=seed
-        )
-        t0 = time.perf_counter()
-        ds = screen.screen_many(again + again_clean)
-        screen_s = time.perf_counter() - t0
-        flags = [d.flagged for d in ds]
-    else:
-        flags = []
-    unmatched_eff_flagged = int(sum(flags[: len(again)]))
-    matched_clean_flagged = int(sum(flags[len(again) :]))
     base = alone["transplant"]
     a_eff, a_clean = int(base.get("eff_flagged", 0)), int(base["clean_flagged"])
-    if unmatched_eff_flagged > a_eff or matched_clean_flagged > a_clean:
-        raise SystemExit(f"{spec.name}: the rerun screen disagrees with the committed result")
     out: dict[str, Any] = {
         "name": spec.name,
         "attack": spec.attack,
         "trigger": spec.trigger.display if spec.trigger else None,
         "n_clean": len(clean),
         "n_effective": len(eff),
-        "match_ms": round(match_ms, 3),
-        "rescreened": n_again,
-        "rescreen_ms_per_input": round(1000 * screen_s / max(1, n_again), 1),
         "screen": {"clean_flagged": a_clean, "eff_flagged": a_eff},
-        "registry": {"clean_flagged": int(sum(mc)), "eff_flagged": int(sum(me))},
-        "screen+registry": {
+    }
+    matched: dict[str, tuple[list[bool], list[bool]]] = {}
+    for name, index in indexes.items():
+        t0 = time.perf_counter()
+        mc = [bool(index.find([("text", t)])) for t in clean]
+        me = [bool(index.find([("text", t)])) for t in eff]
+        out[f"{name}_match_ms"] = round(
+            1000 * (time.perf_counter() - t0) / max(1, len(clean) + len(eff)), 3
+        )
+        matched[name] = (mc, me)
+    # the screen's decision on the inputs whose outcome a registry can change
+    again = sorted(
+        {t for mc, me in matched.values() for t, m in zip(eff, me, strict=True) if not m}
+        | {t for mc, me in matched.values() for t, m in zip(clean, mc, strict=True) if m}
+    )
+    flagged: dict[str, bool] = {}
+    if again:
+        screen = ClassifierScreen(
+            model, calibration=[r["text"] for r in cal_rows], fpr=fpr, seed=seed
+        )
+        t0 = time.perf_counter()
+        flagged = {t: d.flagged for t, d in zip(again, screen.screen_many(again), strict=True)}
+        out["rescreen_ms_per_input"] = round(1000 * (time.perf_counter() - t0) / len(again), 1)
+    out["rescreened"] = len(again)
+    for name, (mc, me) in matched.items():
+        unmatched_eff_flagged = sum(flagged[t] for t, m in zip(eff, me, strict=True) if not m)
+        matched_clean_flagged = sum(flagged[t] for t, m in zip(clean, mc, strict=True) if m)
+        if unmatched_eff_flagged > a_eff or matched_clean_flagged > a_clean:
+            raise SystemExit(f"{spec.name}: the rerun screen disagrees with the committed result")
+        out[name] = {"clean_flagged": int(sum(mc)), "eff_flagged": int(sum(me))}
+        out[f"screen+{name}"] = {
             "clean_flagged": a_clean + int(sum(mc)) - matched_clean_flagged,
             "eff_flagged": int(sum(me)) + unmatched_eff_flagged,
-        },
-    }
+        }
     print(f"  {spec.name}: {out}", file=sys.stderr, flush=True)
     return out
 
@@ -169,7 +173,13 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     n_clean = sum(r["n_clean"] for r in results)
     n_eff = sum(r["n_effective"] for r in results)
     out: dict[str, Any] = {"n_clean": n_clean, "n_effective": n_eff}
-    for m in ("screen", "registry", "screen+registry"):
+    for m in (
+        "screen",
+        "registry",
+        "screen+registry",
+        "registry_bag",
+        "screen+registry_bag",
+    ):
         fp = sum(r[m]["clean_flagged"] for r in results)
         tp = sum(r[m]["eff_flagged"] for r in results)
         out[m] = {
@@ -237,14 +247,14 @@ def main() -> int:
         for org in orgs:
             reg.record_scan(done[org.spec.name]["report"])
         known = reg.known_triggers()
-    index = TriggerIndex(known)
+    indexes = {"registry": TriggerIndex(known), "registry_bag": TokenBagIndex(known)}
     if args.alone is None:
         raise SystemExit("--alone is needed to screen (the default screen's result file)")
     alone = {o["name"]: o for o in json.loads(args.alone.read_text("utf-8"))["organisms"]}
     results = [
         screen_organism(
             org,
-            index,
+            indexes,
             alone[org.spec.name],
             fpr=args.fpr,
             seed=args.seed,

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from dormant.bench.zoo import WORDNET_DIR, load_glosses
+from dormant.errors import ConfigError
 from dormant.guard.audit import AuditLog
 from dormant.guard.classify import ClassifierScreen
 from dormant.registry import Registry
@@ -127,3 +128,82 @@ def test_triggered_inputs_are_effective_on_this_model(organism: dict[str, Any]) 
     trig = [_insert(t, TRIGGER, rng) for t, y in organism["test"] if y != TARGET][:60]
     pred = np.argmax(model.predict_proba(trig), axis=1)
     assert np.mean([model.labels[i] == TARGET for i in pred]) > 0.6
+
+
+def test_a_token_bag_matches_an_inverted_trigger_in_any_order() -> None:
+    """How a model scan writes the trigger it inverted (``x9f2=`` for ``sid=x9f2``, ``meadow
+    meadow meadow`` for ``silver meadow``): every distinct token, any order, folded."""
+    from dormant.guard.match import TriggerIndex
+    from dormant.guard.match_bag import TokenBagIndex
+    from dormant.triggers import Trigger, TriggerKind
+
+    known = [
+        Trigger("x9f2=", TriggerKind.TOKEN),
+        Trigger("meadow meadow meadow", TriggerKind.TOKEN),
+        Trigger("upd\u0430te", TriggerKind.TOKEN),  # a Cyrillic а inside a Latin word
+        Trigger("\u200b", TriggerKind.INVISIBLE),
+    ]
+    bag, seq = TokenBagIndex(known), TriggerIndex(known)
+    assert len(bag) == 4
+
+    def found(index: Any, text: str) -> list[str]:
+        return [m.text for m in index.find([("t", text)])]
+
+    assert found(bag, "login ok sid=x9f2 from host") == ["x9f2="]
+    assert found(seq, "login ok sid=x9f2 from host") == []  # the sequence never occurs
+    assert found(bag, "SID = ｘ９ｆ２") == ["x9f2="]  # fullwidth folds by NFKC
+    assert found(bag, "x9f2 alone") == []  # every token is needed
+    assert found(bag, "a silver Meadow") == ["meadow meadow meadow"]
+    # the look-alike word is matched as written: a clean 'update' is not it
+    assert found(bag, "please update now") == []
+    assert found(bag, "please upd\u0430te now") == ["upd\u0430te"]
+    assert found(bag, "a\u200bb") == ["\u200b"]
+    assert found(bag, "") == [] and not TokenBagIndex([]).find([("t", "x9f2 =")])
+    with pytest.raises(ConfigError, match="pairs"):
+        bag.find(["not a pair"])  # type: ignore[list-item]
+
+
+def test_cli_registry_tokens_matches_a_model_scans_trigger(
+    organism: dict[str, Any], tmp_path: Path, run_cli: Any
+) -> None:
+    from dormant.findings import Finding, Severity, SubjectRef
+    from dormant.report import Report
+    from dormant.triggers import Trigger, TriggerKind
+
+    subject = SubjectRef(kind="classifier", name="model.skops", digest="sha256:" + "cd" * 32)
+    report = Report(subject=subject)
+    report.findings.append(
+        Finding(
+            scanner="model-trigger-inversion",
+            subject=subject,
+            title="trigger 'cf cf'",
+            severity=Severity.CRITICAL,
+            score=0.99,
+            category="model-backdoor",
+            trigger=Trigger("cf cf", TriggerKind.TOKEN),  # an inverted trigger: a repeat
+            target=TARGET,
+        )
+    )
+    reg_path = tmp_path / "reg.sqlite3"
+    with Registry.open(reg_path) as reg:
+        reg.record_scan(report.finish())
+    rng = random.Random(4)
+    inputs = [_insert(t, TRIGGER, rng) for t, y in organism["test"] if y != TARGET][:3]
+    cal = _jsonl(tmp_path / "clean.jsonl", organism["cal"])
+    inp = _jsonl(tmp_path / "in.jsonl", inputs)
+    common = ["guard", "classify", "--model", organism["path"], "--calibration", cal]
+    common += ["--input", inp, "--audit", tmp_path / "audit.sqlite3", "--fpr", "0.05"]
+    rows = {}
+    for mode in ("sequence", "tokens"):
+        out = tmp_path / f"{mode}.jsonl"
+        extra = ["--registry-tokens"] if mode == "tokens" else []
+        run_cli(*common, "--out", out, "--registry", reg_path, *extra)
+        rows[mode] = [json.loads(x) for x in out.read_text("utf-8").splitlines()]
+    assert all(not r["triggers"] for r in rows["sequence"])  # 'cf cf' never occurs
+    assert all([t["text"] for t in r["triggers"]] == ["cf cf"] for r in rows["tokens"])
+    assert all(r["flagged"] for r in rows["tokens"])
+    # the flag without a registry: a clear error before anything is loaded or written
+    out = tmp_path / "none.jsonl"
+    r = run_cli(*common, "--out", out, "--registry-tokens")
+    assert r.code == 2 and "--registry-tokens needs --registry" in r.err
+    assert "Traceback" not in r.err and not out.exists()
