@@ -172,6 +172,16 @@ def screen_organism(
     return out
 
 
+def _scan_summary(row: dict[str, Any]) -> dict[str, Any]:
+    """A scan row without its report, with the verdict (recorded as a finding or not)."""
+    v = row["report"].get("extras", {}).get("model_verdict", {})
+    out = {k: val for k, val in row.items() if k != "report"}
+    out["verdict_probability"] = v.get("probability")
+    out["verdict_trigger"] = v.get("trigger_text")
+    out["verdict_target"] = v.get("target")
+    return out
+
+
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Pooled TPR / FPR with 95 % Clopper-Pearson intervals, per channel."""
     n_clean = sum(r["n_clean"] for r in results)
@@ -274,11 +284,7 @@ def main() -> int:
             {"text": k.text, "kind": k.kind, "target": k.target, "severity": k.max_severity}
             for k in known
         ],
-        "scans": [
-            {k: v for k, v in done[o.spec.name].items() if k != "report"}
-            for o in orgs
-            if o.spec.name in done
-        ],
+        "scans": [_scan_summary(done[o.spec.name]) for o in orgs if o.spec.name in done],
         # models of the split whose scan is not in the registry (a partial registry: none in
         # the reported figures)
         "unscanned": [o.spec.name for o in orgs if o.spec.name not in done],
