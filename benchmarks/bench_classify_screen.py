@@ -12,8 +12,8 @@ Per organism, its held-out clean examples are shuffled; 60 % are the calibration
 user would give (the screen splits them into reference and calibration halves), the rest are
 the clean test inputs. Triggered inputs are the test inputs of other classes than the target
 with the organism's own trigger inserted; "effective" ones are those the model then labels
-with the target (the inputs the guard must stop). No registry is used: a known trigger would
-be found by string matching, which measures nothing here.
+with the target (the inputs the guard must stop). No registry is used here: the screen given
+the triggers a model scan actually recorded is measured by ``bench_classify_registry.py``.
 
 Methods, each a :class:`dormant.guard.classify.ClassifierScreen` at ``--fpr``:
 
