@@ -12,8 +12,8 @@ Per organism, its held-out clean examples are shuffled; 60 % are the calibration
 user would give (the screen splits them into reference and calibration halves), the rest are
 the clean test inputs. Triggered inputs are the test inputs of other classes than the target
 with the organism's own trigger inserted; "effective" ones are those the model then labels
-with the target (the inputs the guard must stop). No registry is used: a known trigger would
-be found by string matching, which measures nothing here.
+with the target (the inputs the guard must stop). No registry is used here: the screen given
+the triggers a model scan actually recorded is measured by ``bench_classify_registry.py``.
 
 Methods, each a :class:`dormant.guard.classify.ClassifierScreen` at ``--fpr``:
 
@@ -64,16 +64,8 @@ def run_organism(
     additive: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
-    rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
-    rng = random.Random(seed)
-    rng.shuffle(rows)
-    # 60 % calibration texts, and never fewer distinct ones than the screen needs at this
-    # fpr (a small held-out set with repeated texts, e.g. the manual-page task's 300)
-    k, need = int(0.6 * len(rows)), 2 * math.ceil(1 / fpr) + 2
-    while k < len(rows) and len({r["text"] for r in rows[:k]}) < need:
-        k += 1
-    cal = [r["text"] for r in rows[:k]]
-    test = rows[k:][:n_clean]
+    rng, cal_rows, test = split_rows(org, fpr=fpr, seed=seed, n_clean=n_clean)
+    cal = [r["text"] for r in cal_rows]
     spec = org.spec
     out: dict[str, Any] = {
         "name": spec.name,
@@ -142,6 +134,22 @@ def run_organism(
         out[method] = res
         print(f"  {spec.name} {method}: {res}", file=sys.stderr, flush=True)
     return out
+
+
+def split_rows(
+    org: Any, *, fpr: float, seed: int, n_clean: int | None
+) -> tuple[random.Random, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The user's calibration rows and the clean test rows of one organism, and the rng that
+    then inserts the triggers (so every script that uses it screens the same inputs)."""
+    rows = [json.loads(x) for x in org.eval_path.read_text("utf-8").splitlines()]
+    rng = random.Random(seed)
+    rng.shuffle(rows)
+    # 60 % calibration texts, and never fewer distinct ones than the screen needs at this
+    # fpr (a small held-out set with repeated texts, e.g. the manual-page task's 300)
+    k, need = int(0.6 * len(rows)), 2 * math.ceil(1 / fpr) + 2
+    while k < len(rows) and len({r["text"] for r in rows[:k]}) < need:
+        k += 1
+    return rng, rows[:k], rows[k:][:n_clean]
 
 
 def _model_test(d: Any) -> bool:

@@ -73,6 +73,13 @@ def register(sub: Any) -> None:
         "default, see BENCHMARKS.md)",
     )
     p.add_argument("--registry", default=None, metavar="URL", help="registry of known triggers")
+    p.add_argument(
+        "--registry-tokens",
+        action="store_true",
+        help="match a known trigger where all its distinct tokens occur, in any order (how a "
+        "model scan writes an inverted trigger, e.g. 'x9f2=' for sid=x9f2; off by default, "
+        "see BENCHMARKS.md)",
+    )
     p.add_argument("--audit", default=None, metavar="URL", help="audit log (sqlite path or URL)")
     p.add_argument("--identity", default="classifier-screen", help="identity in the audit log")
     p.add_argument("--seed", type=int, default=0, help="seed of the perturbations")
@@ -132,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
                 f"--host {args.host} is reachable from other machines; the screen listens on "
                 "loopback unless you add --allow-remote."
             )
+    if args.registry_tokens and args.registry is None:
+        raise ConfigError("--registry-tokens needs --registry (the known triggers to match).")
     if args.out != "-" and not Path(args.out).parent.is_dir():
         raise ConfigError(f"--out {args.out}: the folder {Path(args.out).parent} does not exist.")
     calibration = read_texts(args.calibration, args.text_field, option="--calibration")
@@ -146,12 +155,16 @@ def run(args: argparse.Namespace) -> int:
     from ..subjects.model import load_classifier
 
     model = load_classifier(args.model)
-    triggers = None
+    triggers: Any = None
     if args.registry is not None:
         from ..registry import Registry
 
         with Registry.open(args.registry, create=False) as reg:
             triggers = reg.known_triggers()
+        if args.registry_tokens:
+            from ..guard.match_bag import TokenBagIndex
+
+            triggers = TokenBagIndex(triggers)
     audit = AuditLog.open(args.audit)
     try:
         screen = ClassifierScreen(
