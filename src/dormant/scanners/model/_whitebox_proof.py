@@ -232,8 +232,9 @@ class ProofSteps:
         return out if out.flip_rate >= min(r.flip_rate - 0.02, PIECE_FLIP) else r
 
     def _tight(self, st: _Search, r: D.LabelResult) -> D.LabelResult:
-        """``r`` less every token (a WordPiece piece, a repeated copy, a word) the switch holds
-        without on held-out inputs, by :func:`._complete.prune_tokens`'s paired test."""
+        """``r`` with a WordPiece piece completed to its word (:func:`._words.complete_word`),
+        less every token (a piece, a repeated copy, a word) the switch holds without on
+        held-out inputs, by :func:`._complete.prune_tokens`'s paired test."""
         from ._complete import donor_margins, prune_tokens
         from ._recover import render
 
@@ -244,19 +245,29 @@ class ProofSteps:
         ids = adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]
         ti = subject.labels.index(r.label)
         donors = [t for t, p in zip(st.held, st.hpred, strict=True) if p != ti]
-        if len(ids) < 2 or len(donors) < 6:
+        if not ids or len(donors) < 6:
             return r
         import torch
 
         from ._absent import PIECE_FLIP
 
+        if st.support is not None:
+            # a WordPiece piece of a planted word completed to the word (:mod:`._words`)
+            from ._absent import absent_pool
+            from ._words import complete_word
+
+            vict = [t for t, p in zip(st.opt, st.pred, strict=True) if p != ti][: self.n_victims]
+            banned = adapter.special_ids() | st.natural[ti]
+            pool = absent_pool(adapter, st.support.counts, banned | set(ids))
+            ids = list(complete_word(adapter, vict, donors, ti, ids, pool))
+        if len(ids) < 2:
+            return r
         # the test works at the weaker end of the input: a trigger that does not switch there
         # (a position trigger planted at the start) is left as it is, never pruned by it
         weak = donor_margins(adapter, donors, ti, torch.tensor([ids]))[0]
-        if float((weak > 0).float().mean()) < PIECE_FLIP:
-            return r
-        kept = prune_tokens(adapter, donors, ti, ids)
-        if len(kept) == len(ids):
+        robust = float((weak > 0).float().mean()) >= PIECE_FLIP
+        kept = prune_tokens(adapter, donors, ti, ids) if robust else tuple(ids)
+        if list(kept) == adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]:
             return r
         text = render(adapter, kept)
         trig = Trigger(text, D.trigger_kind(text), r.trigger.position)
