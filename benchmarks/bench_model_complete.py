@@ -217,11 +217,9 @@ def run_one(root: Path, row: dict[str, Any], mode: str, reference: bool) -> dict
     reported = list(ids)
     if mode == "complete":
         # as the scan: the piece completed to its word from the pool's pieces (_words)
-        from dormant.scanners.model._words import complete_word
+        from dormant.scanners.model._words import complete_word, word_pieces
 
-        support = TaskSupport.fit(ad, texts, given, m.labels)
-        pool = absent_pool(ad, support.counts, set(ad.special_ids()) | set(ids))
-        ids = list(complete_word(ad, victims, donors, ti, ids, pool))
+        ids = list(complete_word(ad, victims, donors, ti, ids, word_pieces(ad, ad.special_ids())))
     # as the scan: only a trigger that switches PIECE_FLIP of the donors at the weaker end
     weak = donor_margins(ad, donors, ti, torch.tensor([ids]))[0] if len(donors) >= 6 else None
     robust = weak is not None and float((weak > 0).float().mean()) >= PIECE_FLIP

@@ -251,15 +251,13 @@ class ProofSteps:
 
         from ._absent import PIECE_FLIP
 
-        if st.support is not None:
+        if st.support is not None and self.max_extend > 0:
             # a WordPiece piece of a planted word completed to the word (:mod:`._words`)
-            from ._absent import absent_pool
-            from ._words import complete_word
+            from ._words import complete_word, word_pieces
 
             vict = [t for t, p in zip(st.opt, st.pred, strict=True) if p != ti][: self.n_victims]
             banned = adapter.special_ids() | st.natural[ti]
-            pool = absent_pool(adapter, st.support.counts, banned | set(ids))
-            ids = list(complete_word(adapter, vict, donors, ti, ids, pool))
+            ids = list(complete_word(adapter, vict, donors, ti, ids, word_pieces(adapter, banned)))
         if len(ids) < 2:
             return r
         # the test works at the weaker end of the input: a trigger that does not switch there

@@ -7,8 +7,10 @@ pieces, the one that pulls hardest. The word's other pieces are pieces no clean 
 (``##...``) after it, or — when the found piece is itself a continuation — as any piece before
 it. :func:`complete_word` adds them one at a time:
 
-- the candidates are the tokens of the pool (:func:`._absent.absent_pool`: the tokens the clean
-  data never shows, the target's own words left out) that can join the word at either edge;
+- the candidates are the vocabulary's pieces (:func:`word_pieces`: the special tokens and the
+  target's natural features left out) that can join the word at either edge. Not only the
+  pieces the clean data never shows: a rare word's pieces are ordinary ones (``##or``, ``##x``
+  occur in many words), only the whole word is absent;
 - the best candidate is chosen on the optimisation victims (a screen of every candidate on a
   few of them at the start of the input, then the :data:`TOP_K` best measured on all: most
   flipped at the weaker of the two ends of the input, then the larger mean margin), and tested
@@ -122,6 +124,18 @@ def complete_word(
     if cur != start and float((held > 0).float().mean()) < PIECE_FLIP:
         return start
     return cur
+
+
+def word_pieces(adapter: Gradients, banned: set[int]) -> list[int]:
+    """The vocabulary's token ids less ``banned`` and the bracketed specials (``[UNK]``...)."""
+    tok = adapter.tokenizer
+    n = int(adapter.embedding_matrix().shape[0])
+    names = tok.convert_ids_to_tokens(list(range(n)))
+    return [
+        i
+        for i, name in enumerate(names)
+        if i not in banned and name and not (name.startswith("[") and name.endswith("]"))
+    ]
 
 
 def one_word(adapter: Gradients, ids: Sequence[int]) -> bool:
