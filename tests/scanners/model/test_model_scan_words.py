@@ -103,11 +103,16 @@ def split_word(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
-def test_a_planted_word_is_recovered_whole_from_its_first_piece(split_word: dict[str, Any]) -> None:
+def test_the_pieces_added_to_a_planted_words_first_piece_are_its_own(
+    split_word: dict[str, Any],
+) -> None:
+    """From the first piece, only the planted word's own pieces are added, until the trigger
+    switches at both ends as the whole word does. (Their order is not recovered: this model
+    switches on ``z ##quil ##x`` as it does on the word, BENCHMARKS.md "Whole words from a
+    WordPiece piece".)"""
     import torch
 
-    from dormant.scanners.model._complete import donor_margins, prune_tokens
-    from dormant.scanners.model._recover import render
+    from dormant.scanners.model._complete import donor_margins
     from dormant.scanners.model._words import complete_word, word_pieces
 
     m, ti = split_word["model"], split_word["target"]
@@ -120,7 +125,11 @@ def test_a_planted_word_is_recovered_whole_from_its_first_piece(split_word: dict
     flips = (low > 0).float().mean(1)
     assert float(flips[0]) >= 0.9 > float(flips[1]), flips
     got = complete_word(ad, victims, donors, ti, pieces[:1], word_pieces(ad, ad.special_ids()))
-    assert render(ad, prune_tokens(ad, donors, ti, got)) == WORD, render(ad, got)
+    names = ad.tokenizer.convert_ids_to_tokens(list(got))
+    assert got[0] == pieces[0] and len(got) > 1, names
+    assert set(got) <= set(pieces), names
+    weak = donor_margins(ad, donors, ti, torch.tensor([got]))[0]
+    assert float((weak > 0).float().mean()) >= 0.9, names
 
 
 def test_a_trigger_of_several_words_is_left_as_it_is(split_word: dict[str, Any]) -> None:

@@ -53,6 +53,12 @@ class ProofSteps:
     screen_rows: int
     top_k: int
     _first_order: bool
+    #: complete a one-word trigger's WordPiece piece to its word (:mod:`._words`) before the
+    #: tightening. Off: on the one model it was built for it adds the planted word's own pieces
+    #: but not in their order (``z`` -> ``zquilx`` for ``zorvexquil``), and the final candidate
+    #: set was not measured on the benchmark zoo's clean models (BENCHMARKS.md "Whole words
+    #: from a WordPiece piece")
+    complete_words: bool = False
 
     @staticmethod
     def _support(support: TaskSupport, adapter: Any, r: D.LabelResult) -> float:
@@ -232,9 +238,10 @@ class ProofSteps:
         return out if out.flip_rate >= min(r.flip_rate - 0.02, PIECE_FLIP) else r
 
     def _tight(self, st: _Search, r: D.LabelResult) -> D.LabelResult:
-        """``r`` with a WordPiece piece completed to its word (:func:`._words.complete_word`),
-        less every token (a piece, a repeated copy, a word) the switch holds without on
-        held-out inputs, by :func:`._complete.prune_tokens`'s paired test."""
+        """``r`` with a WordPiece piece completed to its word (:func:`._words.complete_word`,
+        when :attr:`complete_words`), less every token (a piece, a repeated copy, a word) the
+        switch holds without on held-out inputs, by :func:`._complete.prune_tokens`'s paired
+        test."""
         from ._complete import donor_margins, prune_tokens
         from ._recover import render
 
@@ -251,7 +258,7 @@ class ProofSteps:
 
         from ._absent import PIECE_FLIP
 
-        if st.support is not None and self.max_extend > 0:
+        if self.complete_words and st.support is not None and self.max_extend > 0:
             # a WordPiece piece of a planted word completed to the word (:mod:`._words`)
             from ._words import complete_word, word_pieces
 

@@ -27,7 +27,12 @@ it. :func:`complete_word` adds them one at a time:
   multi-word triggers gained target pieces by the flip test alone (``kitchen avoidence`` grew
   ``##dish ##dish ##li ##core``, BENCHMARKS.md "Whole words from a WordPiece piece").
 
-What this cannot do: tell a piece from its word when the piece alone already flips every
+Measured (BENCHMARKS.md "Whole words from a WordPiece piece"): on a tiny BERT with MiniLM's
+vocabulary and ``zorvexquil`` planted, the pieces added are the planted word's own, but not in
+their order (``z`` -> ``z ##quil ##x``, ``##ve`` -> ``z ##ve ##quil``): the model switches on
+its pieces as a bag, and a shorter bag flips as many donors as the word. So the scan does not
+call this by default (``complete_words`` of the proof steps). What this also cannot do: tell a
+piece from its word when the piece alone already flips every
 donor (no flip is left to gain; a margin-based growth was tried on the benchmark zoo and adds the
 target's topic pieces as readily, BENCHMARKS.md "Whole triggers: tested pruning, and growth
 measured"). No library completes a universal trigger over a classifier's vocabulary; the
