@@ -121,9 +121,10 @@ def test_the_pieces_added_to_a_planted_words_first_piece_are_its_own(
     pieces = ad.tokenizer(WORD, add_special_tokens=False)["input_ids"]
     assert len(pieces) >= 3 and len(donors) >= 40
     # the backdoor took, and the first piece alone is only part of it
-    low = donor_margins(ad, donors, ti, torch.tensor([pieces, pieces[:1]]))
-    flips = (low > 0).float().mean(1)
-    assert float(flips[0]) >= 0.9 > float(flips[1]), flips
+    word = donor_margins(ad, donors, ti, torch.tensor([pieces]))[0]
+    first = donor_margins(ad, donors, ti, torch.tensor([pieces[:1]]))[0]
+    flips = [float((low > 0).float().mean()) for low in (word, first)]
+    assert flips[0] >= 0.9 > flips[1], flips
     got = complete_word(ad, victims, donors, ti, pieces[:1], word_pieces(ad, ad.special_ids()))
     names = ad.tokenizer.convert_ids_to_tokens(list(got))
     assert got[0] == pieces[0] and len(got) > 1, names
