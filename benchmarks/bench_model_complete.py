@@ -13,6 +13,11 @@ From each model's trigger as the full scan reported it (a rows file of
     screen of every such token on the optimisation victims, kept only when it stands out of
     the screen (Iglewicz and Hoaglin's modified z >= 3.5) and raises the held-out donors'
     target margins significantly (one-sided Wilcoxon signed-rank, Bonferroni over the steps);
+    then ``tighten``;
+``complete``
+    what the scan now does: the trigger's first or last WordPiece piece completed to its word
+    from the pieces the clean data never shows (:func:`dormant.scanners.model._words.
+    complete_word`, a one-sided exact McNemar test of the held-out flips per added piece),
     then ``tighten``. With ``--reference``, an addition the clean reference classifier
     (all-MiniLM-L6-v2 + logistic regression on the clean data) moves toward the target
     (Wilcoxon on 40 donors, p < 0.05) is refused as a natural cue.
@@ -209,12 +214,18 @@ def run_one(root: Path, row: dict[str, Any], mode: str, reference: bool) -> dict
                 return out
 
         ids = list(extend(ad, victims, donors, ti, ids, pool, cue=cue))
+    reported = list(ids)
+    if mode == "complete":
+        # as the scan: the piece completed to its word from the pool's pieces (_words)
+        from dormant.scanners.model._words import complete_word, word_pieces
+
+        ids = list(complete_word(ad, victims, donors, ti, ids, word_pieces(ad, ad.special_ids())))
     # as the scan: only a trigger that switches PIECE_FLIP of the donors at the weaker end
     weak = donor_margins(ad, donors, ti, torch.tensor([ids]))[0] if len(donors) >= 6 else None
     robust = weak is not None and float((weak > 0).float().mean()) >= PIECE_FLIP
-    out = prune_tokens(ad, donors, ti, ids) if robust else tuple(ids)
+    out = prune_tokens(ad, donors, ti, ids) if robust and len(ids) > 1 else tuple(ids)
     text = render(ad, out)
-    if text == render(ad, ids):
+    if text == render(ad, reported):
         # unchanged: the reported text as it was (the rendering may differ only in spacing)
         text = undescribe(row["pred_trigger"])
     fr, _, _, _ = D.replay(
@@ -256,7 +267,7 @@ def main() -> None:
     ap.add_argument("--root", type=Path, required=True)
     ap.add_argument("--rows", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--mode", choices=("tighten", "grow"), default="tighten")
+    ap.add_argument("--mode", choices=("tighten", "grow", "complete"), default="tighten")
     ap.add_argument("--reference", action="store_true")
     ap.add_argument("--backdoored-only", action="store_true")
     ap.add_argument("names", nargs="*")

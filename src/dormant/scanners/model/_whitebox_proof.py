@@ -53,6 +53,12 @@ class ProofSteps:
     screen_rows: int
     top_k: int
     _first_order: bool
+    #: complete a one-word trigger's WordPiece piece to its word (:mod:`._words`) before the
+    #: tightening. Off: on the one model it was built for it adds the planted word's own pieces
+    #: but not in their order (``z`` -> ``zquilx`` for ``zorvexquil``), and the final candidate
+    #: set was not measured on the benchmark zoo's clean models (BENCHMARKS.md "Whole words
+    #: from a WordPiece piece")
+    complete_words: bool = False
 
     @staticmethod
     def _support(support: TaskSupport, adapter: Any, r: D.LabelResult) -> float:
@@ -232,8 +238,10 @@ class ProofSteps:
         return out if out.flip_rate >= min(r.flip_rate - 0.02, PIECE_FLIP) else r
 
     def _tight(self, st: _Search, r: D.LabelResult) -> D.LabelResult:
-        """``r`` less every token (a WordPiece piece, a repeated copy, a word) the switch holds
-        without on held-out inputs, by :func:`._complete.prune_tokens`'s paired test."""
+        """``r`` with a WordPiece piece completed to its word (:func:`._words.complete_word`,
+        when :attr:`complete_words`), less every token (a piece, a repeated copy, a word) the
+        switch holds without on held-out inputs, by :func:`._complete.prune_tokens`'s paired
+        test."""
         from ._complete import donor_margins, prune_tokens
         from ._recover import render
 
@@ -244,19 +252,27 @@ class ProofSteps:
         ids = adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]
         ti = subject.labels.index(r.label)
         donors = [t for t, p in zip(st.held, st.hpred, strict=True) if p != ti]
-        if len(ids) < 2 or len(donors) < 6:
+        if not ids or len(donors) < 6:
             return r
         import torch
 
         from ._absent import PIECE_FLIP
 
+        if self.complete_words and st.support is not None and self.max_extend > 0:
+            # a WordPiece piece of a planted word completed to the word (:mod:`._words`)
+            from ._words import complete_word, word_pieces
+
+            vict = [t for t, p in zip(st.opt, st.pred, strict=True) if p != ti][: self.n_victims]
+            banned = adapter.special_ids() | st.natural[ti]
+            ids = list(complete_word(adapter, vict, donors, ti, ids, word_pieces(adapter, banned)))
+        if len(ids) < 2:
+            return r
         # the test works at the weaker end of the input: a trigger that does not switch there
         # (a position trigger planted at the start) is left as it is, never pruned by it
         weak = donor_margins(adapter, donors, ti, torch.tensor([ids]))[0]
-        if float((weak > 0).float().mean()) < PIECE_FLIP:
-            return r
-        kept = prune_tokens(adapter, donors, ti, ids)
-        if len(kept) == len(ids):
+        robust = float((weak > 0).float().mean()) >= PIECE_FLIP
+        kept = prune_tokens(adapter, donors, ti, ids) if robust else tuple(ids)
+        if list(kept) == adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]:
             return r
         text = render(adapter, kept)
         trig = Trigger(text, D.trigger_kind(text), r.trigger.position)
