@@ -65,18 +65,22 @@ def main() -> None:
             adapter, labels = gradients_of(model), list(model.labels)
             support = TaskSupport.fit(adapter, texts, given, labels)
             assoc = [support.associated(lab) for lab in labels]
-            old = [a | b for a, b in zip(ratio_rule(adapter, texts, given, labels), assoc)]
+            old = [
+                a | b for a, b in zip(ratio_rule(adapter, texts, given, labels), assoc, strict=True)
+            ]
             new = [
                 a | b
                 for a, b in zip(
-                    natural_features(adapter, texts, given, labels, support=support), assoc
+                    natural_features(adapter, texts, given, labels, support=support),
+                    assoc,
+                    strict=True,
                 )
             ]
             row: dict[str, Any] = {
                 "name": d.name,
                 "backdoored": bool(spec.get("backdoored")),
                 "changed": old != new,
-                "readmitted": {lab: len(o - n) for lab, o, n in zip(labels, old, new)},
+                "readmitted": {lab: len(o - n) for lab, o, n in zip(labels, old, new, strict=True)},
             }
             if spec.get("backdoored"):
                 tok = adapter.tokenizer
@@ -87,8 +91,8 @@ def main() -> None:
                     "trigger": spec["trigger"]["text"],
                     "target": spec["target"],
                     "pieces": pieces,
-                    "left_out_before": [p for p, i in zip(pieces, ids) if i in old[t]],
-                    "left_out_after": [p for p, i in zip(pieces, ids) if i in new[t]],
+                    "left_out_before": [p for p, i in zip(pieces, ids, strict=True) if i in old[t]],
+                    "left_out_after": [p for p, i in zip(pieces, ids, strict=True) if i in new[t]],
                 }
             print(json.dumps(row, ensure_ascii=False), flush=True)
 
