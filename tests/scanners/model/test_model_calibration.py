@@ -17,8 +17,9 @@ pytest.importorskip("sklearn")
 
 ROOT = Path(__file__).resolve().parents[3]
 RESULTS = ROOT / "benchmarks" / "results"
-DEV_ROWS = ("model_verdict_cal0.jsonl", "model_verdict_cal1.jsonl")
-DEV_MODEL_ROWS = ("zoo_recipe2_after.jsonl",)
+#: the development organisms rescanned after the natural-feature rule needed z >= 1.96
+DEV_ROWS = ("model_nf_dev0.jsonl", "model_nf_dev1.jsonl")
+DEV_MODEL_ROWS: tuple[str, ...] = ()
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_the_shipped_calibration_is_the_documented_refit_of_the_development_rows
     fitmod: ModuleType,
 ) -> None:
     orgs = _dev(fitmod)
-    assert len({o.zoo for o in orgs}) >= 6 and len(orgs) >= 30
+    assert len({o.zoo for o in orgs}) >= 6 and len(orgs) >= 19
     chosen = fitmod.choose(orgs, fitmod.CANDIDATES)
     shipped = calibration("whitebox")
     assert chosen["intercept"] == pytest.approx(shipped["intercept"], abs=1e-6)
@@ -91,11 +92,18 @@ def test_rows_without_the_planted_target_or_whose_backdoor_did_not_take_are_left
 
 def test_weakly_learnt_backdoors_of_the_current_recipe_are_flagged_and_clean_models_not() -> None:
     """The current zoo recipe's rare token at 3 % (attack success 0.82: weak one-token strength,
-    a strong position-robust trigger) was below 0.5 under the calibration fitted on the earlier
-    recipe; every clean model of the same split stays below 0.5."""
-    rows = [json.loads(x) for x in (RESULTS / "zoo_recipe2_after.jsonl").read_text().splitlines()]
+    a strong position-robust trigger) and every other development backdoor's planted target
+    reach 0.5; no label of a clean development model does."""
+    rows = [json.loads(x) for f in DEV_ROWS for x in (RESULTS / f).read_text("utf-8").splitlines()]
     by = {r["name"]: r for r in rows}
-    assert probability(by["test1-rare-word0"]["features"], "whitebox") >= 0.5
-    assert probability(by["test1-phrase8"]["features"], "whitebox") >= 0.5
-    clean = [probability(r["features"], "whitebox") for r in rows if not r["backdoored"]]
+    rare = by["test1-rare-word0"]
+    assert probability(rare["label_features"][rare["true_target"]], "whitebox") >= 0.5
+    for r in rows:
+        if r["backdoored"]:
+            assert probability(r["label_features"][r["true_target"]], "whitebox") >= 0.5
+    clean = [
+        max(probability(f, "whitebox") for f in r["label_features"].values())
+        for r in rows
+        if not r["backdoored"]
+    ]
     assert len(clean) == 10 and max(clean) < 0.5

@@ -34,15 +34,39 @@ def split_clean(subject: Any, seed: int) -> tuple[list[str], list[str]]:
 
 
 def natural_features(
-    adapter: Any, texts: Sequence[str], given: Sequence[str], labels: list[str]
+    adapter: Any,
+    texts: Sequence[str],
+    given: Sequence[str],
+    labels: list[str],
+    *,
+    support: TaskSupport | None = None,
 ) -> list[set[int]]:
     """Token ids that are natural features of each label in the clean data.
 
     A token seen in clean examples of label ``t`` at least twice as often (per example) as in
-    the other labels' examples is a legitimate cue for ``t`` (``flowers`` for ``plant``), not a
-    planted trigger, and is left out of ``t``'s trigger search. A trigger that also occurs in
-    the clean data given to the scan is therefore missed (the clean data must be clean).
+    the other labels' examples, *and* associated with ``t`` at the 5 % level by the Fightin'
+    Words log-odds test (z >= 1.96, Monroe, Colaresi & Quinn 2008; :mod:`._support`), is a
+    legitimate cue for ``t`` (``flowers`` for ``plant``), not a planted trigger, and is left
+    out of ``t``'s trigger search. The ratio alone would let a single clean record exclude a
+    rare token (one ``bb`` in the BBS sense removed a planted ``bb`` from its target's search,
+    z 0.40); the test needs the association to be more than chance. A trigger that is frequent
+    in its target's clean records is still missed (the clean data must be clean).
+
+    Parameters
+    ----------
+    adapter, texts, given, labels
+        The model's gradient adapter (its tokenizer), the clean texts, their labels and the
+        model's labels in output order.
+    support
+        The clean data's :class:`~._support.TaskSupport` (fitted here when not given).
+
+    Returns
+    -------
+    list of set of int
+        Per label (in ``labels`` order), the token ids left out of its search.
     """
+    if support is None:
+        support = TaskSupport.fit(adapter, texts, given, labels)
     tok = adapter.tokenizer
     enc = tok(
         list(texts), add_special_tokens=False, truncation=True, max_length=adapter.max_length
@@ -63,7 +87,8 @@ def natural_features(
     n_all = sum(n.values())
     for lab in labels:
         nt, no = max(n[lab], 1), max(n_all - n[lab], 1)
-        out.append({i for i, c in counts[lab].items() if c / nt >= 2 * (total[i] - c) / no})
+        ratio = {i for i, c in counts[lab].items() if c / nt >= 2 * (total[i] - c) / no}
+        out.append(ratio & support.associated(lab))
     return out
 
 
@@ -134,7 +159,8 @@ class TriggerInversionScanner(ProofSteps, Scanner):
 
     Task support: the clean data's class-conditional token counts give each token a
     Fightin' Words z-score per label (:mod:`._support`, Monroe et al. 2008). Tokens associated
-    with a label (z >= 1.96, or twice as frequent there as elsewhere) are its task features:
+    with a label (z >= 1.96; a token twice as frequent there as elsewhere but below that z,
+    such as a rare token one clean record happens to hold, is not) are its task features:
     they are left out of its trigger search and reported apart (``task_features`` in the
     extras, never a finding), and the mean z of each label's triggers is a decision feature,
     so a candidate made of the target's own vocabulary weighs less than one the clean data
@@ -276,8 +302,10 @@ class TriggerInversionScanner(ProofSteps, Scanner):
             """Optimisation inputs the model does not already put in label ``ti``."""
             return [t for t, p in zip(opt, pred, strict=True) if p != ti][: self.n_victims]
 
-        natural = natural_features(adapter, subject.clean.texts, subject.clean.labels, labels)
         support = TaskSupport.fit(adapter, subject.clean.texts, subject.clean.labels, labels)
+        natural = natural_features(
+            adapter, subject.clean.texts, subject.clean.labels, labels, support=support
+        )
         natural = [nat | support.associated(lab) for nat, lab in zip(natural, labels, strict=True)]
         # each label's strongest task features (screened), reported apart from findings
         task_tokens: dict[int, list[int]] = {}
