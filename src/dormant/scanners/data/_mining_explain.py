@@ -37,16 +37,17 @@ from ._mining_verdict import fdr_select, verdict_features
 from ._record_arrays import CHUNK_ROWS, frozen, record_array, release
 
 
-def group_candidates(cands: list[Candidate]) -> list[list[Candidate]]:
+def group_candidates(cands: list[Candidate], *, work: Any = None) -> list[list[Candidate]]:
     """Merge candidates of one outcome whose target records overlap (Jaccard >= 0.8, or 90%
     of the candidate's records inside the group: a sub-phrase of a trigger).
 
+    With a working directory (``work``) the overlap index's large runs are files there.
     """
     pool = [c for c in cands if len(c.target_rows)]
     # most deterministic first, so a specific trigger seeds its group before a broad word
     pool.sort(key=lambda c: (-(c.hits + 1) / (c.support + 2), c.q_value, -c.support))
     groups: list[tuple[np.ndarray, list[Candidate]]] = []
-    index = OverlapIndex()  # row -> the groups holding it, as sorted integer runs
+    index = OverlapIndex(work=work)  # row -> the groups holding it, as sorted integer runs
     for c in pool:
         rows = sorted_rows(c.target_rows)
         overlap = index.overlaps(rows)

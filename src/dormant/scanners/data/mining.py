@@ -298,7 +298,7 @@ class TriggerMiner(Scanner):
         mined: list[MinedTrigger] = []
         if cands:
             self._second_pass(subject, cands, ctx)
-            groups = group_candidates(cands)
+            groups = group_candidates(cands, work=ctx.features.get("work"))
             incons = content_inconsistency(
                 self, subject, groups, words_per, words_total, outcome_n, labelled, n, ctx
             )
@@ -414,7 +414,7 @@ class TriggerMiner(Scanner):
         styles = {f for f in keys if f.startswith("style:")}
         index = {c.feature: i for i, c in enumerate(cands)}
         # rows as 4-byte integers, one array per candidate (:mod:`._mining_rows`)
-        held = RowCollector(len(cands), self.n_records_)
+        held = RowCollector(len(cands), self.n_records_, work=ctx.features.get("work"))
         row = 0
         for batch in subject.batches(self.batch_size):
             outs_b = self._outcomes(batch)
@@ -442,6 +442,7 @@ class TriggerMiner(Scanner):
                             if loc is not None:
                                 c.contexts.append((text, loc[2], loc[3]))
                 row += 1
+            held.spill_if_full()  # bounded buffers with a working directory
             ctx.progress("locate", len(batch), None)
         work = ctx.features.get("work")
         if work is not None:  # the rows in a file of the scan's working directory
