@@ -33,6 +33,7 @@ from ._mining_features import (
 from ._mining_finding import mined_finding
 from ._mining_neighbours import Neighbours, natural_neighbours, update_probability
 from ._mining_rows import OverlapIndex, member, sorted_rows
+from ._record_arrays import release_file_views
 from ._mining_verdict import fdr_select, verdict_features
 from ._record_arrays import CHUNK_ROWS, frozen, record_array, release
 
@@ -69,6 +70,7 @@ def group_candidates(cands: list[Candidate], *, work: Any = None) -> list[list[C
             index.add(rows)
         else:
             groups[chosen][1].append(c)
+        release_file_views(rows)  # the row file's pages read for it are not kept resident
     out = []
     for _rows, members in groups:
         best = min(members, key=lambda c: c.q_value)

@@ -84,6 +84,16 @@ def release(arr: np.ndarray, start: int, stop: int) -> None:
         mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
+def release_file_views(arr: np.ndarray) -> None:
+    """Drop this process's resident pages of the whole read-only file map that ``arr`` (a view
+    made by :func:`rows_file`) looks into; a no-op for any other array. Reading the views
+    again pages the data back in from the file (the page cache, usually)."""
+    base = arr.base
+    mm = base.obj if isinstance(base, memoryview) else None
+    if isinstance(mm, mmap.mmap) and len(mm) and hasattr(mmap, "MADV_DONTNEED"):
+        mm.madvise(mmap.MADV_DONTNEED)
+
+
 def frozen(arr: np.ndarray) -> np.ndarray:
     """A written array as read-only: a mapped one is flushed and mapped again read-only (no
     page resident); an in-memory one is marked read-only."""

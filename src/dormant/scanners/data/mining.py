@@ -84,6 +84,7 @@ from ._mining_features import (
 )
 from ._mining_idcheck import IdHashLog
 from ._mining_rows import RowCollector
+from ._record_arrays import release_file_views
 from ._mining_verdict import check_fdr, load_verdict_model
 
 
@@ -302,10 +303,14 @@ class TriggerMiner(Scanner):
             incons = content_inconsistency(
                 self, subject, groups, words_per, words_total, outcome_n, labelled, n, ctx
             )
+            _release_rows(cands)  # each stage pages in the rows it reads, none keeps them
             fits = context_fit(self, subject, groups, outcome_n, n, ctx, words_per, words_total)
+            _release_rows(cands)
             explained = explain_groups(self, groups, incons, fits, n)
             tested = neighbour_tests(self, subject, groups, explained, ctx, incons)
+            _release_rows(cands)
             clean = clean_label_tests(self, subject, groups, explained, ctx)
+            _release_rows(cands)
             if tested or clean:
                 explained = explain_groups(self, groups, incons, fits, n, tested, clean)
             self.candidates_ = explained  # every described group, for calibration
@@ -478,3 +483,12 @@ class TriggerMiner(Scanner):
     ) -> ScanResult:
         """The scan's result (:func:`._mining_explain.mined_result`)."""
         return mined_result(self, subject, mined, n, labelled)
+
+
+def _release_rows(cands: list[Candidate]) -> None:
+    """Drop the resident pages of the candidates' row file (one file map for all of them; a
+    no-op when the rows are in memory)."""
+    for c in cands:
+        if len(c.rows):
+            release_file_views(c.rows)
+            return
