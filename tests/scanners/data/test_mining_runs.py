@@ -102,3 +102,22 @@ def test_spilled_rows_equal_the_rows_held_in_memory(
         assert disk.rows(i).tolist() == mem.rows(i).tolist()
         assert disk.target_rows(i).tolist() == mem.target_rows(i).tolist()
         assert not disk.rows(i).flags.writeable
+
+
+def test_content_tests_rows_per_batch_equal_the_dict_of_every_group() -> None:
+    from dormant.scanners.data._mining_consistency import _Wanted
+
+    rng = np.random.default_rng(5)
+    picked = [np.unique(rng.integers(0, 2000, size=int(rng.integers(0, 300)))) for _ in range(40)]
+    whole: dict[int, list[int]] = {}
+    for gi, rows in enumerate(picked):
+        for r in rows.tolist():
+            whole.setdefault(r, []).append(gi)
+    want = _Wanted(picked)
+    got: dict[int, list[int]] = {}
+    for start in range(0, 2100, 128):
+        part = want.between(start, start + 128)
+        assert all(start <= r < start + 128 for r in part)
+        got.update(part)
+    assert got == whole
+    assert _Wanted([]).between(0, 10) == {}
