@@ -48,7 +48,7 @@ def content_inconsistency(
     rng = np.random.default_rng(0)
     picked: list[np.ndarray] = []
     blind: list[set[str]] = []
-    for gi, members in enumerate(groups):
+    for members in groups:
         rows = sorted_rows(members[0].target_rows)
         if len(rows) > 500:
             g_rng = np.random.default_rng(zlib.crc32(members[0].feature.encode("utf-8")))

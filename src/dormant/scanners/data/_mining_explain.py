@@ -33,9 +33,8 @@ from ._mining_features import (
 from ._mining_finding import mined_finding
 from ._mining_neighbours import Neighbours, natural_neighbours, update_probability
 from ._mining_rows import OverlapIndex, member, sorted_rows
-from ._record_arrays import release_file_views
 from ._mining_verdict import fdr_select, verdict_features
-from ._record_arrays import CHUNK_ROWS, frozen, record_array, release
+from ._record_arrays import CHUNK_ROWS, frozen, record_array, release, release_file_views
 
 
 def group_candidates(cands: list[Candidate], *, work: Any = None) -> list[list[Candidate]]:

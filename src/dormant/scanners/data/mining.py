@@ -84,8 +84,8 @@ from ._mining_features import (
 )
 from ._mining_idcheck import IdHashLog
 from ._mining_rows import RowCollector
-from ._record_arrays import release_file_views
 from ._mining_verdict import check_fdr, load_verdict_model
+from ._record_arrays import release_file_views
 
 
 @register
