@@ -278,7 +278,7 @@ def clean_label_tests(
     todo = [gi for gi, _only in picked]
     specs = [
         (
-            sorted_rows(groups[gi][0].target_rows).tolist(),
+            sorted_rows(groups[gi][0].target_rows),  # an array, not a list of Python ints
             groups[gi][0].outcome,
             [c.phrase or c.feature for c in groups[gi] if _is_lexical(c.feature)],
         )
