@@ -54,7 +54,7 @@ _mining_rows.OverlapIndex.overlaps = overlaps
 gc = _mining_explain.group_candidates
 
 
-def group(cands):
+def group(cands, **kw):
     stats["before_group_rss"] = rss()
     Path("/proc/self/clear_refs").write_text("5")
     stats["n_cands"] = len(cands)
@@ -62,7 +62,7 @@ def group(cands):
     stats["target_total"] = int(sum(len(c.target_rows) for c in cands))
     stats["max_target"] = int(max(len(c.target_rows) for c in cands))
     t = time.process_time()
-    out = gc(cands)
+    out = gc(cands, **kw)
     stats["group_cpu"] = time.process_time() - t
     stats["group_hwm"] = hwm()
     stats["after_group_rss"] = rss()
