@@ -121,3 +121,19 @@ def test_content_tests_rows_per_batch_equal_the_dict_of_every_group() -> None:
         got.update(part)
     assert got == whole
     assert _Wanted([]).between(0, 10) == {}
+
+
+def test_context_tests_excluded_rows_equal_the_intersections() -> None:
+    from types import SimpleNamespace
+
+    from dormant.scanners.data._mining_context import _excluded
+
+    rng = np.random.default_rng(8)
+    ref = np.unique(rng.integers(0, 5000, size=300))
+    for _ in range(20):
+        members = [
+            SimpleNamespace(rows=np.unique(rng.integers(0, 5000, size=int(k))).astype(np.int32))
+            for k in rng.integers(0, 900, size=int(rng.integers(1, 4)))
+        ]
+        want = set(np.concatenate([np.intersect1d(m.rows, ref) for m in members]).tolist())
+        assert _excluded(members, ref) == want
