@@ -84,11 +84,11 @@ def release(arr: np.ndarray, start: int, stop: int) -> None:
         mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
-def release_file_views(arr: np.ndarray) -> None:
+def release_file_views(arr: Any) -> None:
     """Drop this process's resident pages of the whole read-only file map that ``arr`` (a view
     made by :func:`rows_file`) looks into; a no-op for any other array. Reading the views
     again pages the data back in from the file (the page cache, usually)."""
-    base = arr.base
+    base = getattr(arr, "base", None)  # rows may also be a list (the reference path)
     mm = base.obj if isinstance(base, memoryview) else None
     if isinstance(mm, mmap.mmap) and len(mm) and hasattr(mmap, "MADV_DONTNEED"):
         mm.madvise(mmap.MADV_DONTNEED)
