@@ -54,6 +54,9 @@ def main() -> None:
     ap.add_argument("data")
     ap.add_argument("--trace", action="store_true", help="tracemalloc snapshots (slower)")
     ap.add_argument("--top", type=int, default=8)
+    ap.add_argument(
+        "--work", default=None, help="a working directory, as `dormant scan data` gives one"
+    )
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
@@ -123,7 +126,12 @@ def main() -> None:
         tracemalloc.start(1)
     ds = TextDataset(args.data, text_field="text", label_field="label", id_field="id")
     t0 = time.process_time()
-    rep = scan_dataset(ds, scanners=["trigger-mining"], embed=False)
+    work = None
+    if args.work:
+        from dormant.scanners.data._scan_work import ScanWork
+
+        work = ScanWork(Path(args.work))
+    rep = scan_dataset(ds, scanners=["trigger-mining"], embed=False, work=work)
     row = {
         "data": args.data,
         "records": rep.summary()["records"] if hasattr(rep, "summary") else None,

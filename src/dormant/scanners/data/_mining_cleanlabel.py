@@ -77,6 +77,7 @@ from ...subjects.dataset import TextDataset
 from ...text import tokens
 from ..base import ScanContext
 from ._mining_neighbours import _holds, _patterns, blind_text
+from ._mining_rows import sorted_rows
 
 #: Class records a group is compared with at most (a sample; the group's records are kept).
 MAX_CLASS_ROWS = 3000
@@ -164,7 +165,7 @@ def clean_label_factor(z: float, confined: bool, *, phrase: bool = False) -> flo
 
 def clean_label_test(
     subject: TextDataset,
-    groups: list[tuple[list[int], str, list[str]]],
+    groups: Sequence[tuple[Sequence[int] | np.ndarray, str, list[str]]],
     outcomes_of: Any,
     batch_size: int,
     ctx: ScanContext,
@@ -220,10 +221,12 @@ def clean_label_test(
     share = {t: min(1.0, MAX_CLASS_ROWS / max(n_out[t], 1)) for t in targets}
     group_rows: list[set[int]] = []
     for rows_in, _t, p in groups:
-        rows = sorted(set(rows_in))
-        if len(rows) > MAX_GROUP_ROWS:
+        every = sorted_rows(rows_in)  # an array: no Python int per row of a large group
+        if len(every) > MAX_GROUP_ROWS:
             g_rng = np.random.default_rng(zlib.crc32("\0".join(p).encode("utf-8")))
-            rows = sorted(g_rng.choice(rows, size=MAX_GROUP_ROWS, replace=False).tolist())
+            rows = sorted(g_rng.choice(every, size=MAX_GROUP_ROWS, replace=False).tolist())
+        else:
+            rows = every.tolist()
         group_rows.append(set(rows))
     keep_rows = set().union(*group_rows)
     rng = np.random.default_rng(5)

@@ -34,7 +34,8 @@ from ...subjects.dataset import TextDataset
 from ...text import content_words
 from ..base import ScanContext
 from ._mining_features import Candidate, _is_lexical, _record_words
-from ._mining_rows import sorted_rows
+from ._mining_rows import member, sorted_rows
+from ._record_arrays import release_file_views
 
 #: Records of a group scored at most (a random sample above it).
 MAX_GROUP_ROWS = 300
@@ -134,14 +135,7 @@ def context_fit(
     ref_rows = np.unique(
         np.array(ref_all + [r for v in ref_class.values() for r in v], dtype=np.int64)
     )
-    excluded = [
-        set(
-            np.concatenate(
-                [np.intersect1d(sorted_rows(c.rows), ref_rows) for c in members]
-            ).tolist()
-        )
-        for members in groups
-    ]
+    excluded = [_excluded(members, ref_rows) for members in groups]
     size = len(vocab)
     out = []
     for gi, members in enumerate(groups):
@@ -233,3 +227,12 @@ def _nb_auc(pos: list[np.ndarray], neg: list[np.ndarray], size: int) -> tuple[fl
     auc = float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n2))
     se = math.sqrt((n1 + n2 + 1) / (12.0 * n1 * n2))
     return auc, (auc - 0.5) / se
+
+
+def _excluded(members: list[Any], ref_rows: np.ndarray) -> set[int]:
+    """The reference rows that hold one of ``members`` — ``ref_rows`` searched for in each
+    member's rows (a few thousand binary searches, not a merge of all its rows, which paged
+    in every candidate's rows at 10^7 records); the row file's pages are released after."""
+    hit = [ref_rows[member(ref_rows, sorted_rows(c.rows))] for c in members]
+    release_file_views(members[0].rows)
+    return set(np.concatenate(hit).tolist())

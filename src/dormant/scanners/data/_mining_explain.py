@@ -34,19 +34,20 @@ from ._mining_finding import mined_finding
 from ._mining_neighbours import Neighbours, natural_neighbours, update_probability
 from ._mining_rows import OverlapIndex, member, sorted_rows
 from ._mining_verdict import fdr_select, verdict_features
-from ._record_arrays import CHUNK_ROWS, frozen, record_array, release
+from ._record_arrays import CHUNK_ROWS, frozen, record_array, release, release_file_views
 
 
-def group_candidates(cands: list[Candidate]) -> list[list[Candidate]]:
+def group_candidates(cands: list[Candidate], *, work: Any = None) -> list[list[Candidate]]:
     """Merge candidates of one outcome whose target records overlap (Jaccard >= 0.8, or 90%
     of the candidate's records inside the group: a sub-phrase of a trigger).
 
+    With a working directory (``work``) the overlap index's large runs are files there.
     """
     pool = [c for c in cands if len(c.target_rows)]
     # most deterministic first, so a specific trigger seeds its group before a broad word
     pool.sort(key=lambda c: (-(c.hits + 1) / (c.support + 2), c.q_value, -c.support))
     groups: list[tuple[np.ndarray, list[Candidate]]] = []
-    index = OverlapIndex()  # row -> the groups holding it, as sorted integer runs
+    index = OverlapIndex(work=work)  # row -> the groups holding it, as sorted integer runs
     for c in pool:
         rows = sorted_rows(c.target_rows)
         overlap = index.overlaps(rows)
@@ -68,6 +69,7 @@ def group_candidates(cands: list[Candidate]) -> list[list[Candidate]]:
             index.add(rows)
         else:
             groups[chosen][1].append(c)
+        release_file_views(rows)  # the row file's pages read for it are not kept resident
     out = []
     for _rows, members in groups:
         best = min(members, key=lambda c: c.q_value)
@@ -276,7 +278,7 @@ def clean_label_tests(
     todo = [gi for gi, _only in picked]
     specs = [
         (
-            sorted_rows(groups[gi][0].target_rows).tolist(),
+            sorted_rows(groups[gi][0].target_rows),  # an array, not a list of Python ints
             groups[gi][0].outcome,
             [c.phrase or c.feature for c in groups[gi] if _is_lexical(c.feature)],
         )

@@ -21,11 +21,15 @@ whole method, and a database index (sqlite) would cost a round trip per candidat
 
 from __future__ import annotations
 
+import os
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._mining_runs import merge_runs, probe_counts
 
 #: Rows of a candidate: a sorted numpy array after the second pass (lists are accepted too).
 Rows = Any
@@ -42,15 +46,52 @@ def _frozen(buf: array[int]) -> np.ndarray:
     return out
 
 
-class RowCollector:
-    """Rows of ``k`` candidates, appended in increasing row order during one pass."""
+#: (candidate, row) entries a :class:`RowCollector` holds in memory before it writes them to
+#: its spill file (with a working directory): 16 MB of 4-byte rows.
+SPILL_ENTRIES = 1 << 22
 
-    def __init__(self, k: int, n: int) -> None:
+
+class RowCollector:
+    """Rows of ``k`` candidates, appended in increasing row order during one pass.
+
+    With a working directory (``work``) the buffers are bounded: once they hold
+    :data:`SPILL_ENTRIES` entries, :meth:`spill_if_full` appends them to a spill file there as
+    one segment per candidate, and :meth:`to_disk` joins each candidate's segments into the
+    row file — the same rows, never all of them in memory at once.
+    """
+
+    def __init__(self, k: int, n: int, *, work: Any = None) -> None:
         code = row_typecode(n)
+        self._code = code
         self._rows: list[array[int]] = [array(code) for _ in range(k)]
         self._target: list[array[int]] = [array(code) for _ in range(k)]
         self._views: list[np.ndarray] | None = None
         self._k = k
+        self._work = work
+        self._held = 0  # entries in the buffers now
+        self._spill: Any = None  # the spill file, opened at the first spill
+        self._segments: list[list[tuple[int, int]]] = [[] for _ in range(2 * k)]
+        self._spilled = 0  # bytes written to the spill file
+
+    def spill_if_full(self) -> None:
+        """Write the buffers to the spill file when they hold :data:`SPILL_ENTRIES` entries or
+        more (only with a working directory; a no-op otherwise)."""
+        if self._work is None or self._held < SPILL_ENTRIES:
+            return
+        if self._spill is None:
+            from ._record_arrays import _dir
+
+            path = _dir(self._work)
+            assert path is not None
+            self._spill = open(path / "candidate-rows.spill", "w+b")  # noqa: SIM115
+        for j, buf in enumerate([*self._rows, *self._target]):
+            if len(buf):
+                self._segments[j].append((self._spilled, len(buf)))
+                self._spill.write(memoryview(buf).cast("B"))
+                self._spilled += len(buf) * buf.itemsize
+        self._rows = [array(self._code) for _ in range(self._k)]
+        self._target = [array(self._code) for _ in range(self._k)]
+        self._held = 0
 
     def to_disk(self, work: Any) -> None:
         """Move every candidate's rows into one file of the scan's working directory
@@ -58,15 +99,33 @@ class RowCollector:
         :meth:`target_rows` then return read-only views of that file."""
         from ._record_arrays import rows_file
 
-        dtype = np.int32 if not self._rows or self._rows[0].typecode == "i" else np.int64
-        self._views = rows_file(work, "candidate-rows", [*self._rows, *self._target], dtype)
+        dtype = np.int32 if self._code == "i" else np.int64
+        parts: list[Any] = [*self._rows, *self._target]
+        if self._spill is not None:
+            self._spill.flush()
+            parts = [self._chunks(j, buf) for j, buf in enumerate(parts)]
+        self._views = rows_file(work, "candidate-rows", parts, dtype)
         self._rows, self._target = [], []
+        if self._spill is not None:
+            name = self._spill.name
+            self._spill.close()
+            self._spill = None
+            Path(name).unlink(missing_ok=True)
+
+    def _chunks(self, j: int, tail: array[int]) -> Iterator[Any]:
+        """Part ``j``'s spilled segments, read back one at a time, then its buffer."""
+        fd = self._spill.fileno()
+        for off, k in self._segments[j]:
+            yield os.pread(fd, k * tail.itemsize, off)
+        yield tail
 
     def add(self, i: int, row: int, target: bool) -> None:
         """Record that candidate ``i`` occurs in ``row`` (with its target outcome or not)."""
         self._rows[i].append(row)
+        self._held += 1
         if target:
             self._target[i].append(row)
+            self._held += 1
 
     def rows(self, i: int) -> np.ndarray:
         """Candidate ``i``'s rows, sorted, read-only."""
@@ -113,12 +172,14 @@ class OverlapIndex:
 
     Groups are added with their sorted, distinct rows; :meth:`overlaps` returns, for each
     group so far, how many of the given rows it holds. Memory: one row number and one 4-byte
-    group number per (group, row) pair.
+    group number per (group, row) pair; with a working directory (``work``) the large runs
+    are files there (:mod:`._mining_runs`), merged and probed a bounded piece at a time.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, work: Any = None) -> None:
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []
         self.n_groups = 0
+        self._work = work
 
     def add(self, rows: np.ndarray) -> int:
         """Add a group holding ``rows`` (sorted, distinct); returns its number."""
@@ -128,9 +189,9 @@ class OverlapIndex:
         # keep run sizes at least halving, so there are O(log G) runs to probe
         while len(self._runs) > 1 and len(self._runs[-2][0]) < 2 * len(self._runs[-1][0]):
             (r1, g1), (r2, g2) = self._runs[-2], self._runs[-1]
-            r, g = np.concatenate([r1, r2]), np.concatenate([g1, g2])
-            order = np.argsort(r, kind="stable")
-            self._runs[-2:] = [(r[order], g[order])]
+            self._runs[-2:] = [merge_runs(r1, g1, r2, g2, work=self._work)]
+            for old in (r1, g1, r2, g2):
+                _drop_run_file(old)
         return gid
 
     def overlaps(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -138,12 +199,12 @@ class OverlapIndex:
         rows = np.asarray(rows)
         counts = np.zeros(self.n_groups, dtype=np.int64)
         for r, g in self._runs:
-            lo = np.searchsorted(r, rows, side="left")
-            cnt = np.searchsorted(r, rows, side="right") - lo
-            total = int(cnt.sum())
-            if not total:
-                continue
-            starts = np.cumsum(cnt) - cnt
-            pos = np.repeat(lo - starts, cnt) + np.arange(total)
-            counts += np.bincount(g[pos], minlength=self.n_groups)
+            probe_counts(r, g, rows, counts)
         return counts
+
+
+def _drop_run_file(arr: np.ndarray) -> None:
+    """Remove the file of a merged-away run (its map stays valid until it is dropped)."""
+    name = getattr(arr, "filename", None)
+    if name and Path(name).name.startswith("overlap-run-"):
+        Path(name).unlink(missing_ok=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,16 @@ def release(arr: np.ndarray, start: int, stop: int) -> None:
         mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
+def release_file_views(arr: Any) -> None:
+    """Drop this process's resident pages of the whole read-only file map that ``arr`` (a view
+    made by :func:`rows_file`) looks into; a no-op for any other array. Reading the views
+    again pages the data back in from the file (the page cache, usually)."""
+    base = getattr(arr, "base", None)  # rows may also be a list (the reference path)
+    mm = base.obj if isinstance(base, memoryview) else None
+    if isinstance(mm, mmap.mmap) and len(mm) and hasattr(mmap, "MADV_DONTNEED"):
+        mm.madvise(mmap.MADV_DONTNEED)
+
+
 def frozen(arr: np.ndarray) -> np.ndarray:
     """A written array as read-only: a mapped one is flushed and mapped again read-only (no
     page resident); an in-memory one is marked read-only."""
@@ -99,7 +109,8 @@ def frozen(arr: np.ndarray) -> np.ndarray:
 
 def rows_file(work: Any, name: str, parts: Sequence[Any], dtype: Any) -> list[np.ndarray]:
     """Integer arrays (``array.array`` or numpy) written end to end into ``arrays/<name>.bin``
-    and returned as read-only views of its map, in order; in memory without ``work``."""
+    and returned as read-only views of its map, in order; in memory without ``work``. With
+    ``work`` a part may also be an iterator of such buffers (pieces of one array, in order)."""
     where = _dir(work)
     dt = np.dtype(dtype)
     if where is None:
@@ -113,10 +124,14 @@ def rows_file(work: Any, name: str, parts: Sequence[Any], dtype: Any) -> list[np
     sizes = []
     with open(path, "wb") as fh:
         for p in parts:
-            buf: Any = p if not isinstance(p, np.ndarray) else np.ascontiguousarray(p, dt)
-            b = memoryview(buf)
-            fh.write(b.cast("B"))
-            sizes.append(b.nbytes // dt.itemsize)
+            k = 0
+            # a part is one buffer, or an iterator of buffers written one after another
+            for c in p if isinstance(p, Iterator) else (p,):
+                buf: Any = c if not isinstance(c, np.ndarray) else np.ascontiguousarray(c, dt)
+                b = memoryview(buf)
+                fh.write(b.cast("B"))
+                k += b.nbytes // dt.itemsize
+            sizes.append(k)
     total = sum(sizes)
     if total == 0:
         return [np.frombuffer(b"", dtype=dt) for _ in sizes]

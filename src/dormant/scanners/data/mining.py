@@ -85,6 +85,7 @@ from ._mining_features import (
 from ._mining_idcheck import IdHashLog
 from ._mining_rows import RowCollector
 from ._mining_verdict import check_fdr, load_verdict_model
+from ._record_arrays import release_file_views
 
 
 @register
@@ -298,14 +299,18 @@ class TriggerMiner(Scanner):
         mined: list[MinedTrigger] = []
         if cands:
             self._second_pass(subject, cands, ctx)
-            groups = group_candidates(cands)
+            groups = group_candidates(cands, work=ctx.features.get("work"))
             incons = content_inconsistency(
                 self, subject, groups, words_per, words_total, outcome_n, labelled, n, ctx
             )
+            _release_rows(cands)  # each stage pages in the rows it reads, none keeps them
             fits = context_fit(self, subject, groups, outcome_n, n, ctx, words_per, words_total)
+            _release_rows(cands)
             explained = explain_groups(self, groups, incons, fits, n)
             tested = neighbour_tests(self, subject, groups, explained, ctx, incons)
+            _release_rows(cands)
             clean = clean_label_tests(self, subject, groups, explained, ctx)
+            _release_rows(cands)
             if tested or clean:
                 explained = explain_groups(self, groups, incons, fits, n, tested, clean)
             self.candidates_ = explained  # every described group, for calibration
@@ -414,7 +419,7 @@ class TriggerMiner(Scanner):
         styles = {f for f in keys if f.startswith("style:")}
         index = {c.feature: i for i, c in enumerate(cands)}
         # rows as 4-byte integers, one array per candidate (:mod:`._mining_rows`)
-        held = RowCollector(len(cands), self.n_records_)
+        held = RowCollector(len(cands), self.n_records_, work=ctx.features.get("work"))
         row = 0
         for batch in subject.batches(self.batch_size):
             outs_b = self._outcomes(batch)
@@ -442,6 +447,7 @@ class TriggerMiner(Scanner):
                             if loc is not None:
                                 c.contexts.append((text, loc[2], loc[3]))
                 row += 1
+            held.spill_if_full()  # bounded buffers with a working directory
             ctx.progress("locate", len(batch), None)
         work = ctx.features.get("work")
         if work is not None:  # the rows in a file of the scan's working directory
@@ -477,3 +483,12 @@ class TriggerMiner(Scanner):
     ) -> ScanResult:
         """The scan's result (:func:`._mining_explain.mined_result`)."""
         return mined_result(self, subject, mined, n, labelled)
+
+
+def _release_rows(cands: list[Candidate]) -> None:
+    """Drop the resident pages of the candidates' row file (one file map for all of them; a
+    no-op when the rows are in memory)."""
+    for c in cands:
+        if len(c.rows):
+            release_file_views(c.rows)
+            return
