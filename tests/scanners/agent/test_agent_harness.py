@@ -51,6 +51,9 @@ def test_builtin_tools_cover_the_brief_and_answer_without_leaving_the_machine() 
         "lookup_invoice",
         "refund_payment",
         "update_billing",
+        "lookup_payslip",
+        "request_leave",
+        "update_employee",
     }
     box = Sandbox()
     tok = box.honeytokens
