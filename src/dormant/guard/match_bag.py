@@ -28,7 +28,6 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..errors import ConfigError
 from ..triggers import is_invisible
 from .match import _RAW_KINDS, _SKIP_KINDS, _TOKEN, TriggerIndex, _entry, tokens
 from .types import TriggerMatch
@@ -84,14 +83,8 @@ class TokenBagIndex(TriggerIndex):
     def find(self, texts: Sequence[tuple[str, str]]) -> tuple[TriggerMatch, ...]:
         """Known triggers in ``texts``, each item ``(where, text)``; one match per (trigger,
         where): the character triggers first, then the token bags."""
-        out = list(super().find(texts))
-        for item in texts:
-            if not isinstance(item, tuple) or len(item) != 2:
-                raise ConfigError(
-                    "TokenBagIndex.find expects (where, text) pairs. "
-                    f"Got {type(item).__name__} instead."
-                )
-            where, text = item
+        out = list(super().find(texts))  # also refuses items that are not (where, text) pairs
+        for where, text in texts:
             if not isinstance(text, str) or not text or not self._bags:
                 continue
             folded = set(tokens(text))

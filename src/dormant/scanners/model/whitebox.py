@@ -303,10 +303,9 @@ class TriggerInversionScanner(ProofSteps, Scanner):
             return [t for t, p in zip(opt, pred, strict=True) if p != ti][: self.n_victims]
 
         support = TaskSupport.fit(adapter, subject.clean.texts, subject.clean.labels, labels)
-        natural = natural_features(
-            adapter, subject.clean.texts, subject.clean.labels, labels, support=support
-        )
-        natural = [nat | support.associated(lab) for nat, lab in zip(natural, labels, strict=True)]
+        # the natural features (ratio and z >= 1.96) are a subset of the associated tokens, so the
+        # label's associated set is what its search leaves out (``natural_features`` documents it)
+        natural = [set(support.associated(lab)) for lab in labels]
         # each label's strongest task features (screened), reported apart from findings
         task_tokens: dict[int, list[int]] = {}
         vocab = int(adapter.embedding_matrix().shape[0])
