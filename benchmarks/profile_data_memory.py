@@ -33,6 +33,8 @@ STAGES = (
     ("explain_groups", "explain"),
     ("clean_label_tests", "clean-label test"),
     ("mined_result", "result"),
+    ("_fuse", "fusion"),
+    ("write_outputs", "written files"),
 )
 
 
@@ -60,7 +62,8 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
-    from dormant.scanners.data import _mining_context, _mining_explain, mining
+    from dormant import outputs
+    from dormant.scanners.data import _mining_context, _mining_explain, fusion, mining
     from dormant.scanners.data.fusion import scan_dataset
     from dormant.subjects import TextDataset
 
@@ -115,8 +118,9 @@ def main() -> None:
 
         setattr(owner, attr, wrapper)
 
+    owners = {"_fuse": fusion, "write_outputs": outputs}
     for attr, label in STAGES:
-        owner = mining.TriggerMiner if attr.startswith("_") else mining
+        owner = owners.get(attr) or (mining.TriggerMiner if attr.startswith("_") else mining)
         staged(owner, attr, label)
     inside(mining, "_extend", "inside second pass (every row collected)")
     inside(_mining_explain, "_length", "inside grouping (its index built)")
@@ -132,6 +136,8 @@ def main() -> None:
 
         work = ScanWork(Path(args.work))
     rep = scan_dataset(ds, scanners=["trigger-mining"], embed=False, work=work)
+    if args.work:  # the files `dormant scan data --no-embed --formats json,scores` writes
+        outputs.write_outputs(rep, ds, Path(args.work) / "out", formats=("json", "scores"))
     row = {
         "data": args.data,
         "records": rep.summary()["records"] if hasattr(rep, "summary") else None,

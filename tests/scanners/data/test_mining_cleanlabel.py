@@ -129,3 +129,22 @@ def test_one_text_shared_by_several_records_is_copies(tmp_path, plants):
     (res,) = _test(_dataset(tmp_path, recs), [(rows, [text])])
     assert res.copies == 1.0 and res.copies_p < 1e-6 and res.bayes_factor == 1.0
     assert res.copies_only  # no text is left to compare its neighbours
+
+
+def test_the_text_counts_spilled_give_the_same_test(tmp_path, plants, monkeypatch):
+    from dormant.scanners.data import _mining_hashcount
+
+    recs = [dict(r) for r in plants]
+    rng = random.Random(1)
+    cls = [i for i, r in enumerate(recs) if r["label"] == CLASS]
+    rows = []
+    for i in rng.sample(cls, 25):  # copies with a suffix, so the counts decide the result
+        rows.append(len(recs))
+        recs.append({"id": f"c{i:05d}", "text": recs[i]["text"] + "; cultivar", "label": CLASS})
+    flowers = [i for i in cls if "flowers" in recs[i]["text"].split()]
+    ds = _dataset(tmp_path, recs)
+    groups = [(rows, ["; cultivar"]), (flowers, ["flowers"])]
+    held = _test(ds, groups)
+    monkeypatch.setattr(_mining_hashcount, "MEMORY_HASHES", 50)  # spilled many times
+    assert _test(ds, groups) == held
+    assert held[0].copies == 1.0

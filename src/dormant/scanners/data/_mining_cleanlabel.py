@@ -76,6 +76,7 @@ import numpy as np
 from ...subjects.dataset import TextDataset
 from ...text import tokens
 from ..base import ScanContext
+from ._mining_hashcount import HashCounts
 from ._mining_neighbours import _holds, _patterns, blind_text
 from ._mining_rows import sorted_rows
 
@@ -176,8 +177,29 @@ def clean_label_test(
 
     ``outcomes_of(batch)`` gives each record's outcomes. ``copies_only`` (one per group) marks
     the groups for which only the copies are counted. Returns one :class:`CleanLabelTest`
-    per group, ``None`` where the group or its class is too small to test.
+    per group, ``None`` where the group or its class is too small to test. How often each
+    normalised text occurs per target outcome is counted in bounded memory
+    (:class:`._mining_hashcount.HashCounts`, spilled to a temporary folder past its budget).
     """
+    seen = HashCounts()
+    try:
+        return _clean_label_test(
+            subject, groups, outcomes_of, batch_size, ctx, copies_only=copies_only, seen=seen
+        )
+    finally:
+        seen.close()
+
+
+def _clean_label_test(
+    subject: TextDataset,
+    groups: Sequence[tuple[Sequence[int] | np.ndarray, str, list[str]]],
+    outcomes_of: Any,
+    batch_size: int,
+    ctx: ScanContext,
+    *,
+    copies_only: Sequence[bool] | None,
+    seen: HashCounts,
+) -> list[CleanLabelTest | None]:
     from scipy.stats import binomtest
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.neighbors import NearestNeighbors
@@ -197,15 +219,15 @@ def clean_label_test(
     n_out: Counter[str] = Counter()
     n = 0
     # normalised texts (hashed) of every record, per target outcome it carries
-    seen: Counter[tuple[int, str]] = Counter()
     for batch in subject.batches(batch_size):
+        batch_hashes: dict[str, list[int]] = {t: [] for t in targets}
         for text, own in zip(batch.texts, outcomes_of(batch), strict=True):
             n += 1
             n_out.update(own)
             toks = tokens(text)
             h = _hash(" ".join(toks))
             for t in targets.intersection(own):
-                seen[(h, t)] += 1
+                batch_hashes[t].append(h)
             present = wanted_words.intersection(toks)
             if not present:
                 continue
@@ -217,6 +239,9 @@ def clean_label_test(
             for gi, (_r, t, _p) in enumerate(groups):
                 if t in own:
                     word_in[gi].update(present & set(words[gi]))
+        for t, hs in batch_hashes.items():
+            seen.add(t, np.array(hs, dtype=np.uint64))
+    seen.finish()
     # the class sample: every record of a small class, a seeded share of a large one
     share = {t: min(1.0, MAX_CLASS_ROWS / max(n_out[t], 1)) for t in targets}
     group_rows: list[set[int]] = []
@@ -266,11 +291,11 @@ def clean_label_test(
         # record); against the class's own rate of records that are another record
         hashes = [_hash(blinded[i]) for i in np.nonzero(whole)[0]]
         shared = Counter(hashes)
-        copies = sum(seen[(h, target)] > 0 or shared[h] > 1 for h in hashes)
+        seen_n = seen.counts(target, np.array(hashes, dtype=np.uint64)).tolist()
+        copies = sum(c > 0 or shared[h] > 1 for h, c in zip(hashes, seen_n, strict=True))
         others = np.nonzero(ok & ~member)[0]
-        base = (
-            np.mean([seen[(_hash(blinded[i]), target)] > 1 for i in others]) if len(others) else 0
-        )
+        other_n = seen.counts(target, np.array([_hash(blinded[i]) for i in others], np.uint64))
+        base = np.mean(other_n > 1) if len(others) else 0
         copies_p = float(
             binomtest(
                 copies, len(hashes), min(max(float(base), 1e-3), 1.0), alternative="greater"
