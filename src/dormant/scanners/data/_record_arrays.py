@@ -34,6 +34,14 @@ import numpy as np
 
 #: Rows per stretch when an array is written or read from start to end.
 CHUNK_ROWS = 1 << 20
+#: Bytes before a released range that are released with it. A page fault on a file map maps
+#: more than the page asked for: Linux maps the neighbouring pages already in the page cache
+#: ("fault-around", 64 KiB) and, for a file read ahead into large folios, up to a whole folio
+#: (as large as 2 MiB, the huge-page size) — pages of the stretch released just before, which
+#: then stay resident. Releasing from this far back drops them again. Measured on 10^7 float32
+#: rows read 8,192 at a time (the fusion's batches): with no margin 26 of the 40 MB stayed
+#: resident, with 64 KiB 11 MB, with 1 or 2 MiB 64 KB.
+FAULT_AROUND = 1 << 21
 
 
 def _dir(work: Any) -> Path | None:
@@ -73,7 +81,7 @@ def release(arr: np.ndarray, start: int, stop: int) -> None:
         return
     mm, base = found
     size = arr.dtype.itemsize
-    lo = base + start * size
+    lo = max(base, base + start * size - FAULT_AROUND)  # see FAULT_AROUND
     hi = base + min(stop, len(arr)) * size
     page = mmap.PAGESIZE
     lo = lo // page * page  # whole pages: one shared with the next rows is paged back in
