@@ -98,6 +98,8 @@ def main() -> None:
                     "stage": label,
                     "peak_rss_mb": round(_status("VmHWM"), 1),
                     "rss_after_mb": round(_status("VmRSS"), 1),
+                    "anon_after_mb": round(_status("RssAnon"), 1),
+                    "file_after_mb": round(_status("RssFile"), 1),
                     "traced_peak_mb": None if traced is None else round(traced, 1),
                     "cpu_s": round(time.process_time() - t0, 1),
                 }
