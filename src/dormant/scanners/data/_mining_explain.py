@@ -162,6 +162,7 @@ def explain_groups(
             verdict = "none"  # described for calibration, never reported
         kind = _feature_kind(head.feature, head.phrase)
         rows = sorted_rows(head.target_rows)
+        release_file_views(head.target_rows)  # read once here: no group's rows stay resident
         # other outcomes (behaviours) nearly all of these records also carry, rare elsewhere
         others = [
             o

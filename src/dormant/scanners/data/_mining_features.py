@@ -15,6 +15,7 @@ from ...text import BOS, EOS, TOKEN_RE, confusable_chars, content_words, style_f
 from ...triggers import Trigger, TriggerKind, is_invisible
 from ._mining_comments import comment_units
 from ._mining_rows import Rows, count_in, sorted_rows
+from ._record_arrays import release_file_views
 
 #: Behaviour tag families whose appearance after a trigger is a security event in itself.
 SECURITY_FAMILIES = frozenset({"egress", "tool", "secret", "code", "leak", "unsafe"})
@@ -302,6 +303,7 @@ def _merge_targets(mined: list[MinedTrigger]) -> list[MinedTrigger]:
         else:
             out.append(m)
             sets.append(rows)
+        release_file_views(m.rows)  # rows in the row file: none stays resident
     return out
 
 
