@@ -227,7 +227,9 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=Path.home() / ".cache/dormant/zoo")
-    ap.add_argument("--split", default="aside", choices=("cal", "aside", "fresh", "fresh2"))
+    ap.add_argument(
+        "--split", default="aside", choices=("cal", "aside", "fresh", "fresh2", "fresh3")
+    )
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-trig", type=int, default=120)
