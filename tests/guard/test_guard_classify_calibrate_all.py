@@ -92,6 +92,31 @@ def test_inputs_score_as_before_and_triggers_are_flagged(data: dict[str, Any]) -
     assert any("against 240 clean texts" in r for r in after[0].reasons)
 
 
+class _WithNaturalTrigger(_TwoTopics):
+    """The same classifier, where one ordinary word, ``warp``, also moves anything to
+    ``science`` as surely as the planted trigger (a clean word at the model's ceiling)."""
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return super().predict_proba([t.replace("warp", TRIGGER) for t in texts])
+
+
+def test_one_saturating_clean_text_no_longer_blocks_every_trigger(data: dict[str, Any]) -> None:
+    """One clean calibration text whose word saturates the model as the trigger does: by
+    default it ties with every triggered input (p = 2/122 > 0.01, nothing flagged); with
+    every clean text calibrated, one tie is allowed (p = 2/241 <= 0.01) and they are."""
+    model = _WithNaturalTrigger()
+    cal = [*data["cal"][:239], "the old warp of a fast one n999"]
+    for seed in range(20):  # a seed that puts the saturating text in the calibration half
+        plain = ClassifierScreen(model, calibration=cal, fpr=0.01, seed=seed)
+        if cal[-1] not in {d for d, _ in plain.donors_}:
+            break
+    every = ClassifierScreen(model, calibration=cal, fpr=0.01, seed=seed, calibrate_all=True)
+    before = plain.screen_many(data["triggered"])
+    after = every.screen_many(data["triggered"])
+    assert all(b.p_value == pytest.approx(2 / 121) and not b.flagged for b in before)
+    assert all(a.p_value == pytest.approx(2 / 241) and a.flagged for a in after)
+
+
 def test_clean_inputs_pass_at_about_the_target_fpr_when_calibrated_on_all(
     data: dict[str, Any],
 ) -> None:
