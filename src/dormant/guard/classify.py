@@ -54,16 +54,19 @@ largest lift alone leaves scoring like a trigger. Calibration texts and inputs a
 same way (each calibration text left out of its own counts), so the p-value keeps its
 meaning. Measured in BENCHMARKS.md ("Additive clean support").
 
-``calibrate_all=True`` (see below for whether it is the default) makes every distinct clean text
-a calibration text: the donor half is scored too, each donor with itself left out of its own
-donors and of the support counts (the leave-one-out of the jackknife, as for the support above),
-so ``n`` texts give ``n`` calibration scores instead of ``n / 2``. A conformal p-value moves in
-steps of ``1 / (n_cal + 1)`` (:attr:`ClassifierScreen.p_resolution_`), and at ``fpr = 0.01`` the
-largest ``floor(fpr (n_cal + 1)) - 1`` calibration scores may lie above a flagged input: none
-with 121 scores (one clean text that saturates the model's confidence then blocks every trigger
-that does not beat it), one with 241, two with 301. The test's size moves from ``1 / 122``
-towards the nominal ``fpr``, and the threshold is set by more than one clean text. Measured in
-BENCHMARKS.md ("Runtime screen for text classifiers: every clean text a calibration text").
+``calibrate_all=True`` (off by default) makes every distinct clean text a calibration text: the
+donor half is scored too, each donor with itself left out of its own donors and of the support
+counts (the leave-one-out of the jackknife, as for the support above), so ``n`` texts give ``n``
+calibration scores instead of ``n / 2``. A conformal p-value moves in steps of ``1 / (n_cal +
+1)`` (:attr:`ClassifierScreen.p_resolution_`), and at ``fpr = 0.01`` the largest ``floor(fpr
+(n_cal + 1)) - 1`` calibration scores may reach a flagged input's score: none with 121 scores (one
+clean text that saturates the model's confidence then blocks every trigger that does not beat
+it), one with 241, two with 301. The test's size moves from ``1 / 122`` towards the nominal
+``fpr``, and the threshold is set by more than one clean text. Measured in BENCHMARKS.md
+("Runtime screen for text classifiers: every clean text a calibration text"): more triggered
+inputs caught on the cal split and on the held-out fresh3 split, the same false positives on
+fresh3, whose FPR (1.33 %, equal to the default's) is above the 1 % target, so by the rule set
+before that run it is not the default.
 
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
