@@ -62,6 +62,7 @@ def run_organism(
     read_window: bool = False,
     representation: bool = False,
     additive: bool = False,
+    calibrate_all: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rng, cal_rows, test = split_rows(org, fpr=fpr, seed=seed, n_clean=n_clean)
@@ -77,6 +78,7 @@ def run_organism(
         "read_window": read_window,
         "representation": representation,
         "additive_support": additive,
+        "calibrate_all": calibrate_all,
     }
     trig: list[str] = []
     effective: list[bool] = []
@@ -100,6 +102,7 @@ def run_organism(
             # passed only when set, so that the script also runs the code before the option
             **({"representation": True} if representation else {}),
             **({"additive_support": True} if additive else {}),
+            **({"calibrate_all": True} if calibrate_all and method == "transplant" else {}),
         )
         t_cal = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -115,6 +118,14 @@ def run_organism(
             # the same screen's decision without the representation signal (the default
             # screen: its behaviour score and calibration are computed the same way)
             res["clean_flagged_without_rep"] = int(sum(_without_rep(screen, d) for d in dc))
+        if calibrate_all and method == "transplant":
+            # the same screen's decision against the calibration half alone: the default
+            # screen (its scores of the inputs and of that half are computed the same way)
+            half = _half_scores(screen)
+            res["n_calibration_scores"] = len(screen.calibration_scores_)
+            res["n_calibration_scores_half"] = len(half)
+            res["clean_flagged_half"] = int(sum(_on_half(screen, half, d) for d in dc))
+            res["clean_flagged_model_half"] = int(sum(_on_half(screen, half, d, 1) for d in dc))
         if n_latency:
             # the same inputs one call at a time (no batching across inputs), for comparison
             t0 = time.perf_counter()
@@ -131,6 +142,9 @@ def run_organism(
             res["eff_flagged_model"] = int(sum(_model_test(d) for d in eff))
             if representation:
                 res["eff_flagged_without_rep"] = int(sum(_without_rep(screen, d) for d in eff))
+            if calibrate_all and method == "transplant":
+                res["eff_flagged_half"] = int(sum(_on_half(screen, half, d) for d in eff))
+                res["eff_flagged_model_half"] = int(sum(_on_half(screen, half, d, 1) for d in eff))
         out[method] = res
         print(f"  {spec.name} {method}: {res}", file=sys.stderr, flush=True)
     return out
@@ -162,6 +176,35 @@ def _without_rep(screen: Any, d: Any) -> bool:
     return bool(other) or (d.score is not None and screen.p_value(d.score) <= screen.fpr)
 
 
+def _half_scores(screen: Any) -> np.ndarray:
+    """The calibration scores of the calibration half (all of them less the donors')."""
+    from collections import Counter
+
+    left = Counter(screen.calibration_scores_.tolist()) - Counter(screen.donor_scores_.tolist())
+    return np.sort(np.array(list(left.elements()), dtype=float))
+
+
+def _on_half(screen: Any, half: np.ndarray, d: Any, model_only: int = 0) -> bool:
+    """Whether the default screen (calibration half only) flags the input of decision ``d``."""
+    other = [r for r in d.reasons if " test: p=" not in r and not r.startswith("no trigger")]
+    if other and not model_only:
+        return True
+    if d.score is None:
+        return bool(d.flagged)
+    n_ge = len(half) - int(np.searchsorted(half, d.score, side="left"))
+    return (1 + n_ge) / (len(half) + 1) <= screen.fpr
+
+
+def wilson(k: int, n: int) -> list[float]:
+    """The Wilson score 95 % interval of a binomial rate ``k / n`` (Wilson 1927)."""
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return [0.0, 1.0]
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return [round(float(ci.low), 4), round(float(ci.high), 4)]
+
+
 def clopper_pearson(k: int, n: int) -> list[float]:
     """The exact (Clopper-Pearson) 95 % interval of a binomial rate ``k / n``."""
     from scipy.stats import binomtest
@@ -191,6 +234,19 @@ def _without_rep_rates(
     }
 
 
+def _half_rates(results: list[dict[str, Any]], m: str, n_clean: int, n_eff: int) -> dict[str, Any]:
+    if not all("clean_flagged_half" in r[m] for r in results):
+        return {}
+    fp = sum(r[m]["clean_flagged_half"] for r in results)
+    tp = sum(r[m].get("eff_flagged_half", 0) for r in results)
+    return {
+        "fpr_half": fp / n_clean,
+        "fpr_half_wilson95": wilson(fp, n_clean),
+        "tpr_effective_half": tp / max(1, n_eff),
+        "tpr_effective_half_wilson95": wilson(tp, n_eff),
+    }
+
+
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for m in [x for x in METHODS if all(x in r for r in results)]:
@@ -216,6 +272,11 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
                 sum(r[m].get("eff_flagged", 0) for r in results), n_eff
             ),
             **_without_rep_rates(results, m, n_clean, n_eff),
+            **_half_rates(results, m, n_clean, n_eff),
+            "fpr_wilson95": wilson(sum(r[m]["clean_flagged"] for r in results), n_clean),
+            "tpr_effective_wilson95": wilson(
+                sum(r[m].get("eff_flagged", 0) for r in results), n_eff
+            ),
             "n_clean": n_clean,
             "n_effective": n_eff,
             "n_triggered": n_trig,
@@ -227,7 +288,9 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=Path.home() / ".cache/dormant/zoo")
-    ap.add_argument("--split", default="aside", choices=("cal", "aside", "fresh", "fresh2"))
+    ap.add_argument(
+        "--split", default="aside", choices=("cal", "aside", "fresh", "fresh2", "fresh3")
+    )
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-trig", type=int, default=120)
@@ -267,6 +330,13 @@ def main() -> int:
         help="ClassifierScreen(additive_support=True): the clean support of a span sums its "
         "words' lifts",
     )
+    ap.add_argument(
+        "--calibrate-all",
+        action="store_true",
+        help="ClassifierScreen(calibrate_all=True) for the transplant screen: every clean text "
+        "is a calibration text; the run also records the default screen's decisions (the "
+        "calibration half alone)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
@@ -302,6 +372,7 @@ def main() -> int:
                 read_window=args.read_window,
                 representation=args.representation,
                 additive=args.additive_support,
+                calibrate_all=args.calibrate_all,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

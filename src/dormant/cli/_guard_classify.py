@@ -72,6 +72,13 @@ def register(sub: Any) -> None:
         help="explain a span by the sum of its words' clean lifts, not the largest (off by "
         "default, see BENCHMARKS.md)",
     )
+    p.add_argument(
+        "--calibrate-all",
+        action="store_true",
+        help="score every clean text as a calibration text (the donors too, each left out of "
+        "its own donors): twice the calibration scores, finer p-values (transplant only; see "
+        "BENCHMARKS.md)",
+    )
     p.add_argument("--registry", default=None, metavar="URL", help="registry of known triggers")
     p.add_argument(
         "--registry-tokens",
@@ -176,9 +183,18 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             representation=args.representation,
             additive_support=args.additive_support,
+            calibrate_all=args.calibrate_all,
             audit=audit,
             name=str(args.model),
             identity=args.identity,
+        )
+        n_cal = len(screen.calibration_scores_)
+        print(
+            f"calibrated on {n_cal} clean text(s): p-values in steps of 1/{n_cal + 1} "
+            f"= {screen.p_resolution_:.4f}; an input is flagged at p <= {screen.fpr}, i.e. "
+            f"when at most {_above(screen)} calibration score(s) reach its own",
+            file=sys.stderr,
+            flush=True,
         )
         if args.serve:
             return _serve(screen, host, args.port)
@@ -195,6 +211,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FINDINGS if n else EXIT_OK
     finally:
         audit.close()
+
+
+def _above(screen: Any) -> int:
+    """How many calibration scores may reach a flagged input's: ``(1 + k) / (n + 1) <= fpr``."""
+    import math
+
+    n = len(screen.calibration_scores_)
+    return max(0, math.floor(screen.fpr * (n + 1) + 1e-9) - 1)
 
 
 def _write(out: str, text: str) -> None:

@@ -140,6 +140,7 @@ def transplant_evidence(
     top_k: int = 3,
     support: Support | Sequence[Support] | None = None,
     window: ReadingWindow | None = None,
+    exclude_self: bool = False,
 ) -> list[tuple[int, list[SpanEvidence]]]:
     """The predicted class index of each text and the evidence for each candidate span.
 
@@ -147,7 +148,9 @@ def transplant_evidence(
     with their leave-one-out windows, then every candidate span inserted into its donors.
     ``support``: one function for all texts, or one per text; ``window``: where the model
     reads (:class:`~dormant.guard._window.ReadingWindow`), so that a span is inserted only
-    where it is read (``None``: anywhere). See :func:`transplant_scores`.
+    where it is read (``None``: anywhere); ``exclude_self``: a text that is itself one of the
+    donors is not among its own donors (a donor scored as a calibration text, leave-one-out).
+    See :func:`transplant_scores`.
     """
     if len(rngs) != len(texts):
         raise ValueError(f"rngs: need one per text ({len(texts)}), got {len(rngs)}")
@@ -172,7 +175,7 @@ def transplant_evidence(
     # phase 2: the candidate spans of every text inserted into its donors, one forward pass
     jobs: list[tuple[int, list[str], int, int]] = []  # y, spans, offset in the batch, donors
     batch = []
-    for (ws, cands, at), rng in zip(plans, rngs, strict=True):
+    for text, (ws, cands, at), rng in zip(texts, plans, rngs, strict=True):
         p0 = probs[at]
         y = int(np.argmax(p0))
         if not ws:
@@ -194,7 +197,8 @@ def transplant_evidence(
         wide = " ".join(ws[max(0, i - EXTEND) : i + n + EXTEND])
         if wide not in spans:
             spans.append(wide)
-        others = [d for d, c in donors if c != y] or [d for d, _ in donors]
+        pool = [(d, c) for d, c in donors if not (exclude_self and d == text)]
+        others = [d for d, c in pool if c != y] or [d for d, _ in pool]
         picked = rng.sample(others, min(n_donors, len(others)))
         jobs.append((y, spans, len(batch), len(picked)))
         for span in spans:

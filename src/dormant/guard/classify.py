@@ -54,6 +54,20 @@ largest lift alone leaves scoring like a trigger. Calibration texts and inputs a
 same way (each calibration text left out of its own counts), so the p-value keeps its
 meaning. Measured in BENCHMARKS.md ("Additive clean support").
 
+``calibrate_all=True`` (off by default) makes every distinct clean text a calibration text: the
+donor half is scored too, each donor with itself left out of its own donors and of the support
+counts (the leave-one-out of the jackknife, as for the support above), so ``n`` texts give ``n``
+calibration scores instead of ``n / 2``. A conformal p-value moves in steps of ``1 / (n_cal +
+1)`` (:attr:`ClassifierScreen.p_resolution_`), and at ``fpr = 0.01`` the largest ``floor(fpr
+(n_cal + 1)) - 1`` calibration scores may reach a flagged input's score: none with 121 scores (one
+clean text that saturates the model's confidence then blocks every trigger that does not beat
+it), one with 241, two with 301. The test's size moves from ``1 / 122`` towards the nominal
+``fpr``, and the threshold is set by more than one clean text. Measured in BENCHMARKS.md
+("Runtime screen for text classifiers: every clean text a calibration text"): more triggered
+inputs caught on the cal split and on the held-out fresh3 split, the same false positives on
+fresh3, whose FPR (1.33 %, equal to the default's) is above the 1 % target, so by the rule set
+before that run it is not the default.
+
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
 
@@ -133,6 +147,11 @@ class ClassifierScreen:
         score into one conformal p-value. Needs ``method="transplant"`` and a model that
         exposes ``features(texts)`` (the Hugging Face adapter does); ``False`` by default,
         as it measured worse on held-out models (BENCHMARKS.md).
+    calibrate_all:
+        Every distinct clean text is also a calibration text: the donors are scored too,
+        each with itself left out of its donors and of the support counts, so the conformal
+        p-value has twice the calibration scores (finer steps, :attr:`p_resolution_`). Needs
+        ``method="transplant"``. See the module text.
     additive_support:
         The clean support of a span is the sum of its words' positive lifts (the
         naive-Bayes combination) instead of the largest one (:class:`SpanSupport`), so a
@@ -143,6 +162,17 @@ class ClassifierScreen:
         ``decision``) before :meth:`screen` returns it.
     name, identity:
         The model name and caller identity written to the audit entries.
+
+    Attributes
+    ----------
+    calibration_scores_:
+        The sorted clean calibration scores the p-value ranks an input's score among.
+    donor_scores_:
+        With ``calibrate_all``, the sorted scores of the donor texts (part of
+        :attr:`calibration_scores_`); otherwise empty.
+    p_resolution_:
+        The step of the conformal p-value, ``1 / (len(calibration_scores_) + 1)``; also its
+        smallest value, so no input can be flagged when it exceeds ``fpr``.
 
     Raises
     ------
@@ -167,6 +197,7 @@ class ClassifierScreen:
         read_window: bool = False,
         representation: bool = False,
         additive_support: bool = False,
+        calibrate_all: bool = False,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
@@ -192,6 +223,11 @@ class ClassifierScreen:
                 f"representation=True reads the donors the transplant test moved; it needs "
                 f"method='transplant'. Got method={method!r}."
             )
+        if calibrate_all and method != "transplant":
+            raise ConfigError(
+                "calibrate_all=True scores the donor texts with the transplant test, each "
+                f"left out of its own donors; it needs method='transplant'. Got method={method!r}."
+            )
         if representation and features is None:
             raise ConfigError(
                 "representation=True needs a model that exposes its penultimate features "
@@ -216,6 +252,7 @@ class ClassifierScreen:
         self.read_window = bool(read_window)
         self.representation = bool(representation)
         self.additive_support = bool(additive_support)
+        self.calibrate_all = bool(calibrate_all)
         self.audit = audit
         self.name = name
         self.identity = identity
@@ -240,11 +277,18 @@ class ClassifierScreen:
         self.window_ = reading_window(model) if read_window else None
         self.features_ = features
         scores, reps = self._score_all(cal, first=half)
+        self.donor_scores_ = np.zeros(0)
+        if self.calibrate_all:
+            # the donors too, each left out of its own donors and support counts
+            more, more_reps = self._score_all(donors, first=0, exclude_self=True)
+            self.donor_scores_ = np.sort(np.array([s for s, _, _ in more]))
+            scores, reps = scores + more, reps + more_reps
         self.calibration_scores_ = np.sort(np.array([s for s, _, _ in scores]))
         if features is not None:
             self.calibration_matrix_: np.ndarray = np.column_stack(
                 [np.array([s for s, _, _ in scores], dtype=float), np.array(reps, dtype=float)]
             )
+        self.p_resolution_ = 1.0 / (len(self.calibration_scores_) + 1)
         self.digest_ = _digest(model)
 
     # -- scoring -------------------------------------------------------------------------
@@ -267,10 +311,13 @@ class ClassifierScreen:
             )
         return f
 
-    def _scores(self, texts: list[str], *, first: int | None = None) -> tuple[Scored, Reps]:
+    def _scores(
+        self, texts: list[str], *, first: int | None = None, exclude_self: bool = False
+    ) -> tuple[Scored, Reps]:
         """Scores of ``texts`` and their representation scores (``None`` each when that
         signal is off); ``first``: they are the support texts ``first, first + 1, ...``
-        (calibration texts), each left out of its own support."""
+        (calibration texts), each left out of its own support; ``exclude_self``: they are
+        donors, each left out of its own donors."""
         rngs = [random.Random(f"{self.seed}:{t}") for t in texts]
         if self.method == "transplant":
             sup = self.support_
@@ -287,6 +334,7 @@ class ClassifierScreen:
                 n_donors=self.n_perturb,
                 support=supports,
                 window=self.window_,
+                exclude_self=exclude_self,
             )
             bests = [max(ev, key=lambda e: e.score()) if ev else None for _, ev in evidence]
             scored: Scored = [
@@ -323,11 +371,13 @@ class ClassifierScreen:
             at += n
         return out
 
-    def _score_all(self, texts: list[str], *, first: int) -> tuple[Scored, Reps]:
+    def _score_all(
+        self, texts: list[str], *, first: int, exclude_self: bool = False
+    ) -> tuple[Scored, Reps]:
         scored: Scored = []
         reps: Reps = []
         for i in range(0, len(texts), CHUNK):
-            s, r = self._scores(texts[i : i + CHUNK], first=first + i)
+            s, r = self._scores(texts[i : i + CHUNK], first=first + i, exclude_self=exclude_self)
             scored.extend(s)
             reps.extend(r)
         return scored, reps
@@ -468,6 +518,7 @@ class ClassifierScreen:
                 "span": d.span,
                 "representation": d.representation,
                 "fpr": self.fpr,
+                "n_calibration": len(self.calibration_scores_),
                 # the input itself is not stored (log lines carry secrets); its hash is
                 "input_sha256": hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest(),
                 "input_chars": len(raw),
