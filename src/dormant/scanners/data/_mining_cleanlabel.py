@@ -30,9 +30,11 @@ model of the text:
 The two are combined in Efron's two-groups model (Efron, JASA 2004), as in
 :func:`._mining_neighbours.two_groups_factor`: the Bayes factor for "planted" is the density
 of the evidence under planting — ``z`` ~ N(0, 1), the word confined — over its density among
-natural consistent features, fitted on the calibration corpora (:data:`NATURAL_EFFECT_MEANS`, ...),
-never on the corpus kept aside. ``z`` and confinement are taken as independent given the
-kind of feature (stated, not tested). Only a group whose rarest word is confined can be
+natural consistent features, fitted on the calibration corpora
+(:data:`NATURAL_EFFECT_MEANS`, ...), never on the corpus kept aside; a natural feature's ``z``
+grows with the square root of its group's size, so its density is given per size (the
+group's tested records). ``z`` and confinement are taken as independent given the kind of
+feature (stated, not tested). Only a group whose rarest word is confined can be
 raised: a pattern whose words the data uses elsewhere is not the one inserted string of a
 plant, and a random-looking draw alone is what a natural copy template looks like (below).
 The factor updates ``P(planted)``; it never decides on its own: a group the verdict model puts

@@ -28,9 +28,10 @@ The ``z`` enters the verdict as a Bayes factor in Efron's two-groups model (Efro
 like the other tests of :mod:`._mining_cleanlabel`: N(0, 1) under planting against the natural
 density of consistent lexical features (:func:`junction_factor`), fitted on the calibration
 corpora by ``benchmarks/calibrate_junction.py``, never on the corpus kept aside. The factor is
-bounded (about 40 for a group of 90 records): a natural word sometimes sits where a boundary
-is fluent anyway, so the test lifts a clean-label token the verdict model put near 0 to where
-the clean-label test of :mod:`._mining_cleanlabel` examines it, and the two together decide.
+bounded (about 30 for a group of 90 records at z = 0): a natural word sometimes sits where a
+boundary is fluent anyway, so the test lifts a clean-label token the verdict model put near 0
+to where the clean-label test of :mod:`._mining_cleanlabel` examines it, and the two together
+decide.
 
 Why not a library language model: a pretrained LM (GPT-2 in ONION) is a large download the
 statistical pass does not otherwise need, and its perplexity has no exact null; the data's own
