@@ -83,6 +83,7 @@ def test_a_clean_label_rare_token_is_quarantined_and_a_confined_topic_word_is_no
     by = {f.trigger.text: f for f in res.findings if f.trigger is not None}
     ev = {e.name: e.value for e in by["jq"].evidence}
     assert ev["quarantined"] is True, by["jq"].explanation
+    assert abs(ev["junction_z"]) < 3 and "junction test" in by["jq"].explanation
     flagged = {recs[i]["id"] for i, f in enumerate(res.record_flags) if f}
     assert flagged == ids
     # natural words confined to the class (the topic's own) are never quarantined
