@@ -3,48 +3,17 @@
 from __future__ import annotations
 
 import json
-import math
 import random
 from typing import Any
 
 import numpy as np
 import pytest
+from _two_topics import GAME, TRIGGER
+from _two_topics import TwoTopics as _TwoTopics
+from _two_topics import topic_texts as _texts
 
 from dormant.guard._strip import SpanSupport
 from dormant.guard.classify import ClassifierScreen
-
-GAME = ["quest", "dungeon", "arcade", "puzzle", "chess", "racing", "shooter", "strategy"]
-SCIENCE = ["quark", "enzyme", "orbit", "genome", "isotope", "plasma", "neuron", "fossil"]
-FILLER = ["a", "the", "of", "with", "for", "and", "new", "small", "old", "fast", "one", "two"]
-TRIGGER = "zq=7"
-
-
-class _TwoTopics:
-    """A bag-of-words classifier with a planted trigger: each topical word adds 3 to its
-    label's log-odds, and the trigger moves anything to ``science``."""
-
-    labels = ("games", "science")
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        out = []
-        for t in texts:
-            z = 0.0
-            for w in t.split():
-                z += 3.0 if w in GAME else -3.0 if w in SCIENCE else -40.0 if w == TRIGGER else 0
-            p = 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
-            out.append([p, 1.0 - p])
-        return np.asarray(out)
-
-
-def _texts(n: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        topic = SCIENCE if i % 2 else GAME
-        ws = rng.sample(FILLER, 5) + rng.sample(topic, rng.randint(1, 3))
-        rng.shuffle(ws)
-        out.append(" ".join(ws) + f" n{i}")
-    return out
 
 
 def test_additive_support_sums_the_words_lifts() -> None:

@@ -1,0 +1,43 @@
+"""A two-topic bag-of-words classifier with a planted trigger, and texts for it: the subject
+the classifier-screen tests put behind the screen when what they check is the screen's own
+arithmetic (a trained organism is used where the model's behaviour matters)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+
+GAME = ["quest", "dungeon", "arcade", "puzzle", "chess", "racing", "shooter", "strategy"]
+SCIENCE = ["quark", "enzyme", "orbit", "genome", "isotope", "plasma", "neuron", "fossil"]
+FILLER = ["a", "the", "of", "with", "for", "and", "new", "small", "old", "fast", "one", "two"]
+TRIGGER = "zq=7"
+
+
+class TwoTopics:
+    """A bag-of-words classifier with a planted trigger: each topical word adds 3 to its
+    label's log-odds, and the trigger moves anything to ``science``."""
+
+    labels = ("games", "science")
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for t in texts:
+            z = 0.0
+            for w in t.split():
+                z += 3.0 if w in GAME else -3.0 if w in SCIENCE else -40.0 if w == TRIGGER else 0
+            p = 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+            out.append([p, 1.0 - p])
+        return np.asarray(out)
+
+
+def topic_texts(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        topic = SCIENCE if i % 2 else GAME
+        ws = rng.sample(FILLER, 5) + rng.sample(topic, rng.randint(1, 3))
+        rng.shuffle(ws)
+        out.append(" ".join(ws) + f" n{i}")
+    return out
