@@ -41,3 +41,15 @@ def topic_texts(n: int, seed: int) -> list[str]:
         rng.shuffle(ws)
         out.append(" ".join(ws) + f" n{i}")
     return out
+
+
+def with_trigger(texts: list[str], n: int = 30, seed: int = 3) -> list[str]:
+    """The first ``n`` of ``texts`` holding a games word, each with :data:`TRIGGER` inserted at
+    a random word boundary (``seed``)."""
+    rng = random.Random(seed)
+    out = []
+    for t in [t for t in texts if any(w in GAME for w in t.split())][:n]:
+        ws = t.split()
+        ws.insert(rng.randint(0, len(ws)), TRIGGER)
+        out.append(" ".join(ws))
+    return out

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _two_topics import GAME, TRIGGER
+from _two_topics import GAME, TRIGGER, with_trigger
 from _two_topics import TwoTopics as _TwoTopics
 from _two_topics import topic_texts as _texts
 
@@ -22,12 +22,7 @@ from dormant.guard.classify import ClassifierScreen
 def data() -> dict[str, Any]:
     cal = _texts(240, seed=1)
     clean = _texts(200, seed=2)
-    rng = random.Random(3)
-    triggered = []
-    for t in [t for t in clean if any(w in GAME for w in t.split())][:30]:
-        ws = t.split()
-        ws.insert(rng.randint(0, len(ws)), TRIGGER)
-        triggered.append(" ".join(ws))
+    triggered = with_trigger(clean)
     model = _TwoTopics()
     return {
         "cal": cal,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import random
 from typing import Any
 
 import numpy as np
 import pytest
-from _two_topics import GAME, TRIGGER
+from _two_topics import GAME, TRIGGER, with_trigger
 from _two_topics import TwoTopics as _TwoTopics
 from _two_topics import topic_texts as _texts
 
@@ -47,12 +46,7 @@ def test_additive_support_sums_the_words_lifts() -> None:
 def data() -> dict[str, list[str]]:
     cal = _texts(300, seed=1)
     clean = _texts(200, seed=2)
-    rng = random.Random(3)
-    triggered = []
-    for t in [t for t in clean if any(w in GAME for w in t.split())][:30]:
-        ws = t.split()
-        ws.insert(rng.randint(0, len(ws)), TRIGGER)
-        triggered.append(" ".join(ws))
+    triggered = with_trigger(clean)
     return {"cal": cal, "clean": clean, "triggered": triggered}
 
 
