@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -215,8 +216,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _above(screen: Any) -> int:
     """How many calibration scores may reach a flagged input's: ``(1 + k) / (n + 1) <= fpr``."""
-    import math
-
     n = len(screen.calibration_scores_)
     return max(0, math.floor(screen.fpr * (n + 1) + 1e-9) - 1)
 

@@ -34,7 +34,14 @@ from ._mining_finding import mined_finding
 from ._mining_neighbours import Neighbours, natural_neighbours, update_probability
 from ._mining_rows import OverlapIndex, member, sorted_rows
 from ._mining_verdict import fdr_select, verdict_features
-from ._record_arrays import CHUNK_ROWS, frozen, record_array, release, release_file_views
+from ._record_arrays import (
+    CHUNK_ROWS,
+    frozen,
+    record_array,
+    release,
+    release_file_maps,
+    release_file_views,
+)
 
 
 def group_candidates(cands: list[Candidate], *, work: Any = None) -> list[list[Candidate]]:
@@ -365,7 +372,8 @@ def _scores_on_disk(work: Any, mined: list[MinedTrigger], n: int) -> tuple[np.nd
     scores = record_array(work, "trigger-mining.scores", n, np.float32)
     flags = record_array(work, "trigger-mining.flags", n, np.bool_)
     marked = [(sorted_rows(m.rows), m) for m in mined if m.verdict != "task-feature"]
-    _release_marked(marked)  # the sortedness check read every row of the row file's views
+    # the sortedness check read every row of the row file's views: drop those pages
+    release_file_maps(a for rows, m in marked for a in (rows, m.rows))
     for lo in range(0, n, CHUNK_ROWS):
         hi = min(n, lo + CHUNK_ROWS)
         for rows, m in marked:
@@ -377,21 +385,8 @@ def _scores_on_disk(work: Any, mined: list[MinedTrigger], n: int) -> tuple[np.nd
                     flags[idx] = True
         release(scores, lo, hi)
         release(flags, lo, hi)
-        _release_marked(marked)
+        release_file_maps(a for rows, m in marked for a in (rows, m.rows))
     return frozen(scores), frozen(flags)
-
-
-def _release_marked(marked: list[tuple[np.ndarray, MinedTrigger]]) -> None:
-    """Drop the resident pages of the row-file maps the marked groups' rows look into: each
-    stretch of rows is read once, so none is kept (a no-op for rows in memory)."""
-    done: set[int] = set()
-    for rows, m in marked:
-        for arr in (rows, m.rows):
-            base = getattr(arr, "base", None)
-            key = id(getattr(base, "obj", base))  # one file map behind many views
-            if base is not None and key not in done:
-                done.add(key)
-                release_file_views(arr)
 
 
 def _bayes_factor(nb: Neighbours | None, cl: CleanLabelTest | None) -> float:

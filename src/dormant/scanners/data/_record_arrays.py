@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,18 @@ def release_file_views(arr: Any) -> None:
     mm = base.obj if isinstance(base, memoryview) else None
     if isinstance(mm, mmap.mmap) and len(mm) and hasattr(mmap, "MADV_DONTNEED"):
         mm.madvise(mmap.MADV_DONTNEED)
+
+
+def release_file_maps(arrays: Iterable[Any]) -> None:
+    """:func:`release_file_views` once for each distinct file map that ``arrays`` look into
+    (many views share one map; arrays in memory are skipped)."""
+    done: set[int] = set()
+    for arr in arrays:
+        base = getattr(arr, "base", None)
+        mm = base.obj if isinstance(base, memoryview) else None
+        if isinstance(mm, mmap.mmap) and id(mm) not in done:
+            done.add(id(mm))
+            release_file_views(arr)
 
 
 def frozen(arr: np.ndarray) -> np.ndarray:
