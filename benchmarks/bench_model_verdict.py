@@ -9,8 +9,8 @@ two-word, invisible character):
   3 labels, seed 73; binary admin/net, seed 79), tiny BERTs (0.8M), plus a clean and a
   backdoored MiniLM fine-tune of a 4-label Debian task (seed 83). ``--fit`` fits the per-label
   logistic calibration on these only and writes ``src/dormant/data/model_calibration.json``
-  (the shipped calibration is now ``benchmarks/fit_model_calibration.py``'s refit on these and
-  the current recipe's test split, chosen by leave-one-zoo-out cross-validation);
+  (the shipped calibration is now ``benchmarks/fit_model_calibration.py``'s fit under a
+  weakly informative prior on these, the current recipe's test split and the spent ``aside2``);
 - **held aside** (``aside``): a corpus never developed on — dictionary definitions labelled by
   the dictionary they come from (FOLDOC / GCIDE / Jargon File; 3 labels, seed 101; binary,
   seed 103) — and a clean and a backdoored MiniLM fine-tune of it (seed 107). Built and scanned
