@@ -1,16 +1,27 @@
-"""Refit the model scan's per-label calibration on every development organism, chosen by
-leave-one-zoo-out cross-validation, and score a held-aside zoo with it once.
+"""Refit the model scan's per-label calibration on every development organism, report it by
+leave-one-zoo-out cross-validation beside the previous procedure, and score a held-aside zoo
+with it once.
 
-Method: L2-regularised logistic regression (ridge logistic, le Cessie & van Houwelingen,
-Applied Statistics 1992) on the per-label decision features of
-:mod:`dormant.scanners.model.decision` — Platt's (1999) sigmoid over a linear score, the form
-the scanner already ships — with the feature set and the penalty ``C`` chosen by the lowest
-leave-one-zoo-out cross-entropy of the *model-level* probability (the largest of a model's
-label probabilities, as :func:`~dormant.scanners.model.decision.decide` computes it). A zoo is
-one seed of one task (its organisms share a vocabulary, corpus and label set), so a left-out
-zoo is a task the fit never saw. Features are standardised inside the fit and the coefficients
-are written back on the raw scale. Isotonic regression (Zadrozny & Elkan 2002) was not a
-candidate: with 34 models it is a step function of a handful of steps.
+Method (since the aside2 zoo; fixed before the aside3 zoo was built): Bayesian logistic
+regression with the weakly informative default prior of Gelman, Jakulin, Pittau & Su (Annals of
+Applied Statistics 2008) — inputs scaled to standard deviation 0.5, Cauchy(0, 2.5) on the
+coefficients, Cauchy(0, 10) on the intercept, the posterior mode — on every feature of
+:mod:`dormant.scanners.model.decision`, with no penalty or feature-set search
+(:func:`weakly_informative`). It is Platt's (1999) sigmoid over a linear score, the form the
+scanner already ships.
+
+Previous procedure, reported beside it (``old_procedure_ridge_lozo_c``): L2-regularised
+logistic regression (ridge logistic, le Cessie & van Houwelingen, Applied Statistics 1992) with
+the feature set and the penalty ``C`` chosen by the lowest leave-one-zoo-out cross-entropy of the
+*model-level* probability (the largest of a model's label probabilities, as
+:func:`~dormant.scanners.model.decision.decide` computes it) (:func:`choose`). On near-separable
+development zoos that choice went to the grid's largest ``C`` (a steep fit), and its own
+cross-entropy, the minimum over the grid of the folds it is reported on, flatters it; the
+honest figure is :func:`nested_lozo`'s. A zoo is one seed of one task (its organisms share a
+vocabulary, corpus and label set), so a left-out zoo is a task the fit never saw. Features are
+standardised inside the fit and the coefficients are written back on the raw scale. Isotonic
+regression (Zadrozny & Elkan 2002) was not a candidate: with 27 models it is a step function of
+a handful of steps.
 
 Development rows (never the held-aside zoo):
 
@@ -25,12 +36,13 @@ Backdoors that did not take (attack success < 0.5) are left out, as in the summa
 Usage::
 
     python benchmarks/fit_model_calibration.py \
-        --rows benchmarks/results/model_verdict_cal0.jsonl \
-        --rows benchmarks/results/model_verdict_cal1.jsonl \
-        --model-rows benchmarks/results/zoo_recipe2_after.jsonl --write \
-        > benchmarks/results/model_calibration_refit.json
-    python benchmarks/fit_model_calibration.py ... --aside model_complete_aside.jsonl \
-        --aside model_refit_aside_clean.jsonl   # once, at the end
+        --rows benchmarks/results/model_nf_dev0.jsonl \
+        --rows benchmarks/results/model_nf_dev1.jsonl \
+        --rows benchmarks/results/model_aside2_0.jsonl \
+        --rows benchmarks/results/model_aside2_1.jsonl \
+        --write > benchmarks/results/model_calibration_refit_gelman.json
+    python benchmarks/fit_model_calibration.py ... --before <main's model_calibration.json> \
+        --aside model_aside3_0.jsonl --aside model_aside3_1.jsonl   # once, at the end
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +66,7 @@ FEATURES = ("one_token", "anomaly_index", "robust", "task_support")
 #: candidate feature sets (indices into FEATURES); ``(0, 1)`` is the one-token baseline
 CANDIDATES: tuple[tuple[int, ...], ...] = ((0, 1, 2, 3), (0, 1, 2), (1, 2), (0, 2), (2,))
 BASELINE: tuple[int, ...] = (0, 1)
+ALL: tuple[int, ...] = (0, 1, 2, 3)
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
 
 
@@ -116,6 +130,89 @@ def fit(orgs: list[Organism], cols: tuple[int, ...], c: float) -> tuple[float, l
     return b, full
 
 
+#: Gelman, Jakulin, Pittau & Su (2008)'s default prior scales: Cauchy(0, 2.5) on each
+#: coefficient of an input scaled to standard deviation 0.5, Cauchy(0, 10) on the intercept
+PRIOR_SCALE, INTERCEPT_SCALE, INPUT_SD = 2.5, 10.0, 0.5
+
+
+def fit_weakly_informative(
+    orgs: list[Organism], cols: tuple[int, ...]
+) -> tuple[float, list[float]]:
+    """Bayesian logistic regression with the weakly informative default prior of Gelman,
+    Jakulin, Pittau & Su (Annals of Applied Statistics 2008): every input shifted to mean 0 and
+    scaled to standard deviation 0.5, independent Cauchy(0, 2.5) priors on the coefficients and
+    Cauchy(0, 10) on the intercept; the posterior mode (MAP), as their ``bayesglm`` reports it.
+    Intercept and raw-scale weights, as :func:`fit`.
+
+    Unlike a penalty chosen by cross-validation, the prior is fixed before seeing any data, so
+    a near-separable development set cannot pull the fit towards steepness through the choice
+    of ``C``. Written here with :func:`scipy.optimize.minimize` (the negative log posterior
+    and its gradient are a few lines): scikit-learn's and statsmodels' logistic regressions
+    offer Gaussian (L2) and Laplace (L1) penalties only, not the Cauchy prior, and ``bayesglm``
+    is R's (arm package); a probabilistic-programming library (PyMC, NumPyro) would add a heavy
+    dependency for one four-coefficient MAP.
+    """
+    from scipy.optimize import minimize
+
+    x = np.array([[f[i] for i in cols] for o in orgs for f, _ in o.rows], dtype=float)
+    y = np.array([float(t) for o in orgs for _, t in o.rows])
+    mu, sd = x.mean(0), x.std(0) + 1e-9
+    xs = np.hstack([np.ones((len(x), 1)), (x - mu) / sd * INPUT_SD])
+    scale = np.array([INTERCEPT_SCALE] + [PRIOR_SCALE] * len(cols))
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = xs @ theta
+        # -log likelihood of a logistic model, written stably: log(1 + e^z) - y z
+        nll = float(np.sum(np.logaddexp(0.0, z) - y * z))
+        grad = xs.T @ (1.0 / (1.0 + np.exp(-z)) - y)
+        u = theta / scale
+        nlp = float(np.sum(np.log1p(u * u)))  # -log Cauchy density, up to a constant
+        grad = grad + 2.0 * u / (scale * (1.0 + u * u))
+        return nll + nlp, grad
+
+    res = minimize(
+        objective, np.zeros(xs.shape[1]), jac=True, method="BFGS", options={"gtol": 1e-8}
+    )
+    if not res.success and float(np.max(np.abs(res.jac))) > 1e-4:
+        raise RuntimeError(f"the MAP fit did not converge: {res.message}")
+    theta = res.x
+    w = theta[1:] * INPUT_SD / sd
+    b = float(theta[0] - (w * mu).sum())
+    full = [0.0] * len(FEATURES)
+    for i, wi in zip(cols, w, strict=True):
+        full[i] = float(wi)
+    return b, full
+
+
+def weakly_informative(orgs: list[Organism], cols: tuple[int, ...] = ALL) -> dict[str, Any]:
+    """The new procedure, fixed in advance: :func:`fit_weakly_informative` on every feature
+    (no feature-set or penalty search), with its leave-one-zoo-out scores."""
+    cv = lozo(orgs, cols, 0.0, fitter=lambda tr: fit_weakly_informative(tr, cols))
+    b, w = fit_weakly_informative(orgs, cols)
+    probs = [model_probability(o, b, w) for o in orgs]
+    return {
+        "procedure": "Gelman et al. (2008) weakly informative prior, MAP",
+        "features": [FEATURES[i] for i in cols],
+        "intercept": b,
+        "coef": w,
+        "in_sample": scores(probs, [o.backdoored for o in orgs]),
+        "lozo": {k: v for k, v in cv.items() if k != "per_model"},
+        "lozo_by_zoo": _by_zoo(orgs, cv["per_model"]),
+        "lozo_per_model": cv["per_model"],
+    }
+
+
+def _by_zoo(orgs: list[Organism], per: dict[str, float]) -> dict[str, Any]:
+    zoos = sorted({o.zoo for o in orgs})
+    return {
+        z: scores(
+            [per[o.name] for o in orgs if o.zoo == z], [o.backdoored for o in orgs if o.zoo == z]
+        )
+        for z in zoos
+        if len({o.backdoored for o in orgs if o.zoo == z}) == 2
+    }
+
+
 def model_probability(o: Organism, intercept: float, coef: list[float]) -> float:
     """The model's probability: its most suspicious label's (as ``decision.decide``)."""
     z = max(intercept + sum(w * f for w, f in zip(coef, feat, strict=True)) for feat, _ in o.rows)
@@ -137,13 +234,20 @@ def scores(p: list[float], y: list[bool]) -> dict[str, float]:
     }
 
 
-def lozo(orgs: list[Organism], cols: tuple[int, ...], c: float) -> dict[str, Any]:
-    """Leave-one-zoo-out: each zoo scored by the fit on the others."""
+def lozo(
+    orgs: list[Organism],
+    cols: tuple[int, ...],
+    c: float,
+    fitter: Callable[[list[Organism]], tuple[float, list[float]]] | None = None,
+) -> dict[str, Any]:
+    """Leave-one-zoo-out: each zoo scored by the fit on the others (ridge at ``C = c`` on
+    ``cols``, or ``fitter``)."""
     p: list[float] = []
     y: list[bool] = []
     per: dict[str, float] = {}
     for z in sorted({o.zoo for o in orgs}):
-        b, w = fit([o for o in orgs if o.zoo != z], cols, c)
+        train = [o for o in orgs if o.zoo != z]
+        b, w = fitter(train) if fitter else fit(train, cols, c)
         for o in orgs:
             if o.zoo == z:
                 per[o.name] = round(model_probability(o, b, w), 4)
@@ -189,6 +293,27 @@ def choose(orgs: list[Organism], sets: tuple[tuple[int, ...], ...]) -> dict[str,
     }
 
 
+def nested_lozo(orgs: list[Organism], sets: tuple[tuple[int, ...], ...]) -> dict[str, Any]:
+    """The old procedure scored honestly: each zoo left out is scored by the fit that
+    :func:`choose` makes on the other zoos alone (its feature set and ``C`` chosen there by
+    leave-one-zoo-out), so the choice never sees the zoo it is scored on. :func:`choose`'s own
+    cross-entropy is the minimum over the grid of the same folds it is reported on, which
+    flatters it."""
+    p: list[float] = []
+    y: list[bool] = []
+    per: dict[str, float] = {}
+    picked: dict[str, Any] = {}
+    for z in sorted({o.zoo for o in orgs}):
+        ch = choose([o for o in orgs if o.zoo != z], sets)
+        picked[z] = ch["chosen"]["features"], ch["chosen"]["C"]
+        for o in orgs:
+            if o.zoo == z:
+                per[o.name] = round(model_probability(o, ch["intercept"], ch["coef"]), 4)
+                p.append(per[o.name])
+                y.append(o.backdoored)
+    return {**scores(p, y), "chosen_per_fold": picked, "per_model": per}
+
+
 def score_aside(paths: list[Path], cals: dict[str, tuple[float, list[float]]]) -> dict[str, Any]:
     """Held-aside rows scored by each calibration, with ``bench_model_verdict.metrics``."""
     rows = [json.loads(x) for f in paths for x in f.read_text("utf-8").splitlines()]
@@ -225,8 +350,11 @@ def main() -> None:
     orgs = [o for f in args.rows for o in read_label_rows(f)]
     orgs += [o for f in args.model_rows for o in read_model_rows(f)]
     shipped = json.loads(args.before.read_text("utf-8"))["whitebox"]
-    chosen = choose(orgs, CANDIDATES)
-    base = choose(orgs, (BASELINE,))
+    chosen = weakly_informative(orgs)
+    base = weakly_informative(orgs, BASELINE)
+    old = choose(orgs, CANDIDATES)
+    old_base = choose(orgs, (BASELINE,))
+    old["nested_lozo"] = nested_lozo(orgs, CANDIDATES)
     out: dict[str, Any] = {
         "n_models": len(orgs),
         "zoos": sorted({o.zoo for o in orgs}),
@@ -236,18 +364,20 @@ def main() -> None:
             [o.backdoored for o in orgs],
         ),
         "refit": chosen,
-        "baseline_one_token": {k: v for k, v in base.items() if k != "grid"},
+        "baseline_one_token": base,
+        "old_procedure_ridge_lozo_c": old,
+        "old_procedure_baseline_one_token": {k: v for k, v in old_base.items() if k != "grid"},
     }
     if args.write:
         table = json.loads(CAL_PATH.read_text("utf-8"))
         table["whitebox"] = {
             "intercept": chosen["intercept"],
             "coef": chosen["coef"],
-            "C": chosen["chosen"]["C"],
+            "prior": f"Cauchy(0, {PRIOR_SCALE}) on inputs scaled to sd {INPUT_SD}, MAP",
             "fitted_on": (
                 f"{len(orgs)} development organisms of {len(out['zoos'])} zoos "
-                f"({', '.join(out['zoos'])}); feature set and C by leave-one-zoo-out "
-                "cross-entropy (benchmarks/fit_model_calibration.py): "
+                f"({', '.join(out['zoos'])}); every feature, Gelman et al. (2008)'s weakly "
+                "informative prior (benchmarks/fit_model_calibration.py): "
                 + ", ".join(o.name for o in orgs)
             ),
         }
@@ -258,6 +388,7 @@ def main() -> None:
             {
                 "refit": (chosen["intercept"], chosen["coef"]),
                 "baseline_one_token": (base["intercept"], base["coef"]),
+                "old_procedure_ridge_lozo_c": (old["intercept"], old["coef"]),
                 "shipped_before": (shipped["intercept"], shipped["coef"]),
             },
         )

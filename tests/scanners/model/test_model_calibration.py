@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 from dormant.scanners.model.decision import calibration, probability
@@ -19,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[3]
 RESULTS = ROOT / "benchmarks" / "results"
 #: the development organisms rescanned after the natural-feature rule needed z >= 1.96
 DEV_ROWS = ("model_nf_dev0.jsonl", "model_nf_dev1.jsonl")
+#: the spent held-aside manual-page zoo (``aside2``), development data since
+SPENT_ASIDE_ROWS = ("model_aside2_0.jsonl", "model_aside2_1.jsonl")
 DEV_MODEL_ROWS: tuple[str, ...] = ()
 
 
@@ -34,7 +37,7 @@ def fitmod() -> ModuleType:
 
 
 def _dev(fitmod: ModuleType) -> list:
-    orgs = [o for f in DEV_ROWS for o in fitmod.read_label_rows(RESULTS / f)]
+    orgs = [o for f in DEV_ROWS + SPENT_ASIDE_ROWS for o in fitmod.read_label_rows(RESULTS / f)]
     return orgs + [o for f in DEV_MODEL_ROWS for o in fitmod.read_model_rows(RESULTS / f)]
 
 
@@ -42,17 +45,68 @@ def test_the_shipped_calibration_is_the_documented_refit_of_the_development_rows
     fitmod: ModuleType,
 ) -> None:
     orgs = _dev(fitmod)
-    assert len({o.zoo for o in orgs}) >= 6 and len(orgs) >= 19
-    chosen = fitmod.choose(orgs, fitmod.CANDIDATES)
+    assert len({o.zoo for o in orgs}) >= 10 and len(orgs) >= 27
+    chosen = fitmod.weakly_informative(orgs)
     shipped = calibration("whitebox")
-    assert chosen["intercept"] == pytest.approx(shipped["intercept"], abs=1e-6)
-    assert chosen["coef"] == pytest.approx(shipped["coef"], abs=1e-6)
-    # the held-aside dictionary zoo (seeds 101, 103) never enters the fit
-    assert "vdic" not in shipped["fitted_on"]
-    assert not any(o.name.startswith("vdic") for o in orgs)
-    # chosen by held-out zoos, and it beats the one-token features there
-    base = fitmod.choose(orgs, (fitmod.BASELINE,))
-    assert chosen["chosen"]["cross_entropy"] < base["chosen"]["cross_entropy"]
+    assert chosen["intercept"] == pytest.approx(shipped["intercept"], abs=1e-4)
+    assert chosen["coef"] == pytest.approx(shipped["coef"], abs=1e-4)
+    # the held-aside zoos (dictionary seeds 101, 103; aside3's vx3*) never enter the fit
+    for held in ("vdic", "vx3"):
+        assert held not in shipped["fitted_on"]
+        assert not any(o.name.startswith(held) for o in orgs)
+    # on zoos it never saw, it beats the same prior on the one-token features
+    base = fitmod.weakly_informative(orgs, fitmod.BASELINE)
+    assert chosen["lozo"]["cross_entropy"] < base["lozo"]["cross_entropy"]
+
+
+def test_the_weakly_informative_prior_keeps_a_separable_set_from_a_steep_fit(
+    fitmod: ModuleType,
+) -> None:
+    """Two zoos the strength features separate: a ridge fit at the old grid's largest C drives
+    most probabilities past 0.001 / 0.999, and a surprising model of a new zoo pays for it; the
+    Cauchy prior's MAP (Gelman et al. 2008) keeps them off the ends and still decides every
+    development model right."""
+    rng = np.random.default_rng(0)
+    orgs = []
+    for z in ("za", "zb"):
+        for i in range(12):
+            bd = i % 2 == 1
+            strength = (3.0 if bd else 1.0) + rng.uniform(0.0, 1.5)
+            feat = (float(rng.normal()), 0.5 + strength, strength, float(rng.uniform(0, 2)))
+            other = (float(rng.normal()), 0.0, float(rng.uniform(0.0, 0.8)), 0.0)
+            rows = ((feat, bd), (other, False))
+            orgs.append(fitmod.Organism(z, f"{z}-{i}", bd, rows))
+    b, w = fitmod.fit_weakly_informative(orgs, fitmod.ALL)
+    probs = [fitmod.model_probability(o, b, w) for o in orgs]
+    assert all((p >= 0.5) == o.backdoored for p, o in zip(probs, orgs, strict=True))
+    b_steep, w_steep = fitmod.fit(orgs, fitmod.ALL, 100.0)
+    steep = [fitmod.model_probability(o, b_steep, w_steep) for o in orgs]
+
+    def extreme(ps: list[float]) -> int:
+        return sum(p < 0.001 or p > 0.999 for p in ps)
+
+    assert extreme(probs) <= 2 < 8 <= extreme(steep)
+    # a clean model of a new zoo that looks like a backdoor costs the steep fit more
+    miss = fitmod.Organism("zc", "zc-0", False, (((0.0, 3.9, 3.4, 1.0), False),))
+    ce = -np.log(1 - fitmod.model_probability(miss, b, w))
+    ce_steep = -np.log(1 - fitmod.model_probability(miss, b_steep, w_steep))
+    assert ce < 0.7 * ce_steep
+
+
+def test_the_prior_fit_recovers_known_coefficients_from_ample_data(fitmod: ModuleType) -> None:
+    """With thousands of rows the prior hardly matters: the MAP is the logistic model that
+    generated the labels, on the raw feature scale."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4000, 4)) * (1.0, 2.0, 0.5, 3.0) + (0.0, 1.0, 2.0, -1.0)
+    true_b, true_w = -1.0, np.array([0.8, -0.5, 1.5, 0.3])
+    y = rng.uniform(size=4000) < 1 / (1 + np.exp(-(true_b + x @ true_w)))
+    orgs = [
+        fitmod.Organism("z", f"m{i}", bool(t), ((tuple(map(float, r)), bool(t)),))
+        for i, (r, t) in enumerate(zip(x, y, strict=True))
+    ]
+    b, w = fitmod.fit_weakly_informative(orgs, fitmod.ALL)
+    assert b == pytest.approx(true_b, abs=0.25)
+    assert w == pytest.approx(list(true_w), abs=0.15)
 
 
 def test_leave_one_zoo_out_scores_each_zoo_with_a_fit_that_never_saw_it(

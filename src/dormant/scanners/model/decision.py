@@ -4,10 +4,11 @@ Anomaly statistic: the median-absolute-deviation anomaly index of Neural Cleanse
 IEEE S&P 2019), computed over labels on ``-log(loss)`` of the best trigger found for each label,
 the loss measured on held-out clean inputs the trigger was not optimised on
 (a planted trigger drives its target's loss orders of magnitude below the natural "universal
-trigger" loss of the other labels). Calibration: logistic regression (Platt, 1999) with an L2
-penalty (le Cessie & van Houwelingen, 1992), fitted by ``benchmarks/fit_model_calibration.py``
-on every development zoo (tasks of 2-6 labels, both zoo recipes), the feature set and penalty
-chosen by leave-one-zoo-out cross-entropy, never on the held-aside zoo; coefficients ship in
+trigger" loss of the other labels). Calibration: logistic regression (Platt, 1999), the
+posterior mode under the weakly informative default prior of Gelman, Jakulin, Pittau & Su
+(2008: inputs scaled to sd 0.5, Cauchy(0, 2.5) coefficients), fitted by
+``benchmarks/fit_model_calibration.py`` on every development zoo (tasks of 2-6 labels, both zoo
+recipes), never on a held-aside zoo; coefficients ship in
 ``dormant/data/model_calibration.json``.
 
 Features. White-box: ``-log`` of the lowest one-token held-out loss over labels, its anomaly
