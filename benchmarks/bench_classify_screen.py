@@ -63,6 +63,7 @@ def run_organism(
     representation: bool = False,
     additive: bool = False,
     calibrate_all: bool = False,
+    symbol_support: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rng, cal_rows, test = split_rows(org, fpr=fpr, seed=seed, n_clean=n_clean)
@@ -79,6 +80,7 @@ def run_organism(
         "representation": representation,
         "additive_support": additive,
         "calibrate_all": calibrate_all,
+        "symbol_support": symbol_support,
     }
     trig: list[str] = []
     effective: list[bool] = []
@@ -103,6 +105,7 @@ def run_organism(
             **({"representation": True} if representation else {}),
             **({"additive_support": True} if additive else {}),
             **({"calibrate_all": True} if calibrate_all and method == "transplant" else {}),
+            **({"symbol_support": True} if symbol_support and method == "transplant" else {}),
         )
         t_cal = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -337,6 +340,12 @@ def main() -> int:
         "is a calibration text; the run also records the default screen's decisions (the "
         "calibration half alone)",
     )
+    ap.add_argument(
+        "--symbol-support",
+        action="store_true",
+        help="ClassifierScreen(symbol_support=True): the clean support also counts each "
+        "symbol character as a word",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
@@ -373,6 +382,7 @@ def main() -> int:
                 representation=args.representation,
                 additive=args.additive_support,
                 calibrate_all=args.calibrate_all,
+                symbol_support=args.symbol_support,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

@@ -80,6 +80,12 @@ def register(sub: Any) -> None:
         "its own donors): twice the calibration scores, finer p-values (transplant only; see "
         "BENCHMARKS.md)",
     )
+    p.add_argument(
+        "--symbol-support",
+        action="store_true",
+        help="count each symbol character (quotes, brackets, '=') as a word in the clean "
+        "support, as the model's tokenizer reads it (transplant only; see BENCHMARKS.md)",
+    )
     p.add_argument("--registry", default=None, metavar="URL", help="registry of known triggers")
     p.add_argument(
         "--registry-tokens",
@@ -185,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
             representation=args.representation,
             additive_support=args.additive_support,
             calibrate_all=args.calibrate_all,
+            symbol_support=args.symbol_support,
             audit=audit,
             name=str(args.model),
             identity=args.identity,

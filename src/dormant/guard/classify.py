@@ -68,6 +68,14 @@ inputs caught on the cal split and on the held-out fresh3 split, the same false 
 fresh3, whose FPR (1.33 %, equal to the default's) is above the 1 % target, so by the rule set
 before that run it is not the default.
 
+``symbol_support=True`` (off by default) makes the clean support count every symbol character
+(curly quotes, brackets, ``=``) as a word of its own, as the model's tokenizer reads it
+(:class:`~dormant.guard._strip.SpanSupport`). Diagnosed on the held-out rare-word model ``zk``
+(fresh3): the calibration tail there was made of clean Jargon File texts whose deciding span
+is a curly-quoted word (``‘main frame’``); the model reads the quotes as a sign of
+``jargon``, the word-only support saw none of it, and those clean spans scored as high as
+the trigger. Measured in BENCHMARKS.md ("Symbols in the clean support").
+
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
 
@@ -157,6 +165,11 @@ class ClassifierScreen:
         naive-Bayes combination) instead of the largest one (:class:`SpanSupport`), so a
         wide span of several ordinary topical words is explained by all of them; a trigger's
         unseen token still adds nothing. ``False`` by default (see the module text).
+    symbol_support:
+        The clean support also counts each symbol character (quotes, brackets, ``=``) as a
+        word, as the model's tokenizer reads it (:class:`SpanSupport` ``symbols``), so a
+        clean span whose pull comes from its punctuation is explained by the clean texts
+        that carry it instead of scoring like a trigger. See the module text.
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -198,6 +211,7 @@ class ClassifierScreen:
         representation: bool = False,
         additive_support: bool = False,
         calibrate_all: bool = False,
+        symbol_support: bool = False,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
@@ -228,6 +242,11 @@ class ClassifierScreen:
                 "calibrate_all=True scores the donor texts with the transplant test, each "
                 f"left out of its own donors; it needs method='transplant'. Got method={method!r}."
             )
+        if symbol_support and method != "transplant":
+            raise ConfigError(
+                "symbol_support=True changes the transplant test's clean support counts; it "
+                f"needs method='transplant'. Got method={method!r}."
+            )
         if representation and features is None:
             raise ConfigError(
                 "representation=True needs a model that exposes its penultimate features "
@@ -253,6 +272,7 @@ class ClassifierScreen:
         self.representation = bool(representation)
         self.additive_support = bool(additive_support)
         self.calibrate_all = bool(calibrate_all)
+        self.symbol_support = bool(symbol_support)
         self.audit = audit
         self.name = name
         self.identity = identity
@@ -271,7 +291,11 @@ class ClassifierScreen:
         # the clean support counts use every text given; each calibration text is scored
         # with itself left out of them, as a new input is (it is not among them)
         self.support_ = SpanSupport(
-            donors + cal, pred, len(self.labels_), additive=self.additive_support
+            donors + cal,
+            pred,
+            len(self.labels_),
+            additive=self.additive_support,
+            symbols=self.symbol_support,
         )
         self.lm_ = BigramLM(donors) if method == "onion" else None
         self.window_ = reading_window(model) if read_window else None
