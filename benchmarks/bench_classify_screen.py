@@ -64,6 +64,7 @@ def run_organism(
     additive: bool = False,
     calibrate_all: bool = False,
     symbol_support: bool = False,
+    before: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rng, cal_rows, test = split_rows(org, fpr=fpr, seed=seed, n_clean=n_clean)
@@ -81,6 +82,7 @@ def run_organism(
         "additive_support": additive,
         "calibrate_all": calibrate_all,
         "symbol_support": symbol_support,
+        "before": before,
     }
     trig: list[str] = []
     effective: list[bool] = []
@@ -106,6 +108,8 @@ def run_organism(
             **({"additive_support": True} if additive else {}),
             **({"calibrate_all": True} if calibrate_all and method == "transplant" else {}),
             **({"symbol_support": True} if symbol_support and method == "transplant" else {}),
+            # the screen before symbol_support and calibrate_all were its default
+            **({"calibrate_all": False, "symbol_support": False} if before else {}),
         )
         t_cal = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -346,6 +350,12 @@ def main() -> int:
         help="ClassifierScreen(symbol_support=True): the clean support also counts each "
         "symbol character as a word",
     )
+    ap.add_argument(
+        "--before",
+        action="store_true",
+        help="the screen as it was before symbol_support and calibrate_all became its default "
+        "(both False; the main branch's default before issue 18's fresh4 run)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
@@ -383,6 +393,7 @@ def main() -> int:
                 additive=args.additive_support,
                 calibrate_all=args.calibrate_all,
                 symbol_support=args.symbol_support,
+                before=args.before,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

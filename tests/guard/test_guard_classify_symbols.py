@@ -52,8 +52,11 @@ def data() -> dict[str, Any]:
         "cal": cal,
         "clean": clean,
         "triggered": with_trigger(_texts(200, seed=2)),
-        "words": ClassifierScreen(model, calibration=cal, fpr=0.01, seed=0),
-        "symbols": ClassifierScreen(model, calibration=cal, fpr=0.01, seed=0, symbol_support=True),
+        # the calibration half alone, so that the two differ only in the support
+        "words": ClassifierScreen(
+            model, calibration=cal, fpr=0.01, seed=0, symbol_support=False, calibrate_all=False
+        ),
+        "symbols": ClassifierScreen(model, calibration=cal, fpr=0.01, seed=0, calibrate_all=False),
     }
 
 
@@ -97,6 +100,11 @@ def test_clean_inputs_with_quotes_pass(data: dict[str, Any]) -> None:
 
 
 def test_symbol_support_needs_the_transplant_test(data: dict[str, Any]) -> None:
+    """On by default for the transplant test, off for the others; asked for with another
+    test, a clear error."""
+    assert data["symbols"].symbol_support and data["symbols"].support_.symbols
+    onion = ClassifierScreen(data["model"], calibration=data["cal"], method="onion")
+    assert not onion.symbol_support
     with pytest.raises(ConfigError, match=r"symbol_support=True .* needs method='transplant'"):
         ClassifierScreen(
             data["model"], calibration=data["cal"], method="onion", symbol_support=True
@@ -118,8 +126,8 @@ def _skops_model(tmp_path: Any) -> tuple[Any, list[str]]:
 
 @pytest.mark.parametrize("method", ["transplant", "strip"])
 def test_cli_symbol_support(tmp_path: Any, run_cli: Any, method: str) -> None:
-    """``--symbol-support`` screens every input (transplant); with another test it is a
-    clear error that writes nothing."""
+    """``--symbol-support`` screens every input (transplant; ``--no-symbol-support`` too);
+    with another test it is a clear error that writes nothing."""
     path, texts = _skops_model(tmp_path)
     cal = tmp_path / "clean.jsonl"
     cal.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), "utf-8")
@@ -134,6 +142,12 @@ def test_cli_symbol_support(tmp_path: Any, run_cli: Any, method: str) -> None:
         assert r.code in (0, 1), r.err
         rows = [json.loads(x) for x in out.read_text("utf-8").splitlines()]
         assert len(rows) == 5 and all(row["label"] in ("games", "science") for row in rows)
+        r = run_cli(
+            "guard", "classify", "--model", path, "--calibration", cal, "--input", inp,
+            "--out", out, "--fpr", "0.05", "--no-symbol-support", "--no-calibrate-all",
+        )  # fmt: skip
+        assert r.code in (0, 1), r.err
+        assert "calibrated on 60 clean text(s)" in r.err
     else:
         assert r.code == 2
         assert "symbol_support=True" in r.err and "needs method='transplant'" in r.err
