@@ -304,7 +304,7 @@ class SpanSupport:
     the label comes from its punctuation — the Jargon File's curly quotes, which a model
     trained on dictionary sources learns as a sign of ``jargon`` — has no support (its words
     are rare) and scores like a trigger, and such clean texts set the conformal threshold
-    (BENCHMARKS.md, "the rare word ``zk``").
+    (BENCHMARKS.md, "symbols in the clean support").
     """
 
     def __init__(
