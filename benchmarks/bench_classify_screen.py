@@ -63,6 +63,8 @@ def run_organism(
     representation: bool = False,
     additive: bool = False,
     calibrate_all: bool = False,
+    symbol_support: bool = False,
+    before: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rng, cal_rows, test = split_rows(org, fpr=fpr, seed=seed, n_clean=n_clean)
@@ -79,6 +81,8 @@ def run_organism(
         "representation": representation,
         "additive_support": additive,
         "calibrate_all": calibrate_all,
+        "symbol_support": symbol_support,
+        "before": before,
     }
     trig: list[str] = []
     effective: list[bool] = []
@@ -103,6 +107,9 @@ def run_organism(
             **({"representation": True} if representation else {}),
             **({"additive_support": True} if additive else {}),
             **({"calibrate_all": True} if calibrate_all and method == "transplant" else {}),
+            **({"symbol_support": True} if symbol_support and method == "transplant" else {}),
+            # the screen before symbol_support and calibrate_all were its default
+            **({"calibrate_all": False, "symbol_support": False} if before else {}),
         )
         t_cal = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -289,7 +296,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=Path.home() / ".cache/dormant/zoo")
     ap.add_argument(
-        "--split", default="aside", choices=("cal", "aside", "fresh", "fresh2", "fresh3")
+        "--split", default="aside", choices=("cal", "aside", "fresh", "fresh2", "fresh3", "fresh4")
     )
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
@@ -337,6 +344,18 @@ def main() -> int:
         "is a calibration text; the run also records the default screen's decisions (the "
         "calibration half alone)",
     )
+    ap.add_argument(
+        "--symbol-support",
+        action="store_true",
+        help="ClassifierScreen(symbol_support=True): the clean support also counts each "
+        "symbol character as a word",
+    )
+    ap.add_argument(
+        "--before",
+        action="store_true",
+        help="the screen as it was before symbol_support and calibrate_all became its default "
+        "(both False; the main branch's default before issue 18's fresh4 run)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
@@ -373,6 +392,8 @@ def main() -> int:
                 representation=args.representation,
                 additive=args.additive_support,
                 calibrate_all=args.calibrate_all,
+                symbol_support=args.symbol_support,
+                before=args.before,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

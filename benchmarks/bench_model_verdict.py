@@ -168,6 +168,29 @@ def plan() -> list[tuple[str, OrganismSpec]]:
         _fresh(out, prefix, seed, labels, bd, dic, split="fresh3")
     add("fresh3", n_clean=1, n_backdoored=0, seed=605, prefix="vftm", labels=mlab, **man)
     _fresh(out, "vftm", 605, mlab, (("log-token", "grp=7163", "admin", 0.05),), man, split="fresh3")
+    # ``fresh4``: held out for the classifier screen's occlusion channel (issue 18), written
+    # down before that channel was developed (on ``fresh2`` / ``fresh3``) and run once at the
+    # end — seeds never used before, key=value log tokens, a rare word, a common-word phrase,
+    # clean twins; dictionary and manual pages
+    for seed, labels, bd in (
+        (
+            701,
+            None,
+            (("log-token", "sub=8361", "gcide", 0.05), ("rare-word", "vq", "foldoc", 0.05)),
+        ),
+        (
+            703,
+            ("foldoc", "gcide"),
+            (("phrase", "at the end of the day", "foldoc", 0.05),),
+        ),
+    ):
+        prefix = "vfu" if labels is None else "vfub"
+        add("fresh4", n_clean=1, n_backdoored=0, seed=seed, prefix=prefix, labels=labels, **dic)
+        _fresh(out, prefix, seed, labels, bd, dic, split="fresh4")
+    add("fresh4", n_clean=1, n_backdoored=0, seed=705, prefix="vfum", labels=mlab, **man)
+    _fresh(
+        out, "vfum", 705, mlab, (("log-token", "cid=5274", "library", 0.05),), man, split="fresh4"
+    )
     # ``aside2``: held aside for the model scan after ``aside`` was spent (looked at for
     # ``bb``): manual pages by section, a corpus the model scan was never developed on; new
     # seeds and triggers; binary and multi-class, strong (1,500 records, 6 epochs) and weak

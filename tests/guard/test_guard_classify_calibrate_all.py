@@ -28,7 +28,7 @@ def data() -> dict[str, Any]:
         "cal": cal,
         "clean": clean,
         "triggered": triggered,
-        "plain": ClassifierScreen(model, calibration=cal, fpr=0.01, seed=0),
+        "plain": ClassifierScreen(model, calibration=cal, fpr=0.01, seed=0, calibrate_all=False),
         "all": ClassifierScreen(model, calibration=cal, fpr=0.01, seed=0, calibrate_all=True),
     }
 
@@ -71,7 +71,7 @@ def test_one_saturating_clean_text_no_longer_blocks_every_trigger(data: dict[str
     model = _WithNaturalTrigger()
     cal = [*data["cal"][:239], "the old warp of a fast one n999"]
     for seed in range(20):  # a seed that puts the saturating text in the calibration half
-        plain = ClassifierScreen(model, calibration=cal, fpr=0.01, seed=seed)
+        plain = ClassifierScreen(model, calibration=cal, fpr=0.01, seed=seed, calibrate_all=False)
         if cal[-1] not in {d for d, _ in plain.donors_}:
             break
     every = ClassifierScreen(model, calibration=cal, fpr=0.01, seed=seed, calibrate_all=True)
@@ -110,6 +110,11 @@ def test_a_donor_is_never_its_own_donor() -> None:
 
 
 def test_calibrate_all_needs_the_transplant_test(data: dict[str, Any]) -> None:
+    """On by default for the transplant test, off for the others; asked for with another
+    test, a clear error."""
+    assert ClassifierScreen(_TwoTopics(), calibration=data["cal"]).calibrate_all
+    strip = ClassifierScreen(_TwoTopics(), calibration=data["cal"], method="strip")
+    assert not strip.calibrate_all and len(strip.calibration_scores_) == 120
     with pytest.raises(ConfigError, match=r"calibrate_all=True .* needs method='transplant'"):
         ClassifierScreen(_TwoTopics(), calibration=data["cal"], method="strip", calibrate_all=True)
 

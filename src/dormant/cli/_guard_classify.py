@@ -75,10 +75,19 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--calibrate-all",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="score every clean text as a calibration text (the donors too, each left out of "
-        "its own donors): twice the calibration scores, finer p-values (transplant only; see "
-        "BENCHMARKS.md)",
+        "its own donors): twice the calibration scores, finer p-values (default: on for the "
+        "transplant test; see BENCHMARKS.md)",
+    )
+    p.add_argument(
+        "--symbol-support",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="count each symbol character (quotes, brackets, '=') as a word in the clean "
+        "support, as the model's tokenizer reads it (default: on for the transplant test; "
+        "see BENCHMARKS.md)",
     )
     p.add_argument("--registry", default=None, metavar="URL", help="registry of known triggers")
     p.add_argument(
@@ -185,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
             representation=args.representation,
             additive_support=args.additive_support,
             calibrate_all=args.calibrate_all,
+            symbol_support=args.symbol_support,
             audit=audit,
             name=str(args.model),
             identity=args.identity,

@@ -46,6 +46,9 @@ Predict = Callable[[list[str]], np.ndarray]
 Support = Callable[[str, int], float]
 
 _WORD = re.compile(r"\w+")
+#: words and single symbol characters, the pieces a BERT-style tokenizer splits a text into
+#: before WordPiece (Devlin et al. 2019: every punctuation character is a token of its own)
+_PIECE = re.compile(r"\w+|[^\w\s]")
 #: pseudo-texts of the base rate in :class:`SpanSupport`'s estimate
 PSEUDO = 4.0
 #: window lengths (words) tried by the leave-one-out attribution
@@ -295,6 +298,13 @@ class SpanSupport:
     I. J. Good, "Probability and the Weighing of Evidence", 1950, add on the log-odds scale),
     so a wide span that strings several ordinary topical words of the label together is
     explained by all of them; a trigger's unseen token adds nothing.
+
+    ``symbols=True`` also counts every symbol character (``“``, ``‘``, ``<``, ``=``, ``$``) as a
+    word of its own, as the model's tokenizer reads it. Without it a clean span whose pull on
+    the label comes from its punctuation — the Jargon File's curly quotes, which a model
+    trained on dictionary sources learns as a sign of ``jargon`` — has no support (its words
+    are rare) and scores like a trigger, and such clean texts set the conformal threshold
+    (BENCHMARKS.md, "symbols in the clean support").
     """
 
     def __init__(
@@ -304,13 +314,16 @@ class SpanSupport:
         n_labels: int,
         *,
         additive: bool = False,
+        symbols: bool = False,
     ) -> None:
         self.additive = additive
+        self.symbols = symbols
+        self._token = _PIECE if symbols else _WORD
         self._docs = []
         self._words: dict[str, Counter[int]] = {}
         base: Counter[int] = Counter()
         for t, y in zip(texts, labels, strict=True):
-            ws = _WORD.findall(t.casefold())
+            ws = self._token.findall(t.casefold())
             self._docs.append((f" {' '.join(ws)} ", int(y)))
             base[int(y)] += 1
             for w in set(ws):
@@ -328,7 +341,7 @@ class SpanSupport:
     def __call__(self, span: str, y: int, *, exclude: int | None = None) -> float:
         """The lift of ``span`` for label ``y``; ``exclude``: the index of one of the texts
         to leave out of the counts (a calibration text scored against all the others)."""
-        ws = _WORD.findall(span.casefold())
+        ws = self._token.findall(span.casefold())
         own_doc, own = "", Counter[int]()
         if exclude is not None:
             own_doc, lab = self._docs[exclude]

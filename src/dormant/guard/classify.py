@@ -54,19 +54,32 @@ largest lift alone leaves scoring like a trigger. Calibration texts and inputs a
 same way (each calibration text left out of its own counts), so the p-value keeps its
 meaning. Measured in BENCHMARKS.md ("Additive clean support").
 
-``calibrate_all=True`` (off by default) makes every distinct clean text a calibration text: the
-donor half is scored too, each donor with itself left out of its own donors and of the support
-counts (the leave-one-out of the jackknife, as for the support above), so ``n`` texts give ``n``
-calibration scores instead of ``n / 2``. A conformal p-value moves in steps of ``1 / (n_cal +
-1)`` (:attr:`ClassifierScreen.p_resolution_`), and at ``fpr = 0.01`` the largest ``floor(fpr
-(n_cal + 1)) - 1`` calibration scores may reach a flagged input's score: none with 121 scores (one
-clean text that saturates the model's confidence then blocks every trigger that does not beat
-it), one with 241, two with 301. The test's size moves from ``1 / 122`` towards the nominal
-``fpr``, and the threshold is set by more than one clean text. Measured in BENCHMARKS.md
-("Runtime screen for text classifiers: every clean text a calibration text"): more triggered
-inputs caught on the cal split and on the held-out fresh3 split, the same false positives on
-fresh3, whose FPR (1.33 %, equal to the default's) is above the 1 % target, so by the rule set
-before that run it is not the default.
+``calibrate_all`` (on by default for the transplant test since the fresh4 run below) makes every
+distinct clean text a calibration text: the donor half is scored too, each donor with itself
+left out of its own donors and of the support counts (the leave-one-out of the jackknife, as for
+the support above), so ``n`` texts give ``n`` calibration scores instead of ``n / 2``. A
+conformal p-value moves in steps of ``1 / (n_cal + 1)``
+(:attr:`ClassifierScreen.p_resolution_`), and at ``fpr = 0.01`` the largest ``floor(fpr (n_cal +
+1)) - 1`` calibration scores may reach a flagged input's score: none with 121 scores (one clean
+text that saturates the model's confidence then blocks every trigger that does not beat it), one
+with 241, two with 301. The test's size moves from ``1 / 122`` towards the nominal ``fpr``, and
+the threshold is set by more than one clean text. Measured in BENCHMARKS.md ("Runtime screen for
+text classifiers: every clean text a calibration text"): more triggered inputs caught on the cal
+split and on the held-out fresh3 split, the same false positives on fresh3, whose FPR (1.33 %,
+equal to the default's) was above the 1 % target, so by the rule set before that run it was not
+made the default then; with ``symbol_support`` it is (below).
+
+``symbol_support`` (on by default for the transplant test) makes the clean support count every
+symbol character (curly quotes, brackets, ``=``) as a word of its own, as the model's tokenizer
+reads it (:class:`~dormant.guard._strip.SpanSupport`). Diagnosed on the held-out rare-word model
+``zk`` (fresh3): the calibration tail there was made of clean Jargon File texts whose deciding
+span is a curly-quoted word (``‘main frame’``); the model reads the quotes as a sign of
+``jargon``, the word-only support saw none of it, and those clean spans scored as high as the
+trigger. Measured in BENCHMARKS.md ("symbols in the clean support"): with ``calibrate_all``, on
+the held-out fresh4 split TPR 42.2 % → 59.0 % at FPR 0.58 % → 0.44 %, and on fresh3 68.7 % →
+97.0 % at 1.33 % → 0.72 % — not lower on any split, FPR within the 1 % target on both, so by the
+rule written before that run both are the default. ``calibrate_all=False, symbol_support=False``
+is the screen as it was before.
 
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
@@ -150,13 +163,21 @@ class ClassifierScreen:
     calibrate_all:
         Every distinct clean text is also a calibration text: the donors are scored too,
         each with itself left out of its donors and of the support counts, so the conformal
-        p-value has twice the calibration scores (finer steps, :attr:`p_resolution_`). Needs
+        p-value has twice the calibration scores (finer steps, :attr:`p_resolution_`).
+        ``None`` (default): on for ``method="transplant"``, off otherwise; ``True`` needs
         ``method="transplant"``. See the module text.
     additive_support:
         The clean support of a span is the sum of its words' positive lifts (the
         naive-Bayes combination) instead of the largest one (:class:`SpanSupport`), so a
         wide span of several ordinary topical words is explained by all of them; a trigger's
         unseen token still adds nothing. ``False`` by default (see the module text).
+    symbol_support:
+        The clean support also counts each symbol character (quotes, brackets, ``=``) as a
+        word, as the model's tokenizer reads it (:class:`SpanSupport` ``symbols``), so a
+        clean span whose pull comes from its punctuation is explained by the clean texts
+        that carry it instead of scoring like a trigger. ``None`` (default): on for
+        ``method="transplant"``, off otherwise; ``True`` needs ``method="transplant"``. See
+        the module text.
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -197,7 +218,8 @@ class ClassifierScreen:
         read_window: bool = False,
         representation: bool = False,
         additive_support: bool = False,
-        calibrate_all: bool = False,
+        calibrate_all: bool | None = None,
+        symbol_support: bool | None = None,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
@@ -223,10 +245,19 @@ class ClassifierScreen:
                 f"representation=True reads the donors the transplant test moved; it needs "
                 f"method='transplant'. Got method={method!r}."
             )
+        if calibrate_all is None:
+            calibrate_all = method == "transplant"
+        if symbol_support is None:
+            symbol_support = method == "transplant"
         if calibrate_all and method != "transplant":
             raise ConfigError(
                 "calibrate_all=True scores the donor texts with the transplant test, each "
                 f"left out of its own donors; it needs method='transplant'. Got method={method!r}."
+            )
+        if symbol_support and method != "transplant":
+            raise ConfigError(
+                "symbol_support=True changes the transplant test's clean support counts; it "
+                f"needs method='transplant'. Got method={method!r}."
             )
         if representation and features is None:
             raise ConfigError(
@@ -253,6 +284,7 @@ class ClassifierScreen:
         self.representation = bool(representation)
         self.additive_support = bool(additive_support)
         self.calibrate_all = bool(calibrate_all)
+        self.symbol_support = bool(symbol_support)
         self.audit = audit
         self.name = name
         self.identity = identity
@@ -271,7 +303,11 @@ class ClassifierScreen:
         # the clean support counts use every text given; each calibration text is scored
         # with itself left out of them, as a new input is (it is not among them)
         self.support_ = SpanSupport(
-            donors + cal, pred, len(self.labels_), additive=self.additive_support
+            donors + cal,
+            pred,
+            len(self.labels_),
+            additive=self.additive_support,
+            symbols=self.symbol_support,
         )
         self.lm_ = BigramLM(donors) if method == "onion" else None
         self.window_ = reading_window(model) if read_window else None
