@@ -31,6 +31,7 @@ from ._mining_features import (
     _priority,
 )
 from ._mining_finding import mined_finding
+from ._mining_junction import JunctionTest, junction_test
 from ._mining_neighbours import Neighbours, natural_neighbours, update_probability
 from ._mining_rows import OverlapIndex, member, sorted_rows
 from ._mining_verdict import fdr_select, verdict_features
@@ -120,10 +121,12 @@ def explain_groups(
     n: int,
     tested: dict[int, Neighbours] | None = None,
     clean: dict[int, CleanLabelTest] | None = None,
+    junction: dict[int, JunctionTest] | None = None,
 ) -> list[MinedTrigger]:
     """Describe each significant, near-deterministic group and give it ``P(planted)``
-    (updated by the natural-neighbour test for the groups in ``tested`` and by the
-    clean-label test for those in ``clean``)."""
+    (updated by the natural-neighbour test for the groups in ``tested``, by the
+    clean-label test for those in ``clean`` and by the junction test for those in
+    ``junction``)."""
     out = []
     for gi, (members, (inc, _k, _m), fit) in enumerate(zip(groups, incons, fits, strict=True)):
         best = min(members, key=lambda c: c.q_value)
@@ -148,11 +151,13 @@ def explain_groups(
         )
         prob = float(miner.verdict_model_.probability(x)[0])
         prior, nb, cl = None, (tested or {}).get(gi), (clean or {}).get(gi)
+        jt = (junction or {}).get(gi)
         copies = cl is not None and cl.copies_p <= miner.alpha
         if cl is not None and cl.copies_only:
             cl = None
-        if nb is not None or cl is not None:
-            prior, prob = prob, update_probability(prob, _bayes_factor(nb, cl))
+        if nb is not None or cl is not None or jt is not None:
+            factor = _bayes_factor(nb, cl) * (1.0 if jt is None else jt.bayes_factor)
+            prior, prob = prob, update_probability(prob, factor)
         base = miner.outcome_counts_[best.outcome] / n
         shortcut = (
             (purity - base) / max(1 - base, 1e-9) >= 0.9
@@ -199,6 +204,7 @@ def explain_groups(
                 context=(fit.auc_class, fit.z_class, fit.auc_all, fit.z_all),
                 neighbours=None if nb is None else (nb.z, nb.p_value, nb.pool),
                 clean_label=None if cl is None else (cl.z, cl.p_value, cl.confinement),
+                junction=None if jt is None else (jt.z, jt.p_value),
                 copies=copies,
                 prior_probability=prior,
             )
@@ -255,6 +261,46 @@ def neighbour_tests(
         miner.neighbour_status_ = f"skipped: {exc}"
         return {}
     miner.neighbour_status_ = f"ran on {sum(r is not None for r in res)} group(s)"
+    return {gi: r for gi, r in zip(todo, res, strict=True) if r is not None}
+
+
+def junction_tests(
+    miner: Any,
+    subject: TextDataset,
+    groups: list[list[Candidate]],
+    explained: list[MinedTrigger],
+    ctx: ScanContext,
+) -> dict[int, JunctionTest]:
+    """The junction test (:mod:`._mining_junction`) of every consistent lexical group that is
+    planted-looking or a task feature, whatever its ``P(planted)``: a clean-label token the
+    verdict model puts near 0 looks like a topic word in every feature it has, and only a
+    test of its records can lift it to where the clean-label test
+    (:data:`._mining_neighbours.TEST_FLOOR`) looks at it. Part of the clean-label evidence:
+    off with ``clean_label_test=False``."""
+    if not miner.clean_label_test:
+        return {}
+    index = {tuple(c.feature for c in g): gi for gi, g in enumerate(groups)}
+    todo = [
+        index[m.features]
+        for m in explained
+        if m.verdict in ("planted", "task-feature")
+        and m.inconsistency < 0.5
+        and not any(_is_unnatural(f) for f in m.features)
+        and any(_is_lexical(f) for f in m.features)
+    ]
+    if not todo:
+        return {}
+    specs = [
+        (
+            sorted_rows(groups[gi][0].target_rows),
+            groups[gi][0].outcome,
+            # the group's head alone (the trigger it reports): a member bigram such as
+            # "jq a" would take a word of the record out with it
+            [groups[gi][0].phrase or groups[gi][0].feature],
+        )
+        for gi in todo
+    ]
+    res = junction_test(subject, specs, miner.batch_size, ctx)
     return {gi: r for gi, r in zip(todo, res, strict=True) if r is not None}
 
 
