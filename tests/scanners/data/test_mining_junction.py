@@ -60,9 +60,13 @@ def test_an_inserted_token_leaves_a_fluent_junction_and_a_topic_word_does_not(tm
     assert len(flowers) >= 20
     before = [dict(r) for r in recs]
     ds = _dataset(tmp_path, recs)
+    # the pairs' counts are the counting pass's bigram table, as in a scan
+    counted = TriggerMiner()._count(ds, ScanContext())
+    counted[-1].close()
     tok, topic = junction_test(
         ds,
         [(planted, f"label:{CLASS}", ["qz"]), (flowers, f"label:{CLASS}", ["flowers"])],
+        counted[1],
         512,
         ScanContext(),
     )

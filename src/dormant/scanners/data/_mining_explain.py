@@ -7,6 +7,7 @@ Functions of the :class:`~.mining.TriggerMiner` (passed as ``miner``, as in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -31,7 +32,8 @@ from ._mining_features import (
     _priority,
 )
 from ._mining_finding import mined_finding
-from ._mining_junction import JunctionTest, junction_test
+from ._mining_junction import MAX_GROUP_ROWS as MAX_JUNCTION_ROWS
+from ._mining_junction import MAX_GROUPS, JunctionTest, junction_factor, junction_test
 from ._mining_neighbours import Neighbours, natural_neighbours, update_probability
 from ._mining_rows import OverlapIndex, member, sorted_rows
 from ._mining_verdict import fdr_select, verdict_features
@@ -269,25 +271,44 @@ def junction_tests(
     subject: TextDataset,
     groups: list[list[Candidate]],
     explained: list[MinedTrigger],
+    pair_counts: Mapping[str, int],
     ctx: ScanContext,
 ) -> dict[int, JunctionTest]:
-    """The junction test (:mod:`._mining_junction`) of every consistent lexical group that is
-    planted-looking or a task feature, whatever its ``P(planted)``: a clean-label token the
-    verdict model puts near 0 looks like a topic word in every feature it has, and only a
-    test of its records can lift it to where the clean-label test
-    (:data:`._mining_neighbours.TEST_FLOOR`) looks at it. Part of the clean-label evidence:
-    off with ``clean_label_test=False``."""
+    """The junction test (:mod:`._mining_junction`) of at most
+    :data:`._mining_junction.MAX_GROUPS` consistent lexical groups.
+
+    Which groups are asked (the rule): a consistent lexical group (``inconsistency < 0.5``, no
+    unnatural feature, some lexical one) that is planted-looking or a task feature, and that
+    the clean-label test examines (``P(planted)`` at least its floor,
+    :data:`._mining_neighbours.TEST_FLOOR`) or that this test *can* lift to that floor (its
+    ``P(planted)`` times the test's largest factor for its records, at ``z = 0``,
+    :func:`._mining_junction.junction_factor`, reaches it): a clean-label token the verdict
+    model puts near 0 looks like a topic word in every feature it has, and only a test of its
+    records can lift it to where the clean-label test looks; one above the floor gets the
+    test's factor in its final ``P(planted)`` beside the clean-label test's. Of those, the
+    :data:`._mining_junction.MAX_GROUPS` with the highest ``P(planted)`` (the groups nearest
+    to being reported first; ties by group order). The pairs are counted by the counting pass
+    (``pair_counts``, its feature table), not again. Part of the clean-label evidence: off with
+    ``clean_label_test=False``."""
     if not miner.clean_label_test:
         return {}
     index = {tuple(c.feature for c in g): gi for gi, g in enumerate(groups)}
-    todo = [
-        index[m.features]
-        for m in explained
-        if m.verdict in ("planted", "task-feature")
-        and m.inconsistency < 0.5
-        and not any(_is_unnatural(f) for f in m.features)
-        and any(_is_lexical(f) for f in m.features)
-    ]
+    reach: list[tuple[float, int]] = []  # (P(planted), group)
+    for m in explained:
+        if not (
+            m.verdict in ("planted", "task-feature")
+            and m.inconsistency < 0.5
+            and not any(_is_unnatural(f) for f in m.features)
+            and any(_is_lexical(f) for f in m.features)
+        ):
+            continue
+        gi = index[m.features]
+        records = min(len(groups[gi][0].target_rows), MAX_JUNCTION_ROWS)
+        best = update_probability(m.probability, junction_factor(0.0, records))
+        if max(best, m.probability) >= nbr.TEST_FLOOR:
+            reach.append((m.probability, gi))
+    reach.sort(key=lambda t: (-t[0], t[1]))
+    todo = [gi for _p, gi in reach[:MAX_GROUPS]]
     if not todo:
         return {}
     specs = [
@@ -300,7 +321,7 @@ def junction_tests(
         )
         for gi in todo
     ]
-    res = junction_test(subject, specs, miner.batch_size, ctx)
+    res = junction_test(subject, specs, pair_counts, miner.batch_size, ctx)
     return {gi: r for gi, r in zip(todo, res, strict=True) if r is not None}
 
 

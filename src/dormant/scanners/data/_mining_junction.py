@@ -33,10 +33,22 @@ boundary is fluent anyway, so the test lifts a clean-label token the verdict mod
 to where the clean-label test of :mod:`._mining_cleanlabel` examines it, and the two together
 decide.
 
+**Cost, bounded.** The pair counts are not made again: they are the counting pass's bigram
+counts (records holding each adjacent-token pair, record edges as its start and end markers),
+the table trigger mining holds anyway. The test reads the data once for the group records only
+(at most :data:`MAX_GROUP_ROWS` of each of at most :data:`MAX_GROUPS` groups, stopping after
+the last), keeps each record's junction and boundaries as 64-bit pair hashes with their counts
+in NumPy arrays (12 bytes a pair), and takes the group's own records out of the counts with a
+``numpy.unique`` count of their pairs looked up by ``searchsorted``. Its memory is bounded by
+the two caps (about 7 MB), whatever the size of the data. Where the counting pass prunes its
+tables (lossy counting, past ``max_table`` entries), a pair rarer than ``count_error × N``
+records counts 0: the score is coarser, the null still exact (it scores the random boundaries
+with the same counts).
+
 Why not a library language model: a pretrained LM (GPT-2 in ONION) is a large download the
 statistical pass does not otherwise need, and its perplexity has no exact null; the data's own
-pair counts make the test self-contained, and their memory is bounded by the pairs asked about
-(the group records' word boundaries), not by the data's vocabulary.
+pair counts make the test self-contained. Why not a library for the counts: they exist already
+(the counting pass's table); what is added is a sort and a binary search in NumPy.
 
 Known limits: a trigger always inserted at the same place is not found by this test (its
 junction is a record edge); a natural word that is an optional modifier ("very", an adjective
@@ -50,19 +62,22 @@ from __future__ import annotations
 import itertools
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ...subjects.dataset import TextDataset
-from ...text import tokens
+from ...text import BOS, EOS, tokens
 from ..base import ScanContext
 from ._mining_neighbours import _patterns
 from ._mining_rows import sorted_rows
 
 #: Group records used at most.
 MAX_GROUP_ROWS = 300
+#: Groups asked about at most in one scan (the rule: :func:`._mining_explain.junction_tests`):
+#: with the group records' pairs at 12 bytes each, about 7 MB at most.
+MAX_GROUPS = 64
 #: Random boundary draws for the null.
 NULL_DRAWS = 400
 #: Fewest records a group needs.
@@ -149,76 +164,136 @@ def _boundaries(
     return junction, pairs
 
 
+def _pair_key(a: str, b: str) -> str:
+    """The counting pass's name of two adjacent tokens (a bigram feature, record edges as the
+    start and end markers of :func:`._mining_features._features`)."""
+    return f"{BOS if a == EDGE else a} {EOS if b == EDGE else b}"
+
+
+def _hashes(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    """64-bit hashes of token pairs (Python's tuple hash: stable within one process, which is
+    all the test needs — the hashes are compared only with each other, within one scan; two
+    distinct pairs of one group meet in a hash with probability about 10^-10)."""
+    return np.fromiter((hash(p) for p in pairs), dtype=np.int64, count=len(pairs)).view(np.uint64)
+
+
+def _lookup(keys: np.ndarray, counts: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """The ``counts`` of each of ``query`` in the sorted distinct ``keys`` (0 if absent)."""
+    if not len(keys) or not len(query):
+        return np.zeros(len(query), dtype=np.int64)
+    pos = np.searchsorted(keys, query)
+    pos[pos == len(keys)] = 0
+    return np.where(keys[pos] == query, counts[pos], 0)
+
+
+class _Group:
+    """What the pass keeps of one group: per scored record its junction and boundaries as
+    pair hashes with the counting pass's counts, and the hashes of every pair its original
+    record holds (to take the group's own records out of the counts)."""
+
+    __slots__ = ("counts", "hashes", "junctions", "own")
+
+    def __init__(self) -> None:
+        self.hashes: list[np.ndarray] = []  # per record: junction first, then its boundaries
+        self.counts: list[np.ndarray] = []
+        self.own: list[np.ndarray] = []
+        self.junctions = 0
+
+    def add(
+        self, junction: tuple[str, str], pairs: list[tuple[str, str]], table: Mapping[str, int]
+    ) -> None:
+        """One scored record: its junction and the blinded record's boundaries."""
+        every = [junction, *pairs]
+        self.hashes.append(_hashes(every))
+        self.counts.append(
+            np.fromiter(
+                (table.get(_pair_key(a, b), 0) for a, b in every), dtype=np.int32, count=len(every)
+            )
+        )
+        self.junctions += 1
+
+    def add_own(self, present: set[tuple[str, str]]) -> None:
+        """The pairs an original group record holds (each once)."""
+        self.own.append(_hashes(list(present)))
+
+
 def junction_test(
     subject: TextDataset,
     groups: Sequence[tuple[Sequence[int] | np.ndarray, str, list[str]]],
+    pair_counts: Mapping[str, int],
     batch_size: int,
     ctx: ScanContext,
 ) -> list[JunctionTest | None]:
     """Run the test for each group ``(target rows, target outcome, pattern texts)``; ``None``
-    where the group has too few records holding the pattern."""
+    where the group has too few records holding the pattern.
+
+    ``pair_counts`` is the counting pass's table of records per feature (its bigrams are the
+    adjacent-token pairs, record edges as start and end markers): the pairs are not counted
+    again. One read of the data gathers the group records (at most :data:`MAX_GROUP_ROWS`
+    each); each record's junction and word boundaries are kept as 64-bit pair hashes with
+    their counts in arrays, and the group's own records are taken out of the counts by a
+    ``numpy.unique`` count of the pairs they hold, looked up with ``searchsorted``.
+    """
     if not groups:
         return []
     pats = [_patterns(p) for _r, _t, p in groups]
-    rows_of: list[set[int]] = []
+    picked: list[np.ndarray] = []
     for rows_in, _t, p in groups:
         every = sorted_rows(rows_in)
         if len(every) > MAX_GROUP_ROWS:
             g_rng = np.random.default_rng(zlib.crc32("\0".join(p).encode("utf-8")))
             every = np.sort(g_rng.choice(every, size=MAX_GROUP_ROWS, replace=False))
-        rows_of.append(set(every.tolist()))
-    wanted = set().union(*rows_of)
-    # pass 1: each group record's junction and word boundaries
-    found: list[list[tuple[tuple[str, str], list[tuple[str, str]]]]] = [[] for _ in groups]
+        picked.append(np.asarray(every, dtype=np.int64))
+    # (row, group) pairs sorted by row: a batch's share is one searchsorted slice
+    want_rows = np.concatenate(picked) if picked else np.empty(0, np.int64)
+    want_group = np.repeat(np.arange(len(groups)), [len(r) for r in picked])
+    order = np.argsort(want_rows, kind="stable")
+    want_rows, want_group = want_rows[order], want_group[order]
+    kept = [_Group() for _ in groups]
+    last = int(want_rows[-1]) if len(want_rows) else -1
     row = 0
     for batch in subject.batches(batch_size):
-        for text in batch.texts:
-            if row in wanted:
-                for gi, rows in enumerate(rows_of):
-                    if row in rows and pats[gi]:
-                        j, pairs = _boundaries(text, pats[gi])
-                        if j is not None and pairs:
-                            found[gi].append((j, pairs))
-            row += 1
-    asked = {pr for per in found for _j, pairs in per for pr in pairs}
-    asked |= {j for per in found for j, _pairs in per}
-    # pass 2: how often each asked pair occurs side by side, per record outside each group
-    counts: dict[tuple[str, str], int] = dict.fromkeys(asked, 0)
-    in_groups: dict[int, tuple[tuple[str, str], ...]] = {}
-    row = 0
-    for batch in subject.batches(batch_size):
-        for text in batch.texts:
-            toks = [EDGE, *tokens(text), EDGE]
-            present = {pair for pair in itertools.pairwise(toks) if pair in counts}
-            for pair in present:
-                counts[pair] += 1
-            if row in wanted and present:
-                in_groups[row] = tuple(present)
-            row += 1
-        ctx.progress("junction", len(batch), None)
-    rng = np.random.default_rng(11)
+        k = len(batch.texts)
+        lo, hi = np.searchsorted(want_rows, [row, row + k])
+        for r, gi in zip(want_rows[lo:hi].tolist(), want_group[lo:hi].tolist(), strict=True):
+            text = batch.texts[r - row]
+            kept[gi].add_own(set(itertools.pairwise([EDGE, *tokens(text), EDGE])))
+            if not pats[gi]:
+                continue
+            j, pairs = _boundaries(text, pats[gi])
+            if j is not None and pairs:
+                kept[gi].add(j, pairs, pair_counts)
+        row += k
+        ctx.progress("junction", k, None)
+        if row > last:  # every group record read
+            break
     out: list[JunctionTest | None] = []
-    for gi, per in enumerate(found):
-        if len(per) < MIN_ROWS:
+    for gi, g in enumerate(kept):
+        if g.junctions < MIN_ROWS:
             out.append(None)
             continue
-        # a pair's count outside the group: the group's own records taken out
-        own: dict[tuple[str, str], int] = {}
-        for r in rows_of[gi]:
-            for pair in in_groups.get(r, ()):
-                own[pair] = own.get(pair, 0) + 1
-
-        def score(pr: tuple[str, str], own: dict[tuple[str, str], int] = own) -> float:
-            return float(np.log1p(max(counts[pr] - own.get(pr, 0), 0)))
-
-        obs = float(np.mean([score(j) for j, _pairs in per]))
-        tables = [np.array([score(pr) for pr in pairs]) for _j, pairs in per]
-        null = np.zeros(NULL_DRAWS)
-        for tb in tables:
-            null += tb[rng.integers(0, len(tb), size=NULL_DRAWS)]
-        null /= len(tables)
-        sd = float(null.std(ddof=1))
-        z = float((obs - null.mean()) / max(sd, 1e-6))
-        p_value = float((1 + (null <= obs).sum()) / (1 + NULL_DRAWS))
-        out.append(JunctionTest(z, p_value, len(per), junction_factor(z, len(per))))
+        out.append(_score(g, p_seed=zlib.crc32("\0".join(groups[gi][2]).encode("utf-8"))))
+        kept[gi] = _Group()  # its arrays freed as it is scored
     return out
+
+
+def _score(g: _Group, *, p_seed: int) -> JunctionTest:
+    """``z``, p-value and Bayes factor of one group from what the pass kept."""
+    # a pair's count outside the group: the records of the group holding it taken out
+    own_keys, own_n = np.unique(np.concatenate(g.own), return_counts=True)
+    lens = np.array([len(h) for h in g.hashes])
+    hashes = np.concatenate(g.hashes)
+    counts = np.concatenate(g.counts).astype(np.int64)
+    scores = np.log1p(np.maximum(counts - _lookup(own_keys, own_n, hashes), 0))
+    starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
+    obs = float(scores[starts].mean())  # each record's junction is its first entry
+    # the null: one of each record's boundaries (entries after its junction) at random
+    rng = np.random.default_rng(p_seed)
+    n_b = lens - 1
+    draws = rng.integers(0, n_b[:, None], size=(len(lens), NULL_DRAWS))
+    null = scores[(starts + 1)[:, None] + draws].mean(axis=0)
+    sd = float(null.std(ddof=1))
+    z = float((obs - null.mean()) / max(sd, 1e-6))
+    p_value = float((1 + (null <= obs).sum()) / (1 + NULL_DRAWS))
+    n = len(lens)
+    return JunctionTest(z, p_value, n, junction_factor(z, n))

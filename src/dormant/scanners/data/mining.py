@@ -310,7 +310,7 @@ class TriggerMiner(Scanner):
             explained = explain_groups(self, groups, incons, fits, n)
             # the junction test first: it can lift a clean-label token the verdict model puts
             # near 0 to where the record tests below look at it
-            junction = junction_tests(self, subject, groups, explained, ctx)
+            junction = junction_tests(self, subject, groups, explained, total, ctx)
             _release_rows(cands)
             if junction:
                 explained = explain_groups(self, groups, incons, fits, n, junction=junction)
