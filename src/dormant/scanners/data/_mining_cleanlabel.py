@@ -84,6 +84,9 @@ from ._mining_rows import sorted_rows
 
 #: Class records a group is compared with at most (a sample; the group's records are kept).
 MAX_CLASS_ROWS = 3000
+#: Memory (MB) scikit-learn's nearest-neighbour search may take for one chunk of distances
+#: (``sklearn.config_context(working_memory=...)``; its default is 1,024)
+KNN_WORKING_MB = 16
 #: Group records used at most.
 MAX_GROUP_ROWS = 300
 #: Nearest class records of each group record.
@@ -217,6 +220,7 @@ def _clean_label_test(
     copies_only: Sequence[bool] | None,
     seen: HashCounts,
 ) -> list[CleanLabelTest | None]:
+    import sklearn
     from scipy.stats import binomtest
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.neighbors import NearestNeighbors
@@ -330,7 +334,10 @@ def _clean_label_test(
         x = vec.fit_transform([_bigrams(blinded[i]) for i in idx])
         k = min(K_NEIGHBOURS, len(idx) - 1)
         nn = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute").fit(x)
-        _d, nb = nn.kneighbors(x)
+        # distances a chunk of rows at a time (the same neighbours): by default scikit-learn
+        # makes chunks of up to 1 GB, a 3,300-record class's whole matrix at once (+130 MB)
+        with sklearn.config_context(working_memory=KNN_WORKING_MB):
+            _d, nb = nn.kneighbors(x)
         nb = np.array([[j for j in row_nb if j != i][:k] for i, row_nb in enumerate(nb)])
         holds = member[idx]
         grp = np.nonzero(in_group[idx])[0]
