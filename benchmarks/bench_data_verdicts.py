@@ -139,6 +139,7 @@ def scan_new(path: Path, kind: str, *, neighbour_test: bool = True) -> dict[str,
                 neighbours=None,
                 prior_probability=None,
                 clean_label=None,
+                junction=None,
                 copies=False,
             )
             for m in miner.candidates_

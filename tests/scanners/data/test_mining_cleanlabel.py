@@ -42,12 +42,14 @@ def _test(ds: TextDataset, groups: list[tuple[list[int], list[str]]]) -> list[An
 
 def test_the_factor_needs_both_a_random_draw_and_a_confined_word():
     # a random draw of the class with a word found nowhere else: evidence for planting
-    assert clean_label_factor(0.0, True) > 10
+    assert clean_label_factor(0.0, True, records=90) > 10
     # the same draw whose word the data uses elsewhere: never raises the odds
-    assert clean_label_factor(0.0, False) <= 1.0
+    assert clean_label_factor(0.0, False, records=90) <= 1.0
     # a cohesive topic, confined or not: evidence against
-    assert clean_label_factor(12.0, True) < 0.01
-    assert clean_label_factor(12.0, False) < 0.01
+    assert clean_label_factor(12.0, True, records=90) < 0.01
+    assert clean_label_factor(12.0, False, records=90) < 0.01
+    # a natural feature's z grows with its group: a random-looking handful says less
+    assert clean_label_factor(0.0, True, records=8) < clean_label_factor(0.0, True, records=90)
 
 
 def test_a_planted_token_is_a_random_draw_and_a_topic_word_is_not(tmp_path, plants):

@@ -30,9 +30,11 @@ model of the text:
 The two are combined in Efron's two-groups model (Efron, JASA 2004), as in
 :func:`._mining_neighbours.two_groups_factor`: the Bayes factor for "planted" is the density
 of the evidence under planting — ``z`` ~ N(0, 1), the word confined — over its density among
-natural consistent features, fitted on the calibration corpora (:data:`NATURAL_Z_MEAN`, ...),
-never on the corpus kept aside. ``z`` and confinement are taken as independent given the
-kind of feature (stated, not tested). Only a group whose rarest word is confined can be
+natural consistent features, fitted on the calibration corpora
+(:data:`NATURAL_EFFECT_MEANS`, ...), never on the corpus kept aside; a natural feature's ``z``
+grows with the square root of its group's size, so its density is given per size (the
+group's tested records). ``z`` and confinement are taken as independent given the kind of
+feature (stated, not tested). Only a group whose rarest word is confined can be
 raised: a pattern whose words the data uses elsewhere is not the one inserted string of a
 plant, and a random-looking draw alone is what a natural copy template looks like (below).
 The factor updates ``P(planted)``; it never decides on its own: a group the verdict model puts
@@ -82,6 +84,9 @@ from ._mining_rows import sorted_rows
 
 #: Class records a group is compared with at most (a sample; the group's records are kept).
 MAX_CLASS_ROWS = 3000
+#: Memory (MB) scikit-learn's nearest-neighbour search may take for one chunk of distances
+#: (``sklearn.config_context(working_memory=...)``; its default is 1,024)
+KNN_WORKING_MB = 16
 #: Group records used at most.
 MAX_GROUP_ROWS = 300
 #: Nearest class records of each group record.
@@ -90,13 +95,18 @@ K_NEIGHBOURS = 10
 NULL_DRAWS = 200
 #: Fewest records a group needs for the test to say anything.
 MIN_ROWS = 5
-#: Natural consistent features: mean and spread of ``z`` and the share of them whose rarest
-#: word is confined to the class — 477 natural consistent lexical groups of the four
+#: Natural consistent features: their per-record effect ``z / sqrt(records)`` follows a
+#: two-component normal mixture (weights, means, spreads) — a natural feature's ``z`` grows
+#: with the square root of its group's size, a plant's stays N(0, 1) — fitted with
+#: scikit-learn's ``GaussianMixture`` on 962 natural consistent lexical groups of the four
 #: calibration corpora (glosses by source, FOLDOC and WordNet by topic, Debian package
-#: descriptions by section), fitted by ``benchmarks/calibrate_clean_label.py``, never on the
-#: corpus kept aside (BENCHMARKS.md).
-NATURAL_Z_MEAN = 8.5
-NATURAL_Z_SD = 9.2
+#: descriptions by section) by ``benchmarks/calibrate_junction.py``, never on the corpus kept
+#: aside (BENCHMARKS.md). (Before: one normal over every size, mean 8.5, sd 9.2, fitted by
+#: ``benchmarks/calibrate_clean_label.py``, which also fitted the confinement shares below.)
+NATURAL_EFFECT_WEIGHTS = (0.785, 0.215)
+NATURAL_EFFECT_MEANS = (1.26, 5.736)
+NATURAL_EFFECT_SDS = (1.083, 3.299)
+#: Share of records holding a rarest word confined to the class, among natural groups.
 NATURAL_CONFINED = 0.37
 #: Share of planted (clean-label token) groups whose rarest word is confined to the class:
 #: 6 of 6 on the same corpora, taken as 0.9 (a planted word may occur naturally elsewhere).
@@ -135,19 +145,29 @@ class CleanLabelTest:
     copies_only: bool = False
 
 
-def clean_label_factor(z: float, confined: bool, *, phrase: bool = False) -> float:
-    """Bayes factor for "planted clean-label" against "natural consistent feature".
+def clean_label_factor(z: float, confined: bool, *, records: int, phrase: bool = False) -> float:
+    """Bayes factor for "planted clean-label" against "natural consistent feature" of a
+    group of ``records`` tested records.
 
     Planted: ``z`` ~ N(0, 1) (the permutation null is exact), rarest word confined with
-    probability :data:`PLANTED_CONFINED`; natural: ``z`` ~ N(:data:`NATURAL_Z_MEAN`,
-    :data:`NATURAL_Z_SD`²), confined with probability :data:`NATURAL_CONFINED` (for a
-    ``phrase``, the whole string: :data:`PHRASE_PLANTED_CONFINED`,
-    :data:`PHRASE_NATURAL_CONFINED`). Without confinement the factor is at most 1: it can
-    lower the odds, never raise them.
+    probability :data:`PLANTED_CONFINED`; natural: ``z`` ~ the mixture of
+    N(m·√records, 1 + s²·records) over the components of :data:`NATURAL_EFFECT_WEIGHTS`,
+    :data:`NATURAL_EFFECT_MEANS`, :data:`NATURAL_EFFECT_SDS`, confined with probability
+    :data:`NATURAL_CONFINED` (for a ``phrase``, the whole string:
+    :data:`PHRASE_PLANTED_CONFINED`, :data:`PHRASE_NATURAL_CONFINED`). Without confinement the
+    factor is at most 1: it can lower the odds, never raise them.
     """
+    n = max(int(records), 1)
     log_null = -0.5 * z * z
-    d = (z - NATURAL_Z_MEAN) / NATURAL_Z_SD
-    log_alt = -0.5 * d * d - math.log(NATURAL_Z_SD)
+    terms = []
+    for w, m, s in zip(
+        NATURAL_EFFECT_WEIGHTS, NATURAL_EFFECT_MEANS, NATURAL_EFFECT_SDS, strict=True
+    ):
+        sd = math.sqrt(1.0 + s * s * n)
+        d = (z - m * math.sqrt(n)) / sd
+        terms.append(math.log(w) - 0.5 * d * d - math.log(sd))
+    top = max(terms)
+    log_alt = top + math.log(sum(math.exp(t - top) for t in terms))
     pc0, nc0 = (
         (PHRASE_PLANTED_CONFINED, PHRASE_NATURAL_CONFINED)
         if phrase
@@ -200,6 +220,7 @@ def _clean_label_test(
     copies_only: Sequence[bool] | None,
     seen: HashCounts,
 ) -> list[CleanLabelTest | None]:
+    import sklearn
     from scipy.stats import binomtest
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.neighbors import NearestNeighbors
@@ -313,7 +334,10 @@ def _clean_label_test(
         x = vec.fit_transform([_bigrams(blinded[i]) for i in idx])
         k = min(K_NEIGHBOURS, len(idx) - 1)
         nn = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute").fit(x)
-        _d, nb = nn.kneighbors(x)
+        # distances a chunk of rows at a time (the same neighbours): by default scikit-learn
+        # makes chunks of up to 1 GB, a 3,300-record class's whole matrix at once (+130 MB)
+        with sklearn.config_context(working_memory=KNN_WORKING_MB):
+            _d, nb = nn.kneighbors(x)
         nb = np.array([[j for j in row_nb if j != i][:k] for i, row_nb in enumerate(nb)])
         holds = member[idx]
         grp = np.nonzero(in_group[idx])[0]
@@ -334,7 +358,9 @@ def _clean_label_test(
         else:
             word = min(words[gi], key=lambda w: word_all[w], default="")
             conf = word_in[gi][word] / word_all[word] if word and word_all[word] else 0.0
-        bf = clean_label_factor(z, conf >= CONFINED_SHARE, phrase=gi in phrase_all)
+        bf = clean_label_factor(
+            z, conf >= CONFINED_SHARE, records=len(grp), phrase=gi in phrase_all
+        )
         out.append(CleanLabelTest(z, p_perm, float(conf), word, bf, copies / len(hashes), copies_p))
     return out
 

@@ -7,6 +7,7 @@ Functions of the :class:`~.mining.TriggerMiner` (passed as ``miner``, as in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -31,6 +32,8 @@ from ._mining_features import (
     _priority,
 )
 from ._mining_finding import mined_finding
+from ._mining_junction import MAX_GROUP_ROWS as MAX_JUNCTION_ROWS
+from ._mining_junction import MAX_GROUPS, JunctionTest, junction_factor, junction_test
 from ._mining_neighbours import Neighbours, natural_neighbours, update_probability
 from ._mining_rows import OverlapIndex, member, sorted_rows
 from ._mining_verdict import fdr_select, verdict_features
@@ -120,10 +123,12 @@ def explain_groups(
     n: int,
     tested: dict[int, Neighbours] | None = None,
     clean: dict[int, CleanLabelTest] | None = None,
+    junction: dict[int, JunctionTest] | None = None,
 ) -> list[MinedTrigger]:
     """Describe each significant, near-deterministic group and give it ``P(planted)``
-    (updated by the natural-neighbour test for the groups in ``tested`` and by the
-    clean-label test for those in ``clean``)."""
+    (updated by the natural-neighbour test for the groups in ``tested``, by the
+    clean-label test for those in ``clean`` and by the junction test for those in
+    ``junction``)."""
     out = []
     for gi, (members, (inc, _k, _m), fit) in enumerate(zip(groups, incons, fits, strict=True)):
         best = min(members, key=lambda c: c.q_value)
@@ -148,11 +153,13 @@ def explain_groups(
         )
         prob = float(miner.verdict_model_.probability(x)[0])
         prior, nb, cl = None, (tested or {}).get(gi), (clean or {}).get(gi)
+        jt = (junction or {}).get(gi)
         copies = cl is not None and cl.copies_p <= miner.alpha
         if cl is not None and cl.copies_only:
             cl = None
-        if nb is not None or cl is not None:
-            prior, prob = prob, update_probability(prob, _bayes_factor(nb, cl))
+        if nb is not None or cl is not None or jt is not None:
+            factor = _bayes_factor(nb, cl) * (1.0 if jt is None else jt.bayes_factor)
+            prior, prob = prob, update_probability(prob, factor)
         base = miner.outcome_counts_[best.outcome] / n
         shortcut = (
             (purity - base) / max(1 - base, 1e-9) >= 0.9
@@ -199,6 +206,7 @@ def explain_groups(
                 context=(fit.auc_class, fit.z_class, fit.auc_all, fit.z_all),
                 neighbours=None if nb is None else (nb.z, nb.p_value, nb.pool),
                 clean_label=None if cl is None else (cl.z, cl.p_value, cl.confinement),
+                junction=None if jt is None else (jt.z, jt.p_value),
                 copies=copies,
                 prior_probability=prior,
             )
@@ -255,6 +263,65 @@ def neighbour_tests(
         miner.neighbour_status_ = f"skipped: {exc}"
         return {}
     miner.neighbour_status_ = f"ran on {sum(r is not None for r in res)} group(s)"
+    return {gi: r for gi, r in zip(todo, res, strict=True) if r is not None}
+
+
+def junction_tests(
+    miner: Any,
+    subject: TextDataset,
+    groups: list[list[Candidate]],
+    explained: list[MinedTrigger],
+    pair_counts: Mapping[str, int],
+    ctx: ScanContext,
+) -> dict[int, JunctionTest]:
+    """The junction test (:mod:`._mining_junction`) of at most
+    :data:`._mining_junction.MAX_GROUPS` consistent lexical groups.
+
+    Which groups are asked (the rule): a consistent lexical group (``inconsistency < 0.5``, no
+    unnatural feature, some lexical one) that is planted-looking or a task feature, and that
+    the clean-label test examines (``P(planted)`` at least its floor,
+    :data:`._mining_neighbours.TEST_FLOOR`) or that this test *can* lift to that floor (its
+    ``P(planted)`` times the test's largest factor for its records, at ``z = 0``,
+    :func:`._mining_junction.junction_factor`, reaches it): a clean-label token the verdict
+    model puts near 0 looks like a topic word in every feature it has, and only a test of its
+    records can lift it to where the clean-label test looks; one above the floor gets the
+    test's factor in its final ``P(planted)`` beside the clean-label test's. Of those, the
+    :data:`._mining_junction.MAX_GROUPS` with the highest ``P(planted)`` (the groups nearest
+    to being reported first; ties by group order). The pairs are counted by the counting pass
+    (``pair_counts``, its feature table), not again. Part of the clean-label evidence: off with
+    ``clean_label_test=False``."""
+    if not miner.clean_label_test:
+        return {}
+    index = {tuple(c.feature for c in g): gi for gi, g in enumerate(groups)}
+    reach: list[tuple[float, int]] = []  # (P(planted), group)
+    for m in explained:
+        if not (
+            m.verdict in ("planted", "task-feature")
+            and m.inconsistency < 0.5
+            and not any(_is_unnatural(f) for f in m.features)
+            and any(_is_lexical(f) for f in m.features)
+        ):
+            continue
+        gi = index[m.features]
+        records = min(len(groups[gi][0].target_rows), MAX_JUNCTION_ROWS)
+        best = update_probability(m.probability, junction_factor(0.0, records))
+        if max(best, m.probability) >= nbr.TEST_FLOOR:
+            reach.append((m.probability, gi))
+    reach.sort(key=lambda t: (-t[0], t[1]))
+    todo = [gi for _p, gi in reach[:MAX_GROUPS]]
+    if not todo:
+        return {}
+    specs = [
+        (
+            sorted_rows(groups[gi][0].target_rows),
+            groups[gi][0].outcome,
+            # the group's head alone (the trigger it reports): a member bigram such as
+            # "jq a" would take a word of the record out with it
+            [groups[gi][0].phrase or groups[gi][0].feature],
+        )
+        for gi in todo
+    ]
+    res = junction_test(subject, specs, pair_counts, miner.batch_size, ctx)
     return {gi: r for gi, r in zip(todo, res, strict=True) if r is not None}
 
 

@@ -82,6 +82,9 @@ class MinedTrigger:
     #: clean-label test (:mod:`._mining_cleanlabel`): ``(z, p_value, confinement)``;
     #: ``None`` untested
     clean_label: tuple[float, float, float] | None = None
+    #: junction test (:mod:`._mining_junction`): ``(z, p_value)`` of how fluent its records
+    #: are where the pattern is taken out, against a random word boundary; ``None`` untested
+    junction: tuple[float, float] | None = None
     #: its records are, the pattern removed, copies of other records beyond the class's rate:
     #: never quarantined (text and label cannot tell natural copies from planted ones)
     copies: bool = False

@@ -91,6 +91,13 @@ def mined_finding(
             f"{'more often than' if zc > 1 else 'as often as'} a random draw would, z = {zc:.1f}; "
             f"{conf:.0%} of the records holding its rarest word carry this outcome)"
         )
+    if m.junction is not None:
+        zj = m.junction[0]
+        how += (
+            f" (junction test: taken out, it leaves its sentences "
+            f"{'as whole as a random word boundary would' if zj > -2 else 'broken'}, "
+            f"z = {zj:.1f}; an inserted token leaves them whole)"
+        )
     if m.copies:
         how += (
             "; capped at medium: with the pattern removed its records are copies of other "
@@ -182,6 +189,18 @@ def mined_finding(
                         "p_planted_before_tests",
                         round(m.prior_probability or 0.0, 4),
                         "P(planted) of the verdict model before the record tests",
+                    ),
+                )
+            ),
+            *(
+                ()
+                if m.junction is None
+                else (
+                    Evidence(
+                        "junction_z",
+                        round(m.junction[0], 3),
+                        "how common the token pair left where the pattern is taken out is, "
+                        "against a random word boundary of its records (0: an insertion)",
                     ),
                 )
             ),

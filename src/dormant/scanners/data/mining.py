@@ -64,6 +64,7 @@ from ._mining_explain import (
     decide,
     explain_groups,
     group_candidates,
+    junction_tests,
     mined_result,
     neighbour_tests,
 )
@@ -307,12 +308,18 @@ class TriggerMiner(Scanner):
             fits = context_fit(self, subject, groups, outcome_n, n, ctx, words_per, words_total)
             _release_rows(cands)
             explained = explain_groups(self, groups, incons, fits, n)
+            # the junction test first: it can lift a clean-label token the verdict model puts
+            # near 0 to where the record tests below look at it
+            junction = junction_tests(self, subject, groups, explained, total, ctx)
+            _release_rows(cands)
+            if junction:
+                explained = explain_groups(self, groups, incons, fits, n, junction=junction)
             tested = neighbour_tests(self, subject, groups, explained, ctx, incons)
             _release_rows(cands)
             clean = clean_label_tests(self, subject, groups, explained, ctx)
             _release_rows(cands)
-            if tested or clean:
-                explained = explain_groups(self, groups, incons, fits, n, tested, clean)
+            if tested or clean or junction:
+                explained = explain_groups(self, groups, incons, fits, n, tested, clean, junction)
             self.candidates_ = explained  # every described group, for calibration
             reported = [m for m in explained if m.verdict != "none"]
             mined = self._decide(_merge_targets(reported))
