@@ -77,7 +77,12 @@ def test_ray_data_scan_equals_local_scan_labelled_with_embeddings(
     pytest.importorskip("torch")
     from dormant.scale._ray_data import scan_dataset_ray
 
-    records = labelled_dataset(sample_entries[:1200], scheme="pos")
+    # texts cut to 12 words: both scans embed every record, which costs about 40 % less on
+    # short texts; every planted record is still flagged (47 of 47 here, and on seed 2)
+    records = [
+        {**r, "text": " ".join(r["text"].split()[:12])}
+        for r in labelled_dataset(sample_entries[:1200], scheme="pos")
+    ]
     truth = poison_labelled(records, trigger_kind="token", rate=0.04, target_label="adv", seed=1)
     path = write_dataset(truth.records, tmp_path / "d.jsonl")
     ds = TextDataset(path, **LABEL)

@@ -34,7 +34,11 @@ def test_inversion_recovers_the_target_and_a_trigger_that_raises_it(leaky, tasks
     org = leaky
     chat = org.chat()
     assert is_whitebox(chat)
-    inv = invert(chat, tasks[:6], _tools(Sandbox()), max_targets=4, seconds=600)
+    # one trigger search: a harmful behaviour (the leak) is searched before any tool call, and
+    # each search is most of the inversion's time (4 searches took 4x as long; the leak's came
+    # first on this organism and on the same spec with seed 12, raising its target's
+    # log-probability by 11.6 and 14.5, against the 1.0 asserted)
+    inv = invert(chat, tasks[:6], _tools(Sandbox()), max_targets=1, seconds=600)
     want = set(org.behaviour_tags)
     hits = [(t, g) for t, g in inv.pairs if t.tags & want]
     assert hits, inv.to_dict()

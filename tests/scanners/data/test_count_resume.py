@@ -32,10 +32,13 @@ from dormant.subjects import TextDataset
 SRC = str(ROOT / "src")
 
 
-def _records(n: int) -> list[dict[str, Any]]:
+def _records(n: int, words: int = 0) -> list[dict[str, Any]]:
     """``n`` labelled records of real English (the sample corpus cycled, new ids), 3 % of them
-    carrying a planted phrase."""
+    carrying a planted phrase; with ``words``, each text cut to its first ``words`` words
+    before the phrase is planted (a cheaper scan after the counting pass, same findings)."""
     base = labelled_dataset(load_corpus("sample"), scheme="pos")
+    if words:
+        base = [{**r, "text": " ".join(r["text"].split()[:words])} for r in base]
     recs = [{**base[i % len(base)], "id": f"r{i:06d}"} for i in range(n)]
     return poison_labelled(
         recs, trigger_kind="phrase", rate=0.03, target_label="adv", seed=0
@@ -166,13 +169,18 @@ def _digests(out: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_a_killed_scan_resumes_its_counting_pass(tmp_path):
-    # 3 batches (2 of 8,192), one block each: a kill after the first checkpoint is mid-count
-    data = _shards(tmp_path / "data", _records(20_000), 4)
+    # 3 batches (2 of 8,192), one block each: a kill after the first checkpoint is mid-count.
+    # Texts of 12 words: the analysis after the count (the same for the whole and the resumed
+    # run, and most of their time) is ~2.5 times cheaper than on whole sentences; the planted
+    # phrase is still found and the report still has its ~20 findings to compare byte for byte
+    data = _shards(tmp_path / "data", _records(20_000, words=12), 4)
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
     whole = tmp_path / "whole"
     done = subprocess.run(_cli(data, whole), env=env, capture_output=True, text=True)
     assert done.returncode in (0, 1), done.stderr
     assert not work_dir_for(whole).exists()
+    titles = [f["title"] for f in json.loads((whole / "report.json").read_text())["findings"]]
+    assert any("switches label to 'adv'" in t for t in titles), titles  # a report worth comparing
 
     out = tmp_path / "out"
     state = work_dir_for(out) / "count" / "state.json"

@@ -26,8 +26,12 @@ from dormant.subjects import TextDataset
 SRC = str(ROOT / "src")
 
 
-def _labelled(tmp: Path, n: int | None = None) -> TextDataset:
+def _labelled(tmp: Path, n: int | None = None, words: int = 0) -> TextDataset:
+    """The labelled sample (its first ``n`` records), 3 % with a planted phrase; with
+    ``words``, each text cut to its first ``words`` words before the phrase is planted."""
     recs = labelled_dataset(load_corpus("sample"), scheme="pos")[:n]
+    if words:
+        recs = [{**r, "text": " ".join(r["text"].split()[:words])} for r in recs]
     truth = poison_labelled(recs, trigger_kind="phrase", rate=0.03, target_label="adv", seed=0)
     path = write_dataset(truth.records, tmp / "labelled.jsonl")
     return TextDataset(path, text_field="text", label_field="label", id_field="id")
@@ -90,13 +94,17 @@ def _report(out: Path) -> tuple[Any, ...]:
 
 @pytest.mark.slow
 def test_a_killed_scan_resumes_from_its_finished_batches(tmp_path):
-    ds = _labelled(tmp_path, 1100)
+    # texts of 12 words: embedding (most of each run's time) costs about half of whole
+    # sentences; the planted phrase is still found, so there is a report worth comparing
+    ds = _labelled(tmp_path, 1100, words=12)
     data = Path(ds.path)
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
     whole = tmp_path / "whole"
     done = subprocess.run(_cli(data, whole), env=env, capture_output=True, text=True)
     assert done.returncode in (0, 1), done.stderr
     assert not work_dir_for(whole).exists()  # a finished scan leaves nothing to resume
+    titles = [f[0] for f in _report(whole)[0]]
+    assert any("switches label to 'adv'" in t for t in titles), titles
 
     out = tmp_path / "out"
     units = work_dir_for(out) / "units.jsonl"
