@@ -172,7 +172,7 @@ def transplant_evidence(
             raise ValueError(f"support: need one per text ({len(texts)}), got {len(supports)}")
     # phase 1: every text and its leave-one-out windows, one forward pass
     batch: list[str] = []
-    plans: list[tuple[list[str], list[tuple[int, int]], int]] = []
+    plans: list[tuple[list[str], list[tuple[int, int]], int, int]] = []
     for text in texts:
         ws = words(text)
         cands = [(i, n) for n in WINDOWS for i in range(len(ws) - n + 1) if n < len(ws) or n == 1]
