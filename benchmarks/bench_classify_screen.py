@@ -263,7 +263,7 @@ def _half_rates(results: list[dict[str, Any]], m: str, n_clean: int, n_eff: int)
 
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for m in [x for x in METHODS if all(x in r for r in results)]:
+    for m in [x for x in (*METHODS, "transplant_long") if all(x in r for r in results)]:
         n_clean = sum(r["n_clean"] for r in results)
         n_eff = sum(r.get("n_effective", 0) for r in results)
         n_trig = sum(r.get("n_triggered", 0) for r in results)

@@ -3,6 +3,7 @@ a trigger phrase of six words that acts only whole."""
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -85,3 +86,40 @@ def test_long_spans_needs_the_transplant_test(data: dict[str, Any]) -> None:
     assert not data["default"].long_spans and data["long"].long_spans
     with pytest.raises(ConfigError, match=r"long_spans=True .* needs method='transplant'"):
         ClassifierScreen(data["model"], calibration=data["cal"], method="onion", long_spans=True)
+
+
+def _skops_model(tmp_path: Any) -> tuple[Any, list[str]]:
+    sio = pytest.importorskip("skops.io")
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    texts = _texts(120, seed=5)
+    labels = ["science" if any(w in SCIENCE for w in t.split()) else "games" for t in texts]
+    path = tmp_path / "model.skops"
+    sio.dump(make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, labels), path)
+    return path, texts
+
+
+@pytest.mark.parametrize("method", ["transplant", "onion"])
+def test_cli_long_spans(tmp_path: Any, run_cli: Any, method: str) -> None:
+    """``--long-spans`` screens every input with the transplant test; with another test it
+    is a clear error that writes nothing."""
+    path, texts = _skops_model(tmp_path)
+    cal = tmp_path / "clean.jsonl"
+    cal.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), "utf-8")
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[:5]), "utf-8")
+    out = tmp_path / "out.jsonl"
+    r = run_cli(
+        "guard", "classify", "--model", path, "--calibration", cal, "--input", inp,
+        "--out", out, "--fpr", "0.05", "--method", method, "--long-spans",
+    )  # fmt: skip
+    if method == "transplant":
+        assert r.code in (0, 1), r.err
+        rows = [json.loads(x) for x in out.read_text("utf-8").splitlines()]
+        assert len(rows) == 5 and all(row["label"] in ("games", "science") for row in rows)
+    else:
+        assert r.code == 2
+        assert "long_spans=True" in r.err and "needs method='transplant'" in r.err
+        assert "Traceback" not in r.err and not out.exists()
