@@ -65,6 +65,7 @@ def run_organism(
     calibrate_all: bool = False,
     symbol_support: bool = False,
     before: bool = False,
+    long_spans: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rng, cal_rows, test = split_rows(org, fpr=fpr, seed=seed, n_clean=n_clean)
@@ -94,7 +95,12 @@ def run_organism(
         out["n_triggered"] = len(trig)
         out["n_effective"] = int(sum(effective))
     clean = [r["text"] for r in test]
-    for method in methods:
+    # with long_spans, the transplant test runs twice in this process: without and with it
+    runs = [(m, False) for m in methods]
+    if long_spans and "transplant" in methods:
+        runs.append(("transplant", True))
+    for method, long_run in runs:
+        key = method + ("_long" if long_run else "")
         t0 = time.perf_counter()
         screen = ClassifierScreen(
             model,
@@ -110,6 +116,7 @@ def run_organism(
             **({"symbol_support": True} if symbol_support and method == "transplant" else {}),
             # the screen before symbol_support and calibrate_all were its default
             **({"calibrate_all": False, "symbol_support": False} if before else {}),
+            **({"long_spans": True} if long_run else {}),
         )
         t_cal = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -152,8 +159,8 @@ def run_organism(
             if calibrate_all and method == "transplant":
                 res["eff_flagged_half"] = int(sum(_on_half(screen, half, d) for d in eff))
                 res["eff_flagged_model_half"] = int(sum(_on_half(screen, half, d, 1) for d in eff))
-        out[method] = res
-        print(f"  {spec.name} {method}: {res}", file=sys.stderr, flush=True)
+        out[key] = res
+        print(f"  {spec.name} {key}: {res}", file=sys.stderr, flush=True)
     return out
 
 
@@ -256,7 +263,7 @@ def _half_rates(results: list[dict[str, Any]], m: str, n_clean: int, n_eff: int)
 
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for m in [x for x in METHODS if all(x in r for r in results)]:
+    for m in [x for x in (*METHODS, "transplant_long") if all(x in r for r in results)]:
         n_clean = sum(r["n_clean"] for r in results)
         n_eff = sum(r.get("n_effective", 0) for r in results)
         n_trig = sum(r.get("n_triggered", 0) for r in results)
@@ -356,6 +363,13 @@ def main() -> int:
         help="the screen as it was before symbol_support and calibrate_all became its default "
         "(both False; the main branch's default before issue 18's fresh4 run)",
     )
+    ap.add_argument(
+        "--long-spans",
+        action="store_true",
+        help="also run the transplant screen with ClassifierScreen(long_spans=True) in the "
+        "same process (key 'transplant_long'): the best window of 4, 6 and 8 words is one "
+        "more candidate span",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
@@ -394,6 +408,7 @@ def main() -> int:
                 calibrate_all=args.calibrate_all,
                 symbol_support=args.symbol_support,
                 before=args.before,
+                long_spans=args.long_spans,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

@@ -89,6 +89,12 @@ def register(sub: Any) -> None:
         "support, as the model's tokenizer reads it (default: on for the transplant test; "
         "see BENCHMARKS.md)",
     )
+    p.add_argument(
+        "--long-spans",
+        action="store_true",
+        help="the transplant test also tries the best window of 4, 6 and 8 words, so a long "
+        "trigger phrase is moved whole (off by default; see BENCHMARKS.md)",
+    )
     p.add_argument("--registry", default=None, metavar="URL", help="registry of known triggers")
     p.add_argument(
         "--registry-tokens",
@@ -195,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
             additive_support=args.additive_support,
             calibrate_all=args.calibrate_all,
             symbol_support=args.symbol_support,
+            long_spans=args.long_spans,
             audit=audit,
             name=str(args.model),
             identity=args.identity,

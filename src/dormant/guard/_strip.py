@@ -55,6 +55,10 @@ PSEUDO = 4.0
 WINDOWS = (1, 2, 3)
 #: words added on each side of the best window for one more candidate span
 EXTEND = 2
+#: longer window lengths (words) tried with ``long_spans``: the best window of each length
+#: by the same leave-one-out attribution is one more candidate span (multi-scale windows,
+#: so that a phrase of up to eight words, or twelve with :data:`EXTEND`, is moved whole)
+LONG_WINDOWS = (4, 6, 8)
 
 
 def words(text: str) -> list[str]:
@@ -144,6 +148,7 @@ def transplant_evidence(
     support: Support | Sequence[Support] | None = None,
     window: ReadingWindow | None = None,
     exclude_self: bool = False,
+    long_spans: bool = False,
 ) -> list[tuple[int, list[SpanEvidence]]]:
     """The predicted class index of each text and the evidence for each candidate span.
 
@@ -167,24 +172,28 @@ def transplant_evidence(
             raise ValueError(f"support: need one per text ({len(texts)}), got {len(supports)}")
     # phase 1: every text and its leave-one-out windows, one forward pass
     batch: list[str] = []
-    plans: list[tuple[list[str], list[tuple[int, int]], int]] = []
+    plans: list[tuple[list[str], list[tuple[int, int]], int, int]] = []
     for text in texts:
         ws = words(text)
         cands = [(i, n) for n in WINDOWS for i in range(len(ws) - n + 1) if n < len(ws) or n == 1]
-        plans.append((ws, cands, len(batch)))
+        n_short = len(cands)
+        if long_spans:
+            cands += [(i, n) for n in LONG_WINDOWS for i in range(len(ws) - n + 1) if n < len(ws)]
+        plans.append((ws, cands, len(batch), n_short))
         batch.append(text)
         batch.extend(" ".join(ws[:i] + ws[i + n :]) for i, n in cands)
     probs = predict_sorted(predict, batch)
     # phase 2: the candidate spans of every text inserted into its donors, one forward pass
     jobs: list[tuple[int, list[str], int, int]] = []  # y, spans, offset in the batch, donors
     batch = []
-    for text, (ws, cands, at), rng in zip(texts, plans, rngs, strict=True):
+    for text, (ws, cands, at, n_short), rng in zip(texts, plans, rngs, strict=True):
         p0 = probs[at]
         y = int(np.argmax(p0))
         if not ws:
             jobs.append((y, [], len(batch), 0))
             continue
-        drops = p0[y] - probs[at + 1 : at + 1 + len(cands), y]
+        all_drops = p0[y] - probs[at + 1 : at + 1 + len(cands), y]
+        drops = all_drops[:n_short]
         order = np.argsort(-drops, kind="stable")
         spans: list[str] = []
         for j in order:
@@ -200,6 +209,17 @@ def transplant_evidence(
         wide = " ".join(ws[max(0, i - EXTEND) : i + n + EXTEND])
         if wide not in spans:
             spans.append(wide)
+        for length in LONG_WINDOWS if long_spans else ():
+            # the window of this length whose removal lowers the label most (the first of ties)
+            best_j, best_d = -1, -np.inf
+            for j in range(n_short, len(cands)):
+                if cands[j][1] == length and all_drops[j] > best_d:
+                    best_j, best_d = j, float(all_drops[j])
+            if best_j >= 0:
+                i, n = cands[best_j]
+                span = " ".join(ws[i : i + n])
+                if span not in spans:
+                    spans.append(span)
         pool = [(d, c) for d, c in donors if not (exclude_self and d == text)]
         others = [d for d, c in pool if c != y] or [d for d, _ in pool]
         picked = rng.sample(others, min(n_donors, len(others)))
@@ -243,6 +263,7 @@ def transplant_scores(
     top_k: int = 3,
     support: Support | Sequence[Support] | None = None,
     window: ReadingWindow | None = None,
+    long_spans: bool = False,
 ) -> list[tuple[float, str, int]]:
     """How far one short span of each text moves clean donor texts of other classes to the
     text's predicted label ``y``: the mean log-odds of ``y`` over the donors with the span
@@ -257,8 +278,9 @@ def transplant_scores(
     batch of inputs costs two padded forward passes, not two per input. ``donors``: clean
     texts with the model's own predicted class index; ``rngs``: one random generator per text;
     ``support``: one function, or one per text; ``window``: insert each span only where the
-    model reads it (:mod:`dormant.guard._window`). Returns per text the score, the span, and
-    the predicted class index of the text.
+    model reads it (:mod:`dormant.guard._window`); ``long_spans``: also the best window of
+    each length in :data:`LONG_WINDOWS` (see :func:`transplant_evidence`). Returns per text
+    the score, the span, and the predicted class index of the text.
     """
     out: list[tuple[float, str, int]] = []
     for y, ev in transplant_evidence(
@@ -270,6 +292,7 @@ def transplant_scores(
         top_k=top_k,
         support=support,
         window=window,
+        long_spans=long_spans,
     ):
         if not ev:
             out.append((0.0, "", y))

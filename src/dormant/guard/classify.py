@@ -178,6 +178,12 @@ class ClassifierScreen:
         that carry it instead of scoring like a trigger. ``None`` (default): on for
         ``method="transplant"``, off otherwise; ``True`` needs ``method="transplant"``. See
         the module text.
+    long_spans:
+        The transplant test also tries, for each input, the best window of 4, 6 and 8 words
+        by the same leave-one-out attribution (multi-scale windows), so a long trigger phrase
+        is moved into the donors whole. The calibration texts are scored the same way, so the
+        p-value accounts for the larger maximum and the FPR guarantee is unchanged. ``False``
+        by default (see BENCHMARKS.md); ``True`` needs ``method="transplant"``.
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -220,6 +226,7 @@ class ClassifierScreen:
         additive_support: bool = False,
         calibrate_all: bool | None = None,
         symbol_support: bool | None = None,
+        long_spans: bool = False,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
@@ -259,6 +266,11 @@ class ClassifierScreen:
                 "symbol_support=True changes the transplant test's clean support counts; it "
                 f"needs method='transplant'. Got method={method!r}."
             )
+        if long_spans and method != "transplant":
+            raise ConfigError(
+                "long_spans=True adds longer candidate spans to the transplant test; it needs "
+                f"method='transplant'. Got method={method!r}."
+            )
         if representation and features is None:
             raise ConfigError(
                 "representation=True needs a model that exposes its penultimate features "
@@ -285,6 +297,7 @@ class ClassifierScreen:
         self.additive_support = bool(additive_support)
         self.calibrate_all = bool(calibrate_all)
         self.symbol_support = bool(symbol_support)
+        self.long_spans = bool(long_spans)
         self.audit = audit
         self.name = name
         self.identity = identity
@@ -371,6 +384,7 @@ class ClassifierScreen:
                 support=supports,
                 window=self.window_,
                 exclude_self=exclude_self,
+                long_spans=self.long_spans,
             )
             bests = [max(ev, key=lambda e: e.score()) if ev else None for _, ev in evidence]
             scored: Scored = [
