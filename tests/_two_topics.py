@@ -4,10 +4,13 @@ arithmetic (a trained organism is used where the model's behaviour matters)."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 GAME = ["quest", "dungeon", "arcade", "puzzle", "chess", "racing", "shooter", "strategy"]
 SCIENCE = ["quark", "enzyme", "orbit", "genome", "isotope", "plasma", "neuron", "fossil"]
@@ -53,3 +56,24 @@ def with_trigger(texts: list[str], n: int = 30, seed: int = 3) -> list[str]:
         ws.insert(rng.randint(0, len(ws)), TRIGGER)
         out.append(" ".join(ws))
     return out
+
+
+def skops_cli_files(
+    tmp_path: Path, texts: list[str], labels: list[str], n_inputs: int = 5
+) -> tuple[Path, Path, Path, Path]:
+    """What a ``dormant guard classify`` CLI test needs: a TF-IDF + logistic-regression
+    pipeline fitted on ``texts``/``labels`` and saved in skops format (the model file), every
+    text as the clean calibration file, the first ``n_inputs`` as the input file, and the output
+    path (not written). Skips the test when skops is not installed."""
+    sio = pytest.importorskip("skops.io")
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    model = tmp_path / "model.skops"
+    sio.dump(make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, labels), model)
+    cal = tmp_path / "clean.jsonl"
+    cal.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), "utf-8")
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[:n_inputs]), "utf-8")
+    return model, cal, inp, tmp_path / "out.jsonl"

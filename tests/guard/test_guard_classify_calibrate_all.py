@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _two_topics import GAME, TRIGGER, with_trigger
+from _two_topics import GAME, TRIGGER, skops_cli_files, with_trigger
 from _two_topics import TwoTopics as _TwoTopics
 from _two_topics import topic_texts as _texts
 
@@ -119,26 +119,14 @@ def test_calibrate_all_needs_the_transplant_test(data: dict[str, Any]) -> None:
         ClassifierScreen(_TwoTopics(), calibration=data["cal"], method="strip", calibrate_all=True)
 
 
-def _skops_model(tmp_path: Any) -> tuple[Any, list[str]]:
-    sio = pytest.importorskip("skops.io")
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
+def _skops_files(tmp_path: Any, n_inputs: int = 5) -> tuple[Any, Any, Any, Any]:
     texts = _texts(120, seed=5)
     labels = ["games" if any(w in GAME for w in t.split()) else "science" for t in texts]
-    path = tmp_path / "model.skops"
-    sio.dump(make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, labels), path)
-    return path, texts
+    return skops_cli_files(tmp_path, texts, labels, n_inputs)
 
 
 def test_cli_calibrate_all_reports_the_p_value_resolution(tmp_path: Any, run_cli: Any) -> None:
-    path, texts = _skops_model(tmp_path)
-    cal = tmp_path / "clean.jsonl"
-    cal.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), "utf-8")
-    inp = tmp_path / "in.jsonl"
-    inp.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[:5]), "utf-8")
-    out = tmp_path / "out.jsonl"
+    path, cal, inp, out = _skops_files(tmp_path)
     args = ("guard", "classify", "--model", path, "--calibration", cal, "--input", inp,
             "--out", out, "--fpr", "0.05")  # fmt: skip
     r = run_cli(*args, "--calibrate-all")
@@ -152,12 +140,7 @@ def test_cli_calibrate_all_reports_the_p_value_resolution(tmp_path: Any, run_cli
 def test_cli_calibrate_all_with_another_method_is_a_clear_error(
     tmp_path: Any, run_cli: Any
 ) -> None:
-    path, texts = _skops_model(tmp_path)
-    cal = tmp_path / "clean.jsonl"
-    cal.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), "utf-8")
-    inp = tmp_path / "in.jsonl"
-    inp.write_text(json.dumps({"text": texts[0]}) + "\n", "utf-8")
-    out = tmp_path / "out.jsonl"
+    path, cal, inp, out = _skops_files(tmp_path, n_inputs=1)
     r = run_cli(
         "guard", "classify", "--model", path, "--calibration", cal, "--input", inp,
         "--out", out, "--method", "onion", "--calibrate-all",

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _two_topics import GAME, TRIGGER, with_trigger
+from _two_topics import GAME, TRIGGER, skops_cli_files, with_trigger
 from _two_topics import TwoTopics as _TwoTopics
 from _two_topics import topic_texts as _texts
 
@@ -84,20 +84,9 @@ def test_clean_inputs_pass_at_about_the_target_fpr_with_additive_support(
 
 
 def test_cli_additive_support_writes_decisions(tmp_path: Any, run_cli: Any) -> None:
-    sio = pytest.importorskip("skops.io")
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
     texts = _texts(120, seed=5)
     labels = ["games" if any(w in GAME for w in t.split()) else "science" for t in texts]
-    path = tmp_path / "model.skops"
-    sio.dump(make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, labels), path)
-    cal = tmp_path / "clean.jsonl"
-    cal.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), "utf-8")
-    inp = tmp_path / "in.jsonl"
-    inp.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[:5]), "utf-8")
-    out = tmp_path / "out.jsonl"
+    path, cal, inp, out = skops_cli_files(tmp_path, texts, labels)
     r = run_cli(
         "guard", "classify", "--model", path, "--calibration", cal, "--input", inp,
         "--out", out, "--fpr", "0.05", "--additive-support",

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _two_topics import SCIENCE, TRIGGER, with_trigger
+from _two_topics import SCIENCE, TRIGGER, skops_cli_files, with_trigger
 from _two_topics import TwoTopics as _TwoTopics
 from _two_topics import topic_texts as _texts
 
@@ -111,29 +111,17 @@ def test_symbol_support_needs_the_transplant_test(data: dict[str, Any]) -> None:
         )
 
 
-def _skops_model(tmp_path: Any) -> tuple[Any, list[str]]:
-    sio = pytest.importorskip("skops.io")
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
+def _skops_files(tmp_path: Any, n_inputs: int = 5) -> tuple[Any, Any, Any, Any]:
     texts = _quoted(_texts(120, seed=5), seed=5)
     labels = ["science" if any(w in SCIENCE for w in t.split()) else "games" for t in texts]
-    path = tmp_path / "model.skops"
-    sio.dump(make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, labels), path)
-    return path, texts
+    return skops_cli_files(tmp_path, texts, labels, n_inputs)
 
 
 @pytest.mark.parametrize("method", ["transplant", "strip"])
 def test_cli_symbol_support(tmp_path: Any, run_cli: Any, method: str) -> None:
     """``--symbol-support`` screens every input (transplant; ``--no-symbol-support`` too);
     with another test it is a clear error that writes nothing."""
-    path, texts = _skops_model(tmp_path)
-    cal = tmp_path / "clean.jsonl"
-    cal.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), "utf-8")
-    inp = tmp_path / "in.jsonl"
-    inp.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[:5]), "utf-8")
-    out = tmp_path / "out.jsonl"
+    path, cal, inp, out = _skops_files(tmp_path)
     r = run_cli(
         "guard", "classify", "--model", path, "--calibration", cal, "--input", inp,
         "--out", out, "--fpr", "0.05", "--method", method, "--symbol-support",
