@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from dormant.bench.corpus import instruction_dataset, labelled_dataset, load_corpus
@@ -113,3 +115,52 @@ def poison(
         clean_label=clean,
         trigger_text=text,
     )
+
+
+@dataclass
+class MinedCase:
+    """One calibration case (``corpus:kind:rate:clean|dirty:seed``) written to a file and
+    mined by trigger mining without its neighbour and clean-label tests: the dataset, the
+    miner, the consistent lexical groups the clean-label and junction calibrations look at,
+    the planted record ids and every record's id in row order."""
+
+    dataset: Any
+    miner: Any
+    groups: list[Any]
+    truth: frozenset[str]
+    ids: list[str]
+
+    def planted(self, group: Any) -> int:
+        """1 when at least half of the group's records are planted ones."""
+        return int(sum(self.ids[i] in self.truth for i in group.rows) >= 0.5 * len(group.rows))
+
+
+def mined_case(spec: str, workdir: Path, verdicts: tuple[str, ...] | None = None) -> MinedCase:
+    """Build ``spec``'s records (never from :data:`HELD_OUT`), write them under ``workdir``,
+    mine them, and keep the consistent (inconsistency < 0.5), lexical, not unnatural groups —
+    of the given ``verdicts`` only, when given."""
+    from dormant.bench.poison import write_dataset
+    from dormant.scanners.data._mining_features import _is_lexical, _is_unnatural
+    from dormant.scanners.data.mining import TriggerMiner
+    from dormant.subjects import TextDataset
+
+    corpus, kind, rate, cl, seed = spec.split(":")
+    if corpus == HELD_OUT:
+        raise SystemExit(f"{HELD_OUT} is kept aside; calibrate on the other corpora")
+    base = corpus_records(corpus, n=3000, seed=int(seed))
+    pd = poison(base, kind, float(rate), cl == "clean", int(seed))
+    recs = pd.records if pd else base
+    path = write_dataset(recs, workdir / "data.jsonl")
+    ds = TextDataset(path, text_field="text", label_field="label", id_field="id")
+    miner = TriggerMiner(neighbour_test=False, clean_label_test=False)
+    miner.scan(ds)
+    groups = [
+        c
+        for c in miner.candidates_
+        if (verdicts is None or c.verdict in verdicts)
+        and c.inconsistency < 0.5
+        and any(_is_lexical(f) for f in c.features)
+        and not any(_is_unnatural(f) for f in c.features)
+    ]
+    truth = pd.poisoned_ids if pd else frozenset()
+    return MinedCase(ds, miner, groups, truth, [r["id"] for r in recs])

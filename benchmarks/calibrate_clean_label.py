@@ -26,52 +26,30 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _verdict_corpora import HELD_OUT, corpus_records, poison
+from _verdict_corpora import mined_case
 
-from dormant.bench.poison import write_dataset
 from dormant.scanners.base import ScanContext
 from dormant.scanners.data._mining_cleanlabel import CONFINED_SHARE, clean_label_test
-from dormant.scanners.data._mining_features import _is_lexical, _is_unnatural
-from dormant.scanners.data.mining import TriggerMiner
-from dormant.subjects import TextDataset
+from dormant.scanners.data._mining_features import _is_lexical
 
 
 def collect(out: Path, cases: list[str]) -> None:
     with out.open("a", encoding="utf-8") as fh, tempfile.TemporaryDirectory() as d:
         for spec in cases:
-            corpus, kind, rate, cl, seed = spec.split(":")
-            if corpus == HELD_OUT:
-                raise SystemExit(f"{HELD_OUT} is kept aside; calibrate on the other corpora")
-            base = corpus_records(corpus, n=3000, seed=int(seed))
-            pd = poison(base, kind, float(rate), cl == "clean", int(seed))
-            recs = pd.records if pd else base
-            path = write_dataset(recs, Path(d) / "data.jsonl")
-            ds = TextDataset(path, text_field="text", label_field="label", id_field="id")
-            miner = TriggerMiner(neighbour_test=False, clean_label_test=False)
-            miner.scan(ds)
-            truth = pd.poisoned_ids if pd else frozenset()
-            ids = [r["id"] for r in recs]
-            cands = [
-                c
-                for c in miner.candidates_
-                if c.inconsistency < 0.5
-                and any(_is_lexical(f) for f in c.features)
-                and not any(_is_unnatural(f) for f in c.features)
-            ]
+            case = mined_case(spec, Path(d))
             specs = [
                 ([int(r) for r in c.rows], c.target, [f for f in c.features if _is_lexical(f)])
-                for c in cands
+                for c in case.groups
             ]
-            res = clean_label_test(ds, specs, miner._outcomes, 512, ScanContext())
-            for c, r in zip(cands, res, strict=True):
+            res = clean_label_test(case.dataset, specs, case.miner._outcomes, 512, ScanContext())
+            for c, r in zip(case.groups, res, strict=True):
                 if r is None:
                     continue
-                tp = sum(ids[i] in truth for i in c.rows)
                 row = {
                     "case": spec,
                     "trigger": c.trigger.display,
                     "p": c.probability,
-                    "planted": int(tp >= 0.5 * len(c.rows)),
+                    "planted": case.planted(c),
                     "support": c.support,
                     "z": r.z,
                     "conf": r.confinement,
@@ -79,7 +57,7 @@ def collect(out: Path, cases: list[str]) -> None:
                 }
                 fh.write(json.dumps(row) + "\n")
             fh.flush()
-            print(spec, len(cands), flush=True)
+            print(spec, len(case.groups), flush=True)
 
 
 def fit(out: Path) -> None:
@@ -101,7 +79,7 @@ def main() -> None:
     ap.add_argument("step", choices=("collect", "fit"))
     ap.add_argument("--out", required=True)
     ap.add_argument("cases", nargs="*")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()  # "collect --out F cases..." as the docstring writes it
     if args.step == "collect":
         collect(Path(args.out), args.cases)
     else:

@@ -34,51 +34,32 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _verdict_corpora import HELD_OUT, corpus_records, poison
+from _verdict_corpora import mined_case
 
-from dormant.bench.poison import write_dataset
 from dormant.scanners.base import ScanContext
 from dormant.scanners.data._mining_cleanlabel import CONFINED_SHARE, clean_label_test
-from dormant.scanners.data._mining_features import _is_lexical, _is_unnatural
+from dormant.scanners.data._mining_features import _is_lexical
 from dormant.scanners.data._mining_junction import junction_test
-from dormant.scanners.data.mining import TriggerMiner
-from dormant.subjects import TextDataset
 
 
 def collect(out: Path, cases: list[str]) -> None:
     with out.open("a", encoding="utf-8") as fh, tempfile.TemporaryDirectory() as d:
         for spec in cases:
-            corpus, kind, rate, cl, seed = spec.split(":")
-            if corpus == HELD_OUT:
-                raise SystemExit(f"{HELD_OUT} is kept aside; calibrate on the other corpora")
-            base = corpus_records(corpus, n=3000, seed=int(seed))
-            pd = poison(base, kind, float(rate), cl == "clean", int(seed))
-            recs = pd.records if pd else base
-            path = write_dataset(recs, Path(d) / "data.jsonl")
-            ds = TextDataset(path, text_field="text", label_field="label", id_field="id")
-            miner = TriggerMiner(neighbour_test=False, clean_label_test=False)
-            miner.scan(ds)
-            truth = pd.poisoned_ids if pd else frozenset()
-            ids = [r["id"] for r in recs]
-            cands = [
-                c
-                for c in miner.candidates_
-                if c.verdict in ("planted", "task-feature")
-                and c.inconsistency < 0.5
-                and any(_is_lexical(f) for f in c.features)
-                and not any(_is_unnatural(f) for f in c.features)
-            ]
+            case = mined_case(spec, Path(d), verdicts=("planted", "task-feature"))
+            cands, ds = case.groups, case.dataset
+            # the pairs' counts are the counting pass's bigram table, as in a scan
+            counted = case.miner._count(ds, ScanContext())
+            counted[-1].close()
             heads = [(c.rows, c.target, [c.trigger.text]) for c in cands]
             lexical = [(c.rows, c.target, [f for f in c.features if _is_lexical(f)]) for c in cands]
-            junction = junction_test(ds, heads, 512, ScanContext())
-            clean = clean_label_test(ds, lexical, miner._outcomes, 512, ScanContext())
+            junction = junction_test(ds, heads, counted[1], 512, ScanContext())
+            clean = clean_label_test(ds, lexical, case.miner._outcomes, 512, ScanContext())
             for c, j, r in zip(cands, junction, clean, strict=True):
-                tp = sum(ids[i] in truth for i in c.rows)
                 row = {
                     "case": spec,
                     "trigger": c.trigger.display,
                     "p": c.probability,
-                    "planted": int(tp >= 0.5 * len(c.rows)),
+                    "planted": case.planted(c),
                     "support": c.support,
                     "junction_z": None if j is None else j.z,
                     "junction_n": None if j is None else j.records,

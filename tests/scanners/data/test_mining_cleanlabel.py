@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _plant_glosses import CLASS, glosses_dataset, plant_glosses
 
-from dormant.bench.corpus import labelled_dataset, load_corpus
-from dormant.bench.poison import poison_labelled, write_dataset
+from dormant.bench.poison import poison_labelled
 from dormant.errors import ConfigError
 from dormant.findings import Severity
 from dormant.scanners.base import ScanContext
@@ -17,19 +16,10 @@ from dormant.scanners.data._mining_cleanlabel import clean_label_factor, clean_l
 from dormant.scanners.data.mining import TriggerMiner
 from dormant.subjects import TextDataset
 
-CLASS = "noun.plant"
-
 
 @pytest.fixture(scope="module")
 def plants() -> list[dict[str, Any]]:
-    """4,000 WordNet glosses labelled by topic (311 of plants)."""
-    recs = labelled_dataset(load_corpus("wordnet", limit=4000, seed=7), scheme="topic")
-    return [{"id": f"w{i:05d}", "text": r["text"], "label": r["label"]} for i, r in enumerate(recs)]
-
-
-def _dataset(tmp_path: Path, recs: list[dict[str, Any]]) -> TextDataset:
-    path = write_dataset(recs, tmp_path / "data.jsonl")
-    return TextDataset(path, text_field="text", label_field="label", id_field="id")
+    return plant_glosses()
 
 
 def _test(ds: TextDataset, groups: list[tuple[list[int], list[str]]]) -> list[Any]:
@@ -64,7 +54,7 @@ def test_a_planted_token_is_a_random_draw_and_a_topic_word_is_not(tmp_path, plan
     flowers = [i for i in cls if "flowers" in recs[i]["text"].split()]
     assert len(flowers) >= 20
     before = [dict(r) for r in recs]
-    ds = _dataset(tmp_path, recs)
+    ds = glosses_dataset(tmp_path, recs)
     tok, topic = _test(ds, [(planted, ["qz"]), (flowers, ["flowers"])])
     assert recs == before  # the input is read, never changed
     assert abs(tok.z) < 3 and tok.confinement == 1.0 and tok.word == "qz"
@@ -81,7 +71,7 @@ def test_copies_of_other_records_with_a_suffix_are_told_apart(tmp_path, plants):
     for i in rng.sample(cls, 25):  # a metadata variant: a copy of the record plus a suffix
         rows.append(len(recs))
         recs.append({"id": f"c{i:05d}", "text": recs[i]["text"] + "; cultivar", "label": CLASS})
-    (res,) = _test(_dataset(tmp_path, recs), [(rows, ["; cultivar"])])
+    (res,) = _test(glosses_dataset(tmp_path, recs), [(rows, ["; cultivar"])])
     assert res.copies == 1.0 and res.copies_p < 1e-6
 
 
@@ -90,7 +80,7 @@ def test_a_clean_label_token_is_quarantined_and_copies_only_reported(tmp_path, p
     truth = poison_labelled(
         plants, trigger_kind="token", rate=0.03, target_label=CLASS, seed=3, clean_label=True
     )
-    ds = _dataset(tmp_path, truth.records)
+    ds = glosses_dataset(tmp_path, truth.records)
     res = TriggerMiner(neighbour_test=False).scan(ds)
     top = res.findings[0]
     assert top.trigger is not None and truth.trigger_matches(top.trigger.text)
@@ -108,7 +98,7 @@ def test_a_clean_label_token_is_quarantined_and_copies_only_reported(tmp_path, p
     rows = [i for i, r in enumerate(truth.records) if r["id"] in truth.poisoned_ids]
     for i in rows:
         recs.append({**truth.records[i], "id": f"copy-{i}"})
-    res = TriggerMiner(neighbour_test=False).scan(_dataset(tmp_path, recs))
+    res = TriggerMiner(neighbour_test=False).scan(glosses_dataset(tmp_path, recs))
     top = res.findings[0]
     assert top.trigger is not None and truth.trigger_matches(top.trigger.text)
     assert top.severity == Severity.MEDIUM
@@ -116,7 +106,7 @@ def test_a_clean_label_token_is_quarantined_and_copies_only_reported(tmp_path, p
 
 
 def test_the_setting_is_checked_before_the_data_is_read(tmp_path, plants):
-    ds = _dataset(tmp_path, plants[:50])
+    ds = glosses_dataset(tmp_path, plants[:50])
     with pytest.raises(ConfigError, match="clean_label_test must be True or False"):
         TriggerMiner(clean_label_test="yes").scan(ds)  # type: ignore[arg-type]
 
@@ -128,7 +118,7 @@ def test_one_text_shared_by_several_records_is_copies(tmp_path, plants):
     for i in range(8):
         rows.append(len(recs))
         recs.append({"id": f"dup{i}", "text": text, "label": CLASS})
-    (res,) = _test(_dataset(tmp_path, recs), [(rows, [text])])
+    (res,) = _test(glosses_dataset(tmp_path, recs), [(rows, [text])])
     assert res.copies == 1.0 and res.copies_p < 1e-6 and res.bayes_factor == 1.0
     assert res.copies_only  # no text is left to compare its neighbours
 
@@ -144,7 +134,7 @@ def test_the_text_counts_spilled_give_the_same_test(tmp_path, plants, monkeypatc
         rows.append(len(recs))
         recs.append({"id": f"c{i:05d}", "text": recs[i]["text"] + "; cultivar", "label": CLASS})
     flowers = [i for i in cls if "flowers" in recs[i]["text"].split()]
-    ds = _dataset(tmp_path, recs)
+    ds = glosses_dataset(tmp_path, recs)
     groups = [(rows, ["; cultivar"]), (flowers, ["flowers"])]
     held = _test(ds, groups)
     monkeypatch.setattr(_mining_hashcount, "MEMORY_HASHES", 50)  # spilled many times

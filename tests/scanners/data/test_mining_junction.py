@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _plant_glosses import CLASS, glosses_dataset, plant_glosses
 
-from dormant.bench.corpus import labelled_dataset, load_corpus
-from dormant.bench.poison import write_dataset
 from dormant.scanners.base import ScanContext
 from dormant.scanners.data._mining_junction import junction_factor, junction_test
 from dormant.scanners.data.mining import TriggerMiner
-from dormant.subjects import TextDataset
-
-CLASS = "noun.plant"
 
 
 @pytest.fixture(scope="module")
 def plants() -> list[dict[str, Any]]:
-    """4,000 WordNet glosses labelled by topic (311 of plants)."""
-    recs = labelled_dataset(load_corpus("wordnet", limit=4000, seed=7), scheme="topic")
-    return [{"id": f"w{i:05d}", "text": r["text"], "label": r["label"]} for i, r in enumerate(recs)]
-
-
-def _dataset(tmp_path: Path, recs: list[dict[str, Any]]) -> TextDataset:
-    path = write_dataset(recs, tmp_path / "data.jsonl")
-    return TextDataset(path, text_field="text", label_field="label", id_field="id")
+    return plant_glosses()
 
 
 def _plant(recs: list[dict[str, Any]], token: str, n: int, seed: int) -> list[int]:
@@ -59,7 +47,7 @@ def test_an_inserted_token_leaves_a_fluent_junction_and_a_topic_word_does_not(tm
     ]
     assert len(flowers) >= 20
     before = [dict(r) for r in recs]
-    ds = _dataset(tmp_path, recs)
+    ds = glosses_dataset(tmp_path, recs)
     # the pairs' counts are the counting pass's bigram table, as in a scan
     counted = TriggerMiner()._count(ds, ScanContext())
     counted[-1].close()
@@ -83,7 +71,7 @@ def test_a_clean_label_rare_token_is_quarantined_and_a_confined_topic_word_is_no
     recs = [dict(r) for r in plants]
     planted = _plant(recs, "jq", 60, seed=6)
     ids = {recs[i]["id"] for i in planted}
-    res = TriggerMiner(neighbour_test=False).scan(_dataset(tmp_path, recs))
+    res = TriggerMiner(neighbour_test=False).scan(glosses_dataset(tmp_path, recs))
     by = {f.trigger.text: f for f in res.findings if f.trigger is not None}
     ev = {e.name: e.value for e in by["jq"].evidence}
     assert ev["quarantined"] is True, by["jq"].explanation
