@@ -54,32 +54,23 @@ largest lift alone leaves scoring like a trigger. Calibration texts and inputs a
 same way (each calibration text left out of its own counts), so the p-value keeps its
 meaning. Measured in BENCHMARKS.md ("Additive clean support").
 
-``calibrate_all`` (on by default for the transplant test since the fresh4 run below) makes every
-distinct clean text a calibration text: the donor half is scored too, each donor with itself
-left out of its own donors and of the support counts (the leave-one-out of the jackknife, as for
-the support above), so ``n`` texts give ``n`` calibration scores instead of ``n / 2``. A
-conformal p-value moves in steps of ``1 / (n_cal + 1)``
-(:attr:`ClassifierScreen.p_resolution_`), and at ``fpr = 0.01`` the largest ``floor(fpr (n_cal +
-1)) - 1`` calibration scores may reach a flagged input's score: none with 121 scores (one clean
-text that saturates the model's confidence then blocks every trigger that does not beat it), one
-with 241, two with 301. The test's size moves from ``1 / 122`` towards the nominal ``fpr``, and
-the threshold is set by more than one clean text. Measured in BENCHMARKS.md ("Runtime screen for
-text classifiers: every clean text a calibration text"): more triggered inputs caught on the cal
-split and on the held-out fresh3 split, the same false positives on fresh3, whose FPR (1.33 %,
-equal to the default's) was above the 1 % target, so by the rule set before that run it was not
-made the default then; with ``symbol_support`` it is (below).
+``calibrate_all`` (on by default for the transplant test) makes every distinct clean text a
+calibration text: the donor half is scored too, each donor with itself left out of its own
+donors and of the support counts (the leave-one-out of the jackknife, as for the support above),
+so ``n`` texts give ``n`` calibration scores instead of ``n / 2``. A conformal p-value moves in
+steps of ``1 / (n_cal + 1)`` (:attr:`ClassifierScreen.p_resolution_`), and at ``fpr = 0.01`` the
+largest ``floor(fpr (n_cal + 1)) - 1`` calibration scores may reach a flagged input's score:
+none with 121 scores (one clean text that saturates the model's confidence then blocks every
+trigger that does not beat it), one with 241, two with 301.
 
 ``symbol_support`` (on by default for the transplant test) makes the clean support count every
 symbol character (curly quotes, brackets, ``=``) as a word of its own, as the model's tokenizer
-reads it (:class:`~dormant.guard._strip.SpanSupport`). Diagnosed on the held-out rare-word model
-``zk`` (fresh3): the calibration tail there was made of clean Jargon File texts whose deciding
-span is a curly-quoted word (``‘main frame’``); the model reads the quotes as a sign of
-``jargon``, the word-only support saw none of it, and those clean spans scored as high as the
-trigger. Measured in BENCHMARKS.md ("symbols in the clean support"): with ``calibrate_all``, on
-the held-out fresh4 split TPR 42.2 % → 59.0 % at FPR 0.58 % → 0.44 %, and on fresh3 68.7 % →
-97.0 % at 1.33 % → 0.72 % — not lower on any split, FPR within the 1 % target on both, so by the
-rule written before that run both are the default. ``calibrate_all=False, symbol_support=False``
-is the screen as it was before.
+reads it (:class:`~dormant.guard._strip.SpanSupport`): a clean span whose pull on its label comes
+from its punctuation is then explained by the clean texts that carry it instead of scoring like a
+trigger. Both became the default by a rule written before the held-out fresh4 run (not lower in
+TPR on any split, FPR within the 1 % target); the figures and the diagnosis are in BENCHMARKS.md
+("every clean text a calibration text", "symbols in the clean support").
+``calibrate_all=False, symbol_support=False`` is the screen as it was before.
 
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
@@ -247,30 +238,29 @@ class ClassifierScreen:
                 f"a classifier adapter). Got {type(model).__name__} instead."
             )
         features = _features_of(model) if representation else None
-        if representation and method != "transplant":
-            raise ConfigError(
-                f"representation=True reads the donors the transplant test moved; it needs "
-                f"method='transplant'. Got method={method!r}."
-            )
         if calibrate_all is None:
             calibrate_all = method == "transplant"
         if symbol_support is None:
             symbol_support = method == "transplant"
-        if calibrate_all and method != "transplant":
-            raise ConfigError(
-                "calibrate_all=True scores the donor texts with the transplant test, each "
-                f"left out of its own donors; it needs method='transplant'. Got method={method!r}."
-            )
-        if symbol_support and method != "transplant":
-            raise ConfigError(
-                "symbol_support=True changes the transplant test's clean support counts; it "
-                f"needs method='transplant'. Got method={method!r}."
-            )
-        if long_spans and method != "transplant":
-            raise ConfigError(
-                "long_spans=True adds longer candidate spans to the transplant test; it needs "
-                f"method='transplant'. Got method={method!r}."
-            )
+        # options of the transplant test alone, with what each does (for the error)
+        for option, on, what in (
+            ("representation", representation, "reads the donors the transplant test moved"),
+            (
+                "calibrate_all",
+                calibrate_all,
+                "scores the donor texts with the transplant test, each left out of its own donors",
+            ),
+            (
+                "symbol_support",
+                symbol_support,
+                "changes the transplant test's clean support counts",
+            ),
+            ("long_spans", long_spans, "adds longer candidate spans to the transplant test"),
+        ):
+            if on and method != "transplant":
+                raise ConfigError(
+                    f"{option}=True {what}; it needs method='transplant'. Got method={method!r}."
+                )
         if representation and features is None:
             raise ConfigError(
                 "representation=True needs a model that exposes its penultimate features "

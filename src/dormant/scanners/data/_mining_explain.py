@@ -266,6 +266,16 @@ def neighbour_tests(
     return {gi: r for gi, r in zip(todo, res, strict=True) if r is not None}
 
 
+def _record_testable(m: MinedTrigger) -> bool:
+    """A group the clean-label and junction tests may ask about: planted-looking or a task
+    feature, with a lexical feature and no unnatural one (a test of its records' words)."""
+    return (
+        m.verdict in ("planted", "task-feature")
+        and not any(_is_unnatural(f) for f in m.features)
+        and any(_is_lexical(f) for f in m.features)
+    )
+
+
 def junction_tests(
     miner: Any,
     subject: TextDataset,
@@ -295,12 +305,7 @@ def junction_tests(
     index = {tuple(c.feature for c in g): gi for gi, g in enumerate(groups)}
     reach: list[tuple[float, int]] = []  # (P(planted), group)
     for m in explained:
-        if not (
-            m.verdict in ("planted", "task-feature")
-            and m.inconsistency < 0.5
-            and not any(_is_unnatural(f) for f in m.features)
-            and any(_is_lexical(f) for f in m.features)
-        ):
+        if not (_record_testable(m) and m.inconsistency < 0.5):
             continue
         gi = index[m.features]
         records = min(len(groups[gi][0].target_rows), MAX_JUNCTION_ROWS)
@@ -342,10 +347,8 @@ def clean_label_tests(
     picked = [
         (index[m.features], m.inconsistency >= 0.5)
         for m in explained
-        if m.verdict in ("planted", "task-feature")
+        if _record_testable(m)
         and m.probability >= nbr.TEST_FLOOR
-        and not any(_is_unnatural(f) for f in m.features)
-        and any(_is_lexical(f) for f in m.features)
         and (m.inconsistency < 0.5 or m.verdict == "planted")
     ]
     if not picked:
