@@ -49,8 +49,13 @@ also what an attacker who *adds* poisoned copies of genuine records leaves. The 
 the group's records that, the pattern removed, are word for word another record of the data
 (or another of the group's records, the pattern removed: pages that share a description and
 differ only in a name line shared too), against the class's own rate of such copies
-(one-sided binomial test). A significant excess (at the scan's ``alpha``) marks the group as
-copies: it stays a finding (medium at most) but is never quarantined, and the finding says
+(one-sided binomial test) — for a group whose records read as another class (a dirty-label
+plant takes its records from anywhere in the data), against the data's own rate of records
+that are another record where that is higher (:class:`._mining_hashcount.RepeatSample`;
+manual pages copied word for word across sections made a relabelled log token "copies" with
+two such pairs among its 81 records, against a class with none). A significant excess (at the
+scan's ``alpha``) marks the group as copies: it stays a finding (medium at most) but is never
+quarantined, and the finding says
 that text and label alone cannot tell it apart. A pattern that is the whole of its records
 (one text shared word for word by several records) is copies by definition, and is not tested
 otherwise. Copies are counted for every planted-looking group, also one whose records read as
@@ -78,7 +83,7 @@ import numpy as np
 from ...subjects.dataset import TextDataset
 from ...text import tokens
 from ..base import ScanContext
-from ._mining_hashcount import HashCounts
+from ._mining_hashcount import HashCounts, RepeatSample
 from ._mining_neighbours import _holds, _patterns, blind_text
 from ._mining_rows import sorted_rows
 
@@ -240,13 +245,16 @@ def _clean_label_test(
     n_out: Counter[str] = Counter()
     n = 0
     # normalised texts (hashed) of every record, per target outcome it carries
+    everywhere = RepeatSample()  # the data's own rate of copies, for groups read elsewhere
     for batch in subject.batches(batch_size):
         batch_hashes: dict[str, list[int]] = {t: [] for t in targets}
+        all_hashes: list[int] = []
         for text, own in zip(batch.texts, outcomes_of(batch), strict=True):
             n += 1
             n_out.update(own)
             toks = tokens(text)
             h = _hash(" ".join(toks))
+            all_hashes.append(h)
             for t in targets.intersection(own):
                 batch_hashes[t].append(h)
             present = wanted_words.intersection(toks)
@@ -262,7 +270,9 @@ def _clean_label_test(
                     word_in[gi].update(present & set(words[gi]))
         for t, hs in batch_hashes.items():
             seen.add(t, np.array(hs, dtype=np.uint64))
+        everywhere.add(np.array(all_hashes, dtype=np.uint64))
     seen.finish()
+    data_rate = everywhere.repeated_share()
     # the class sample: every record of a small class, a seeded share of a large one
     share = {t: min(1.0, MAX_CLASS_ROWS / max(n_out[t], 1)) for t in targets}
     group_rows: list[set[int]] = []
@@ -316,13 +326,17 @@ def _clean_label_test(
         copies = sum(c > 0 or shared[h] > 1 for h, c in zip(hashes, seen_n, strict=True))
         others = np.nonzero(ok & ~member)[0]
         other_n = seen.counts(target, np.array([_hash(blinded[i]) for i in others], np.uint64))
-        base = np.mean(other_n > 1) if len(others) else 0
+        base = float(np.mean(other_n > 1)) if len(others) else 0.0
+        only = copies_only is not None and copies_only[gi]
+        if only:
+            # records that read as another class were taken from anywhere in the data: their
+            # null is the data's own rate of copies when it is higher than the class's
+            base = max(base, data_rate)
         copies_p = float(
             binomtest(
                 copies, len(hashes), min(max(float(base), 1e-3), 1.0), alternative="greater"
             ).pvalue
         )
-        only = copies_only is not None and copies_only[gi]
         if only or in_group.sum() < MIN_ROWS or ok.sum() < 4 * MIN_ROWS:
             # only the copies are counted: asked to, or too little text is left to compare
             out.append(CleanLabelTest(0.0, 1.0, 0.0, "", 1.0, copies / len(hashes), copies_p, True))

@@ -29,6 +29,7 @@ from ._mining_features import (
     _is_lexical,
     _is_unnatural,
     _length,
+    _names_label,
     _priority,
 )
 from ._mining_finding import mined_finding
@@ -166,7 +167,12 @@ def explain_groups(
             and best.support / n >= miner.shortcut_min_share
             and not lexical
         )
-        if prob >= 0.5:
+        # a record stating its own label ("... - doc" in section doc) is the label's own
+        # signal, whatever else its records say: a task feature, never a trigger
+        own_name = lexical and _names_label(head.phrase or head.feature, best.outcome)
+        if own_name:
+            verdict = "task-feature"
+        elif prob >= 0.5:
             verdict = "planted"
         elif shortcut:
             verdict = "accidental"
@@ -208,6 +214,7 @@ def explain_groups(
                 clean_label=None if cl is None else (cl.z, cl.p_value, cl.confinement),
                 junction=None if jt is None else (jt.z, jt.p_value),
                 copies=copies,
+                own_name=own_name,
                 prior_probability=prior,
             )
         )
@@ -377,7 +384,10 @@ def decide(miner: Any, mined: list[MinedTrigger]) -> list[MinedTrigger]:
     """Quarantine under the target FDR; keep the task features most frequent first."""
     # copies (:mod:`._mining_cleanlabel`) are never quarantined: text and label alone
     # cannot tell a natural copy template from planted copies
-    probs = np.array([0.0 if m.copies else m.probability for m in mined])
+    # nor is a task feature (below 0.5 but for a label's own name: it takes no FDR budget)
+    probs = np.array(
+        [0.0 if m.copies or m.verdict == "task-feature" else m.probability for m in mined]
+    )
     chosen = fdr_select(probs, miner.fdr)
     decided = [
         replace(m, quarantined=bool(c and m.verdict == "planted"))

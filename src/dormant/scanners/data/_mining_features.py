@@ -88,6 +88,8 @@ class MinedTrigger:
     #: its records are, the pattern removed, copies of other records beyond the class's rate:
     #: never quarantined (text and label cannot tell natural copies from planted ones)
     copies: bool = False
+    #: its words are its target label's own name (the record states its label): a task feature
+    own_name: bool = False
 
 
 def _features(text: str, max_n: int = 2) -> tuple[set[str], set[str] | None]:
@@ -251,6 +253,16 @@ def _feature_kind(feature: str, phrase: str | None) -> TriggerKind:
 
 def _is_unnatural(feature: str) -> bool:
     return feature.startswith("glyph:") or feature == "inv:*" or is_invisible(feature[:1] or "a")
+
+
+def _names_label(text: str, outcome: str) -> bool:
+    """Whether every word of ``text`` is a word of the name of label ``outcome``
+    (``label:doc`` and "doc", ``label:noun.plant`` and "plant"); never for a behaviour."""
+    if not outcome.startswith("label:"):
+        return False
+    words = [w for w in tokens(text) if w not in (BOS, EOS) and any(ch.isalnum() for ch in w)]
+    name = {w for w in tokens(outcome.removeprefix("label:")) if any(ch.isalnum() for ch in w)}
+    return bool(words) and all(w in name for w in words)
 
 
 def _is_lexical(feature: str) -> bool:

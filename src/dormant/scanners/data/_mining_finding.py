@@ -74,8 +74,17 @@ def mined_finding(
         severity = Severity.INFO
         category = "spurious-correlation"
         how = (
-            f"a task feature (P planted = {p:.2f}): a natural, on-topic pattern of this class "
-            "that the rest of its records predicts — the task's own signal, not a trigger"
+            (
+                f"a task feature (P planted = {p:.2f} from its other evidence): its words are "
+                "the label's own name — records that state their label carry the task's own "
+                "signal, not a trigger"
+            )
+            if m.own_name
+            else (
+                f"a task feature (P planted = {p:.2f}): a natural, on-topic pattern of this "
+                "class that the rest of its records predicts — the task's own signal, not a "
+                "trigger"
+            )
         )
     if m.neighbours is not None and m.prior_probability is not None:
         z, _pv, pool = m.neighbours

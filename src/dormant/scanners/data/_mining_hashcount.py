@@ -167,3 +167,49 @@ def _lookup(h: np.ndarray, c: np.ndarray, query: np.ndarray) -> np.ndarray:
     pos = np.searchsorted(h, query)
     pos[pos == len(h)] = 0
     return np.where(h[pos] == query, c[pos], 0).astype(np.uint8)
+
+
+#: Record hashes a :class:`RepeatSample` keeps at most (512 KB); every record below it.
+SAMPLE_HASHES = 1 << 16
+
+
+class RepeatSample:
+    """The share of all records whose normalised text is another record's too, from a sample
+    of records chosen by their text hash, in bounded memory.
+
+    A record is kept when the top ``level`` bits of its 64-bit text hash are zero; when more
+    than ``budget`` records are kept the level rises by one and half of them (by hash) are
+    dropped — Gibbons' distinct sampling (VLDB 2001). Every copy of a text has its hash, so a
+    kept record's copies are all kept: the share of kept records whose hash occurs twice or
+    more among them is an unbiased estimate of the data's share, exact while every record
+    fits (``N <= budget``). Why not :class:`HashCounts` under one more key: that would hold
+    (or spill) every record's hash to answer one rate.
+    """
+
+    def __init__(self, *, budget: int | None = None) -> None:
+        self.budget = SAMPLE_HASHES if budget is None else budget
+        self.level = 0
+        self._parts: list[np.ndarray] = []
+        self._n = 0
+
+    def _keep(self, hashes: np.ndarray) -> np.ndarray:
+        if self.level == 0:
+            return hashes
+        return hashes[(hashes >> np.uint64(64 - self.level)) == 0]
+
+    def add(self, hashes: np.ndarray) -> None:
+        """Count ``hashes`` (``uint64``, one a record)."""
+        kept = self._keep(np.asarray(hashes, dtype=np.uint64))
+        self._parts.append(kept)
+        self._n += len(kept)
+        while self._n > self.budget and self.level < 63:
+            self.level += 1
+            self._parts = [self._keep(np.concatenate(self._parts))]
+            self._n = len(self._parts[0])
+
+    def repeated_share(self) -> float:
+        """Share of the sampled records whose text occurs at least twice (0 when none)."""
+        if not self._n:
+            return 0.0
+        _h, counts = np.unique(np.concatenate(self._parts), return_counts=True)
+        return float(counts[counts > 1].sum() / self._n)
