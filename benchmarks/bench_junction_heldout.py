@@ -8,6 +8,8 @@ the other; ``--clean-sets`` adds fresh samples (seed 5) of the calibration corpo
 datasets. Recorded per case and tree (the rows of ``bench_data_verdicts.py``): F1 of the
 quarantined records, top-1 recovery, findings at medium or above that are not the planted
 trigger, and the planted trigger's own findings (severity, ``P(planted)``, junction ``z``).
+``--cases`` scans development cases of the calibration corpora instead (e.g.
+``wordnet-topic:token:0.03:clean:31``), to show what a change does where it was developed.
 ``--embed`` turns the natural-neighbour test (the encoder) on in both trees; without it the
 scan is the statistical pass alone (``neighbour_test=False``), about a hundred times faster.
 
@@ -75,7 +77,13 @@ def scan(src: str, path: Path, embed: bool, kind: str) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", required=True, help="held-out seeds, e.g. 4,5")
+    ap.add_argument("--seeds", default="", help="held-out seeds, e.g. 4,5")
+    ap.add_argument(
+        "--cases",
+        default="",
+        help="development cases instead, corpus:kind:rate:clean|dirty:seed, comma-separated "
+        "(never the held-out corpus)",
+    )
     ap.add_argument("--baseline", required=True, help="src directory of the baseline tree")
     ap.add_argument("--out", required=True)
     ap.add_argument("--clean-sets", action="store_true")
@@ -84,7 +92,12 @@ def main() -> None:
     args = ap.parse_args()
     trees = {"baseline": args.baseline, "this tree": str(HERE.parent / "src")}
     jobs: list[tuple[str, int, str, float, bool]] = []
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for spec in filter(None, args.cases.split(",")):
+        corpus, kind, rate, cl, seed = spec.split(":")
+        if corpus == HELD_OUT:
+            ap.error(f"--cases: {HELD_OUT} is kept aside; use --seeds for it")
+        jobs.append((corpus, int(seed), kind, float(rate), cl == "clean"))
+    for seed in (int(s) for s in args.seeds.split(",") if s):
         jobs.append((HELD_OUT, seed, "none", 0.0, False))
         jobs += [(HELD_OUT, seed, k, 0.03, True) for k in CLEAN_KINDS]
         jobs += [(HELD_OUT, seed, k, 0.03, False) for k in KINDS]

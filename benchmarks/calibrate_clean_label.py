@@ -4,7 +4,8 @@ Scans calibration corpora (never the held-out manual pages) with trigger mining,
 clean-label test on every consistent lexical group, and prints the mean and spread of ``z``
 and the share of confined groups among natural groups (and the planted groups' values), the
 constants ``NATURAL_Z_MEAN``, ``NATURAL_Z_SD``, ``NATURAL_CONFINED`` and ``PLANTED_CONFINED``
-of :mod:`dormant.scanners.data._mining_cleanlabel`. The shipped constants came from::
+of :mod:`dormant.scanners.data._mining_cleanlabel`, and the Beta of the natural single-word
+groups' share below the confinement cut (``NATURAL_SHARE_BETA``). The shipped constants came from::
 
     python benchmarks/calibrate_clean_label.py collect --out /tmp/clean_label.jsonl \
         wordnet-topic:token:0.03:clean:0 foldoc-topic:token:0.03:clean:0 \
@@ -53,6 +54,8 @@ def collect(out: Path, cases: list[str]) -> None:
                     "support": c.support,
                     "z": r.z,
                     "conf": r.confinement,
+                    "holding": r.holding,
+                    "phrase": len(r.word.split()) > 1,
                     "copies": r.copies,
                 }
                 fh.write(json.dumps(row) + "\n")
@@ -71,6 +74,25 @@ def fit(out: Path) -> None:
         print(
             f"{'planted' if planted else 'natural'}: {len(sel)} groups, z mean {z.mean():.2f} "
             f"sd {z.std(ddof=1) if len(z) > 1 else 0:.2f}, confined share {conf.mean():.3f}"
+        )
+    # NATURAL_SHARE_BETA: the natural single-word groups' share below the cut, a Beta fitted
+    # by the method of moments (rows collected before "holding" was recorded are left out)
+    share = np.array(
+        [
+            r["conf"]
+            for r in rows
+            if r["planted"] == 0
+            and not r.get("phrase", False)
+            and r.get("holding", 0) > 0
+            and r["conf"] < CONFINED_SHARE
+        ]
+    )
+    if len(share) > 2:
+        m, v = float(share.mean()), float(share.var(ddof=1))
+        common = m * (1.0 - m) / v - 1.0
+        print(
+            f"natural words below the cut: {len(share)} groups, share mean {m:.3f} sd "
+            f"{v**0.5:.3f}: NATURAL_SHARE_BETA = ({m * common:.2f}, {(1.0 - m) * common:.2f})"
         )
 
 

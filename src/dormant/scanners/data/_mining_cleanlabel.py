@@ -124,6 +124,13 @@ PHRASE_NATURAL_CONFINED = 0.82
 PHRASE_PLANTED_CONFINED = 0.95
 #: A word is "confined" when at least this share of the records holding it carry the target.
 CONFINED_SHARE = 0.99
+#: Natural consistent groups whose rarest word is not confined: Beta(a, b) of that word's
+#: share of records carrying the target (mean 0.807, sd 0.195), fitted by the method of
+#: moments on the 71 such single-word groups of ``benchmarks/calibrate_clean_label.py``'s six
+#: calibration samples (its docstring; rows in
+#: ``benchmarks/results/clean_label_confinement.jsonl``), never the corpus kept aside; used by
+#: :func:`confinement_ratio`.
+NATURAL_SHARE_BETA = (2.51, 0.60)
 
 
 @dataclass(frozen=True)
@@ -148,9 +155,54 @@ class CleanLabelTest:
     copies: float = 0.0
     copies_p: float = 1.0
     copies_only: bool = False
+    #: records holding the rarest word (the whole string, for a phrase): ``confinement``'s
+    #: denominator
+    holding: int = 0
 
 
-def clean_label_factor(z: float, confined: bool, *, records: int, phrase: bool = False) -> float:
+def confinement_ratio(inside: int, holding: int) -> float:
+    """Likelihood ratio that the rarest word's true share of records carrying the target is
+    at least :data:`CONFINED_SHARE` ("confined") against below it, from ``inside`` of the
+    ``holding`` records that hold it.
+
+    The observed share of a few dozen records is a noisy estimate: 81 of 82 records (one
+    natural use of the word elsewhere) is 0.988, below the cut, though a true share of 0.995
+    gives that count as readily as a true share of 0.97. Confined: the true share uniform on
+    [:data:`CONFINED_SHARE`, 1]; not confined: the natural groups' share below the cut, a
+    Beta(:data:`NATURAL_SHARE_BETA`) fitted on the calibration corpora, truncated there. The
+    binomial likelihoods integrate in closed form (beta-binomial); ``inf`` when every record
+    is inside beyond floating point, 0 when none holds it.
+    """
+    from scipy.special import betainc, betaincc, betaln
+
+    if holding <= 0:
+        return 0.0
+    k, o = float(inside), float(holding - inside)
+    a, b = NATURAL_SHARE_BETA
+    cut = CONFINED_SHARE
+    tail_c = float(betaincc(1.0 + k, 1.0 + o, cut))
+    head_n = float(betainc(a + k, b + o, cut))
+    if head_n <= 0.0:
+        return math.inf
+    if tail_c <= 0.0:
+        return 0.0
+    log_c = float(betaln(1.0 + k, 1.0 + o)) + math.log(tail_c) - math.log(1.0 - cut)
+    log_n = (
+        float(betaln(a + k, b + o) - betaln(a, b))
+        + math.log(head_n)
+        - math.log(float(betainc(a, b, cut)))
+    )
+    return math.exp(min(log_c - log_n, 700.0))
+
+
+def clean_label_factor(
+    z: float,
+    confined: bool,
+    *,
+    records: int,
+    phrase: bool = False,
+    confined_ratio: float | None = None,
+) -> float:
     """Bayes factor for "planted clean-label" against "natural consistent feature" of a
     group of ``records`` tested records.
 
@@ -159,8 +211,13 @@ def clean_label_factor(z: float, confined: bool, *, records: int, phrase: bool =
     N(m·√records, 1 + s²·records) over the components of :data:`NATURAL_EFFECT_WEIGHTS`,
     :data:`NATURAL_EFFECT_MEANS`, :data:`NATURAL_EFFECT_SDS`, confined with probability
     :data:`NATURAL_CONFINED` (for a ``phrase``, the whole string:
-    :data:`PHRASE_PLANTED_CONFINED`, :data:`PHRASE_NATURAL_CONFINED`). Without confinement the
-    factor is at most 1: it can lower the odds, never raise them.
+    :data:`PHRASE_PLANTED_CONFINED`, :data:`PHRASE_NATURAL_CONFINED`). ``confined_ratio``,
+    when given, replaces the yes/no ``confined`` by the evidence of the counts
+    (:func:`confinement_ratio`, ``r``): the confinement term is then
+    ``(pc·r + 1 - pc) / (nc·r + 1 - nc)``, which is ``pc / nc`` for ``r`` → ∞ and
+    ``(1 - pc) / (1 - nc)`` for ``r`` = 0. Where the confinement term is at most 1 (the
+    counts do not favour a confined word) the factor is at most 1: it can lower the odds,
+    never raise them.
     """
     n = max(int(records), 1)
     log_null = -0.5 * z * z
@@ -173,7 +230,7 @@ def clean_label_factor(z: float, confined: bool, *, records: int, phrase: bool =
         terms.append(math.log(w) - 0.5 * d * d - math.log(sd))
     top = max(terms)
     log_alt = top + math.log(sum(math.exp(t - top) for t in terms))
-    pc0, nc0 = (
+    pc, nc = (
         (PHRASE_PLANTED_CONFINED, PHRASE_NATURAL_CONFINED)
         if phrase
         else (
@@ -181,10 +238,15 @@ def clean_label_factor(z: float, confined: bool, *, records: int, phrase: bool =
             NATURAL_CONFINED,
         )
     )
-    pc = pc0 if confined else 1.0 - pc0
-    nc = nc0 if confined else 1.0 - nc0
-    log_bf = log_null - log_alt + math.log(pc / nc)
-    if not confined:
+    if confined_ratio is None:
+        term = pc / nc if confined else (1.0 - pc) / (1.0 - nc)
+    elif math.isinf(confined_ratio):
+        term = pc / nc
+    else:
+        r = max(float(confined_ratio), 0.0)
+        term = (pc * r + 1.0 - pc) / (nc * r + 1.0 - nc)
+    log_bf = log_null - log_alt + math.log(term)
+    if term <= 1.0:
         log_bf = min(log_bf, 0.0)
     return float(math.exp(max(min(log_bf, 50.0), -700.0)))
 
@@ -368,14 +430,27 @@ def _clean_label_test(
         p_perm = float((1 + (null >= stat).sum()) / (1 + NULL_DRAWS))
         if gi in phrase_all:
             word = max((" ".join(pat) for pat in pats[gi]), key=len)
-            conf = phrase_in[gi] / phrase_all[gi]
+            holding = phrase_all[gi]
+            conf = phrase_in[gi] / holding
         else:
             word = min(words[gi], key=lambda w: word_all[w], default="")
-            conf = word_in[gi][word] / word_all[word] if word and word_all[word] else 0.0
+            holding = word_all[word] if word else 0
+            inside = word_in[gi][word] if word else 0
+            conf = inside / holding if holding else 0.0
+        phrase = gi in phrase_all
         bf = clean_label_factor(
-            z, conf >= CONFINED_SHARE, records=len(grp), phrase=gi in phrase_all
+            z,
+            conf >= CONFINED_SHARE,
+            records=len(grp),
+            phrase=phrase,
+            # a word's count is weighed (a phrase's constants were counted with the cut)
+            confined_ratio=None if phrase else confinement_ratio(inside, holding),
         )
-        out.append(CleanLabelTest(z, p_perm, float(conf), word, bf, copies / len(hashes), copies_p))
+        out.append(
+            CleanLabelTest(
+                z, p_perm, float(conf), word, bf, copies / len(hashes), copies_p, False, holding
+            )
+        )
     return out
 
 
