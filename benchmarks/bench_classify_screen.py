@@ -303,7 +303,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=Path.home() / ".cache/dormant/zoo")
     ap.add_argument(
-        "--split", default="aside", choices=("cal", "aside", "fresh", "fresh2", "fresh3", "fresh4")
+        "--split",
+        default="aside",
+        choices=("cal", "aside", "fresh", "fresh2", "fresh3", "fresh4", "fresh5"),
     )
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
