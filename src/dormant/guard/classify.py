@@ -77,7 +77,6 @@ The screen fails closed: an error of the model, or an input that is not a string
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import random
@@ -88,26 +87,17 @@ import numpy as np
 
 from ..errors import ConfigError, DataValidationError
 from ..triggers import describe_text
-from ._features import collapse, combined_p_values
+from ._classify_scores import CHUNK, Reps, Scored, score_all, scores
+from ._features import combined_p_values
 from ._screen_decision import ScreenDecision, character_reasons
 from ._strip import (
     BigramLM,
-    SpanEvidence,
     SpanSupport,
-    onion_score,
-    strip_score,
-    transplant_evidence,
 )
 from ._window import reading_window
 from .types import TriggerMatch
 
 METHODS = ("transplant", "strip", "onion")
-#: inputs whose perturbations share one forward pass (bounds the memory of one pass)
-CHUNK = 32
-#: per input: the behaviour score, the span it found (or ``None``), the predicted class
-Scored = list[tuple[float, str | None, int]]
-#: per input: the representation score, ``None`` when that signal is off
-Reps = list[float | None]
 
 
 class ClassifierScreen:
@@ -353,74 +343,14 @@ class ClassifierScreen:
     def _scores(
         self, texts: list[str], *, first: int | None = None, exclude_self: bool = False
     ) -> tuple[Scored, Reps]:
-        """Scores of ``texts`` and their representation scores (``None`` each when that
-        signal is off); ``first``: they are the support texts ``first, first + 1, ...``
-        (calibration texts), each left out of its own support; ``exclude_self``: they are
-        donors, each left out of its own donors."""
-        rngs = [random.Random(f"{self.seed}:{t}") for t in texts]
-        if self.method == "transplant":
-            sup = self.support_
-            supports = (
-                sup
-                if first is None
-                else [functools.partial(sup, exclude=first + i) for i in range(len(texts))]
-            )
-            evidence = transplant_evidence(
-                texts,
-                self._predict,
-                self.donors_,
-                rngs=rngs,
-                n_donors=self.n_perturb,
-                support=supports,
-                window=self.window_,
-                exclude_self=exclude_self,
-                long_spans=self.long_spans,
-            )
-            bests = [max(ev, key=lambda e: e.score()) if ev else None for _, ev in evidence]
-            scored: Scored = [
-                (b.score(), b.span, y) if b is not None else (0.0, "", y)
-                for (y, _), b in zip(evidence, bests, strict=True)
-            ]
-            return scored, self._collapse(bests)
-        ys = np.argmax(self._predict(texts), axis=1).tolist() if texts else []
-        out: Scored = []
-        for text, rng, y in zip(texts, rngs, ys, strict=True):
-            if self.method == "strip":
-                d = [t for t, _ in self.donors_]
-                out.append(
-                    (strip_score(text, self._predict, d, rng=rng, n=self.n_perturb), None, y)
-                )
-            else:
-                assert self.lm_ is not None
-                s, word = onion_score(text, self.lm_)
-                out.append((s, word, y))
-        return out, [None] * len(out)
-
-    def _collapse(self, bests: list[SpanEvidence | None]) -> Reps:
-        """How tightly each best span's transplanted donors sit in the model's penultimate
-        features (:func:`dormant.guard._features.collapse`); ``None`` each when off."""
-        if self.features_ is None:
-            return [None] * len(bests)
-        batch = [t for b in bests if b is not None for t in b.texts]
-        feats = self._features(batch) if batch else np.zeros((0, 0))
-        out: Reps = []
-        at = 0
-        for b in bests:
-            n = len(b.texts) if b is not None else 0
-            out.append(collapse(feats[at : at + n]) if n >= 2 else -math.inf)
-            at += n
-        return out
+        """:func:`dormant.guard._classify_scores.scores` of this screen."""
+        return scores(self, texts, first=first, exclude_self=exclude_self)
 
     def _score_all(
         self, texts: list[str], *, first: int, exclude_self: bool = False
     ) -> tuple[Scored, Reps]:
-        scored: Scored = []
-        reps: Reps = []
-        for i in range(0, len(texts), CHUNK):
-            s, r = self._scores(texts[i : i + CHUNK], first=first + i, exclude_self=exclude_self)
-            scored.extend(s)
-            reps.extend(r)
-        return scored, reps
+        """:func:`dormant.guard._classify_scores.score_all` of this screen."""
+        return score_all(self, texts, first=first, exclude_self=exclude_self)
 
     def p_value(self, score: float) -> float:
         """The conformal p-value of a score against the calibration scores."""
