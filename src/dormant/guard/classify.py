@@ -87,7 +87,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataValidationError
 from ..triggers import describe_text
-from ._classify_scores import CHUNK, Reps, Scored, score_all, scores
+from ._classify_scores import CHUNK, COLUMNS, Columns, Reps, Scored, score_all, scores
 from ._features import combined_p_values
 from ._screen_decision import ScreenDecision, character_reasons
 from ._strip import (
@@ -98,6 +98,9 @@ from ._window import reading_window
 from .types import TriggerMatch
 
 METHODS = ("transplant", "strip", "onion")
+#: the transplant test's scores (:data:`~dormant.guard._classify_scores.COLUMNS`) joined into
+#: one full-conformal p-value with ``long_spans``
+LONG_COLUMNS = ("short", "long_add")
 
 
 class ClassifierScreen:
@@ -208,6 +211,7 @@ class ClassifierScreen:
         calibrate_all: bool | None = None,
         symbol_support: bool | None = None,
         long_spans: bool = False,
+        necessity: bool = False,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
@@ -246,6 +250,7 @@ class ClassifierScreen:
                 "changes the transplant test's clean support counts",
             ),
             ("long_spans", long_spans, "adds longer candidate spans to the transplant test"),
+            ("necessity", necessity, "adds the transplant test's leave-one-out fall"),
         ):
             if on and method != "transplant":
                 raise ConfigError(
@@ -278,6 +283,7 @@ class ClassifierScreen:
         self.calibrate_all = bool(calibrate_all)
         self.symbol_support = bool(symbol_support)
         self.long_spans = bool(long_spans)
+        self.necessity = bool(necessity)
         self.audit = audit
         self.name = name
         self.identity = identity
@@ -302,21 +308,34 @@ class ClassifierScreen:
             additive=self.additive_support,
             symbols=self.symbol_support,
         )
+        # the longer windows are also scored with the additive clean support (a column)
+        self.support_add_ = (
+            SpanSupport(
+                donors + cal, pred, len(self.labels_), additive=True, symbols=self.symbol_support
+            )
+            if self.long_spans
+            else None
+        )
         self.lm_ = BigramLM(donors) if method == "onion" else None
         self.window_ = reading_window(model) if read_window else None
         self.features_ = features
-        scores, reps = self._score_all(cal, first=half)
+        self.columns_ = (
+            (*(LONG_COLUMNS if self.long_spans else ("max",)),)
+            + (("necessity",) if self.necessity else ())
+            + (("representation",) if features is not None else ())
+        )
+        scores, reps, cols = self._score_all(cal, first=half)
         self.donor_scores_ = np.zeros(0)
         if self.calibrate_all:
             # the donors too, each left out of its own donors and support counts
-            more, more_reps = self._score_all(donors, first=0, exclude_self=True)
+            more, more_reps, more_cols = self._score_all(donors, first=0, exclude_self=True)
             self.donor_scores_ = np.sort(np.array([s for s, _, _ in more]))
-            scores, reps = scores + more, reps + more_reps
+            scores, reps, cols = scores + more, reps + more_reps, cols + more_cols
         self.calibration_scores_ = np.sort(np.array([s for s, _, _ in scores]))
-        if features is not None:
-            self.calibration_matrix_: np.ndarray = np.column_stack(
-                [np.array([s for s, _, _ in scores], dtype=float), np.array(reps, dtype=float)]
-            )
+        # every transplant score of every calibration text (:data:`COLUMNS`), in text order
+        self.calibration_columns_ = np.array(cols, dtype=float).reshape(len(cols), len(COLUMNS))
+        if len(self.columns_) > 1:
+            self.calibration_matrix_: np.ndarray = self._matrix(scores, reps, cols)
         self.p_resolution_ = 1.0 / (len(self.calibration_scores_) + 1)
         self.digest_ = _digest(model)
 
@@ -342,13 +361,13 @@ class ClassifierScreen:
 
     def _scores(
         self, texts: list[str], *, first: int | None = None, exclude_self: bool = False
-    ) -> tuple[Scored, Reps]:
+    ) -> tuple[Scored, Reps, Columns]:
         """:func:`dormant.guard._classify_scores.scores` of this screen."""
         return scores(self, texts, first=first, exclude_self=exclude_self)
 
     def _score_all(
         self, texts: list[str], *, first: int, exclude_self: bool = False
-    ) -> tuple[Scored, Reps]:
+    ) -> tuple[Scored, Reps, Columns]:
         """:func:`dormant.guard._classify_scores.score_all` of this screen."""
         return score_all(self, texts, first=first, exclude_self=exclude_self)
 
@@ -397,8 +416,8 @@ class ClassifierScreen:
                 todo.append((k, text, *first))
         if todo:
             try:
-                scores, dist = self._scores([t for _, t, _, _ in todo])
-                ps = self._p_values([s for s, _, _ in scores], dist)
+                scores, dist, cols = self._scores([t for _, t, _, _ in todo])
+                ps = self._p_values(scores, dist, cols)
             except Exception as exc:
                 for k, _, reasons, matches in todo:
                     why = f"model error (fail closed): {type(exc).__name__}: {exc}"
@@ -410,15 +429,25 @@ class ClassifierScreen:
                     out[k] = self._verdict(reasons, matches, (score, span, y), p, d)
         return [d for d in out if d is not None]
 
-    def _p_values(self, scores: list[float], dist: Reps) -> list[float]:
-        if self.features_ is None:
-            return [self.p_value(s) for s in scores]
+    def _matrix(self, scored: Scored, reps: Reps, cols: Columns) -> np.ndarray:
+        """The scores of :attr:`columns_`, one row per text."""
+        parts = []
+        for name in self.columns_:
+            if name == "max":
+                parts.append(np.array([s for s, _, _ in scored], dtype=float))
+            elif name == "representation":
+                parts.append(np.array(reps, dtype=float))
+            else:
+                j = COLUMNS.index(name)
+                parts.append(np.array([c[j] for c in cols], dtype=float))
+        return np.column_stack(parts)
+
+    def _p_values(self, scored: Scored, dist: Reps, cols: Columns) -> list[float]:
+        if len(self.columns_) == 1:
+            return [self.p_value(s) for s, _, _ in scored]
         return [
             float(p)
-            for p in combined_p_values(
-                self.calibration_matrix_,
-                np.column_stack([np.array(scores, dtype=float), np.array(dist, dtype=float)]),
-            )
+            for p in combined_p_values(self.calibration_matrix_, self._matrix(scored, dist, cols))
         ]
 
     def _precheck(self, text: Any) -> ScreenDecision | tuple[list[str], tuple[TriggerMatch, ...]]:
