@@ -72,6 +72,24 @@ TPR on any split, FPR within the 1 % target); the figures and the diagnosis are 
 ("every clean text a calibration text", "symbols in the clean support").
 ``calibrate_all=False, symbol_support=False`` is the screen as it was before.
 
+``long_spans`` (off by default) also tries the best window of 4, 6 and 8 words of each input
+(multi-scale windows), so a long trigger phrase is moved into the donors whole. The longer
+windows are a second *scale*, scored and calibrated on their own: the default's spans give one
+score (the default's, unchanged), the longer windows another, explained by the additive clean
+support (:class:`~dormant.guard._strip.SpanSupport` ``additive``: a window of eight words
+strings several topical words together, and the naive-Bayes sum of their lifts is its clean
+explanation), and the two are joined into one full-conformal p-value
+(:func:`~dormant.guard._features.combined_p_values`: each score ranked among the calibration
+texts' scores of the same scale, the ranks joined by the Cauchy combination of Liu & Xie 2020,
+the input's joined statistic ranked among theirs). The multiplicity of the extra windows is
+then inside the one p-value whose FPR the calibration guarantees, and a short trigger is judged
+against the clean texts' short spans, not against their longer windows (taking the largest
+score over all the spans as one score let the clean texts' long windows set the threshold).
+``necessity`` (off by default) joins a third score into the same p-value: how far the input
+with its most necessary window removed points away from its label (leave-one-out erasure,
+Li, Monroe & Jurafsky 2016). Figures in BENCHMARKS.md ("longer windows calibrated on their
+own").
+
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
 
@@ -165,9 +183,14 @@ class ClassifierScreen:
     long_spans:
         The transplant test also tries, for each input, the best window of 4, 6 and 8 words
         by the same leave-one-out attribution (multi-scale windows), so a long trigger phrase
-        is moved into the donors whole. The calibration texts are scored the same way, so the
-        p-value accounts for the larger maximum and the FPR guarantee is unchanged. ``False``
-        by default (see BENCHMARKS.md); ``True`` needs ``method="transplant"``.
+        is moved into the donors whole. The longer windows are scored with the additive clean
+        support and calibrated as a scale of their own, joined with the default's score in one
+        full-conformal p-value (:attr:`columns_`; see the module text). ``False`` by default
+        (see BENCHMARKS.md); ``True`` needs ``method="transplant"``.
+    necessity:
+        Also join into the p-value how far the input with its most necessary candidate window
+        removed points away from its label (see the module text). ``False`` by default;
+        ``True`` needs ``method="transplant"``.
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -177,7 +200,14 @@ class ClassifierScreen:
     Attributes
     ----------
     calibration_scores_:
-        The sorted clean calibration scores the p-value ranks an input's score among.
+        The sorted clean calibration scores the p-value ranks an input's score among (with
+        several :attr:`columns_`, the largest transplant score of each calibration text).
+    columns_:
+        The scores joined into the p-value, named as in
+        :data:`~dormant.guard._classify_scores.COLUMNS` (``("max",)``: one score, the default).
+    calibration_columns_:
+        For the transplant test, every score of :data:`~dormant.guard._classify_scores.COLUMNS`
+        of every calibration text, one row each.
     donor_scores_:
         With ``calibrate_all``, the sorted scores of the donor texts (part of
         :attr:`calibration_scores_`); otherwise empty.
