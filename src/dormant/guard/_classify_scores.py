@@ -1,10 +1,11 @@
 """The scores of :class:`dormant.guard.classify.ClassifierScreen`, apart from its decisions.
 
-Moved out of :mod:`dormant.guard.classify` unchanged: each function takes the screen (its
-settings and fitted state: model, donors, clean support, reading window, features) and a batch
-of texts, and returns per text the behaviour score, the span it found and the predicted class,
-with the representation score when that signal is on. The method and its references are in the
-module text of :mod:`dormant.guard.classify`.
+Each function takes the screen (its settings and fitted state: model, donors, clean support,
+reading window, features) and a batch of texts, and returns per text the behaviour score, the
+span it found and the predicted class, with the representation score when that signal is on
+and the transplant test's scores by scale (:data:`COLUMNS`), which ``long_spans`` and
+``necessity`` join into one p-value. The method and its references are in the module text of
+:mod:`dormant.guard.classify`.
 """
 
 from __future__ import annotations

@@ -204,7 +204,8 @@ class ClassifierScreen:
         several :attr:`columns_`, the largest transplant score of each calibration text).
     columns_:
         The scores joined into the p-value, named as in
-        :data:`~dormant.guard._classify_scores.COLUMNS` (``("max",)``: one score, the default).
+        :data:`~dormant.guard._classify_scores.COLUMNS`, and ``"representation"`` with that
+        signal (``("max",)``: one score, ranked alone — the default).
     calibration_columns_:
         For the transplant test, every score of :data:`~dormant.guard._classify_scores.COLUMNS`
         of every calibration text, one row each.
