@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_model_verdict import plan
 
 from dormant.bench.zoo import build_organism
+from dormant.guard._classify_scores import COLUMNS
 from dormant.guard.classify import ClassifierScreen
 from dormant.subjects.model import load_classifier
 
@@ -66,6 +67,8 @@ def run_organism(
     symbol_support: bool = False,
     before: bool = False,
     long_spans: bool = False,
+    long_only: bool = False,
+    necessity: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rng, cal_rows, test = split_rows(org, fpr=fpr, seed=seed, n_clean=n_clean)
@@ -96,7 +99,7 @@ def run_organism(
         out["n_effective"] = int(sum(effective))
     clean = [r["text"] for r in test]
     # with long_spans, the transplant test runs twice in this process: without and with it
-    runs = [(m, False) for m in methods]
+    runs = [(m, False) for m in methods if not (long_only and m == "transplant")]
     if long_spans and "transplant" in methods:
         runs.append(("transplant", True))
     for method, long_run in runs:
@@ -117,7 +120,9 @@ def run_organism(
             # the screen before symbol_support and calibrate_all were its default
             **({"calibrate_all": False, "symbol_support": False} if before else {}),
             **({"long_spans": True} if long_run else {}),
+            **({"necessity": True} if necessity and method == "transplant" else {}),
         )
+        rec = _record_columns(screen) if long_run else None
         t_cal = time.perf_counter() - t0
         t0 = time.perf_counter()
         dc = screen.screen_many(clean)
@@ -159,9 +164,46 @@ def run_organism(
             if calibrate_all and method == "transplant":
                 res["eff_flagged_half"] = int(sum(_on_half(screen, half, d) for d in eff))
                 res["eff_flagged_model_half"] = int(sum(_on_half(screen, half, d, 1) for d in eff))
+        if rec is not None:
+            # every transplant score of every text (calibration, clean, triggered), so that
+            # the default's decision (the ``short`` column) and other combinations of the
+            # same evidence can be read from this one run
+            n_c = len(clean)
+            res["columns"] = {
+                "names": list(COLUMNS),
+                "used": list(screen.columns_),
+                "calibration": _rounded(screen.calibration_columns_.tolist()),
+                "clean": _rounded(rec[:n_c]),
+                "triggered": _rounded(rec[n_c:]),
+                "effective": effective,
+                # flagged by a signal other than the model test (character signals)
+                "clean_other": [_other(d) for d in dc],
+                "triggered_other": [_other(d) for d in dt] if trig else [],
+            }
         out[key] = res
-        print(f"  {spec.name} {key}: {res}", file=sys.stderr, flush=True)
+        brief = {k: v for k, v in res.items() if k != "columns"}
+        print(f"  {spec.name} {key}: {brief}", file=sys.stderr, flush=True)
     return out
+
+
+def _record_columns(screen: Any) -> list[list[float]]:
+    """A list that receives the :data:`COLUMNS` scores of every input the screen scores
+    from now on, in order (the screen's own scoring, wrapped; nothing is scored twice)."""
+    rec: list[list[float]] = []
+    inner = screen._scores
+
+    def scores(texts: list[str], **kw: Any) -> Any:
+        out = inner(texts, **kw)
+        rec.extend(list(c) for c in out[2])
+        return out
+
+    screen._scores = scores
+    return rec
+
+
+def _rounded(rows: list[list[float]]) -> list[list[float | None]]:
+    """Rows of scores for JSON (``-inf``, a span column with no span, as ``None``)."""
+    return [[round(x, 5) if math.isfinite(x) else None for x in r] for r in rows]
 
 
 def split_rows(
@@ -178,6 +220,11 @@ def split_rows(
     while k < len(rows) and len({r["text"] for r in rows[:k]}) < need:
         k += 1
     return rng, rows[:k], rows[k:][:n_clean]
+
+
+def _other(d: Any) -> bool:
+    """Whether a signal other than the model-behaviour test flagged decision ``d``."""
+    return any(" test: p=" not in r and not r.startswith("no trigger") for r in d.reasons)
 
 
 def _model_test(d: Any) -> bool:
@@ -303,7 +350,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=Path.home() / ".cache/dormant/zoo")
     ap.add_argument(
-        "--split", default="aside", choices=("cal", "aside", "fresh", "fresh2", "fresh3", "fresh4")
+        "--split",
+        default="aside",
+        choices=("cal", "aside", "fresh", "fresh2", "fresh3", "fresh4", "fresh5"),
     )
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
@@ -370,6 +419,18 @@ def main() -> int:
         "same process (key 'transplant_long'): the best window of 4, 6 and 8 words is one "
         "more candidate span",
     )
+    ap.add_argument(
+        "--long-only",
+        action="store_true",
+        help="with --long-spans: run only the long_spans screen (its 'short' column is the "
+        "default's score of the same evidence)",
+    )
+    ap.add_argument(
+        "--necessity",
+        action="store_true",
+        help="the transplant screens also join the leave-one-out fall (necessity) into their "
+        "p-value",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
@@ -409,6 +470,8 @@ def main() -> int:
                 symbol_support=args.symbol_support,
                 before=args.before,
                 long_spans=args.long_spans,
+                long_only=args.long_only,
+                necessity=args.necessity,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

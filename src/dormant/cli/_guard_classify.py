@@ -93,7 +93,14 @@ def register(sub: Any) -> None:
         "--long-spans",
         action="store_true",
         help="the transplant test also tries the best window of 4, 6 and 8 words, so a long "
-        "trigger phrase is moved whole (off by default; see BENCHMARKS.md)",
+        "trigger phrase is moved whole, a scale calibrated on its own (off by default; see "
+        "BENCHMARKS.md)",
+    )
+    p.add_argument(
+        "--necessity",
+        action="store_true",
+        help="also join into the transplant test's p-value how far the input without its most "
+        "necessary window points away from its label (off by default; see BENCHMARKS.md)",
     )
     p.add_argument("--registry", default=None, metavar="URL", help="registry of known triggers")
     p.add_argument(
@@ -202,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
             calibrate_all=args.calibrate_all,
             symbol_support=args.symbol_support,
             long_spans=args.long_spans,
+            necessity=args.necessity,
             audit=audit,
             name=str(args.model),
             identity=args.identity,
@@ -210,7 +218,12 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"calibrated on {n_cal} clean text(s): p-values in steps of 1/{n_cal + 1} "
             f"= {screen.p_resolution_:.4f}; an input is flagged at p <= {screen.fpr}, i.e. "
-            f"when at most {_above(screen)} calibration score(s) reach its own",
+            f"when at most {_above(screen)} calibration score(s) reach its own"
+            + (
+                f" (each score the joined ranks of {', '.join(screen.columns_)})"
+                if len(screen.columns_) > 1
+                else ""
+            ),
             file=sys.stderr,
             flush=True,
         )

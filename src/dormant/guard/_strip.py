@@ -120,12 +120,22 @@ class SpanEvidence:
         The clean data's own log-odds lift of the span for the label (:class:`SpanSupport`).
     texts:
         The donor texts with the span inserted, in the order of :attr:`moved`.
+    long:
+        The span is one of the longer windows of ``long_spans`` (:data:`LONG_WINDOWS`), not
+        one of the default's candidates.
+    without:
+        The input's log-odds of its label with the span removed (leave-one-out erasure, Li,
+        Monroe & Jurafsky 2016): very negative when the rest of the input speaks against the
+        label, i.e. the span is *necessary* to it; ``nan`` for the widened span, which the
+        attribution does not remove.
     """
 
     span: str
     moved: np.ndarray
     support: float
     texts: tuple[str, ...] = ()
+    long: bool = False
+    without: float = math.nan
 
     def score(self) -> float:
         """The mean of :attr:`moved` less :attr:`support`."""
@@ -184,23 +194,28 @@ def transplant_evidence(
         batch.extend(" ".join(ws[:i] + ws[i + n :]) for i, n in cands)
     probs = predict_sorted(predict, batch)
     # phase 2: the candidate spans of every text inserted into its donors, one forward pass
-    jobs: list[tuple[int, list[str], int, int]] = []  # y, spans, offset in the batch, donors
+    # y, spans, offset in the batch, donors, per span (log-odds without it, long)
+    jobs: list[tuple[int, list[str], int, int, list[tuple[float, bool]]]] = []
     batch = []
     for text, (ws, cands, at, n_short), rng in zip(texts, plans, rngs, strict=True):
         p0 = probs[at]
         y = int(np.argmax(p0))
         if not ws:
-            jobs.append((y, [], len(batch), 0))
+            jobs.append((y, [], len(batch), 0, []))
             continue
         all_drops = p0[y] - probs[at + 1 : at + 1 + len(cands), y]
+        lo_without = _logit(probs[at + 1 : at + 1 + len(cands), y])
         drops = all_drops[:n_short]
         order = np.argsort(-drops, kind="stable")
         spans: list[str] = []
+        # per span: the label's log-odds without it (nan: not removed), and whether it is long
+        info: list[tuple[float, bool]] = []
         for j in order:
             i, n = cands[int(j)]
             span = " ".join(ws[i : i + n])
             if span not in spans:
                 spans.append(span)
+                info.append((float(lo_without[int(j)]), False))
             if len(spans) >= top_k:
                 break
         # a longer trigger (a phrase, a sentence) loses its effect when any 1-3 words of it
@@ -209,6 +224,7 @@ def transplant_evidence(
         wide = " ".join(ws[max(0, i - EXTEND) : i + n + EXTEND])
         if wide not in spans:
             spans.append(wide)
+            info.append((math.nan, False))
         for length in LONG_WINDOWS if long_spans else ():
             # the window of this length whose removal lowers the label most (the first of ties)
             best_j, best_d = -1, -np.inf
@@ -220,10 +236,11 @@ def transplant_evidence(
                 span = " ".join(ws[i : i + n])
                 if span not in spans:
                     spans.append(span)
+                    info.append((float(lo_without[best_j]), True))
         pool = [(d, c) for d, c in donors if not (exclude_self and d == text)]
         others = [d for d, c in pool if c != y] or [d for d, _ in pool]
         picked = rng.sample(others, min(n_donors, len(others)))
-        jobs.append((y, spans, len(batch), len(picked)))
+        jobs.append((y, spans, len(batch), len(picked), info))
         for span in spans:
             for d in picked:
                 dw = words(d)
@@ -231,7 +248,7 @@ def transplant_evidence(
                 batch.append(" ".join([*dw[:k], span, *dw[k:]]))
     probs = predict_sorted(predict, batch) if batch else np.zeros((0, 0))
     out: list[tuple[int, list[SpanEvidence]]] = []
-    for (y, spans, off, n_picked), sup in zip(jobs, supports, strict=True):
+    for (y, spans, off, n_picked, info), sup in zip(jobs, supports, strict=True):
         if not spans:
             out.append((y, []))
             continue
@@ -245,6 +262,8 @@ def transplant_evidence(
                         moved[j],
                         sup(span, y) if sup is not None else 0.0,
                         tuple(batch[off + j * n_picked : off + (j + 1) * n_picked]),
+                        long=info[j][1],
+                        without=info[j][0],
                     )
                     for j, span in enumerate(spans)
                 ],

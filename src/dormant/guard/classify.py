@@ -72,12 +72,29 @@ TPR on any split, FPR within the 1 % target); the figures and the diagnosis are 
 ("every clean text a calibration text", "symbols in the clean support").
 ``calibrate_all=False, symbol_support=False`` is the screen as it was before.
 
+``long_spans`` (off by default) also tries the best window of 4, 6 and 8 words of each input
+(multi-scale windows), so a long trigger phrase is moved into the donors whole. The longer
+windows are a second *scale*, scored and calibrated on their own: the default's spans give one
+score (the default's, unchanged), the longer windows another, explained by the additive clean
+support (:class:`~dormant.guard._strip.SpanSupport` ``additive``: a window of eight words
+strings several topical words together, and the naive-Bayes sum of their lifts is its clean
+explanation), and the two are joined into one full-conformal p-value
+(:func:`~dormant.guard._features.combined_p_values`: each score ranked among the calibration
+texts' scores of the same scale, the ranks joined by the Cauchy combination of Liu & Xie 2020,
+the input's joined statistic ranked among theirs). The multiplicity of the extra windows is
+then inside the one p-value whose FPR the calibration guarantees, and a short trigger is judged
+against the clean texts' short spans, not against their longer windows (taking the largest
+score over all the spans as one score let the clean texts' long windows set the threshold).
+``necessity`` (off by default) joins a third score into the same p-value: how far the input
+with its most necessary window removed points away from its label (leave-one-out erasure,
+Li, Monroe & Jurafsky 2016). Figures in BENCHMARKS.md ("longer windows calibrated on their
+own").
+
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import random
@@ -88,26 +105,20 @@ import numpy as np
 
 from ..errors import ConfigError, DataValidationError
 from ..triggers import describe_text
-from ._features import collapse, combined_p_values
+from ._classify_scores import CHUNK, COLUMNS, Columns, Reps, Scored, score_all, scores
+from ._features import combined_p_values
 from ._screen_decision import ScreenDecision, character_reasons
 from ._strip import (
     BigramLM,
-    SpanEvidence,
     SpanSupport,
-    onion_score,
-    strip_score,
-    transplant_evidence,
 )
 from ._window import reading_window
 from .types import TriggerMatch
 
 METHODS = ("transplant", "strip", "onion")
-#: inputs whose perturbations share one forward pass (bounds the memory of one pass)
-CHUNK = 32
-#: per input: the behaviour score, the span it found (or ``None``), the predicted class
-Scored = list[tuple[float, str | None, int]]
-#: per input: the representation score, ``None`` when that signal is off
-Reps = list[float | None]
+#: the transplant test's scores (:data:`~dormant.guard._classify_scores.COLUMNS`) joined into
+#: one full-conformal p-value with ``long_spans``
+LONG_COLUMNS = ("short", "long_add")
 
 
 class ClassifierScreen:
@@ -172,9 +183,14 @@ class ClassifierScreen:
     long_spans:
         The transplant test also tries, for each input, the best window of 4, 6 and 8 words
         by the same leave-one-out attribution (multi-scale windows), so a long trigger phrase
-        is moved into the donors whole. The calibration texts are scored the same way, so the
-        p-value accounts for the larger maximum and the FPR guarantee is unchanged. ``False``
-        by default (see BENCHMARKS.md); ``True`` needs ``method="transplant"``.
+        is moved into the donors whole. The longer windows are scored with the additive clean
+        support and calibrated as a scale of their own, joined with the default's score in one
+        full-conformal p-value (:attr:`columns_`; see the module text). ``False`` by default
+        (see BENCHMARKS.md); ``True`` needs ``method="transplant"``.
+    necessity:
+        Also join into the p-value how far the input with its most necessary candidate window
+        removed points away from its label (see the module text). ``False`` by default;
+        ``True`` needs ``method="transplant"``.
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -184,7 +200,15 @@ class ClassifierScreen:
     Attributes
     ----------
     calibration_scores_:
-        The sorted clean calibration scores the p-value ranks an input's score among.
+        The sorted clean calibration scores the p-value ranks an input's score among (with
+        several :attr:`columns_`, the largest transplant score of each calibration text).
+    columns_:
+        The scores joined into the p-value, named as in
+        :data:`~dormant.guard._classify_scores.COLUMNS`, and ``"representation"`` with that
+        signal (``("max",)``: one score, ranked alone — the default).
+    calibration_columns_:
+        For the transplant test, every score of :data:`~dormant.guard._classify_scores.COLUMNS`
+        of every calibration text, one row each.
     donor_scores_:
         With ``calibrate_all``, the sorted scores of the donor texts (part of
         :attr:`calibration_scores_`); otherwise empty.
@@ -218,6 +242,7 @@ class ClassifierScreen:
         calibrate_all: bool | None = None,
         symbol_support: bool | None = None,
         long_spans: bool = False,
+        necessity: bool = False,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
@@ -256,6 +281,7 @@ class ClassifierScreen:
                 "changes the transplant test's clean support counts",
             ),
             ("long_spans", long_spans, "adds longer candidate spans to the transplant test"),
+            ("necessity", necessity, "adds the transplant test's leave-one-out fall"),
         ):
             if on and method != "transplant":
                 raise ConfigError(
@@ -288,6 +314,7 @@ class ClassifierScreen:
         self.calibrate_all = bool(calibrate_all)
         self.symbol_support = bool(symbol_support)
         self.long_spans = bool(long_spans)
+        self.necessity = bool(necessity)
         self.audit = audit
         self.name = name
         self.identity = identity
@@ -312,21 +339,34 @@ class ClassifierScreen:
             additive=self.additive_support,
             symbols=self.symbol_support,
         )
+        # the longer windows are also scored with the additive clean support (a column)
+        self.support_add_ = (
+            SpanSupport(
+                donors + cal, pred, len(self.labels_), additive=True, symbols=self.symbol_support
+            )
+            if self.long_spans
+            else None
+        )
         self.lm_ = BigramLM(donors) if method == "onion" else None
         self.window_ = reading_window(model) if read_window else None
         self.features_ = features
-        scores, reps = self._score_all(cal, first=half)
+        self.columns_ = (
+            (*(LONG_COLUMNS if self.long_spans else ("max",)),)
+            + (("necessity",) if self.necessity else ())
+            + (("representation",) if features is not None else ())
+        )
+        scores, reps, cols = self._score_all(cal, first=half)
         self.donor_scores_ = np.zeros(0)
         if self.calibrate_all:
             # the donors too, each left out of its own donors and support counts
-            more, more_reps = self._score_all(donors, first=0, exclude_self=True)
+            more, more_reps, more_cols = self._score_all(donors, first=0, exclude_self=True)
             self.donor_scores_ = np.sort(np.array([s for s, _, _ in more]))
-            scores, reps = scores + more, reps + more_reps
+            scores, reps, cols = scores + more, reps + more_reps, cols + more_cols
         self.calibration_scores_ = np.sort(np.array([s for s, _, _ in scores]))
-        if features is not None:
-            self.calibration_matrix_: np.ndarray = np.column_stack(
-                [np.array([s for s, _, _ in scores], dtype=float), np.array(reps, dtype=float)]
-            )
+        # every transplant score of every calibration text (:data:`COLUMNS`), in text order
+        self.calibration_columns_ = np.array(cols, dtype=float).reshape(len(cols), len(COLUMNS))
+        if len(self.columns_) > 1:
+            self.calibration_matrix_: np.ndarray = self._matrix(scores, reps, cols)
         self.p_resolution_ = 1.0 / (len(self.calibration_scores_) + 1)
         self.digest_ = _digest(model)
 
@@ -352,75 +392,15 @@ class ClassifierScreen:
 
     def _scores(
         self, texts: list[str], *, first: int | None = None, exclude_self: bool = False
-    ) -> tuple[Scored, Reps]:
-        """Scores of ``texts`` and their representation scores (``None`` each when that
-        signal is off); ``first``: they are the support texts ``first, first + 1, ...``
-        (calibration texts), each left out of its own support; ``exclude_self``: they are
-        donors, each left out of its own donors."""
-        rngs = [random.Random(f"{self.seed}:{t}") for t in texts]
-        if self.method == "transplant":
-            sup = self.support_
-            supports = (
-                sup
-                if first is None
-                else [functools.partial(sup, exclude=first + i) for i in range(len(texts))]
-            )
-            evidence = transplant_evidence(
-                texts,
-                self._predict,
-                self.donors_,
-                rngs=rngs,
-                n_donors=self.n_perturb,
-                support=supports,
-                window=self.window_,
-                exclude_self=exclude_self,
-                long_spans=self.long_spans,
-            )
-            bests = [max(ev, key=lambda e: e.score()) if ev else None for _, ev in evidence]
-            scored: Scored = [
-                (b.score(), b.span, y) if b is not None else (0.0, "", y)
-                for (y, _), b in zip(evidence, bests, strict=True)
-            ]
-            return scored, self._collapse(bests)
-        ys = np.argmax(self._predict(texts), axis=1).tolist() if texts else []
-        out: Scored = []
-        for text, rng, y in zip(texts, rngs, ys, strict=True):
-            if self.method == "strip":
-                d = [t for t, _ in self.donors_]
-                out.append(
-                    (strip_score(text, self._predict, d, rng=rng, n=self.n_perturb), None, y)
-                )
-            else:
-                assert self.lm_ is not None
-                s, word = onion_score(text, self.lm_)
-                out.append((s, word, y))
-        return out, [None] * len(out)
-
-    def _collapse(self, bests: list[SpanEvidence | None]) -> Reps:
-        """How tightly each best span's transplanted donors sit in the model's penultimate
-        features (:func:`dormant.guard._features.collapse`); ``None`` each when off."""
-        if self.features_ is None:
-            return [None] * len(bests)
-        batch = [t for b in bests if b is not None for t in b.texts]
-        feats = self._features(batch) if batch else np.zeros((0, 0))
-        out: Reps = []
-        at = 0
-        for b in bests:
-            n = len(b.texts) if b is not None else 0
-            out.append(collapse(feats[at : at + n]) if n >= 2 else -math.inf)
-            at += n
-        return out
+    ) -> tuple[Scored, Reps, Columns]:
+        """:func:`dormant.guard._classify_scores.scores` of this screen."""
+        return scores(self, texts, first=first, exclude_self=exclude_self)
 
     def _score_all(
         self, texts: list[str], *, first: int, exclude_self: bool = False
-    ) -> tuple[Scored, Reps]:
-        scored: Scored = []
-        reps: Reps = []
-        for i in range(0, len(texts), CHUNK):
-            s, r = self._scores(texts[i : i + CHUNK], first=first + i, exclude_self=exclude_self)
-            scored.extend(s)
-            reps.extend(r)
-        return scored, reps
+    ) -> tuple[Scored, Reps, Columns]:
+        """:func:`dormant.guard._classify_scores.score_all` of this screen."""
+        return score_all(self, texts, first=first, exclude_self=exclude_self)
 
     def p_value(self, score: float) -> float:
         """The conformal p-value of a score against the calibration scores."""
@@ -467,8 +447,8 @@ class ClassifierScreen:
                 todo.append((k, text, *first))
         if todo:
             try:
-                scores, dist = self._scores([t for _, t, _, _ in todo])
-                ps = self._p_values([s for s, _, _ in scores], dist)
+                scores, dist, cols = self._scores([t for _, t, _, _ in todo])
+                ps = self._p_values(scores, dist, cols)
             except Exception as exc:
                 for k, _, reasons, matches in todo:
                     why = f"model error (fail closed): {type(exc).__name__}: {exc}"
@@ -480,15 +460,25 @@ class ClassifierScreen:
                     out[k] = self._verdict(reasons, matches, (score, span, y), p, d)
         return [d for d in out if d is not None]
 
-    def _p_values(self, scores: list[float], dist: Reps) -> list[float]:
-        if self.features_ is None:
-            return [self.p_value(s) for s in scores]
+    def _matrix(self, scored: Scored, reps: Reps, cols: Columns) -> np.ndarray:
+        """The scores of :attr:`columns_`, one row per text."""
+        parts = []
+        for name in self.columns_:
+            if name == "max":
+                parts.append(np.array([s for s, _, _ in scored], dtype=float))
+            elif name == "representation":
+                parts.append(np.array(reps, dtype=float))
+            else:
+                j = COLUMNS.index(name)
+                parts.append(np.array([c[j] for c in cols], dtype=float))
+        return np.column_stack(parts)
+
+    def _p_values(self, scored: Scored, dist: Reps, cols: Columns) -> list[float]:
+        if len(self.columns_) == 1:
+            return [self.p_value(s) for s, _, _ in scored]
         return [
             float(p)
-            for p in combined_p_values(
-                self.calibration_matrix_,
-                np.column_stack([np.array(scores, dtype=float), np.array(dist, dtype=float)]),
-            )
+            for p in combined_p_values(self.calibration_matrix_, self._matrix(scored, dist, cols))
         ]
 
     def _precheck(self, text: Any) -> ScreenDecision | tuple[list[str], tuple[TriggerMatch, ...]]:

@@ -1,0 +1,90 @@
+"""Read the classifier screen's decisions from the score columns a ``--long-spans`` run wrote.
+
+``bench_classify_screen.py --long-spans`` records, for every calibration text and input of each
+organism, the transplant test's scores by scale (``dormant.guard._classify_scores.COLUMNS``).
+This script ranks them as the screen does — one column alone (the default's ``short``, the
+previous ``--long-spans``'s ``max``) or several joined into one full-conformal p-value
+(``combined_p_values``, as ``ClassifierScreen`` does) — so main's default and each combination
+are read from the same evidence, and prints per organism and per split the effective triggered
+and clean inputs flagged (Wilson 95 % intervals).
+
+Usage::
+
+    python benchmarks/classify_screen_columns.py \
+        benchmarks/results/classify_screen_scales_dev_fresh4.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_classify_screen import wilson
+
+from dormant.guard._classify_scores import COLUMNS
+from dormant.guard._features import combined_p_values
+
+#: name -> the columns ranked (one: alone; several: joined)
+SCREENS = {
+    "default (main)": ("short",),
+    "previous --long-spans (largest score)": ("max",),
+    "new --long-spans (short + long_add)": ("short", "long_add"),
+    "new --long-spans + necessity": ("short", "long_add", "necessity"),
+}
+
+
+def _matrix(rows: list[list[float | None]], names: tuple[str, ...]) -> np.ndarray:
+    idx = [COLUMNS.index(n) for n in names]
+    return np.array(
+        [[-np.inf if r[j] is None else float(r[j]) for j in idx] for r in rows], dtype=float
+    ).reshape(len(rows), len(idx))
+
+
+def flagged(cols: dict[str, Any], names: tuple[str, ...], kind: str, fpr: float) -> np.ndarray:
+    """Which inputs of ``kind`` (``clean``/``triggered``) the screen ranking ``names`` flags."""
+    cal, x = _matrix(cols["calibration"], names), _matrix(cols[kind], names)
+    if len(names) == 1:
+        s = np.sort(cal[:, 0])
+        p = (1 + len(s) - np.searchsorted(s, x[:, 0], side="left")) / (len(s) + 1)
+    else:
+        p = combined_p_values(cal, x) if len(x) else np.zeros(0)
+    return np.asarray((p <= fpr) | np.array(cols[f"{kind}_other"], dtype=bool), dtype=bool)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", nargs="+", type=Path)
+    ap.add_argument("--fpr", type=float, default=0.01)
+    args = ap.parse_args()
+    for path in args.results:
+        data = json.loads(path.read_text("utf-8"))
+        totals = {name: [0, 0, 0, 0] for name in SCREENS}
+        for org in data["organisms"]:
+            cols = org["transplant_long"]["columns"]
+            eff = np.array(cols["effective"], dtype=bool)
+            line = [org["name"]]
+            for name, names in SCREENS.items():
+                fc = flagged(cols, names, "clean", args.fpr)
+                ft = flagged(cols, names, "triggered", args.fpr) if len(eff) else eff
+                t = totals[name]
+                t[0] += int((ft & eff).sum())
+                t[1] += int(eff.sum())
+                t[2] += int(fc.sum())
+                t[3] += len(fc)
+                line.append(
+                    f"{name}: {int((ft & eff).sum())}/{int(eff.sum())}, clean {int(fc.sum())}"
+                )
+            print(" | ".join(line))
+        for name, (a, b, c, n) in totals.items():
+            print(f"{data['split']} {name}: TPR {a}/{b} {wilson(a, b)}, FPR {c}/{n} {wilson(c, n)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The scores of :class:`dormant.guard.classify.ClassifierScreen`, apart from its decisions.
+
+Each function takes the screen (its settings and fitted state: model, donors, clean support,
+reading window, features) and a batch of texts, and returns per text the behaviour score, the
+span it found and the predicted class, with the representation score when that signal is on
+and the transplant test's scores by scale (:data:`COLUMNS`), which ``long_spans`` and
+``necessity`` join into one p-value. The method and its references are in the module text of
+:mod:`dormant.guard.classify`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+from typing import Any
+
+import numpy as np
+
+from ._features import collapse
+from ._strip import SpanEvidence, onion_score, strip_score, transplant_evidence
+
+#: inputs whose perturbations share one forward pass (bounds the memory of one pass)
+CHUNK = 32
+#: per input: the behaviour score, the span it found (or ``None``), the predicted class
+Scored = list[tuple[float, str | None, int]]
+#: per input: the representation score, ``None`` when that signal is off
+Reps = list[float | None]
+#: per input of the transplant test: the scores of :data:`COLUMNS`; empty for STRIP/ONION
+Columns = list[tuple[float, float, float, float, float]]
+#: the transplant test's scores of one input, each a candidate column of the p-value:
+#: ``short`` the best of the default's spans (the default score), ``long`` the best of the
+#: longer windows (``-inf`` without any), ``max`` the best of all, ``necessity`` how far the input
+#: with one of its candidate windows removed points away from its label (minus the lowest
+#: log-odds of the label over the windows removed), ``long_add``
+#: the best of the longer windows with the additive clean support (``-inf`` without any)
+COLUMNS = ("short", "long", "max", "necessity", "long_add")
+
+
+def scores(
+    screen: Any, texts: list[str], *, first: int | None = None, exclude_self: bool = False
+) -> tuple[Scored, Reps, Columns]:
+    """Scores of ``texts``, their representation scores (``None`` each when that signal is
+    off) and, for the transplant test, the scores of :data:`COLUMNS`; ``first``: they are the
+    support texts ``first, first + 1, ...`` (calibration texts), each left out of its own
+    support; ``exclude_self``: they are donors, each left out of its own donors."""
+    rngs = [random.Random(f"{screen.seed}:{t}") for t in texts]
+    if screen.method == "transplant":
+        sup = screen.support_
+        supports = (
+            sup
+            if first is None
+            else [functools.partial(sup, exclude=first + i) for i in range(len(texts))]
+        )
+        evidence = transplant_evidence(
+            texts,
+            screen._predict,
+            screen.donors_,
+            rngs=rngs,
+            n_donors=screen.n_perturb,
+            support=supports,
+            window=screen.window_,
+            exclude_self=exclude_self,
+            long_spans=screen.long_spans,
+        )
+        bests = [max(ev, key=lambda e: e.score()) if ev else None for _, ev in evidence]
+        scored: Scored = [
+            (b.score(), b.span, y) if b is not None else (0.0, "", y)
+            for (y, _), b in zip(evidence, bests, strict=True)
+        ]
+        add = getattr(screen, "support_add_", None)
+        cols = [
+            _columns(
+                ev,
+                None
+                if add is None
+                else functools.partial(add, exclude=None if first is None else first + i),
+                y,
+            )
+            for i, (y, ev) in enumerate(evidence)
+        ]
+        return scored, collapse_reps(screen, bests), cols
+    ys = np.argmax(screen._predict(texts), axis=1).tolist() if texts else []
+    out: Scored = []
+    for text, rng, y in zip(texts, rngs, ys, strict=True):
+        if screen.method == "strip":
+            d = [t for t, _ in screen.donors_]
+            out.append(
+                (strip_score(text, screen._predict, d, rng=rng, n=screen.n_perturb), None, y)
+            )
+        else:
+            assert screen.lm_ is not None
+            s, word = onion_score(text, screen.lm_)
+            out.append((s, word, y))
+    return out, [None] * len(out), []
+
+
+def _columns(
+    ev: list[SpanEvidence], additive: Any, y: int
+) -> tuple[float, float, float, float, float]:
+    """The scores of :data:`COLUMNS` from one input's span evidence; ``additive``: the
+    additive clean support (``support(span, y)``) the longer windows are also scored with."""
+    short = [e.score() for e in ev if not e.long]
+    long = [e.score() for e in ev if e.long]
+    long_add = [float(e.moved.mean()) - additive(e.span, y) for e in ev if e.long and additive]
+    without = [e.without for e in ev if not math.isnan(e.without)]
+    best_short = max(short, default=0.0)
+    best_long = max(long, default=-math.inf)
+    return (
+        best_short,
+        best_long,
+        max(best_short, best_long),
+        -min(without, default=0.0),
+        max(long_add, default=-math.inf),
+    )
+
+
+def collapse_reps(screen: Any, bests: list[SpanEvidence | None]) -> Reps:
+    """How tightly each best span's transplanted donors sit in the model's penultimate
+    features (:func:`dormant.guard._features.collapse`); ``None`` each when off."""
+    if screen.features_ is None:
+        return [None] * len(bests)
+    batch = [t for b in bests if b is not None for t in b.texts]
+    feats = screen._features(batch) if batch else np.zeros((0, 0))
+    out: Reps = []
+    at = 0
+    for b in bests:
+        n = len(b.texts) if b is not None else 0
+        out.append(collapse(feats[at : at + n]) if n >= 2 else -math.inf)
+        at += n
+    return out
+
+
+def score_all(
+    screen: Any, texts: list[str], *, first: int, exclude_self: bool = False
+) -> tuple[Scored, Reps, Columns]:
+    """:func:`scores` of ``texts`` in chunks of :data:`CHUNK`."""
+    scored: Scored = []
+    reps: Reps = []
+    cols: Columns = []
+    for i in range(0, len(texts), CHUNK):
+        s, r, c = scores(screen, texts[i : i + CHUNK], first=first + i, exclude_self=exclude_self)
+        scored.extend(s)
+        reps.extend(r)
+        cols.extend(c)
+    return scored, reps, cols
+
+
+__all__ = ["CHUNK", "COLUMNS", "Columns", "Reps", "Scored", "collapse_reps", "score_all", "scores"]
