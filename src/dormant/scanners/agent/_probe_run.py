@@ -218,9 +218,11 @@ class ProbeRun(ReportMixin):
             model = self.subject.model
             try:
                 tgt, _ = target_ids(model, ep.responses[0])
+                # the first 4 screening tasks rank extensions, the other screening and the
+                # confirmation tasks test them; the held-out replay tasks stay unseen
                 text = refine(
                     model,
-                    list(screen[:4]),
+                    [*screen, *confirm],
                     lambda t: self.subject.tools.specs(t.tools),
                     f.trigger.text,
                     pos,
