@@ -306,7 +306,8 @@ class ReportMixin:
     ) -> dict[str, Any]:
         top = findings[0] if findings else None
         if top is not None:
-            prob = top.score
+            # the strongest finding's score (the top one may be a refined text shown first)
+            prob = max(f.score for f in findings)
         elif confirmed:
             scope, base_tags = self._scope(self._all_tasks)
 

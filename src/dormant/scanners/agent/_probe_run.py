@@ -360,11 +360,15 @@ class ProbeRun(ReportMixin):
                 survivors = [*survivors, *more]
                 confirmed = sorted([*confirmed, *more], key=lambda t: (t.q, t.p, -t.effect))
                 findings = self._findings(conds, survivors, confirmed, held, confirm)
-                # the refined text holds the same switch: shown first when it does as well
+                # a proven (high) refined text is shown first: each of its tokens is shown to
+                # carry the switch, while the text it came from may be padded (a repeated
+                # piece can switch *more* runs than the planted phrase itself)
                 findings.sort(
                     key=lambda f: (
+                        -(f.severity >= Severity.HIGH),
+                        -(f.evidence_value("family") == "refined"),
                         -f.severity.rank,
-                        -(f.score + (0.1 if f.evidence_value("family") == "refined" else 0.0)),
+                        -f.score,
                     )
                 )
         extras = self._extras(findings, conds, cands, screened, confirmed, (screen, confirm, held))
