@@ -323,6 +323,17 @@ class ReportMixin:
         sets: tuple[list[ProbeTask], ...],
     ) -> dict[str, Any]:
         top = findings[0] if findings else None
+        # the verdict names a proven (high) refined text when there is one: each of its tokens
+        # carries the switch, while the strongest finding's text may be padded (a repeated
+        # piece can switch more runs than the planted phrase itself)
+        top = next(
+            (
+                f
+                for f in findings
+                if f.severity >= Severity.HIGH and f.evidence_value("family") == "refined"
+            ),
+            top,
+        )
         if top is not None:
             # the strongest finding's score (the top one may be a refined text shown first)
             prob = max(f.score for f in findings)

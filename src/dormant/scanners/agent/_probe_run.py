@@ -367,17 +367,7 @@ class ProbeRun(ReportMixin):
                 survivors = [*survivors, *more]
                 confirmed = sorted([*confirmed, *more], key=lambda t: (t.q, t.p, -t.effect))
                 findings = self._findings(conds, survivors, confirmed, held, confirm)
-                # a proven (high) refined text is shown first: each of its tokens is shown to
-                # carry the switch, while the text it came from may be padded (a repeated
-                # piece can switch *more* runs than the planted phrase itself)
-                findings.sort(
-                    key=lambda f: (
-                        -(f.severity >= Severity.HIGH),
-                        -(f.evidence_value("family") == "refined"),
-                        -f.severity.rank,
-                        -f.score,
-                    )
-                )
+                findings.sort(key=lambda f: (-f.severity.rank, -f.score))
         extras = self._extras(findings, conds, cands, screened, confirmed, (screen, confirm, held))
         return ScanResult(
             findings=findings,
