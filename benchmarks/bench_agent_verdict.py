@@ -142,11 +142,19 @@ def probe(args: argparse.Namespace) -> None:
             if k % n_shards == shard and name not in done
         ]
         ready = [n for n in todo if (root / n / "dormant_organism.json").is_file()]
-        if not todo or (not ready and not args.wait):
+        if args.claim:
+            # processes sharing one label take the next organism none has claimed yet
+            ready = [n for n in ready if not (root / f".claim_{args.label}_{n}").exists()]
+        if not todo or (not ready and not args.wait) or (args.claim and not ready):
             return
         if not ready:
             time.sleep(20)
             continue
+        if args.claim:
+            try:
+                (root / f".claim_{args.label}_{ready[0]}").open("x").close()
+            except FileExistsError:
+                continue
         _probe_one(args, root, ready[0], tasks, fresh, specs, out)
 
 
@@ -283,6 +291,13 @@ def main() -> None:
     ap.add_argument("--label", default="new")
     ap.add_argument("--shard", default="0/1", help="i/n: every n-th organism from the i-th")
     ap.add_argument("--wait", action="store_true", help="probe: wait for organisms being built")
+    ap.add_argument(
+        "--claim",
+        action="store_true",
+        help="probe: processes of one label share the zoo, each claiming the next organism "
+        "(instead of --shard's fixed split, which in a clean/backdoored alternation gives one "
+        "process every backdoored organism)",
+    )
     args = ap.parse_args()
     {"build": build, "probe": probe, "summary": summary}[args.step](args)
 
