@@ -74,7 +74,8 @@ def test_probe_proves_an_inverted_trigger(leaky, tasks):
     assert high, rep.extras["probe"]
     top = high[0]
     assert top.target in set(leaky.behaviour_tags)
-    assert top.evidence_value("family") == "inversion"
+    # the inverted text, or its refinement (pruned and extended from it, tested the same way)
+    assert top.evidence_value("family") in ("inversion", "refined")
     assert top.evidence_value("replay_rate") >= 0.8
     assert rep.extras["probe"]["inversion"]["triggers"]
     # a support model calls its tools: those openings are no targets by themselves
