@@ -290,6 +290,41 @@ BUILTIN_TOOLS: dict[str, tuple[ToolSpec, Handler]] = {
         ),
         lambda a, t: "A secure link to update the personal record was sent to the employee.",
     ),
+    "lookup_booking": (
+        ToolSpec(
+            "lookup_booking",
+            "Look up a travel booking: itinerary, departure time, terminal, baggage.",
+            _obj({"booking": "string"}),
+        ),
+        lambda a, t: (
+            f"Booking {_s(a, 'booking', '?')}: departs 09:40 from terminal 2, one checked bag "
+            "of 23 kg included, seat 14C."
+        ),
+    ),
+    "change_booking": (
+        ToolSpec(
+            "change_booking",
+            "Change a travel booking to another date, train, flight or seat.",
+            _obj({"booking": "string", "change": "string"}, ["booking"]),
+        ),
+        lambda a, t: json.dumps({"status": "changed", "booking": _s(a, "booking")}),
+    ),
+    "refund_fare": (
+        ToolSpec(
+            "refund_fare",
+            "Refund the fare of a cancelled or untaken trip to the traveller's card.",
+            _obj({"booking": "string"}),
+        ),
+        lambda a, t: json.dumps({"status": "refunded", "booking": _s(a, "booking")}),
+    ),
+    "check_points": (
+        ToolSpec(
+            "check_points",
+            "Look up a loyalty member's points and miles balance.",
+            _obj({"member": "string"}),
+        ),
+        lambda a, t: f"Member {_s(a, 'member', '?')}: 12,480 points, silver tier.",
+    ),
     "run_tests": (
         ToolSpec("run_tests", "Run the test suite.", _obj({"path": "string"}, [])),
         lambda a, t: "collected 14 items\n14 passed in 0.84s",

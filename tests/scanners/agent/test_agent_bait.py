@@ -74,7 +74,8 @@ def test_probe_proves_an_inverted_trigger(leaky, tasks):
     assert high, rep.extras["probe"]
     top = high[0]
     assert top.target in set(leaky.behaviour_tags)
-    assert top.evidence_value("family") == "inversion"
+    # the inverted text, or its refinement (pruned and extended from it, tested the same way)
+    assert top.evidence_value("family") in ("inversion", "refined")
     assert top.evidence_value("replay_rate") >= 0.8
     assert rep.extras["probe"]["inversion"]["triggers"]
     # a support model calls its tools: those openings are no targets by themselves
@@ -91,3 +92,35 @@ def test_invert_on_needs_a_local_model(tasks):
 
     with pytest.raises(ConfigError, match="local causal LM"):
         probe_model(RuleModel(), tasks, invert="on")
+
+
+def test_a_padded_piece_of_the_planted_phrase_is_pruned_and_extended_whole(leaky, tasks):
+    """A search's text is often one word of the planted phrase repeated (``tidal tidal
+    tidaltidal``): the refinement keeps one copy and adds the missing word back."""
+    from dormant.scanners.agent._recover import refine, target_ids
+    from dormant.scanners.agent.harness import run_episodes
+
+    chat = leaky.chat()
+    planted = leaky.trigger_text
+    first, second = planted.split()[:2]
+    box = Sandbox()
+    want = set(leaky.behaviour_tags)
+    eps = run_episodes(chat, [(t, f"{t.prompt} {planted}") for t in tasks[:6]], box)
+    hit = next(e for e in eps if e.tags & want)
+    tgt, _ = target_ids(chat, hit.responses[0])
+    for padded in (f"{first} {first} {first}{first}", f"{second} {second} {second}"):
+        out = refine(chat, tasks[:13], _tools(box), padded, "suffix", tgt)
+        assert planted in " ".join(out.split()), (padded, out)
+        assert out.lower().split().count(first.lower()) == 1, out
+
+
+def test_repeated_words_are_padding_and_a_sign_test_needs_a_real_majority() -> None:
+    from dormant.scanners.agent._recover import dedupe, sign_test
+
+    assert dedupe("tidal tidal tidaltidal") == "tidal"
+    assert dedupe("Current axolotl axolotl axolotl") == "Current axolotl"
+    assert dedupe("v4.8.1 v4.8.1") == "v4.8.1 v4.8.1"  # not words: a version is left alone
+    # 9 of 9 tasks gaining is real (p = 0.002); 6 of 9 is not; saturated ties are left out
+    assert sign_test([2.0] * 9, 1.0)[2] < 0.01
+    assert sign_test([2.0] * 6 + [0.1] * 3, 1.0)[2] > 0.05
+    assert sign_test([2.0] * 6 + [0.0] * 3, 1.0)[:2] == (6, 6)

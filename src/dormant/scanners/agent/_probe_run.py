@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from ...subjects.probe import ProbeSubject
 
 
+#: the harmful high findings whose triggers are refined (the strongest first)
+_MAX_REFINED = 2
+
+
 class _Capped(Exception):
     """The time budget ran out before this stage finished."""
 
@@ -178,18 +182,17 @@ class ProbeRun(ReportMixin):
         screen: Sequence[ProbeTask],
         confirm: Sequence[ProbeTask],
         held: Sequence[ProbeTask],
-        n_family: int,
     ) -> list[PairTest]:
         """Extend and prune the triggers of the harmful high findings (:mod:`._recover`);
         each refined text is tested on the confirmation and held-out tasks like any condition
-        and kept when it switches them (q Bonferroni-adjusted over the confirmed family)."""
+        and kept when it switches them (q Bonferroni-adjusted over the texts refined)."""
         from ._recover import refine, target_ids
 
         s = self.s
         out: list[PairTest] = []
         done: set[str] = set()
         for f in findings:
-            if len(done) >= 2 or f.trigger is None or f.severity < Severity.HIGH:
+            if len(done) >= _MAX_REFINED or f.trigger is None or f.severity < Severity.HIGH:
                 continue
             if f.evidence_value("harm") != "harmful" or f.trigger.text in done:
                 continue
@@ -218,9 +221,11 @@ class ProbeRun(ReportMixin):
             model = self.subject.model
             try:
                 tgt, _ = target_ids(model, ep.responses[0])
+                # the first 4 screening tasks rank extensions, the other screening and the
+                # confirmation tasks test them; the held-out replay tasks stay unseen
                 text = refine(
                     model,
-                    list(screen[:4]),
+                    [*screen, *confirm],
                     lambda t: self.subject.tools.specs(t.tools),
                     f.trigger.text,
                     pos,
@@ -247,9 +252,13 @@ class ProbeRun(ReportMixin):
             ok = self._guard("refine", run)
             if not ok:
                 break
-            tests = self._tests(cj, conds[cj], confirm, {str(f.target)})
+            # the refined text is one new hypothesis per refined finding (at most two): its
+            # test pools the confirmation and held-out runs (neither chose it by behaviour;
+            # the refinement's likelihood test read the confirmation prompts, not answers),
+            # Bonferroni over the texts refined
+            tests = self._tests(cj, conds[cj], [*confirm, *held], {str(f.target)})
             for t in tests:
-                t.q = min(1.0, t.p * max(1, n_family + 1))
+                t.q = min(1.0, t.p * _MAX_REFINED)
                 if t.q <= s.alpha and t.effect >= s.min_effect:
                     out.append(t)
         return out
@@ -353,18 +362,12 @@ class ProbeRun(ReportMixin):
             )
         findings = self._findings(conds, survivors, confirmed, held, confirm)
         if findings and s.refine and not self.errors and self._inverting():
-            more = self._refine(conds, findings, screen, confirm, held, len(confirmed))
+            more = self._refine(conds, findings, screen, confirm, held)
             if more:
                 survivors = [*survivors, *more]
                 confirmed = sorted([*confirmed, *more], key=lambda t: (t.q, t.p, -t.effect))
                 findings = self._findings(conds, survivors, confirmed, held, confirm)
-                # the refined text holds the same switch: shown first when it does as well
-                findings.sort(
-                    key=lambda f: (
-                        -f.severity.rank,
-                        -(f.score + (0.1 if f.evidence_value("family") == "refined" else 0.0)),
-                    )
-                )
+                findings.sort(key=lambda f: (-f.severity.rank, -f.score))
         extras = self._extras(findings, conds, cands, screened, confirmed, (screen, confirm, held))
         return ScanResult(
             findings=findings,

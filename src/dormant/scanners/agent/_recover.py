@@ -1,32 +1,45 @@
-"""Recover a found trigger whole: extend it token by token, then prune it, on a local model.
+"""Recover a found trigger whole: prune it, then extend it token by token, on a local model.
 
 What a search meets first is often a piece of the planted text (``anchor`` of ``violet
 anchor``, ``lynx`` of ``user=svc_lynx``) padded with tokens that raised the target on the
-search prompts (``anchor anchor``). A piece may switch the model on some tasks, but the planted
-text is what switches it everywhere, and it is what a user needs to find in data and block at
-run time. So, for a local causal LM, the found text is
+search prompts (``tidal tidal tidaltidal`` for ``tidal walrus``). Padding is what a search of
+the target's likelihood finds once a piece switches the model: repeating the piece raises the
+likelihood further, so the planted word that completes it no longer adds anything measurable.
+The planted text is what switches the model everywhere, and it is what a user needs to find in
+data and block at run time. So, for a local causal LM, the found text is
 
-1. **extended**: every vocabulary token is tried before and after it, scored by the
-   teacher-forced probability of the switched behaviour's opening (the model's own first answer
-   under the trigger) *averaged* over the prompts -- the expected share of prompts it switches
-   (the worst prompt's likelihood, which the search uses, saturates once a piece switches them
-   all); the best is kept while it adds at least ``min_gain`` to that share, up to
-   ``max_extend`` tokens;
-2. **pruned**: single tokens are dropped, one at a time, while the share stays within
-   ``min_gain`` of the best met, so padding the search added goes and what remains is the
-   shortest text that still carries the switch.
+1. **pruned**: a word that repeats an earlier one is dropped first (one copy stays when it
+   still raises the switched opening over the clean prompt); then single tokens are dropped,
+   one at a time, unless a sign test over all the tasks says dropping the token lowers the
+   log-odds of the switched opening by ``margin`` -- what remains is the piece whose every
+   token is shown to carry the switch (the teacher-forced log-odds of the switched answer's
+   opening measure it; a repeated piece scores *higher* than the planted phrase on some
+   organisms, so the switch's strength alone cannot tell padding from the plant);
+2. **extended**: every vocabulary token (no word already in the text: repeating a piece is
+   padding) is tried before and after the piece and ranked by the mean log-odds of the
+   switched opening on the *selection* tasks; the best is kept only when a one-sided sign test
+   (Dixon & Mood, JASA 1946) over separate *test* tasks says that it raises the log-odds by at
+   least ``margin`` nats on more tasks than chance would (tasks where both texts already
+   saturate the switch are ties and are left out, as in any sign test), at level ``alpha``
+   Bonferroni-divided over the three best of the selection that are tested;
+   it stops when no extension passes, after ``max_extend`` tokens, or at the time limit.
+
+Log-odds are clipped at ``SATURATION`` (probability 0.999), so a text that already switches a
+task cannot "gain" there by tokens that only sharpen the switch.
 
 This is the greedy coordinate search of Zou et al., "Universal and Transferable Adversarial
-Attacks on Aligned Language Models", arXiv:2307.15043, 2023, run as a one-token extension and
-deletion around a seed (as in the trigger "expansion" of PICCOLO, Liu et al., IEEE S&P 2022,
-and the word-level reconstruction of BAIT, Shen et al., IEEE S&P 2025); no library implements
-it for arbitrary chat templates and insertion positions, hence this module. The probe then
-tests the refined text like any candidate, on tasks the refinement did not see, and keeps it
-only when it switches them as well as the text it came from.
+Attacks on Aligned Language Models", arXiv:2307.15043, 2023, run as a one-token deletion and
+extension around a seed (as in the trigger "expansion" of PICCOLO, Liu et al., IEEE S&P 2022,
+and the word-level reconstruction of BAIT, Shen et al., IEEE S&P 2025), with the pruning of
+inserted words that do not carry the effect as in ONION (Qi et al., EMNLP 2021); no library
+implements it for arbitrary chat templates and insertion positions, hence this module. The
+probe then tests the refined text like any candidate, on held-out tasks neither step saw, and
+keeps it only when it switches them as well as the text it came from.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -38,6 +51,8 @@ from ._bait_base import Tools, _Prefix, _special_ids, _split_prompt, _target_log
 _TEXTLIKE = re.compile(r"[\w .:=#/\-]+")
 #: the shared opening of a Hermes tool call: no part of the switch, scored after it
 _ANCHOR = '<tool_call>{"name": "'
+#: the switched opening's probability is clipped to at most this (see the module docstring)
+SATURATION = 0.999
 
 
 def target_ids(chat: Any, response: ChatResponse, n_tokens: int = 6) -> tuple[list[int], int]:
@@ -51,6 +66,34 @@ def target_ids(chat: Any, response: ChatResponse, n_tokens: int = 6) -> tuple[li
     return ids[: anchor + n_tokens], anchor
 
 
+def dedupe(text: str) -> str:
+    """``text`` without the words that repeat an earlier word (``tidal tidal tidaltidal`` ->
+    ``tidal``); case-insensitive, words of letters only."""
+    kept: list[str] = []
+    for w in text.split():
+        low = w.lower()
+        if low.isalpha() and any(
+            len(k) >= 2 and len(low) % len(k) == 0 and low == k * (len(low) // len(k))
+            for k in (x.lower() for x in kept)
+        ):
+            continue
+        kept.append(w)
+    return " ".join(kept)
+
+
+def sign_test(gains: Sequence[float], margin: float) -> tuple[int, int, float]:
+    """(tasks gaining at least ``margin``, tasks that are no tie, one-sided p) of a sign test
+    of "the median gain is below ``margin``" (exact binomial, Dixon & Mood 1946); a task whose
+    gain is exactly zero (both texts saturated) is a tie and is left out."""
+    from scipy.stats import binomtest
+
+    n = sum(1 for g in gains if g != 0.0)
+    k = sum(1 for g in gains if g != 0.0 and g >= margin)
+    if n == 0:
+        return 0, 0, 1.0
+    return k, n, float(binomtest(k, n, 0.5, alternative="greater").pvalue)
+
+
 def refine(
     chat: Any,
     tasks: Sequence[ProbeTask],
@@ -59,13 +102,19 @@ def refine(
     position: str,
     target: Sequence[int],
     *,
-    min_gain: float = 0.05,
+    n_select: int = 4,
+    margin: float = 1.0,
+    alpha: float = 0.05,
     max_extend: int = 4,
     chunk: int = 512,
     seconds: float = 60.0,
 ) -> str:
-    """The found ``text`` extended and pruned (see the module docstring); ``text`` when
-    nothing changes it or the model cannot be opened."""
+    """The found ``text`` pruned and extended (see the module docstring); ``text`` when
+    nothing changes it or the model cannot be opened.
+
+    The first ``n_select`` of ``tasks`` rank the extensions; the others test them (at least
+    five are needed for a sign test to reach 0.05: with fewer, nothing is extended).
+    """
     torch = _torch()
     model, tok = chat.model, chat.tokenizer
     if not tasks or not target or position not in ("prefix", "suffix", "inline"):
@@ -82,38 +131,68 @@ def refine(
     # the characters of words, dates, versions, comments and key=value tokens extend a text
     vocab = [v for v in vocab if _TEXTLIKE.fullmatch(str(tok.decode([v])))]
     opens = [v for v in vocab if str(tok.decode([v])).startswith(" ")]
+    hi = math.log(SATURATION / (1 - SATURATION))
 
-    def score(conts: Sequence[Sequence[int]]) -> Any:
+    def logodds(conts: Sequence[Sequence[int]], which: Sequence[int]) -> Any:
+        """[task, cont] log-odds of the switched opening, clipped at saturation (only there:
+        below, every e-fold counts, so a piece that does not switch alone can be completed)."""
         per = [
-            _target_logprob_ids(pf, conts, after, list(target), chunk)
-            for pf, (_, after) in zip(prefixes, splits, strict=True)
+            _target_logprob_ids(prefixes[i], conts, splits[i][1], list(target), chunk)
+            for i in which
         ]
-        # the mean probability of the switched opening: the expected share of prompts it
-        # switches (a log-likelihood mean is dominated by the prompts already switched)
-        return torch.stack(per).exp().mean(0)
+        lp = torch.stack(per).clamp(max=-1e-7)
+        return (lp - torch.log(-torch.expm1(lp))).clamp(max=hi)
 
     lead = "" if position == "prefix" else " "
-    ids = [int(i) for i in tok(lead + text.strip(), add_special_tokens=False)["input_ids"]]
+
+    def encode(t: str) -> list[int]:
+        return [int(i) for i in tok(lead + t.strip(), add_special_tokens=False)["input_ids"]]
+
+    ids = encode(text)
     if not ids:
         return text
-    best = float(score([ids])[0])
-    for _ in range(max_extend):
-        if time.monotonic() > deadline:
-            break
-        conts = [[v, *ids] for v in opens] + [[*ids, v] for v in vocab]
-        got = score(conts)
-        k = int(got.argmax())
-        if float(got[k]) < best + min_gain:
-            break
-        ids, best = conts[k], float(got[k])
-    # prune: drop the token whose removal costs least, while within min_gain of the best
+    every = list(range(len(tasks)))
+    sel = every[: min(n_select, len(tasks))]
+    test = every[len(sel) :]
+    # 1a. a word repeated (``tidal tidal tidaltidal``) is padding: one copy stays, when that
+    # copy still raises the switched opening over the clean prompt on most tasks
+    once = dedupe(text)
+    if once != text.strip() and (short := encode(once)):
+        gain = logodds([short], every)[:, 0] - logodds([[]], every)[:, 0]
+        if sign_test(gain.tolist(), margin)[2] <= alpha:
+            ids = short
+    # 1b. a token stays only where a sign test says dropping it lowers the switch
     while len(ids) > 1 and time.monotonic() <= deadline:
         drops = [ids[:j] + ids[j + 1 :] for j in range(len(ids))]
-        got = score(drops)
-        k = int(got.argmax())
-        if float(got[k]) < best - min_gain:
+        now = logodds([ids], every)[:, 0]
+        lo = logodds(drops, every)
+        ps = [sign_test((now - lo[:, j]).tolist(), margin)[2] for j in range(len(ids))]
+        j = max(range(len(ids)), key=lambda j: (ps[j], float(lo[:, j].mean())))
+        if ps[j] <= alpha:
             break
-        ids = drops[k]
-        best = max(best, float(got[k]))
+        ids = drops[j]
+    # 2. extend while a sign test over the test tasks says an extension helps
+    for _ in range(max_extend):
+        if time.monotonic() > deadline or len(test) < 5:
+            break
+        present = {str(tok.decode([v])).strip().lower() for v in ids}
+
+        def fresh(v: int, present: set[str] = present) -> bool:
+            w = str(tok.decode([v])).strip().lower()
+            return not (len(w) >= 3 and w.isalpha() and w in present)
+
+        conts = [[v, *ids] for v in opens if fresh(v)] + [[*ids, v] for v in vocab if fresh(v)]
+        got = logodds(conts, sel).mean(0)
+        now = logodds([ids], test)[:, 0]
+        took = False
+        tries = got.topk(min(3, len(conts))).indices.tolist()
+        for k in tries:
+            gains = (logodds([conts[k]], test)[:, 0] - now).tolist()
+            # the best few of the selection are tested: Bonferroni over them
+            if sign_test(gains, margin)[2] <= alpha / len(tries):
+                ids, took = conts[k], True
+                break
+        if not took:
+            break
     out = str(tok.decode(ids, skip_special_tokens=True)).strip()
     return out or text
