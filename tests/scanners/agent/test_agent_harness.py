@@ -54,6 +54,10 @@ def test_builtin_tools_cover_the_brief_and_answer_without_leaving_the_machine() 
         "lookup_payslip",
         "request_leave",
         "update_employee",
+        "lookup_booking",
+        "change_booking",
+        "refund_fare",
+        "check_points",
     }
     box = Sandbox()
     tok = box.honeytokens
