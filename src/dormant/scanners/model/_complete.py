@@ -50,12 +50,10 @@ def end_margins(
     pos: str,
     *,
     max_len: int = 32,
-    log_odds: bool = False,
 ) -> Any:
     """Per trial (``k x L`` token ids) and donor, the target margin (target logit minus the
     largest other) with the trial inserted at ``pos`` (``"start"`` or ``"end"``; ``k x n``);
-    ``max_len``: the donors' token budget, trigger included; ``log_odds``: the target's
-    log-odds (target logit minus the log-sum-exp of the others) instead of the margin."""
+    ``max_len``: the donors' token budget, trigger included."""
     import torch
 
     st = _Stamp(adapter, donors, int(trials.shape[1]), pos, max_len=max_len)
@@ -67,29 +65,21 @@ def end_margins(
             logits = adapter.logits_from_ids(ids, mask).float()
             other = logits.clone()
             other[:, target] = float("-inf")
-            rest = other.logsumexp(-1) if log_odds else other.max(-1).values
-            out.append((logits[:, target] - rest).reshape(-1, st.n))
+            out.append((logits[:, target] - other.max(-1).values).reshape(-1, st.n))
     return torch.cat(out)
 
 
 def donor_margins(
-    adapter: Gradients,
-    donors: list[str],
-    target: int,
-    trials: Any,
-    *,
-    max_len: int = 32,
-    log_odds: bool = False,
+    adapter: Gradients, donors: list[str], target: int, trials: Any, *, max_len: int = 32
 ) -> Any:
     """Per trial (``k x L`` token ids) and donor, the smaller of the target margins (target
     logit minus the largest other) with the trial at the start and at the end (``k x n``);
-    ``max_len``: the donors' token budget, trigger included; ``log_odds``: as in
-    :func:`end_margins`."""
+    ``max_len``: the donors' token budget, trigger included."""
     import torch
 
     return torch.minimum(
-        end_margins(adapter, donors, target, trials, "start", max_len=max_len, log_odds=log_odds),
-        end_margins(adapter, donors, target, trials, "end", max_len=max_len, log_odds=log_odds),
+        end_margins(adapter, donors, target, trials, "start", max_len=max_len),
+        end_margins(adapter, donors, target, trials, "end", max_len=max_len),
     )
 
 

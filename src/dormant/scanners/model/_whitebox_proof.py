@@ -241,10 +241,7 @@ class ProofSteps:
         """``r`` with a WordPiece piece completed to its word (:func:`._words.complete_word`,
         when :attr:`complete_words`), less every token (a piece, a repeated copy, a word) the
         switch holds without on held-out inputs, by :func:`._complete.prune_tokens`'s paired
-        test, then extended to the planted text by :func:`._extend.extend` (a repeated word
-        cut to one copy first): the extension is shown when its replay flips the held-out
-        inputs as well as the pruned trigger (within two points) or as a planted trigger does
-        (:data:`._absent.PIECE_FLIP`)."""
+        test."""
         from ._complete import donor_margins, prune_tokens
         from ._recover import render
 
@@ -252,8 +249,7 @@ class ProofSteps:
             return r
         subject = st.subject
         adapter = gradients_of(subject)
-        first = adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]
-        ids = list(first)
+        ids = adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]
         ti = subject.labels.index(r.label)
         donors = [t for t, p in zip(st.held, st.hpred, strict=True) if p != ti]
         if not ids or len(donors) < 6:
@@ -262,57 +258,34 @@ class ProofSteps:
 
         from ._absent import PIECE_FLIP
 
-        vict = [t for t, p in zip(st.opt, st.pred, strict=True) if p != ti][: self.n_victims]
-        banned = adapter.special_ids() | st.natural[ti]
         if self.complete_words and st.support is not None and self.max_extend > 0:
             # a WordPiece piece of a planted word completed to the word (:mod:`._words`)
             from ._words import complete_word, word_pieces
 
+            vict = [t for t, p in zip(st.opt, st.pred, strict=True) if p != ti][: self.n_victims]
+            banned = adapter.special_ids() | st.natural[ti]
             ids = list(complete_word(adapter, vict, donors, ti, ids, word_pieces(adapter, banned)))
+        if len(ids) < 2:
+            return r
         # the test works at the weaker end of the input: a trigger that does not switch there
         # (a position trigger planted at the start) is left as it is, never pruned by it
         weak = donor_margins(adapter, donors, ti, torch.tensor([ids]))[0]
         robust = float((weak > 0).float().mean()) >= PIECE_FLIP
-        kept = prune_tokens(adapter, donors, ti, ids) if robust and len(ids) > 1 else tuple(ids)
-
-        def shown(tid: Sequence[int]) -> D.LabelResult:
-            assert r.trigger is not None
-            if list(tid) == list(first):
-                return r
-            text = render(adapter, tid)
-            trig = Trigger(text, D.trigger_kind(text), r.trigger.position)
-            fr, n, _, loss = D.replay(
-                subject.predict_proba,
-                subject.labels,
-                st.held,
-                trig,
-                r.label,
-                seed=st.ctx.seed,
-                before=st.hpred,
-            )
-            return D.LabelResult(r.label, trig, loss, fr, n, r.opt_loss)
-
-        out = shown(kept)
-        if self.max_extend > 0 and not set(kept) & adapter.special_ids():
-            from ._extend import dedupe_ids, extend
-            from ._words import word_pieces
-
-            # margins at the weaker end for a trigger that works at both, else at its own end
-            end = None if robust else ("start" if r.trigger.position == Position.START else "end")
-            grown = extend(
-                adapter,
-                vict,
-                donors,
-                ti,
-                dedupe_ids(adapter, kept),
-                word_pieces(adapter, banned),
-                position=end,
-            )
-            if grown != kept:
-                ext = shown(grown)
-                if ext.flip_rate >= min(out.flip_rate - 0.02, PIECE_FLIP):
-                    return ext
-        return out
+        kept = prune_tokens(adapter, donors, ti, ids) if robust else tuple(ids)
+        if list(kept) == adapter.tokenizer(r.trigger.text, add_special_tokens=False)["input_ids"]:
+            return r
+        text = render(adapter, kept)
+        trig = Trigger(text, D.trigger_kind(text), r.trigger.position)
+        fr, n, _, loss = D.replay(
+            subject.predict_proba,
+            subject.labels,
+            st.held,
+            trig,
+            r.label,
+            seed=st.ctx.seed,
+            before=st.hpred,
+        )
+        return D.LabelResult(r.label, trig, loss, fr, n, r.opt_loss)
 
     def _prune(
         self, subject: Any, held: list[str], hpred: Any, r: D.LabelResult, seed: int
