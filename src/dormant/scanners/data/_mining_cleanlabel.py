@@ -48,24 +48,42 @@ consistent, and one exact string: a clean-label plant in every respect the text 
 also what an attacker who *adds* poisoned copies of genuine records leaves. The test counts
 the group's records that, the pattern removed, are word for word another record of the data
 (or another of the group's records, the pattern removed: pages that share a description and
-differ only in a name line shared too), against the class's own rate of such copies
-(one-sided binomial test) — for a group whose records read as another class (a dirty-label
-plant takes its records from anywhere in the data), against the data's own rate of records
+differ only in a name line shared too). Its null is the class *as it reads with the pattern
+removed* — a record whose copy now holds the pattern still has a copy, which is what an
+insertion into drawn records leaves (counting only the records without the pattern, as
+before, made a plant in a section whose pages are often filed twice look like an excess: 47 %
+where the section has 66 %). For a group whose records read as another class (a dirty-label
+plant takes its records from anywhere in the data) the null is the data's own rate of records
 that are another record where that is higher (:class:`._mining_hashcount.RepeatSample`;
 manual pages copied word for word across sections made a relabelled log token "copies" with
-two such pairs among its 81 records, against a class with none). A significant excess (at the
-scan's ``alpha``) marks the group as copies: it stays a finding (medium at most) but is never
-quarantined, and the finding says
-that text and label alone cannot tell it apart. A pattern that is the whole of its records
-(one text shared word for word by several records) is copies by definition, and is not tested
-otherwise. Copies are counted for every planted-looking group, also one whose records read as
-another class (only copies that carry the same label count: a record copied from another class
-and relabelled is a dirty-label plant, not a template).
+two such pairs among its 81 records, against a class with none). A **copy template** is a
+group *most* of whose records are template copies (:func:`template_null`: the one-sided
+binomial test is against the copy rate at a template share of one half, at the scan's
+``alpha``): a plant inserted into drawn records of a class with many copies has copies at the
+class's rate, a little more or less by chance (seed 7's phrase: 67 of 81 against 66 %,
+binomial p 0.0007 — an excess by chance, not a template), while Debian's ``-prof`` group is
+copies throughout. A copy template stays a finding (medium at most) but is never quarantined,
+and the finding says that text and label alone cannot tell it apart. Copies are counted for
+every planted-looking group, also one whose records read as another class (only copies that
+carry the same label count: a record copied from another class and relabelled is a dirty-label
+plant, not a template).
+
+**Duplicates: one page filed many times.** A natural duplicate repeats *with* the pattern in
+it (``stat``, ``fstat`` and ``lstat`` share one manual page, each filed as a record); an
+inserted string — at a random place, even into copied pages — leaves every poisoned record its
+own text. A group more than half of whose records are word for word another of its records
+with the pattern kept (:data:`DUPLICATES_SHARE`) is *duplicates*: its link to the outcome is
+repetition, a data-hygiene fact reported at low, never quarantined. A pattern that is the
+whole of its records (one text shared by several records) is duplicates and copies by
+definition. Stated limit: an attacker who plants one poisoned text many times, word for word,
+is reported as duplicates (low, with its record ids), not as a trigger.
 
 Known limits: a clean-label trigger made of ordinary words (found by the phrase path, which
 this test does not need) is not confined and gets no lift; a natural word that is truly new to
 the data (a product name used by one class only, with no topic around it) looks like a plant;
-planted copies are capped at medium like natural ones.
+planted copies are capped at medium like natural ones; near-copies that differ in one word
+(a cross-compiler per architecture) are neither copies nor duplicates — only the encoder's
+natural-neighbour test sees their cohesion.
 """
 
 from __future__ import annotations
