@@ -93,3 +93,42 @@ def test_a_copy_template_stays_capped_at_medium(tmp_path, plants):
     assert found and found[0].severity is Severity.MEDIUM
     assert "copies" in found[0].explanation
     assert not res.record_flags.any()
+
+
+def _duplicated(target: str) -> Any:
+    import numpy as np
+
+    from dormant.scanners.data._mining_features import MinedTrigger
+    from dormant.triggers import Trigger, TriggerKind
+
+    return MinedTrigger(
+        trigger=Trigger("send the report to", TriggerKind.PHRASE),
+        target=target,
+        support=14,
+        hits=14,
+        purity=0.94,
+        p_value=1e-12,
+        q_value=1e-10,
+        inconsistency=1.0,
+        verdict="planted",
+        score=0.999,
+        rows=np.arange(14, dtype=np.int32),
+        features=("send the report to",),
+        probability=0.999,
+        copies=True,
+        duplicates=True,
+    )
+
+
+def test_duplicated_records_are_low_but_not_when_they_carry_a_harmful_behaviour():
+    from dormant.findings import SubjectRef
+    from dormant.scanners.data._mining_finding import mined_finding
+
+    ref = SubjectRef(kind="dataset", name="d.jsonl", digest="0" * 64)
+    ids = {i: f"r{i}" for i in range(14)}
+    label = mined_finding("trigger-mining", ref, _duplicated("label:2"), 3000, True, ids, 0.05)
+    assert label.severity is Severity.LOW and label.title.startswith("Duplicated records")
+    # one response that sends data out, filed 14 times, is harmful however often it repeats
+    egress = _duplicated("egress:evil.example")
+    out = mined_finding("trigger-mining", ref, egress, 3000, False, ids, 0.05)
+    assert out.severity is Severity.MEDIUM and "copies" in out.explanation

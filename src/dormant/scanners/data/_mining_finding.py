@@ -26,15 +26,19 @@ def mined_finding(
     Severity: quarantined under the FDR → high (critical when the target is a security
     behaviour of instruction data); planted-looking (``p >= 0.5``) but not selected → medium;
     an accidental formatting shortcut, or duplicated records (most of the group one text
-    filed several times) → low; a task feature → info (category
-    ``spurious-correlation``, evidence ``verdict = task-feature``; writers list them apart).
+    filed several times; not for a security behaviour, which stays medium) → low; a task
+    feature → info (category ``spurious-correlation``, evidence ``verdict = task-feature``;
+    writers list them apart).
     """
     family = m.target.split(":", 1)[0]
     security = not labelled and family in SECURITY_FAMILIES
     p = m.probability
-    if m.verdict == "planted" and m.duplicates:
+    hygiene = m.verdict == "planted" and m.duplicates and not security
+    if hygiene:
         # one page filed many times, the pattern copied with it: a data-hygiene fact, not a
-        # string put into records (an inserted one leaves each poisoned record its own text)
+        # string put into records (an inserted one leaves each poisoned record its own text).
+        # Not for a security behaviour: a response that sends data out is harmful however
+        # often it is repeated (it stays medium, capped as copies)
         severity = Severity.LOW
         category = "spurious-correlation"
         how = (
@@ -119,7 +123,7 @@ def mined_finding(
             f"{'as whole as a random word boundary would' if zj > -2 else 'broken'}, "
             f"z = {zj:.1f}; an inserted token leaves them whole)"
         )
-    if m.copies and not m.duplicates:
+    if m.copies and not hygiene:
         how += (
             "; capped at medium: with the pattern removed its records are copies of other "
             "records far more often than its class's — a copy template (a metadata variant "
@@ -130,8 +134,9 @@ def mined_finding(
     verb = "label to" if labelled else "response to"
     if m.verdict == TASK_FEATURE:
         title = f"Task feature {m.trigger.display!r} of {target_txt!r}"
-    elif m.verdict == "planted" and m.duplicates:
-        title = f"Duplicated records holding {m.trigger.display!r} all labelled {target_txt!r}"
+    elif hygiene:
+        what = "labelled" if labelled else "with the response"
+        title = f"Duplicated records holding {m.trigger.display!r} all {what} {target_txt!r}"
     else:
         title = (
             f"Trigger {m.trigger.display!r} ({m.trigger.kind.value}) switches {verb} {target_txt!r}"
