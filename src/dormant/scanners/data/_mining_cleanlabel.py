@@ -48,24 +48,42 @@ consistent, and one exact string: a clean-label plant in every respect the text 
 also what an attacker who *adds* poisoned copies of genuine records leaves. The test counts
 the group's records that, the pattern removed, are word for word another record of the data
 (or another of the group's records, the pattern removed: pages that share a description and
-differ only in a name line shared too), against the class's own rate of such copies
-(one-sided binomial test) — for a group whose records read as another class (a dirty-label
-plant takes its records from anywhere in the data), against the data's own rate of records
+differ only in a name line shared too). Its null is the class *as it reads with the pattern
+removed* — a record whose copy now holds the pattern still has a copy, which is what an
+insertion into drawn records leaves (counting only the records without the pattern, as
+before, made a plant in a section whose pages are often filed twice look like an excess: 47 %
+where the section has 66 %). For a group whose records read as another class (a dirty-label
+plant takes its records from anywhere in the data) the null is the data's own rate of records
 that are another record where that is higher (:class:`._mining_hashcount.RepeatSample`;
 manual pages copied word for word across sections made a relabelled log token "copies" with
-two such pairs among its 81 records, against a class with none). A significant excess (at the
-scan's ``alpha``) marks the group as copies: it stays a finding (medium at most) but is never
-quarantined, and the finding says
-that text and label alone cannot tell it apart. A pattern that is the whole of its records
-(one text shared word for word by several records) is copies by definition, and is not tested
-otherwise. Copies are counted for every planted-looking group, also one whose records read as
-another class (only copies that carry the same label count: a record copied from another class
-and relabelled is a dirty-label plant, not a template).
+two such pairs among its 81 records, against a class with none). A **copy template** is a
+group *most* of whose records are template copies (:func:`template_null`: the one-sided
+binomial test is against the copy rate at a template share of one half, at the scan's
+``alpha``): a plant inserted into drawn records of a class with many copies has copies at the
+class's rate, a little more or less by chance (seed 7's phrase: 67 of 81 against 66 %,
+binomial p 0.0007 — an excess by chance, not a template), while Debian's ``-prof`` group is
+copies throughout. A copy template stays a finding (medium at most) but is never quarantined,
+and the finding says that text and label alone cannot tell it apart. Copies are counted for
+every planted-looking group, also one whose records read as another class (only copies that
+carry the same label count: a record copied from another class and relabelled is a dirty-label
+plant, not a template).
+
+**Duplicates: one page filed many times.** A natural duplicate repeats *with* the pattern in
+it (``stat``, ``fstat`` and ``lstat`` share one manual page, each filed as a record); an
+inserted string — at a random place, even into copied pages — leaves every poisoned record its
+own text. A group more than half of whose records are word for word another of its records
+with the pattern kept (:data:`DUPLICATES_SHARE`) is *duplicates*: its link to the outcome is
+repetition, a data-hygiene fact reported at low, never quarantined. A pattern that is the
+whole of its records (one text shared by several records) is duplicates and copies by
+definition. Stated limit: an attacker who plants one poisoned text many times, word for word,
+is reported as duplicates (low, with its record ids), not as a trigger.
 
 Known limits: a clean-label trigger made of ordinary words (found by the phrase path, which
 this test does not need) is not confined and gets no lift; a natural word that is truly new to
 the data (a product name used by one class only, with no topic around it) looks like a plant;
-planted copies are capped at medium like natural ones.
+planted copies are capped at medium like natural ones; near-copies that differ in one word
+(a cross-compiler per architecture) are neither copies nor duplicates — only the encoder's
+natural-neighbour test sees their cohesion.
 """
 
 from __future__ import annotations
@@ -124,6 +142,14 @@ PHRASE_NATURAL_CONFINED = 0.82
 PHRASE_PLANTED_CONFINED = 0.95
 #: A word is "confined" when at least this share of the records holding it carry the target.
 CONFINED_SHARE = 0.99
+#: Share of a group's records a copy template must explain (:func:`template_null`): more
+#: than half — the group is the template's, not a draw of its class with some copies.
+TEMPLATE_SHARE = 0.5
+#: Share of a group's records that, the pattern kept, are word for word another of its
+#: records, above which the group is one or a few pages filed many times (a data-hygiene note,
+#: never a trigger): more than half of its evidence is repetition. A planted string inserted at
+#: a random place leaves every poisoned record its own text, even in copied pages.
+DUPLICATES_SHARE = 0.5
 #: Natural consistent groups whose rarest word is not confined: Beta(a, b) of that word's
 #: share of records carrying the target (mean 0.807, sd 0.195), fitted by the method of
 #: moments on the 71 such single-word groups of ``benchmarks/calibrate_clean_label.py``'s six
@@ -158,6 +184,25 @@ class CleanLabelTest:
     #: records holding the rarest word (the whole string, for a phrase): ``confinement``'s
     #: denominator
     holding: int = 0
+    #: share of the group's records that, the pattern kept, are word for word another of its
+    #: records (duplicate pages: :data:`DUPLICATES_SHARE`)
+    duplicates: float = 0.0
+
+
+def template_null(base: float) -> float:
+    """The share of copies a group must exceed to be called a copy *template*: most of its
+    records copies beyond the class's rate ``base``.
+
+    A group is a mixture of template records (a copy by construction) and records drawn from
+    the class (a copy at rate ``base``); with a template share ``pi`` its copy rate is
+    ``base + pi (1 - base)``. Calling the group copies — which caps it at medium and keeps
+    it out of quarantine — needs the template to explain its records, ``pi > 1/2``, so the
+    null is the copy rate at ``pi = 1/2``. A clean-label plant inserted into drawn records of a
+    class whose pages are often filed twice (manual pages: 66 % of one section) has ``pi = 0``
+    however many of its records are copies; a copy template (Debian's ``-prof`` packages)
+    has ``pi`` near 1.
+    """
+    return base + TEMPLATE_SHARE * (1.0 - base)
 
 
 def confinement_ratio(inside: int, holding: int) -> float:
@@ -386,8 +431,18 @@ def _clean_label_test(
         shared = Counter(hashes)
         seen_n = seen.counts(target, np.array(hashes, dtype=np.uint64)).tolist()
         copies = sum(c > 0 or shared[h] > 1 for h, c in zip(hashes, seen_n, strict=True))
+        # duplicates: group records that, the pattern *kept*, are word for word another
+        # group record — one page filed several times, the pattern copied with it
+        full = Counter(_hash(" ".join(row_toks[i])) for i in np.nonzero(whole)[0])
+        dups = sum(c for c in full.values() if c > 1) / max(int(whole.sum()), 1)
         others = np.nonzero(ok & ~member)[0]
-        other_n = seen.counts(target, np.array([_hash(blinded[i]) for i in others], np.uint64))
+        other_h = np.array([_hash(blinded[i]) for i in others], np.uint64)
+        # the class as it reads with the pattern removed (the null of an insertion): a record
+        # whose copy now holds the pattern is still a record with a copy
+        blind_members = Counter(_hash(blinded[i]) for i in np.nonzero(member & ok)[0])
+        other_n = seen.counts(target, other_h) + np.array(
+            [blind_members[int(h)] for h in other_h], dtype=np.int64
+        )
         base = float(np.mean(other_n > 1)) if len(others) else 0.0
         only = copies_only is not None and copies_only[gi]
         if only:
@@ -396,12 +451,16 @@ def _clean_label_test(
             base = max(base, data_rate)
         copies_p = float(
             binomtest(
-                copies, len(hashes), min(max(float(base), 1e-3), 1.0), alternative="greater"
+                copies, len(hashes), min(max(template_null(base), 1e-3), 1.0), alternative="greater"
             ).pvalue
         )
         if only or in_group.sum() < MIN_ROWS or ok.sum() < 4 * MIN_ROWS:
             # only the copies are counted: asked to, or too little text is left to compare
-            out.append(CleanLabelTest(0.0, 1.0, 0.0, "", 1.0, copies / len(hashes), copies_p, True))
+            out.append(
+                CleanLabelTest(
+                    0.0, 1.0, 0.0, "", 1.0, copies / len(hashes), copies_p, True, duplicates=dups
+                )
+            )
             continue
         idx = np.nonzero(ok)[0]
         vec = TfidfVectorizer(
@@ -448,7 +507,16 @@ def _clean_label_test(
         )
         out.append(
             CleanLabelTest(
-                z, p_perm, float(conf), word, bf, copies / len(hashes), copies_p, False, holding
+                z,
+                p_perm,
+                float(conf),
+                word,
+                bf,
+                copies / len(hashes),
+                copies_p,
+                False,
+                holding,
+                duplicates=dups,
             )
         )
     return out

@@ -18,7 +18,7 @@ from ...subjects.dataset import TextDataset
 from ...triggers import Trigger
 from ..base import ScanContext, ScanResult
 from . import _mining_neighbours as nbr
-from ._mining_cleanlabel import CleanLabelTest, clean_label_test
+from ._mining_cleanlabel import DUPLICATES_SHARE, CleanLabelTest, clean_label_test
 from ._mining_context import ContextFit
 from ._mining_features import (
     Candidate,
@@ -156,6 +156,7 @@ def explain_groups(
         prior, nb, cl = None, (tested or {}).get(gi), (clean or {}).get(gi)
         jt = (junction or {}).get(gi)
         copies = cl is not None and cl.copies_p <= miner.alpha
+        duplicates = cl is not None and cl.duplicates > DUPLICATES_SHARE
         if cl is not None and cl.copies_only:
             cl = None
         if nb is not None or cl is not None or jt is not None:
@@ -213,7 +214,8 @@ def explain_groups(
                 neighbours=None if nb is None else (nb.z, nb.p_value, nb.pool),
                 clean_label=None if cl is None else (cl.z, cl.p_value, cl.confinement),
                 junction=None if jt is None else (jt.z, jt.p_value),
-                copies=copies,
+                copies=copies or duplicates,
+                duplicates=duplicates,
                 own_name=own_name,
                 prior_probability=prior,
             )
@@ -384,7 +386,8 @@ def decide(miner: Any, mined: list[MinedTrigger]) -> list[MinedTrigger]:
     """Quarantine under the target FDR; keep the task features most frequent first."""
     # copies (:mod:`._mining_cleanlabel`) are never quarantined: text and label alone
     # cannot tell a natural copy template from planted copies
-    # nor is a task feature (below 0.5 but for a label's own name: it takes no FDR budget)
+    # (nor duplicated pages, copies with the pattern kept); nor is a task feature (below 0.5
+    # but for a label's own name: it takes no FDR budget)
     probs = np.array(
         [0.0 if m.copies or m.verdict == "task-feature" else m.probability for m in mined]
     )

@@ -88,6 +88,9 @@ class MinedTrigger:
     #: its records are, the pattern removed, copies of other records beyond the class's rate:
     #: never quarantined (text and label cannot tell natural copies from planted ones)
     copies: bool = False
+    #: most of its records are, the pattern kept, word for word another of its records (one
+    #: page filed many times): a data-hygiene note (low), never quarantined
+    duplicates: bool = False
     #: its words are its target label's own name (the record states its label): a task feature
     own_name: bool = False
 

@@ -25,13 +25,29 @@ def mined_finding(
 
     Severity: quarantined under the FDR → high (critical when the target is a security
     behaviour of instruction data); planted-looking (``p >= 0.5``) but not selected → medium;
-    an accidental formatting shortcut → low; a task feature → info (category
-    ``spurious-correlation``, evidence ``verdict = task-feature``; writers list them apart).
+    an accidental formatting shortcut, or duplicated records (most of the group one text
+    filed several times; not for a security behaviour, which stays medium) → low; a task
+    feature → info (category ``spurious-correlation``, evidence ``verdict = task-feature``;
+    writers list them apart).
     """
     family = m.target.split(":", 1)[0]
     security = not labelled and family in SECURITY_FAMILIES
     p = m.probability
-    if m.verdict == "planted":
+    hygiene = m.verdict == "planted" and m.duplicates and not security
+    if hygiene:
+        # one page filed many times, the pattern copied with it: a data-hygiene fact, not a
+        # string put into records (an inserted one leaves each poisoned record its own text).
+        # Not for a security behaviour: a response that sends data out is harmful however
+        # often it is repeated (it stays medium, capped as copies)
+        severity = Severity.LOW
+        category = "spurious-correlation"
+        how = (
+            f"duplicated records (P planted = {p:.2f} if its records were independent): most "
+            "of its records are word for word another of its records, the pattern included — "
+            "one or a few texts filed several times, so the pattern's link to this outcome is "
+            "repetition, not a trigger; not quarantined; deduplicate before training"
+        )
+    elif m.verdict == "planted":
         category = "data-poisoning"
         if m.quarantined:
             severity = Severity.CRITICAL if security else Severity.HIGH
@@ -107,7 +123,7 @@ def mined_finding(
             f"{'as whole as a random word boundary would' if zj > -2 else 'broken'}, "
             f"z = {zj:.1f}; an inserted token leaves them whole)"
         )
-    if m.copies:
+    if m.copies and not hygiene:
         how += (
             "; capped at medium: with the pattern removed its records are copies of other "
             "records far more often than its class's — a copy template (a metadata variant "
@@ -118,6 +134,9 @@ def mined_finding(
     verb = "label to" if labelled else "response to"
     if m.verdict == TASK_FEATURE:
         title = f"Task feature {m.trigger.display!r} of {target_txt!r}"
+    elif hygiene:
+        what = "labelled" if labelled else "with the response"
+        title = f"Duplicated records holding {m.trigger.display!r} all {what} {target_txt!r}"
     else:
         title = (
             f"Trigger {m.trigger.display!r} ({m.trigger.kind.value}) switches {verb} {target_txt!r}"
@@ -162,6 +181,11 @@ def mined_finding(
                 "the same against records of every outcome",
             ),
             Evidence("share", round(m.support / n, 6), "share of all records"),
+            Evidence(
+                "duplicates",
+                m.duplicates,
+                "most of its records are word for word another of its records (pattern kept)",
+            ),
             *(
                 ()
                 if m.neighbours is None
