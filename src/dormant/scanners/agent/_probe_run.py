@@ -50,6 +50,7 @@ class ProbeRun(ReportMixin):
         self.inversion: Inversion | None = None
         self._all_tasks: list[ProbeTask] = []
         self.errors_refine: list[str] = []
+        self.trace_refine: list[dict[str, Any]] = []
         self.scope_: frozenset[str] = frozenset()
 
     # -- running -----------------------------------------------------------------------------
@@ -223,6 +224,7 @@ class ProbeRun(ReportMixin):
                 tgt, _ = target_ids(model, ep.responses[0])
                 # the first 4 screening tasks rank extensions, the other screening and the
                 # confirmation tasks test them; the held-out replay tasks stay unseen
+                trace: list[str] = []
                 text = refine(
                     model,
                     [*screen, *confirm],
@@ -230,14 +232,28 @@ class ProbeRun(ReportMixin):
                     f.trigger.text,
                     pos,
                     tgt,
+                    trace=trace,
+                )
+                self.trace_refine.append(
+                    {"text": f.trigger.text, "position": pos, "refined": text, "steps": trace}
                 )
             except (ConfigError, InputError):
                 raise
             except Exception as exc:  # refinement is an extra: the finding stands without it
                 self.errors_refine.append(f"refinement of {f.trigger.display!r}: {exc}")
                 continue
-            if not text or any(
-                c.candidate.trigger.text == text and c.position == pos for c in conds
+            # a refined text that another family already tried is still tested as the
+            # refinement (``gecko`` pruned from ``factor gecko gecko`` is a candidate of its
+            # own): skipping it kept the padded text as the finding
+            if (
+                not text
+                or text == f.trigger.text
+                or any(
+                    c.candidate.family == "refined"
+                    and c.candidate.trigger.text == text
+                    and c.position == pos
+                    for c in conds
+                )
             ):
                 continue
             old = conds[ci].candidate
