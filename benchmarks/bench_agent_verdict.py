@@ -209,6 +209,8 @@ def _probe_one(
             [f.trigger.text if f.trigger else None, f.target, f.severity.name] for f in findings[:6]
         ],
         "seconds": round(secs, 1),
+        # what each whole-trigger refinement did (which step kept or dropped what)
+        "refine_steps": (rep.extras.get("probe") or {}).get("refine_steps", []),
     }
     if top is not None and top.trigger is not None and want:
         trig = Trigger(top.trigger.text, TriggerKind(top.trigger.kind.value))
