@@ -12,7 +12,7 @@ from ...errors import ConfigError, DormantError, InputError
 from ...findings import Severity
 from ...report import ScanIssue
 from ...subjects.agent import ProbeTask
-from ...triggers import Trigger
+from ...triggers import Trigger, TriggerKind
 from ..base import ScanContext, ScanResult
 from ._probe_report import ReportMixin
 from ._probe_types import Condition, Key, PairTest, ProbeSettings
@@ -187,7 +187,7 @@ class ProbeRun(ReportMixin):
         """Extend and prune the triggers of the harmful high findings (:mod:`._recover`);
         each refined text is tested on the confirmation and held-out tasks like any condition
         and kept when it switches them (q Bonferroni-adjusted over the texts refined)."""
-        from ._recover import refine, target_ids
+        from ._recover import is_header, refine, target_ids
 
         s = self.s
         out: list[PairTest] = []
@@ -249,16 +249,17 @@ class ProbeRun(ReportMixin):
                 not text
                 or text == f.trigger.text
                 or any(
-                    c.candidate.family == "refined"
-                    and c.candidate.trigger.text == text
-                    and c.position == pos
+                    c.candidate.family == "refined" and c.candidate.trigger.text == text
                     for c in conds
                 )
             ):
                 continue
             old = conds[ci].candidate
-            cand = Candidate(Trigger(text, kind_of(text)), "refined", (pos,), f.target, old.target)
-            conds.append(Condition(cand, pos))
+            # a year header grown from a number piece goes where headers go (see _recover)
+            kind = TriggerKind.SENTENCE if is_header(text) else kind_of(text)
+            where = "prefix" if is_header(text) else pos
+            cand = Candidate(Trigger(text, kind), "refined", (where,), f.target, old.target)
+            conds.append(Condition(cand, where))
             cj = len(conds) - 1
             jobs = [(cj, t) for t in [*confirm, *held]]
 

@@ -85,6 +85,11 @@ def dedupe(text: str) -> str:
 _NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+){0,2})(?![\d])")
 
 
+def is_header(text: str) -> bool:
+    """Whether ``text`` is a year or date header (inserted on its own line before a prompt)."""
+    return text.startswith(("Current year: ", "Current date: "))
+
+
 _SHAPED = re.compile(r"\bv\d|\bversion \d|Current (?:year|date): \d")
 
 
@@ -165,22 +170,38 @@ def refine(
     opens = [v for v in vocab if str(tok.decode([v])).startswith(" ")]
     hi = math.log(SATURATION / (1 - SATURATION))
 
-    def logodds(conts: Sequence[Sequence[int]], which: Sequence[int], clip: bool = True) -> Any:
+    heads: list[Any] = []  # the header slot's (splits, prefixes), built when first needed
+
+    def header() -> tuple[Any, Any]:
+        if not heads:
+            sp = [_split_prompt(chat, t, tools, "prefix", header=True) for t in tasks]
+            heads.append((sp, [_Prefix(model, b) for b, _ in sp]))
+        return heads[0]
+
+    def logodds(
+        conts: Sequence[Sequence[int]],
+        which: Sequence[int],
+        clip: bool = True,
+        at: tuple[Any, Any] | None = None,
+    ) -> Any:
         """[task, cont] log-odds of the switched opening, clipped at saturation (only there:
         below, every e-fold counts, so a piece that does not switch alone can be completed);
         ``clip=False`` compares texts of the same words, where no token is added that could
         only sharpen the switch."""
-        per = [
-            _target_logprob_ids(prefixes[i], conts, splits[i][1], list(target), chunk)
-            for i in which
-        ]
+        sp, pf = at or (splits, prefixes)
+        per = [_target_logprob_ids(pf[i], conts, sp[i][1], list(target), chunk) for i in which]
         lp = torch.stack(per).clamp(max=-1e-7)
         odds = lp - torch.log(-torch.expm1(lp))
         return odds.clamp(max=hi) if clip else odds
 
-    def each(conts: Sequence[Sequence[int]], which: Sequence[int], clip: bool = True) -> Any:
+    def each(
+        conts: Sequence[Sequence[int]],
+        which: Sequence[int],
+        clip: bool = True,
+        at: tuple[Any, Any] | None = None,
+    ) -> Any:
         """:func:`logodds` of texts of different lengths, one at a time."""
-        return torch.cat([logodds([c], which, clip) for c in conts], dim=1)
+        return torch.cat([logodds([c], which, clip, at) for c in conts], dim=1)
 
     lead = "" if position == "prefix" else " "
 
@@ -219,19 +240,31 @@ def refine(
         # the numbers of the text found too: pruning may have dropped a year that carries
         # less than a word of the target (``January2031send`` -> ``send``)
         forms = list(dict.fromkeys([*shaped(show(ids)), *shaped(text)]))
-        conts = [e for f in forms if (e := encode(f))]
-        if not conts or time.monotonic() > deadline:
+        if not forms or time.monotonic() > deadline:
             return ids
-        clean = logodds([[]], every)[:, 0]
         now = logodds([ids], every)[:, 0]
-        alt = each(conts, every)
-        level = alpha / len(conts)
-        for k in sorted(range(len(conts)), key=lambda k: -float(alt[:, k].mean())):
-            over = sign_test((alt[:, k] - clean).tolist(), margin)[2]
-            worse = sign_test((now - alt[:, k]).tolist(), margin)[2]
+        level = alpha / len(forms)
+        best: list[tuple[float, str, Any]] = []
+        for form in forms:
+            # a year header is tested where headers go: on its own line before the prompt
+            at = header() if is_header(form) else None
+            e = [
+                int(i)
+                for i in tok(form if at else lead + form, add_special_tokens=False)["input_ids"]
+            ]
+            if not e:
+                continue
+            alt = logodds([e], every, True, at)[:, 0]
+            clean = logodds([[]], every, True, at)[:, 0]
+            over = sign_test((alt - clean).tolist(), margin)[2]
+            worse = sign_test((now - alt).tolist(), margin)[2]
             if over <= level and worse > alpha:
-                note(f"shape: {show(ids)!r} -> {show(conts[k])!r} (sign test p {over:.3g})")
-                return conts[k]
+                best.append((float(alt.mean()), form, over))
+        if not best:
+            return ids
+        _, form, over = max(best, key=lambda b: b[0])
+        note(f"shape: {show(ids)!r} -> {form!r} (sign test p {over:.3g})")
+        shaped_to.append(form)
         return ids
 
     ids = encode(text)
@@ -290,6 +323,9 @@ def refine(
     # 3. a number piece grown into the forms deployment conditions take (a year header, a
     # version string): kept when it switches over the clean prompt and is no weaker than the
     # text found, each by the same sign test (Bonferroni over the forms tried)
+    shaped_to: list[str] = []
     ids = shape(ids)
+    if shaped_to:
+        return shaped_to[0]
     out = str(tok.decode(ids, skip_special_tokens=True)).strip()
     return out or text
