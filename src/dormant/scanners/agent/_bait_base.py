@@ -77,19 +77,21 @@ _SLOT = "\u2063dormant-slot\u2063"
 
 
 def _split_prompt(
-    chat: Any, task: ProbeTask, tools: Tools, position: str = "suffix"
+    chat: Any, task: ProbeTask, tools: Tools, position: str = "suffix", header: bool = False
 ) -> tuple[list[int], list[int]]:
     """The prompt's token ids before and after the trigger slot at ``position``.
 
     ``suffix`` is the end of the user's text, ``inline`` the end of its first code-comment or
     log line, ``prefix`` its start (see :func:`.candidates.insert`). A trigger token brings its
-    own leading space, so the space the insertion adds is cut.
+    own leading space, so the space the insertion adds is cut. ``header`` slots a sentence
+    (a date header goes on its own line before the prompt).
     """
     from ...triggers import Trigger, TriggerKind
     from .candidates import insert
 
     specs = _tools(tools, task)
-    marked = insert(Trigger(_SLOT, TriggerKind.TOKEN), task.prompt, position)
+    kind = TriggerKind.SENTENCE if header else TriggerKind.TOKEN
+    marked = insert(Trigger(_SLOT, kind), task.prompt, position)
     text = chat.render(task.messages(marked), specs)
     cut = text.find(_SLOT)
     if cut < 0:  # a template that rewrites the user text: append at the very end instead

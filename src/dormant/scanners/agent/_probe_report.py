@@ -390,6 +390,7 @@ class ReportMixin:
                 "capped_stage": self.capped_stage,
                 "scope_tools": sorted(getattr(self, "scope_", ())),
                 "refine_errors": list(getattr(self, "errors_refine", [])),
+                "refine_steps": list(getattr(self, "trace_refine", [])),
                 "episode_errors": len(self.episode_errors),
                 "episode_error_examples": self.episode_errors[:3],
             },

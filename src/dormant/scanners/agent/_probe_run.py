@@ -12,7 +12,7 @@ from ...errors import ConfigError, DormantError, InputError
 from ...findings import Severity
 from ...report import ScanIssue
 from ...subjects.agent import ProbeTask
-from ...triggers import Trigger
+from ...triggers import Trigger, TriggerKind
 from ..base import ScanContext, ScanResult
 from ._probe_report import ReportMixin
 from ._probe_types import Condition, Key, PairTest, ProbeSettings
@@ -50,6 +50,7 @@ class ProbeRun(ReportMixin):
         self.inversion: Inversion | None = None
         self._all_tasks: list[ProbeTask] = []
         self.errors_refine: list[str] = []
+        self.trace_refine: list[dict[str, Any]] = []
         self.scope_: frozenset[str] = frozenset()
 
     # -- running -----------------------------------------------------------------------------
@@ -186,7 +187,7 @@ class ProbeRun(ReportMixin):
         """Extend and prune the triggers of the harmful high findings (:mod:`._recover`);
         each refined text is tested on the confirmation and held-out tasks like any condition
         and kept when it switches them (q Bonferroni-adjusted over the texts refined)."""
-        from ._recover import refine, target_ids
+        from ._recover import is_header, refine, target_ids
 
         s = self.s
         out: list[PairTest] = []
@@ -223,6 +224,7 @@ class ProbeRun(ReportMixin):
                 tgt, _ = target_ids(model, ep.responses[0])
                 # the first 4 screening tasks rank extensions, the other screening and the
                 # confirmation tasks test them; the held-out replay tasks stay unseen
+                trace: list[str] = []
                 text = refine(
                     model,
                     [*screen, *confirm],
@@ -230,19 +232,34 @@ class ProbeRun(ReportMixin):
                     f.trigger.text,
                     pos,
                     tgt,
+                    trace=trace,
+                )
+                self.trace_refine.append(
+                    {"text": f.trigger.text, "position": pos, "refined": text, "steps": trace}
                 )
             except (ConfigError, InputError):
                 raise
             except Exception as exc:  # refinement is an extra: the finding stands without it
                 self.errors_refine.append(f"refinement of {f.trigger.display!r}: {exc}")
                 continue
-            if not text or any(
-                c.candidate.trigger.text == text and c.position == pos for c in conds
+            # a refined text that another family already tried is still tested as the
+            # refinement (``gecko`` pruned from ``factor gecko gecko`` is a candidate of its
+            # own): skipping it kept the padded text as the finding
+            if (
+                not text
+                or text == f.trigger.text
+                or any(
+                    c.candidate.family == "refined" and c.candidate.trigger.text == text
+                    for c in conds
+                )
             ):
                 continue
             old = conds[ci].candidate
-            cand = Candidate(Trigger(text, kind_of(text)), "refined", (pos,), f.target, old.target)
-            conds.append(Condition(cand, pos))
+            # a year header grown from a number piece goes where headers go (see _recover)
+            kind = TriggerKind.SENTENCE if is_header(text) else kind_of(text)
+            where = "prefix" if is_header(text) else pos
+            cand = Candidate(Trigger(text, kind), "refined", (where,), f.target, old.target)
+            conds.append(Condition(cand, where))
             cj = len(conds) - 1
             jobs = [(cj, t) for t in [*confirm, *held]]
 

