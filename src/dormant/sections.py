@@ -304,6 +304,8 @@ class ProbeSummary:
     episode_error_examples: tuple[str, ...]
     #: the weight inversion's targets and triggers (a local model), as stored
     inversion: dict[str, Any] | None = None
+    #: what each whole-trigger refinement did (which step kept or dropped what), as stored
+    refine_steps: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProbeSummary:
@@ -324,8 +326,9 @@ class ProbeSummary:
                 episode_errors=_want(d, "episode_errors", int, w),
                 episode_error_examples=tuple(_want(d, "episode_error_examples", list, w)),
                 inversion=d.get("inversion"),
+                refine_steps=tuple(dict(x) for x in _later(d, "refine_steps", w)),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise DataFormatError(f"Report section 'probe' is malformed ({exc}).") from None
 
     def to_dict(self) -> dict[str, Any]:
@@ -341,6 +344,7 @@ class ProbeSummary:
             "capped_stage": self.capped_stage,
             "scope_tools": list(self.scope_tools),
             "refine_errors": list(self.refine_errors),
+            "refine_steps": [dict(x) for x in self.refine_steps],
             "episode_errors": self.episode_errors,
             "episode_error_examples": list(self.episode_error_examples),
         }
