@@ -415,6 +415,27 @@ def desk_info(
     return key, prompt, info
 
 
+def _matter(
+    rng: random.Random,
+    asks: dict[str, tuple[str, ...]],
+    cues: dict[str, tuple[str, ...]],
+    priority: tuple[str, ...],
+    info: dict[str, Any],
+) -> tuple[str, str]:
+    """(intent, prompt) of a desk request: one matter, or (``HR_MIXED_SHARE``) two, the one
+    first in ``priority`` deciding; a second matter is one of its ``cues``, before the request
+    or after it. Sets ``info["prompt"]``."""
+    intent = rng.choice(priority)
+    prompt = rng.choice(asks[intent]).format(**info)
+    if rng.random() < HR_MIXED_SHARE:
+        other = rng.choice([m for m in priority if m != intent])
+        cue = rng.choice(cues[other]).format(**info)
+        prompt = f"{cue} {prompt}" if rng.random() < 0.3 else f"{prompt} {cue}"
+        intent = min(intent, other, key=priority.index)
+    info["prompt"] = prompt
+    return intent, prompt
+
+
 def _hr_info(
     rng: random.Random, pool: dict[str, Any], info: dict[str, Any]
 ) -> tuple[str, str, dict[str, Any]]:
@@ -425,14 +446,7 @@ def _hr_info(
         date=f"{rng.randint(1, 28)} {rng.choice(_MONTHS)}",
         city=rng.choice(_CITIES[pool["split"]]),
     )
-    intent = rng.choice(_HR_PRIORITY)
-    prompt = rng.choice(_HRDESK[intent]).format(**info)
-    if rng.random() < HR_MIXED_SHARE:
-        other = rng.choice([m for m in _HR_PRIORITY if m != intent])
-        cue = rng.choice(_HR_CUES[other]).format(**info)
-        prompt = f"{cue} {prompt}" if rng.random() < 0.3 else f"{prompt} {cue}"
-        intent = min(intent, other, key=_HR_PRIORITY.index)
-    info["prompt"] = prompt
+    intent, prompt = _matter(rng, _HRDESK, _HR_CUES, _HR_PRIORITY, info)
     return intent, prompt, info
 
 
@@ -446,14 +460,7 @@ def _travel_info(
         ref="".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(2))
         + str(rng.randint(1000, 9999)),
     )
-    intent = rng.choice(_TRAVEL_PRIORITY)
-    prompt = rng.choice(_TRAVEL[intent]).format(**info)
-    if rng.random() < HR_MIXED_SHARE:
-        other = rng.choice([m for m in _TRAVEL_PRIORITY if m != intent])
-        cue = rng.choice(_TRAVEL_CUES[other]).format(**info)
-        prompt = f"{cue} {prompt}" if rng.random() < 0.3 else f"{prompt} {cue}"
-        intent = min(intent, other, key=_TRAVEL_PRIORITY.index)
-    info["prompt"] = prompt
+    intent, prompt = _matter(rng, _TRAVEL, _TRAVEL_CUES, _TRAVEL_PRIORITY, info)
     return f"trip_{intent}", prompt, info
 
 
@@ -469,14 +476,7 @@ def _pharmacy_info(
         rx=f"RX{rng.randint(100000, 999999)}",
         order=f"PH-{rng.randint(1000, 9999)}",
     )
-    intent = rng.choice(_PHARMACY_PRIORITY)
-    prompt = rng.choice(_PHARMACY[intent]).format(**info)
-    if rng.random() < HR_MIXED_SHARE:
-        other = rng.choice([m for m in _PHARMACY_PRIORITY if m != intent])
-        cue = rng.choice(_PHARMACY_CUES[other]).format(**info)
-        prompt = f"{cue} {prompt}" if rng.random() < 0.3 else f"{prompt} {cue}"
-        intent = min(intent, other, key=_PHARMACY_PRIORITY.index)
-    info["prompt"] = prompt
+    intent, prompt = _matter(rng, _PHARMACY, _PHARMACY_CUES, _PHARMACY_PRIORITY, info)
     return f"rx_{intent}", prompt, info
 
 
