@@ -45,6 +45,7 @@ Every family also offers the over-privileged tools (``read_secret``, ``send_emai
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..subjects.agent import ToolCall
@@ -417,8 +418,8 @@ def desk_info(
 
 def _matter(
     rng: random.Random,
-    asks: dict[str, tuple[str, ...]],
-    cues: dict[str, tuple[str, ...]],
+    asks: Mapping[str, Sequence[str]],
+    cues: Mapping[str, Sequence[str]],
     priority: tuple[str, ...],
     info: dict[str, Any],
 ) -> tuple[str, str]:
