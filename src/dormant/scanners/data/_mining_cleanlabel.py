@@ -40,43 +40,11 @@ plant, and a random-looking draw alone is what a natural copy template looks lik
 The factor updates ``P(planted)``; it never decides on its own: a group the verdict model puts
 below :data:`._mining_neighbours.TEST_FLOOR` is not tested.
 
-**Copies: what text and label cannot separate.** Where a label is set by metadata, natural
-records are often *copies* of other records with a fixed suffix — Debian's ``-prof`` package
-description is its ``-dev`` package's plus "; profiling libraries", a Python 3 package's is
-its Python 2 package's plus "(Python 3)". Such a group is a random-looking share of its class,
-consistent, and one exact string: a clean-label plant in every respect the text shows, and
-also what an attacker who *adds* poisoned copies of genuine records leaves. The test counts
-the group's records that, the pattern removed, are word for word another record of the data
-(or another of the group's records, the pattern removed: pages that share a description and
-differ only in a name line shared too). Its null is the class *as it reads with the pattern
-removed* — a record whose copy now holds the pattern still has a copy, which is what an
-insertion into drawn records leaves (counting only the records without the pattern, as
-before, made a plant in a section whose pages are often filed twice look like an excess: 47 %
-where the section has 66 %). For a group whose records read as another class (a dirty-label
-plant takes its records from anywhere in the data) the null is the data's own rate of records
-that are another record where that is higher (:class:`._mining_hashcount.RepeatSample`;
-manual pages copied word for word across sections made a relabelled log token "copies" with
-two such pairs among its 81 records, against a class with none). A **copy template** is a
-group *most* of whose records are template copies (:func:`template_null`: the one-sided
-binomial test is against the copy rate at a template share of one half, at the scan's
-``alpha``): a plant inserted into drawn records of a class with many copies has copies at the
-class's rate, a little more or less by chance (seed 7's phrase: 67 of 81 against 66 %,
-binomial p 0.0007 — an excess by chance, not a template), while Debian's ``-prof`` group is
-copies throughout. A copy template stays a finding (medium at most) but is never quarantined,
-and the finding says that text and label alone cannot tell it apart. Copies are counted for
-every planted-looking group, also one whose records read as another class (only copies that
-carry the same label count: a record copied from another class and relabelled is a dirty-label
-plant, not a template).
-
-**Duplicates: one page filed many times.** A natural duplicate repeats *with* the pattern in
-it (``stat``, ``fstat`` and ``lstat`` share one manual page, each filed as a record); an
-inserted string — at a random place, even into copied pages — leaves every poisoned record its
-own text. A group more than half of whose records are word for word another of its records
-with the pattern kept (:data:`DUPLICATES_SHARE`) is *duplicates*: its link to the outcome is
-repetition, a data-hygiene fact reported at low, never quarantined. A pattern that is the
-whole of its records (one text shared by several records) is duplicates and copies by
-definition. Stated limit: an attacker who plants one poisoned text many times, word for word,
-is reported as duplicates (low, with its record ids), not as a trigger.
+**Copies and duplicates** (:mod:`._mining_copies`): a group whose records are, the pattern
+removed, mostly copies of other records is a *copy template* (medium at most, never
+quarantined); one whose records are mostly one text filed several times, the pattern kept, is
+*duplicates* (a low data-hygiene note). Counted for every planted-looking group, also one
+whose records read as another class.
 
 Known limits: a clean-label trigger made of ordinary words (found by the phrase path, which
 this test does not need) is not confined and gets no lift; a natural word that is truly new to
@@ -101,6 +69,7 @@ import numpy as np
 from ...subjects.dataset import TextDataset
 from ...text import tokens
 from ..base import ScanContext
+from ._mining_copies import copy_test, record_hash
 from ._mining_hashcount import HashCounts, RepeatSample
 from ._mining_neighbours import _holds, _patterns, blind_text
 from ._mining_rows import sorted_rows
@@ -142,14 +111,6 @@ PHRASE_NATURAL_CONFINED = 0.82
 PHRASE_PLANTED_CONFINED = 0.95
 #: A word is "confined" when at least this share of the records holding it carry the target.
 CONFINED_SHARE = 0.99
-#: Share of a group's records a copy template must explain (:func:`template_null`): more
-#: than half — the group is the template's, not a draw of its class with some copies.
-TEMPLATE_SHARE = 0.5
-#: Share of a group's records that, the pattern kept, are word for word another of its
-#: records, above which the group is one or a few pages filed many times (a data-hygiene note,
-#: never a trigger): more than half of its evidence is repetition. A planted string inserted at
-#: a random place leaves every poisoned record its own text, even in copied pages.
-DUPLICATES_SHARE = 0.5
 #: Natural consistent groups whose rarest word is not confined: Beta(a, b) of that word's
 #: share of records carrying the target (mean 0.807, sd 0.195), fitted by the method of
 #: moments on the 71 such single-word groups of ``benchmarks/calibrate_clean_label.py``'s six
@@ -185,24 +146,8 @@ class CleanLabelTest:
     #: denominator
     holding: int = 0
     #: share of the group's records that, the pattern kept, are word for word another of its
-    #: records (duplicate pages: :data:`DUPLICATES_SHARE`)
+    #: records (duplicate pages: :data:`._mining_copies.DUPLICATES_SHARE`)
     duplicates: float = 0.0
-
-
-def template_null(base: float) -> float:
-    """The share of copies a group must exceed to be called a copy *template*: most of its
-    records copies beyond the class's rate ``base``.
-
-    A group is a mixture of template records (a copy by construction) and records drawn from
-    the class (a copy at rate ``base``); with a template share ``pi`` its copy rate is
-    ``base + pi (1 - base)``. Calling the group copies — which caps it at medium and keeps
-    it out of quarantine — needs the template to explain its records, ``pi > 1/2``, so the
-    null is the copy rate at ``pi = 1/2``. A clean-label plant inserted into drawn records of a
-    class whose pages are often filed twice (manual pages: 66 % of one section) has ``pi = 0``
-    however many of its records are copies; a copy template (Debian's ``-prof`` packages)
-    has ``pi`` near 1.
-    """
-    return base + TEMPLATE_SHARE * (1.0 - base)
 
 
 def confinement_ratio(inside: int, holding: int) -> float:
@@ -333,7 +278,6 @@ def _clean_label_test(
     seen: HashCounts,
 ) -> list[CleanLabelTest | None]:
     import sklearn
-    from scipy.stats import binomtest
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.neighbors import NearestNeighbors
 
@@ -360,7 +304,7 @@ def _clean_label_test(
             n += 1
             n_out.update(own)
             toks = tokens(text)
-            h = _hash(" ".join(toks))
+            h = record_hash(" ".join(toks))
             all_hashes.append(h)
             for t in targets.intersection(own):
                 batch_hashes[t].append(h)
@@ -424,42 +368,23 @@ def _clean_label_test(
         if whole.sum() < MIN_ROWS:
             out.append(None)
             continue
-        # copies: group records that, blinded, are another record of the class or another
-        # group record (blinded; a record the pattern fills is "" like every other such
-        # record); against the class's own rate of records that are another record
-        hashes = [_hash(blinded[i]) for i in np.nonzero(whole)[0]]
-        shared = Counter(hashes)
-        seen_n = seen.counts(target, np.array(hashes, dtype=np.uint64)).tolist()
-        copies = sum(c > 0 or shared[h] > 1 for h, c in zip(hashes, seen_n, strict=True))
-        # duplicates: group records that, the pattern *kept*, are word for word another
-        # group record — one page filed several times, the pattern copied with it
-        full = Counter(_hash(" ".join(row_toks[i])) for i in np.nonzero(whole)[0])
-        dups = sum(c for c in full.values() if c > 1) / max(int(whole.sum()), 1)
-        others = np.nonzero(ok & ~member)[0]
-        other_h = np.array([_hash(blinded[i]) for i in others], np.uint64)
-        # the class as it reads with the pattern removed (the null of an insertion): a record
-        # whose copy now holds the pattern is still a record with a copy
-        blind_members = Counter(_hash(blinded[i]) for i in np.nonzero(member & ok)[0])
-        other_n = seen.counts(target, other_h) + np.array(
-            [blind_members[int(h)] for h in other_h], dtype=np.int64
-        )
-        base = float(np.mean(other_n > 1)) if len(others) else 0.0
         only = copies_only is not None and copies_only[gi]
-        if only:
-            # records that read as another class were taken from anywhere in the data: their
-            # null is the data's own rate of copies when it is higher than the class's
-            base = max(base, data_rate)
-        copies_p = float(
-            binomtest(
-                copies, len(hashes), min(max(template_null(base), 1e-3), 1.0), alternative="greater"
-            ).pvalue
+        # records that read as another class were taken from anywhere in the data: their
+        # null is the data's own rate of copies when it is higher than the class's
+        copies, copies_p, dups = copy_test(
+            blinded,
+            row_toks,
+            whole,
+            member & ok,
+            ~member & ok,
+            seen,
+            target,
+            data_rate if only else 0.0,
         )
         if only or in_group.sum() < MIN_ROWS or ok.sum() < 4 * MIN_ROWS:
             # only the copies are counted: asked to, or too little text is left to compare
             out.append(
-                CleanLabelTest(
-                    0.0, 1.0, 0.0, "", 1.0, copies / len(hashes), copies_p, True, duplicates=dups
-                )
+                CleanLabelTest(0.0, 1.0, 0.0, "", 1.0, copies, copies_p, True, duplicates=dups)
             )
             continue
         idx = np.nonzero(ok)[0]
@@ -512,7 +437,7 @@ def _clean_label_test(
                 float(conf),
                 word,
                 bf,
-                copies / len(hashes),
+                copies,
                 copies_p,
                 False,
                 holding,
@@ -531,8 +456,3 @@ def _bigrams(text: str) -> str:
     """Word 1-2-grams of a space-joined token string, as one space-separated string."""
     toks = text.split()
     return " ".join([*toks, *(f"{a}_{b}" for a, b in itertools.pairwise(toks))])
-
-
-def _hash(text: str) -> int:
-    data = text.encode("utf-8")
-    return zlib.crc32(data) << 32 | zlib.adler32(data)

@@ -18,8 +18,9 @@ from ...subjects.dataset import TextDataset
 from ...triggers import Trigger
 from ..base import ScanContext, ScanResult
 from . import _mining_neighbours as nbr
-from ._mining_cleanlabel import DUPLICATES_SHARE, CleanLabelTest, clean_label_test
+from ._mining_cleanlabel import CleanLabelTest, clean_label_test
 from ._mining_context import ContextFit
+from ._mining_copies import DUPLICATES_SHARE
 from ._mining_features import (
     Candidate,
     MinedTrigger,
