@@ -18,7 +18,7 @@ from ._probe_report import ReportMixin
 from ._probe_types import Condition, Key, PairTest, ProbeSettings
 from ._stats import bh, fisher_greater
 from .bait import Inversion, invert, is_whitebox
-from .candidates import Candidate, build_candidates, kind_of
+from .candidates import Candidate, build_candidates, is_header, kind_of
 from .harness import Episode, run_episodes
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class ProbeRun(ReportMixin):
         """Extend and prune the triggers of the harmful high findings (:mod:`._recover`);
         each refined text is tested on the confirmation and held-out tasks like any condition
         and kept when it switches them (q Bonferroni-adjusted over the texts refined)."""
-        from ._recover import is_header, refine, target_ids
+        from ._recover import refine, target_ids
 
         s = self.s
         out: list[PairTest] = []

