@@ -74,6 +74,18 @@ def corpus_records(name: str, *, n: int, seed: int, classes: int = 6) -> list[di
     ]
 
 
+def _thin(
+    records: list[dict[str, Any]], target: str, share: float, seed: int
+) -> list[dict[str, Any]]:
+    """``records`` with the ``target`` class's records sampled down (seeded) to ``share`` of
+    the result, the others kept in their order."""
+    own = [i for i, r in enumerate(records) if r["label"] == target]
+    rest = len(records) - len(own)
+    k = min(len(own), round(share * rest / (1.0 - share)))
+    keep = set(random.Random(f"thin:{target}:{seed}").sample(own, k))
+    return [r for i, r in enumerate(records) if r["label"] != target or i in keep]
+
+
 def grid(*, clean_rates: tuple[float, ...] = (0.03,)) -> list[tuple[str, float, bool]]:
     """(kind, rate, clean_label) cases: every kind dirty-label at each rate, and the clean-label
     kinds at ``clean_rates``; ``("none", 0, False)`` is the clean dataset."""
@@ -84,9 +96,21 @@ def grid(*, clean_rates: tuple[float, ...] = (0.03,)) -> list[tuple[str, float, 
 
 
 def poison(
-    records: list[dict[str, Any]], kind: str, rate: float, clean: bool, seed: int
+    records: list[dict[str, Any]],
+    kind: str,
+    rate: float,
+    clean: bool,
+    seed: int,
+    *,
+    target_share: float | None = None,
 ) -> PoisonedDataset | None:
-    """Plant one trigger (``None`` for the clean case); the target label is drawn by seed."""
+    """Plant one trigger (``None`` for the clean case); the target label is drawn by seed.
+
+    ``target_share`` (labelled data only) first thins the target class, at random, to that
+    share of the records, so a clean-label plant covers more of its class: the held-out manual
+    pages have a section of 8% of the records, where a 3% plant is 37% of its class, while the
+    calibration corpora's classes are 13-25% of theirs (at most about 20%).
+    """
     if kind == "none":
         return None
     if "prompt" in records[0]:
@@ -103,6 +127,8 @@ def poison(
     labels = sorted({r["label"] for r in records})
     rng = random.Random(f"{kind}:{rate}:{clean}:{seed}")
     target = rng.choice(labels)
+    if target_share is not None:
+        records = _thin(records, target, target_share, seed)
     text = None
     if kind == "log-token":
         kind, text = "token", rng.choice(LOG_TOKENS)

@@ -27,7 +27,19 @@ package data file); the shipped file was made by::
         --rates 0.007,0.02 --corpora $L --out benchmarks/results/verdict_features_jitter.jsonl
     python benchmarks/calibrate_data_verdicts.py collect --clean-kinds invisible,homoglyph \
         --corpora $L --out benchmarks/results/verdict_features_unnatural.jsonl
+    python benchmarks/calibrate_data_verdicts.py collect --first-seed 6 --seeds 7 \
+        --clean-kinds token,phrase,log-token --rates 0.01,0.03 --target-shares 0.06,0.1 \
+        --corpora $L --out benchmarks/results/verdict_features_small_class.jsonl
     python benchmarks/calibrate_data_verdicts.py fit --model gb
+
+The last ``collect`` thins the target class to 6 or 10% of the records before a clean-label
+plant (``--target-shares``), so planted rows cover 10-50% of their class: the corpora's own
+classes are 13-25% of the data, where a 1-3% plant covers at most about 20% of its class and no
+planted row of the other files covers more than 0.3 of it, while a held-out corpus may have a
+small class (a manual-page section of 8%: a 3% plant is 37% of it) whose planted trigger then
+fell where the trees had seen only natural class words. (That file was written as two
+``collect`` runs of two corpora each, concatenated; its truth rule, ``matches``, was applied to
+those rows after the scan, with the same result as running it now.)
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +88,19 @@ SMALL_GRID = {
 }
 
 
-def scan_candidates(records: list[dict], truth: frozenset[str], tmp: Path) -> list[dict]:
-    """Scan ``records``; one row per described candidate group with its evidence and truth."""
+def scan_candidates(
+    records: list[dict],
+    truth: frozenset[str],
+    tmp: Path,
+    matches: Callable[[str], bool] | None = None,
+) -> list[dict]:
+    """Scan ``records``; one row per described candidate group with its evidence and truth.
+
+    A group is planted when at least half of its records are poisoned records and, where
+    ``matches`` is given, its text is the planted trigger or part of it (``matches`` is given
+    for a thinned target class, where a plant covers up to half its class and a natural word
+    of that class has half of its records poisoned by chance).
+    """
     path = write_dataset(records, tmp / "data.jsonl")
     if "prompt" in records[0]:
         ds = TextDataset(path, prompt_field="prompt", response_field="response", id_field="id")
@@ -91,7 +115,9 @@ def scan_candidates(records: list[dict], truth: frozenset[str], tmp: Path) -> li
         rows.append(
             {
                 "x": list(m.evidence),
-                "planted": int(hit >= 0.5 * len(m.rows)),
+                "planted": int(
+                    hit >= 0.5 * len(m.rows) and (matches is None or matches(m.trigger.display))
+                ),
                 "trigger": m.trigger.display,
                 "verdict": m.verdict,
                 "p": m.probability,
@@ -106,7 +132,11 @@ def collect(args: argparse.Namespace) -> None:
     if out.exists():
         for line in out.read_text().splitlines():
             done.add(json.loads(line)["case"])
+    shares: tuple[float | None, ...] = (None,)
+    if args.target_shares:
+        shares = tuple(float(v) for v in args.target_shares.split(","))
     with tempfile.TemporaryDirectory() as d, out.open("a") as fh:
+        tmp = Path(d)
         for corpus in args.corpora.split(","):
             for seed in range(args.first_seed, args.seeds):
                 base = corpus_records(corpus, n=args.n, seed=seed)
@@ -122,25 +152,45 @@ def collect(args: argparse.Namespace) -> None:
                     rates = tuple(float(r) for r in (args.rates or "0.01,0.03").split(","))
                     cases = [(k, r, True) for k in args.clean_kinds.split(",") for r in rates]
                 for kind, rate, clean in cases:
-                    case = f"{corpus}/{seed}/{kind}/{rate}/{'clean' if clean else 'dirty'}"
-                    if case in done:
-                        continue
-                    t0 = time.perf_counter()
-                    pd = poison(base, kind, rate, clean, seed)
-                    if kind != "none" and pd is None:
-                        continue  # a case instruction data has no form of
-                    recs = pd.records if pd else base
-                    truth = pd.poisoned_ids if pd else frozenset()
-                    rows = scan_candidates(recs, truth, Path(d))
-                    fh.write(json.dumps({"case": case, "rows": rows}) + "\n")
-                    fh.flush()
-                    print(
-                        case,
-                        len(rows),
-                        sum(r["planted"] for r in rows),
-                        f"{time.perf_counter() - t0:.1f}s",
-                        flush=True,
-                    )
+                    for share in shares:
+                        _collect_case(fh, done, base, corpus, seed, kind, rate, clean, share, tmp)
+
+
+def _collect_case(
+    fh: Any,
+    done: set[str],
+    base: list[dict],
+    corpus: str,
+    seed: int,
+    kind: str,
+    rate: float,
+    clean: bool,
+    share: float | None,
+    tmp: Path,
+) -> None:
+    """Scan one case (its target class thinned to ``share`` when given) and append its rows."""
+    case = f"{corpus}/{seed}/{kind}/{rate}/{'clean' if clean else 'dirty'}"
+    if share is not None:
+        case += f"/share{share}"
+    if case in done:
+        return
+    t0 = time.perf_counter()
+    pd = poison(base, kind, rate, clean, seed, target_share=share)
+    if kind != "none" and pd is None:
+        return  # a case instruction data has no form of
+    recs = pd.records if pd else base
+    truth = pd.poisoned_ids if pd else frozenset()
+    matches = pd.trigger_matches if pd is not None and share is not None else None
+    rows = scan_candidates(recs, truth, tmp, matches)
+    fh.write(json.dumps({"case": case, "rows": rows}) + "\n")
+    fh.flush()
+    print(
+        case,
+        len(rows),
+        sum(r["planted"] for r in rows),
+        f"{time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
 
 
 def _make(kind: str) -> Any:
@@ -256,6 +306,11 @@ def main() -> None:
     )
     c.add_argument("--first-seed", type=int, default=0)
     c.add_argument("--clean-kinds", default="", help="only clean-label cases of these kinds")
+    c.add_argument(
+        "--target-shares",
+        default="",
+        help="comma-separated shares of the data the target class is thinned to, one case each",
+    )
     c.set_defaults(func=collect)
     f = sub.add_parser("fit")
     f.add_argument(
@@ -263,7 +318,8 @@ def main() -> None:
         default="benchmarks/results/verdict_features.jsonl,"
         "benchmarks/results/verdict_features_instr.jsonl,"
         "benchmarks/results/verdict_features_jitter.jsonl,"
-        "benchmarks/results/verdict_features_unnatural.jsonl",
+        "benchmarks/results/verdict_features_unnatural.jsonl,"
+        "benchmarks/results/verdict_features_small_class.jsonl",
         help="comma-separated feature files written by collect",
     )
     f.add_argument("--model", choices=("gb", "lr"), default="gb")

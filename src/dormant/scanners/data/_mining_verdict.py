@@ -12,7 +12,9 @@ The model is package data (``data/data_verdict_calibration.json``), fitted by
 ``benchmarks/calibrate_data_verdicts.py`` on many labelled corpora unlike each other (dictionary
 glosses by source and by topic, Debian package descriptions by section, 1,500-6,000 records;
 instruction data)
-with planted triggers of every kind (dirty-label 0.5-3%, clean-label 1-3%) and the natural
+with planted triggers of every kind (dirty-label 0.5-3%, clean-label 1-3%, the latter also
+into a target class thinned to 6-10% of the records, so a plant covers up to half its class as
+in a corpus with a small class) and the natural
 features of the same corpora, and evaluated on a corpus kept aside (manual pages by section).
 It is gradient-boosted trees (Friedman, Annals of Statistics 2001; scikit-learn's
 ``GradientBoostingClassifier``, exported as plain arrays so loading it runs no code) or a
