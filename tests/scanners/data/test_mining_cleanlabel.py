@@ -143,3 +143,24 @@ def test_the_text_counts_spilled_give_the_same_test(tmp_path, plants, monkeypatc
     monkeypatch.setattr(_mining_hashcount, "MEMORY_HASHES", 50)  # spilled many times
     assert _test(ds, groups) == held
     assert held[0].copies == 1.0
+
+
+def test_a_log_token_covering_a_third_of_a_small_class_is_quarantined(tmp_path, plants):
+    # noun.plant is 8% of these glosses, as a small manual-page section is of its pages; a
+    # clean-label `key=value` token put into 110 of its 311 records (35% of the class, under 3%
+    # of the data) lies where the verdict's calibration once had only natural class words
+    recs = [dict(r) for r in plants]
+    rng = random.Random(3)
+    cls = [i for i, r in enumerate(recs) if r["label"] == CLASS]
+    planted = set()
+    for i in rng.sample(cls, 110):
+        words = recs[i]["text"].split()
+        words.insert(rng.randrange(len(words) + 1), "sid=9c2e7b")
+        recs[i] = {**recs[i], "text": " ".join(words)}
+        planted.add(recs[i]["id"])
+    res = TriggerMiner(neighbour_test=False).scan(glosses_dataset(tmp_path, recs))
+    top = res.findings[0]
+    assert top.trigger is not None and top.trigger.text == "sid=9c2e7b"
+    assert top.severity >= Severity.HIGH
+    flagged = {recs[i]["id"] for i, f in enumerate(res.record_flags) if f}
+    assert len(flagged & planted) >= 0.9 * len(planted) and flagged <= planted
