@@ -57,10 +57,12 @@ def test_a_clean_label_phrase_in_pages_filed_twice_is_quarantined(tmp_path, plan
     assert len(flagged & planted) >= 0.9 * len(planted) and flagged <= planted
 
 
-def test_one_page_filed_many_times_is_a_low_hygiene_note(tmp_path, plants):
+def test_one_page_filed_many_times_is_at_most_a_low_hygiene_note(tmp_path, plants):
     # clean data in which one page of the class is filed 14 times (as stat, fstat, lstat ...
     # share one manual page): its words are in 14 records of one label, but that is
-    # repetition, not a trigger — none of its findings at medium or above, nothing flagged
+    # repetition, not a trigger — none of its findings at medium or above, nothing flagged;
+    # a finding above info is the low "Duplicated records" note (since the verdict was refitted
+    # on plants into small classes, the verdict itself puts this page at P 0.01, a task feature)
     rng = random.Random(8)
     recs = [dict(r) for r in plants]
     page = max((r for r in recs if r["label"] == CLASS), key=lambda r: len(r["text"]))
@@ -72,8 +74,8 @@ def test_one_page_filed_many_times_is_a_low_hygiene_note(tmp_path, plants):
     held = [f for f in res.findings if any(i.startswith("again") for i in f.locator.record_ids)]
     assert held and all(f.severity < Severity.MEDIUM for f in held)
     dup = [f for f in held if f.title.startswith("Duplicated records")]
-    assert dup and all(f.severity is Severity.LOW for f in dup)
-    assert "word for word" in dup[0].explanation
+    assert all(f.severity is Severity.LOW and "word for word" in f.explanation for f in dup)
+    assert all(f in dup for f in held if f.severity > Severity.INFO)
 
 
 def test_a_copy_template_stays_capped_at_medium(tmp_path, plants):
