@@ -95,7 +95,6 @@ The screen fails closed: an error of the model, or an input that is not a string
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from collections.abc import Iterable, Sequence
@@ -105,6 +104,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataValidationError
 from ..triggers import describe_text
+from ._classify_entry import decision_entry, features_of, model_digest
 from ._classify_scores import CHUNK, COLUMNS, Columns, Reps, Scored, score_all, scores
 from ._features import combined_p_values
 from ._screen_decision import ScreenDecision, character_reasons
@@ -262,7 +262,7 @@ class ClassifierScreen:
                 "model must have 'labels' and 'predict_proba(texts)' (a ClassifierModel or "
                 f"a classifier adapter). Got {type(model).__name__} instead."
             )
-        features = _features_of(model) if representation else None
+        features = features_of(model) if representation else None
         if calibrate_all is None:
             calibrate_all = method == "transplant"
         if symbol_support is None:
@@ -368,7 +368,7 @@ class ClassifierScreen:
         if len(self.columns_) > 1:
             self.calibration_matrix_: np.ndarray = self._matrix(scores, reps, cols)
         self.p_resolution_ = 1.0 / (len(self.calibration_scores_) + 1)
-        self.digest_ = _digest(model)
+        self.digest_ = model_digest(model)
 
     # -- scoring -------------------------------------------------------------------------
 
@@ -527,53 +527,7 @@ class ClassifierScreen:
         )
 
     def _entry(self, text: Any, d: ScreenDecision, request_id: str | None) -> Any:
-        from .audit import AuditEntry
-
-        raw = text if isinstance(text, str) else repr(text)
-        return AuditEntry(
-            kind="decision",
-            outcome="deny" if d.flagged else "allow",
-            identity=self.identity,
-            model=self.name,
-            digest=self.digest_,
-            triggers=tuple(t.to_dict() for t in d.triggers),
-            reasons=d.reasons,
-            request_id=request_id,
-            detail={
-                "screen": "classify",
-                "method": self.method,
-                "label": d.label,
-                "p_value": d.p_value,
-                "score": d.score,
-                "span": d.span,
-                "representation": d.representation,
-                "fpr": self.fpr,
-                "n_calibration": len(self.calibration_scores_),
-                # the input itself is not stored (log lines carry secrets); its hash is
-                "input_sha256": hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest(),
-                "input_chars": len(raw),
-            },
-        )
-
-
-def _features_of(model: Any) -> Any:
-    """The model's ``features(texts)``, on it or on its adapter; ``None`` if it has none."""
-    for obj in (model, getattr(model, "adapter", None)):
-        fn = getattr(obj, "features", None)
-        if callable(fn):
-            return fn
-    return None
-
-
-def _digest(model: Any) -> str | None:
-    for obj in (model, getattr(model, "adapter", None)):
-        fn = getattr(obj, "digest", None)
-        if callable(fn):
-            try:
-                return str(fn())
-            except Exception:
-                return None
-    return None
+        return decision_entry(self, text, d, request_id)
 
 
 __all__ = ["METHODS", "ClassifierScreen", "ScreenDecision"]
