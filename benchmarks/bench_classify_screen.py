@@ -69,6 +69,7 @@ def run_organism(
     long_spans: bool = False,
     long_only: bool = False,
     necessity: bool = False,
+    quartile: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rng, cal_rows, test = split_rows(org, fpr=fpr, seed=seed, n_clean=n_clean)
@@ -121,6 +122,7 @@ def run_organism(
             **({"calibrate_all": False, "symbol_support": False} if before else {}),
             **({"long_spans": True} if long_run else {}),
             **({"necessity": True} if necessity and method == "transplant" else {}),
+            **({"quartile": True} if quartile and long_run else {}),
         )
         rec = _record_columns(screen) if long_run else None
         t_cal = time.perf_counter() - t0
@@ -431,6 +433,12 @@ def main() -> int:
         help="the transplant screens also join the leave-one-out fall (necessity) into their "
         "p-value",
     )
+    ap.add_argument(
+        "--quartile",
+        action="store_true",
+        help="with --long-spans: the long_spans screen also summarises its donors by their "
+        "upper quartile (ClassifierScreen(quartile=True); every score column is recorded)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
@@ -472,6 +480,7 @@ def main() -> int:
                 long_spans=args.long_spans,
                 long_only=args.long_only,
                 necessity=args.necessity,
+                quartile=args.quartile,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

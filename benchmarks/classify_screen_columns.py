@@ -37,11 +37,18 @@ SCREENS = {
     "previous --long-spans (largest score)": ("max",),
     "new --long-spans (short + long_add)": ("short", "long_add"),
     "new --long-spans + necessity": ("short", "long_add", "necessity"),
+    # the donors' upper quartile in place of their mean (issue 18, weak backdoors)
+    "quartile (short_q)": ("short_q",),
+    "short + short_q": ("short", "short_q"),
+    "quartile both scales (short_q + long_add_q)": ("short_q", "long_add_q"),
+    "short + long_add + short_q + long_add_q": ("short", "long_add", "short_q", "long_add_q"),
 }
 
 
-def _matrix(rows: list[list[float | None]], names: tuple[str, ...]) -> np.ndarray:
-    idx = [COLUMNS.index(n) for n in names]
+def _matrix(
+    rows: list[list[float | None]], names: tuple[str, ...], have: list[str] | None = None
+) -> np.ndarray:
+    idx = [(have or list(COLUMNS)).index(n) for n in names]
     return np.array(
         [[-np.inf if r[j] is None else float(r[j]) for j in idx] for r in rows], dtype=float
     ).reshape(len(rows), len(idx))
@@ -49,7 +56,8 @@ def _matrix(rows: list[list[float | None]], names: tuple[str, ...]) -> np.ndarra
 
 def flagged(cols: dict[str, Any], names: tuple[str, ...], kind: str, fpr: float) -> np.ndarray:
     """Which inputs of ``kind`` (``clean``/``triggered``) the screen ranking ``names`` flags."""
-    cal, x = _matrix(cols["calibration"], names), _matrix(cols[kind], names)
+    have = cols.get("names")
+    cal, x = _matrix(cols["calibration"], names, have), _matrix(cols[kind], names, have)
     if len(names) == 1:
         s = np.sort(cal[:, 0])
         p = (1 + len(s) - np.searchsorted(s, x[:, 0], side="left")) / (len(s) + 1)
@@ -71,6 +79,8 @@ def main() -> None:
             eff = np.array(cols["effective"], dtype=bool)
             line = [org["name"]]
             for name, names in SCREENS.items():
+                if not set(names) <= set(cols.get("names", COLUMNS)):
+                    continue
                 fc = flagged(cols, names, "clean", args.fpr)
                 ft = flagged(cols, names, "triggered", args.fpr) if len(eff) else eff
                 t = totals[name]
@@ -83,6 +93,8 @@ def main() -> None:
                 )
             print(" | ".join(line))
         for name, (a, b, c, n) in totals.items():
+            if not n:
+                continue
             print(f"{data['split']} {name}: TPR {a}/{b} {wilson(a, b)}, FPR {c}/{n} {wilson(c, n)}")
 
 
