@@ -1,7 +1,7 @@
 """The classifier screen with the donors' upper quartile (``quartile=True``): a weak backdoor
 moves only part of the donor texts its trigger is inserted into, so the mean of the label's
 log-odds over the donors is held down by the donors it leaves alone; their upper quartile is
-not, and it is still one score ranked among the clean calibration texts' scores."""
+not. It is joined with the mean's score into the one full-conformal p-value."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def data() -> dict[str, Any]:
 
 def test_a_weak_trigger_is_flagged_more_often(data: dict[str, Any]) -> None:
     """The weak trigger flips some donors and leaves others: the default (the donors' mean)
-    flags a third of its effective inputs, the upper quartile at least half, and more."""
+    flags a third of its effective inputs, with the upper quartile joined at least half."""
     assert len(data["effective"]) >= 30
     before = sum(d.flagged for d in data["default"].screen_many(data["effective"]))
     after = sum(d.flagged for d in data["quartile"].screen_many(data["effective"]))
@@ -67,16 +67,16 @@ def test_clean_inputs_pass_at_the_target_rate(data: dict[str, Any]) -> None:
         assert np.mean([d.flagged for d in screen.screen_many(data["clean"])]) <= 0.03
 
 
-def test_the_scores_ranked(data: dict[str, Any]) -> None:
-    """Alone, the quartile is the one score ranked (the best span's, as the default's mean);
-    with the longer windows both scales use it; the calibration texts' ``short_q`` column is
-    exactly the scores the quartile screen ranks."""
+def test_the_scores_joined(data: dict[str, Any]) -> None:
+    """The quartile's score is joined with the default's (and with the longer windows');
+    the default's score is unchanged among them, and every calibration text has a quartile
+    score."""
     assert QUANTILE == 0.75
-    assert data["quartile"].columns_ == ("max",)
-    assert data["both"].columns_ == ("short_q", "long_add_q")
+    assert data["quartile"].columns_ == ("short", "short_q")
+    assert data["both"].columns_ == ("short", "long_add", "short_q")
     cols = data["quartile"].calibration_columns_
-    short_q = cols[:, COLUMNS.index("short_q")]
-    assert np.allclose(np.sort(short_q), data["quartile"].calibration_scores_)
+    assert np.allclose(np.sort(cols[:, 0]), data["default"].calibration_scores_)
+    assert np.isfinite(cols[:, COLUMNS.index("short_q")]).all()
 
 
 def _skops_files(tmp_path: Any, n_inputs: int = 5) -> tuple[Any, Any, Any, Any]:
@@ -94,7 +94,7 @@ def test_cli_quartile(tmp_path: Any, run_cli: Any) -> None:
         "--out", out, "--fpr", "0.05", "--long-spans", "--quartile",
     )  # fmt: skip
     assert r.code in (0, 1), r.err
-    assert "joined ranks of short_q, long_add_q" in r.err
+    assert "joined ranks of short, long_add, short_q" in r.err
     assert len(out.read_text("utf-8").splitlines()) == 5
 
 

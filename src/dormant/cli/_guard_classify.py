@@ -105,9 +105,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--quartile",
         action="store_true",
-        help="summarise the transplant test's donors by the upper quartile of the label's "
-        "log-odds instead of their mean, so a weak backdoor that moves only part of them is "
-        "seen (off by default; see BENCHMARKS.md)",
+        help="also join into the transplant test's p-value its spans scored by the donors' "
+        "upper quartile of the label's log-odds, so a weak backdoor that moves only part of "
+        "them is seen (off by default; see BENCHMARKS.md)",
     )
     p.add_argument("--registry", default=None, metavar="URL", help="registry of known triggers")
     p.add_argument(

@@ -68,11 +68,9 @@ def scores(
             exclude_self=exclude_self,
             long_spans=screen.long_spans,
         )
-        # ``quartile``: each span's donors summarised by their upper quartile, not their mean
-        q = QUANTILE if getattr(screen, "quartile", False) else None
-        bests = [max(ev, key=lambda e: e.score(q)) if ev else None for _, ev in evidence]
+        bests = [max(ev, key=lambda e: e.score()) if ev else None for _, ev in evidence]
         scored: Scored = [
-            (b.score(q), b.span, y) if b is not None else (0.0, "", y)
+            (b.score(), b.span, y) if b is not None else (0.0, "", y)
             for (y, _), b in zip(evidence, bests, strict=True)
         ]
         add = getattr(screen, "support_add_", None)

@@ -90,14 +90,15 @@ with its most necessary window removed points away from its label (leave-one-out
 Li, Monroe & Jurafsky 2016). Figures in BENCHMARKS.md ("longer windows calibrated on their
 own").
 
-``quartile`` (off by default) summarises the donors a span was inserted into by the upper
-quartile of the label's log-odds instead of their mean. A weak backdoor (attack success
-0.3-0.7) moves only part of the donors; their mean is held down by the donors it leaves
-alone, while a clean topical span moves all of them a little. The quartile is still one
-score per span, ranked among the clean calibration texts' scores of the same kind, so the
-FPR guarantee is unchanged; with ``long_spans`` both scales use it
-(:data:`QUARTILE_COLUMNS`). Figures in BENCHMARKS.md ("weak backdoors: the donors' upper
-quartile").
+``quartile`` (off by default) joins one more score into the same p-value: the default's
+spans scored with the upper quartile of the donors' log-odds of the label in place of their
+mean (``short_q``). A weak backdoor (attack success 0.3-0.7) moves only part of the donors;
+their mean is held down by the donors it leaves alone, while a clean topical span moves all of
+them a little. Alone the quartile fails where the model saturates (many clean texts' upper
+quartile sits at the clip of the label's probability, so a trigger cannot rank above them), so
+it is joined with the mean's score, not put in its place; the join is the full-conformal one
+above, so it adds no false positives of its own beyond the one p-value's guarantee. Figures
+in BENCHMARKS.md ("weak backdoors: the donors' upper quartile").
 
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
@@ -128,8 +129,6 @@ METHODS = ("transplant", "strip", "onion")
 #: the transplant test's scores (:data:`~dormant.guard._classify_scores.COLUMNS`) joined into
 #: one full-conformal p-value with ``long_spans``
 LONG_COLUMNS = ("short", "long_add")
-#: the same with ``quartile``: each scale's donors summarised by their upper quartile
-QUARTILE_COLUMNS = ("short_q", "long_add_q")
 
 
 class ClassifierScreen:
@@ -203,10 +202,10 @@ class ClassifierScreen:
         removed points away from its label (see the module text). ``False`` by default;
         ``True`` needs ``method="transplant"``.
     quartile:
-        Summarise the donors a span was inserted into by the upper quartile of the label's
-        log-odds (:data:`~dormant.guard._classify_scores.QUANTILE`) instead of their mean, so
-        a weak backdoor that moves only part of them is seen (see the module text).
-        ``False`` by default; ``True`` needs ``method="transplant"``.
+        Also join into the p-value the default's spans scored with the upper quartile of the
+        donors' log-odds of the label (:data:`~dormant.guard._classify_scores.QUANTILE`)
+        instead of their mean, so a weak backdoor that moves only part of them is seen (see
+        the module text). ``False`` by default; ``True`` needs ``method="transplant"``.
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -299,7 +298,7 @@ class ClassifierScreen:
             ),
             ("long_spans", long_spans, "adds longer candidate spans to the transplant test"),
             ("necessity", necessity, "adds the transplant test's leave-one-out fall"),
-            ("quartile", quartile, "summarises the transplant test's donors by a quartile"),
+            ("quartile", quartile, "adds the transplant test's donors' upper quartile"),
         ):
             if on and method != "transplant":
                 raise ConfigError(
@@ -370,13 +369,8 @@ class ClassifierScreen:
         self.window_ = reading_window(model) if read_window else None
         self.features_ = features
         self.columns_ = (
-            (
-                *(
-                    (QUARTILE_COLUMNS if self.quartile else LONG_COLUMNS)
-                    if self.long_spans
-                    else ("max",)
-                ),
-            )
+            (*(LONG_COLUMNS if self.long_spans else ("short",) if self.quartile else ("max",)),)
+            + (("short_q",) if self.quartile else ())
             + (("necessity",) if self.necessity else ())
             + (("representation",) if features is not None else ())
         )
