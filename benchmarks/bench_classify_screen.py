@@ -363,7 +363,7 @@ def main() -> int:
     ap.add_argument(
         "--split",
         default="aside",
-        choices=("cal", "aside", "fresh", "fresh2", "fresh3", "fresh4", "fresh5"),
+        choices=("cal", "aside", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6"),
     )
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
