@@ -12,6 +12,8 @@ Usage::
 
     python benchmarks/classify_screen_columns.py \
         benchmarks/results/classify_screen_scales_dev_fresh4.json
+    python benchmarks/classify_screen_columns.py \
+        benchmarks/results/classify_screen_quartile_dev_fresh4.json    # with the quartiles
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ SCREENS = {
     "previous --long-spans (largest score)": ("max",),
     "new --long-spans (short + long_add)": ("short", "long_add"),
     "new --long-spans + necessity": ("short", "long_add", "necessity"),
-    # the donors' upper quartile in place of their mean (issue 18, weak backdoors)
-    "quartile (short_q)": ("short_q",),
-    "short + short_q": ("short", "short_q"),
-    "quartile both scales (short_q + long_add_q)": ("short_q", "long_add_q"),
-    "short + long_add + short_q + long_add_q": ("short", "long_add", "short_q", "long_add_q"),
+    # the donors' upper quartile (issue 18, weak backdoors): in place of the mean (tried),
+    # joined with it (``--quartile``), with the longer windows too
+    "quartile in place of the mean (short_q)": ("short_q",),
+    "--quartile (short + short_q)": ("short", "short_q"),
+    "--long-spans --quartile (short + long_add + short_q)": ("short", "long_add", "short_q"),
+    "both scales' quartiles joined too": ("short", "long_add", "short_q", "long_add_q"),
 }
 
 
@@ -75,11 +78,15 @@ def main() -> None:
         data = json.loads(path.read_text("utf-8"))
         totals = {name: [0, 0, 0, 0] for name in SCREENS}
         for org in data["organisms"]:
-            cols = org["transplant_long"]["columns"]
+            # the --long-spans run's columns, else the --quartile run's (no longer windows)
+            cols = (org.get("transplant_long") or org["transplant_quartile"])["columns"]
+            longs = any(r[cols["names"].index("long_add")] is not None for r in cols["calibration"])
             eff = np.array(cols["effective"], dtype=bool)
             line = [org["name"]]
             for name, names in SCREENS.items():
-                if not set(names) <= set(cols.get("names", COLUMNS)):
+                if not set(names) <= set(cols.get("names", COLUMNS)) or (
+                    not longs and any(n in ("long", "long_add", "long_add_q") for n in names)
+                ):
                     continue
                 fc = flagged(cols, names, "clean", args.fpr)
                 ft = flagged(cols, names, "triggered", args.fpr) if len(eff) else eff
