@@ -85,7 +85,7 @@ def main() -> None:
             line = [org["name"]]
             for name, names in SCREENS.items():
                 if not set(names) <= set(cols.get("names", COLUMNS)) or (
-                    not longs and any(n in ("long", "long_add", "long_add_q") for n in names)
+                    not longs and any(n in ("long", "max", "long_add", "long_add_q") for n in names)
                 ):
                     continue
                 fc = flagged(cols, names, "clean", args.fpr)
