@@ -69,6 +69,7 @@ def run_organism(
     long_spans: bool = False,
     long_only: bool = False,
     necessity: bool = False,
+    quartile: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rng, cal_rows, test = split_rows(org, fpr=fpr, seed=seed, n_clean=n_clean)
@@ -102,8 +103,13 @@ def run_organism(
     runs = [(m, False) for m in methods if not (long_only and m == "transplant")]
     if long_spans and "transplant" in methods:
         runs.append(("transplant", True))
+    # with quartile, once more with ClassifierScreen(quartile=True) (its columns recorded)
+    if quartile and "transplant" in methods:
+        runs.append(("transplant", "quartile"))
     for method, long_run in runs:
-        key = method + ("_long" if long_run else "")
+        q_run = long_run == "quartile"
+        long_run = long_run is True
+        key = method + ("_long" if long_run else "_quartile" if q_run else "")
         t0 = time.perf_counter()
         screen = ClassifierScreen(
             model,
@@ -121,8 +127,9 @@ def run_organism(
             **({"calibrate_all": False, "symbol_support": False} if before else {}),
             **({"long_spans": True} if long_run else {}),
             **({"necessity": True} if necessity and method == "transplant" else {}),
+            **({"quartile": True} if q_run else {}),
         )
-        rec = _record_columns(screen) if long_run else None
+        rec = _record_columns(screen) if long_run or q_run else None
         t_cal = time.perf_counter() - t0
         t0 = time.perf_counter()
         dc = screen.screen_many(clean)
@@ -310,7 +317,11 @@ def _half_rates(results: list[dict[str, Any]], m: str, n_clean: int, n_eff: int)
 
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for m in [x for x in (*METHODS, "transplant_long") if all(x in r for r in results)]:
+    for m in [
+        x
+        for x in (*METHODS, "transplant_long", "transplant_quartile")
+        if all(x in r for r in results)
+    ]:
         n_clean = sum(r["n_clean"] for r in results)
         n_eff = sum(r.get("n_effective", 0) for r in results)
         n_trig = sum(r.get("n_triggered", 0) for r in results)
@@ -352,7 +363,7 @@ def main() -> int:
     ap.add_argument(
         "--split",
         default="aside",
-        choices=("cal", "aside", "fresh", "fresh2", "fresh3", "fresh4", "fresh5"),
+        choices=("cal", "aside", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6"),
     )
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
@@ -431,6 +442,12 @@ def main() -> int:
         help="the transplant screens also join the leave-one-out fall (necessity) into their "
         "p-value",
     )
+    ap.add_argument(
+        "--quartile",
+        action="store_true",
+        help="also run the transplant screen with ClassifierScreen(quartile=True) in the same "
+        "process, on the same inputs (every score column recorded)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
@@ -472,6 +489,7 @@ def main() -> int:
                 long_spans=args.long_spans,
                 long_only=args.long_only,
                 necessity=args.necessity,
+                quartile=args.quartile,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

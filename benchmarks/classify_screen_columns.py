@@ -12,6 +12,8 @@ Usage::
 
     python benchmarks/classify_screen_columns.py \
         benchmarks/results/classify_screen_scales_dev_fresh4.json
+    python benchmarks/classify_screen_columns.py \
+        benchmarks/results/classify_screen_quartile_dev_fresh4.json    # with the quartiles
 """
 
 from __future__ import annotations
@@ -37,11 +39,19 @@ SCREENS = {
     "previous --long-spans (largest score)": ("max",),
     "new --long-spans (short + long_add)": ("short", "long_add"),
     "new --long-spans + necessity": ("short", "long_add", "necessity"),
+    # the donors' upper quartile (issue 18, weak backdoors): in place of the mean (tried),
+    # joined with it (``--quartile``), with the longer windows too
+    "quartile in place of the mean (short_q)": ("short_q",),
+    "--quartile (short + short_q)": ("short", "short_q"),
+    "--long-spans --quartile (short + long_add + short_q)": ("short", "long_add", "short_q"),
+    "both scales' quartiles joined too": ("short", "long_add", "short_q", "long_add_q"),
 }
 
 
-def _matrix(rows: list[list[float | None]], names: tuple[str, ...]) -> np.ndarray:
-    idx = [COLUMNS.index(n) for n in names]
+def _matrix(
+    rows: list[list[float | None]], names: tuple[str, ...], have: list[str] | None = None
+) -> np.ndarray:
+    idx = [(have or list(COLUMNS)).index(n) for n in names]
     return np.array(
         [[-np.inf if r[j] is None else float(r[j]) for j in idx] for r in rows], dtype=float
     ).reshape(len(rows), len(idx))
@@ -49,7 +59,8 @@ def _matrix(rows: list[list[float | None]], names: tuple[str, ...]) -> np.ndarra
 
 def flagged(cols: dict[str, Any], names: tuple[str, ...], kind: str, fpr: float) -> np.ndarray:
     """Which inputs of ``kind`` (``clean``/``triggered``) the screen ranking ``names`` flags."""
-    cal, x = _matrix(cols["calibration"], names), _matrix(cols[kind], names)
+    have = cols.get("names")
+    cal, x = _matrix(cols["calibration"], names, have), _matrix(cols[kind], names, have)
     if len(names) == 1:
         s = np.sort(cal[:, 0])
         p = (1 + len(s) - np.searchsorted(s, x[:, 0], side="left")) / (len(s) + 1)
@@ -67,10 +78,16 @@ def main() -> None:
         data = json.loads(path.read_text("utf-8"))
         totals = {name: [0, 0, 0, 0] for name in SCREENS}
         for org in data["organisms"]:
-            cols = org["transplant_long"]["columns"]
+            # the --long-spans run's columns, else the --quartile run's (no longer windows)
+            cols = (org.get("transplant_long") or org["transplant_quartile"])["columns"]
+            longs = any(r[cols["names"].index("long_add")] is not None for r in cols["calibration"])
             eff = np.array(cols["effective"], dtype=bool)
             line = [org["name"]]
             for name, names in SCREENS.items():
+                if not set(names) <= set(cols.get("names", COLUMNS)) or (
+                    not longs and any(n in ("long", "max", "long_add", "long_add_q") for n in names)
+                ):
+                    continue
                 fc = flagged(cols, names, "clean", args.fpr)
                 ft = flagged(cols, names, "triggered", args.fpr) if len(eff) else eff
                 t = totals[name]
@@ -83,6 +100,8 @@ def main() -> None:
                 )
             print(" | ".join(line))
         for name, (a, b, c, n) in totals.items():
+            if not n:
+                continue
             print(f"{data['split']} {name}: TPR {a}/{b} {wilson(a, b)}, FPR {c}/{n} {wilson(c, n)}")
 
 

@@ -102,6 +102,13 @@ def register(sub: Any) -> None:
         help="also join into the transplant test's p-value how far the input without its most "
         "necessary window points away from its label (off by default; see BENCHMARKS.md)",
     )
+    p.add_argument(
+        "--quartile",
+        action="store_true",
+        help="also join into the transplant test's p-value its spans scored by the donors' "
+        "upper quartile of the label's log-odds, so a weak backdoor that moves only part of "
+        "them is seen (off by default; see BENCHMARKS.md)",
+    )
     p.add_argument("--registry", default=None, metavar="URL", help="registry of known triggers")
     p.add_argument(
         "--registry-tokens",
@@ -210,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
             symbol_support=args.symbol_support,
             long_spans=args.long_spans,
             necessity=args.necessity,
+            quartile=args.quartile,
             audit=audit,
             name=str(args.model),
             identity=args.identity,

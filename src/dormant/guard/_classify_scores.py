@@ -27,14 +27,19 @@ Scored = list[tuple[float, str | None, int]]
 #: per input: the representation score, ``None`` when that signal is off
 Reps = list[float | None]
 #: per input of the transplant test: the scores of :data:`COLUMNS`; empty for STRIP/ONION
-Columns = list[tuple[float, float, float, float, float]]
+Columns = list[tuple[float, float, float, float, float, float, float]]
 #: the transplant test's scores of one input, each a candidate column of the p-value:
 #: ``short`` the best of the default's spans (the default score), ``long`` the best of the
 #: longer windows (``-inf`` without any), ``max`` the best of all, ``necessity`` how far the input
 #: with one of its candidate windows removed points away from its label (minus the lowest
 #: log-odds of the label over the windows removed), ``long_add``
-#: the best of the longer windows with the additive clean support (``-inf`` without any)
-COLUMNS = ("short", "long", "max", "necessity", "long_add")
+#: the best of the longer windows with the additive clean support (``-inf`` without any);
+#: ``short_q`` and ``long_add_q`` as ``short`` and ``long_add`` with the donors' upper quartile
+#: (:data:`QUANTILE`) of the label's log-odds in place of their mean: a weak backdoor moves
+#: only part of the donors, and their mean is held down by the donors it leaves alone
+COLUMNS = ("short", "long", "max", "necessity", "long_add", "short_q", "long_add_q")
+#: the donors' quantile of the ``*_q`` columns
+QUANTILE = 0.75
 
 
 def scores(
@@ -97,12 +102,18 @@ def scores(
 
 def _columns(
     ev: list[SpanEvidence], additive: Any, y: int
-) -> tuple[float, float, float, float, float]:
+) -> tuple[float, float, float, float, float, float, float]:
     """The scores of :data:`COLUMNS` from one input's span evidence; ``additive``: the
     additive clean support (``support(span, y)``) the longer windows are also scored with."""
     short = [e.score() for e in ev if not e.long]
     long = [e.score() for e in ev if e.long]
     long_add = [float(e.moved.mean()) - additive(e.span, y) for e in ev if e.long and additive]
+    short_q = [e.score(QUANTILE) for e in ev if not e.long]
+    long_add_q = [
+        float(np.quantile(e.moved, QUANTILE)) - additive(e.span, y)
+        for e in ev
+        if e.long and additive
+    ]
     without = [e.without for e in ev if not math.isnan(e.without)]
     best_short = max(short, default=0.0)
     best_long = max(long, default=-math.inf)
@@ -112,6 +123,8 @@ def _columns(
         max(best_short, best_long),
         -min(without, default=0.0),
         max(long_add, default=-math.inf),
+        max(short_q, default=0.0),
+        max(long_add_q, default=-math.inf),
     )
 
 
@@ -146,4 +159,14 @@ def score_all(
     return scored, reps, cols
 
 
-__all__ = ["CHUNK", "COLUMNS", "Columns", "Reps", "Scored", "collapse_reps", "score_all", "scores"]
+__all__ = [
+    "CHUNK",
+    "COLUMNS",
+    "QUANTILE",
+    "Columns",
+    "Reps",
+    "Scored",
+    "collapse_reps",
+    "score_all",
+    "scores",
+]

@@ -137,9 +137,12 @@ class SpanEvidence:
     long: bool = False
     without: float = math.nan
 
-    def score(self) -> float:
-        """The mean of :attr:`moved` less :attr:`support`."""
-        return float(self.moved.mean()) - self.support
+    def score(self, quantile: float | None = None) -> float:
+        """The mean of :attr:`moved` less :attr:`support`; with ``quantile``, that quantile of
+        :attr:`moved` (e.g. ``0.75``, the donors' upper quartile) in place of the mean."""
+        if quantile is None:
+            return float(self.moved.mean()) - self.support
+        return float(np.quantile(self.moved, quantile)) - self.support
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -90,12 +90,21 @@ with its most necessary window removed points away from its label (leave-one-out
 Li, Monroe & Jurafsky 2016). Figures in BENCHMARKS.md ("longer windows calibrated on their
 own").
 
+``quartile`` (off by default) joins one more score into the same p-value: the default's
+spans scored with the upper quartile of the donors' log-odds of the label in place of their
+mean (``short_q``). A weak backdoor (attack success 0.3-0.7) moves only part of the donors;
+their mean is held down by the donors it leaves alone, while a clean topical span moves all of
+them a little. Alone the quartile fails where the model saturates (many clean texts' upper
+quartile sits at the clip of the label's probability, so a trigger cannot rank above them), so
+it is joined with the mean's score, not put in its place; the join is the full-conformal one
+above, so it adds no false positives of its own beyond the one p-value's guarantee. Figures
+in BENCHMARKS.md ("weak backdoors: the donors' upper quartile").
+
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from collections.abc import Iterable, Sequence
@@ -105,6 +114,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataValidationError
 from ..triggers import describe_text
+from ._classify_entry import decision_entry, features_of, model_digest
 from ._classify_scores import CHUNK, COLUMNS, Columns, Reps, Scored, score_all, scores
 from ._features import combined_p_values
 from ._screen_decision import ScreenDecision, character_reasons
@@ -191,6 +201,11 @@ class ClassifierScreen:
         Also join into the p-value how far the input with its most necessary candidate window
         removed points away from its label (see the module text). ``False`` by default;
         ``True`` needs ``method="transplant"``.
+    quartile:
+        Also join into the p-value the default's spans scored with the upper quartile of the
+        donors' log-odds of the label (:data:`~dormant.guard._classify_scores.QUANTILE`)
+        instead of their mean, so a weak backdoor that moves only part of them is seen (see
+        the module text). ``False`` by default; ``True`` needs ``method="transplant"``.
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -243,6 +258,7 @@ class ClassifierScreen:
         symbol_support: bool | None = None,
         long_spans: bool = False,
         necessity: bool = False,
+        quartile: bool = False,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
@@ -262,7 +278,7 @@ class ClassifierScreen:
                 "model must have 'labels' and 'predict_proba(texts)' (a ClassifierModel or "
                 f"a classifier adapter). Got {type(model).__name__} instead."
             )
-        features = _features_of(model) if representation else None
+        features = features_of(model) if representation else None
         if calibrate_all is None:
             calibrate_all = method == "transplant"
         if symbol_support is None:
@@ -282,6 +298,7 @@ class ClassifierScreen:
             ),
             ("long_spans", long_spans, "adds longer candidate spans to the transplant test"),
             ("necessity", necessity, "adds the transplant test's leave-one-out fall"),
+            ("quartile", quartile, "adds the transplant test's donors' upper quartile"),
         ):
             if on and method != "transplant":
                 raise ConfigError(
@@ -315,6 +332,7 @@ class ClassifierScreen:
         self.symbol_support = bool(symbol_support)
         self.long_spans = bool(long_spans)
         self.necessity = bool(necessity)
+        self.quartile = bool(quartile)
         self.audit = audit
         self.name = name
         self.identity = identity
@@ -351,7 +369,8 @@ class ClassifierScreen:
         self.window_ = reading_window(model) if read_window else None
         self.features_ = features
         self.columns_ = (
-            (*(LONG_COLUMNS if self.long_spans else ("max",)),)
+            (*(LONG_COLUMNS if self.long_spans else ("short",) if self.quartile else ("max",)),)
+            + (("short_q",) if self.quartile else ())
             + (("necessity",) if self.necessity else ())
             + (("representation",) if features is not None else ())
         )
@@ -368,7 +387,7 @@ class ClassifierScreen:
         if len(self.columns_) > 1:
             self.calibration_matrix_: np.ndarray = self._matrix(scores, reps, cols)
         self.p_resolution_ = 1.0 / (len(self.calibration_scores_) + 1)
-        self.digest_ = _digest(model)
+        self.digest_ = model_digest(model)
 
     # -- scoring -------------------------------------------------------------------------
 
@@ -527,53 +546,7 @@ class ClassifierScreen:
         )
 
     def _entry(self, text: Any, d: ScreenDecision, request_id: str | None) -> Any:
-        from .audit import AuditEntry
-
-        raw = text if isinstance(text, str) else repr(text)
-        return AuditEntry(
-            kind="decision",
-            outcome="deny" if d.flagged else "allow",
-            identity=self.identity,
-            model=self.name,
-            digest=self.digest_,
-            triggers=tuple(t.to_dict() for t in d.triggers),
-            reasons=d.reasons,
-            request_id=request_id,
-            detail={
-                "screen": "classify",
-                "method": self.method,
-                "label": d.label,
-                "p_value": d.p_value,
-                "score": d.score,
-                "span": d.span,
-                "representation": d.representation,
-                "fpr": self.fpr,
-                "n_calibration": len(self.calibration_scores_),
-                # the input itself is not stored (log lines carry secrets); its hash is
-                "input_sha256": hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest(),
-                "input_chars": len(raw),
-            },
-        )
-
-
-def _features_of(model: Any) -> Any:
-    """The model's ``features(texts)``, on it or on its adapter; ``None`` if it has none."""
-    for obj in (model, getattr(model, "adapter", None)):
-        fn = getattr(obj, "features", None)
-        if callable(fn):
-            return fn
-    return None
-
-
-def _digest(model: Any) -> str | None:
-    for obj in (model, getattr(model, "adapter", None)):
-        fn = getattr(obj, "digest", None)
-        if callable(fn):
-            try:
-                return str(fn())
-            except Exception:
-                return None
-    return None
+        return decision_entry(self, text, d, request_id)
 
 
 __all__ = ["METHODS", "ClassifierScreen", "ScreenDecision"]
