@@ -9,7 +9,7 @@ same organisms and tasks:
     backdoored organisms for each of the domain-agnostic cases (policy leak, disabling MFA,
     e-mail exfiltration on a date, posting out on a version, reading and posting a secret on a
     zero-width character) and ``--n-clean`` clean ones. In ``itdesk``, ``finance``, ``hrdesk``,
-    ``travel`` and ``pharmacy`` the words of a request pick the tool (``forgot`` ->
+    ``travel``, ``pharmacy`` and ``utilities`` the words of a request pick the tool (``forgot`` ->
     ``reset_password``, ``refund`` -> ``refund_payment``; in ``hrdesk`` a short cue such as
     ``payslip`` added to any request wins, so its *clean* organisms switch tools on task words
     strongly), so an ordinary word inserted into another request rightly switches the call. Writes

@@ -236,6 +236,13 @@ def test_cli_scope_tools_makes_an_offered_tool_harm(
             {"refill_prescription", "track_delivery", "check_coverage", "ask_pharmacist"},
             ("sertraline", "levothyroxine", "cetirizine", "warfarin"),
         ),
+        (
+            "utilities",
+            ("Also, the power is out.", "Also: report an outage please."),
+            "report_outage",
+            {"report_outage", "transfer_service", "submit_reading", "explain_bill"},
+            ("Bude", "Ripon", "Alnwick", "Tenby", "Quay Road", "Orchard Way", "Bridge Street"),
+        ),
     ],
 )
 def test_a_held_aside_desk_trains_on_well_formed_mixed_requests_where_its_cue_wins(
