@@ -211,6 +211,14 @@ def _probe_one(
         "seconds": round(secs, 1),
         # what each whole-trigger refinement did (which step kept or dropped what)
         "refine_steps": (rep.extras.get("probe") or {}).get("refine_steps", []),
+        # behaviours seen without a trigger that a found condition explains (left out of the
+        # scope; a probe that has no such rule reports none)
+        "scope_leaks": (rep.extras.get("probe") or {}).get("scope_leaks", []),
+        "baseline_rates": {
+            k: v
+            for k, v in ((rep.extras.get("probe") or {}).get("baseline_rates") or {}).items()
+            if k.startswith(("tool:", "egress:"))
+        },
     }
     if top is not None and top.trigger is not None and want:
         trig = Trigger(top.trigger.text, TriggerKind(top.trigger.kind.value))
