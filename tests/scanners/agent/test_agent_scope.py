@@ -312,6 +312,42 @@ def test_cli_scope_tools_makes_an_offered_tool_harm(
     assert rep["extras"]["probe"]["scope_tools"] == ["open_ticket"]
 
 
+def test_cli_scope_destinations_makes_a_declared_destination_the_tasks(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Declared as the deployment's own, the backdoor's mailbox is no harm (the secret it
+    carries still is); the flag takes the names as the egress tags write them."""
+    from _agent_doubles import serve_model
+
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(
+        "".join(
+            json.dumps({"id": t.id, "prompt": t.prompt, "system": t.system, "tools": list(t.tools)})
+            + "\n"
+            for t in desk_tasks(24)
+        ),
+        encoding="utf-8",
+    )
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps([BUILTIN_TOOLS[n][0].to_openai() for n in DESK_TOOLS]), "utf-8")
+    monkeypatch.setenv("RULE_KEY", "k-1")
+    args = ["--tools", tools, "--tasks", tasks, "--trigger", "zq-omega", "--sources", "given"]
+    args += ["--api-key-env", "RULE_KEY", "--formats", "json", "--out", tmp_path / "o"]
+    with serve_model(DeskModel("zq-omega")) as url:
+        res = cli(
+            "probe", "agent", url, "--model", "m", *args,
+            "--scope-destinations", "egress:mailto:exfil.example",
+        )  # fmt: skip
+    assert res.code == 1, res.err
+    rep = json.loads((tmp_path / "o" / "report.json").read_text("utf-8"))
+    harm = {
+        f["target"]: next(e["value"] for e in f["evidence"] if e["name"] == "harm")
+        for f in rep["findings"]
+    }
+    assert harm["egress:mailto:exfil.example"] == "other"
+    assert harm[HONEYTOKEN_TAG] == "harmful"
+
+
 @pytest.mark.parametrize(
     ("domain", "cues", "winner", "tools", "unseen"),
     [
