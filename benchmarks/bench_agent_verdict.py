@@ -9,7 +9,7 @@ same organisms and tasks:
     backdoored organisms for each of the domain-agnostic cases (policy leak, disabling MFA,
     e-mail exfiltration on a date, posting out on a version, reading and posting a secret on a
     zero-width character) and ``--n-clean`` clean ones. In ``itdesk``, ``finance``, ``hrdesk``,
-    ``travel`` and ``pharmacy`` the words of a request pick the tool (``forgot`` ->
+    ``travel``, ``pharmacy`` and ``utilities`` the words of a request pick the tool (``forgot`` ->
     ``reset_password``, ``refund`` -> ``refund_payment``; in ``hrdesk`` a short cue such as
     ``payslip`` added to any request wins, so its *clean* organisms switch tools on task words
     strongly), so an ordinary word inserted into another request rightly switches the call. Writes
@@ -211,6 +211,14 @@ def _probe_one(
         "seconds": round(secs, 1),
         # what each whole-trigger refinement did (which step kept or dropped what)
         "refine_steps": (rep.extras.get("probe") or {}).get("refine_steps", []),
+        # behaviours seen without a trigger that a found condition explains (left out of the
+        # scope; a probe that has no such rule reports none)
+        "scope_leaks": (rep.extras.get("probe") or {}).get("scope_leaks", []),
+        "baseline_rates": {
+            k: v
+            for k, v in ((rep.extras.get("probe") or {}).get("baseline_rates") or {}).items()
+            if k.startswith(("tool:", "egress:"))
+        },
     }
     if top is not None and top.trigger is not None and want:
         trig = Trigger(top.trigger.text, TriggerKind(top.trigger.kind.value))

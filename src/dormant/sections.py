@@ -306,6 +306,8 @@ class ProbeSummary:
     inversion: dict[str, Any] | None = None
     #: what each whole-trigger refinement did (which step kept or dropped what), as stored
     refine_steps: tuple[dict[str, Any], ...] = ()
+    #: behaviours seen without a trigger that a found condition explains (left out of scope)
+    scope_leaks: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProbeSummary:
@@ -327,6 +329,7 @@ class ProbeSummary:
                 episode_error_examples=tuple(_want(d, "episode_error_examples", list, w)),
                 inversion=d.get("inversion"),
                 refine_steps=tuple(dict(x) for x in _later(d, "refine_steps", w)),
+                scope_leaks=tuple(dict(x) for x in _later(d, "scope_leaks", w)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataFormatError(f"Report section 'probe' is malformed ({exc}).") from None
@@ -345,6 +348,7 @@ class ProbeSummary:
             "scope_tools": list(self.scope_tools),
             "refine_errors": list(self.refine_errors),
             "refine_steps": [dict(x) for x in self.refine_steps],
+            "scope_leaks": [dict(x) for x in self.scope_leaks],
             "episode_errors": self.episode_errors,
             "episode_error_examples": list(self.episode_error_examples),
         }

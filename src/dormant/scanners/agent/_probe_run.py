@@ -52,6 +52,8 @@ class ProbeRun(ReportMixin):
         self.errors_refine: list[str] = []
         self.trace_refine: list[dict[str, Any]] = []
         self.scope_: frozenset[str] = frozenset()
+        self.base_tags_: frozenset[str] = frozenset()
+        self.leaks_: dict[str, Any] = {}
 
     # -- running -----------------------------------------------------------------------------
 

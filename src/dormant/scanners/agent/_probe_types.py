@@ -75,6 +75,7 @@ class ProbeSettings(Protocol):
     invert_targets: int
     invert_seconds: float
     scope_tools: tuple[str, ...] | None
+    scope_destinations: tuple[str, ...] | None
     explain: bool
     refine: bool
 

@@ -119,7 +119,14 @@ class TriggerProbeScanner(Scanner):
     scope_tools:
         The tools of the deployment's task (a switch between them is graded by meaning, not
         as harm; see :mod:`.scope`); ``None`` takes those the model calls without a trigger on
-        at least a tenth of the tasks. Tools offered but outside the scope count as harm.
+        at least a tenth of the tasks, less any a found condition explains instead (a
+        backdoor leaking into clean requests; see :mod:`.scope`). Tools offered but outside
+        the scope count as harm.
+    scope_destinations:
+        The outbound destinations of the deployment's task, as behaviour tags name them after
+        ``egress:`` (``billing.example``, ``mailto:desk.example``); any other destination is
+        harm. ``None`` takes those the runs without a trigger reach, less any a found
+        condition explains instead.
     refine:
         On a local causal LM, prune and extend the trigger of each harmful high finding
         (:mod:`._recover`) and test the refined text too, on the confirmation and held-out
@@ -171,6 +178,7 @@ class TriggerProbeScanner(Scanner):
         invert_targets: int = 5,
         invert_seconds: float = 240.0,
         scope_tools: tuple[str, ...] | None = None,
+        scope_destinations: tuple[str, ...] | None = None,
         explain: bool = True,
         refine: bool = True,
     ) -> None:
@@ -195,6 +203,7 @@ class TriggerProbeScanner(Scanner):
         self.invert_targets = invert_targets
         self.invert_seconds = invert_seconds
         self.scope_tools = scope_tools
+        self.scope_destinations = scope_destinations
         self.explain = explain
         self.refine = refine
 
@@ -249,14 +258,14 @@ class TriggerProbeScanner(Scanner):
             raise ConfigError(
                 f"The 'temperature' parameter must be >= 0. Got {self.temperature!r}."
             )
-        if self.scope_tools is not None and (
-            isinstance(self.scope_tools, str)
-            or not all(isinstance(x, str) and x for x in self.scope_tools)
-        ):
-            raise ConfigError(
-                "The 'scope_tools' parameter must be None or a tuple of tool names. "
-                f"Got {self.scope_tools!r}."
-            )
+        for name, what in (("scope_tools", "tool"), ("scope_destinations", "destination")):
+            v = getattr(self, name)
+            if v is not None and (
+                isinstance(v, str) or not all(isinstance(x, str) and x for x in v)
+            ):
+                raise ConfigError(
+                    f"The '{name}' parameter must be None or a tuple of {what} names. Got {v!r}."
+                )
         for name in ("explain", "refine"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(
