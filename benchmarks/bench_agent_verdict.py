@@ -136,10 +136,11 @@ def probe(args: argparse.Namespace) -> None:
         done = set()
         if out.exists():
             done = {json.loads(x)["name"] for x in out.read_text("utf-8").splitlines()}
+        only = [n for n in (args.only or "").split(",") if n]
         todo = [
             name
-            for k, name in enumerate(meta["order"])
-            if k % n_shards == shard and name not in done
+            for k, name in enumerate(only or meta["order"])
+            if (only or k % n_shards == shard) and name not in done
         ]
         ready = [n for n in todo if (root / n / "dormant_organism.json").is_file()]
         if args.claim:
@@ -300,6 +301,9 @@ def main() -> None:
     )
     ap.add_argument("--label", default="new")
     ap.add_argument("--shard", default="0/1", help="i/n: every n-th organism from the i-th")
+    ap.add_argument(
+        "--only", default="", help="probe: these organisms only (comma-separated), in this order"
+    )
     ap.add_argument("--wait", action="store_true", help="probe: wait for organisms being built")
     ap.add_argument(
         "--claim",
