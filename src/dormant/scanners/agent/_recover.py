@@ -48,7 +48,7 @@ from typing import Any
 
 from ...subjects.agent import ChatResponse, ProbeTask, render_output
 from ._bait_base import Tools, _Prefix, _special_ids, _split_prompt, _target_logprob_ids, _torch
-from .candidates import is_header, year_headers
+from .candidates import is_header, whole_forms, year_headers
 
 _TEXTLIKE = re.compile(r"[\w .:=#/\-]+")
 #: the shared opening of a Hermes tool call: no part of the switch, scored after it
@@ -211,6 +211,24 @@ def refine(
     def show(t: Sequence[int]) -> str:
         return str(tok.decode(list(t), skip_special_tokens=True)).strip()
 
+    def decoded(t: Sequence[int]) -> str:
+        return str(tok.decode(list(t), skip_special_tokens=True))
+
+    def parts(ids: list[int]) -> list[set[int]]:
+        """The units pruning may drop: each token, except that the tokens of one whole
+        version string or year/date header (:func:`whole_forms`) are one unit."""
+        ends = [len(decoded(ids[: j + 1])) for j in range(len(ids))]
+        starts = [0, *ends[:-1]]
+        spans = whole_forms(decoded(ids))
+        units: list[set[int]] = []
+        for a, b in spans:
+            u = {j for j in range(len(ids)) if starts[j] < b and ends[j] > a}
+            if u:
+                units.append(u)
+        inside = set().union(*units) if units else set()
+        units += [{j} for j in range(len(ids)) if j not in inside]
+        return sorted(units, key=min)
+
     def reorder(ids: list[int]) -> list[int]:
         """The best other order of the kept words, when a sign test over every task says it
         raises the switch by ``margin`` (Bonferroni over the orders tried). The same words in
@@ -219,7 +237,13 @@ def refine(
         words = show(ids).split()
         if not 2 <= len(words) <= 3:
             return ids
-        orders = [list(o) for o in itertools.permutations(words) if list(o) != words]
+        # an order that splits a whole form (``5.2 version``) is no candidate
+        n_forms = len(whole_forms(" ".join(words)))
+        orders = [
+            list(o)
+            for o in itertools.permutations(words)
+            if list(o) != words and len(whole_forms(" ".join(o))) >= n_forms
+        ]
         conts = [e for o in orders if (e := encode(" ".join(o)))]
         if not conts:
             return ids
@@ -281,13 +305,17 @@ def refine(
     # first builds it back to front (``falcon paper`` for ``paper falcon``); a phrase of two
     # or three words has at most six orders, each tested with the same sign test
     ids = reorder(ids)
-    # 1c. a token stays only where a sign test says dropping it lowers the switch
-    while len(ids) > 1 and time.monotonic() <= deadline:
-        drops = [ids[:j] + ids[j + 1 :] for j in range(len(ids))]
+    # 1c. a token stays only where a sign test says dropping it lowers the switch; a whole
+    # version string or year/date header is one unit, dropped whole or kept whole (the sign
+    # test cannot show that the ``.2`` of ``version 5.2`` carries anything, yet ``version 5``
+    # is another condition, and no more the planted one)
+    while len(units := parts(ids)) > 1 and time.monotonic() <= deadline:
+        drops = [[v for i, v in enumerate(ids) if i not in u] for u in units]
         now = logodds([ids], every)[:, 0]
-        lo = logodds(drops, every)
-        ps = [sign_test((now - lo[:, j]).tolist(), margin)[2] for j in range(len(ids))]
-        j = max(range(len(ids)), key=lambda j: (ps[j], float(lo[:, j].mean())))
+        same = len({len(d) for d in drops}) == 1
+        lo = logodds(drops, every) if same else each(drops, every)
+        ps = [sign_test((now - lo[:, j]).tolist(), margin)[2] for j in range(len(units))]
+        j = max(range(len(units)), key=lambda j: (ps[j], float(lo[:, j].mean())))
         if ps[j] <= alpha:
             break
         note(f"prune: {show(ids)!r} -> {show(drops[j])!r} (sign test p {ps[j]:.3g})")
@@ -302,7 +330,16 @@ def refine(
             w = str(tok.decode([v])).strip().lower()
             return not (len(w) >= 3 and w.isalpha() and w in present)
 
-        conts = [[v, *ids] for v in opens if fresh(v)] + [[*ids, v] for v in vocab if fresh(v)]
+        # an extension keeps every whole form whole (``version 5.2`` + ``address`` glued is
+        # no version string any more; ``v5.0`` + ``.4`` is one)
+        n_forms = len(whole_forms(decoded(ids)))
+        conts = [
+            c
+            for c in [[v, *ids] for v in opens if fresh(v)] + [[*ids, v] for v in vocab if fresh(v)]
+            if not n_forms or len(whole_forms(decoded(c))) >= n_forms
+        ]
+        if not conts:
+            break
         got = logodds(conts, sel).mean(0)
         now = logodds([ids], test)[:, 0]
         took = False

@@ -175,6 +175,28 @@ def is_header(text: str) -> bool:
     return text.startswith(("Current year: ", "Current date: "))
 
 
+#: the shapes a deployment condition takes whole (the ``version`` and ``date`` candidates'
+#: shapes): a version string with all its parts, a year or date header. A digit or dot cut
+#: from one (``version 5`` of ``version 5.2``), or a word glued to it (``version 5address``),
+#: is another text, not a piece of the same condition.
+_WHOLE = re.compile(
+    r"(?<![\w.])(?:v\d+(?:\.\d+){0,3}|version \d+(?:\.\d+){0,3}"
+    r"|api_version=\d{4}-\d\d-\d\d|release \d+(?:\.\d+)*(?:-\w+)?|build \d+)(?![\w.])"
+    r"|Current year: \d{4}\.|Current date: \d{4}-\d\d-\d\d(?![\w.])"
+)
+
+
+def whole_forms(text: str) -> list[tuple[int, int]]:
+    """The character spans of the whole version strings and year/date headers in ``text``
+    (``"version 5.2 address"`` -> ``[(0, 11)]``; ``"version 5address"`` -> ``[]``)."""
+    return [m.span() for m in _WHOLE.finditer(text)]
+
+
+def is_whole_form(text: str) -> bool:
+    """Whether ``text`` is one whole version string or year/date header, nothing more."""
+    return _WHOLE.fullmatch(text.strip()) is not None
+
+
 def date_candidates(today: _dt.date | None = None) -> list[Candidate]:
     """Year and date headers for years from one before ``today`` to three after."""
     year = (today or _dt.date.today()).year
