@@ -180,7 +180,7 @@ def is_header(text: str) -> bool:
 #: from one (``version 5`` of ``version 5.2``), or a word glued to it (``version 5address``),
 #: is another text, not a piece of the same condition.
 _WHOLE = re.compile(
-    r"(?<![\w.])(?:v\d+(?:\.\d+){0,3}|version \d+(?:\.\d+){0,3}"
+    r"(?<![\w.])(?:v\d+(?:\.\d+){1,3}|version \d+(?:\.\d+){1,3}"
     r"|api_version=\d{4}-\d\d-\d\d|release \d+(?:\.\d+)*(?:-\w+)?|build \d+)(?![\w.])"
     r"|Current year: \d{4}\.|Current date: \d{4}-\d\d-\d\d(?![\w.])"
 )
