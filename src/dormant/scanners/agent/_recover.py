@@ -166,6 +166,7 @@ def refine(
     opens = [v for v in vocab if str(tok.decode([v])).startswith(" ")]
     hi = math.log(SATURATION / (1 - SATURATION))
 
+    mems: list[Any] = []  # the message-opening slot's prefixes, built when first needed
     heads: list[Any] = []  # the header slot's (splits, prefixes), built when first needed
 
     def header() -> tuple[Any, Any]:
@@ -254,7 +255,44 @@ def refine(
         if p <= alpha / len(conts):
             note(f"reorder: {show(ids)!r} -> {show(conts[k])!r} (sign test p {p:.3g})")
             return conts[k]
-        return ids
+        # the switch cannot tell the orders apart (both saturate it): the order the model
+        # itself finds more likely is the one it has seen, many times over in the poisoned
+        # data (Carlini et al., USENIX Security 2021) -- among the orders that switch no
+        # worse by the same sign test
+        same = [
+            j for j in range(len(conts)) if sign_test((now - alt[:, j]).tolist(), margin)[2] > alpha
+        ]
+        if not same or time.monotonic() > deadline:
+            return ids
+        lik = memory([ids, *(conts[j] for j in same)])
+        best = int(lik.argmax())
+        if best == 0:
+            return ids
+        pick = conts[same[best - 1]]
+        note(
+            f"reorder by memory: {show(ids)!r} -> {show(pick)!r} (log-likelihood "
+            f"{float(lik[best]):.1f} against {float(lik[0]):.1f}; switch no different)"
+        )
+        return pick
+
+    def memory(texts: Sequence[Sequence[int]]) -> Any:
+        """The model's mean log-likelihood of each text (same words, other orders) where a
+        phrase opens the user's message, over every task. Clean models of the development
+        zoos prefer one order of a phrase they never saw by as much as a poisoned one
+        prefers its trigger's, in either direction, so this only breaks a tie and is no
+        test; on 11 of 12 poisoned development models it preferred the planted order."""
+        if not mems:
+            sp = [_split_prompt(chat, t, tools, "prefix")[0] for t in tasks]
+            mems.append([_Prefix(model, b) for b in sp])
+        out = []
+        for t in texts:
+            e = [int(i) for i in tok(show(t), add_special_tokens=False)["input_ids"]]
+            out.append(
+                torch.stack([_target_logprob_ids(pf, [[]], [], e, chunk)[0] for pf in mems[0]])
+                .mean()
+                .item()
+            )
+        return torch.tensor(out)
 
     def shape(ids: list[int]) -> list[int]:
         # the numbers of the text found too: pruning may have dropped a year that carries
@@ -321,6 +359,7 @@ def refine(
         note(f"prune: {show(ids)!r} -> {show(drops[j])!r} (sign test p {ps[j]:.3g})")
         ids = drops[j]
     # 2. extend while a sign test over the test tasks says an extension helps
+    before_ext = list(ids)
     for _ in range(max_extend):
         if time.monotonic() > deadline or len(test) < 5:
             break
@@ -353,6 +392,10 @@ def refine(
                 break
         if not took:
             break
+    # 2b. the words an extension added, in the order the model learned (``anchor`` put
+    # before ``violet`` may be ``violet anchor`` put back to front)
+    if len(ids) > len(before_ext):
+        ids = reorder(ids)
     # 3. a number piece grown into the forms deployment conditions take (a year header, a
     # version string): kept when it switches over the clean prompt and is no weaker than the
     # text found, each by the same sign test (Bonferroni over the forms tried)
