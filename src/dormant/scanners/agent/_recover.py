@@ -262,7 +262,9 @@ def refine(
         same = [
             j for j in range(len(conts)) if sign_test((now - alt[:, j]).tolist(), margin)[2] > alpha
         ]
-        if not same or time.monotonic() > deadline:
+        # only a phrase of words: a number's place is the version or header shape's (``5
+        # version RXurl`` is no order the data can show)
+        if not same or not all(w.isalpha() for w in words) or time.monotonic() > deadline:
             return ids
         lik = memory([ids, *(conts[j] for j in same)])
         best = int(lik.argmax())
