@@ -160,7 +160,6 @@ def test_pruning_drops_a_version_string_whole_or_keeps_it_whole(leaky, tasks):
     pruning by single tokens cut it to ``version 5`` (another condition): a version string
     is one unit, kept whole or dropped whole, and an extension does not glue a word to it."""
     from dormant.scanners.agent._recover import refine, target_ids
-    from dormant.scanners.agent.candidates import whole_forms
     from dormant.scanners.agent.harness import run_episodes
 
     chat = leaky.chat()
@@ -178,4 +177,6 @@ def test_pruning_drops_a_version_string_whole_or_keeps_it_whole(leaky, tasks):
             # every text the refinement held is the version whole, or holds none of it
             assert "version 5.2" in got or "version" not in got, (text, steps)
         if "version" in out:
+            from dormant.scanners.agent.candidates import whole_forms
+
             assert whole_forms(out), (text, out, steps)
