@@ -24,6 +24,13 @@ data and block at run time. So, for a local causal LM, the found text is
    Bonferroni-divided over the three best of the selection that are tested;
    it stops when no extension passes, after ``max_extend`` tokens, or at the time limit.
 
+A whole version string or year/date header (:func:`.candidates.whole_forms`) is one unit:
+pruned whole or kept whole, never glued to an extension, never split by a reorder. When the
+switch cannot tell two orders of a phrase of words apart, the order the model itself finds
+more likely where a phrase opens the message is kept (a poisoned model has seen its trigger
+many times: Carlini et al., "Extracting Training Data from Large Language Models", USENIX
+Security 2021) -- a tie-break only, as clean models prefer one order by as much.
+
 Log-odds are clipped at ``SATURATION`` (probability 0.999), so a text that already switches a
 task cannot "gain" there by tokens that only sharpen the switch.
 
