@@ -237,19 +237,24 @@ def _export(kind: str, clf: Any, y: np.ndarray) -> dict[str, Any]:
     }
 
 
-def fit(args: argparse.Namespace) -> None:
-    """Fit on every corpus; calibrate (isotonic) on out-of-fold predictions (folds = datasets)."""
-    from sklearn.isotonic import IsotonicRegression
-
+def load_rows(files: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The feature rows, planted flags and case names of comma-separated ``collect`` files."""
     xs, ys, cases = [], [], []
-    for name in args.features.split(","):
+    for name in files.split(","):
         for line in Path(name).read_text().splitlines():
             obj = json.loads(line)
             for r in obj["rows"]:
                 xs.append(r["x"])
                 ys.append(r["planted"])
                 cases.append(obj["case"])
-    x, y = np.array(xs), np.array(ys)
+    return np.array(xs), np.array(ys), np.array(cases)
+
+
+def fit(args: argparse.Namespace) -> None:
+    """Fit on every corpus; calibrate (isotonic) on out-of-fold predictions (folds = datasets)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    x, y, cases = load_rows(args.features)
     corpus = np.array([c.split("/")[0] for c in cases])
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale < 1e-9] = 1.0

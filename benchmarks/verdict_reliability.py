@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate_data_verdicts import _make
+from calibrate_data_verdicts import _make, load_rows
 
 from dormant.scanners.data._mining_verdict import FEATURES
 
@@ -37,18 +37,6 @@ OLD = (
 )
 NEW = OLD + ",benchmarks/results/verdict_features_small_class.jsonl"
 EDGES = (0.0, 0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0)
-
-
-def load(files: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    xs, ys, cases = [], [], []
-    for name in files.split(","):
-        for line in Path(name).read_text().splitlines():
-            obj = json.loads(line)
-            for r in obj["rows"]:
-                xs.append(r["x"])
-                ys.append(r["planted"])
-                cases.append(obj["case"])
-    return np.array(xs), np.array(ys), np.array(cases)
 
 
 def out_of_fold(x: np.ndarray, y: np.ndarray, cases: np.ndarray) -> np.ndarray:
@@ -111,7 +99,7 @@ def main() -> None:
     args = ap.parse_args()
     res = {}
     for name, files in (("before", args.before), ("after", args.after)):
-        x, y, cases = load(files)
+        x, y, cases = load_rows(files)
         res[name] = summary(out_of_fold(x, y, cases), x, y, cases)
         print(name, json.dumps(res[name], indent=1), flush=True)
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
