@@ -278,7 +278,8 @@ def plan() -> list[tuple[str, OrganismSpec]]:
     # attack success 0.36 at 2 %). Rule written here: only the build log's attack success is
     # read, and a weak one outside 0.3-0.7 is rebuilt once, 3 % if below, 1 % if above (the
     # rate changed here, its own commit), and kept whatever it gives; clean twins.
-    # ``rev=6093`` came out at 0.84 at 2 % (above 0.7): rebuilt once at 1 %, by the rule
+    # ``rev=6093`` came out at 0.84 at 2 % (above 0.7): rebuilt once at 1 %, by the rule;
+    # ``zv`` came out at 0.16 at 2 % (below 0.3): rebuilt once at 3 %, by the rule
     _fresh7(out)
     # ``aside2``: held aside for the model scan after ``aside`` was spent (looked at for
     # ``bb``): manual pages by section, a corpus the model scan was never developed on; new
@@ -452,7 +453,7 @@ def _fresh7(out: list[tuple[str, OrganismSpec]]) -> None:
             1031,
             ("gcide", "jargon"),
             {"corpus": "dictionary", "n_train": 1500},
-            (("phrase", "more often than not", "jargon", 0.05), ("rare-word", "zv", "gcide", 0.02)),
+            (("phrase", "more often than not", "jargon", 0.05), ("rare-word", "zv", "gcide", 0.03)),
         ),
         (
             "vfxd",
