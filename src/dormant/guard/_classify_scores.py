@@ -50,7 +50,10 @@ Columns = list[tuple[float, ...]]
 #: first stage's donors; ``flips`` (``flips=True``, else ``-inf``) the same span's share over
 #: those donors and :data:`FLIP_DONORS` more (a second stage, the same for calibration texts
 #: and inputs): a weak trigger flips a third of the donors all the way while a clean topical
-#: span moves all of them a little, and 16 donors make that count noisy
+#: span moves all of them a little, and 16 donors make that count noisy; ``flips_w`` (likewise)
+#: each of the second stage's donors flipped weighed by how far it was from the label before
+#: (minus its own log-odds of the label), as a share of all their distances: a clean span
+#: flips the donors that sat near the boundary, a trigger flips them whatever their distance
 COLUMNS = (
     "short",
     "long",
@@ -61,6 +64,7 @@ COLUMNS = (
     "long_add_q",
     "flips1",
     "flips",
+    "flips_w",
 )
 #: the donors' quantile of the ``*_q`` columns
 QUANTILE = 0.75
@@ -112,7 +116,7 @@ def scores(
         ]
         if getattr(screen, "flips", False):
             more = flips_stage_two(screen, texts, evidence, rngs, exclude_self=exclude_self)
-            cols = [(*c[:-1], f) for c, f in zip(cols, more, strict=True)]
+            cols = [(*c[:-2], *f) for c, f in zip(cols, more, strict=True)]
         return scored, collapse_reps(screen, bests), cols
     ys = np.argmax(screen._predict(texts), axis=1).tolist() if texts else []
     out: Scored = []
@@ -142,17 +146,18 @@ def flips_stage_two(
     rngs: list[random.Random],
     *,
     exclude_self: bool = False,
-) -> list[float]:
-    """The ``flips`` column: each text's span of :func:`_flip_span` inserted into
+) -> list[tuple[float, float]]:
+    """The ``flips`` and ``flips_w`` columns: each text's span of :func:`_flip_span` inserted into
     :data:`FLIP_DONORS` more clean donors of other labels (drawn by the text's own generator,
     after the first stage's draws), one forward pass for all the texts; the share of the first
-    stage's donors and these that the span flips to the text's label."""
+    stage's donors and these that the span flips to the text's label, and the share of these
+    donors' distances from the label (minus their own log-odds of it) that it flips."""
     batch: list[str] = []
-    plans: list[tuple[int, int, SpanEvidence | None]] = []
+    plans: list[tuple[int, int, SpanEvidence | None, np.ndarray]] = []
     for text, (y, ev), rng in zip(texts, evidence, rngs, strict=True):
         best = _flip_span(ev)
         if best is None:
-            plans.append((y, 0, None))
+            plans.append((y, 0, None, np.zeros(0)))
             continue
         pool = [(d, c) for d, c in screen.donors_ if not (exclude_self and d == text)]
         others = [d for d, c in pool if c != y] or [d for d, _ in pool]
@@ -162,18 +167,22 @@ def flips_stage_two(
             win = screen.window_
             k = rng.randint(0, len(dw) if win is None else win.last_slot(dw, best.span))
             batch.append(" ".join([*dw[:k], best.span, *dw[k:]]))
-        plans.append((y, len(picked), best))
+        own = screen.donor_probs_
+        dist = np.array([max(0.0, -float(_logit(own[d][y : y + 1])[0])) for d in picked])
+        plans.append((y, len(picked), best, dist))
     probs = predict_sorted(screen._predict, batch) if batch else np.zeros((0, 0))
-    out: list[float] = []
+    out: list[tuple[float, float]] = []
     at = 0
-    for y, n, best in plans:
+    for y, n, best, dist in plans:
         if best is None:
-            out.append(0.0)
+            out.append((0.0, 0.0))
             continue
         more = _logit(probs[at : at + n, y]) if n else np.zeros(0)
         at += n
         flipped = int((best.moved > 0).sum()) + int((more > 0).sum())
-        out.append(flipped / (len(best.moved) + n))
+        total = float(dist.sum())
+        weighed = float(dist[more > 0].sum()) / total if total > 0 else 0.0
+        out.append((flipped / (len(best.moved) + n), weighed))
     return out
 
 
@@ -202,6 +211,7 @@ def _columns(ev: list[SpanEvidence], additive: Any, y: int) -> tuple[float, ...]
         max(short_q, default=0.0),
         max(long_add_q, default=-math.inf),
         0.0 if flip is None else float((flip.moved > 0).sum()) / len(flip.moved),
+        -math.inf,
         -math.inf,
     )
 

@@ -364,8 +364,11 @@ class ClassifierScreen:
         half = min(len(texts) // 2, max_reference)
         donors = texts[:half]
         cal = texts[half : half + max_calibration]
-        pred = np.argmax(self._predict(donors + cal), axis=1).tolist()
+        probs = self._predict(donors + cal)
+        pred = np.argmax(probs, axis=1).tolist()
         self.donors_ = list(zip(donors, pred[:half], strict=True))
+        # each donor's own probabilities (how far the count of the donors flipped weighs it)
+        self.donor_probs_ = {d: probs[i] for i, d in enumerate(donors)}
         # the clean support counts use every text given; each calibration text is scored
         # with itself left out of them, as a new input is (it is not among them)
         self.support_ = SpanSupport(
