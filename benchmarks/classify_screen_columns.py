@@ -52,6 +52,7 @@ SCREENS = {
     "flips of 16 donors joined (short + flips1)": ("short", "flips1"),
     "--flips (short + flips)": ("short", "flips"),
     "--quartile --flips (short + short_q + flips)": ("short", "short_q", "flips"),
+    "weighed flips (short + flips_w)": ("short", "flips_w"),
 }
 
 
@@ -102,7 +103,10 @@ def main() -> None:
                         not longs
                         and any(n in ("long", "max", "long_add", "long_add_q") for n in names)
                     )
-                    or ("flips" in names and "flips" not in cols.get("used", ()))
+                    or (
+                        any(n in ("flips", "flips_w") for n in names)
+                        and "flips" not in cols.get("used", ())
+                    )
                 ):
                     continue
                 fc = flagged(cols, names, "clean", args.fpr)
