@@ -46,14 +46,14 @@ Columns = list[tuple[float, ...]]
 #: (:data:`QUANTILE`) of the label's log-odds in place of their mean: a weak backdoor moves
 #: only part of the donors, and their mean is held down by the donors it leaves alone;
 #: ``flips1`` the largest share of the donors that one of the default's spans **flips** to the
-#: input's label (the label's log-odds above 0 on the donor with the span inserted), over the
-#: first stage's donors; ``flips`` (``flips=True``, else ``-inf``) the same span's share over
-#: those donors and :data:`FLIP_DONORS` more (a second stage, the same for calibration texts
-#: and inputs): a weak trigger flips a third of the donors all the way while a clean topical
-#: span moves all of them a little, and 16 donors make that count noisy; ``flips_w`` (likewise)
-#: each of the second stage's donors flipped weighed by how far it was from the label before
-#: (minus its own log-odds of the label), as a share of all their distances: a clean span
-#: flips the donors that sat near the boundary, a trigger flips them whatever their distance
+#: input's label past its clean support (the label's log-odds on the donor with the span
+#: inserted above 0 and above the span's clean support, the lift the default subtracts), over
+#: the first stage's donors; ``flips`` (``flips=True``, else ``-inf``) the same span's share
+#: over those donors and :data:`FLIP_DONORS` more (a second stage, the same for calibration
+#: texts and inputs): a weak trigger flips a third of the donors all the way while a clean
+#: topical span moves all of them a little, and 16 donors make that count noisy; ``flips_w``
+#: (likewise) each of the second stage's donors flipped weighed by how far it was from the
+#: label before (minus its own log-odds of the label), as a share of all their distances
 COLUMNS = (
     "short",
     "long",
@@ -133,10 +133,16 @@ def scores(
     return out, [None] * len(out), []
 
 
+def _flipped(e: SpanEvidence, moved: np.ndarray) -> np.ndarray:
+    """Which donors span ``e`` flips to the label past its clean support: their log-odds of
+    the label with it inserted above 0 and above :attr:`SpanEvidence.support`."""
+    return np.asarray(moved > max(0.0, e.support))
+
+
 def _flip_span(ev: list[SpanEvidence]) -> SpanEvidence | None:
     """The default's span that flips the most donors (ties: the higher score)."""
     short = [e for e in ev if not e.long and len(e.moved)]
-    return max(short, key=lambda e: (int((e.moved > 0).sum()), e.score()), default=None)
+    return max(short, key=lambda e: (int(_flipped(e, e.moved).sum()), e.score()), default=None)
 
 
 def flips_stage_two(
@@ -179,9 +185,10 @@ def flips_stage_two(
             continue
         more = _logit(probs[at : at + n, y]) if n else np.zeros(0)
         at += n
-        flipped = int((best.moved > 0).sum()) + int((more > 0).sum())
+        now = _flipped(best, more)
+        flipped = int(_flipped(best, best.moved).sum()) + int(now.sum())
         total = float(dist.sum())
-        weighed = float(dist[more > 0].sum()) / total if total > 0 else 0.0
+        weighed = float(dist[now].sum()) / total if total > 0 else 0.0
         out.append((flipped / (len(best.moved) + n), weighed))
     return out
 
@@ -210,7 +217,7 @@ def _columns(ev: list[SpanEvidence], additive: Any, y: int) -> tuple[float, ...]
         max(long_add, default=-math.inf),
         max(short_q, default=0.0),
         max(long_add_q, default=-math.inf),
-        0.0 if flip is None else float((flip.moved > 0).sum()) / len(flip.moved),
+        0.0 if flip is None else float(_flipped(flip, flip.moved).sum()) / len(flip.moved),
         -math.inf,
         -math.inf,
     )

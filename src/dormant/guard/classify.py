@@ -102,8 +102,9 @@ in BENCHMARKS.md ("weak backdoors: the donors' upper quartile").
 
 ``flips`` (off by default) joins the **count of the donors flipped** into the same p-value:
 the default's span that flips the most first-stage donors to the input's label (its log-odds
-above 0 there) is inserted into :data:`~dormant.guard._classify_scores.FLIP_DONORS` more
-clean donors of other labels (a second stage, the same for calibration texts and inputs), and
+there above 0 and above the span's clean support, the lift the default subtracts) is
+inserted into :data:`~dormant.guard._classify_scores.FLIP_DONORS` more clean donors of other
+labels (a second stage, the same for calibration texts and inputs), and
 the share of all its donors it flips is ranked against the calibration texts' own shares. A
 weak trigger flips a third of the donors all the way while a clean topical span moves all of
 them a little; 16 donors alone give a noisy count (Binomial(16, 0.36)), hence the second
