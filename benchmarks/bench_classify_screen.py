@@ -70,6 +70,7 @@ def run_organism(
     long_only: bool = False,
     necessity: bool = False,
     quartile: bool = False,
+    flips: bool = False,
 ) -> dict[str, Any]:
     model = load_classifier(org.path)
     rng, cal_rows, test = split_rows(org, fpr=fpr, seed=seed, n_clean=n_clean)
@@ -106,10 +107,16 @@ def run_organism(
     # with quartile, once more with ClassifierScreen(quartile=True) (its columns recorded)
     if quartile and "transplant" in methods:
         runs.append(("transplant", "quartile"))
+    # with flips, once more with ClassifierScreen(flips=True) (its columns recorded)
+    if flips and "transplant" in methods:
+        runs.append(("transplant", "flips"))
     for method, long_run in runs:
         q_run = long_run == "quartile"
+        f_run = long_run == "flips"
         long_run = long_run is True
-        key = method + ("_long" if long_run else "_quartile" if q_run else "")
+        key = method + (
+            "_long" if long_run else "_quartile" if q_run else "_flips" if f_run else ""
+        )
         t0 = time.perf_counter()
         screen = ClassifierScreen(
             model,
@@ -128,8 +135,9 @@ def run_organism(
             **({"long_spans": True} if long_run else {}),
             **({"necessity": True} if necessity and method == "transplant" else {}),
             **({"quartile": True} if q_run else {}),
+            **({"flips": True} if f_run else {}),
         )
-        rec = _record_columns(screen) if long_run or q_run else None
+        rec = _record_columns(screen) if long_run or q_run or f_run else None
         t_cal = time.perf_counter() - t0
         t0 = time.perf_counter()
         dc = screen.screen_many(clean)
@@ -319,7 +327,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for m in [
         x
-        for x in (*METHODS, "transplant_long", "transplant_quartile")
+        for x in (*METHODS, "transplant_long", "transplant_quartile", "transplant_flips")
         if all(x in r for r in results)
     ]:
         n_clean = sum(r["n_clean"] for r in results)
@@ -363,7 +371,17 @@ def main() -> int:
     ap.add_argument(
         "--split",
         default="aside",
-        choices=("cal", "aside", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6"),
+        choices=(
+            "cal",
+            "aside",
+            "fresh",
+            "fresh2",
+            "fresh3",
+            "fresh4",
+            "fresh5",
+            "fresh6",
+            "fresh7",
+        ),
     )
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
@@ -448,6 +466,12 @@ def main() -> int:
         help="also run the transplant screen with ClassifierScreen(quartile=True) in the same "
         "process, on the same inputs (every score column recorded)",
     )
+    ap.add_argument(
+        "--flips",
+        action="store_true",
+        help="also run the transplant screen with ClassifierScreen(flips=True) in the same "
+        "process, on the same inputs (every score column recorded)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--merge", nargs="+", type=Path, default=None, help="summarise these result files"
@@ -490,6 +514,7 @@ def main() -> int:
                 long_only=args.long_only,
                 necessity=args.necessity,
                 quartile=args.quartile,
+                flips=args.flips,
             )
         )
     summary = {"split": args.split, "fpr_target": args.fpr, "summary": summarise(results)}

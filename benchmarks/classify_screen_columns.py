@@ -14,6 +14,8 @@ Usage::
         benchmarks/results/classify_screen_scales_dev_fresh4.json
     python benchmarks/classify_screen_columns.py \
         benchmarks/results/classify_screen_quartile_dev_fresh4.json    # with the quartiles
+    python benchmarks/classify_screen_columns.py \
+        benchmarks/results/classify_screen_flips_dev.json    # with the donors flipped
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ SCREENS = {
     "--quartile (short + short_q)": ("short", "short_q"),
     "--long-spans --quartile (short + long_add + short_q)": ("short", "long_add", "short_q"),
     "both scales' quartiles joined too": ("short", "long_add", "short_q", "long_add_q"),
+    # the share of the donors flipped (issue 18, weak backdoors): the first stage's 16 donors
+    # alone (tried), with the second stage's 48 more (``--flips``), with the quartile too
+    "flips of 16 donors joined (short + flips1)": ("short", "flips1"),
+    "--flips (short + flips)": ("short", "flips"),
+    "--quartile --flips (short + short_q + flips)": ("short", "short_q", "flips"),
+    "weighed flips (short + flips_w)": ("short", "flips_w"),
 }
 
 
@@ -78,14 +86,27 @@ def main() -> None:
         data = json.loads(path.read_text("utf-8"))
         totals = {name: [0, 0, 0, 0] for name in SCREENS}
         for org in data["organisms"]:
-            # the --long-spans run's columns, else the --quartile run's (no longer windows)
-            cols = (org.get("transplant_long") or org["transplant_quartile"])["columns"]
+            # the --flips run's columns, else the --long-spans run's, else the --quartile run's
+            cols = (
+                org.get("transplant_flips")
+                or org.get("transplant_long")
+                or org["transplant_quartile"]
+            )["columns"]
             longs = any(r[cols["names"].index("long_add")] is not None for r in cols["calibration"])
             eff = np.array(cols["effective"], dtype=bool)
             line = [org["name"]]
             for name, names in SCREENS.items():
-                if not set(names) <= set(cols.get("names", COLUMNS)) or (
-                    not longs and any(n in ("long", "max", "long_add", "long_add_q") for n in names)
+                have = cols.get("names", COLUMNS)
+                if (
+                    not set(names) <= set(have)
+                    or (
+                        not longs
+                        and any(n in ("long", "max", "long_add", "long_add_q") for n in names)
+                    )
+                    or (
+                        any(n in ("flips", "flips_w") for n in names)
+                        and "flips" not in cols.get("used", ())
+                    )
                 ):
                     continue
                 fc = flagged(cols, names, "clean", args.fpr)

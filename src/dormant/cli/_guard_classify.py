@@ -109,6 +109,13 @@ def register(sub: Any) -> None:
         "upper quartile of the label's log-odds, so a weak backdoor that moves only part of "
         "them is seen (off by default; see BENCHMARKS.md)",
     )
+    p.add_argument(
+        "--flips",
+        action="store_true",
+        help="also join into the transplant test's p-value the share of clean donors its "
+        "best span flips to the input's label, counted on 48 more donors (one more batch of "
+        "48 model calls per input; off by default; see BENCHMARKS.md)",
+    )
     p.add_argument("--registry", default=None, metavar="URL", help="registry of known triggers")
     p.add_argument(
         "--registry-tokens",
@@ -218,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
             long_spans=args.long_spans,
             necessity=args.necessity,
             quartile=args.quartile,
+            flips=args.flips,
             audit=audit,
             name=str(args.model),
             identity=args.identity,

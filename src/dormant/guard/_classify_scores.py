@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from ._features import collapse
-from ._strip import SpanEvidence, onion_score, strip_score, transplant_evidence
+from ._strip import (
+    SpanEvidence,
+    _logit,
+    onion_score,
+    predict_sorted,
+    strip_score,
+    transplant_evidence,
+    words,
+)
 
 #: inputs whose perturbations share one forward pass (bounds the memory of one pass)
 CHUNK = 32
@@ -27,7 +35,7 @@ Scored = list[tuple[float, str | None, int]]
 #: per input: the representation score, ``None`` when that signal is off
 Reps = list[float | None]
 #: per input of the transplant test: the scores of :data:`COLUMNS`; empty for STRIP/ONION
-Columns = list[tuple[float, float, float, float, float, float, float]]
+Columns = list[tuple[float, ...]]
 #: the transplant test's scores of one input, each a candidate column of the p-value:
 #: ``short`` the best of the default's spans (the default score), ``long`` the best of the
 #: longer windows (``-inf`` without any), ``max`` the best of all, ``necessity`` how far the input
@@ -36,10 +44,32 @@ Columns = list[tuple[float, float, float, float, float, float, float]]
 #: the best of the longer windows with the additive clean support (``-inf`` without any);
 #: ``short_q`` and ``long_add_q`` as ``short`` and ``long_add`` with the donors' upper quartile
 #: (:data:`QUANTILE`) of the label's log-odds in place of their mean: a weak backdoor moves
-#: only part of the donors, and their mean is held down by the donors it leaves alone
-COLUMNS = ("short", "long", "max", "necessity", "long_add", "short_q", "long_add_q")
+#: only part of the donors, and their mean is held down by the donors it leaves alone;
+#: ``flips1`` the largest share of the donors that one of the default's spans **flips** to the
+#: input's label past its clean support (the label's log-odds on the donor with the span
+#: inserted above 0 and above the span's clean support, the lift the default subtracts), over
+#: the first stage's donors; ``flips`` (``flips=True``, else ``-inf``) the same span's share
+#: over those donors and :data:`FLIP_DONORS` more (a second stage, the same for calibration
+#: texts and inputs): a weak trigger flips a third of the donors all the way while a clean
+#: topical span moves all of them a little, and 16 donors make that count noisy; ``flips_w``
+#: (likewise) each of the second stage's donors flipped weighed by how far it was from the
+#: label before (minus its own log-odds of the label), as a share of all their distances
+COLUMNS = (
+    "short",
+    "long",
+    "max",
+    "necessity",
+    "long_add",
+    "short_q",
+    "long_add_q",
+    "flips1",
+    "flips",
+    "flips_w",
+)
 #: the donors' quantile of the ``*_q`` columns
 QUANTILE = 0.75
+#: the second stage's donors of ``flips`` (fixed before any measurement)
+FLIP_DONORS = 48
 
 
 def scores(
@@ -84,6 +114,9 @@ def scores(
             )
             for i, (y, ev) in enumerate(evidence)
         ]
+        if getattr(screen, "flips", False):
+            more = flips_stage_two(screen, texts, evidence, rngs, exclude_self=exclude_self)
+            cols = [(*c[:-2], *f) for c, f in zip(cols, more, strict=True)]
         return scored, collapse_reps(screen, bests), cols
     ys = np.argmax(screen._predict(texts), axis=1).tolist() if texts else []
     out: Scored = []
@@ -100,9 +133,67 @@ def scores(
     return out, [None] * len(out), []
 
 
-def _columns(
-    ev: list[SpanEvidence], additive: Any, y: int
-) -> tuple[float, float, float, float, float, float, float]:
+def _flipped(e: SpanEvidence, moved: np.ndarray) -> np.ndarray:
+    """Which donors span ``e`` flips to the label past its clean support: their log-odds of
+    the label with it inserted above 0 and above :attr:`SpanEvidence.support`."""
+    return np.asarray(moved > max(0.0, e.support))
+
+
+def _flip_span(ev: list[SpanEvidence]) -> SpanEvidence | None:
+    """The default's span that flips the most donors (ties: the higher score)."""
+    short = [e for e in ev if not e.long and len(e.moved)]
+    return max(short, key=lambda e: (int(_flipped(e, e.moved).sum()), e.score()), default=None)
+
+
+def flips_stage_two(
+    screen: Any,
+    texts: list[str],
+    evidence: list[tuple[int, list[SpanEvidence]]],
+    rngs: list[random.Random],
+    *,
+    exclude_self: bool = False,
+) -> list[tuple[float, float]]:
+    """The ``flips`` and ``flips_w`` columns: each text's span of :func:`_flip_span` inserted into
+    :data:`FLIP_DONORS` more clean donors of other labels (drawn by the text's own generator,
+    after the first stage's draws), one forward pass for all the texts; the share of the first
+    stage's donors and these that the span flips to the text's label, and the share of these
+    donors' distances from the label (minus their own log-odds of it) that it flips."""
+    batch: list[str] = []
+    plans: list[tuple[int, int, SpanEvidence | None, np.ndarray]] = []
+    for text, (y, ev), rng in zip(texts, evidence, rngs, strict=True):
+        best = _flip_span(ev)
+        if best is None:
+            plans.append((y, 0, None, np.zeros(0)))
+            continue
+        pool = [(d, c) for d, c in screen.donors_ if not (exclude_self and d == text)]
+        others = [d for d, c in pool if c != y] or [d for d, _ in pool]
+        picked = rng.sample(others, min(FLIP_DONORS, len(others)))
+        for d in picked:
+            dw = words(d)
+            win = screen.window_
+            k = rng.randint(0, len(dw) if win is None else win.last_slot(dw, best.span))
+            batch.append(" ".join([*dw[:k], best.span, *dw[k:]]))
+        own = screen.donor_probs_
+        dist = np.array([max(0.0, -float(_logit(own[d][y : y + 1])[0])) for d in picked])
+        plans.append((y, len(picked), best, dist))
+    probs = predict_sorted(screen._predict, batch) if batch else np.zeros((0, 0))
+    out: list[tuple[float, float]] = []
+    at = 0
+    for y, n, best, dist in plans:
+        if best is None:
+            out.append((0.0, 0.0))
+            continue
+        more = _logit(probs[at : at + n, y]) if n else np.zeros(0)
+        at += n
+        now = _flipped(best, more)
+        flipped = int(_flipped(best, best.moved).sum()) + int(now.sum())
+        total = float(dist.sum())
+        weighed = float(dist[now].sum()) / total if total > 0 else 0.0
+        out.append((flipped / (len(best.moved) + n), weighed))
+    return out
+
+
+def _columns(ev: list[SpanEvidence], additive: Any, y: int) -> tuple[float, ...]:
     """The scores of :data:`COLUMNS` from one input's span evidence; ``additive``: the
     additive clean support (``support(span, y)``) the longer windows are also scored with."""
     short = [e.score() for e in ev if not e.long]
@@ -115,6 +206,7 @@ def _columns(
         if e.long and additive
     ]
     without = [e.without for e in ev if not math.isnan(e.without)]
+    flip = _flip_span(ev)
     best_short = max(short, default=0.0)
     best_long = max(long, default=-math.inf)
     return (
@@ -125,6 +217,9 @@ def _columns(
         max(long_add, default=-math.inf),
         max(short_q, default=0.0),
         max(long_add_q, default=-math.inf),
+        0.0 if flip is None else float(_flipped(flip, flip.moved).sum()) / len(flip.moved),
+        -math.inf,
+        -math.inf,
     )
 
 
@@ -162,11 +257,13 @@ def score_all(
 __all__ = [
     "CHUNK",
     "COLUMNS",
+    "FLIP_DONORS",
     "QUANTILE",
     "Columns",
     "Reps",
     "Scored",
     "collapse_reps",
+    "flips_stage_two",
     "score_all",
     "scores",
 ]

@@ -100,6 +100,17 @@ it is joined with the mean's score, not put in its place; the join is the full-c
 above, so it adds no false positives of its own beyond the one p-value's guarantee. Figures
 in BENCHMARKS.md ("weak backdoors: the donors' upper quartile").
 
+``flips`` (off by default) joins the **count of the donors flipped** into the same p-value:
+the default's span that flips the most first-stage donors to the input's label (its log-odds
+there above 0 and above the span's clean support, the lift the default subtracts) is
+inserted into :data:`~dormant.guard._classify_scores.FLIP_DONORS` more clean donors of other
+labels (a second stage, the same for calibration texts and inputs), and
+the share of all its donors it flips is ranked against the calibration texts' own shares. A
+weak trigger flips a third of the donors all the way while a clean topical span moves all of
+them a little; 16 donors alone give a noisy count (Binomial(16, 0.36)), hence the second
+stage. It costs one more forward pass of FLIP_DONORS texts per input. Figures in
+BENCHMARKS.md ("weak backdoors: the donors flipped").
+
 The screen fails closed: an error of the model, or an input that is not a string, flags.
 """
 
@@ -206,6 +217,11 @@ class ClassifierScreen:
         donors' log-odds of the label (:data:`~dormant.guard._classify_scores.QUANTILE`)
         instead of their mean, so a weak backdoor that moves only part of them is seen (see
         the module text). ``False`` by default; ``True`` needs ``method="transplant"``.
+    flips:
+        Also join into the p-value the share of the donors the input's best-flipping span
+        flips to its label, over the first stage's donors and
+        :data:`~dormant.guard._classify_scores.FLIP_DONORS` more (see the module text).
+        ``False`` by default; ``True`` needs ``method="transplant"``.
     audit:
         An :class:`~dormant.guard.audit.AuditLog`; every decision is appended (kind
         ``decision``) before :meth:`screen` returns it.
@@ -259,6 +275,7 @@ class ClassifierScreen:
         long_spans: bool = False,
         necessity: bool = False,
         quartile: bool = False,
+        flips: bool = False,
         audit: Any = None,
         name: str = "classifier",
         identity: str = "classifier-screen",
@@ -299,6 +316,7 @@ class ClassifierScreen:
             ("long_spans", long_spans, "adds longer candidate spans to the transplant test"),
             ("necessity", necessity, "adds the transplant test's leave-one-out fall"),
             ("quartile", quartile, "adds the transplant test's donors' upper quartile"),
+            ("flips", flips, "adds the count of the transplant test's donors flipped"),
         ):
             if on and method != "transplant":
                 raise ConfigError(
@@ -333,6 +351,7 @@ class ClassifierScreen:
         self.long_spans = bool(long_spans)
         self.necessity = bool(necessity)
         self.quartile = bool(quartile)
+        self.flips = bool(flips)
         self.audit = audit
         self.name = name
         self.identity = identity
@@ -346,8 +365,11 @@ class ClassifierScreen:
         half = min(len(texts) // 2, max_reference)
         donors = texts[:half]
         cal = texts[half : half + max_calibration]
-        pred = np.argmax(self._predict(donors + cal), axis=1).tolist()
+        probs = self._predict(donors + cal)
+        pred = np.argmax(probs, axis=1).tolist()
         self.donors_ = list(zip(donors, pred[:half], strict=True))
+        # each donor's own probabilities (how far the count of the donors flipped weighs it)
+        self.donor_probs_ = {d: probs[i] for i, d in enumerate(donors)}
         # the clean support counts use every text given; each calibration text is scored
         # with itself left out of them, as a new input is (it is not among them)
         self.support_ = SpanSupport(
@@ -369,8 +391,17 @@ class ClassifierScreen:
         self.window_ = reading_window(model) if read_window else None
         self.features_ = features
         self.columns_ = (
-            (*(LONG_COLUMNS if self.long_spans else ("short",) if self.quartile else ("max",)),)
+            (
+                *(
+                    LONG_COLUMNS
+                    if self.long_spans
+                    else ("short",)
+                    if self.quartile or self.flips
+                    else ("max",)
+                ),
+            )
             + (("short_q",) if self.quartile else ())
+            + (("flips",) if self.flips else ())
             + (("necessity",) if self.necessity else ())
             + (("representation",) if features is not None else ())
         )
