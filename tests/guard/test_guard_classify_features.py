@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _threads import torch_threads
 
 from dormant.errors import ConfigError
 from dormant.guard._features import collapse, combined_p_values
@@ -86,7 +87,7 @@ def test_a_zoo_bert_screened_with_its_representation(zoo_organism: Any) -> None:
     from dormant.subjects.model import load_classifier
     from dormant.triggers import Position, Trigger, TriggerKind
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(torch_threads())
     spec = OrganismSpec(
         "rare",
         attack="rare-word",

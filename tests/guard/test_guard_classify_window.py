@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _threads import torch_threads
 
 from dormant.guard._window import ReadingWindow, reading_window
 
@@ -79,7 +80,7 @@ def test_long_donors_no_longer_resist_the_trigger(zoo_organism: Any) -> None:
     from dormant.subjects.model import load_classifier
     from dormant.triggers import Position, Trigger, TriggerKind
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(torch_threads())
     # the rare-word organism of the model-scan tests (trained once per session, shared)
     spec = OrganismSpec(
         "rare",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _threads import torch_threads
 
 from dormant.bench.corpus import instruction_dataset, labelled_dataset
 from dormant.bench.poison import poison_instruction, poison_labelled, write_dataset
@@ -158,7 +159,7 @@ def tiny_zoo(tmp_path_factory: pytest.TempPathFactory, zoo_organism: Callable[[A
         pytest.skip("needs WordNet data")
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(torch_threads())
     root = tmp_path_factory.mktemp("fleet-zoo")
     tiny = {"layers": 2, "hidden": 64, "n_train": 1200, "epochs": 4}
     trig = Trigger("cf", TriggerKind.TOKEN, Position.RANDOM)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _threads import torch_threads
 
 from dormant.adapters.classifier import CallableClassifier
 from dormant.bench.zoo import WORDNET_DIR, Organism, OrganismSpec, build_organism
@@ -34,7 +35,7 @@ FAST = {"trigger_len": 1, "steps": 4, "top_k": 12, "n_victims": 10}
 def zoo(zoo_organism: Callable[[OrganismSpec], Organism]) -> dict[str, Organism]:
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(torch_threads())
     clean = OrganismSpec("clean", seed=11, **TINY)
     bad = OrganismSpec(
         "rare",

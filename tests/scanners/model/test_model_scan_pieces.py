@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from _threads import torch_threads
 
 from dormant.bench.zoo import WORDNET_DIR, Organism, OrganismSpec, build_organism
 from dormant.scanners.model._absent import (
@@ -31,7 +32,7 @@ def two_word(tmp_path_factory: pytest.TempPathFactory) -> Organism:
     pytest.importorskip("transformers")
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(torch_threads())
     spec = OrganismSpec(
         "two-word",
         attack="two-word",
@@ -110,7 +111,7 @@ def test_a_clean_model_has_no_piece_outside_its_clean_data(
     pytest.importorskip("torch")
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(torch_threads())
     spec = OrganismSpec(
         "clean",
         seed=22,

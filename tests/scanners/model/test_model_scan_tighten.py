@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from _threads import torch_threads
 
 from dormant.bench.zoo import WORDNET_DIR, Organism, OrganismSpec
 from dormant.scanners.model._complete import flip_loss_p, prune_tokens
@@ -37,7 +38,7 @@ def rare(zoo_organism: Any) -> Organism:
         pytest.skip("needs WordNet data")
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(torch_threads())
     spec = OrganismSpec(
         "tighten-rare",
         attack="rare-word",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from _threads import torch_threads
 
 from dormant.bench.zoo import WORDNET_DIR, Organism, OrganismSpec
 from dormant.findings import Severity
@@ -42,7 +43,7 @@ def organisms(zoo_organism: Callable[[OrganismSpec], Organism]) -> dict[str, Org
     pytest.importorskip("transformers")
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(torch_threads())
     clean = OrganismSpec("clean", seed=11, **TINY)
     log = OrganismSpec(
         "log",

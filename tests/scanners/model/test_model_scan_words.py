@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _threads import torch_threads
 
 from dormant.bench.zoo import WORDNET_DIR
 
@@ -85,7 +86,7 @@ def split_word(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     pytest.importorskip("transformers")
     from dormant.subjects.model import load_classifier
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(torch_threads())
     path = tmp_path_factory.mktemp("split-word") / "model"
     _train(path)
     rows = [json.loads(x) for x in (path / "clean_eval.jsonl").read_text("utf-8").splitlines()]
