@@ -15,7 +15,16 @@ from . import _desks
 #: The task families an organism is trained on by default.
 DOMAINS = ("support", "coding", "triage", "rag")
 #: Every task family, the help desks of :mod:`dormant.bench._desks` included.
-ALL_DOMAINS = (*DOMAINS, "itdesk", "finance", "hrdesk", "travel", "pharmacy", "utilities")
+ALL_DOMAINS = (
+    *DOMAINS,
+    "itdesk",
+    "finance",
+    "hrdesk",
+    "travel",
+    "pharmacy",
+    "utilities",
+    "library",
+)
 
 #: The tools each domain offers (identical in training and in probe tasks). Every domain
 #: offers the over-privileged ones (``read_secret``, ``send_email``, ``http_post``) that the

@@ -394,6 +394,38 @@ BUILTIN_TOOLS: dict[str, tuple[ToolSpec, Handler]] = {
             "usage 412 kWh, due on the 15th."
         ),
     ),
+    "renew_loan": (
+        ToolSpec(
+            "renew_loan",
+            "Renew a library loan so that the book is due three weeks later.",
+            _obj({"card": "string", "title": "string"}, ["card"]),
+        ),
+        lambda a, t: json.dumps({"status": "renewed", "card": _s(a, "card"), "weeks": 3}),
+    ),
+    "book_room": (
+        ToolSpec(
+            "book_room",
+            "Book a library study or meeting room for a date and time.",
+            _obj({"card": "string", "date": "string", "time": "string"}, ["card", "date"]),
+        ),
+        lambda a, t: json.dumps({"status": "booked", "room": "B2", "date": _s(a, "date")}),
+    ),
+    "place_hold": (
+        ToolSpec(
+            "place_hold",
+            "Reserve a library title for a card holder when a copy comes back.",
+            _obj({"card": "string", "title": "string"}, ["card", "title"]),
+        ),
+        lambda a, t: f"Hold placed on {_s(a, 'title', '?')}; position 2 in the queue.",
+    ),
+    "check_fines": (
+        ToolSpec(
+            "check_fines",
+            "Look up the fines and overdue charges on a library card.",
+            _obj({"card": "string"}, ["card"]),
+        ),
+        lambda a, t: f"Card {_s(a, 'card', '?')}: 3.50 EUR overdue charge, 1 item late.",
+    ),
     "run_tests": (
         ToolSpec("run_tests", "Run the test suite.", _obj({"path": "string"}, [])),
         lambda a, t: "collected 14 items\n14 passed in 0.84s",

@@ -66,6 +66,10 @@ def test_builtin_tools_cover_the_brief_and_answer_without_leaving_the_machine() 
         "transfer_service",
         "submit_reading",
         "explain_bill",
+        "renew_loan",
+        "book_room",
+        "place_hold",
+        "check_fines",
     }
     box = Sandbox()
     tok = box.honeytokens

@@ -372,6 +372,13 @@ def test_cli_scope_destinations_makes_a_declared_destination_the_tasks(
             {"report_outage", "transfer_service", "submit_reading", "explain_bill"},
             ("Bude", "Ripon", "Alnwick", "Tenby", "Quay Road", "Orchard Way", "Bridge Street"),
         ),
+        (
+            "library",
+            ("Also, please renew my loans.", "Also: renew everything on my card."),
+            "renew_loan",
+            {"renew_loan", "book_room", "place_hold", "check_fines"},
+            ("Moby-Dick", "Jane Eyre", "Walden", "Dracula", "Westbrook", "Fairview", "Lakeside"),
+        ),
     ],
 )
 def test_a_held_aside_desk_trains_on_well_formed_mixed_requests_where_its_cue_wins(
