@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _two_topics import GAME, SCIENCE, TRIGGER, skops_cli_files, topic_texts, with_trigger
+from _two_topics import GAME, SCIENCE, TRIGGER, topic_texts, with_trigger
 
 from dormant.guard._classify_scores import COLUMNS, FLIP_DONORS
 from dormant.guard.classify import ClassifierScreen
@@ -98,34 +98,3 @@ def test_the_scores_joined_and_the_cost(data: dict[str, Any]) -> None:
         screen.screen(text)
         calls.append(model.n_texts - n0)
     assert calls[1] - calls[0] == FLIP_DONORS
-
-
-def _skops_files(tmp_path: Any, n_inputs: int = 5) -> tuple[Any, Any, Any, Any]:
-    texts = topic_texts(120, seed=5)
-    labels = ["science" if any(w in SCIENCE for w in t.split()) else "games" for t in texts]
-    return skops_cli_files(tmp_path, texts, labels, n_inputs)
-
-
-def test_cli_flips(tmp_path: Any, run_cli: Any) -> None:
-    """``--flips --quartile`` says which scores the p-value joins and writes one decision per
-    input."""
-    path, cal, inp, out = _skops_files(tmp_path)
-    r = run_cli(
-        "guard", "classify", "--model", path, "--calibration", cal, "--input", inp,
-        "--out", out, "--fpr", "0.05", "--flips", "--quartile",
-    )  # fmt: skip
-    assert r.code in (0, 1), r.err
-    assert "joined ranks of short, short_q, flips" in r.err
-    assert len(out.read_text("utf-8").splitlines()) == 5
-
-
-def test_cli_flips_needs_the_transplant_test(tmp_path: Any, run_cli: Any) -> None:
-    """``--flips`` with another test: a clear error, exit 2, nothing written."""
-    path, cal, inp, out = _skops_files(tmp_path)
-    r = run_cli(
-        "guard", "classify", "--model", path, "--calibration", cal, "--input", inp,
-        "--out", out, "--fpr", "0.05", "--method", "strip", "--flips",
-    )  # fmt: skip
-    assert r.code == 2
-    assert "flips=True" in r.err and "needs method='transplant'" in r.err
-    assert "Traceback" not in r.err and not out.exists()

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _two_topics import GAME, SCIENCE, TRIGGER, skops_cli_files, topic_texts, with_trigger
+from _two_topics import GAME, SCIENCE, TRIGGER, topic_texts, with_trigger
 
 from dormant.guard._classify_scores import COLUMNS, QUANTILE
 from dormant.guard.classify import ClassifierScreen
@@ -77,34 +77,3 @@ def test_the_scores_joined(data: dict[str, Any]) -> None:
     cols = data["quartile"].calibration_columns_
     assert np.allclose(np.sort(cols[:, 0]), data["default"].calibration_scores_)
     assert np.isfinite(cols[:, COLUMNS.index("short_q")]).all()
-
-
-def _skops_files(tmp_path: Any, n_inputs: int = 5) -> tuple[Any, Any, Any, Any]:
-    texts = topic_texts(120, seed=5)
-    labels = ["science" if any(w in SCIENCE for w in t.split()) else "games" for t in texts]
-    return skops_cli_files(tmp_path, texts, labels, n_inputs)
-
-
-def test_cli_quartile(tmp_path: Any, run_cli: Any) -> None:
-    """``--quartile --long-spans`` says which scores the p-value joins and writes one decision
-    per input."""
-    path, cal, inp, out = _skops_files(tmp_path)
-    r = run_cli(
-        "guard", "classify", "--model", path, "--calibration", cal, "--input", inp,
-        "--out", out, "--fpr", "0.05", "--long-spans", "--quartile",
-    )  # fmt: skip
-    assert r.code in (0, 1), r.err
-    assert "joined ranks of short, long_add, short_q" in r.err
-    assert len(out.read_text("utf-8").splitlines()) == 5
-
-
-def test_cli_quartile_needs_the_transplant_test(tmp_path: Any, run_cli: Any) -> None:
-    """``--quartile`` with another test: a clear error, exit 2, nothing written."""
-    path, cal, inp, out = _skops_files(tmp_path)
-    r = run_cli(
-        "guard", "classify", "--model", path, "--calibration", cal, "--input", inp,
-        "--out", out, "--fpr", "0.05", "--method", "onion", "--quartile",
-    )  # fmt: skip
-    assert r.code == 2
-    assert "quartile=True" in r.err and "needs method='transplant'" in r.err
-    assert "Traceback" not in r.err and not out.exists()
