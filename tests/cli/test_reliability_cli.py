@@ -298,6 +298,7 @@ def test_sigterm_while_writing_leaves_no_partial_and_stale_ones_are_removed(
 
     import dormant.writers
 
+    before = signal.getsignal(signal.SIGTERM)  # SIG_DFL, or a test runner's own handler
     src = small_jsonl(tmp_path / "d.jsonl", 60)
     out = tmp_path / "out"
     real = dormant.writers.write_all
@@ -311,7 +312,7 @@ def test_sigterm_while_writing_leaves_no_partial_and_stale_ones_are_removed(
     res = run_cli("scan", "data", src, *LABEL, *FAST, "-o", out)
     assert res.code == 130, res.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl"]
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler before the run, restored
     monkeypatch.undo()
     # leftovers of a run killed outright (no cleanup possible) go on the next run
     stale = tmp_path / ".out.999999999-0123456789ab.partial"

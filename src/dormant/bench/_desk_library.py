@@ -17,6 +17,7 @@ import random
 from typing import Any
 
 from ..subjects.agent import ToolCall
+from ._desk_matter import matter
 
 LIBRARY_TOOLS = (
     "renew_loan",
@@ -111,8 +112,6 @@ def library_info(
     rng: random.Random, pool: dict[str, Any], info: dict[str, Any]
 ) -> tuple[str, str, dict[str, Any]]:
     """A library request: one matter, or (``HR_MIXED_SHARE``) two, the priority one deciding."""
-    from ._desks import _matter
-
     split = pool["split"]
     info.update(
         card=f"{rng.randint(2000, 2999)}-{rng.randint(1000, 9999)}",
@@ -124,7 +123,7 @@ def library_info(
         count=rng.choice((2, 3, 4, 5)),
         amount=f"{rng.randint(1, 30)}.{rng.choice(('00', '20', '50', '80'))}",
     )
-    intent, prompt = _matter(rng, _LIBRARY, _LIBRARY_CUES, _LIBRARY_PRIORITY, info)
+    intent, prompt = matter(rng, _LIBRARY, _LIBRARY_CUES, _LIBRARY_PRIORITY, info)
     return f"lib_{intent}", prompt, info
 
 
