@@ -35,6 +35,25 @@ class TwoTopics:
         return np.asarray(out)
 
 
+class WeakTrigger:
+    """Each topical word adds 3 to its label's log-odds; the trigger adds 7 towards
+    ``science`` — a weak backdoor that wins over one or two games words, not over three, so it
+    moves only part of the games texts it is put into."""
+
+    labels = ("games", "science")
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for t in texts:
+            z = sum(
+                3.0 if w in GAME else -3.0 if w in SCIENCE else -7.0 if w == TRIGGER else 0.0
+                for w in t.split()
+            )
+            p = 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+            out.append([p, 1.0 - p])
+        return np.asarray(out)
+
+
 def topic_texts(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     out = []

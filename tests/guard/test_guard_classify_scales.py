@@ -5,38 +5,19 @@ so the longer windows neither hide a short trigger nor add false positives of th
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pytest
-from _two_topics import GAME, SCIENCE, TRIGGER, topic_texts, with_trigger
+from _two_topics import WeakTrigger, topic_texts, with_trigger
 
 from dormant.guard._classify_scores import COLUMNS
 from dormant.guard.classify import ClassifierScreen
 
 
-class _WeakTrigger:
-    """Each topical word adds 3 to its label's log-odds; the trigger adds 7 towards
-    ``science`` — a weak backdoor that wins over one or two games words, not over three."""
-
-    labels = ("games", "science")
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        out = []
-        for t in texts:
-            z = sum(
-                3.0 if w in GAME else -3.0 if w in SCIENCE else -7.0 if w == TRIGGER else 0.0
-                for w in t.split()
-            )
-            p = 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
-            out.append([p, 1.0 - p])
-        return np.asarray(out)
-
-
 @pytest.fixture(scope="module")
 def data() -> dict[str, Any]:
-    model = _WeakTrigger()
+    model = WeakTrigger()
     kw: dict[str, Any] = {"calibration": topic_texts(240, seed=1), "fpr": 0.01, "seed": 0}
     triggered = with_trigger(topic_texts(200, seed=2))
     probs = model.predict_proba(triggered)
