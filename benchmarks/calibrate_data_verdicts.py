@@ -93,6 +93,7 @@ def scan_candidates(
     truth: frozenset[str],
     tmp: Path,
     matches: Callable[[str], bool] | None = None,
+    neighbours: bool = True,
 ) -> list[dict]:
     """Scan ``records``; one row per described candidate group with its evidence and truth.
 
@@ -106,7 +107,7 @@ def scan_candidates(
         ds = TextDataset(path, prompt_field="prompt", response_field="response", id_field="id")
     else:
         ds = TextDataset(path, text_field="text", label_field="label", id_field="id")
-    miner = TriggerMiner()
+    miner = TriggerMiner(neighbour_test=neighbours)
     miner.scan(ds)
     ids = [r["id"] for r in records]
     rows = []
@@ -153,7 +154,16 @@ def collect(args: argparse.Namespace) -> None:
                     cases = [(k, r, True) for k in args.clean_kinds.split(",") for r in rates]
                 for kind, rate, clean in cases:
                     for share in shares:
-                        _collect_case(fh, done, base, corpus, seed, kind, rate, clean, share, tmp)
+                        _collect_case(
+                            fh,
+                            done,
+                            base,
+                            corpus,
+                            seed,
+                            (kind, rate, clean, share),
+                            tmp,
+                            neighbours=not args.no_neighbours,
+                        )
 
 
 def _collect_case(
@@ -162,13 +172,14 @@ def _collect_case(
     base: list[dict],
     corpus: str,
     seed: int,
-    kind: str,
-    rate: float,
-    clean: bool,
-    share: float | None,
+    spec: tuple[str, float, bool, float | None],
     tmp: Path,
+    *,
+    neighbours: bool = True,
 ) -> None:
-    """Scan one case (its target class thinned to ``share`` when given) and append its rows."""
+    """Scan one case (``kind, rate, clean, share``: its target class thinned to ``share`` when
+    given) and append its rows."""
+    kind, rate, clean, share = spec
     case = f"{corpus}/{seed}/{kind}/{rate}/{'clean' if clean else 'dirty'}"
     if share is not None:
         case += f"/share{share}"
@@ -181,7 +192,7 @@ def _collect_case(
     recs = pd.records if pd else base
     truth = pd.poisoned_ids if pd else frozenset()
     matches = pd.trigger_matches if pd is not None and share is not None else None
-    rows = scan_candidates(recs, truth, tmp, matches)
+    rows = scan_candidates(recs, truth, tmp, matches, neighbours)
     fh.write(json.dumps({"case": case, "rows": rows}) + "\n")
     fh.flush()
     print(
@@ -315,6 +326,13 @@ def main() -> None:
         "--target-shares",
         default="",
         help="comma-separated shares of the data the target class is thinned to, one case each",
+    )
+    c.add_argument(
+        "--no-neighbours",
+        action="store_true",
+        help="skip the encoder's natural-neighbour test: the rows' evidence vectors are the "
+        "same (the test runs after them), only their ``p`` column differs; about five times "
+        "faster",
     )
     c.set_defaults(func=collect)
     f = sub.add_parser("fit")

@@ -120,7 +120,9 @@ def context_fit(
                 ref_all.append(r)
                 keep = True
             if keep:
-                ids.extend(vocab.setdefault(w, len(vocab)) for w in frozenset(_record_words(text)))
+                ids.extend(
+                    vocab.setdefault(w, len(vocab)) for w in sorted(frozenset(_record_words(text)))
+                )
                 kept.append(r)
                 ends.append(len(ids))
         ctx.progress("context", len(batch), None)
