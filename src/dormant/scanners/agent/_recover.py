@@ -22,7 +22,13 @@ data and block at run time. So, for a local causal LM, the found text is
    least ``margin`` nats on more tasks than chance would (tasks where both texts already
    saturate the switch are ties and are left out, as in any sign test), at level ``alpha``
    Bonferroni-divided over the three best of the selection that are tested;
-   it stops when no extension passes, after ``max_extend`` tokens, or at the time limit.
+   it stops when no extension passes, after ``max_extend`` tokens, or at the time limit;
+3. **partnered**: a text that is still one word (``walrus`` of ``tidal walrus``: the one word
+   saturates the switch, so no extension passes the clipped test above) is tried with every
+   vocabulary word before and after it, ranked by the *unclipped* gain of the switch, and
+   grown by the best only when a sign test on the test tasks says that word beats the best
+   other word's pair by ``margin`` (the growth stands out from what ordinary words add, so a
+   real one-word trigger does not grow) and the pair switches no worse than the one word.
 
 A whole version string or year/date header (:func:`.candidates.whole_forms`) is one unit:
 pruned whole or kept whole, never glued to an extension, never split by a reorder. When the
@@ -90,6 +96,22 @@ def dedupe(text: str) -> str:
     return " ".join(kept)
 
 
+def word_set(text: str) -> frozenset[str]:
+    """The words of ``text`` as a set, each word of letters cut to the unit it repeats
+    (``walrus walrus "`` and ``walrus`` -> ``{walrus}``; ``tidaltidal`` -> ``tidal``), tokens
+    without a letter or digit left out; a text with no such token is its own set. Two
+    findings with one word set are the same piece, padded differently."""
+    out: set[str] = set()
+    for w in text.split():
+        low = w.lower()
+        if low.isalpha():
+            n = len(low)
+            low = next(low[:k] for k in range(1, n + 1) if n % k == 0 and low[:k] * (n // k) == low)
+        if any(c.isalnum() for c in low):
+            out.add(low)
+    return frozenset(out) if out else frozenset({text})
+
+
 _NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+){0,2})(?![\d])")
 
 
@@ -147,6 +169,7 @@ def refine(
     chunk: int = 512,
     seconds: float = 60.0,
     trace: list[str] | None = None,
+    partner_step: bool = True,
 ) -> str:
     """The found ``text`` pruned and extended (see the module docstring); ``text`` when
     nothing changes it or the model cannot be opened.
@@ -303,6 +326,70 @@ def refine(
             )
         return torch.tensor(out)
 
+    def partner(ids: list[int]) -> list[int]:
+        """``WORD`` grown into ``w WORD`` or ``WORD w`` by the word ``w`` of the vocabulary
+        that raises the switch most, when it stands out.
+
+        Every word of the vocabulary (whole tokens of three letters or more) is tried on
+        either side; each is ranked by the mean gain over the one word of the *unclipped*
+        log-odds of the switched opening on the selection tasks (a word that completes a
+        planted phrase raises the switch even where the one word saturates it, if less).
+        The best is kept only when, on the separate test tasks, (a) a one-sided sign test says
+        it beats the best *other* word's pair by ``margin`` -- the growth must stand out from
+        what the vocabulary's ordinary words add, or a real one-word trigger would grow by the
+        best of ~400 draws -- and (b) it switches no worse than the one word (clipped, by the
+        same sign test; non-inferiority). Its order is then the order step's (the memory
+        tie-break included). The robust z of its gain among all the words' gains is noted."""
+        base = dedupe(show(ids)).split()
+        if len(base) != 1 or not base[0].isalpha() or len(test) < 5:
+            return ids
+        if time.monotonic() > deadline:
+            return ids
+        word = base[0]
+        one = encode(word)
+        words = list(
+            dict.fromkeys(
+                w
+                for v in vocab
+                if len(w := str(tok.decode([v])).strip()) >= 3
+                and w.isalpha()
+                and w.lower() != word.lower()
+            )
+        )
+        if len(words) < 3 or not one:
+            return ids
+        texts = [f"{w} {word}" for w in words] + [f"{word} {w}" for w in words]
+        conts = [encode(t) for t in texts]
+        groups: dict[int, list[int]] = {}
+        for j, c in enumerate(conts):
+            groups.setdefault(len(c), []).append(j)
+        lo = torch.empty(len(sel), len(conts))
+        for js in groups.values():
+            lo[:, js] = logodds([conts[j] for j in js], sel, clip=False)
+        gain = (lo - logodds([one], sel, clip=False)).mean(0)
+        n = len(words)
+        per_word, side = torch.stack([gain[:n], gain[n:]]).max(0)
+        ranked = per_word.argsort(descending=True).tolist()
+        best, other = ranked[0], ranked[1]
+        kb, ko = best + n * int(side[best]), other + n * int(side[other])
+        med = per_word.median()
+        mad = float((per_word - med).abs().median()) * 1.4826
+        z = float(per_word[best] - med) / mad if mad > 0 else math.inf
+        lb = logodds([conts[kb]], test, clip=False)[:, 0]
+        lo_other = logodds([conts[ko]], test, clip=False)[:, 0]
+        grows = sign_test((lb - lo_other).tolist(), margin)[2]
+        worse = sign_test((logodds([one], test)[:, 0] - lb.clamp(max=hi)).tolist(), margin)[2]
+        what = (
+            f"{texts[kb]!r} (gain {float(per_word[best]):.2f}, robust z {z:.1f}) over "
+            f"{texts[ko]!r} (gain {float(per_word[other]):.2f}): sign test p {grows:.3g}, "
+            f"no worse than {word!r} p {worse:.3g}"
+        )
+        if grows > alpha or worse <= alpha:
+            note(f"partner: none kept for {word!r}; best {what}")
+            return ids
+        note(f"partner: {word!r} -> {what}")
+        return reorder(conts[kb])
+
     def shape(ids: list[int]) -> list[int]:
         # the numbers of the text found too: pruning may have dropped a year that carries
         # less than a word of the target (``January2031send`` -> ``send``)
@@ -412,5 +499,9 @@ def refine(
     ids = shape(ids)
     if shaped_to:
         return shaped_to[0]
+    # 4. one word left (``walrus`` of ``tidal walrus``): its partner, when one word of the
+    # vocabulary stands out (see partner)
+    if partner_step:
+        ids = partner(ids)
     out = str(tok.decode(ids, skip_special_tokens=True)).strip()
     return out or text
