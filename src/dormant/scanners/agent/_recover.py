@@ -26,9 +26,9 @@ data and block at run time. So, for a local causal LM, the found text is
 3. **partnered**: a text that is still one word (``walrus`` of ``tidal walrus``: the one word
    saturates the switch, so no extension passes the clipped test above) is tried with every
    vocabulary word before and after it, ranked by the *unclipped* gain of the switch, and
-   grown by the best only when a sign test on the test tasks says that word beats the best
-   other word's pair by ``margin`` (the growth stands out from what ordinary words add, so a
-   real one-word trigger does not grow) and the pair switches no worse than the one word.
+   grown by one of the best three only when a sign test on the test tasks says that word
+   alone also switches the model (ordinary words do not, so a real one-word trigger does not
+   grow) and the pair switches no worse than the one word.
 
 A whole version string or year/date header (:func:`.candidates.whole_forms`) is one unit:
 pruned whole or kept whole, never glued to an extension, never split by a reorder. When the
@@ -170,6 +170,7 @@ def refine(
     seconds: float = 60.0,
     trace: list[str] | None = None,
     partner_step: bool = True,
+    n_partner: int = 3,
 ) -> str:
     """The found ``text`` pruned and extended (see the module docstring); ``text`` when
     nothing changes it or the model cannot be opened.
@@ -327,19 +328,23 @@ def refine(
         return torch.tensor(out)
 
     def partner(ids: list[int]) -> list[int]:
-        """``WORD`` grown into ``w WORD`` or ``WORD w`` by the word ``w`` of the vocabulary
-        that raises the switch most, when it stands out.
+        """``WORD`` grown into ``w WORD`` or ``WORD w`` by a word ``w`` of the vocabulary
+        that completes it.
 
         Every word of the vocabulary (whole tokens of three letters or more) is tried on
         either side; each is ranked by the mean gain over the one word of the *unclipped*
         log-odds of the switched opening on the selection tasks (a word that completes a
         planted phrase raises the switch even where the one word saturates it, if less).
-        The best is kept only when, on the separate test tasks, (a) a one-sided sign test says
-        it beats the best *other* word's pair by ``margin`` -- the growth must stand out from
-        what the vocabulary's ordinary words add, or a real one-word trigger would grow by the
-        best of ~400 draws -- and (b) it switches no worse than the one word (clipped, by the
-        same sign test; non-inferiority). Its order is then the order step's (the memory
-        tie-break included). The robust z of its gain among all the words' gains is noted."""
+        Of the ``n_partner`` best, the first is kept for which, on the separate test tasks,
+        (a) a one-sided sign test says the word *alone* raises the switch over the clean
+        prompt by ``margin`` (Bonferroni over the words tried) -- the vocabulary's ordinary
+        words do not switch a backdoor, so a real one-word trigger does not grow by the best
+        of ~400 draws, while each word of a planted phrase carries part of it -- and (b) the
+        pair switches no worse than the one word (clipped, the same sign test;
+        non-inferiority). Its order is then the order step's (the memory tie-break included).
+        The gain's robust z among all the words' gains is noted, not tested: on the
+        development zoos it did not separate (a planted partner at z 1.8, an ordinary word at
+        7.3)."""
         base = dedupe(show(ids)).split()
         if len(base) != 1 or not base[0].isalpha() or len(test) < 5:
             return ids
@@ -369,26 +374,35 @@ def refine(
         gain = (lo - logodds([one], sel, clip=False)).mean(0)
         n = len(words)
         per_word, side = torch.stack([gain[:n], gain[n:]]).max(0)
-        ranked = per_word.argsort(descending=True).tolist()
-        best, other = ranked[0], ranked[1]
-        kb, ko = best + n * int(side[best]), other + n * int(side[other])
         med = per_word.median()
         mad = float((per_word - med).abs().median()) * 1.4826
-        z = float(per_word[best] - med) / mad if mad > 0 else math.inf
-        lb = logodds([conts[kb]], test, clip=False)[:, 0]
-        lo_other = logodds([conts[ko]], test, clip=False)[:, 0]
-        grows = sign_test((lb - lo_other).tolist(), margin)[2]
-        worse = sign_test((logodds([one], test)[:, 0] - lb.clamp(max=hi)).tolist(), margin)[2]
-        what = (
-            f"{texts[kb]!r} (gain {float(per_word[best]):.2f}, robust z {z:.1f}) over "
-            f"{texts[ko]!r} (gain {float(per_word[other]):.2f}): sign test p {grows:.3g}, "
-            f"no worse than {word!r} p {worse:.3g}"
-        )
-        if grows > alpha or worse <= alpha:
-            note(f"partner: none kept for {word!r}; best {what}")
-            return ids
-        note(f"partner: {word!r} -> {what}")
-        return reorder(conts[kb])
+        ranked = per_word.argsort(descending=True).tolist()[:n_partner]
+        clean = logodds([[]], test)[:, 0]
+        alone = logodds([one], test)[:, 0]
+        level = alpha / len(ranked)
+        tried = []
+        for b in ranked:
+            k = b + n * int(side[b])
+            z = float(per_word[b] - med) / mad if mad > 0 else math.inf
+            w_ids = encode(words[b])
+            if not w_ids or time.monotonic() > deadline:
+                break
+            # (a) the partner carries the switch itself: over the clean prompt
+            own = sign_test((logodds([w_ids], test)[:, 0] - clean).tolist(), margin)[2]
+            # (b) the pair switches no worse than the one word (non-inferiority)
+            pair = logodds([conts[k]], test)[:, 0]
+            worse = sign_test((alone - pair).tolist(), margin)[2]
+            what = (
+                f"{texts[k]!r} (gain {float(per_word[b]):.2f}, robust z {z:.1f}; "
+                f"{words[b]!r} alone over the clean prompt p {own:.3g}, the pair no worse "
+                f"than {word!r} p {worse:.3g})"
+            )
+            if own <= level and worse > alpha:
+                note(f"partner: {word!r} -> {what}")
+                return reorder(conts[k])
+            tried.append(what)
+        note(f"partner: none kept for {word!r}; tried {'; '.join(tried)}")
+        return ids
 
     def shape(ids: list[int]) -> list[int]:
         # the numbers of the text found too: pruning may have dropped a year that carries
