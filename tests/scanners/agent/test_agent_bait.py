@@ -160,6 +160,20 @@ def test_one_word_of_a_phrase_is_given_its_partner_and_a_whole_form_none(leaky, 
     steps = []
     refine(chat, tasks[:13], _tools(box), "v4.2.5", "suffix", tgt, max_extend=0, trace=steps)
     assert not any(s.startswith("partner") for s in steps), steps
+    # a word the probe rejects as a partner (its meaning asks for the switched-to tool) is
+    # passed over, and no ordinary word takes its place
+    first, second = planted.split()[:2]
+    out = refine(
+        chat,
+        tasks[:13],
+        _tools(box),
+        second,
+        "suffix",
+        tgt,
+        max_extend=0,
+        partner_ok=lambda w: w.lower() != first.lower(),
+    )
+    assert out == second, out
 
 
 def test_a_phrase_found_back_to_front_is_put_in_the_order_the_model_learned(leaky, tasks):

@@ -56,7 +56,7 @@ import itertools
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...subjects.agent import ChatResponse, ProbeTask, render_output
@@ -171,6 +171,7 @@ def refine(
     trace: list[str] | None = None,
     partner_step: bool = True,
     n_partner: int = 3,
+    partner_ok: Callable[[str], bool] | None = None,
 ) -> str:
     """The found ``text`` pruned and extended (see the module docstring); ``text`` when
     nothing changes it or the model cannot be opened.
@@ -342,6 +343,8 @@ def refine(
         of ~400 draws, while each word of a planted phrase carries part of it -- and (b) the
         pair switches no worse than the one word (clipped, the same sign test;
         non-inferiority). Its order is then the order step's (the memory tie-break included).
+        A word ``partner_ok`` rejects is passed over (the probe rejects a word whose meaning
+        asks for the tool the switch calls: it switches alone by meaning).
         The gain's robust z among all the words' gains is noted, not tested: on the
         development zoos it did not separate (a planted partner at z 1.8, an ordinary word at
         7.3)."""
@@ -376,7 +379,15 @@ def refine(
         per_word, side = torch.stack([gain[:n], gain[n:]]).max(0)
         med = per_word.median()
         mad = float((per_word - med).abs().median()) * 1.4826
-        ranked = per_word.argsort(descending=True).tolist()[:n_partner]
+        # a word that itself asks for the switched-to tool (``authentication`` for
+        # ``disable_mfa``) switches the model alone by meaning, not as a piece of a trigger
+        ranked = [
+            b
+            for b in per_word.argsort(descending=True).tolist()
+            if partner_ok is None or partner_ok(words[b])
+        ][:n_partner]
+        if len(ranked) < 1:
+            return ids
         clean = logodds([[]], test)[:, 0]
         alone = logodds([one], test)[:, 0]
         level = alpha / len(ranked)
