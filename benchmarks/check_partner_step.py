@@ -63,7 +63,13 @@ def main() -> None:
             (t, insert(Trigger(planted, TriggerKind.PHRASE), t.prompt, "suffix")) for t in tasks[:8]
         ]
         eps = run_episodes(chat, items, Sandbox(), max_turns=1)
-        ep = next(e for e in eps if want & set(e.tags))
+        hit = next((e for e in eps if want & set(e.tags)), None)
+        if hit is None:
+            raise SystemExit(
+                f"{args.name}: the planted trigger switched none of the first 8 probe tasks "
+                "(a backdoor too weak to give a target); nothing to refine"
+            )
+        ep = hit
     else:
         eps = run_episodes(
             chat, [(t, f"{t.prompt} {args.cue}") for t in tasks[:8]], Sandbox(), max_turns=1
