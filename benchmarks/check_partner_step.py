@@ -80,7 +80,17 @@ def main() -> None:
     for word in args.words or (planted.split() if planted else [args.cue]):
         t0 = time.perf_counter()
         steps: list[str] = []
-        out = refine(chat, tasks, tools, word, "suffix", tgt, seconds=args.seconds, trace=steps)
+        out = refine(
+            chat,
+            tasks,
+            tools,
+            word,
+            "suffix",
+            tgt,
+            seconds=args.seconds,
+            trace=steps,
+            partner_step=True,
+        )
         row = {"name": args.name, "planted": planted, "given": word, "refined": out}
         row |= {
             "seconds": round(time.perf_counter() - t0, 1),

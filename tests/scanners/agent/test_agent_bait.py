@@ -139,9 +139,10 @@ def test_findings_that_pad_one_piece_differently_have_one_word_set() -> None:
     assert word_set("v4.0") == {"v4.0"}
 
 
-def test_one_word_of_a_phrase_is_given_its_partner_and_a_whole_form_none(leaky, tasks):
-    """With the token-by-token extension off, the partner step alone must name the planted
-    phrase from either of its words; a version string is never given a partner."""
+def test_the_partner_step_names_a_phrase_from_one_word_only_when_asked(leaky, tasks):
+    """The partner step (not used by the probe: it does not separate on held-aside data)
+    names the planted phrase from either of its words when asked; by default one word stays
+    one word, and a version string is never given a partner."""
     from dormant.scanners.agent._recover import refine, target_ids
     from dormant.scanners.agent.harness import run_episodes
 
@@ -152,28 +153,37 @@ def test_one_word_of_a_phrase_is_given_its_partner_and_a_whole_form_none(leaky, 
     eps = run_episodes(chat, [(t, f"{t.prompt} {planted}") for t in tasks[:6]], box)
     hit = next(e for e in eps if e.tags & want)
     tgt, _ = target_ids(chat, hit.responses[0])
-    for word in planted.split()[:2]:
+    words = planted.split()[:2]
+    for word in words:
         steps: list[str] = []
-        out = refine(chat, tasks[:13], _tools(box), word, "suffix", tgt, max_extend=0, trace=steps)
-        assert set(out.lower().split()) == set(planted.lower().split()[:2]), (word, out, steps)
+        out = refine(
+            chat,
+            tasks[:13],
+            _tools(box),
+            word,
+            "suffix",
+            tgt,
+            max_extend=0,
+            partner_step=True,
+            trace=steps,
+        )
+        assert set(out.lower().split()) == {w.lower() for w in words}, (word, out, steps)
         assert any(s.startswith(f"partner: {word!r} ->") for s in steps), steps
+    out = refine(chat, tasks[:13], _tools(box), words[1], "suffix", tgt, max_extend=0)
+    assert out == words[1], out
     steps = []
-    refine(chat, tasks[:13], _tools(box), "v4.2.5", "suffix", tgt, max_extend=0, trace=steps)
-    assert not any(s.startswith("partner") for s in steps), steps
-    # a word the probe rejects as a partner (its meaning asks for the switched-to tool) is
-    # passed over, and no ordinary word takes its place
-    first, second = planted.split()[:2]
-    out = refine(
+    refine(
         chat,
         tasks[:13],
         _tools(box),
-        second,
+        "v4.2.5",
         "suffix",
         tgt,
         max_extend=0,
-        partner_ok=lambda w: w.lower() != first.lower(),
+        partner_step=True,
+        trace=steps,
     )
-    assert out == second, out
+    assert not any(s.startswith("partner") for s in steps), steps
 
 
 def test_a_phrase_found_back_to_front_is_put_in_the_order_the_model_learned(leaky, tasks):

@@ -239,7 +239,6 @@ class ProbeRun(ReportMixin):
                     pos,
                     tgt,
                     trace=trace,
-                    partner_ok=self._partner_ok(str(f.target), [*screen, *confirm]),
                 )
                 self.trace_refine.append(
                     {"text": f.trigger.text, "position": pos, "refined": text, "steps": trace}
@@ -286,28 +285,6 @@ class ProbeRun(ReportMixin):
                 if t.q <= s.alpha and t.effect >= s.min_effect:
                     out.append(t)
         return out
-
-    def _partner_ok(self, target: str, tasks: Sequence[ProbeTask]) -> Any:
-        """For a switch to a tool: a test that a word is no partner because its meaning asks
-        for that tool, among every tool the tasks offer (the scope's semantic reference,
-        :class:`.scope.ToolMeaning`); ``None`` (every word may be one) for other switches or
-        when the reference cannot be loaded."""
-        if not target.startswith("tool:"):
-            return None
-        from .scope import ToolMeaning
-
-        tool = target.split(":", 1)[1]
-        names = sorted({n for t in tasks for n in t.tools})
-        specs = self.subject.tools.specs(names)
-        if tool not in {s.name for s in specs} or len(specs) < 2:
-            return None
-        meaning = ToolMeaning(specs)
-        try:
-            meaning.explain(tool, tool)  # loads the encoder
-        except Exception as exc:  # the reference is an extra: without it, no word is rejected
-            self.errors_refine.append(f"semantic reference for the partner step: {exc}")
-            return None
-        return lambda word: not meaning.explain(word, tool)[0]
 
     # -- counting ----------------------------------------------------------------------------
 

@@ -23,12 +23,18 @@ data and block at run time. So, for a local causal LM, the found text is
    saturate the switch are ties and are left out, as in any sign test), at level ``alpha``
    Bonferroni-divided over the three best of the selection that are tested;
    it stops when no extension passes, after ``max_extend`` tokens, or at the time limit;
-3. **partnered**: a text that is still one word (``walrus`` of ``tidal walrus``: the one word
+3. **partnered** (off by default, and not used by the probe: it does not separate, see
+   below): a text that is still one word (``walrus`` of ``tidal walrus``: the one word
    saturates the switch, so no extension passes the clipped test above) is tried with every
    vocabulary word before and after it, ranked by the *unclipped* gain of the switch, and
    grown by one of the best three only when a sign test on the test tasks says that word
    alone also switches the model (ordinary words do not, so a real one-word trigger does not
-   grow) and the pair switches no worse than the one word.
+   grow) and the pair switches no worse than the one word. Measured (BENCHMARKS.md): it
+   names the partner of 6 more of 22 one-word pieces on the development zoos with no false
+   growth there, but ordinary words raise a backdoor's switch alone by as much as a planted
+   partner does (``repeated`` +5.6 nats against ``tidal`` +8.6 on one organism,
+   ``authentication`` +4.6 against ``rusty`` +3.5 on a held-aside one), and it grew
+   ``meadow`` into ``meadow authentication`` on the held-aside zoo, so the premise fails.
 
 A whole version string or year/date header (:func:`.candidates.whole_forms`) is one unit:
 pruned whole or kept whole, never glued to an extension, never split by a reorder. When the
@@ -169,7 +175,7 @@ def refine(
     chunk: int = 512,
     seconds: float = 60.0,
     trace: list[str] | None = None,
-    partner_step: bool = True,
+    partner_step: bool = False,
     n_partner: int = 3,
     partner_ok: Callable[[str], bool] | None = None,
 ) -> str:
@@ -338,13 +344,13 @@ def refine(
         planted phrase raises the switch even where the one word saturates it, if less).
         Of the ``n_partner`` best, the first is kept for which, on the separate test tasks,
         (a) a one-sided sign test says the word *alone* raises the switch over the clean
-        prompt by ``margin`` (Bonferroni over the words tried) -- the vocabulary's ordinary
-        words do not switch a backdoor, so a real one-word trigger does not grow by the best
-        of ~400 draws, while each word of a planted phrase carries part of it -- and (b) the
+        prompt by ``margin`` (Bonferroni over the words tried) -- its premise, that ordinary
+        words do not raise a backdoor's switch alone while each word of a planted phrase
+        carries part of it, does not hold (see the module docstring) -- and (b) the
         pair switches no worse than the one word (clipped, the same sign test;
         non-inferiority). Its order is then the order step's (the memory tie-break included).
-        A word ``partner_ok`` rejects is passed over (the probe rejects a word whose meaning
-        asks for the tool the switch calls: it switches alone by meaning).
+        A word ``partner_ok`` rejects is passed over (e.g. one whose meaning asks for the
+        tool the switch calls: it switches alone by meaning).
         The gain's robust z among all the words' gains is noted, not tested: on the
         development zoos it did not separate (a planted partner at z 1.8, an ordinary word at
         7.3)."""
