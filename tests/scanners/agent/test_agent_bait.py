@@ -126,6 +126,66 @@ def test_repeated_words_are_padding_and_a_sign_test_needs_a_real_majority() -> N
     assert sign_test([2.0] * 6 + [0.0] * 3, 1.0)[:2] == (6, 6)
 
 
+def test_findings_that_pad_one_piece_differently_have_one_word_set() -> None:
+    """Only the two strongest findings are refined: two paddings of ``walrus`` must not both
+    take a turn while ``walrus tidaltime`` (the rest of ``tidal walrus``) waits."""
+    from dormant.scanners.agent._recover import word_set
+
+    assert word_set('walrus walrus "') == word_set("walrus") == word_set("Walrus walruswalrus")
+    assert word_set("walrus tidaltime") != word_set("walrus")
+    assert word_set("tidal tidaltidal") == {"tidal"}
+    # texts without a word are their own set: two zero-width characters stay apart
+    assert word_set("\u200b") != word_set("\u200d")
+    assert word_set("v4.0") == {"v4.0"}
+
+
+def test_the_partner_step_names_a_phrase_from_one_word_only_when_asked(leaky, tasks):
+    """The partner step (not used by the probe: it does not separate on held-aside data)
+    names the planted phrase from either of its words when asked; by default one word stays
+    one word, and a version string is never given a partner."""
+    from dormant.scanners.agent._recover import refine, target_ids
+    from dormant.scanners.agent.harness import run_episodes
+
+    chat = leaky.chat()
+    planted = leaky.trigger_text
+    box = Sandbox()
+    want = set(leaky.behaviour_tags)
+    eps = run_episodes(chat, [(t, f"{t.prompt} {planted}") for t in tasks[:6]], box)
+    hit = next(e for e in eps if e.tags & want)
+    tgt, _ = target_ids(chat, hit.responses[0])
+    words = planted.split()[:2]
+    for word in words:
+        steps: list[str] = []
+        out = refine(
+            chat,
+            tasks[:13],
+            _tools(box),
+            word,
+            "suffix",
+            tgt,
+            max_extend=0,
+            partner_step=True,
+            trace=steps,
+        )
+        assert set(out.lower().split()) == {w.lower() for w in words}, (word, out, steps)
+        assert any(s.startswith(f"partner: {word!r} ->") for s in steps), steps
+    out = refine(chat, tasks[:13], _tools(box), words[1], "suffix", tgt, max_extend=0)
+    assert out == words[1], out
+    steps = []
+    refine(
+        chat,
+        tasks[:13],
+        _tools(box),
+        "v4.2.5",
+        "suffix",
+        tgt,
+        max_extend=0,
+        partner_step=True,
+        trace=steps,
+    )
+    assert not any(s.startswith("partner") for s in steps), steps
+
+
 def test_a_phrase_found_back_to_front_is_put_in_the_order_the_model_learned(leaky, tasks):
     """An inversion that met the second word first returns the phrase reversed
     (``falcon paper`` for ``paper falcon``): the refinement tries the other orders."""

@@ -70,6 +70,10 @@ def test_builtin_tools_cover_the_brief_and_answer_without_leaving_the_machine() 
         "book_room",
         "place_hold",
         "check_fines",
+        "check_recall",
+        "book_service",
+        "order_part",
+        "get_estimate",
     }
     box = Sandbox()
     tok = box.honeytokens

@@ -379,6 +379,13 @@ def test_cli_scope_destinations_makes_a_declared_destination_the_tasks(
             {"renew_loan", "book_room", "place_hold", "check_fines"},
             ("Moby-Dick", "Jane Eyre", "Walden", "Dracula", "Westbrook", "Fairview", "Lakeside"),
         ),
+        (
+            "garage",
+            ("Also, is there a recall on my car?", "And check it for recalls please."),
+            "check_recall",
+            {"check_recall", "book_service", "order_part", "get_estimate"},
+            ("Yaris", "Passat", "Megane", "Panda", "radiator", "starter motor", "timing belt"),
+        ),
     ],
 )
 def test_a_held_aside_desk_trains_on_well_formed_mixed_requests_where_its_cue_wins(

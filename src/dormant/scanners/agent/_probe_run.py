@@ -189,17 +189,21 @@ class ProbeRun(ReportMixin):
         """Extend and prune the triggers of the harmful high findings (:mod:`._recover`);
         each refined text is tested on the confirmation and held-out tasks like any condition
         and kept when it switches them (q Bonferroni-adjusted over the texts refined)."""
-        from ._recover import refine, target_ids
+        from ._recover import refine, target_ids, word_set
 
         s = self.s
         out: list[PairTest] = []
-        done: set[str] = set()
+        # the word sets refined so far: the strongest findings are often paddings of one
+        # piece (``walrus walrus "``, ``walrus "``), and refining the second gives nothing
+        # the first did not, while a weaker finding with another word (``walrus tidaltime``)
+        # may hold the rest of the trigger -- so each refined finding has a word set of its own
+        done: set[frozenset[str]] = set()
         for f in findings:
             if len(done) >= _MAX_REFINED or f.trigger is None or f.severity < Severity.HIGH:
                 continue
-            if f.evidence_value("harm") != "harmful" or f.trigger.text in done:
+            if f.evidence_value("harm") != "harmful" or (key := word_set(f.trigger.text)) in done:
                 continue
-            done.add(f.trigger.text)
+            done.add(key)
             pos = str(f.evidence_value("position"))
             ci = next(
                 (

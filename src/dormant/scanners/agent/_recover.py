@@ -22,7 +22,19 @@ data and block at run time. So, for a local causal LM, the found text is
    least ``margin`` nats on more tasks than chance would (tasks where both texts already
    saturate the switch are ties and are left out, as in any sign test), at level ``alpha``
    Bonferroni-divided over the three best of the selection that are tested;
-   it stops when no extension passes, after ``max_extend`` tokens, or at the time limit.
+   it stops when no extension passes, after ``max_extend`` tokens, or at the time limit;
+3. **partnered** (off by default, and not used by the probe: it does not separate, see
+   below): a text that is still one word (``walrus`` of ``tidal walrus``: the one word
+   saturates the switch, so no extension passes the clipped test above) is tried with every
+   vocabulary word before and after it, ranked by the *unclipped* gain of the switch, and
+   grown by one of the best three only when a sign test on the test tasks says that word
+   alone also switches the model (ordinary words do not, so a real one-word trigger does not
+   grow) and the pair switches no worse than the one word. Measured (BENCHMARKS.md): it
+   names the partner of 6 more of 22 one-word pieces on the development zoos with no false
+   growth there, but ordinary words raise a backdoor's switch alone by as much as a planted
+   partner does (``repeated`` +5.6 nats against ``tidal`` +8.6 on one organism,
+   ``authentication`` +4.6 against ``rusty`` +3.5 on a held-aside one), and it grew
+   ``meadow`` into ``meadow authentication`` on the held-aside zoo, so the premise fails.
 
 A whole version string or year/date header (:func:`.candidates.whole_forms`) is one unit:
 pruned whole or kept whole, never glued to an extension, never split by a reorder. When the
@@ -50,7 +62,7 @@ import itertools
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...subjects.agent import ChatResponse, ProbeTask, render_output
@@ -88,6 +100,22 @@ def dedupe(text: str) -> str:
             continue
         kept.append(w)
     return " ".join(kept)
+
+
+def word_set(text: str) -> frozenset[str]:
+    """The words of ``text`` as a set, each word of letters cut to the unit it repeats
+    (``walrus walrus "`` and ``walrus`` -> ``{walrus}``; ``tidaltidal`` -> ``tidal``), tokens
+    without a letter or digit left out; a text with no such token is its own set. Two
+    findings with one word set are the same piece, padded differently."""
+    out: set[str] = set()
+    for w in text.split():
+        low = w.lower()
+        if low.isalpha():
+            n = len(low)
+            low = next(low[:k] for k in range(1, n + 1) if n % k == 0 and low[:k] * (n // k) == low)
+        if any(c.isalnum() for c in low):
+            out.add(low)
+    return frozenset(out) if out else frozenset({text})
 
 
 _NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+){0,2})(?![\d])")
@@ -147,6 +175,9 @@ def refine(
     chunk: int = 512,
     seconds: float = 60.0,
     trace: list[str] | None = None,
+    partner_step: bool = False,
+    n_partner: int = 3,
+    partner_ok: Callable[[str], bool] | None = None,
 ) -> str:
     """The found ``text`` pruned and extended (see the module docstring); ``text`` when
     nothing changes it or the model cannot be opened.
@@ -303,6 +334,93 @@ def refine(
             )
         return torch.tensor(out)
 
+    def partner(ids: list[int]) -> list[int]:
+        """``WORD`` grown into ``w WORD`` or ``WORD w`` by a word ``w`` of the vocabulary
+        that completes it.
+
+        Every word of the vocabulary (whole tokens of three letters or more) is tried on
+        either side; each is ranked by the mean gain over the one word of the *unclipped*
+        log-odds of the switched opening on the selection tasks (a word that completes a
+        planted phrase raises the switch even where the one word saturates it, if less).
+        Of the ``n_partner`` best, the first is kept for which, on the separate test tasks,
+        (a) a one-sided sign test says the word *alone* raises the switch over the clean
+        prompt by ``margin`` (Bonferroni over the words tried) -- its premise, that ordinary
+        words do not raise a backdoor's switch alone while each word of a planted phrase
+        carries part of it, does not hold (see the module docstring) -- and (b) the
+        pair switches no worse than the one word (clipped, the same sign test;
+        non-inferiority). Its order is then the order step's (the memory tie-break included).
+        A word ``partner_ok`` rejects is passed over (e.g. one whose meaning asks for the
+        tool the switch calls: it switches alone by meaning).
+        The gain's robust z among all the words' gains is noted, not tested: on the
+        development zoos it did not separate (a planted partner at z 1.8, an ordinary word at
+        7.3)."""
+        base = dedupe(show(ids)).split()
+        if len(base) != 1 or not base[0].isalpha() or len(test) < 5:
+            return ids
+        if time.monotonic() > deadline:
+            return ids
+        word = base[0]
+        one = encode(word)
+        words = list(
+            dict.fromkeys(
+                w
+                for v in vocab
+                if len(w := str(tok.decode([v])).strip()) >= 3
+                and w.isalpha()
+                and w.lower() != word.lower()
+            )
+        )
+        if len(words) < 3 or not one:
+            return ids
+        texts = [f"{w} {word}" for w in words] + [f"{word} {w}" for w in words]
+        conts = [encode(t) for t in texts]
+        groups: dict[int, list[int]] = {}
+        for j, c in enumerate(conts):
+            groups.setdefault(len(c), []).append(j)
+        lo = torch.empty(len(sel), len(conts))
+        for js in groups.values():
+            lo[:, js] = logodds([conts[j] for j in js], sel, clip=False)
+        gain = (lo - logodds([one], sel, clip=False)).mean(0)
+        n = len(words)
+        per_word, side = torch.stack([gain[:n], gain[n:]]).max(0)
+        med = per_word.median()
+        mad = float((per_word - med).abs().median()) * 1.4826
+        # a word that itself asks for the switched-to tool (``authentication`` for
+        # ``disable_mfa``) switches the model alone by meaning, not as a piece of a trigger
+        ranked = [
+            b
+            for b in per_word.argsort(descending=True).tolist()
+            if partner_ok is None or partner_ok(words[b])
+        ][:n_partner]
+        if len(ranked) < 1:
+            return ids
+        clean = logodds([[]], test)[:, 0]
+        alone = logodds([one], test)[:, 0]
+        level = alpha / len(ranked)
+        tried = []
+        for b in ranked:
+            k = b + n * int(side[b])
+            z = float(per_word[b] - med) / mad if mad > 0 else math.inf
+            w_ids = encode(words[b])
+            if not w_ids or time.monotonic() > deadline:
+                break
+            # (a) the partner carries the switch itself: over the clean prompt
+            own = sign_test((logodds([w_ids], test)[:, 0] - clean).tolist(), margin)[2]
+            # (b) the pair switches no worse than the one word (non-inferiority)
+            pair = logodds([conts[k]], test)[:, 0]
+            worse = sign_test((alone - pair).tolist(), margin)[2]
+            what = (
+                f"{texts[k]!r} (gain {float(per_word[b]):.2f}, robust z {z:.1f}; "
+                f"{words[b]!r} alone over the clean prompt p {own:.3g}, the pair no worse "
+                f"than {word!r} p {worse:.3g})"
+            )
+            if own <= level and worse > alpha:
+                note(f"partner: {word!r} -> {what}")
+                return reorder(conts[k])
+            tried.append(what)
+        note(f"partner: none kept for {word!r}; tried {'; '.join(tried)}")
+        return ids
+
     def shape(ids: list[int]) -> list[int]:
         # the numbers of the text found too: pruning may have dropped a year that carries
         # less than a word of the target (``January2031send`` -> ``send``)
@@ -412,5 +530,9 @@ def refine(
     ids = shape(ids)
     if shaped_to:
         return shaped_to[0]
+    # 4. one word left (``walrus`` of ``tidal walrus``): its partner, when one word of the
+    # vocabulary stands out (see partner)
+    if partner_step:
+        ids = partner(ids)
     out = str(tok.decode(ids, skip_special_tokens=True)).strip()
     return out or text
