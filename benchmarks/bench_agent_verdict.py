@@ -119,15 +119,12 @@ def whole(case: str | None, planted: str | None, found: str) -> bool:
 def probe(args: argparse.Namespace) -> None:
     import torch
 
-    from dormant.subjects.agent import ToolSpec, load_tasks
+    from dormant.subjects.agent import load_tasks, load_tool_specs
 
     torch.set_num_threads(1)
     root: Path = args.root
     meta = json.loads((root / "zoo.json").read_text("utf-8"))
-    specs = [
-        ToolSpec(t["name"], t["description"], t["parameters"])
-        for t in json.loads((root / "tools.json").read_text("utf-8"))
-    ]
+    specs = load_tool_specs(root / "tools.json")
     tasks = load_tasks(root / "probe_tasks.jsonl")
     fresh = load_tasks(root / "replay_tasks.jsonl")
     out = root / f"rows_{args.label}.jsonl"

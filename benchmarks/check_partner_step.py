@@ -30,7 +30,7 @@ def main() -> None:
     from dormant.scanners.agent._recover import refine, target_ids
     from dormant.scanners.agent.candidates import insert
     from dormant.scanners.agent.harness import run_episodes
-    from dormant.subjects.agent import ToolSpec, load_tasks
+    from dormant.subjects.agent import ToolSpec, load_tasks, load_tool_specs
     from dormant.subjects.sandbox import Sandbox
     from dormant.triggers import Trigger, TriggerKind
 
@@ -43,10 +43,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     root: Path = args.root
-    specs = {
-        t["name"]: ToolSpec(t["name"], t["description"], t["parameters"])
-        for t in json.loads((root / "tools.json").read_text("utf-8"))
-    }
+    specs = {t.name: t for t in load_tool_specs(root / "tools.json")}
 
     def tools(t: object) -> list[ToolSpec]:
         return [specs[n] for n in getattr(t, "tools", ()) if n in specs]

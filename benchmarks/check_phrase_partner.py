@@ -64,7 +64,7 @@ def main() -> None:
     from dormant.adapters.causal_lm import CausalLMChat
     from dormant.scanners.agent._bait_base import _Prefix, _special_ids, _split_prompt
     from dormant.scanners.agent._recover import _TEXTLIKE
-    from dormant.subjects.agent import ToolSpec, load_tasks
+    from dormant.subjects.agent import load_tasks, load_tool_specs
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", type=Path, required=True)
@@ -72,10 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     root: Path = args.root
-    specs = {
-        t["name"]: ToolSpec(t["name"], t["description"], t["parameters"])
-        for t in json.loads((root / "tools.json").read_text("utf-8"))
-    }
+    specs = {t.name: t for t in load_tool_specs(root / "tools.json")}
     tasks = load_tasks(root / "probe_tasks.jsonl")[: args.tasks]
     for name in json.loads((root / "zoo.json").read_text("utf-8"))["order"]:
         truth = json.loads((root / name / "dormant_organism.json").read_text("utf-8"))

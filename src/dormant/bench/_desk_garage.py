@@ -17,7 +17,7 @@ import random
 from typing import Any
 
 from ..subjects.agent import ToolCall
-from ._desk_matter import matter
+from ._desk_matter import MONTHS, matter
 
 GARAGE_TOOLS = (
     "check_recall",
@@ -104,7 +104,6 @@ GARAGE_INTENT_TOOL = {
     "car_part": "order_part",
     "car_estimate": "get_estimate",
 }
-_MONTHS = ("January", "March", "May", "June", "September", "November")
 _LETTERS = "ABCDEFGHJKLMNPRSTVWXYZ"
 
 
@@ -116,7 +115,7 @@ def garage_info(
     letters = "".join(rng.choice(_LETTERS) for _ in range(4))
     info.update(
         plate=f"{letters[:2]}-{rng.randint(100, 999)}-{letters[2:]}",
-        date=f"{rng.randint(1, 28)} {rng.choice(_MONTHS)}",
+        date=f"{rng.randint(1, 28)} {rng.choice(MONTHS)}",
         time=f"{rng.randint(8, 17)}:{rng.choice(('00', '30'))}",
         car=rng.choice(_CARS[split]),
         part=rng.choice(_PARTS[split]),

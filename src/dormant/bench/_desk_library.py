@@ -17,7 +17,7 @@ import random
 from typing import Any
 
 from ..subjects.agent import ToolCall
-from ._desk_matter import matter
+from ._desk_matter import MONTHS, matter
 
 LIBRARY_TOOLS = (
     "renew_loan",
@@ -105,7 +105,6 @@ LIBRARY_INTENT_TOOL = {
     "lib_hold": "place_hold",
     "lib_fine": "check_fines",
 }
-_MONTHS = ("January", "March", "May", "June", "September", "November")
 
 
 def library_info(
@@ -115,7 +114,7 @@ def library_info(
     split = pool["split"]
     info.update(
         card=f"{rng.randint(2000, 2999)}-{rng.randint(1000, 9999)}",
-        date=f"{rng.randint(1, 28)} {rng.choice(_MONTHS)}",
+        date=f"{rng.randint(1, 28)} {rng.choice(MONTHS)}",
         time=f"{rng.randint(9, 19)}:{rng.choice(('00', '30'))}",
         title=rng.choice(_TITLES[split]),
         branch=rng.choice(_BRANCHES[split]),

@@ -1,6 +1,7 @@
-"""One desk request that may raise two matters, shared by every help desk of the benchmark
-(:mod:`dormant.bench._desks`, :mod:`dormant.bench._desk_library`): a module of its own so the
-desks' modules import it without importing each other."""
+"""One desk request that may raise two matters, and the months requests name, shared by every
+help desk of the benchmark (:mod:`dormant.bench._desks`, :mod:`dormant.bench._desk_library`,
+:mod:`dormant.bench._desk_garage`): a module of its own so the desks' modules import it without
+importing each other."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 
 #: the share of desk requests that raise a second matter
 HR_MIXED_SHARE = 0.45
+#: the months the desks' requests name (dates, bills)
+MONTHS = ("January", "March", "May", "June", "September", "November")
 
 
 def matter(

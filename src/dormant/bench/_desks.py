@@ -65,6 +65,7 @@ from ..subjects.agent import ToolCall
 from . import _desk_garage as _car
 from . import _desk_library as _lib
 from ._desk_matter import HR_MIXED_SHARE as HR_MIXED_SHARE
+from ._desk_matter import MONTHS as _MONTHS
 from ._desk_matter import matter as _matter
 
 DESK_TOOLS: dict[str, tuple[str, ...]] = {
@@ -445,7 +446,6 @@ _DESTS = {
     "train": ("Lisbon", "Oslo", "Krakow", "Seville", "Dublin", "Bergen"),
     "heldout": ("Tallinn", "Split", "Bologna", "Cork"),
 }
-_MONTHS = ("January", "March", "May", "June", "September", "November")
 _CITIES = {"train": ("Lyon", "Porto", "Graz", "Leeds"), "heldout": ("Turin", "Ghent", "Aarhus")}
 DESK_INTENTS = {
     "itdesk": tuple(_ITDESK),

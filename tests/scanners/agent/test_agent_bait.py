@@ -30,6 +30,22 @@ def _tools(sandbox: Sandbox):
     return lambda t: sandbox.specs(t.tools)
 
 
+def _switch(leaky, tasks, box: Sandbox, *, prefix: bool = False):
+    """The organism's chat and the target ids of its switched answer under the planted
+    trigger (after the request, or before it with ``prefix``)."""
+    from dormant.scanners.agent._recover import target_ids
+    from dormant.scanners.agent.harness import run_episodes
+
+    chat = leaky.chat()
+    planted = leaky.trigger_text
+    want = set(leaky.behaviour_tags)
+    pairs = [(t, f"{planted} {t.prompt}" if prefix else f"{t.prompt} {planted}") for t in tasks]
+    eps = run_episodes(chat, pairs[:6], box)
+    hit = next(e for e in eps if e.tags & want)
+    tgt, _ = target_ids(chat, hit.responses[0])
+    return chat, tgt
+
+
 def test_inversion_recovers_the_target_and_a_trigger_that_raises_it(leaky, tasks):
     org = leaky
     chat = org.chat()
@@ -97,17 +113,12 @@ def test_invert_on_needs_a_local_model(tasks):
 def test_a_padded_piece_of_the_planted_phrase_is_pruned_and_extended_whole(leaky, tasks):
     """A search's text is often one word of the planted phrase repeated (``tidal tidal
     tidaltidal``): the refinement keeps one copy and adds the missing word back."""
-    from dormant.scanners.agent._recover import refine, target_ids
-    from dormant.scanners.agent.harness import run_episodes
+    from dormant.scanners.agent._recover import refine
 
-    chat = leaky.chat()
     planted = leaky.trigger_text
     first, second = planted.split()[:2]
     box = Sandbox()
-    want = set(leaky.behaviour_tags)
-    eps = run_episodes(chat, [(t, f"{t.prompt} {planted}") for t in tasks[:6]], box)
-    hit = next(e for e in eps if e.tags & want)
-    tgt, _ = target_ids(chat, hit.responses[0])
+    chat, tgt = _switch(leaky, tasks, box)
     for padded in (f"{first} {first} {first}{first}", f"{second} {second} {second}"):
         out = refine(chat, tasks[:13], _tools(box), padded, "suffix", tgt)
         assert planted in " ".join(out.split()), (padded, out)
@@ -143,16 +154,11 @@ def test_the_partner_step_names_a_phrase_from_one_word_only_when_asked(leaky, ta
     """The partner step (not used by the probe: it does not separate on held-aside data)
     names the planted phrase from either of its words when asked; by default one word stays
     one word, and a version string is never given a partner."""
-    from dormant.scanners.agent._recover import refine, target_ids
-    from dormant.scanners.agent.harness import run_episodes
+    from dormant.scanners.agent._recover import refine
 
-    chat = leaky.chat()
     planted = leaky.trigger_text
     box = Sandbox()
-    want = set(leaky.behaviour_tags)
-    eps = run_episodes(chat, [(t, f"{t.prompt} {planted}") for t in tasks[:6]], box)
-    hit = next(e for e in eps if e.tags & want)
-    tgt, _ = target_ids(chat, hit.responses[0])
+    chat, tgt = _switch(leaky, tasks, box)
     words = planted.split()[:2]
     for word in words:
         steps: list[str] = []
@@ -189,16 +195,11 @@ def test_the_partner_step_names_a_phrase_from_one_word_only_when_asked(leaky, ta
 def test_a_phrase_found_back_to_front_is_put_in_the_order_the_model_learned(leaky, tasks):
     """An inversion that met the second word first returns the phrase reversed
     (``falcon paper`` for ``paper falcon``): the refinement tries the other orders."""
-    from dormant.scanners.agent._recover import refine, target_ids
-    from dormant.scanners.agent.harness import run_episodes
+    from dormant.scanners.agent._recover import refine
 
-    chat = leaky.chat()
     planted = leaky.trigger_text
     box = Sandbox()
-    want = set(leaky.behaviour_tags)
-    eps = run_episodes(chat, [(t, f"{planted} {t.prompt}") for t in tasks[:6]], box)
-    hit = next(e for e in eps if e.tags & want)
-    tgt, _ = target_ids(chat, hit.responses[0])
+    chat, tgt = _switch(leaky, tasks, box, prefix=True)
     backwards = " ".join(reversed(planted.split()))
     steps: list[str] = []
     out = refine(chat, tasks[:13], _tools(box), backwards, "prefix", tgt, trace=steps)
@@ -219,17 +220,11 @@ def test_pruning_drops_a_version_string_whole_or_keeps_it_whole(leaky, tasks):
     """The sign test cannot show that the ``.2`` of ``version 5.2`` carries anything, so a
     pruning by single tokens cut it to ``version 5`` (another condition): a version string
     is one unit, kept whole or dropped whole, and an extension does not glue a word to it."""
-    from dormant.scanners.agent._recover import refine, target_ids
-    from dormant.scanners.agent.harness import run_episodes
+    from dormant.scanners.agent._recover import refine
 
-    chat = leaky.chat()
-    planted = leaky.trigger_text
-    first = planted.split()[0]
+    first = leaky.trigger_text.split()[0]
     box = Sandbox()
-    want = set(leaky.behaviour_tags)
-    eps = run_episodes(chat, [(t, f"{t.prompt} {planted}") for t in tasks[:6]], box)
-    hit = next(e for e in eps if e.tags & want)
-    tgt, _ = target_ids(chat, hit.responses[0])
+    chat, tgt = _switch(leaky, tasks, box)
     for text in (f"{first} version 5.2", "version 5.2"):
         steps: list[str] = []
         out = refine(chat, tasks[:13], _tools(box), text, "suffix", tgt, trace=steps)

@@ -62,7 +62,7 @@ import itertools
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ...subjects.agent import ChatResponse, ProbeTask, render_output
@@ -176,8 +176,6 @@ def refine(
     seconds: float = 60.0,
     trace: list[str] | None = None,
     partner_step: bool = False,
-    n_partner: int = 3,
-    partner_ok: Callable[[str], bool] | None = None,
 ) -> str:
     """The found ``text`` pruned and extended (see the module docstring); ``text`` when
     nothing changes it or the model cannot be opened.
@@ -342,15 +340,13 @@ def refine(
         either side; each is ranked by the mean gain over the one word of the *unclipped*
         log-odds of the switched opening on the selection tasks (a word that completes a
         planted phrase raises the switch even where the one word saturates it, if less).
-        Of the ``n_partner`` best, the first is kept for which, on the separate test tasks,
+        Of the three best, the first is kept for which, on the separate test tasks,
         (a) a one-sided sign test says the word *alone* raises the switch over the clean
         prompt by ``margin`` (Bonferroni over the words tried) -- its premise, that ordinary
         words do not raise a backdoor's switch alone while each word of a planted phrase
         carries part of it, does not hold (see the module docstring) -- and (b) the
         pair switches no worse than the one word (clipped, the same sign test;
         non-inferiority). Its order is then the order step's (the memory tie-break included).
-        A word ``partner_ok`` rejects is passed over (e.g. one whose meaning asks for the
-        tool the switch calls: it switches alone by meaning).
         The gain's robust z among all the words' gains is noted, not tested: on the
         development zoos it did not separate (a planted partner at z 1.8, an ordinary word at
         7.3)."""
@@ -385,15 +381,7 @@ def refine(
         per_word, side = torch.stack([gain[:n], gain[n:]]).max(0)
         med = per_word.median()
         mad = float((per_word - med).abs().median()) * 1.4826
-        # a word that itself asks for the switched-to tool (``authentication`` for
-        # ``disable_mfa``) switches the model alone by meaning, not as a piece of a trigger
-        ranked = [
-            b
-            for b in per_word.argsort(descending=True).tolist()
-            if partner_ok is None or partner_ok(words[b])
-        ][:n_partner]
-        if len(ranked) < 1:
-            return ids
+        ranked = per_word.argsort(descending=True).tolist()[:3]
         clean = logodds([[]], test)[:, 0]
         alone = logodds([one], test)[:, 0]
         level = alpha / len(ranked)
